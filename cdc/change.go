@@ -1,0 +1,81 @@
+package cdc
+
+import (
+	"time"
+
+	"github.com/jackc/pglogrepl"
+)
+
+// LSN is a position in the Postgres write-ahead log.
+type LSN = pglogrepl.LSN
+
+// Op is the kind of row change.
+type Op string
+
+// The operations a Change can carry.
+const (
+	OpInsert   Op = "insert"
+	OpUpdate   Op = "update"
+	OpDelete   Op = "delete"
+	OpTruncate Op = "truncate"
+)
+
+// Valid reports whether op is one of the four known operations.
+func (op Op) Valid() bool {
+	switch op {
+	case OpInsert, OpUpdate, OpDelete, OpTruncate:
+		return true
+	}
+	return false
+}
+
+// Change is one committed row change, decoded into JSON-faithful Go values.
+//
+// Values in New and Old are: int64 for integer types, json.Number for numeric
+// (no float loss), float64 for float4/float8 (string for NaN and ±Infinity),
+// bool, string for text, uuid, enums and unknown types, RFC 3339 strings for
+// timestamp, timestamptz and date, json.RawMessage for json and jsonb, base64
+// strings for bytea, []any for arrays, and nil for SQL NULL.
+type Change struct {
+	Schema string
+	Table  string
+	Op     Op
+
+	// New holds the row after an insert or update; nil on delete and truncate.
+	// Columns listed in Unchanged are left out.
+	New map[string]any
+	// Old holds the row before an update or delete: only the replica identity
+	// (key) columns with REPLICA IDENTITY DEFAULT, the whole row with FULL.
+	// Nil on insert and truncate, and on an update that did not touch the key
+	// of a table without REPLICA IDENTITY FULL.
+	Old map[string]any
+	// Unchanged names the columns of New whose values were TOASTed and not
+	// changed by an update: Postgres does not send them, so they are absent
+	// from New rather than null.
+	Unchanged []string
+	// Columns lists the table's column names in table order.
+	Columns []string
+	// Key lists the replica identity columns (usually the primary key).
+	Key []string
+	// OldFull reports whether Old carries the whole row (REPLICA IDENTITY FULL).
+	OldFull bool
+
+	XID        uint32
+	CommitTime time.Time
+	// CommitLSN is the position of the transaction's commit record.
+	CommitLSN LSN
+	// EndLSN is the position just past the commit record: the value to
+	// acknowledge once every change of the transaction is settled.
+	EndLSN LSN
+	// Position is the change's index within its transaction, from 0.
+	Position int
+}
+
+// Transaction is one committed transaction: its changes in commit order.
+type Transaction struct {
+	XID        uint32
+	CommitTime time.Time
+	CommitLSN  LSN
+	EndLSN     LSN
+	Changes    []Change
+}
