@@ -1,0 +1,139 @@
+package config
+
+import (
+	"net/netip"
+	"path"
+	"time"
+
+	"github.com/hashicorp/hcl/v2"
+)
+
+// Config is a loaded, validated walhook configuration.
+type Config struct {
+	Filename  string
+	Source    Source
+	State     State
+	Admin     *Admin // nil when there is no admin block
+	Delivery  Delivery
+	Events    []*Event
+	Endpoints []*Endpoint
+}
+
+// Source says where changes come from.
+type Source struct {
+	URL         string // libpq URL or key=value DSN
+	Slot        string // default "walhook"
+	Publication string // default "walhook"
+	// Mode is "logical" (default) or "outbox" (polling an outbox table).
+	Mode   string
+	Outbox *Outbox // nil unless an outbox block is given
+	// Tables is every "schema.table" the events read, sorted: what the
+	// publication must cover.
+	Tables []string
+}
+
+// Outbox names the outbox table (see the outbox issue).
+type Outbox struct {
+	Table        string        // "schema.table"
+	PollInterval time.Duration // default 1s
+	BatchSize    int           // default 500
+	// DeleteConsumed deletes outbox rows once their events are settled
+	// (logical mode; polling mode always deletes).
+	DeleteConsumed bool
+}
+
+// State says where retry state lives.
+type State struct {
+	URL    string // empty: the source database
+	Schema string // default "walhook"
+}
+
+// Admin configures the admin listener: API, /metrics, /healthz, /readyz.
+type Admin struct {
+	Listen string   // default "127.0.0.1:8080"
+	Tokens []string // from token and tokens; at least one
+	// AllowNetworks lets API-registered endpoints reach these otherwise
+	// refused networks (loopback, private, link-local, CGNAT, metadata).
+	AllowNetworks []netip.Prefix
+	// AllowHTTP lets API-registered endpoints use plain http (only to hosts
+	// that AllowNetworks allows or loopback when allowed); default false.
+	AllowHTTP bool
+	// SecretOverlap is how long a rotated-out secret keeps signing; default 24h.
+	SecretOverlap time.Duration
+}
+
+// Delivery holds process-wide delivery settings (the optional delivery block).
+type Delivery struct {
+	// MaxInFlight caps deliveries held in memory across all endpoints;
+	// beyond it, deliveries go to the retry store. Default 10000.
+	MaxInFlight int
+	// LogAttempts is "failures" (default) or "all": whether successful
+	// first attempts are written (batched) to the attempts log.
+	LogAttempts string
+	// RetryWorkers is how many retry deliveries run at once; default 16.
+	RetryWorkers int
+	// ShutdownTimeout bounds the drain on SIGTERM; default 30s.
+	ShutdownTimeout time.Duration
+}
+
+// Event is a rule: which changes become the named event, and its payload.
+type Event struct {
+	Name        string
+	Description string
+	Schema      string // default "public"
+	Table       string
+	Ops         []string       // insert, update, delete, truncate
+	When        hcl.Expression // nil: always
+	Key         hcl.Expression // nil: the primary key columns of the row
+	Tenant      hcl.Expression // nil: no tenant
+	Data        hcl.Expression // nil: new, or old on delete
+	DeclRange   hcl.Range
+}
+
+// QualifiedTable is "schema.table".
+func (e *Event) QualifiedTable() string { return e.Schema + "." + e.Table }
+
+// Endpoint is an HCL-configured (operator-trusted) webhook endpoint.
+type Endpoint struct {
+	Name    string
+	URL     string
+	Events  []string // exact names or path.Match globs ("contact.*", "*")
+	Secrets []string // first signs; all sign during rotation
+	Signing string   // "standard-webhooks" (default) | "hmac-sha256" | "stripe" | "github"
+	// SignatureHeader overrides the hmac-sha256 signature header name
+	// (default X-Webhook-Signature).
+	SignatureHeader string
+	Headers         map[string]string
+	Timeout         time.Duration   // default 15s
+	Ordering        string          // "none" (default) | "key"
+	Concurrency     int             // parallel deliveries; default 8
+	Retry           []time.Duration // delays after each failed attempt; default Standard Webhooks schedule
+	DisableAfter    time.Duration   // default 5 days
+	Body            hcl.Expression  // nil: {"id","type","timestamp","data"}
+	DeclRange       hcl.Range
+}
+
+// Matches reports whether the endpoint subscribes to eventType.
+func (e *Endpoint) Matches(eventType string) bool { return MatchAny(e.Events, eventType) }
+
+// MatchAny reports whether eventType matches any of the filters: an exact
+// name, a glob where * spans one or more dot-separated segments' characters
+// (path.Match over the name with "." kept literal), or "*".
+func MatchAny(filters []string, eventType string) bool {
+	for _, f := range filters {
+		if f == "*" || f == eventType {
+			return true
+		}
+		if ok, _ := path.Match(f, eventType); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// DefaultRetrySchedule is the Standard Webhooks schedule after the immediate
+// first attempt: 5s, 5m, 30m, 2h, 5h, 10h, 14h, 20h, 24h.
+var DefaultRetrySchedule = []time.Duration{
+	5 * time.Second, 5 * time.Minute, 30 * time.Minute, 2 * time.Hour, 5 * time.Hour,
+	10 * time.Hour, 14 * time.Hour, 20 * time.Hour, 24 * time.Hour,
+}

@@ -1,0 +1,67 @@
+// Package event defines the events walhook delivers and how their ids are made.
+package event
+
+import (
+	"crypto/sha256"
+	"encoding/base32"
+	"encoding/binary"
+	"encoding/json"
+	"time"
+
+	"github.com/walhook/walhook/cdc"
+)
+
+// Event is a named event produced by a rule from one captured change.
+type Event struct {
+	// ID is deterministic (see NewID): a change replayed after a crash yields
+	// the same id, which is sent as webhook-id and as the body's "id".
+	ID   string
+	Type string
+	// Key orders and de-duplicates events; by default the row's primary key.
+	Key string
+	// Tenant scopes the event to API-registered endpoints of that tenant;
+	// empty means no tenant.
+	Tenant string
+	// Timestamp is the commit time of the transaction.
+	Timestamp time.Time
+	// Data is the event's payload as JSON.
+	Data json.RawMessage
+
+	// Where the event came from.
+	Table     string // "schema.table"
+	CommitLSN cdc.LSN
+	EndLSN    cdc.LSN
+	Position  int // the change's position within its transaction
+}
+
+// Failure records a rule that failed on one change (for example a `when`
+// that met a null). It is persisted and exposed, never dropped silently.
+type Failure struct {
+	Rule      string // the event name of the rule
+	Table     string
+	Op        cdc.Op
+	XID       uint32
+	CommitLSN cdc.LSN
+	EndLSN    cdc.LSN
+	Position  int
+	Error     string
+	// Row is the change's data (new, or old on delete) as JSON, for replay
+	// and diagnosis. It may hold personal data: log it only at debug level.
+	Row json.RawMessage
+}
+
+var idEncoding = base32.NewEncoding("0123456789abcdefghjkmnpqrstvwxyz").WithPadding(base32.NoPadding)
+
+// NewID returns the deterministic id of the event rule makes from the change
+// at position within the transaction committed at commitLSN:
+// "evt_" and 26 characters of Crockford base32 of a SHA-256 over the three.
+func NewID(commitLSN cdc.LSN, position int, rule string) string {
+	h := sha256.New()
+	var b [16]byte
+	binary.BigEndian.PutUint64(b[:8], uint64(commitLSN))
+	binary.BigEndian.PutUint64(b[8:], uint64(position))
+	h.Write(b[:])
+	h.Write([]byte(rule))
+	sum := h.Sum(nil)
+	return "evt_" + idEncoding.EncodeToString(sum[:16])
+}
