@@ -1,0 +1,105 @@
+package store
+
+import (
+	"errors"
+	"time"
+)
+
+// ErrNotFound is returned when a row asked for by id does not exist.
+var ErrNotFound = errors.New("not found")
+
+// Status is a delivery's state in the retry store.
+type Status string
+
+// Delivery states.
+const (
+	StatusPending   Status = "pending"   // waiting for its next attempt
+	StatusDelivered Status = "delivered" // accepted with a 2xx
+	StatusFailed    Status = "failed"    // schedule exhausted, endpoint disabled or gone; replayable
+)
+
+// Delivery is one event bound for one endpoint, as persisted.
+type Delivery struct {
+	// ID is deterministic: DeliveryID(EventID, EndpointID).
+	ID         string
+	EventID    string
+	EventType  string
+	EndpointID string // "cfg:<name>" for HCL endpoints, "ep_…" for API ones
+	Key        string // ordering key; empty when the endpoint does not order
+	Tenant     string
+	Body       []byte // the exact body to POST
+	EventTime  time.Time
+	CommitLSN  uint64
+	// Seq orders deliveries of one endpoint and key (assigned by the store).
+	Seq           int64
+	Status        Status
+	Attempts      int
+	NextAttemptAt time.Time
+	LastStatus    int // HTTP status of the last attempt; 0 when none
+	LastError     string
+	CreatedAt     time.Time
+	UpdatedAt     time.Time
+}
+
+// Attempt is one HTTP attempt of a delivery, for the attempts log.
+type Attempt struct {
+	ID          int64
+	DeliveryID  string
+	EventID     string
+	EventType   string
+	EndpointID  string
+	Number      int // 1 for the first attempt
+	AttemptedAt time.Time
+	Duration    time.Duration
+	StatusCode  int    // 0 when no response came
+	Error       string // empty on success
+	Response    string // response body, truncated
+}
+
+// Health is an endpoint's delivery health.
+type Health struct {
+	EndpointID          string
+	ConsecutiveFailures int
+	FailingSince        *time.Time // nil while healthy
+	LastSuccessAt       *time.Time
+	LastFailureAt       *time.Time
+	Disabled            bool
+	DisabledAt          *time.Time
+	DisabledReason      string
+}
+
+// Webhook is an endpoint registered through the admin API.
+type Webhook struct {
+	ID          string // "ep_…"
+	URL         string
+	Description string
+	Events      []string
+	Tenant      string
+	Active      bool
+	Headers     map[string]string
+	Signing     string
+	Secrets     []Secret // newest first
+	CreatedAt   time.Time
+	UpdatedAt   time.Time
+}
+
+// Secret is a signing secret; a rotated-out one signs until ExpiresAt.
+type Secret struct {
+	Value     string     `json:"value"`
+	CreatedAt time.Time  `json:"created_at"`
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+}
+
+// FailedEvaluation is a rule that failed on a captured change.
+type FailedEvaluation struct {
+	ID        int64
+	Rule      string
+	Table     string
+	Op        string
+	XID       uint32
+	CommitLSN uint64
+	Position  int
+	Error     string
+	Row       []byte // JSON
+	CreatedAt time.Time
+}
