@@ -1,0 +1,113 @@
+// Package settle computes the WAL position walhook may confirm to Postgres.
+//
+// This is where DESIGN.md's first invariant lives: the replication slot is
+// confirmed only up to the end LSN of the newest transaction such that it,
+// and every transaction before it, has every delivery settled: accepted by
+// its endpoint with a 2xx, or durably written to the retry store. A crash at
+// any moment then loses nothing: whatever was not settled is still in the
+// slot and is decoded again on restart, with the same event ids.
+package settle
+
+import (
+	"sync"
+
+	"github.com/walhook/walhook/cdc"
+)
+
+// Tracker follows transactions from capture to settlement, in commit order,
+// and reports each advance of the settled watermark.
+type Tracker struct {
+	mu      sync.Mutex
+	pending []*Tx // transactions not yet settled or not yet acknowledged, in commit order
+	head    int   // index of the first live entry in pending
+	settled cdc.LSN
+	ack     func(cdc.LSN)
+}
+
+// Tx is a transaction whose deliveries are outstanding.
+type Tx struct {
+	t           *Tracker
+	end         cdc.LSN
+	outstanding int
+}
+
+// NewTracker returns a Tracker that calls ack with each new watermark. ack
+// is called with the tracker's lock held, in increasing order: it must be
+// quick and must not call back into the Tracker.
+func NewTracker(ack func(cdc.LSN)) *Tracker { return &Tracker{ack: ack} }
+
+// Begin registers a transaction ending at end with n outstanding
+// deliveries. Transactions must be begun in commit order. With n == 0 the
+// transaction is settled at once (once the ones before it are).
+func (t *Tracker) Begin(end cdc.LSN, n int) *Tx {
+	tx := &Tx{t: t, end: end, outstanding: n}
+	t.mu.Lock()
+	t.pending = append(t.pending, tx)
+	t.advance()
+	t.mu.Unlock()
+	return tx
+}
+
+// Add adds n more outstanding deliveries to a transaction not yet settled.
+func (tx *Tx) Add(n int) {
+	tx.t.mu.Lock()
+	if tx.outstanding <= 0 {
+		tx.t.mu.Unlock()
+		panic("settle: Add on a settled transaction")
+	}
+	tx.outstanding += n
+	tx.t.mu.Unlock()
+}
+
+// Done marks one delivery of the transaction settled.
+func (tx *Tx) Done() {
+	t := tx.t
+	t.mu.Lock()
+	tx.outstanding--
+	if tx.outstanding < 0 {
+		t.mu.Unlock()
+		panic("settle: Done called more times than deliveries")
+	}
+	if tx.outstanding == 0 {
+		t.advance()
+	}
+	t.mu.Unlock()
+}
+
+// End is the transaction's end LSN.
+func (tx *Tx) End() cdc.LSN { return tx.end }
+
+// advance pops the settled prefix and acknowledges its last end LSN.
+func (t *Tracker) advance() {
+	moved := false
+	for t.head < len(t.pending) && t.pending[t.head].outstanding == 0 {
+		if end := t.pending[t.head].end; end > t.settled {
+			t.settled = end
+			moved = true
+		}
+		t.pending[t.head] = nil
+		t.head++
+	}
+	if t.head > 1024 && t.head*2 > len(t.pending) {
+		n := copy(t.pending, t.pending[t.head:])
+		t.pending = t.pending[:n]
+		t.head = 0
+	}
+	if moved && t.ack != nil {
+		t.ack(t.settled)
+	}
+}
+
+// Settled is the current watermark.
+func (t *Tracker) Settled() cdc.LSN {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.settled
+}
+
+// Outstanding is how many transactions are not yet settled.
+func (t *Tracker) Outstanding() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.pending) - t.head
+}

@@ -1,0 +1,131 @@
+package settle
+
+import (
+	"math/rand"
+	"sync"
+	"testing"
+
+	"github.com/walhook/walhook/cdc"
+)
+
+func TestWatermarkWaitsForEarlierTransactions(t *testing.T) {
+	var acks []cdc.LSN
+	tr := NewTracker(func(l cdc.LSN) { acks = append(acks, l) })
+	a := tr.Begin(100, 2)
+	b := tr.Begin(200, 1)
+	c := tr.Begin(300, 0)
+	b.Done() // later transaction settles first: nothing may be confirmed
+	if len(acks) != 0 {
+		t.Fatalf("acked %v before transaction 100 settled", acks)
+	}
+	a.Done()
+	if len(acks) != 0 {
+		t.Fatalf("acked %v with one delivery of 100 outstanding", acks)
+	}
+	a.Done()
+	if got := tr.Settled(); got != 300 {
+		t.Fatalf("settled = %v, want 300 (all three done)", got)
+	}
+	if len(acks) != 1 || acks[0] != 300 {
+		t.Fatalf("acks = %v, want one ack of 300", acks)
+	}
+	_ = c
+	d := tr.Begin(400, 0)
+	if tr.Settled() != 400 || d.End() != 400 {
+		t.Fatalf("empty transaction not settled at once: %v", tr.Settled())
+	}
+	if tr.Outstanding() != 0 {
+		t.Fatalf("outstanding = %d", tr.Outstanding())
+	}
+}
+
+func TestAddKeepsTransactionOpen(t *testing.T) {
+	tr := NewTracker(nil)
+	a := tr.Begin(10, 1)
+	a.Add(1)
+	a.Done()
+	if tr.Settled() != 0 {
+		t.Fatal("settled with an added delivery outstanding")
+	}
+	a.Done()
+	if tr.Settled() != 10 {
+		t.Fatal("not settled after all deliveries")
+	}
+}
+
+func TestDoneTooOftenPanics(t *testing.T) {
+	tr := NewTracker(nil)
+	a := tr.Begin(10, 1)
+	a.Done()
+	defer func() {
+		if recover() == nil {
+			t.Fatal("no panic")
+		}
+	}()
+	a.Done()
+}
+
+// TestConcurrentSettlementNeverPassesUnsettled settles deliveries from many
+// goroutines in random order and checks every ack against what was settled.
+func TestConcurrentSettlementNeverPassesUnsettled(t *testing.T) {
+	const n = 5000
+	var mu sync.Mutex
+	done := make([]bool, n)
+	var last cdc.LSN
+	tr := NewTracker(func(l cdc.LSN) {
+		if l <= last {
+			t.Errorf("ack went backwards: %v after %v", l, last)
+		}
+		last = l
+		mu.Lock()
+		defer mu.Unlock()
+		for i := 0; i < int(l/10); i++ {
+			if !done[i] {
+				t.Errorf("acked %v but transaction %d is not settled", l, i)
+			}
+		}
+	})
+	txs := make([]*Tx, n)
+	type item struct{ i int }
+	var items []item
+	for i := 0; i < n; i++ {
+		k := rand.Intn(3)
+		txs[i] = tr.Begin(cdc.LSN((i+1)*10), k)
+		if k == 0 {
+			done[i] = true
+		}
+		for j := 0; j < k; j++ {
+			items = append(items, item{i})
+		}
+	}
+	rand.Shuffle(len(items), func(a, b int) { items[a], items[b] = items[b], items[a] })
+	remaining := make([]int, n)
+	for _, it := range items {
+		remaining[it.i]++
+	}
+	var wg sync.WaitGroup
+	ch := make(chan item)
+	for w := 0; w < 8; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for it := range ch {
+				mu.Lock()
+				remaining[it.i]--
+				if remaining[it.i] == 0 {
+					done[it.i] = true
+				}
+				mu.Unlock()
+				txs[it.i].Done()
+			}
+		}()
+	}
+	for _, it := range items {
+		ch <- it
+	}
+	close(ch)
+	wg.Wait()
+	if tr.Settled() != cdc.LSN(n*10) {
+		t.Fatalf("settled = %v, want %v", tr.Settled(), n*10)
+	}
+}
