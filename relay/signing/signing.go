@@ -1,0 +1,225 @@
+package signing
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"fmt"
+	"hash"
+	"net/http"
+	"strconv"
+	"time"
+)
+
+// The signing schemes, as written in an endpoint's signing attribute.
+const (
+	StandardWebhooks = "standard-webhooks"
+	HMACSHA256       = "hmac-sha256"
+	Stripe           = "stripe"
+	GitHub           = "github"
+)
+
+// Schemes lists every supported scheme, the default first.
+var Schemes = []string{StandardWebhooks, HMACSHA256, Stripe, GitHub}
+
+// Header names set by the signers.
+const (
+	HeaderWebhookID        = "webhook-id"
+	HeaderWebhookTimestamp = "webhook-timestamp"
+	HeaderWebhookSignature = "webhook-signature"
+
+	HeaderID        = "X-Webhook-Id"
+	HeaderEvent     = "X-Webhook-Event"
+	HeaderTimestamp = "X-Webhook-Timestamp"
+
+	DefaultHMACHeader   = "X-Webhook-Signature"
+	DefaultStripeHeader = "X-Signature"
+	DefaultGitHubHeader = "X-Hub-Signature-256"
+)
+
+// Message is what a signer covers: one attempt at delivering one event.
+type Message struct {
+	ID   string // the event id, stable across retries
+	Type string // the event type, e.g. "deal.stage.changed"
+	// Timestamp is the attempt's time; every attempt is signed afresh.
+	Timestamp time.Time
+	Body      []byte
+}
+
+// Signer sets the signature headers of its scheme on an outgoing request.
+// A Signer is safe for concurrent use.
+type Signer interface {
+	Sign(h http.Header, m Message)
+}
+
+// Options tunes a scheme.
+type Options struct {
+	// SignatureHeader overrides the signature header name of the
+	// hmac-sha256 (default X-Webhook-Signature), stripe (default X-Signature)
+	// and github (default X-Hub-Signature-256) schemes. standard-webhooks
+	// fixes its header names and refuses an override.
+	SignatureHeader string
+}
+
+// signer implements every scheme; keys are ordered newest first.
+type signer struct {
+	scheme string
+	header string
+	keys   [][]byte
+}
+
+var _ Signer = (*signer)(nil)
+
+// New returns the signer of scheme ("" means standard-webhooks) holding
+// secrets, newest first; every secret signs. It checks that each secret
+// is valid for the scheme.
+func New(scheme string, secrets []string, opts Options) (Signer, error) {
+	if scheme == "" {
+		scheme = StandardWebhooks
+	}
+	header, err := signatureHeader(scheme, opts)
+	if err != nil {
+		return nil, err
+	}
+	keys, err := parseSecrets(scheme, secrets)
+	if err != nil {
+		return nil, err
+	}
+	return &signer{scheme: scheme, header: header, keys: keys}, nil
+}
+
+// signatureHeader returns the header carrying scheme's signature.
+func signatureHeader(scheme string, opts Options) (string, error) {
+	var def string
+	switch scheme {
+	case StandardWebhooks:
+		if opts.SignatureHeader != "" {
+			return "", fmt.Errorf("signature header %q: the standard-webhooks scheme always uses %s", opts.SignatureHeader, HeaderWebhookSignature)
+		}
+		return HeaderWebhookSignature, nil
+	case HMACSHA256:
+		def = DefaultHMACHeader
+	case Stripe:
+		def = DefaultStripeHeader
+	case GitHub:
+		def = DefaultGitHubHeader
+	default:
+		return "", unknownScheme(scheme)
+	}
+	if opts.SignatureHeader == "" {
+		return def, nil
+	}
+	return opts.SignatureHeader, nil
+}
+
+func unknownScheme(scheme string) error {
+	return fmt.Errorf("unknown signing scheme %q (want one of %v)", scheme, Schemes)
+}
+
+// parseSecrets decodes every secret for scheme; there must be at least one.
+func parseSecrets(scheme string, secrets []string) ([][]byte, error) {
+	if len(secrets) == 0 {
+		return nil, fmt.Errorf("signing with %s: no secret", scheme)
+	}
+	keys := make([][]byte, len(secrets))
+	for i, s := range secrets {
+		k, err := ParseSecret(scheme, s)
+		if err != nil {
+			return nil, fmt.Errorf("secret %d of %d: %w", i+1, len(secrets), err)
+		}
+		keys[i] = k
+	}
+	return keys, nil
+}
+
+// Sign sets the headers of the signer's scheme for m.
+func (s *signer) Sign(h http.Header, m Message) {
+	ts := strconv.FormatInt(m.Timestamp.Unix(), 10)
+	switch s.scheme {
+	case StandardWebhooks:
+		h.Set(HeaderWebhookID, m.ID)
+		h.Set(HeaderWebhookTimestamp, ts)
+		h.Set(HeaderWebhookSignature, s.standardSignatures(m.ID, ts, m.Body))
+	case HMACSHA256:
+		h.Set(HeaderID, m.ID)
+		h.Set(HeaderEvent, m.Type)
+		h.Set(HeaderTimestamp, ts)
+		s.setEach(h, "", m.Body)
+	case Stripe:
+		h.Set(HeaderID, m.ID)
+		h.Set(HeaderEvent, m.Type)
+		h.Set(s.header, s.stripeSignature(ts, m.Body))
+	case GitHub:
+		h.Set(HeaderID, m.ID)
+		h.Set(HeaderEvent, m.Type)
+		s.setEach(h, "sha256=", m.Body)
+	}
+}
+
+// standardSignatures returns "v1,<sig> v1,<sig>…", one per key.
+func (s *signer) standardSignatures(id, ts string, body []byte) string {
+	b := make([]byte, 0, len(s.keys)*48)
+	for i, k := range s.keys {
+		if i > 0 {
+			b = append(b, ' ')
+		}
+		b = append(b, "v1,"...)
+		b = base64.StdEncoding.AppendEncode(b, standardMAC(k, id, ts, body))
+	}
+	return string(b)
+}
+
+// stripeSignature returns "t=<ts>,v1=<hex>,v1=<hex>…", one v1 per key.
+func (s *signer) stripeSignature(ts string, body []byte) string {
+	b := make([]byte, 0, len(ts)+2+len(s.keys)*68)
+	b = append(b, "t="...)
+	b = append(b, ts...)
+	for _, k := range s.keys {
+		b = append(b, ",v1="...)
+		b = hex.AppendEncode(b, stripeMAC(k, ts, body))
+	}
+	return string(b)
+}
+
+// setEach adds one header line per key: prefix + hex HMAC of the body.
+func (s *signer) setEach(h http.Header, prefix string, body []byte) {
+	h.Del(s.header)
+	for _, k := range s.keys {
+		b := make([]byte, 0, len(prefix)+64)
+		b = append(b, prefix...)
+		b = hex.AppendEncode(b, bodyMAC(k, body))
+		h.Add(s.header, string(b))
+	}
+}
+
+// standardMAC is HMAC(key, id "." ts "." body).
+func standardMAC(key []byte, id, ts string, body []byte) []byte {
+	m := hmac.New(sha256.New, key)
+	writeParts(m, []byte(id), []byte(ts), body)
+	return m.Sum(nil)
+}
+
+// stripeMAC is HMAC(key, ts "." body).
+func stripeMAC(key []byte, ts string, body []byte) []byte {
+	m := hmac.New(sha256.New, key)
+	writeParts(m, []byte(ts), body)
+	return m.Sum(nil)
+}
+
+// bodyMAC is HMAC(key, body).
+func bodyMAC(key, body []byte) []byte {
+	m := hmac.New(sha256.New, key)
+	m.Write(body)
+	return m.Sum(nil)
+}
+
+// writeParts writes parts joined by ".".
+func writeParts(h hash.Hash, parts ...[]byte) {
+	for i, p := range parts {
+		if i > 0 {
+			h.Write([]byte{'.'})
+		}
+		h.Write(p)
+	}
+}
