@@ -1,0 +1,300 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
+)
+
+// deliveryColumns is the column list scanDelivery reads, in order.
+const deliveryColumns = `id, event_id, event_type, endpoint_id, key, tenant, body, event_time,
+	commit_lsn, seq, status, attempts, next_attempt_at, last_status, last_error, created_at, updated_at`
+
+// prefixed returns deliveryColumns qualified with a table alias.
+func prefixedDeliveryColumns(alias string) string {
+	return alias + ".id, " + alias + ".event_id, " + alias + ".event_type, " + alias + ".endpoint_id, " +
+		alias + ".key, " + alias + ".tenant, " + alias + ".body, " + alias + ".event_time, " +
+		alias + ".commit_lsn, " + alias + ".seq, " + alias + ".status, " + alias + ".attempts, " +
+		alias + ".next_attempt_at, " + alias + ".last_status, " + alias + ".last_error, " +
+		alias + ".created_at, " + alias + ".updated_at"
+}
+
+func scanDelivery(row pgx.Row) (Delivery, error) {
+	var d Delivery
+	var lsn int64
+	var status string
+	err := row.Scan(&d.ID, &d.EventID, &d.EventType, &d.EndpointID, &d.Key, &d.Tenant, &d.Body, &d.EventTime,
+		&lsn, &d.Seq, &status, &d.Attempts, &d.NextAttemptAt, &d.LastStatus, &d.LastError, &d.CreatedAt, &d.UpdatedAt)
+	d.CommitLSN = uint64(lsn)
+	d.Status = Status(status)
+	return d, err
+}
+
+func collectDeliveries(rows pgx.Rows) ([]Delivery, error) {
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Delivery, error) { return scanDelivery(r) })
+}
+
+// deliveryArrays holds a batch of deliveries column by column, for unnest.
+type deliveryArrays struct {
+	id, eventID, eventType, endpointID, key, tenant []string
+	body                                            [][]byte
+	eventTime                                       []time.Time
+	lsn                                             []int64
+	status                                          []string
+	attempts                                        []int32
+	next                                            []pgtype.Timestamptz
+	lastStatus                                      []int32
+	lastError                                       []string
+}
+
+func newDeliveryArrays(ds []Delivery, defaultStatus Status, minAttempts int) *deliveryArrays {
+	n := len(ds)
+	a := &deliveryArrays{
+		id: make([]string, n), eventID: make([]string, n), eventType: make([]string, n),
+		endpointID: make([]string, n), key: make([]string, n), tenant: make([]string, n),
+		body: make([][]byte, n), eventTime: make([]time.Time, n), lsn: make([]int64, n),
+		status: make([]string, n), attempts: make([]int32, n), next: make([]pgtype.Timestamptz, n),
+		lastStatus: make([]int32, n), lastError: make([]string, n),
+	}
+	for i, d := range ds {
+		a.id[i] = d.ID
+		if a.id[i] == "" {
+			a.id[i] = DeliveryID(d.EventID, d.EndpointID)
+		}
+		a.eventID[i], a.eventType[i], a.endpointID[i] = d.EventID, d.EventType, d.EndpointID
+		a.key[i], a.tenant[i] = d.Key, d.Tenant
+		a.body[i] = d.Body
+		if a.body[i] == nil {
+			a.body[i] = []byte{}
+		}
+		a.eventTime[i] = d.EventTime
+		a.lsn[i] = int64(d.CommitLSN)
+		a.status[i] = string(d.Status)
+		if a.status[i] == "" {
+			a.status[i] = string(defaultStatus)
+		}
+		a.attempts[i] = int32(max(d.Attempts, minAttempts))
+		a.next[i] = timestamptz(d.NextAttemptAt)
+		a.lastStatus[i] = int32(d.LastStatus)
+		a.lastError[i] = d.LastError
+	}
+	return a
+}
+
+func (a *deliveryArrays) args() []any {
+	return []any{a.id, a.eventID, a.eventType, a.endpointID, a.key, a.tenant, a.body, a.eventTime,
+		a.lsn, a.status, a.attempts, a.next, a.lastStatus, a.lastError}
+}
+
+// insertDeliveries inserts the unnested arrays $1..$14 in slice order (so
+// seq follows it), leaving rows that already exist untouched.
+const insertDeliveries = `INSERT INTO {s}.deliveries (id, event_id, event_type, endpoint_id, key, tenant, body,
+	event_time, commit_lsn, status, attempts, next_attempt_at, last_status, last_error)
+SELECT id, event_id, event_type, endpoint_id, key, tenant, body,
+	event_time, commit_lsn, status, attempts, coalesce(next_attempt_at, now()), last_status, last_error
+FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bytea[],
+	$8::timestamptz[], $9::bigint[], $10::text[], $11::int[], $12::timestamptz[], $13::int[], $14::text[])
+	WITH ORDINALITY AS u(id, event_id, event_type, endpoint_id, key, tenant, body,
+	event_time, commit_lsn, status, attempts, next_attempt_at, last_status, last_error, ord)
+ORDER BY ord
+ON CONFLICT (id) DO NOTHING`
+
+// Persist stores deliveries in one round trip. A delivery whose id is
+// already stored is left as it is, so replaying a batch after a crash
+// neither duplicates nor resets rows. An empty ID is filled with
+// DeliveryID, an empty Status is pending and a zero NextAttemptAt is now.
+// Within the batch, slice order is commit order for keyed deliveries.
+func (s *Store) Persist(ctx context.Context, ds []Delivery) error {
+	if len(ds) == 0 {
+		return nil
+	}
+	a := newDeliveryArrays(ds, StatusPending, 0)
+	if _, err := s.pool.Exec(ctx, s.sql(insertDeliveries), a.args()...); err != nil {
+		return fmt.Errorf("persisting %d deliveries: %w", len(ds), err)
+	}
+	return nil
+}
+
+// ClaimDue takes up to limit pending deliveries that are due, oldest due
+// first, and leases them: their next attempt moves to now+lease, so a
+// worker that dies leaves them due again when the lease ends. Concurrent
+// claimers never get the same row (FOR UPDATE SKIP LOCKED). Of a non-empty
+// key, only the pending delivery with the lowest seq is claimable.
+// Rows come back ordered by seq.
+func (s *Store) ClaimDue(ctx context.Context, limit int, lease time.Duration) ([]Delivery, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
+	q := s.sql(`WITH due AS (
+	SELECT d.id FROM {s}.deliveries d
+	WHERE d.status = 'pending' AND d.next_attempt_at <= now()
+	  AND (d.key = '' OR NOT EXISTS (
+		SELECT 1 FROM {s}.deliveries e
+		WHERE e.status = 'pending' AND e.endpoint_id = d.endpoint_id AND e.key = d.key AND e.seq < d.seq))
+	ORDER BY d.next_attempt_at
+	LIMIT $1
+	FOR UPDATE SKIP LOCKED
+)
+UPDATE {s}.deliveries d SET next_attempt_at = now() + $2::bigint * interval '1 microsecond', updated_at = now()
+FROM due WHERE d.id = due.id
+RETURNING ` + prefixedDeliveryColumns("d"))
+	rows, err := s.pool.Query(ctx, q, limit, lease.Microseconds())
+	if err != nil {
+		return nil, fmt.Errorf("claiming due deliveries: %w", err)
+	}
+	ds, err := collectDeliveries(rows)
+	if err != nil {
+		return nil, fmt.Errorf("claiming due deliveries: %w", err)
+	}
+	sort.Slice(ds, func(i, j int) bool { return ds[i].Seq < ds[j].Seq })
+	return ds, nil
+}
+
+// Outcome is what an attempt leaves a delivery as.
+type Outcome struct {
+	Status        Status    // delivered, pending (retry later) or failed
+	NextAttemptAt time.Time // when pending; zero means now
+}
+
+// Complete records an attempt of d and its outcome in one transaction:
+// the attempt is logged, the delivery takes the outcome's status (and is
+// inserted from d if it was not stored), its attempt count grows by one,
+// and the endpoint's health counts a success (outcome delivered) or a
+// failure. A delivery already delivered is never moved back by a late
+// Complete of a stale lease. It returns the endpoint's new health.
+func (s *Store) Complete(ctx context.Context, d Delivery, a Attempt, outcome Outcome) (Health, error) {
+	id := d.ID
+	if id == "" {
+		id = DeliveryID(d.EventID, d.EndpointID)
+	}
+	if outcome.Status == "" {
+		return Health{}, fmt.Errorf("completing delivery %s: outcome has no status", id)
+	}
+	at := a.AttemptedAt
+	if at.IsZero() {
+		at = time.Now()
+	}
+	body := d.Body
+	if body == nil {
+		body = []byte{}
+	}
+	q := s.sql(`WITH d AS (
+	INSERT INTO {s}.deliveries AS d (id, event_id, event_type, endpoint_id, key, tenant, body, event_time,
+		commit_lsn, status, attempts, next_attempt_at, last_status, last_error)
+	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, coalesce($12::timestamptz, now()), $13, $14)
+	ON CONFLICT (id) DO UPDATE SET status = excluded.status, attempts = d.attempts + 1,
+		next_attempt_at = excluded.next_attempt_at, last_status = excluded.last_status,
+		last_error = excluded.last_error, updated_at = now()
+	WHERE d.status <> 'delivered' OR excluded.status = 'delivered'
+	RETURNING d.attempts
+), a AS (
+	INSERT INTO {s}.attempts (delivery_id, event_id, event_type, endpoint_id, number, attempted_at,
+		duration, status_code, error, response)
+	VALUES ($1, $2, $3, $4, coalesce(nullif($15::int, 0), (SELECT attempts FROM d), $11), $16,
+		$17::bigint * interval '1 microsecond', $13, $14, $18)
+)
+INSERT INTO {s}.endpoint_health AS h (endpoint_id, consecutive_failures, failing_since, last_success_at, last_failure_at)
+VALUES ($4, CASE WHEN $19::bool THEN 0 ELSE 1 END,
+	CASE WHEN $19::bool THEN NULL ELSE $16::timestamptz END,
+	CASE WHEN $19::bool THEN $16::timestamptz END,
+	CASE WHEN $19::bool THEN NULL ELSE $16::timestamptz END)
+ON CONFLICT (endpoint_id) DO UPDATE SET
+	consecutive_failures = CASE WHEN $19::bool THEN 0 ELSE h.consecutive_failures + 1 END,
+	failing_since = CASE WHEN $19::bool THEN NULL ELSE coalesce(h.failing_since, $16::timestamptz) END,
+	last_success_at = CASE WHEN $19::bool THEN $16::timestamptz ELSE h.last_success_at END,
+	last_failure_at = CASE WHEN $19::bool THEN h.last_failure_at ELSE $16::timestamptz END
+RETURNING ` + healthColumns)
+	firstAttempts := a.Number
+	if firstAttempts <= 0 {
+		firstAttempts = d.Attempts + 1
+	}
+	row := s.pool.QueryRow(ctx, q,
+		id, d.EventID, d.EventType, d.EndpointID, d.Key, d.Tenant, body, d.EventTime,
+		int64(d.CommitLSN), string(outcome.Status), firstAttempts, timestamptz(outcome.NextAttemptAt),
+		a.StatusCode, a.Error,
+		a.Number, at, a.Duration.Microseconds(), a.Response,
+		outcome.Status == StatusDelivered)
+	h, err := scanHealth(row)
+	if err != nil {
+		return Health{}, fmt.Errorf("completing delivery %s: %w", id, err)
+	}
+	return h, nil
+}
+
+// LogAttempts records first attempts that succeeded in memory (log_attempts
+// = "all"): their deliveries (status delivered unless set; existing rows
+// untouched) and the attempts, in one round trip.
+func (s *Store) LogAttempts(ctx context.Context, ds []Delivery, as []Attempt) error {
+	if len(ds) == 0 && len(as) == 0 {
+		return nil
+	}
+	da := newDeliveryArrays(ds, StatusDelivered, 1)
+	n := len(as)
+	var (
+		deliveryID, eventID, eventType, endpointID, errs, resp = make([]string, n), make([]string, n),
+			make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		number, code = make([]int32, n), make([]int32, n)
+		at           = make([]time.Time, n)
+		dur          = make([]int64, n)
+	)
+	now := time.Now()
+	for i, a := range as {
+		deliveryID[i] = a.DeliveryID
+		if deliveryID[i] == "" {
+			deliveryID[i] = DeliveryID(a.EventID, a.EndpointID)
+		}
+		eventID[i], eventType[i], endpointID[i] = a.EventID, a.EventType, a.EndpointID
+		number[i] = int32(max(a.Number, 1))
+		at[i] = a.AttemptedAt
+		if at[i].IsZero() {
+			at[i] = now
+		}
+		dur[i] = a.Duration.Microseconds()
+		code[i] = int32(a.StatusCode)
+		errs[i], resp[i] = a.Error, a.Response
+	}
+	q := s.sql(`WITH d AS (` + insertDeliveries + `)
+INSERT INTO {s}.attempts (delivery_id, event_id, event_type, endpoint_id, number, attempted_at,
+	duration, status_code, error, response)
+SELECT delivery_id, event_id, event_type, endpoint_id, number, attempted_at,
+	duration_us * interval '1 microsecond', status_code, error, response
+FROM unnest($15::text[], $16::text[], $17::text[], $18::text[], $19::int[], $20::timestamptz[],
+	$21::bigint[], $22::int[], $23::text[], $24::text[])
+	AS u(delivery_id, event_id, event_type, endpoint_id, number, attempted_at, duration_us, status_code, error, response)`)
+	args := append(da.args(), deliveryID, eventID, eventType, endpointID, number, at, dur, code, errs, resp)
+	if _, err := s.pool.Exec(ctx, q, args...); err != nil {
+		return fmt.Errorf("logging %d attempts: %w", len(as), err)
+	}
+	return nil
+}
+
+// HasPending reports whether the endpoint has a pending delivery with key.
+func (s *Store) HasPending(ctx context.Context, endpointID, key string) (bool, error) {
+	var ok bool
+	err := s.pool.QueryRow(ctx, s.sql(`SELECT EXISTS (SELECT 1 FROM {s}.deliveries
+		WHERE status = 'pending' AND endpoint_id = $1 AND key = $2)`), endpointID, key).Scan(&ok)
+	if err != nil {
+		return false, fmt.Errorf("checking pending deliveries of %s: %w", endpointID, err)
+	}
+	return ok, nil
+}
+
+// FailPending marks every pending delivery of an endpoint failed with
+// reason as its last error, and returns how many there were.
+func (s *Store) FailPending(ctx context.Context, endpointID, reason string) (int64, error) {
+	tag, err := s.pool.Exec(ctx, s.sql(`UPDATE {s}.deliveries SET status = 'failed', last_error = $2, updated_at = now()
+		WHERE status = 'pending' AND endpoint_id = $1`), endpointID, reason)
+	if err != nil {
+		return 0, fmt.Errorf("failing pending deliveries of %s: %w", endpointID, err)
+	}
+	return tag.RowsAffected(), nil
+}
+
+// timestamptz is t as a nullable timestamptz: NULL when zero.
+func timestamptz(t time.Time) pgtype.Timestamptz {
+	return pgtype.Timestamptz{Time: t, Valid: !t.IsZero()}
+}

@@ -1,0 +1,44 @@
+// Package store is walhook's state in Postgres: the retry store
+// (deliveries), the attempts log, endpoint health, API-registered webhooks
+// and failed rule evaluations, all in one schema ("walhook" by default).
+// It owns every SQL statement of that schema; callers see typed rows.
+//
+// Open applies the versioned migrations in migrations/ (jackc/tern, version
+// table <schema>.schema_version) under a per-schema advisory lock, so
+// several processes may start at once. The schema name is always quoted
+// as an identifier, so any name Postgres accepts works.
+//
+// # Claiming and leases
+//
+// A pending delivery is due when next_attempt_at <= now(). ClaimDue takes
+// due rows with FOR UPDATE SKIP LOCKED, so concurrent claimers (goroutines
+// or processes) never get the same row, and in the same statement moves
+// next_attempt_at to now()+lease. The lease is the only lock that outlives
+// the statement: a worker that dies leaves its rows due again when the
+// lease ends, so a lease must be longer than an attempt can take. A worker
+// that outlives its lease may race another with the same row; delivery is
+// at least once, and Complete never moves a delivered row back.
+//
+// # Ordering
+//
+// seq (a sequence) gives every stored delivery its place; Persist assigns
+// it in slice order. Of the pending deliveries of one endpoint and non-empty
+// key, only the one with the lowest seq is claimable, however due the later
+// ones are, so a key's deliveries go out in commit order across claims,
+// workers and processes. Retry and Recover keep a delivery's seq, so a
+// replayed delivery goes before the later pending ones of its key.
+//
+// # Idempotency
+//
+// Delivery ids are deterministic (DeliveryID), and Persist and LogAttempts
+// insert with ON CONFLICT DO NOTHING: replaying a batch after a crash
+// neither duplicates nor resets a row. Failed evaluations are unique on
+// (commit LSN, position, rule).
+//
+// # Webhook changes
+//
+// A statement trigger on the webhooks table bumps meta.webhooks_version
+// (WebhooksVersion) and notifies the channel "<schema>_webhooks"
+// (WebhooksChannel) with the new version, so instances can poll the
+// version cheaply or get the change at once with WatchWebhooks.
+package store
