@@ -1,0 +1,130 @@
+package cdc
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// ReaderConfig configures a Reader.
+type ReaderConfig struct {
+	// URL is the libpq URL or key=value DSN of the source database. The
+	// reader adds replication=database itself for its streaming connection.
+	URL string
+	// Slot is the permanent pgoutput replication slot, created if missing.
+	Slot string
+	// Publication is created if missing and kept equal to Tables.
+	Publication string
+	// Tables lists the published tables as "schema.table" ("table" means
+	// "public.table").
+	Tables []string
+	// StatusInterval is the longest time between two standby status
+	// updates; default 10s.
+	StatusInterval time.Duration
+	// HeartbeatInterval is how often the reader writes a tiny logical
+	// message into the WAL so an idle database's slot advances; default
+	// 30s, negative disables it.
+	HeartbeatInterval time.Duration
+	// MaxBackoff caps the wait between reconnection attempts; default 30s.
+	MaxBackoff time.Duration
+	// Logger receives the reader's logs.
+	Logger zerolog.Logger
+}
+
+// Default intervals of a ReaderConfig.
+const (
+	DefaultStatusInterval    = 10 * time.Second
+	DefaultHeartbeatInterval = 30 * time.Second
+	DefaultMaxBackoff        = 30 * time.Second
+	minBackoff               = 250 * time.Millisecond
+	// queuedTransactions bounds the committed transactions received but
+	// not yet handed to the Sink.
+	queuedTransactions = 64
+)
+
+func (c ReaderConfig) withDefaults() ReaderConfig {
+	if c.StatusInterval <= 0 {
+		c.StatusInterval = DefaultStatusInterval
+	}
+	if c.HeartbeatInterval == 0 {
+		c.HeartbeatInterval = DefaultHeartbeatInterval
+	}
+	if c.MaxBackoff <= 0 {
+		c.MaxBackoff = DefaultMaxBackoff
+	}
+	if c.MaxBackoff < minBackoff {
+		c.MaxBackoff = minBackoff
+	}
+	return c
+}
+
+var slotName = regexp.MustCompile(`^[a-z0-9_]{1,63}$`)
+
+func (c ReaderConfig) validate() error {
+	if c.URL == "" {
+		return fmt.Errorf("cdc: no database URL")
+	}
+	if !slotName.MatchString(c.Slot) {
+		return fmt.Errorf("cdc: slot name %q must be 1 to 63 lowercase letters, digits or underscores", c.Slot)
+	}
+	if c.Publication == "" {
+		return fmt.Errorf("cdc: no publication name")
+	}
+	if len(c.Tables) == 0 {
+		return fmt.Errorf("cdc: no tables to publish")
+	}
+	for _, t := range c.Tables {
+		if _, _, err := splitTable(t); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// splitTable splits "schema.table" (or "table", in public).
+func splitTable(name string) (schema, table string, err error) {
+	schema, table, ok := strings.Cut(name, ".")
+	if !ok {
+		schema, table = "public", name
+	}
+	if schema == "" || table == "" || strings.Contains(table, ".") {
+		return "", "", fmt.Errorf("cdc: table %q is not of the form schema.table", name)
+	}
+	return schema, table, nil
+}
+
+// Sink consumes committed transactions. Apply is called from one goroutine,
+// in commit order; an error stops the Reader. The Sink settles a
+// transaction by calling Reader.Ack with its EndLSN, then or later.
+type Sink interface {
+	Apply(ctx context.Context, tx Transaction) error
+}
+
+// SinkFunc adapts a function to a Sink.
+type SinkFunc func(ctx context.Context, tx Transaction) error
+
+// Apply calls f.
+func (f SinkFunc) Apply(ctx context.Context, tx Transaction) error { return f(ctx, tx) }
+
+// Status is a snapshot of a Reader's state, for metrics and readiness.
+type Status struct {
+	// Connected reports an open replication connection.
+	Connected bool
+	// Streaming reports that the slot is ours and changes are flowing.
+	Streaming bool
+	// Received is the end LSN of the last committed transaction received.
+	Received LSN
+	// Acked is the position last confirmed to the server (standby status
+	// flush position).
+	Acked LSN
+	// ServerWALEnd is the server's WAL end as last reported to us.
+	ServerWALEnd LSN
+	// LastCommitTime is the commit time of the last transaction received.
+	LastCommitTime time.Time
+	// LastError describes the last connection or streaming error, if any.
+	LastError string
+}

@@ -1,0 +1,29 @@
+// Package cdc captures committed row changes from Postgres through a
+// logical replication slot (pgoutput, protocol version 1) and hands them,
+// one committed transaction at a time and in commit order, to a Sink.
+//
+// # The acknowledgement invariant
+//
+// The slot is confirmed only up to what the consumer has settled: every
+// standby status update the Reader sends reports as written, flushed and
+// applied the highest LSN passed to Reader.Ack (a Transaction.EndLSN), never
+// merely the highest LSN received. The only exception is an idle stream:
+// when every transaction received has been acknowledged and nothing is half
+// received, the position the server reports in a keepalive may be confirmed,
+// because every transaction committed before it was already delivered. So
+// the slot's confirmed_flush_lsn never passes a change the consumer has not
+// settled, and after any crash or reconnection the stream resumes from at
+// most the last acknowledged position: no committed change is skipped,
+// changes after the last acknowledgement may come again, and the Reader
+// drops transactions at or before the position it knows to be settled.
+//
+// # Values
+//
+// Column values arrive in text format and are decoded into JSON-faithful Go
+// values as described on Change. timestamptz becomes RFC 3339 in UTC with a
+// Z; a timestamp without time zone is taken as UTC and gets a Z too.
+// 'infinity', '-infinity' and BC dates and timestamps stay as Postgres
+// wrote them. Types without a natural JSON form (interval, inet, time,
+// money, ranges, composites, ...) are their Postgres text. Arrays of any
+// type pgx knows, and of user-defined types, become []any.
+package cdc

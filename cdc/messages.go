@@ -1,0 +1,137 @@
+package cdc
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5"
+)
+
+// message handles one pgoutput message (protocol version 1).
+func (s *receiver) message(msg []byte) error {
+	if len(msg) == 0 {
+		return nil
+	}
+	switch kind := msg[0]; kind {
+	case 'I', 'U', 'D':
+		if s.cur == nil {
+			return fmt.Errorf("row change outside a transaction")
+		}
+		c, err := rowChange(kind, msg[1:], s.relations)
+		if err != nil {
+			return err
+		}
+		c.Position = len(s.cur.Changes)
+		s.cur.Changes = append(s.cur.Changes, c)
+		return nil
+	case 'B':
+		var m pglogrepl.BeginMessage
+		if err := m.Decode(msg[1:]); err != nil {
+			return fmt.Errorf("parsing Begin: %w", err)
+		}
+		s.cur = &Transaction{XID: m.Xid, CommitTime: m.CommitTime, CommitLSN: m.FinalLSN}
+		return nil
+	case 'C':
+		var m pglogrepl.CommitMessage
+		if err := m.Decode(msg[1:]); err != nil {
+			return fmt.Errorf("parsing Commit: %w", err)
+		}
+		return s.commit(&m)
+	case 'R':
+		var m pglogrepl.RelationMessage
+		if err := m.Decode(msg[1:]); err != nil {
+			return fmt.Errorf("parsing Relation: %w", err)
+		}
+		rel := newRelation(&m, s.types)
+		if rel.identity == 'f' || rel.identity == 'n' {
+			// Every column is flagged under FULL, none under NOTHING:
+			// the primary key says more about which row changed.
+			if key, err := s.primaryKey(m.RelationID); err != nil {
+				s.r.log.Warn().Err(err).Str("table", rel.schema+"."+rel.table).Msg("looking up primary key; using the replica identity columns")
+			} else if len(key) > 0 {
+				rel.key = key
+			}
+		}
+		s.relations[m.RelationID] = rel
+		return nil
+	case 'Y':
+		var m pglogrepl.TypeMessage
+		if err := m.Decode(msg[1:]); err != nil {
+			return fmt.Errorf("parsing Type: %w", err)
+		}
+		// pgoutput sends a type before the Relation that uses it.
+		s.types.names[m.DataType] = m.Name
+		return nil
+	case 'T':
+		if s.cur == nil {
+			return fmt.Errorf("truncate outside a transaction")
+		}
+		var m pglogrepl.TruncateMessage
+		if err := m.Decode(msg[1:]); err != nil {
+			return fmt.Errorf("parsing Truncate: %w", err)
+		}
+		for _, id := range m.RelationIDs {
+			rel, ok := s.relations[id]
+			if !ok {
+				return fmt.Errorf("truncate of relation %d before its Relation message", id)
+			}
+			s.cur.Changes = append(s.cur.Changes, Change{
+				Schema: rel.schema, Table: rel.table, Op: OpTruncate,
+				Columns: rel.names, Key: rel.key, OldFull: rel.identity == 'f',
+				Position: len(s.cur.Changes),
+			})
+		}
+		return nil
+	case 'O', 'M':
+		return nil // origin and logical decoding messages (heartbeats) carry no row change
+	default:
+		return fmt.Errorf("unknown pgoutput message type %q", kind)
+	}
+}
+
+// commit completes the current transaction and queues it unless it is
+// already settled.
+func (s *receiver) commit(m *pglogrepl.CommitMessage) error {
+	tx := s.cur
+	s.cur = nil
+	if tx == nil {
+		return fmt.Errorf("commit at %s outside a transaction", m.CommitLSN)
+	}
+	tx.CommitLSN, tx.EndLSN, tx.CommitTime = m.CommitLSN, m.TransactionEndLSN, m.CommitTime
+	s.r.updateStatus(func(st *Status) {
+		st.Received = tx.EndLSN
+		st.LastCommitTime = tx.CommitTime
+	})
+	if tx.EndLSN <= s.r.ackedLSN() || len(tx.Changes) == 0 {
+		return nil
+	}
+	for i := range tx.Changes {
+		c := &tx.Changes[i]
+		c.XID, c.CommitTime, c.CommitLSN, c.EndLSN = tx.XID, tx.CommitTime, tx.CommitLSN, tx.EndLSN
+	}
+	if e := s.r.log.Debug(); e.Enabled() {
+		e.Uint32("xid", tx.XID).Str("end_lsn", tx.EndLSN.String()).Int("changes", len(tx.Changes)).Msg("transaction received")
+	}
+	s.pending = tx
+	return nil
+}
+
+// primaryKey returns the primary key columns of a table, in key order.
+func (s *receiver) primaryKey(relID uint32) ([]string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	rows, err := s.sql.Query(ctx, `SELECT a.attname FROM pg_index i
+		JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)
+		WHERE i.indrelid = $1 AND i.indisprimary
+		ORDER BY array_position(i.indkey::int2[], a.attnum)`, relID)
+	if err != nil {
+		return nil, fmt.Errorf("querying primary key of relation %d: %w", relID, err)
+	}
+	key, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("querying primary key of relation %d: %w", relID, err)
+	}
+	return key, nil
+}

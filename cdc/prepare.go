@@ -1,0 +1,192 @@
+package cdc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// ErrPrerequisite marks a server setting or privilege that logical
+// replication needs and that only an administrator can change; the Reader
+// does not retry it.
+var ErrPrerequisite = errors.New("logical replication prerequisite not met")
+
+// CheckPrerequisites checks that the server has wal_level=logical and the
+// connected role may replicate (REPLICATION or superuser). Its errors wrap
+// ErrPrerequisite and say what to change.
+func CheckPrerequisites(ctx context.Context, conn *pgx.Conn) error {
+	var walLevel, role string
+	var canReplicate bool
+	err := conn.QueryRow(ctx, `SELECT current_setting('wal_level'), current_user,
+		(SELECT rolreplication OR rolsuper FROM pg_roles WHERE rolname = current_user)`).Scan(&walLevel, &role, &canReplicate)
+	if err != nil {
+		return fmt.Errorf("checking wal_level and the replication privilege: %w", err)
+	}
+	var problems []string
+	if walLevel != "logical" {
+		problems = append(problems, fmt.Sprintf("wal_level is %q but logical replication needs \"logical\": run ALTER SYSTEM SET wal_level = logical; as a superuser and restart Postgres", walLevel))
+	}
+	if !canReplicate {
+		problems = append(problems, fmt.Sprintf("role %q has neither the REPLICATION privilege nor superuser: run ALTER ROLE %s WITH REPLICATION; as a superuser", role, pgx.Identifier{role}.Sanitize()))
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("%w: %s", ErrPrerequisite, strings.Join(problems, "; "))
+	}
+	return nil
+}
+
+// Prepare checks the prerequisites, then creates the publication (or sets
+// its tables to cfg.Tables) and the permanent pgoutput slot if missing.
+// url overrides cfg.URL when not empty.
+func Prepare(ctx context.Context, url string, cfg ReaderConfig) error {
+	if url != "" {
+		cfg.URL = url
+	}
+	if err := cfg.validate(); err != nil {
+		return err
+	}
+	conn, err := pgx.Connect(ctx, cfg.URL)
+	if err != nil {
+		return fmt.Errorf("connecting to the source database: %w", err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	_, err = prepare(ctx, conn, cfg)
+	return err
+}
+
+// prepare does Prepare's work on conn and returns the slot's
+// confirmed_flush_lsn.
+func prepare(ctx context.Context, conn *pgx.Conn, cfg ReaderConfig) (LSN, error) {
+	if err := CheckPrerequisites(ctx, conn); err != nil {
+		return 0, err
+	}
+	if err := ensurePublication(ctx, conn, cfg.Publication, cfg.Tables); err != nil {
+		return 0, err
+	}
+	return ensureSlot(ctx, conn, cfg.Slot)
+}
+
+func ensurePublication(ctx context.Context, conn *pgx.Conn, name string, tables []string) error {
+	want := make([]string, 0, len(tables))
+	idents := make([]string, 0, len(tables))
+	for _, t := range tables {
+		schema, table, err := splitTable(t)
+		if err != nil {
+			return err
+		}
+		want = append(want, schema+"."+table)
+		idents = append(idents, pgx.Identifier{schema, table}.Sanitize())
+	}
+	sort.Strings(want)
+	list := strings.Join(idents, ", ")
+	pub := pgx.Identifier{name}.Sanitize()
+
+	var allTables bool
+	err := conn.QueryRow(ctx, `SELECT puballtables FROM pg_publication WHERE pubname = $1`, name).Scan(&allTables)
+	if errors.Is(err, pgx.ErrNoRows) {
+		_, err = conn.Exec(ctx, "CREATE PUBLICATION "+pub+" FOR TABLE "+list)
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Code == "42710" {
+			err = nil // created concurrently by another instance; checked below next time
+		}
+		if err != nil {
+			return fmt.Errorf("creating publication %s for %s: %w", name, list, err)
+		}
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("looking up publication %s: %w", name, err)
+	}
+	if allTables {
+		return fmt.Errorf("publication %s is FOR ALL TABLES, but walhook keeps its publication to the configured tables: drop it or choose another publication name", name)
+	}
+	rows, err := conn.Query(ctx, `SELECT schemaname || '.' || tablename FROM pg_publication_tables WHERE pubname = $1`, name)
+	if err != nil {
+		return fmt.Errorf("listing the tables of publication %s: %w", name, err)
+	}
+	have, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return fmt.Errorf("listing the tables of publication %s: %w", name, err)
+	}
+	sort.Strings(have)
+	if strings.Join(have, ",") == strings.Join(want, ",") {
+		return nil
+	}
+	if _, err := conn.Exec(ctx, "ALTER PUBLICATION "+pub+" SET TABLE "+list); err != nil {
+		return fmt.Errorf("setting the tables of publication %s to %s: %w", name, list, err)
+	}
+	return nil
+}
+
+// ensureSlot creates the permanent pgoutput slot if missing and returns its
+// confirmed_flush_lsn.
+func ensureSlot(ctx context.Context, conn *pgx.Conn, slot string) (LSN, error) {
+	for attempt := 0; ; attempt++ {
+		var plugin, database string
+		var confirmed *string
+		err := conn.QueryRow(ctx, `SELECT coalesce(plugin, ''), coalesce(database, ''), confirmed_flush_lsn::text
+			FROM pg_replication_slots WHERE slot_name = $1`, slot).Scan(&plugin, &database, &confirmed)
+		if errors.Is(err, pgx.ErrNoRows) && attempt == 0 {
+			_, err = conn.Exec(ctx, `SELECT pg_create_logical_replication_slot($1, 'pgoutput')`, slot)
+			var pgErr *pgconn.PgError
+			if err != nil && !(errors.As(err, &pgErr) && pgErr.Code == "42710") {
+				return 0, fmt.Errorf("creating replication slot %s: %w", slot, err)
+			}
+			continue
+		}
+		if err != nil {
+			return 0, fmt.Errorf("looking up replication slot %s: %w", slot, err)
+		}
+		if plugin != "pgoutput" {
+			return 0, fmt.Errorf("replication slot %s exists but uses plugin %q, not pgoutput: drop it or choose another slot name", slot, plugin)
+		}
+		if db := conn.Config().Database; database != db {
+			return 0, fmt.Errorf("replication slot %s belongs to database %q, not %q: choose another slot name", slot, database, db)
+		}
+		if confirmed == nil {
+			return 0, nil
+		}
+		lsn, err := pglogrepl.ParseLSN(*confirmed)
+		if err != nil {
+			return 0, fmt.Errorf("parsing confirmed_flush_lsn %q of slot %s: %w", *confirmed, slot, err)
+		}
+		return lsn, nil
+	}
+}
+
+// Teardown drops the replication slot and the publication if present. It
+// fails if a reader still streams from the slot.
+func Teardown(ctx context.Context, url, slot, publication string) error {
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		return fmt.Errorf("connecting to the source database: %w", err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	if slot != "" {
+		var pid *int32
+		err := conn.QueryRow(ctx, `SELECT active_pid FROM pg_replication_slots WHERE slot_name = $1`, slot).Scan(&pid)
+		switch {
+		case errors.Is(err, pgx.ErrNoRows):
+		case err != nil:
+			return fmt.Errorf("looking up replication slot %s: %w", slot, err)
+		case pid != nil:
+			return fmt.Errorf("replication slot %s is in use by pid %d: stop the reader first", slot, *pid)
+		default:
+			if _, err := conn.Exec(ctx, `SELECT pg_drop_replication_slot($1)`, slot); err != nil {
+				return fmt.Errorf("dropping replication slot %s: %w", slot, err)
+			}
+		}
+	}
+	if publication != "" {
+		if _, err := conn.Exec(ctx, "DROP PUBLICATION IF EXISTS "+pgx.Identifier{publication}.Sanitize()); err != nil {
+			return fmt.Errorf("dropping publication %s: %w", publication, err)
+		}
+	}
+	return nil
+}

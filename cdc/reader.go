@@ -1,0 +1,153 @@
+package cdc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"regexp"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/rs/zerolog"
+)
+
+// Reader streams committed transactions from a logical replication slot to
+// a Sink and confirms to the server only what the Sink acknowledged.
+type Reader struct {
+	cfg ReaderConfig
+	log zerolog.Logger
+
+	mu     sync.Mutex
+	acked  LSN // highest position settled by the consumer (or idle-advanced)
+	status Status
+
+	// applied is the EndLSN of the last transaction handed to the Sink
+	// without error; only the goroutine calling Run touches it.
+	applied LSN
+}
+
+// NewReader returns a Reader for cfg; Run starts it.
+func NewReader(cfg ReaderConfig) *Reader {
+	cfg = cfg.withDefaults()
+	return &Reader{cfg: cfg, log: cfg.Logger.With().Str("component", "cdc").Str("slot", cfg.Slot).Logger()}
+}
+
+// Ack records that every transaction up to lsn (a Transaction.EndLSN) is
+// settled. Lower positions than already acknowledged are ignored. Safe for
+// concurrent use.
+func (r *Reader) Ack(lsn LSN) {
+	r.mu.Lock()
+	if lsn > r.acked {
+		r.acked = lsn
+	}
+	r.mu.Unlock()
+}
+
+// Status returns a snapshot of the reader's state. Safe for concurrent use.
+func (r *Reader) Status() Status {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.status
+}
+
+func (r *Reader) ackedLSN() LSN {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.acked
+}
+
+func (r *Reader) updateStatus(f func(*Status)) {
+	r.mu.Lock()
+	f(&r.status)
+	r.mu.Unlock()
+}
+
+// Run streams changes into sink until ctx is done (then it returns nil) or
+// sink returns an error (returned wrapped). It reconnects by itself, with
+// capped exponential backoff, after connection errors, server restarts and
+// while another process holds the slot. It also returns an error wrapping
+// ErrPrerequisite when the server or role cannot do logical replication,
+// and on an invalid configuration.
+func (r *Reader) Run(ctx context.Context, sink Sink) error {
+	if err := r.cfg.validate(); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	txns := make(chan Transaction, queuedTransactions)
+	streamDone := make(chan error, 1)
+	go func() { streamDone <- r.stream(ctx, txns) }()
+
+	for {
+		select {
+		case err := <-streamDone:
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		case tx := <-txns:
+			if tx.EndLSN <= r.applied || tx.EndLSN <= r.ackedLSN() {
+				continue // already handed over before a reconnection, or settled
+			}
+			if err := sink.Apply(ctx, tx); err != nil {
+				cancel()
+				<-streamDone
+				if ctx.Err() != nil && errors.Is(err, context.Canceled) {
+					return nil
+				}
+				return fmt.Errorf("applying transaction %d ending at %s: %w", tx.XID, tx.EndLSN, err)
+			}
+			r.applied = tx.EndLSN
+		}
+	}
+}
+
+var activePID = regexp.MustCompile(`(?i)PID (\d+)`)
+
+// stream runs replication sessions one after another until ctx is done,
+// waiting with capped exponential backoff between them.
+func (r *Reader) stream(ctx context.Context, out chan<- Transaction) error {
+	backoff := minBackoff
+	for {
+		streamed, err := r.session(ctx, out)
+		r.updateStatus(func(s *Status) {
+			s.Connected, s.Streaming = false, false
+			if err != nil {
+				s.LastError = err.Error()
+			}
+		})
+		if ctx.Err() != nil {
+			return nil
+		}
+		if errors.Is(err, ErrPrerequisite) {
+			r.log.Error().Err(err).Msg("logical replication is not possible")
+			return err
+		}
+		if streamed {
+			backoff = minBackoff
+		}
+		wait := backoff/2 + rand.N(backoff/2+1)
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Code == "55006" {
+			pid := "unknown"
+			if m := activePID.FindStringSubmatch(pgErr.Message); m != nil {
+				pid = m[1]
+			}
+			r.log.Info().Str("pid", pid).Dur("retry_in", wait).
+				Msgf("replication slot %s is in use by pid %s; retrying", r.cfg.Slot, pid)
+			r.updateStatus(func(s *Status) {
+				s.LastError = fmt.Sprintf("replication slot %s is in use by pid %s; retrying", r.cfg.Slot, pid)
+			})
+		} else if err != nil {
+			r.log.Warn().Err(err).Dur("retry_in", wait).Msg("replication interrupted; reconnecting")
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(wait):
+		}
+		backoff = min(backoff*2, r.cfg.MaxBackoff)
+	}
+}
