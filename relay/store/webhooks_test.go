@@ -1,0 +1,189 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+)
+
+func TestWebhooksCRUD(t *testing.T) {
+	t.Parallel()
+	s, _ := setup(t)
+	v0, err := s.WebhooksVersion(ctx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	exp := time.Now().Add(24 * time.Hour).Truncate(time.Microsecond).UTC()
+	in := Webhook{
+		URL: "https://example.com/hooks", Description: "CRM sync", Events: []string{"deal.created", "deal.won"},
+		Tenant: "acme", Active: true, Headers: map[string]string{"X-Team": "sales"}, Signing: "standard-webhooks",
+		Secrets: []Secret{{Value: "whsec_new", CreatedAt: time.Now().Truncate(time.Microsecond).UTC()},
+			{Value: "whsec_old", CreatedAt: time.Now().Add(-time.Hour).Truncate(time.Microsecond).UTC(), ExpiresAt: &exp}},
+	}
+	w, err := s.CreateWebhook(ctx(t), in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(w.ID) != 29 || w.ID[:3] != "ep_" || w.CreatedAt.IsZero() || w.UpdatedAt.IsZero() {
+		t.Fatalf("created: %+v", w)
+	}
+	got, err := s.GetWebhook(ctx(t), w.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.URL != in.URL || got.Description != in.Description || !slices.Equal(got.Events, in.Events) || got.Tenant != "acme" ||
+		!got.Active || got.Headers["X-Team"] != "sales" || got.Signing != in.Signing || len(got.Secrets) != 2 ||
+		got.Secrets[0].Value != "whsec_new" || got.Secrets[0].ExpiresAt != nil || !got.Secrets[0].CreatedAt.Equal(in.Secrets[0].CreatedAt) ||
+		got.Secrets[1].ExpiresAt == nil || !got.Secrets[1].ExpiresAt.Equal(exp) {
+		t.Fatalf("read back %+v, want %+v", got, in)
+	}
+
+	got.URL, got.Active, got.Events, got.Headers, got.Secrets = "https://example.com/v2", false, nil, nil, nil
+	up, err := s.UpdateWebhook(ctx(t), got)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if up.URL != "https://example.com/v2" || up.Active || len(up.Events) != 0 || len(up.Headers) != 0 || len(up.Secrets) != 0 ||
+		!up.CreatedAt.Equal(w.CreatedAt) || up.UpdatedAt.Before(w.UpdatedAt) {
+		t.Fatalf("updated: %+v", up)
+	}
+
+	// Pending deliveries fail and health goes when the webhook is deleted.
+	d := delivery(1, w.ID, "")
+	mustPersist(t, s, d)
+	if _, err := s.Complete(ctx(t), delivery(2, w.ID, ""), Attempt{StatusCode: 500}, Outcome{Status: StatusPending}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteWebhook(ctx(t), w.ID); err != nil {
+		t.Fatal(err)
+	}
+	if g := mustGet(t, s, d.ID); g.Status != StatusFailed || g.LastError != "endpoint deleted" {
+		t.Fatalf("delivery of a deleted webhook: %+v", g)
+	}
+	if h, err := s.Health(ctx(t), w.ID); err != nil || h.ConsecutiveFailures != 0 {
+		t.Fatalf("health of a deleted webhook: %+v, %v", h, err)
+	}
+	for name, err := range map[string]error{
+		"get":    func() error { _, err := s.GetWebhook(ctx(t), w.ID); return err }(),
+		"update": func() error { _, err := s.UpdateWebhook(ctx(t), w); return err }(),
+		"delete": s.DeleteWebhook(ctx(t), w.ID),
+	} {
+		if !errors.Is(err, ErrNotFound) {
+			t.Errorf("%s of a deleted webhook: %v, want ErrNotFound", name, err)
+		}
+	}
+	v1, err := s.WebhooksVersion(ctx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v1 < v0+3 {
+		t.Fatalf("version went from %d to %d over create, update, delete", v0, v1)
+	}
+	// An explicit id is kept; a duplicate is an error.
+	if _, err := s.CreateWebhook(ctx(t), Webhook{ID: "ep_fixed", URL: "https://x"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CreateWebhook(ctx(t), Webhook{ID: "ep_fixed", URL: "https://x"}); err == nil {
+		t.Fatal("duplicate id accepted")
+	}
+}
+
+func TestListWebhooks(t *testing.T) {
+	t.Parallel()
+	s, _ := setup(t)
+	var ids []string
+	for i := range 12 {
+		w, err := s.CreateWebhook(ctx(t), Webhook{URL: fmt.Sprintf("https://example.com/%d", i), Tenant: []string{"acme", "globex", ""}[i%3], Active: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, w.ID)
+	}
+	list := func(tenant string, limit int) []string {
+		var out []string
+		cursor := ""
+		for range 20 {
+			ws, next, err := s.ListWebhooks(ctx(t), tenant, limit, cursor)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, w := range ws {
+				if tenant != "" && w.Tenant != tenant {
+					t.Fatalf("tenant %q listed %+v", tenant, w)
+				}
+				out = append(out, w.ID)
+			}
+			if next == "" {
+				return out
+			}
+			cursor = next
+		}
+		t.Fatal("pagination does not end")
+		return nil
+	}
+	if got := list("", 5); !slices.Equal(got, ids) {
+		t.Fatalf("all, paged: %v, want creation order %v", got, ids)
+	}
+	if got := list("acme", 2); len(got) != 4 || got[0] != ids[0] || got[3] != ids[9] {
+		t.Fatalf("acme: %v", got)
+	}
+	if got := list("nobody", 0); len(got) != 0 {
+		t.Fatalf("nobody: %v", got)
+	}
+	all, err := s.AllWebhooks(ctx(t))
+	if err != nil || len(all) != 12 || all[0].ID != ids[0] {
+		t.Fatalf("AllWebhooks = %d, %v", len(all), err)
+	}
+	if _, _, err := s.ListWebhooks(ctx(t), "", 5, "@@"); !errors.Is(err, ErrBadCursor) {
+		t.Fatalf("bad cursor: %v", err)
+	}
+}
+
+func TestWatchWebhooks(t *testing.T) {
+	t.Parallel()
+	s, db := setup(t)
+	// Another process's store on the same schema makes the change.
+	other, err := Open(ctx(t), db.Pool, oddSchema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wctx, cancel := context.WithCancel(ctx(t))
+	ready := make(chan struct{})
+	versions := make(chan int64, 10)
+	done := make(chan error, 1)
+	go func() { done <- s.WatchWebhooks(wctx, func() { close(ready) }, func(v int64) { versions <- v }) }()
+	select {
+	case <-ready:
+	case err := <-done:
+		t.Fatalf("WatchWebhooks: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("watch not ready")
+	}
+	if _, err := other.CreateWebhook(ctx(t), Webhook{URL: "https://example.com"}); err != nil {
+		t.Fatal(err)
+	}
+	want, err := s.WebhooksVersion(ctx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case v := <-versions:
+		if v != want {
+			t.Fatalf("notified version %d, want %d", v, want)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("no notification of the change")
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("WatchWebhooks after cancel: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("WatchWebhooks did not return after cancel")
+	}
+}
