@@ -163,11 +163,12 @@ func run(t *testing.T, cfg cdc.ReaderConfig, autoAck bool) *running {
 	return r
 }
 
-// currentLSN returns pg_current_wal_lsn().
+// currentLSN returns pg_current_wal_insert_lsn() (the write position lags
+// behind it with synchronous_commit=off).
 func currentLSN(t *testing.T, db *testenv.DB) cdc.LSN {
 	t.Helper()
 	var s string
-	if err := db.Pool.QueryRow(context.Background(), `SELECT pg_current_wal_lsn()::text`).Scan(&s); err != nil {
+	if err := db.Pool.QueryRow(context.Background(), `SELECT pg_current_wal_insert_lsn()::text`).Scan(&s); err != nil {
 		t.Fatal(err)
 	}
 	lsn, err := pglogrepl.ParseLSN(s)

@@ -1,0 +1,249 @@
+package cdc_test
+
+import (
+	"context"
+	"reflect"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/walhook/walhook/cdc"
+	"github.com/walhook/walhook/testenv"
+)
+
+// TestCommitOrderAndLSNs runs inserts, updates, deletes and a truncate
+// across several tables and checks transactions arrive whole, in commit
+// order, with LSNs inside the WAL range each transaction wrote.
+func TestCommitOrderAndLSNs(t *testing.T) {
+	t.Parallel()
+	db := testenv.NewDB(t)
+	db.Exec(t, `CREATE TABLE unpublished (id int)`)
+	cfg := testConfig(t, db, "public.contacts", "public.deals", "invoices")
+	r := start(t, cfg, true)
+
+	type step struct {
+		sql  string
+		want []string // "op table"
+	}
+	steps := []step{
+		{`INSERT INTO contacts (id, organization_id, first_name) VALUES (1, 7, 'Ada');
+		  INSERT INTO deals (id, organization_id, contact_id, title, amount) VALUES (10, 7, 1, 'Big', 1000.50)`,
+			[]string{"insert public.contacts", "insert public.deals"}},
+		{`INSERT INTO unpublished VALUES (1)`, nil},
+		{`UPDATE deals SET stage = 'won' WHERE id = 10;
+		  INSERT INTO invoices (id, deal_id, amount) VALUES (100, 10, 1000.50);
+		  INSERT INTO unpublished VALUES (2)`,
+			[]string{"update public.deals", "insert public.invoices"}},
+		{`DELETE FROM invoices WHERE id = 100; UPDATE contacts SET email = 'ada@example.com' WHERE id = 1`,
+			[]string{"delete public.invoices", "update public.contacts"}},
+		{`TRUNCATE invoices, deals CASCADE`, []string{"truncate public.invoices", "truncate public.deals"}},
+	}
+	type bounds struct {
+		before, after cdc.LSN
+		xid           uint32
+	}
+	var expected []bounds
+	for _, s := range steps {
+		before := currentLSN(t, db)
+		tx, err := db.Pool.Begin(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var xid int64
+		if err := tx.QueryRow(context.Background(), `SELECT txid_current()`).Scan(&xid); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tx.Exec(context.Background(), s.sql); err != nil {
+			t.Fatalf("%s: %v", s.sql, err)
+		}
+		if err := tx.Commit(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if s.want != nil {
+			expected = append(expected, bounds{before, currentLSN(t, db), uint32(xid)})
+		}
+	}
+
+	txns := r.sink.waitTransactions(t, len(expected))
+	if len(txns) != len(expected) {
+		t.Fatalf("got %d transactions, want %d", len(txns), len(expected))
+	}
+	i := 0
+	for _, s := range steps {
+		if s.want == nil {
+			continue
+		}
+		tx, b := txns[i], expected[i]
+		var got []string
+		for pos, c := range tx.Changes {
+			got = append(got, describe(c))
+			if c.Position != pos || c.XID != tx.XID || c.CommitLSN != tx.CommitLSN || c.EndLSN != tx.EndLSN || !c.CommitTime.Equal(tx.CommitTime) {
+				t.Errorf("tx %d change %d: transaction fields not copied: %+v", i, pos, c)
+			}
+		}
+		if !reflect.DeepEqual(got, s.want) {
+			t.Errorf("tx %d: got changes %v, want %v", i, got, s.want)
+		}
+		if tx.XID != b.xid {
+			t.Errorf("tx %d: xid %d, want %d", i, tx.XID, b.xid)
+		}
+		if !(b.before < tx.CommitLSN && tx.CommitLSN < tx.EndLSN && tx.EndLSN <= b.after) {
+			t.Errorf("tx %d: commit %s end %s outside [%s, %s]", i, tx.CommitLSN, tx.EndLSN, b.before, b.after)
+		}
+		if i > 0 && txns[i-1].EndLSN > tx.CommitLSN {
+			t.Errorf("tx %d commits at %s before the previous one ends at %s", i, tx.CommitLSN, txns[i-1].EndLSN)
+		}
+		i++
+	}
+
+	ins := txns[0].Changes[1]
+	if ins.New["amount"] != nil && ins.New["title"] != "Big" {
+		t.Errorf("deal insert: %+v", ins.New)
+	}
+	if got := ins.Key; !reflect.DeepEqual(got, []string{"id"}) {
+		t.Errorf("deals key %v, want [id] (the primary key, although identity is FULL)", got)
+	}
+	if !reflect.DeepEqual(ins.Columns[:4], []string{"id", "organization_id", "contact_id", "title"}) {
+		t.Errorf("deals columns %v", ins.Columns)
+	}
+	upd := txns[1].Changes[0]
+	if upd.Old["stage"] != "lead" || upd.New["stage"] != "won" || !upd.OldFull {
+		t.Errorf("deal update: old %v new %v full %v", upd.Old, upd.New, upd.OldFull)
+	}
+	del := txns[2].Changes[0]
+	if del.New != nil || del.Old["id"] != int64(100) || del.Old["status"] != "open" {
+		t.Errorf("invoice delete: old %v new %v", del.Old, del.New)
+	}
+	for _, c := range txns[3].Changes {
+		if c.New != nil || c.Old != nil {
+			t.Errorf("truncate carries rows: %+v", c)
+		}
+	}
+
+	last := txns[len(txns)-1].EndLSN
+	waitConfirmed(t, db, cfg.Slot, last)
+	if st := r.reader.Status(); st.Acked < last || st.Received < last || !st.Streaming || !st.Connected || st.LastCommitTime.IsZero() {
+		t.Errorf("status %+v after acknowledging %s", st, last)
+	}
+}
+
+// TestReplicaIdentity compares old values under REPLICA IDENTITY DEFAULT
+// (key columns, only when the key changed) and FULL (the whole row).
+func TestReplicaIdentity(t *testing.T) {
+	t.Parallel()
+	db := testenv.NewEmptyDB(t)
+	db.Exec(t, `CREATE TABLE rid_default (id int PRIMARY KEY, a text, b int);
+		CREATE TABLE rid_full (id int PRIMARY KEY, a text, b int);
+		ALTER TABLE rid_full REPLICA IDENTITY FULL`)
+	cfg := testConfig(t, db, "public.rid_default", "public.rid_full")
+	r := start(t, cfg, true)
+
+	for _, table := range []string{"rid_default", "rid_full"} {
+		db.Exec(t, `INSERT INTO `+table+` VALUES (1, 'x', 1)`)
+		db.Exec(t, `UPDATE `+table+` SET a = 'y' WHERE id = 1`)
+		db.Exec(t, `UPDATE `+table+` SET id = 2 WHERE id = 1`)
+		db.Exec(t, `DELETE FROM `+table+` WHERE id = 2`)
+	}
+	changes := flatten(r.sink.waitTransactions(t, 8))
+	type want struct {
+		op      cdc.Op
+		old     map[string]any
+		oldFull bool
+	}
+	wants := []want{
+		{cdc.OpInsert, nil, false},
+		{cdc.OpUpdate, nil, false},
+		{cdc.OpUpdate, map[string]any{"id": int64(1)}, false},
+		{cdc.OpDelete, map[string]any{"id": int64(2)}, false},
+		{cdc.OpInsert, nil, true},
+		{cdc.OpUpdate, map[string]any{"id": int64(1), "a": "x", "b": int64(1)}, true},
+		{cdc.OpUpdate, map[string]any{"id": int64(1), "a": "y", "b": int64(1)}, true},
+		{cdc.OpDelete, map[string]any{"id": int64(2), "a": "y", "b": int64(1)}, true},
+	}
+	if len(changes) != len(wants) {
+		t.Fatalf("got %d changes, want %d", len(changes), len(wants))
+	}
+	for i, w := range wants {
+		c := changes[i]
+		if c.Op != w.op || !reflect.DeepEqual(c.Old, w.old) || c.OldFull != w.oldFull {
+			t.Errorf("change %d (%s): op %s old %v full %v; want op %s old %v full %v", i, c.Table, c.Op, c.Old, c.OldFull, w.op, w.old, w.oldFull)
+		}
+		if !reflect.DeepEqual(c.Key, []string{"id"}) {
+			t.Errorf("change %d (%s): key %v", i, c.Table, c.Key)
+		}
+	}
+	if got := changes[2].New; !reflect.DeepEqual(got, map[string]any{"id": int64(2), "a": "y", "b": int64(1)}) {
+		t.Errorf("update new %v", got)
+	}
+}
+
+// TestToastUnchanged updates a row whose large TOASTed value is untouched:
+// the value must be absent from New and listed in Unchanged, not null.
+func TestToastUnchanged(t *testing.T) {
+	t.Parallel()
+	db := testenv.NewEmptyDB(t)
+	db.Exec(t, `CREATE TABLE docs (id int PRIMARY KEY, body text, n int);
+		ALTER TABLE docs ALTER COLUMN body SET STORAGE EXTERNAL`)
+	cfg := testConfig(t, db, "public.docs")
+	r := start(t, cfg, true)
+
+	big := strings.Repeat("walhook toast ", 20000)
+	db.Exec(t, `INSERT INTO docs VALUES (1, $1, 1)`, big)
+	db.Exec(t, `UPDATE docs SET n = 2 WHERE id = 1`)
+	db.Exec(t, `UPDATE docs SET body = 'small', n = 3 WHERE id = 1`)
+	changes := flatten(r.sink.waitTransactions(t, 3))
+	if changes[0].New["body"] != big || changes[0].Unchanged != nil {
+		t.Errorf("insert: body of %d bytes, unchanged %v", len(changes[0].New["body"].(string)), changes[0].Unchanged)
+	}
+	upd := changes[1]
+	if _, ok := upd.New["body"]; ok {
+		t.Errorf("unchanged TOASTed body present in New: %.40v", upd.New["body"])
+	}
+	if !reflect.DeepEqual(upd.Unchanged, []string{"body"}) || upd.New["n"] != int64(2) || upd.New["id"] != int64(1) {
+		t.Errorf("update: new %v unchanged %v", upd.New, upd.Unchanged)
+	}
+	if changes[2].New["body"] != "small" || changes[2].Unchanged != nil {
+		t.Errorf("second update: new %v unchanged %v", changes[2].New, changes[2].Unchanged)
+	}
+}
+
+// TestLargeTransaction checks a 100,000-row transaction arrives whole.
+func TestLargeTransaction(t *testing.T) {
+	t.Parallel()
+	db := testenv.NewDB(t)
+	cfg := testConfig(t, db, "public.contacts")
+	r := start(t, cfg, true)
+	const rows = 100_000
+	db.Exec(t, `INSERT INTO contacts (organization_id, first_name) SELECT i % 10, 'n' || i FROM generate_series(1, $1) i`, rows)
+	txns := r.sink.waitTransactions(t, 1)
+	if len(txns) != 1 || len(txns[0].Changes) != rows {
+		t.Fatalf("want 1 transaction of %d changes, got %d transactions, first with %d", rows, len(txns), len(txns[0].Changes))
+	}
+	for i, c := range txns[0].Changes {
+		if c.Position != i || c.New["first_name"] != "n"+strconv.Itoa(i+1) {
+			t.Fatalf("change %d: position %d, new %v", i, c.Position, c.New)
+		}
+	}
+}
+
+// TestAlterTableMidStream adds a column while streaming: the new Relation
+// message must be picked up.
+func TestAlterTableMidStream(t *testing.T) {
+	t.Parallel()
+	db := testenv.NewEmptyDB(t)
+	db.Exec(t, `CREATE TABLE items (id int PRIMARY KEY, name text)`)
+	cfg := testConfig(t, db, "public.items")
+	r := start(t, cfg, true)
+	db.Exec(t, `INSERT INTO items VALUES (1, 'a')`)
+	r.sink.waitTransactions(t, 1)
+	db.Exec(t, `ALTER TABLE items ADD COLUMN price numeric; ALTER TABLE items ALTER COLUMN name TYPE int USING 0`)
+	db.Exec(t, `INSERT INTO items VALUES (2, 5, 9.99)`)
+	changes := flatten(r.sink.waitTransactions(t, 2))
+	c := changes[1]
+	if !reflect.DeepEqual(c.Columns, []string{"id", "name", "price"}) {
+		t.Errorf("columns after ALTER: %v", c.Columns)
+	}
+	if c.New["price"] == nil || c.New["price"].(interface{ String() string }).String() != "9.99" || c.New["name"] != int64(5) {
+		t.Errorf("row after ALTER: %#v", c.New)
+	}
+}
