@@ -1,0 +1,180 @@
+package rules
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"math"
+	"reflect"
+	"sort"
+	"strconv"
+
+	"github.com/zclconf/go-cty/cty"
+)
+
+// toCty converts a decoded column value (see cdc.Change) to a cty value.
+// JSON values become objects, tuples and exact numbers.
+func toCty(v any) (cty.Value, error) {
+	switch x := v.(type) {
+	case nil:
+		return cty.NullVal(cty.DynamicPseudoType), nil
+	case string:
+		return cty.StringVal(x), nil
+	case int64:
+		return cty.NumberIntVal(x), nil
+	case int:
+		return cty.NumberIntVal(int64(x)), nil
+	case int32:
+		return cty.NumberIntVal(int64(x)), nil
+	case uint32:
+		return cty.NumberUIntVal(uint64(x)), nil
+	case bool:
+		return cty.BoolVal(x), nil
+	case float64:
+		if math.IsNaN(x) || math.IsInf(x, 0) {
+			return cty.StringVal(strconv.FormatFloat(x, 'g', -1, 64)), nil
+		}
+		return cty.NumberFloatVal(x), nil
+	case json.Number:
+		n, err := cty.ParseNumberVal(string(x))
+		if err != nil {
+			return cty.StringVal(string(x)), nil
+		}
+		return n, nil
+	case json.RawMessage:
+		return jsonToCty(x)
+	case []any:
+		if len(x) == 0 {
+			return cty.EmptyTupleVal, nil
+		}
+		vals := make([]cty.Value, len(x))
+		for i, e := range x {
+			cv, err := toCty(e)
+			if err != nil {
+				return cty.NilVal, err
+			}
+			vals[i] = cv
+		}
+		return cty.TupleVal(vals), nil
+	case map[string]any:
+		return objectVal(x, nil)
+	default:
+		return cty.StringVal(fmt.Sprint(x)), nil
+	}
+}
+
+// jsonToCty decodes a JSON document to a cty value with exact numbers and
+// objects (never maps).
+func jsonToCty(raw []byte) (cty.Value, error) {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return cty.NilVal, fmt.Errorf("decoding JSON value: %w", err)
+	}
+	return toCty(jsonValue(v))
+}
+
+// jsonValue turns encoding/json's float-free output into toCty's inputs.
+func jsonValue(v any) any {
+	switch x := v.(type) {
+	case map[string]any:
+		for k, e := range x {
+			x[k] = jsonValue(e)
+		}
+	case []any:
+		for i, e := range x {
+			x[i] = jsonValue(e)
+		}
+	}
+	return v
+}
+
+// objectVal builds a cty object of row's columns: all of them when attrs is
+// nil, else only those of attrs that the row has.
+func objectVal(row map[string]any, attrs []string) (cty.Value, error) {
+	vals := make(map[string]cty.Value, len(row))
+	if attrs == nil {
+		for k, v := range row {
+			cv, err := toCty(v)
+			if err != nil {
+				return cty.NilVal, fmt.Errorf("converting column %s: %w", k, err)
+			}
+			vals[k] = cv
+		}
+	} else {
+		for _, k := range attrs {
+			v, ok := row[k]
+			if !ok {
+				continue
+			}
+			cv, err := toCty(v)
+			if err != nil {
+				return cty.NilVal, fmt.Errorf("converting column %s: %w", k, err)
+			}
+			vals[k] = cv
+		}
+	}
+	if len(vals) == 0 {
+		return cty.EmptyObjectVal, nil
+	}
+	return cty.ObjectVal(vals), nil
+}
+
+// valueText is a column value as key text: "42", "abc", "true"; "" for null.
+func valueText(v any) string {
+	switch x := v.(type) {
+	case nil:
+		return ""
+	case string:
+		return x
+	case int64:
+		return strconv.FormatInt(x, 10)
+	case json.Number:
+		return string(x)
+	case bool:
+		return strconv.FormatBool(x)
+	case float64:
+		return strconv.FormatFloat(x, 'g', -1, 64)
+	case json.RawMessage:
+		return string(x)
+	default:
+		return fmt.Sprint(x)
+	}
+}
+
+// valuesEqual reports whether two decoded column values are the same.
+func valuesEqual(a, b any) bool {
+	switch x := a.(type) {
+	case nil:
+		return b == nil
+	case string:
+		y, ok := b.(string)
+		return ok && x == y
+	case int64:
+		y, ok := b.(int64)
+		return ok && x == y
+	case bool:
+		y, ok := b.(bool)
+		return ok && x == y
+	case json.Number:
+		y, ok := b.(json.Number)
+		return ok && x == y
+	case float64:
+		y, ok := b.(float64)
+		return ok && x == y
+	case json.RawMessage:
+		y, ok := b.(json.RawMessage)
+		return ok && bytes.Equal(x, y)
+	}
+	return reflect.DeepEqual(a, b)
+}
+
+func sortedKeys(m map[string]any) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
