@@ -26,9 +26,13 @@ var (
 
 // Main runs a package's tests and stops the shared cluster afterwards. Call
 // it from TestMain: func TestMain(m *testing.M) { testenv.Main(m) }.
-// The cluster starts only when a test first asks for a database.
-func Main(m *testing.M) {
+// The cluster starts only when a test first asks for a database. The
+// cleanups run after the tests, before the cluster stops.
+func Main(m *testing.M, cleanups ...func()) {
 	code := m.Run()
+	for _, f := range cleanups {
+		f()
+	}
 	sharedMu.Lock()
 	if started && shared != nil {
 		if err := shared.Stop(); err != nil {

@@ -10,7 +10,13 @@ import (
 	"github.com/walhook/walhook/testenv"
 )
 
-func TestMain(m *testing.M) { testenv.Main(m) }
+func TestMain(m *testing.M) {
+	testenv.Main(m, func() {
+		if binDir != "" {
+			os.RemoveAll(binDir)
+		}
+	})
+}
 
 var (
 	binOnce sync.Once
