@@ -119,6 +119,10 @@ func TestClaimDueKeyOrder(t *testing.T) {
 	if ok, err := s.HasPending(ctx(t), "cfg:a", "deal-1"); err != nil || !ok {
 		t.Fatalf("HasPending = %v, %v; want true", ok, err)
 	}
+	// The rows held back were parked until their head's next attempt.
+	if g := mustGet(t, s, k3.ID); g.NextAttemptAt.Before(k1.NextAttemptAt.Add(-time.Millisecond)) || g.Status != StatusPending || g.Attempts != 0 {
+		t.Fatalf("held-back row not parked behind its head (due %v): %+v", k1.NextAttemptAt, g)
+	}
 
 	// The head becomes due: it alone is claimed.
 	if _, err := s.Retry(ctx(t), k1.ID); err != nil {

@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"fmt"
-	"sort"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -119,41 +118,6 @@ func (s *Store) Persist(ctx context.Context, ds []Delivery) error {
 	return nil
 }
 
-// ClaimDue takes up to limit pending deliveries that are due, oldest due
-// first, and leases them: their next attempt moves to now+lease, so a
-// worker that dies leaves them due again when the lease ends. Concurrent
-// claimers never get the same row (FOR UPDATE SKIP LOCKED). Of a non-empty
-// key, only the pending delivery with the lowest seq is claimable.
-// Rows come back ordered by seq.
-func (s *Store) ClaimDue(ctx context.Context, limit int, lease time.Duration) ([]Delivery, error) {
-	if limit <= 0 {
-		return nil, nil
-	}
-	q := s.sql(`WITH due AS (
-	SELECT d.id FROM {s}.deliveries d
-	WHERE d.status = 'pending' AND d.next_attempt_at <= now()
-	  AND (d.key = '' OR NOT EXISTS (
-		SELECT 1 FROM {s}.deliveries e
-		WHERE e.status = 'pending' AND e.endpoint_id = d.endpoint_id AND e.key = d.key AND e.seq < d.seq))
-	ORDER BY d.next_attempt_at
-	LIMIT $1
-	FOR UPDATE SKIP LOCKED
-)
-UPDATE {s}.deliveries d SET next_attempt_at = now() + $2::bigint * interval '1 microsecond', updated_at = now()
-FROM due WHERE d.id = due.id
-RETURNING ` + prefixedDeliveryColumns("d"))
-	rows, err := s.pool.Query(ctx, q, limit, lease.Microseconds())
-	if err != nil {
-		return nil, fmt.Errorf("claiming due deliveries: %w", err)
-	}
-	ds, err := collectDeliveries(rows)
-	if err != nil {
-		return nil, fmt.Errorf("claiming due deliveries: %w", err)
-	}
-	sort.Slice(ds, func(i, j int) bool { return ds[i].Seq < ds[j].Seq })
-	return ds, nil
-}
-
 // Outcome is what an attempt leaves a delivery as.
 type Outcome struct {
 	Status        Status    // delivered, pending (retry later) or failed
@@ -163,8 +127,9 @@ type Outcome struct {
 // Complete records an attempt of d and its outcome in one transaction:
 // the attempt is logged, the delivery takes the outcome's status (and is
 // inserted from d if it was not stored), its attempt count grows by one,
-// and the endpoint's health counts a success (outcome delivered) or a
-// failure. A delivery already delivered is never moved back by a late
+// the endpoint's health counts a success (outcome delivered) or a
+// failure, and, when a keyed delivery leaves pending, the next pending
+// delivery of its key is made due. A delivery already delivered is never moved back by a late
 // Complete of a stale lease. It returns the endpoint's new health.
 func (s *Store) Complete(ctx context.Context, d Delivery, a Attempt, outcome Outcome) (Health, error) {
 	id := d.ID
@@ -196,6 +161,13 @@ func (s *Store) Complete(ctx context.Context, d Delivery, a Attempt, outcome Out
 		duration, status_code, error, response)
 	VALUES ($1, $2, $3, $4, coalesce(nullif($15::int, 0), (SELECT attempts FROM d), $11), $16,
 		$17::bigint * interval '1 microsecond', $13, $14, $18)
+), wake AS (
+	-- The delivery leaves pending: the next of its key may go now.
+	UPDATE {s}.deliveries SET next_attempt_at = now()
+	WHERE $5::text <> '' AND $10::text <> 'pending' AND next_attempt_at > now() AND id = (
+		SELECT id FROM {s}.deliveries
+		WHERE status = 'pending' AND endpoint_id = $4 AND key = $5 AND id <> $1
+		ORDER BY seq LIMIT 1)
 )
 INSERT INTO {s}.endpoint_health AS h (endpoint_id, consecutive_failures, failing_since, last_success_at, last_failure_at)
 VALUES ($4, CASE WHEN $19::bool THEN 0 ELSE 1 END,
