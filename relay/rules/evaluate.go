@@ -32,7 +32,7 @@ func (r *Rules) Evaluate(c *cdc.Change, out []event.Event) ([]event.Event, []eve
 	if tr == nil || i < 0 || len(tr.byOp[i]) == 0 {
 		return out, nil
 	}
-	s := scope{r: r, c: c}
+	s := scope{r: r, c: c, needs: &tr.needs[i]}
 	var failures []event.Failure
 	for _, ru := range tr.byOp[i] {
 		ev, ok, err := s.apply(ru)
@@ -50,15 +50,19 @@ func (r *Rules) Evaluate(c *cdc.Change, out []event.Event) ([]event.Event, []eve
 // scope holds one change and the values derived from it, built on first use
 // and shared by the rules that run on the change.
 type scope struct {
-	r *Rules
-	c *cdc.Change
+	r     *Rules
+	c     *cdc.Change
+	needs *needs // what the rules of this table and op read
+	ctx   *hcl.EvalContext
 
 	table   string
 	key     *string
 	row     []byte // default data
-	newFull cty.Value
-	oldFull cty.Value
 	changed cty.Value
+
+	changedDone  bool
+	changedKnown bool
+	changedList  []string
 	tx      cty.Value
 }
 
@@ -70,6 +74,16 @@ func (s *scope) apply(ru *rule) (ev event.Event, ok bool, err error) {
 		}
 	}()
 	if ru.when != nil {
+		if ru.when.fast != nil {
+			if v, ok := ru.when.fast(s); ok {
+				if b, isBool := v.(bool); isBool {
+					if !b {
+						return ev, false, nil
+					}
+					goto matched
+				}
+			}
+		}
 		v, err := s.eval(ru.when)
 		if err != nil {
 			return ev, false, fmt.Errorf("evaluating when: %w", err)
@@ -85,6 +99,7 @@ func (s *scope) apply(ru *rule) (ev event.Event, ok bool, err error) {
 			return ev, false, nil
 		}
 	}
+matched:
 	c := s.c
 	ev = event.Event{
 		ID:        event.NewID(c.CommitLSN, c.Position, ru.name),
@@ -107,6 +122,12 @@ func (s *scope) apply(ru *rule) (ev event.Event, ok bool, err error) {
 			return ev, false, err
 		}
 	}
+	if ru.data != nil && ru.fastData != nil {
+		if b, ok := ru.fastData(s, make([]byte, 0, 256)); ok {
+			ev.Data = b
+			return ev, true, nil
+		}
+	}
 	if ru.data != nil {
 		v, err := s.eval(ru.data)
 		if err != nil {
@@ -123,6 +144,13 @@ func (s *scope) apply(ru *rule) (ev event.Event, ok bool, err error) {
 
 // text evaluates a key or tenant expression to text; null is "".
 func (s *scope) text(ce *compiledExpr, what string) (string, error) {
+	if ce.fast != nil {
+		if v, ok := ce.fast(s); ok {
+			if t, ok := fastText(v); ok {
+				return t, nil
+			}
+		}
+	}
 	v, err := s.eval(ce)
 	if err != nil {
 		return "", fmt.Errorf("evaluating %s: %w", what, err)
@@ -145,20 +173,44 @@ func (s *scope) text(ce *compiledExpr, what string) (string, error) {
 	return "", fmt.Errorf("evaluating %s: the result must be a string or number, not %s", what, v.Type().FriendlyName())
 }
 
-// eval evaluates an expression with the variables it reads.
+// eval evaluates an expression. The variables are built once per change,
+// for every rule of its table and op.
 func (s *scope) eval(ce *compiledExpr) (cty.Value, error) {
-	vars := make(map[string]cty.Value, 4)
-	n := ce.needs
-	var err error
-	if n.vars&needNew != 0 {
-		if vars["new"], err = s.rowVal(s.c.New, n.newAttrs, &s.newFull); err != nil {
-			return cty.NilVal, fmt.Errorf("reading new: %w", err)
+	if s.ctx == nil {
+		vars, err := s.variables()
+		if err != nil {
+			return cty.NilVal, err
 		}
+		s.ctx = s.r.base.NewChild()
+		s.ctx.Variables = vars
+	}
+	v, diags := ce.expr.Value(s.ctx)
+	if diags.HasErrors() {
+		return cty.NilVal, diagError(diags)
+	}
+	if !v.IsKnown() {
+		return cty.NilVal, fmt.Errorf("the result is not known")
+	}
+	return v, nil
+}
+
+// variables builds the variables the change's rules read.
+func (s *scope) variables() (map[string]cty.Value, error) {
+	vars := make(map[string]cty.Value, 6)
+	n := s.needs
+	if n.vars&needNew != 0 {
+		v, err := rowVal(s.c.New, n.newAttrs)
+		if err != nil {
+			return nil, fmt.Errorf("reading new: %w", err)
+		}
+		vars["new"] = v
 	}
 	if n.vars&needOld != 0 {
-		if vars["old"], err = s.rowVal(s.c.Old, n.oldAttrs, &s.oldFull); err != nil {
-			return cty.NilVal, fmt.Errorf("reading old: %w", err)
+		v, err := rowVal(s.c.Old, n.oldAttrs)
+		if err != nil {
+			return nil, fmt.Errorf("reading old: %w", err)
 		}
+		vars["old"] = v
 	}
 	if n.vars&needOp != 0 {
 		vars["op"] = opVals[s.c.Op]
@@ -172,37 +224,16 @@ func (s *scope) eval(ce *compiledExpr) (cty.Value, error) {
 	if n.vars&needChanged != 0 {
 		vars["changed"] = s.changedVal()
 	}
-	ctx := s.r.base.NewChild()
-	ctx.Variables = vars
-	v, diags := ce.expr.Value(ctx)
-	if diags.HasErrors() {
-		return cty.NilVal, diagError(diags)
-	}
-	if !v.IsWhollyKnown() {
-		return cty.NilVal, fmt.Errorf("the result is not known")
-	}
-	v, _ = v.UnmarkDeep()
-	return v, nil
+	return vars, nil
 }
 
 // rowVal is new or old as a cty object: null when row is nil, else all its
-// columns, or only attrs when the expression reads only those.
-func (s *scope) rowVal(row map[string]any, attrs []string, full *cty.Value) (cty.Value, error) {
+// columns, or only attrs when the rules read only those.
+func rowVal(row map[string]any, attrs []string) (cty.Value, error) {
 	if row == nil {
 		return nullVal, nil
 	}
-	if full.Type() != cty.NilType {
-		return *full, nil
-	}
-	if attrs != nil {
-		return objectVal(row, attrs)
-	}
-	v, err := objectVal(row, nil)
-	if err != nil {
-		return cty.NilVal, err
-	}
-	*full = v
-	return v, nil
+	return objectVal(row, attrs)
 }
 
 func (s *scope) tableName() string {
@@ -228,12 +259,33 @@ func (s *scope) changedVal() cty.Value {
 	if s.changed.Type() != cty.NilType {
 		return s.changed
 	}
+	names, known := s.changedNames()
+	switch {
+	case !known:
+		s.changed = cty.NullVal(cty.List(cty.String))
+	case len(names) == 0:
+		s.changed = cty.ListValEmpty(cty.String)
+	default:
+		vals := make([]cty.Value, len(names))
+		for i, n := range names {
+			vals[i] = cty.StringVal(n)
+		}
+		s.changed = cty.ListVal(vals)
+	}
+	return s.changed
+}
+
+// changedNames lists the columns an update changed, in table order; known
+// is false unless the change is an update with the whole old row.
+func (s *scope) changedNames() (names []string, known bool) {
+	if s.changedDone {
+		return s.changedList, s.changedKnown
+	}
+	s.changedDone = true
 	c := s.c
 	if c.Op != cdc.OpUpdate || !c.OldFull || c.Old == nil || c.New == nil {
-		s.changed = cty.NullVal(cty.List(cty.String))
-		return s.changed
+		return nil, false
 	}
-	var names []cty.Value
 	diff := func(col string) {
 		nv, ok := c.New[col]
 		if !ok || containsString(c.Unchanged, col) {
@@ -241,7 +293,7 @@ func (s *scope) changedVal() cty.Value {
 		}
 		ov, had := c.Old[col]
 		if !had || !valuesEqual(ov, nv) {
-			names = append(names, cty.StringVal(col))
+			names = append(names, col)
 		}
 	}
 	for _, col := range c.Columns {
@@ -252,12 +304,8 @@ func (s *scope) changedVal() cty.Value {
 			diff(col)
 		}
 	}
-	if len(names) == 0 {
-		s.changed = cty.ListValEmpty(cty.String)
-	} else {
-		s.changed = cty.ListVal(names)
-	}
-	return s.changed
+	s.changedList, s.changedKnown = names, true
+	return names, true
 }
 
 // defaultKey is the replica identity columns' values joined with ":".

@@ -124,7 +124,7 @@ func TestDealStageChangedData(t *testing.T) {
 	if ev.Key != "9" || ev.Tenant != "7" {
 		t.Errorf("key %q tenant %q, want 9 and 7", ev.Key, ev.Tenant)
 	}
-	want := `{"id":9,"organization_id":7,"contact_id":1,"title":"Big deal","amount":12345678901234567.89,"stage":"won","assigned_to":null,"closed_at":null,"metadata":{"plan":"pro","seats":12},"previous_stage":"lead"}`
+	want := `{"id":9,"organization_id":7,"contact_id":1,"title":"Big deal","amount":12345678901234567.89,"stage":"won","assigned_to":null,"closed_at":null,"metadata":{"plan": "pro", "seats": 12},"previous_stage":"lead"}`
 	if string(ev.Data) != want {
 		t.Errorf("data =\n%s\nwant\n%s", ev.Data, want)
 	}

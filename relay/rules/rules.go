@@ -28,6 +28,9 @@ type EventInfo struct {
 // tableRules are one table's rules, by op index (see opIndex).
 type tableRules struct {
 	byOp [4][]*rule
+	// needs is, per op, what the op's rules read together: each change
+	// builds those variables once, for all its rules.
+	needs [4]needs
 }
 
 // rule is one compiled event block.
@@ -40,12 +43,16 @@ type rule struct {
 	// tenant and data are nil when the block leaves them to the defaults.
 	tenant *compiledExpr
 	data   *compiledExpr
+	// fastData writes data without HCL for the common shapes; nil if not.
+	fastData fastData
 }
 
 // compiledExpr is an expression and the variables it reads.
 type compiledExpr struct {
 	expr  hcl.Expression
 	needs needs
+	// fast evaluates common shapes without HCL; nil when expr is not one.
+	fast fastFunc
 }
 
 // needs says which variables an expression reads, and of new and old which
@@ -70,7 +77,11 @@ var varBits = map[string]uint8{
 }
 
 // Compile indexes cfg's event blocks. cfg must have loaded without errors.
-func Compile(cfg *config.Config) (*Rules, error) {
+func Compile(cfg *config.Config) (*Rules, error) { return compileRules(cfg, true) }
+
+// compileRules is Compile; fast false leaves every expression to HCL (tests
+// compare both paths).
+func compileRules(cfg *config.Config, fast bool) (*Rules, error) {
 	r := &Rules{
 		tables: map[string]map[string]*tableRules{},
 		base:   &hcl.EvalContext{Functions: config.Functions()},
@@ -81,10 +92,13 @@ func Compile(cfg *config.Config) (*Rules, error) {
 			table: e.QualifiedTable(),
 			info:  EventInfo{Name: e.Name, Description: e.Description, Table: e.QualifiedTable(), Ops: e.Ops},
 		}
-		ru.when = compile(e.When)
-		ru.key = compile(e.Key)
-		ru.tenant = compile(e.Tenant)
-		ru.data = compile(e.Data)
+		ru.when = compile(e.When, fast)
+		ru.key = compile(e.Key, fast)
+		ru.tenant = compile(e.Tenant, fast)
+		ru.data = compile(e.Data, fast)
+		if e.Data != nil && fast {
+			ru.fastData = compileFastData(e.Data)
+		}
 		byTable := r.tables[e.Schema]
 		if byTable == nil {
 			byTable = map[string]*tableRules{}
@@ -101,6 +115,11 @@ func Compile(cfg *config.Config) (*Rules, error) {
 				return nil, fmt.Errorf("compiling event %q: unknown op %q", e.Name, op)
 			}
 			tr.byOp[i] = append(tr.byOp[i], ru)
+			for _, ce := range []*compiledExpr{ru.when, ru.key, ru.tenant, ru.data} {
+				if ce != nil {
+					tr.needs[i] = tr.needs[i].union(ce.needs)
+				}
+			}
 		}
 		r.rules = append(r.rules, ru)
 	}
@@ -108,11 +127,14 @@ func Compile(cfg *config.Config) (*Rules, error) {
 }
 
 // compile analyses which variables and columns expr reads.
-func compile(expr hcl.Expression) *compiledExpr {
+func compile(expr hcl.Expression, fast bool) *compiledExpr {
 	if expr == nil {
 		return nil
 	}
 	c := &compiledExpr{expr: expr}
+	if fast {
+		c.fast = compileFast(expr)
+	}
 	newAll, oldAll := false, false
 	for _, tr := range expr.Variables() {
 		root := tr.RootName()
@@ -155,6 +177,32 @@ func firstAttr(tr hcl.Traversal) (string, bool) {
 		}
 	}
 	return "", false
+}
+
+// union is what n and o read together.
+func (n needs) union(o needs) needs {
+	u := needs{vars: n.vars | o.vars}
+	u.newAttrs = unionAttrs(n.vars&needNew != 0, n.newAttrs, o.vars&needNew != 0, o.newAttrs)
+	u.oldAttrs = unionAttrs(n.vars&needOld != 0, n.oldAttrs, o.vars&needOld != 0, o.oldAttrs)
+	return u
+}
+
+// unionAttrs unites two column lists where nil means every column (when the
+// variable is read at all).
+func unionAttrs(aUsed bool, a []string, bUsed bool, b []string) []string {
+	switch {
+	case !aUsed:
+		return b
+	case !bUsed:
+		return a
+	case a == nil || b == nil:
+		return nil
+	}
+	out := append([]string(nil), a...)
+	for _, s := range b {
+		out = appendUnique(out, s)
+	}
+	return out
 }
 
 func appendUnique(list []string, s string) []string {

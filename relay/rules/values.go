@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"math/big"
 	"reflect"
 	"sort"
 	"strconv"
@@ -36,11 +37,7 @@ func toCty(v any) (cty.Value, error) {
 		}
 		return cty.NumberFloatVal(x), nil
 	case json.Number:
-		n, err := cty.ParseNumberVal(string(x))
-		if err != nil {
-			return cty.StringVal(string(x)), nil
-		}
-		return n, nil
+		return numberVal(string(x)), nil
 	case json.RawMessage:
 		return jsonToCty(x)
 	case []any:
@@ -177,4 +174,23 @@ func sortedKeys(m map[string]any) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// numberVal parses a decimal number exactly enough to write it back
+// unchanged: with a precision sized to its digits rather than cty's 512 bits,
+// which makes writing it back much cheaper. Text that is not a number stays
+// a string.
+func numberVal(s string) cty.Value {
+	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
+		return cty.NumberIntVal(n)
+	}
+	prec := uint(len(s))*4 + 16
+	if prec < 64 {
+		prec = 64
+	}
+	f, _, err := big.ParseFloat(s, 10, prec, big.ToNearestEven)
+	if err != nil || f.IsInf() {
+		return cty.StringVal(s)
+	}
+	return cty.NumberVal(f)
 }
