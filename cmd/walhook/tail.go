@@ -1,0 +1,193 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/walhook/walhook/cdc"
+)
+
+func init() {
+	register(command{name: "tail", summary: "print captured row changes as JSON lines (for debugging)", run: runTail})
+}
+
+const tailHelp = `Usage: walhook tail --url URL --tables contacts,deals [flags]
+
+Prints every committed row change of the given tables as one JSON line on
+stdout (schema, table, op, new, old, unchanged, xid, commit_time,
+commit_lsn, end_lsn, position), and acknowledges each transaction once
+printed. Logs go to stderr. Stop with Ctrl-C.
+
+The slot (default walhook_tail) and the publication (default walhook_tail)
+are created if missing. When tail created the slot, it drops it and the
+publication it created on exit, so a debugging session leaves nothing
+pinning WAL; pass --keep to keep them (then drop them later with
+'walhook teardown' or pg_drop_replication_slot). If tail is killed with
+SIGKILL, the slot it created stays: drop it by hand.
+
+An existing slot is only read with --from-start: tail then prints the
+backlog from the slot's confirmed position and acknowledges it, which moves
+the slot. Never point --from-start at the slot of a running walhook.
+Note that tail sets the publication's table list to --tables.
+
+Flags:
+`
+
+func runTail(args []string) int {
+	return tail(args, os.Stdout, os.Stderr)
+}
+
+func tail(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("walhook tail", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	url := fs.String("url", "", "source database URL or DSN (required)")
+	tables := fs.String("tables", "", `comma-separated tables, "schema.table" or "table" in public (required)`)
+	slot := fs.String("slot", "walhook_tail", "replication slot to read")
+	publication := fs.String("publication", "walhook_tail", "publication to read through")
+	fromStart := fs.Bool("from-start", false, "read an existing slot from its confirmed position (its backlog)")
+	keep := fs.Bool("keep", false, "keep a slot and publication that tail created when it exits")
+	logOpts := logFlags(fs)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, tailHelp)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if *url == "" || *tables == "" || fs.NArg() > 0 {
+		fmt.Fprintln(stderr, "walhook tail: --url and --tables are required")
+		fs.Usage()
+		return 2
+	}
+	log := logOpts.logger()
+	cfg := cdc.ReaderConfig{
+		URL:         *url,
+		Slot:        *slot,
+		Publication: *publication,
+		Logger:      log,
+	}
+	for _, t := range strings.Split(*tables, ",") {
+		if t = strings.TrimSpace(t); t != "" {
+			cfg.Tables = append(cfg.Tables, t)
+		}
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	slotExisted, pubExisted, err := tailObjectsExist(ctx, *url, *slot, *publication)
+	if err != nil {
+		fmt.Fprintf(stderr, "walhook tail: %v\n", err)
+		return 1
+	}
+	if slotExisted && !*fromStart {
+		fmt.Fprintf(stderr, "walhook tail: replication slot %s already exists: pass --from-start to read its backlog (tail acknowledges what it prints, moving the slot), or choose another --slot\n", *slot)
+		return 1
+	}
+	if err := cdc.Prepare(ctx, "", cfg); err != nil {
+		fmt.Fprintf(stderr, "walhook tail: %v\n", err)
+		return 1
+	}
+	if !slotExisted && !*keep {
+		defer dropTailObjects(stderr, *url, *slot, *publication, pubExisted)
+	}
+
+	reader := cdc.NewReader(cfg)
+	out := bufio.NewWriter(stdout)
+	enc := json.NewEncoder(out)
+	enc.SetEscapeHTML(false)
+	sink := cdc.SinkFunc(func(_ context.Context, tx cdc.Transaction) error {
+		for _, c := range tx.Changes {
+			if err := enc.Encode(tailLine(c)); err != nil {
+				return fmt.Errorf("printing change: %w", err)
+			}
+		}
+		if err := out.Flush(); err != nil {
+			return fmt.Errorf("printing changes: %w", err)
+		}
+		reader.Ack(tx.EndLSN)
+		return nil
+	})
+	log.Info().Str("slot", *slot).Strs("tables", cfg.Tables).Msg("tailing; Ctrl-C to stop")
+	if err := reader.Run(ctx, sink); err != nil {
+		fmt.Fprintf(stderr, "walhook tail: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// tailJSON is one printed change.
+type tailJSON struct {
+	Schema     string         `json:"schema"`
+	Table      string         `json:"table"`
+	Op         cdc.Op         `json:"op"`
+	New        map[string]any `json:"new"`
+	Old        map[string]any `json:"old"`
+	Unchanged  []string       `json:"unchanged,omitempty"`
+	XID        uint32         `json:"xid"`
+	CommitTime string         `json:"commit_time"`
+	CommitLSN  string         `json:"commit_lsn"`
+	EndLSN     string         `json:"end_lsn"`
+	Position   int            `json:"position"`
+}
+
+func tailLine(c cdc.Change) tailJSON {
+	return tailJSON{
+		Schema: c.Schema, Table: c.Table, Op: c.Op, New: c.New, Old: c.Old, Unchanged: c.Unchanged,
+		XID: c.XID, CommitTime: c.CommitTime.UTC().Format(time.RFC3339Nano),
+		CommitLSN: c.CommitLSN.String(), EndLSN: c.EndLSN.String(), Position: c.Position,
+	}
+}
+
+// tailObjectsExist reports whether the slot and the publication exist.
+func tailObjectsExist(ctx context.Context, url, slot, publication string) (slotExists, pubExists bool, err error) {
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		return false, false, fmt.Errorf("connecting to the source database: %w", err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	err = conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = $1),
+		EXISTS (SELECT 1 FROM pg_publication WHERE pubname = $2)`, slot, publication).Scan(&slotExists, &pubExists)
+	if err != nil {
+		return false, false, fmt.Errorf("looking up slot %s and publication %s: %w", slot, publication, err)
+	}
+	return slotExists, pubExists, nil
+}
+
+// dropTailObjects drops the slot tail created, and the publication if tail
+// created it too. The walsender may need a moment to release the slot.
+func dropTailObjects(stderr io.Writer, url, slot, publication string, pubExisted bool) {
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	pub := publication
+	if pubExisted {
+		pub = ""
+	}
+	for {
+		err := cdc.Teardown(ctx, url, slot, pub)
+		if err == nil {
+			fmt.Fprintf(stderr, "walhook tail: dropped replication slot %s\n", slot)
+			return
+		}
+		select {
+		case <-ctx.Done():
+			fmt.Fprintf(stderr, "walhook tail: could not drop replication slot %s, drop it by hand: %v\n", slot, err)
+			return
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
