@@ -258,14 +258,14 @@ func isASCII(s string) bool {
 	return true
 }
 
-// fastText is a key or tenant from the fast path: text of a string, int64
-// or bool, "" for null.
+// fastText is a key or tenant from the fast path: text of an ASCII string
+// (HCL normalizes others to NFC), int64 or bool, "" for null.
 func fastText(v any) (string, bool) {
 	switch x := v.(type) {
 	case nil:
 		return "", true
 	case string:
-		return x, true
+		return x, isASCII(x)
 	case int64:
 		return strconv.FormatInt(x, 10), true
 	case bool:

@@ -39,7 +39,11 @@ func toCty(v any) (cty.Value, error) {
 	case json.Number:
 		return numberVal(string(x)), nil
 	case json.RawMessage:
-		return jsonToCty(x)
+		v, err := jsonToCty(x)
+		if err != nil { // not JSON after all: rules see the text
+			return cty.StringVal(string(x)), nil
+		}
+		return v, nil
 	case []any:
 		if len(x) == 0 {
 			return cty.EmptyTupleVal, nil
