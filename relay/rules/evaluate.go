@@ -63,7 +63,7 @@ type scope struct {
 	changedDone  bool
 	changedKnown bool
 	changedList  []string
-	tx      cty.Value
+	tx           cty.Value
 }
 
 // apply runs one rule on the change: ok is false when its when is false.
