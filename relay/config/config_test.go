@@ -1,0 +1,276 @@
+package config
+
+import (
+	"bytes"
+	"encoding/base64"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/hcl/v2"
+)
+
+const okSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+// base is a valid config the malformed cases add to.
+const base = `source "postgres" { url = "postgres://localhost/crm" }
+event "item.created" {
+  table = "items"
+  on    = ["insert"]
+}
+`
+
+// markedLine is the 1-based line holding "# <-" in src.
+func markedLine(t *testing.T, src string) int {
+	t.Helper()
+	for i, l := range strings.Split(src, "\n") {
+		if strings.Contains(l, "# <-") {
+			return i + 1
+		}
+	}
+	t.Fatalf("no # <- marker in:\n%s", src)
+	return 0
+}
+
+func endpoint(body string) string {
+	return "endpoint \"e\" {\n  url = \"https://example.com/hook\"\n  events = [\"item.created\"]\n" + body + "\n}\n"
+}
+
+func TestMalformed(t *testing.T) {
+	t.Parallel()
+	short := "whsec_" + base64.StdEncoding.EncodeToString([]byte("12345678"))
+	tests := []struct {
+		name string
+		src  string // the line with "# <-" is where the diagnostic must point
+		want string // in the diagnostic's summary or detail
+	}{
+		{"syntax error", base + "event \"x\" {\n  table = \"t\"\n  on = [\"insert\" \"update\"] # <-\n}\n", "Missing item separator"},
+		{"unknown block", base + "metrics { # <-\n}\n", "Unsupported block type"},
+		{"unknown attribute", base + "event \"b\" {\n  table = \"t\"\n  on = [\"insert\"]\n  colour = \"red\" # <-\n}\n", "Unsupported argument"},
+		{"wrong type", base + "event \"b\" {\n  table = \"t\"\n  on = { insert = true } # <-\n}\n", "list of string required"},
+		{"missing source", "# a config without a source # <-\nevent \"b\" {\n  table = \"t\"\n  on = [\"insert\"]\n}\n", "Missing source block"},
+		{"missing source url", "source \"postgres\" { # <-\n  slot = \"x\"\n}\n", "The argument \"url\" is required"},
+		{"unsupported source", "source \"mysql\" { url = \"x\" } # <-\n", "The only source is \"postgres\""},
+		{"invalid slot", "source \"postgres\" {\n  url = \"x\"\n  slot = \"Wal-Hook\" # <-\n}\n", "Invalid slot name"},
+		{"outbox mode without outbox", "source \"postgres\" {\n  url = \"x\"\n  mode = \"outbox\" # <-\n}\n", "Missing outbox block"},
+		{"bad mode", "source \"postgres\" {\n  url = \"x\"\n  mode = \"trigger\" # <-\n}\n", "Invalid source mode"},
+		{"unknown variable in when", base + "event \"b\" {\n  table = \"t\"\n  on = [\"update\"]\n  when = row.x != 1 # <-\n}\n", "There is no variable named \"row\""},
+		{"unknown variable in body", base + endpoint("  secret = \""+okSecret+"\"\n  body = { id = new.id } # <-"), "There is no variable named \"new\""},
+		{"unknown function", base + "event \"b\" {\n  table = \"t\"\n  on = [\"update\"]\n  when = lowercase(new.x) == \"a\" # <-\n}\n", "There is no function named \"lowercase\""},
+		{"function arity", base + "event \"b\" {\n  table = \"t\"\n  on = [\"update\"]\n  when = length() > 0 # <-\n}\n", "Not enough function arguments"},
+		{"when not a bool", base + "event \"b\" {\n  table = \"t\"\n  on = [\"update\"]\n  when = { a = 1 } # <-\n}\n", "when must be a bool"},
+		{"key not a string", base + "event \"b\" {\n  table = \"t\"\n  on = [\"update\"]\n  key = [new.id] # <-\n}\n", "key must be a string or number"},
+		{"unknown op", base + "event \"b\" {\n  table = \"t\"\n  on = [\"upsert\"] # <-\n}\n", "\"upsert\" is not an operation"},
+		{"bad table name", base + "event \"b\" {\n  table = \"a.b.c\" # <-\n  on = [\"insert\"]\n}\n", "is not a table name"},
+		{"duplicate event", base + "event \"item.created\" { # <-\n  table = \"t\"\n  on = [\"insert\"]\n}\n", "Duplicate event name"},
+		{"glob in event name", base + "event \"item.*\" { # <-\n  table = \"t\"\n  on = [\"insert\"]\n}\n", "Invalid event name"},
+		{"env unset in rule", base + "event \"b\" {\n  table = \"t\"\n  on = [\"insert\"]\n  when = env(\"WALHOOK_TEST_UNSET\") == \"x\" # <-\n}\n", "WALHOOK_TEST_UNSET is not set"},
+		{"filter matches no event", base + "endpoint \"e\" {\n  url = \"https://example.com/hook\"\n  events = [\"invoice.*\"] # <-\n  secret = \"" + okSecret + "\"\n}\n", "\"invoice.*\" matches no event"},
+		{"no events", base + "endpoint \"e\" {\n  url = \"https://example.com/hook\"\n  events = [] # <-\n  secret = \"" + okSecret + "\"\n}\n", "subscribes to no event"},
+		{"url scheme", base + "endpoint \"e\" {\n  url = \"ftp://example.com/x\" # <-\n  events = [\"*\"]\n  secret = \"" + okSecret + "\"\n}\n", "must be an http:// or https:// URL"},
+		{"url without host", base + "endpoint \"e\" {\n  url = \"https:///path\" # <-\n  events = [\"*\"]\n  secret = \"" + okSecret + "\"\n}\n", "has no host"},
+		{"url does not parse", base + "endpoint \"e\" {\n  url = \"http://exa mple.com:x/\" # <-\n  events = [\"*\"]\n  secret = \"" + okSecret + "\"\n}\n", "does not parse"},
+		{"missing secret", base + "endpoint \"e\" { # <-\n  url = \"https://example.com/hook\"\n  events = [\"*\"]\n}\n", "needs secret"},
+		{"secret without prefix", base + endpoint("  secret = \"abcdefabcdefabcdefabcdefabcdef\" # <-"), "starts with \"whsec_\""},
+		{"secret not base64", base + endpoint("  secret = \"whsec_not base64!\" # <-"), "not valid base64"},
+		{"secret too short", base + endpoint("  secret = \""+short+"\" # <-"), "this one holds 8"},
+		{"env unset secret", base + endpoint("  secret = env(\"WALHOOK_TEST_UNSET\") # <-"), "WALHOOK_TEST_UNSET is not set and has no default"},
+		{"secret and secrets", base + endpoint("  secret = \""+okSecret+"\"\n  secrets = [\""+okSecret+"\"] # <-"), "Give either secret or secrets"},
+		{"bad signing", base + endpoint("  secret = \"abcdefabcdefabcdefabcdef\"\n  signing = \"rsa\" # <-"), "signing is one of"},
+		{"bad ordering", base + endpoint("  secret = \""+okSecret+"\"\n  ordering = \"fifo\" # <-"), "ordering is \"none\" or \"key\""},
+		{"bad duration", base + endpoint("  secret = \""+okSecret+"\"\n  timeout = \"15 seconds\" # <-"), "invalid duration \"15 seconds\""},
+		{"zero duration", base + endpoint("  secret = \""+okSecret+"\"\n  disable_after = \"0s\" # <-"), "must be positive"},
+		{"concurrency", base + endpoint("  secret = \""+okSecret+"\"\n  concurrency = 0 # <-"), "concurrency must be at least 1"},
+		{"empty retry schedule", base + endpoint("  secret = \""+okSecret+"\"\n  retry {\n    schedule = [] # <-\n  }"), "Empty retry schedule"},
+		{"negative retry", base + endpoint("  secret = \""+okSecret+"\"\n  retry {\n    schedule = [\"5s\", \"-1m\"] # <-\n  }"), "must not be negative"},
+		{"bad header", base + strings.Replace(endpoint("  secret = \""+okSecret+"\"\n  headers = { \"X Bad\" = \"1\" }"), "{", "{ # <-", 1), "not a valid HTTP header name"},
+		{"duplicate endpoint", base + endpoint("  secret = \""+okSecret+"\"") + strings.Replace(endpoint("  secret = \""+okSecret+"\""), "{", "{ # <-", 1), "Duplicate endpoint name"},
+		{"body unknown attribute", base + endpoint("  secret = \""+okSecret+"\"\n  body = { t = event.typo } # <-"), "does not have an attribute named \"typo\""},
+		{"admin without token", base + "admin { # <-\n  listen = \"127.0.0.1:8080\"\n}\n", "Missing admin token"},
+		{"admin bad network", base + "admin {\n  token = \"0123456789abcdef0123\"\n  allow_networks = [\"10.0.0.0/33\"] # <-\n}\n", "is not a CIDR network"},
+		{"admin bad listen", base + "admin {\n  token = \"0123456789abcdef0123\"\n  listen = \"8080\" # <-\n}\n", "Invalid listen address"},
+		{"delivery log_attempts", base + "delivery {\n  log_attempts = \"some\" # <-\n}\n", "log_attempts is \"failures\" or \"all\""},
+		{"delivery max_in_flight", base + "delivery {\n  max_in_flight = 0 # <-\n}\n", "max_in_flight must be at least 1"},
+		{"state schema", base + "state {\n  schema = \"Walhook State\" # <-\n}\n", "Invalid schema name"},
+		{"two admin blocks", base + "admin {\n  token = \"0123456789abcdef0123\"\n}\nadmin { # <-\n  token = \"0123456789abcdef0123\"\n}\n", "Duplicate admin block"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			line := markedLine(t, tt.src)
+			_, diags := Parse([]byte(tt.src), "bad.hcl")
+			if !diags.HasErrors() {
+				t.Fatalf("no error; diagnostics: %v", diags)
+			}
+			for _, d := range diags {
+				if d.Severity != hcl.DiagError || !strings.Contains(d.Summary+": "+d.Detail, tt.want) {
+					continue
+				}
+				if d.Subject == nil || d.Subject.Start.Line != line {
+					t.Fatalf("%q at %v, want line %d", tt.want, d.Subject, line)
+				}
+				return
+			}
+			t.Fatalf("no error containing %q; got: %s", tt.want, diags.Error())
+		})
+	}
+}
+
+func TestWarnings(t *testing.T) {
+	t.Parallel()
+	src := base + endpoint("  secret = \"short\"\n  signing = \"hmac-sha256\"") +
+		"admin {\n  token = \"tiny\"\n}\n"
+	cfg, diags := Parse([]byte(src), "warn.hcl")
+	if diags.HasErrors() || cfg == nil {
+		t.Fatalf("errors: %s", diags.Error())
+	}
+	var got []string
+	for _, d := range diags {
+		got = append(got, d.Summary)
+	}
+	if strings.Join(got, ",") != "Short secret,Short admin token" {
+		t.Errorf("warnings = %v", got)
+	}
+}
+
+func exampleFile() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", "..", "config.example.hcl")
+}
+
+func TestExampleConfig(t *testing.T) {
+	t.Setenv("DATABASE_URL", "postgres://localhost/crm")
+	t.Setenv("WALHOOK_ADMIN_TOKEN", "test-admin-token-0123456789")
+	t.Setenv("CRM_WEBHOOK_SECRET", okSecret)
+	t.Setenv("LEGACY_SECRET", "legacy-secret-0123456789")
+	cfg, diags := Load(exampleFile())
+	if len(diags) > 0 {
+		var buf bytes.Buffer
+		WriteDiagnostics(&buf, nil, diags)
+		t.Fatalf("diagnostics:\n%s", buf.String())
+	}
+	if got := strings.Join(cfg.Source.Tables, ","); got != "public.contacts,public.deals,public.invoices" {
+		t.Errorf("tables = %s", got)
+	}
+	if cfg.Source.Slot != "walhook" || cfg.Source.Mode != "logical" || cfg.State.Schema != "walhook" || cfg.State.URL != "" {
+		t.Errorf("source %+v state %+v", cfg.Source, cfg.State)
+	}
+	if cfg.Admin == nil || cfg.Admin.Listen != "127.0.0.1:8080" || len(cfg.Admin.Tokens) != 1 || cfg.Admin.SecretOverlap != 24*time.Hour {
+		t.Errorf("admin = %+v", cfg.Admin)
+	}
+	if cfg.Delivery.MaxInFlight != 10000 || cfg.Delivery.LogAttempts != "failures" || cfg.Delivery.RetryWorkers != 16 || cfg.Delivery.ShutdownTimeout != 30*time.Second {
+		t.Errorf("delivery = %+v", cfg.Delivery)
+	}
+	if len(cfg.Events) != 5 || cfg.Events[2].Name != "deal.stage.changed" || cfg.Events[2].When == nil || cfg.Events[0].When != nil {
+		t.Fatalf("events = %v", cfg.Events)
+	}
+	crm, legacy := cfg.Endpoints[0], cfg.Endpoints[1]
+	if crm.Ordering != "key" || crm.Timeout != 15*time.Second || crm.DisableAfter != 5*24*time.Hour || crm.Signing != "standard-webhooks" ||
+		crm.Headers["X-Source"] != "walhook" || len(crm.Retry) != 9 || crm.Retry[1] != 5*time.Minute || crm.Body != nil || crm.Concurrency != 8 {
+		t.Errorf("crm = %+v", crm)
+	}
+	if legacy.Signing != "hmac-sha256" || legacy.Ordering != "none" || legacy.Body == nil || legacy.Secrets[0] != "legacy-secret-0123456789" {
+		t.Errorf("legacy = %+v", legacy)
+	}
+	for _, name := range []string{"contact.created", "contact.updated", "deal.stage.changed"} {
+		if !crm.Matches(name) {
+			t.Errorf("crm does not match %s", name)
+		}
+	}
+	if crm.Matches("deal.closed") || !legacy.Matches("invoice.paid") {
+		t.Errorf("filters wrong")
+	}
+}
+
+func TestExampleConfigNeedsItsEnv(t *testing.T) {
+	for _, k := range []string{"DATABASE_URL", "WALHOOK_ADMIN_TOKEN", "CRM_WEBHOOK_SECRET", "LEGACY_SECRET"} {
+		t.Setenv(k, "")
+		os.Unsetenv(k)
+	}
+	_, diags := Load(exampleFile())
+	var buf bytes.Buffer
+	if err := WriteDiagnostics(&buf, nil, diags); err != nil {
+		t.Fatal(err)
+	}
+	out := buf.String()
+	for _, want := range []string{
+		"config.example.hcl:11:17: error: Error in function call",
+		`url         = env("DATABASE_URL")`,
+		"environment variable DATABASE_URL is not set",
+		"environment variable LEGACY_SECRET is not set",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Count(out, ": error: ") != 4 {
+		t.Errorf("want 4 errors (one per variable):\n%s", out)
+	}
+}
+
+func TestParseDuration(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]time.Duration{
+		"15s": 15 * time.Second, "5d": 120 * time.Hour, "1d12h": 36 * time.Hour, "1.5d": 36 * time.Hour,
+		"500ms": 500 * time.Millisecond, "2h30m": 150 * time.Minute, "-1d": -24 * time.Hour,
+	} {
+		got, err := ParseDuration(in)
+		if err != nil || got != want {
+			t.Errorf("ParseDuration(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "5", "d", "5days", "1d x", "..5d", "15 seconds"} {
+		if _, err := ParseDuration(in); err == nil {
+			t.Errorf("ParseDuration(%q) did not fail", in)
+		}
+	}
+}
+
+func TestOutboxAndTables(t *testing.T) {
+	t.Parallel()
+	src := `source "postgres" {
+  url = "postgres://x/y"
+  outbox {
+    table = "app.outbox"
+    poll_interval = "250ms"
+    batch_size = 100
+  }
+}
+event "b.x" {
+  table = "sales.deals"
+  on = ["update", "update", "delete"]
+}
+event "a.x" {
+  table = "contacts"
+  on = ["truncate"]
+}
+endpoint "e" {
+  url = "https://example.com"
+  events = ["order.*"]
+  secrets = ["` + okSecret + `", "` + okSecret + `"]
+}
+`
+	cfg, diags := Parse([]byte(src), "outbox.hcl")
+	if diags.HasErrors() {
+		t.Fatal(diags.Error())
+	}
+	if len(diags) != 1 || !strings.Contains(diags[0].Detail, "outbox") {
+		t.Errorf("want one warning about the outbox filter, got %v", diags)
+	}
+	if got := strings.Join(cfg.Source.Tables, ","); got != "app.outbox,public.contacts,sales.deals" {
+		t.Errorf("tables = %s", got)
+	}
+	o := cfg.Source.Outbox
+	if o.Table != "app.outbox" || o.PollInterval != 250*time.Millisecond || o.BatchSize != 100 || o.DeleteConsumed {
+		t.Errorf("outbox = %+v", o)
+	}
+	if strings.Join(cfg.Events[0].Ops, ",") != "update,delete" {
+		t.Errorf("ops = %v", cfg.Events[0].Ops)
+	}
+	if len(cfg.Endpoints[0].Secrets) != 2 {
+		t.Errorf("secrets = %v", cfg.Endpoints[0].Secrets)
+	}
+}
