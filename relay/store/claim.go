@@ -36,10 +36,12 @@ func (s *Store) ClaimDue(ctx context.Context, limit int, lease time.Duration) ([
 
 // claimRound scans due rows once. A scanned row that waits behind an
 // earlier pending row of its key is not claimed but parked: its next
-// attempt moves to the later of its head's next attempt and now+lease, so
-// later scans do not meet it again and again while the head backs off.
-// Parking is only an optimisation; the head check alone keeps the order,
-// and Complete wakes the next row of a key when its head leaves pending.
+// attempt moves to the later of its head's next attempt and now+lease,
+// but at most parkMax ahead, so that later scans do not meet it again and
+// again while the head backs off. Parking is only an optimisation: the
+// head check alone keeps the order. Complete wakes the next row of a key
+// when its head leaves pending; a wake can be lost to a claimer whose
+// snapshot predates it, which parkMax bounds.
 func (s *Store) claimRound(ctx context.Context, limit int, lease time.Duration) ([]Delivery, int, error) {
 	q := s.sql(`WITH scan AS (
 	SELECT d.id, d.next_attempt_at, h.next_attempt_at AS head_next
@@ -60,7 +62,10 @@ func (s *Store) claimRound(ctx context.Context, limit int, lease time.Duration) 
 	SELECT id, head_next, true FROM scan WHERE head_next IS NOT NULL
 )
 UPDATE {s}.deliveries d
-SET next_attempt_at = greatest(pick.head_next, now() + $2::bigint * interval '1 microsecond'),
+SET next_attempt_at = CASE WHEN pick.parked
+		THEN least(greatest(pick.head_next, now() + $2::bigint * interval '1 microsecond'),
+			now() + $4::bigint * interval '1 microsecond')
+		ELSE now() + $2::bigint * interval '1 microsecond' END,
 	updated_at = CASE WHEN pick.parked THEN d.updated_at ELSE now() END
 FROM pick WHERE d.id = pick.id
 RETURNING pick.parked, d.id, d.event_id, d.event_type, d.endpoint_id, d.key, d.tenant,
@@ -69,7 +74,7 @@ RETURNING pick.parked, d.id, d.event_id, d.event_type, d.endpoint_id, d.key, d.t
 	// Scan more than limit so that rows held back by their keys are parked
 	// in bulk rather than a few per call.
 	scan := 4*limit + 100
-	rows, err := s.pool.Query(ctx, q, limit, lease.Microseconds(), scan)
+	rows, err := s.pool.Query(ctx, q, limit, lease.Microseconds(), scan, s.parkMax.Microseconds())
 	if err != nil {
 		return nil, 0, err
 	}

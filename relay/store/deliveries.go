@@ -129,8 +129,9 @@ type Outcome struct {
 // inserted from d if it was not stored), its attempt count grows by one,
 // the endpoint's health counts a success (outcome delivered) or a
 // failure, and, when a keyed delivery leaves pending, the next pending
-// delivery of its key is made due. A delivery already delivered is never moved back by a late
-// Complete of a stale lease. It returns the endpoint's new health.
+// delivery of its key is made due. A delivery already delivered is never
+// moved back by a late Complete of a stale lease. It returns the
+// endpoint's new health.
 func (s *Store) Complete(ctx context.Context, d Delivery, a Attempt, outcome Outcome) (Health, error) {
 	id := d.ID
 	if id == "" {
@@ -147,6 +148,9 @@ func (s *Store) Complete(ctx context.Context, d Delivery, a Attempt, outcome Out
 	if body == nil {
 		body = []byte{}
 	}
+	// One statement. The CTEs read one another so that they run, and lock,
+	// in the store's lock order: deliveries by ascending seq (this one, then
+	// the next of its key), then endpoint health.
 	q := s.sql(`WITH d AS (
 	INSERT INTO {s}.deliveries AS d (id, event_id, event_type, endpoint_id, key, tenant, body, event_time,
 		commit_lsn, status, attempts, next_attempt_at, last_status, last_error)
@@ -155,25 +159,30 @@ func (s *Store) Complete(ctx context.Context, d Delivery, a Attempt, outcome Out
 		next_attempt_at = excluded.next_attempt_at, last_status = excluded.last_status,
 		last_error = excluded.last_error, updated_at = now()
 	WHERE d.status <> 'delivered' OR excluded.status = 'delivered'
-	RETURNING d.attempts
+	RETURNING d.attempts, d.seq, d.status
+), wake AS (
+	-- A keyed delivery leaves pending: the next of its key, parked by
+	-- ClaimDue, may go now.
+	UPDATE {s}.deliveries w SET next_attempt_at = now()
+	WHERE w.next_attempt_at > now() AND w.id = (
+		SELECT e.id FROM {s}.deliveries e, d
+		WHERE $5::text <> '' AND d.status <> 'pending'
+		  AND e.status = 'pending' AND e.endpoint_id = $4 AND e.key = $5 AND e.seq > d.seq
+		ORDER BY e.seq LIMIT 1)
+	RETURNING 1
 ), a AS (
 	INSERT INTO {s}.attempts (delivery_id, event_id, event_type, endpoint_id, number, attempted_at,
 		duration, status_code, error, response)
 	VALUES ($1, $2, $3, $4, coalesce(nullif($15::int, 0), (SELECT attempts FROM d), $11), $16,
 		$17::bigint * interval '1 microsecond', $13, $14, $18)
-), wake AS (
-	-- The delivery leaves pending: the next of its key may go now.
-	UPDATE {s}.deliveries SET next_attempt_at = now()
-	WHERE $5::text <> '' AND $10::text <> 'pending' AND next_attempt_at > now() AND id = (
-		SELECT id FROM {s}.deliveries
-		WHERE status = 'pending' AND endpoint_id = $4 AND key = $5 AND id <> $1
-		ORDER BY seq LIMIT 1)
+	RETURNING 1
 )
 INSERT INTO {s}.endpoint_health AS h (endpoint_id, consecutive_failures, failing_since, last_success_at, last_failure_at)
-VALUES ($4, CASE WHEN $19::bool THEN 0 ELSE 1 END,
+SELECT $4, CASE WHEN $19::bool THEN 0 ELSE 1 END,
 	CASE WHEN $19::bool THEN NULL ELSE $16::timestamptz END,
 	CASE WHEN $19::bool THEN $16::timestamptz END,
-	CASE WHEN $19::bool THEN NULL ELSE $16::timestamptz END)
+	CASE WHEN $19::bool THEN NULL ELSE $16::timestamptz END
+FROM (SELECT count(*) FROM wake) w, (SELECT count(*) FROM a) n
 ON CONFLICT (endpoint_id) DO UPDATE SET
 	consecutive_failures = CASE WHEN $19::bool THEN 0 ELSE h.consecutive_failures + 1 END,
 	failing_since = CASE WHEN $19::bool THEN NULL ELSE coalesce(h.failing_since, $16::timestamptz) END,
@@ -258,13 +267,17 @@ func (s *Store) HasPending(ctx context.Context, endpointID, key string) (bool, e
 // FailPending marks every pending delivery of an endpoint failed with
 // reason as its last error, and returns how many there were.
 func (s *Store) FailPending(ctx context.Context, endpointID, reason string) (int64, error) {
-	tag, err := s.pool.Exec(ctx, s.sql(`UPDATE {s}.deliveries SET status = 'failed', last_error = $2, updated_at = now()
-		WHERE status = 'pending' AND endpoint_id = $1`), endpointID, reason)
+	tag, err := s.pool.Exec(ctx, s.sql(failPending), endpointID, reason)
 	if err != nil {
 		return 0, fmt.Errorf("failing pending deliveries of %s: %w", endpointID, err)
 	}
 	return tag.RowsAffected(), nil
 }
+
+// failPending fails an endpoint's pending deliveries, locking them by
+// ascending seq (the store's lock order).
+const failPending = `UPDATE {s}.deliveries SET status = 'failed', last_error = $2, updated_at = now()
+WHERE id IN (SELECT id FROM {s}.deliveries WHERE status = 'pending' AND endpoint_id = $1 ORDER BY seq FOR UPDATE)`
 
 // timestamptz is t as a nullable timestamptz: NULL when zero.
 func timestamptz(t time.Time) pgtype.Timestamptz {

@@ -140,7 +140,8 @@ func (s *Store) Retry(ctx context.Context, deliveryID string) (Delivery, error) 
 func (s *Store) Recover(ctx context.Context, endpointID string, since time.Time) (int64, error) {
 	tag, err := s.pool.Exec(ctx, s.sql(`UPDATE {s}.deliveries
 		SET status = 'pending', attempts = 0, next_attempt_at = now(), updated_at = now()
-		WHERE status = 'failed' AND endpoint_id = $1 AND created_at >= $2`), endpointID, since)
+		WHERE id IN (SELECT id FROM {s}.deliveries WHERE status = 'failed' AND endpoint_id = $1 AND created_at >= $2
+			ORDER BY seq FOR UPDATE)`), endpointID, since)
 	if err != nil {
 		return 0, fmt.Errorf("recovering deliveries of %s: %w", endpointID, err)
 	}

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io/fs"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
@@ -30,7 +31,11 @@ type Store struct {
 	schema  string
 	quoted  string // pgx.Identifier{schema}.Sanitize()
 	channel string
+	parkMax time.Duration // the longest ClaimDue parks a held-back delivery
 }
+
+// defaultParkMax bounds how long a lost wake-up can delay a key.
+const defaultParkMax = time.Minute
 
 // Open migrates the state schema (creating it if needed) and returns a
 // Store on it. Concurrent Opens from several processes are safe.
@@ -46,6 +51,7 @@ func Open(ctx context.Context, pool *pgxpool.Pool, schema string) (*Store, error
 		schema:  schema,
 		quoted:  pgx.Identifier{schema}.Sanitize(),
 		channel: channelName(schema),
+		parkMax: defaultParkMax,
 	}
 	if err := s.migrate(ctx); err != nil {
 		return nil, fmt.Errorf("migrating state schema %q: %w", schema, err)

@@ -119,8 +119,7 @@ func (s *Store) DeleteWebhook(ctx context.Context, id string) error {
 			return ErrNotFound
 		}
 		// Deliveries before health: the lock order Complete uses.
-		if _, err := tx.Exec(ctx, s.sql(`UPDATE {s}.deliveries SET status = 'failed', last_error = 'endpoint deleted',
-			updated_at = now() WHERE status = 'pending' AND endpoint_id = $1`), id); err != nil {
+		if _, err := tx.Exec(ctx, s.sql(failPending), id, "endpoint deleted"); err != nil {
 			return err
 		}
 		_, err = tx.Exec(ctx, s.sql(`DELETE FROM {s}.endpoint_health WHERE endpoint_id = $1`), id)
