@@ -28,6 +28,18 @@
 // workers and processes. Retry and Recover keep a delivery's seq, so a
 // replayed delivery goes before the later pending ones of its key.
 //
+// So that a long backlog behind a failing head does not make every claim
+// rescan it, ClaimDue parks the held-back rows it meets (moves their next
+// attempt to their head's, at most a minute ahead), and Complete makes the
+// next row of a key due as soon as its head leaves pending.
+//
+// # Lock order
+//
+// Statements that lock several rows lock deliveries by ascending seq, then
+// endpoint health; ClaimDue never waits (SKIP LOCKED). This keeps
+// concurrent Complete, FailPending, Recover and DeleteWebhook free of
+// deadlocks.
+//
 // # Idempotency
 //
 // Delivery ids are deterministic (DeliveryID), and Persist and LogAttempts
