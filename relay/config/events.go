@@ -47,7 +47,7 @@ func (d *decoder) events(cfg *Config, blocks []*eventBlock) {
 		if b.Name == "" || strings.ContainsAny(b.Name, " \t*?[]\\") {
 			d.errorf(b.NameRange, "Invalid event name", "An event name is non-empty and has no spaces or glob characters (* ? [ ] \\), like \"deal.stage.changed\"; got %q.", b.Name)
 		}
-		e := &Event{Name: b.Name, Description: b.Description, DeclRange: b.DefRange}
+		e := &Event{Name: b.Name, Description: b.Description, DeclRange: b.DefRange, TableRange: b.TableRange}
 		if present(b.TableRange) && !d.failed(b.TableRange) {
 			schema, table, err := splitTable(b.Table)
 			if err != nil {

@@ -88,6 +88,7 @@ type Event struct {
 	Tenant      hcl.Expression // nil: no tenant
 	Data        hcl.Expression // nil: new, or old on delete
 	DeclRange   hcl.Range
+	TableRange  hcl.Range // where table is written, for diagnostics
 }
 
 // QualifiedTable is "schema.table".
