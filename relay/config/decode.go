@@ -48,7 +48,7 @@ func (d *decoder) source(cfg *Config, b *sourceBlock) {
 		if present(ob.TableRange) && !d.failed(ob.TableRange) {
 			schema, table, err := splitTable(ob.Table)
 			if err != nil {
-				d.errorf(ob.TableRange, "Invalid table name", "%v.", err)
+				d.errorf(ob.TableRange, "Invalid table name", "%s", sentence(err))
 			}
 			o.Table = schema + "." + table
 		}

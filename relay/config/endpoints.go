@@ -152,7 +152,7 @@ func (d *decoder) endpointSecrets(b *endpointBlock, signing string) []string {
 	for _, s := range secrets {
 		if signing == "standard-webhooks" {
 			if err := CheckStandardSecret(s); err != nil {
-				d.errorf(r, "Malformed secret", "%v.", err)
+				d.errorf(r, "Malformed secret", "%s", sentence(err))
 			}
 			continue
 		}
@@ -194,7 +194,7 @@ func (d *decoder) retrySchedule(b *retryBlock) []time.Duration {
 	for _, s := range b.Schedule {
 		v, err := ParseDuration(s)
 		if err != nil {
-			d.errorf(b.ScheduleRange, "Invalid duration", "%v.", err)
+			d.errorf(b.ScheduleRange, "Invalid duration", "%s", sentence(err))
 			continue
 		}
 		if v < 0 {

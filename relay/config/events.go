@@ -51,7 +51,7 @@ func (d *decoder) events(cfg *Config, blocks []*eventBlock) {
 		if present(b.TableRange) && !d.failed(b.TableRange) {
 			schema, table, err := splitTable(b.Table)
 			if err != nil {
-				d.errorf(b.TableRange, "Invalid table name", "%v.", err)
+				d.errorf(b.TableRange, "Invalid table name", "%s", sentence(err))
 			}
 			e.Schema, e.Table = schema, table
 		}

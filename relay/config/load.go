@@ -116,7 +116,7 @@ func (d *decoder) duration(s string, r hcl.Range) (dur time.Duration, ok bool) {
 	}
 	v, err := ParseDuration(s)
 	if err != nil {
-		d.errorf(r, "Invalid duration", "%v.", err)
+		d.errorf(r, "Invalid duration", "%s", sentence(err))
 		return 0, false
 	}
 	if v <= 0 {
@@ -124,4 +124,14 @@ func (d *decoder) duration(s string, r hcl.Range) (dur time.Duration, ok bool) {
 		return 0, false
 	}
 	return v, true
+}
+
+// sentence turns an error into a diagnostic detail: capitalised, with a
+// full stop.
+func sentence(err error) string {
+	s := err.Error()
+	if s == "" {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + s[1:] + "."
 }
