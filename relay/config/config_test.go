@@ -81,7 +81,7 @@ func TestMalformed(t *testing.T) {
 		{"secret and secrets", base + endpoint("  secret = \""+okSecret+"\"\n  secrets = [\""+okSecret+"\"] # <-"), "Give either secret or secrets"},
 		{"bad signing", base + endpoint("  secret = \"abcdefabcdefabcdefabcdef\"\n  signing = \"rsa\" # <-"), "signing is one of"},
 		{"bad ordering", base + endpoint("  secret = \""+okSecret+"\"\n  ordering = \"fifo\" # <-"), "ordering is \"none\" or \"key\""},
-		{"bad duration", base + endpoint("  secret = \""+okSecret+"\"\n  timeout = \"15 seconds\" # <-"), "invalid duration \"15 seconds\""},
+		{"bad duration", base + endpoint("  secret = \""+okSecret+"\"\n  timeout = \"15 seconds\" # <-"), "Invalid duration \"15 seconds\""},
 		{"zero duration", base + endpoint("  secret = \""+okSecret+"\"\n  disable_after = \"0s\" # <-"), "must be positive"},
 		{"concurrency", base + endpoint("  secret = \""+okSecret+"\"\n  concurrency = 0 # <-"), "concurrency must be at least 1"},
 		{"empty retry schedule", base + endpoint("  secret = \""+okSecret+"\"\n  retry {\n    schedule = [] # <-\n  }"), "Empty retry schedule"},
