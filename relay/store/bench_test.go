@@ -76,7 +76,7 @@ func BenchmarkClaimComplete(b *testing.B) {
 		go func() {
 			defer wg.Done()
 			for done.Load() < int64(b.N) {
-				got, err := s.ClaimDue(ctx(b), 50, time.Minute)
+				got, err := s.ClaimDue(ctx(b), 50, time.Minute, nil)
 				if err != nil {
 					b.Error(err)
 					return
@@ -110,7 +110,7 @@ func BenchmarkClaimDueBlockedKeys(b *testing.B) {
 		b.Fatal(err)
 	}
 	start := time.Now()
-	if got, err := s.ClaimDue(ctx(b), 10, time.Hour); err != nil || len(got) != 10 {
+	if got, err := s.ClaimDue(ctx(b), 10, time.Hour, nil); err != nil || len(got) != 10 {
 		b.Fatalf("leasing the heads: %d, %v", len(got), err)
 	}
 	b.Logf("first ClaimDue (claims the 10 heads): %v", time.Since(start))
@@ -129,7 +129,7 @@ func BenchmarkClaimDueBlockedKeys(b *testing.B) {
 			b.Fatal(err)
 		}
 		b.StartTimer()
-		got, err := s.ClaimDue(ctx(b), 100, time.Hour)
+		got, err := s.ClaimDue(ctx(b), 100, time.Hour, nil)
 		if err != nil || len(got) != 100 {
 			b.Fatalf("claimed %d, %v", len(got), err)
 		}

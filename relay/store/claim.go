@@ -15,13 +15,19 @@ const claimRounds = 64
 // first, and leases them: their next attempt moves to now+lease, so a
 // worker that dies leaves them due again when the lease ends. Concurrent
 // claimers never get the same row (FOR UPDATE SKIP LOCKED). Of a non-empty
-// key, only the pending delivery with the lowest seq is claimable.
+// key, only the pending delivery first in commit order (commit LSN,
+// position in the transaction, then seq) is claimable, whatever order the
+// deliveries were stored in. Deliveries of the endpoints in exclude are left
+// alone (the caller has no room for them now).
 // Rows come back ordered by seq. It may return fewer than limit while
 // more are due (it stops after a bounded amount of work); call it again.
-func (s *Store) ClaimDue(ctx context.Context, limit int, lease time.Duration) ([]Delivery, error) {
+func (s *Store) ClaimDue(ctx context.Context, limit int, lease time.Duration, exclude []string) ([]Delivery, error) {
+	if exclude == nil {
+		exclude = []string{}
+	}
 	var out []Delivery
 	for round := 0; round < claimRounds && len(out) < limit; round++ {
-		claimed, parked, err := s.claimRound(ctx, limit-len(out), lease)
+		claimed, parked, err := s.claimRound(ctx, limit-len(out), lease, exclude)
 		if err != nil {
 			return nil, fmt.Errorf("claiming due deliveries: %w", err)
 		}
@@ -42,16 +48,17 @@ func (s *Store) ClaimDue(ctx context.Context, limit int, lease time.Duration) ([
 // head check alone keeps the order. Complete wakes the next row of a key
 // when its head leaves pending; a wake can be lost to a claimer whose
 // snapshot predates it, which parkMax bounds.
-func (s *Store) claimRound(ctx context.Context, limit int, lease time.Duration) ([]Delivery, int, error) {
+func (s *Store) claimRound(ctx context.Context, limit int, lease time.Duration, exclude []string) ([]Delivery, int, error) {
 	q := s.sql(`WITH scan AS (
 	SELECT d.id, d.next_attempt_at, h.next_attempt_at AS head_next
 	FROM {s}.deliveries d
 	LEFT JOIN LATERAL (
 		SELECT e.next_attempt_at FROM {s}.deliveries e
-		WHERE d.key <> '' AND e.status = 'pending' AND e.endpoint_id = d.endpoint_id AND e.key = d.key AND e.seq < d.seq
-		ORDER BY e.seq LIMIT 1
+		WHERE d.key <> '' AND e.status = 'pending' AND e.endpoint_id = d.endpoint_id AND e.key = d.key
+		  AND (e.commit_lsn, e.position, e.seq) < (d.commit_lsn, d.position, d.seq)
+		ORDER BY e.commit_lsn, e.position, e.seq LIMIT 1
 	) h ON true
-	WHERE d.status = 'pending' AND d.next_attempt_at <= now()
+	WHERE d.status = 'pending' AND d.next_attempt_at <= now() AND d.endpoint_id <> ALL($5::text[])
 	ORDER BY d.next_attempt_at
 	LIMIT $3
 	FOR UPDATE OF d SKIP LOCKED
@@ -69,12 +76,12 @@ SET next_attempt_at = CASE WHEN pick.parked
 	updated_at = CASE WHEN pick.parked THEN d.updated_at ELSE now() END
 FROM pick WHERE d.id = pick.id
 RETURNING pick.parked, d.id, d.event_id, d.event_type, d.endpoint_id, d.key, d.tenant,
-	CASE WHEN pick.parked THEN ''::bytea ELSE d.body END, d.event_time, d.commit_lsn, d.seq, d.status,
+	CASE WHEN pick.parked THEN ''::bytea ELSE d.body END, d.event_time, d.commit_lsn, d.position, d.seq, d.status,
 	d.attempts, d.next_attempt_at, d.last_status, d.last_error, d.created_at, d.updated_at`)
 	// Scan more than limit so that rows held back by their keys are parked
 	// in bulk rather than a few per call.
 	scan := 4*limit + 100
-	rows, err := s.pool.Query(ctx, q, limit, lease.Microseconds(), scan, s.parkMax.Microseconds())
+	rows, err := s.pool.Query(ctx, q, limit, lease.Microseconds(), scan, s.parkMax.Microseconds(), exclude)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -87,7 +94,7 @@ RETURNING pick.parked, d.id, d.event_id, d.event_type, d.endpoint_id, d.key, d.t
 		var lsn int64
 		var status string
 		if err := rows.Scan(&p, &d.ID, &d.EventID, &d.EventType, &d.EndpointID, &d.Key, &d.Tenant, &d.Body, &d.EventTime,
-			&lsn, &d.Seq, &status, &d.Attempts, &d.NextAttemptAt, &d.LastStatus, &d.LastError, &d.CreatedAt, &d.UpdatedAt); err != nil {
+			&lsn, &d.Position, &d.Seq, &status, &d.Attempts, &d.NextAttemptAt, &d.LastStatus, &d.LastError, &d.CreatedAt, &d.UpdatedAt); err != nil {
 			return nil, 0, err
 		}
 		if p {

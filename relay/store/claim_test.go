@@ -52,7 +52,7 @@ func TestClaimDueConcurrentExactlyOnce(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for {
-				got, err := s.ClaimDue(ctx(t), 37, time.Hour)
+				got, err := s.ClaimDue(ctx(t), 37, time.Hour, nil)
 				if err != nil {
 					errs <- err
 					return
@@ -183,7 +183,7 @@ func TestClaimDueKeyOrder(t *testing.T) {
 		want    Delivery
 		outcome Status
 	}{{k1, StatusDelivered}, {k2, StatusFailed}, {k3, StatusDelivered}} {
-		got, err := s.ClaimDue(ctx(t), 10, time.Hour)
+		got, err := s.ClaimDue(ctx(t), 10, time.Hour, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -230,7 +230,7 @@ func TestClaimDueLeaseExpiry(t *testing.T) {
 func TestClaimDueEdgeCases(t *testing.T) {
 	t.Parallel()
 	s, _ := setup(t)
-	if got, err := s.ClaimDue(ctx(t), 0, time.Hour); err != nil || got != nil {
+	if got, err := s.ClaimDue(ctx(t), 0, time.Hour, nil); err != nil || got != nil {
 		t.Fatalf("ClaimDue(0) = %v, %v", got, err)
 	}
 	future := delivery(1, "cfg:a", "")
@@ -249,7 +249,7 @@ func TestClaimDueEdgeCases(t *testing.T) {
 		ds = append(ds, d)
 	}
 	mustPersist(t, s, ds...)
-	got, err := s.ClaimDue(ctx(t), 2, time.Hour)
+	got, err := s.ClaimDue(ctx(t), 2, time.Hour, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

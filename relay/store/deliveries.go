@@ -11,13 +11,13 @@ import (
 
 // deliveryColumns is the column list scanDelivery reads, in order.
 const deliveryColumns = `id, event_id, event_type, endpoint_id, key, tenant, body, event_time,
-	commit_lsn, seq, status, attempts, next_attempt_at, last_status, last_error, created_at, updated_at`
+	commit_lsn, position, seq, status, attempts, next_attempt_at, last_status, last_error, created_at, updated_at`
 
 // prefixed returns deliveryColumns qualified with a table alias.
 func prefixedDeliveryColumns(alias string) string {
 	return alias + ".id, " + alias + ".event_id, " + alias + ".event_type, " + alias + ".endpoint_id, " +
 		alias + ".key, " + alias + ".tenant, " + alias + ".body, " + alias + ".event_time, " +
-		alias + ".commit_lsn, " + alias + ".seq, " + alias + ".status, " + alias + ".attempts, " +
+		alias + ".commit_lsn, " + alias + ".position, " + alias + ".seq, " + alias + ".status, " + alias + ".attempts, " +
 		alias + ".next_attempt_at, " + alias + ".last_status, " + alias + ".last_error, " +
 		alias + ".created_at, " + alias + ".updated_at"
 }
@@ -27,7 +27,7 @@ func scanDelivery(row pgx.Row) (Delivery, error) {
 	var lsn int64
 	var status string
 	err := row.Scan(&d.ID, &d.EventID, &d.EventType, &d.EndpointID, &d.Key, &d.Tenant, &d.Body, &d.EventTime,
-		&lsn, &d.Seq, &status, &d.Attempts, &d.NextAttemptAt, &d.LastStatus, &d.LastError, &d.CreatedAt, &d.UpdatedAt)
+		&lsn, &d.Position, &d.Seq, &status, &d.Attempts, &d.NextAttemptAt, &d.LastStatus, &d.LastError, &d.CreatedAt, &d.UpdatedAt)
 	d.CommitLSN = uint64(lsn)
 	d.Status = Status(status)
 	return d, err
@@ -43,6 +43,7 @@ type deliveryArrays struct {
 	body                                            [][]byte
 	eventTime                                       []time.Time
 	lsn                                             []int64
+	position                                        []int32
 	status                                          []string
 	attempts                                        []int32
 	next                                            []pgtype.Timestamptz
@@ -55,7 +56,7 @@ func newDeliveryArrays(ds []Delivery, defaultStatus Status, minAttempts int) *de
 	a := &deliveryArrays{
 		id: make([]string, n), eventID: make([]string, n), eventType: make([]string, n),
 		endpointID: make([]string, n), key: make([]string, n), tenant: make([]string, n),
-		body: make([][]byte, n), eventTime: make([]time.Time, n), lsn: make([]int64, n),
+		body: make([][]byte, n), eventTime: make([]time.Time, n), lsn: make([]int64, n), position: make([]int32, n),
 		status: make([]string, n), attempts: make([]int32, n), next: make([]pgtype.Timestamptz, n),
 		lastStatus: make([]int32, n), lastError: make([]string, n),
 	}
@@ -72,6 +73,7 @@ func newDeliveryArrays(ds []Delivery, defaultStatus Status, minAttempts int) *de
 		}
 		a.eventTime[i] = d.EventTime
 		a.lsn[i] = int64(d.CommitLSN)
+		a.position[i] = int32(d.Position)
 		a.status[i] = string(d.Status)
 		if a.status[i] == "" {
 			a.status[i] = string(defaultStatus)
@@ -86,19 +88,19 @@ func newDeliveryArrays(ds []Delivery, defaultStatus Status, minAttempts int) *de
 
 func (a *deliveryArrays) args() []any {
 	return []any{a.id, a.eventID, a.eventType, a.endpointID, a.key, a.tenant, a.body, a.eventTime,
-		a.lsn, a.status, a.attempts, a.next, a.lastStatus, a.lastError}
+		a.lsn, a.status, a.attempts, a.next, a.lastStatus, a.lastError, a.position}
 }
 
-// insertDeliveries inserts the unnested arrays $1..$14 in slice order (so
+// insertDeliveries inserts the unnested arrays $1..$15 in slice order (so
 // seq follows it), leaving rows that already exist untouched.
 const insertDeliveries = `INSERT INTO {s}.deliveries (id, event_id, event_type, endpoint_id, key, tenant, body,
-	event_time, commit_lsn, status, attempts, next_attempt_at, last_status, last_error)
+	event_time, commit_lsn, position, status, attempts, next_attempt_at, last_status, last_error)
 SELECT id, event_id, event_type, endpoint_id, key, tenant, body,
-	event_time, commit_lsn, status, attempts, coalesce(next_attempt_at, now()), last_status, last_error
+	event_time, commit_lsn, position, status, attempts, coalesce(next_attempt_at, now()), last_status, last_error
 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bytea[],
-	$8::timestamptz[], $9::bigint[], $10::text[], $11::int[], $12::timestamptz[], $13::int[], $14::text[])
+	$8::timestamptz[], $9::bigint[], $10::text[], $11::int[], $12::timestamptz[], $13::int[], $14::text[], $15::int[])
 	WITH ORDINALITY AS u(id, event_id, event_type, endpoint_id, key, tenant, body,
-	event_time, commit_lsn, status, attempts, next_attempt_at, last_status, last_error, ord)
+	event_time, commit_lsn, status, attempts, next_attempt_at, last_status, last_error, position, ord)
 ORDER BY ord
 ON CONFLICT (id) DO NOTHING`
 
@@ -153,13 +155,13 @@ func (s *Store) Complete(ctx context.Context, d Delivery, a Attempt, outcome Out
 	// the next of its key), then endpoint health.
 	q := s.sql(`WITH d AS (
 	INSERT INTO {s}.deliveries AS d (id, event_id, event_type, endpoint_id, key, tenant, body, event_time,
-		commit_lsn, status, attempts, next_attempt_at, last_status, last_error)
-	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, coalesce($12::timestamptz, now()), $13, $14)
+		commit_lsn, status, attempts, next_attempt_at, last_status, last_error, position)
+	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, coalesce($12::timestamptz, now()), $13, $14, $20)
 	ON CONFLICT (id) DO UPDATE SET status = excluded.status, attempts = d.attempts + 1,
 		next_attempt_at = excluded.next_attempt_at, last_status = excluded.last_status,
 		last_error = excluded.last_error, updated_at = now()
 	WHERE d.status <> 'delivered' OR excluded.status = 'delivered'
-	RETURNING d.attempts, d.seq, d.status
+	RETURNING d.attempts, d.commit_lsn, d.position, d.seq, d.status
 ), wake AS (
 	-- A keyed delivery leaves pending: the next of its key, parked by
 	-- ClaimDue, may go now.
@@ -167,8 +169,9 @@ func (s *Store) Complete(ctx context.Context, d Delivery, a Attempt, outcome Out
 	WHERE w.next_attempt_at > now() AND w.id = (
 		SELECT e.id FROM {s}.deliveries e, d
 		WHERE $5::text <> '' AND d.status <> 'pending'
-		  AND e.status = 'pending' AND e.endpoint_id = $4 AND e.key = $5 AND e.seq > d.seq
-		ORDER BY e.seq LIMIT 1)
+		  AND e.status = 'pending' AND e.endpoint_id = $4 AND e.key = $5
+		  AND (e.commit_lsn, e.position, e.seq) > (d.commit_lsn, d.position, d.seq)
+		ORDER BY e.commit_lsn, e.position, e.seq LIMIT 1)
 	RETURNING 1
 ), a AS (
 	INSERT INTO {s}.attempts (delivery_id, event_id, event_type, endpoint_id, number, attempted_at,
@@ -198,7 +201,7 @@ RETURNING ` + healthColumns)
 		int64(d.CommitLSN), string(outcome.Status), firstAttempts, timestamptz(outcome.NextAttemptAt),
 		a.StatusCode, a.Error,
 		a.Number, at, a.Duration.Microseconds(), a.Response,
-		outcome.Status == StatusDelivered)
+		outcome.Status == StatusDelivered, d.Position)
 	h, err := scanHealth(row)
 	if err != nil {
 		return Health{}, fmt.Errorf("completing delivery %s: %w", id, err)
@@ -243,8 +246,8 @@ INSERT INTO {s}.attempts (delivery_id, event_id, event_type, endpoint_id, number
 	duration, status_code, error, response)
 SELECT delivery_id, event_id, event_type, endpoint_id, number, attempted_at,
 	duration_us * interval '1 microsecond', status_code, error, response
-FROM unnest($15::text[], $16::text[], $17::text[], $18::text[], $19::int[], $20::timestamptz[],
-	$21::bigint[], $22::int[], $23::text[], $24::text[])
+FROM unnest($16::text[], $17::text[], $18::text[], $19::text[], $20::int[], $21::timestamptz[],
+	$22::bigint[], $23::int[], $24::text[], $25::text[])
 	AS u(delivery_id, event_id, event_type, endpoint_id, number, attempted_at, duration_us, status_code, error, response)`)
 	args := append(da.args(), deliveryID, eventID, eventType, endpointID, number, at, dur, code, errs, resp)
 	if _, err := s.pool.Exec(ctx, q, args...); err != nil {

@@ -71,7 +71,7 @@ func mustGet(t testing.TB, s *Store, id string) Delivery {
 
 func claimIDs(t testing.TB, s *Store, limit int, lease time.Duration) []string {
 	t.Helper()
-	ds, err := s.ClaimDue(ctx(t), limit, lease)
+	ds, err := s.ClaimDue(ctx(t), limit, lease, nil)
 	if err != nil {
 		t.Fatalf("ClaimDue: %v", err)
 	}

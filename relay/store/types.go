@@ -30,6 +30,9 @@ type Delivery struct {
 	Body       []byte // the exact body to POST
 	EventTime  time.Time
 	CommitLSN  uint64
+	// Position is the change's position within its transaction: with
+	// CommitLSN it gives the commit order that keyed deliveries follow.
+	Position int
 	// Seq orders deliveries of one endpoint and key (assigned by the store).
 	Seq           int64
 	Status        Status

@@ -12,6 +12,7 @@ CREATE TABLE {{.schema}}.deliveries (
 	body            bytea NOT NULL,
 	event_time      timestamptz NOT NULL,
 	commit_lsn      bigint NOT NULL,
+	position        integer NOT NULL DEFAULT 0,
 	seq             bigserial NOT NULL,
 	status          text NOT NULL CHECK (status IN ('pending', 'delivered', 'failed')),
 	attempts        integer NOT NULL DEFAULT 0,
@@ -24,8 +25,8 @@ CREATE TABLE {{.schema}}.deliveries (
 
 -- Claiming due retries.
 CREATE INDEX deliveries_due ON {{.schema}}.deliveries (next_attempt_at) WHERE status = 'pending';
--- Per-key ordering (the lowest-seq pending row of a key is its head), HasPending, FailPending.
-CREATE INDEX deliveries_pending_key ON {{.schema}}.deliveries (endpoint_id, key, seq) WHERE status = 'pending';
+-- Per-key ordering (the pending row of a key first in commit order is its head), HasPending, FailPending.
+CREATE INDEX deliveries_pending_key ON {{.schema}}.deliveries (endpoint_id, key, commit_lsn, position, seq) WHERE status = 'pending';
 -- Recover and failed counts.
 CREATE INDEX deliveries_failed ON {{.schema}}.deliveries (endpoint_id, created_at) WHERE status = 'failed';
 -- The delivery log of one endpoint, newest first.
