@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/rs/zerolog"
 	"github.com/walhook/walhook/cdc"
 	"github.com/walhook/walhook/relay/event"
 )
@@ -370,5 +371,23 @@ func TestCatalogue(t *testing.T) {
 	}
 	if cat[0].Description != "A contact was added" || cat[0].Table != "public.contacts" || strings.Join(cat[0].Ops, ",") != "insert" {
 		t.Errorf("contact.created = %+v", cat[0])
+	}
+}
+
+func TestLogFailure(t *testing.T) {
+	t.Parallel()
+	var buf strings.Builder
+	log := zerolog.New(&buf).Level(zerolog.InfoLevel)
+	f := event.Failure{Rule: "deal.closed", Table: "public.deals", Op: cdc.OpUpdate, XID: 7, CommitLSN: 0x16B3748,
+		Position: 3, Error: "evaluating when: boom", Row: json.RawMessage(`{"email":"secret@example.com"}`)}
+	LogFailure(log, &f)
+	got := buf.String()
+	for _, want := range []string{`"rule":"deal.closed"`, `"table":"public.deals"`, `"op":"update"`, `"xid":7`, `"lsn":"0/16B3748"`, `"position":3`, `"error":"evaluating when: boom"`} {
+		if !strings.Contains(got, want) {
+			t.Errorf("log lacks %s: %s", want, got)
+		}
+	}
+	if strings.Contains(got, "secret@example.com") {
+		t.Errorf("row data logged above debug level: %s", got)
 	}
 }
