@@ -190,3 +190,20 @@ func Teardown(ctx context.Context, url, slot, publication string) error {
 	}
 	return nil
 }
+
+// slotConfirmed returns the confirmed_flush_lsn of slot.
+func slotConfirmed(ctx context.Context, conn *pgx.Conn, slot string) (LSN, error) {
+	var confirmed *string
+	err := conn.QueryRow(ctx, `SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = $1`, slot).Scan(&confirmed)
+	if err != nil {
+		return 0, fmt.Errorf("reading confirmed_flush_lsn of slot %s: %w", slot, err)
+	}
+	if confirmed == nil {
+		return 0, nil
+	}
+	lsn, err := pglogrepl.ParseLSN(*confirmed)
+	if err != nil {
+		return 0, fmt.Errorf("parsing confirmed_flush_lsn %q of slot %s: %w", *confirmed, slot, err)
+	}
+	return lsn, nil
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -59,6 +60,8 @@ func TestResumeAfterTerminateAndReopen(t *testing.T) {
 	acked := txns[1].EndLSN // settle 2; 3, 4 and 5 stay unsettled
 	r1.reader.Ack(acked)
 	r1.stop(t)
+	// The walsender handles the final status as it exits, just after.
+	waitConfirmed(t, db, cfg.Slot, acked)
 	if got := confirmedFlush(t, db, cfg.Slot); got != acked {
 		t.Errorf("after stopping, confirmed_flush_lsn is %s, want the last acknowledgement %s", got, acked)
 	}
@@ -170,4 +173,73 @@ func TestResumeAfterServerRestart(t *testing.T) {
 	}
 	r.reader.Ack(r.sink.transactions()[2].EndLSN)
 	waitConfirmed(t, db, cfg.Slot, r.sink.transactions()[2].EndLSN)
+}
+
+// blockingSink holds its first Apply until released.
+type blockingSink struct {
+	*collector
+	blocked chan struct{}
+	release chan struct{}
+	once    bool
+}
+
+func (s *blockingSink) Apply(ctx context.Context, tx cdc.Transaction) error {
+	if !s.once {
+		s.once = true
+		close(s.blocked)
+		<-s.release
+	}
+	return s.collector.Apply(ctx, tx)
+}
+
+// TestSlowSinkKeepsConnection blocks the consumer for several
+// wal_sender_timeouts while transactions pile up: the reader must keep the
+// connection alive with status updates and lose nothing.
+func TestSlowSinkKeepsConnection(t *testing.T) {
+	t.Parallel()
+	db := testenv.NewDB(t)
+	cfg := testConfig(t, db, "public.contacts")
+	cfg.URL = db.URL + "&options=-c%20wal_sender_timeout%3D1s"
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	if err := cdc.Prepare(ctx, "", cfg); err != nil {
+		t.Fatal(err)
+	}
+	reader := cdc.NewReader(cfg)
+	sink := &blockingSink{collector: newCollector(true), blocked: make(chan struct{}), release: make(chan struct{})}
+	sink.reader = reader
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- reader.Run(runCtx, sink) }()
+	var releaseOnce sync.Once
+	release := func() { releaseOnce.Do(func() { close(sink.release) }) }
+	defer func() { release(); stop(); <-done }()
+
+	const txns = 300
+	for id := 1; id <= txns; id++ {
+		insertContact(t, db, id)
+	}
+	select {
+	case <-sink.blocked:
+	case <-ctx.Done():
+		t.Fatal("sink never called")
+	}
+	pid := walsenderPID(t, db, cfg.Slot)
+	since := time.Now()
+	waitFor(t, "standby replies for 3 wal_sender_timeouts", func() bool {
+		var reply time.Time
+		err := db.Pool.QueryRow(ctx, `SELECT coalesce(reply_time, '-infinity') FROM pg_stat_replication WHERE pid = $1`, pid).Scan(&reply)
+		if err != nil {
+			t.Fatalf("walsender %d gone while the sink was blocked: %v", pid, err)
+		}
+		return reply.After(since.Add(3 * time.Second))
+	})
+	release()
+	got := sink.waitTransactions(t, txns)
+	if ids := contactIDs(got); len(ids) != txns || ids[0] != 1 || ids[txns-1] != txns {
+		t.Fatalf("got %d contacts, first %v", len(ids), ids[:min(len(ids), 5)])
+	}
+	if now := walsenderPID(t, db, cfg.Slot); now != pid {
+		t.Errorf("walsender changed from %d to %d: the connection was dropped", pid, now)
+	}
 }

@@ -69,6 +69,16 @@ func (r *Reader) session(ctx context.Context, out chan<- Transaction) (streamed 
 	if err != nil {
 		return false, fmt.Errorf("starting replication from slot %s at %s: %w", r.cfg.Slot, start, err)
 	}
+	// Until the slot was ours, its holder could still confirm more than we
+	// read; the server starts from that, and so must our acknowledgements.
+	if confirmed, err = slotConfirmed(setupCtx, sql, r.cfg.Slot); err != nil {
+		return false, err
+	}
+	r.mu.Lock()
+	if confirmed > r.acked {
+		r.acked = confirmed
+	}
+	r.mu.Unlock()
 	cancel()
 	r.log.Info().Str("start_lsn", start.String()).Msg("streaming")
 	r.updateStatus(func(st *Status) { st.Streaming = true; st.LastError = "" })
@@ -140,8 +150,8 @@ func (s *receiver) run(ctx context.Context) error {
 	s.nextStatus = time.Now()
 	for {
 		if s.pending != nil {
-			if !s.handOff(ctx) {
-				return nil
+			if ok, err := s.handOff(ctx); !ok {
+				return err
 			}
 		}
 		if !time.Now().Before(s.nextStatus) {
@@ -181,13 +191,15 @@ func (s *receiver) run(ctx context.Context) error {
 }
 
 // handOff waits for room in out for the pending transaction, sending
-// standby status meanwhile. It returns false when ctx is done.
-func (s *receiver) handOff(ctx context.Context) bool {
+// standby status meanwhile, so a slow consumer does not look like a dead
+// client to the server. It returns false when ctx is done or the
+// connection failed.
+func (s *receiver) handOff(ctx context.Context) (bool, error) {
 	select {
 	case s.out <- *s.pending:
 		s.lastQueued = s.pending.EndLSN
 		s.pending = nil
-		return true
+		return true, nil
 	default:
 	}
 	for {
@@ -197,14 +209,14 @@ func (s *receiver) handOff(ctx context.Context) bool {
 			timer.Stop()
 			s.lastQueued = s.pending.EndLSN
 			s.pending = nil
-			return true
+			return true, nil
 		case <-timer.C:
 			if err := s.sendStatus(); err != nil {
-				s.r.log.Warn().Err(err).Msg("sending standby status while the consumer is busy")
+				return false, err
 			}
 		case <-ctx.Done():
 			timer.Stop()
-			return false
+			return false, nil
 		}
 	}
 }
