@@ -1,0 +1,344 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/walhook/walhook/relay/config"
+	"github.com/walhook/walhook/relay/store"
+)
+
+func init() {
+	register(command{name: "status", summary: "show the slot's lag, the retry queue and endpoint health", run: runStatus})
+}
+
+func runStatus(args []string) int {
+	return status(context.Background(), args, os.Stdout, os.Stderr)
+}
+
+// errNoState is returned when the state schema does not exist yet.
+var errNoState = errors.New("no state schema")
+
+// openState connects to the state database and opens the store without
+// creating anything: errNoState when the schema is missing.
+func openState(ctx context.Context, cfg *config.Config) (*store.Store, *pgxpool.Pool, error) {
+	url := cfg.State.URL
+	if url == "" {
+		url = cfg.Source.URL
+	}
+	pool, err := pgxpool.New(ctx, url)
+	if err != nil {
+		return nil, nil, fmt.Errorf("connecting to the state database: %w", err)
+	}
+	var exists bool
+	if err := pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)`, stateSchema(cfg)).Scan(&exists); err != nil {
+		pool.Close()
+		return nil, nil, fmt.Errorf("connecting to the state database: %w", err)
+	}
+	if !exists {
+		pool.Close()
+		return nil, nil, fmt.Errorf("%w %q in the state database: walhook has not run against it yet", errNoState, stateSchema(cfg))
+	}
+	st, err := store.Open(ctx, pool, stateSchema(cfg))
+	if err != nil {
+		pool.Close()
+		return nil, nil, err
+	}
+	return st, pool, nil
+}
+
+func stateSchema(cfg *config.Config) string {
+	if cfg.State.Schema == "" {
+		return store.DefaultSchema
+	}
+	return cfg.State.Schema
+}
+
+// slotStatus is the replication slot as pg_replication_slots shows it.
+type slotStatus struct {
+	Name         string `json:"name"`
+	Exists       bool   `json:"exists"`
+	Active       bool   `json:"active"`
+	ActivePID    *int32 `json:"active_pid,omitempty"`
+	ConfirmedLSN string `json:"confirmed_lsn,omitempty"`
+	LagBytes     int64  `json:"lag_bytes"`
+	WALStatus    string `json:"wal_status,omitempty"`
+	Publication  string `json:"publication"`
+	PubExists    bool   `json:"publication_exists"`
+	PubTables    int    `json:"publication_tables"`
+}
+
+// endpointStatus is one endpoint's health and queue.
+type endpointStatus struct {
+	ID             string     `json:"id"`
+	Source         string     `json:"source"`
+	Active         bool       `json:"active"`
+	Disabled       bool       `json:"disabled"`
+	DisabledReason string     `json:"disabled_reason,omitempty"`
+	Failures       int        `json:"consecutive_failures"`
+	FailingSince   *time.Time `json:"failing_since,omitempty"`
+	LastSuccessAt  *time.Time `json:"last_success_at,omitempty"`
+	Pending        int64      `json:"pending"`
+	Due            int64      `json:"due"`
+	Failed         int64      `json:"failed"`
+}
+
+// statusReport is everything `walhook status` shows.
+type statusReport struct {
+	Slot  slotStatus `json:"slot"`
+	State string     `json:"state"` // "ok" or why it is unavailable
+	Queue *struct {
+		Pending   int64      `json:"pending"`
+		Due       int64      `json:"due"`
+		Failed    int64      `json:"failed"`
+		OldestDue *time.Time `json:"oldest_due,omitempty"`
+	} `json:"queue,omitempty"`
+	Endpoints         []endpointStatus `json:"endpoints"`
+	FailedEvaluations int              `json:"failed_evaluations"`
+	// FailedEvaluationsMore is set when there are more than counted.
+	FailedEvaluationsMore bool `json:"failed_evaluations_more,omitempty"`
+}
+
+func status(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("status", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfgPath := fs.String("c", "walhook.hcl", "config file")
+	asJSON := fs.Bool("json", false, "print JSON instead of text")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	cfg, ok := loadConfig(*cfgPath)
+	if !ok {
+		return 1
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	rep, err := collectStatus(ctx, cfg)
+	if err != nil {
+		fmt.Fprintf(stderr, "walhook: %v\n", err)
+		return 1
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(rep)
+		return 0
+	}
+	printStatus(stdout, rep)
+	return 0
+}
+
+func collectStatus(ctx context.Context, cfg *config.Config) (*statusReport, error) {
+	rep := &statusReport{State: "ok", Endpoints: []endpointStatus{}}
+	slot, err := readSlot(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	rep.Slot = slot
+	st, pool, err := openState(ctx, cfg)
+	if errors.Is(err, errNoState) {
+		rep.State = err.Error()
+		return rep, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer pool.Close()
+	q, err := st.Stats(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rep.Queue = &struct {
+		Pending   int64      `json:"pending"`
+		Due       int64      `json:"due"`
+		Failed    int64      `json:"failed"`
+		OldestDue *time.Time `json:"oldest_due,omitempty"`
+	}{q.Pending, q.Due, q.Failed, q.OldestDue}
+	health, err := st.AllHealth(ctx)
+	if err != nil {
+		return nil, err
+	}
+	hooks, err := st.AllWebhooks(ctx)
+	if err != nil {
+		return nil, err
+	}
+	seen := map[string]bool{}
+	add := func(id, source string, active bool) {
+		if !seen[id] {
+			seen[id] = true
+			rep.Endpoints = append(rep.Endpoints, endpointStatus{ID: id, Source: source, Active: active})
+		}
+	}
+	for _, ep := range cfg.Endpoints {
+		add("cfg:"+ep.Name, "config", true)
+	}
+	for _, h := range hooks {
+		add(h.ID, "api", h.Active)
+	}
+	// Endpoints with health or deliveries but no longer configured.
+	for _, h := range health {
+		add(h.EndpointID, "gone", false)
+	}
+	queued := make([]string, 0, len(q.ByEndpoint))
+	for id := range q.ByEndpoint {
+		queued = append(queued, id)
+	}
+	sort.Strings(queued)
+	for _, id := range queued {
+		add(id, "gone", false)
+	}
+	byID := make(map[string]*endpointStatus, len(rep.Endpoints))
+	for i := range rep.Endpoints {
+		byID[rep.Endpoints[i].ID] = &rep.Endpoints[i]
+	}
+	for _, h := range health {
+		e := byID[h.EndpointID]
+		e.Disabled, e.DisabledReason, e.Failures = h.Disabled, h.DisabledReason, h.ConsecutiveFailures
+		e.FailingSince, e.LastSuccessAt = h.FailingSince, h.LastSuccessAt
+	}
+	for id, eq := range q.ByEndpoint {
+		e := byID[id]
+		e.Pending, e.Due, e.Failed = eq.Pending, eq.Due, eq.Failed
+	}
+	fails, err := st.ListFailedEvaluations(ctx, store.MaxListLimit)
+	if err != nil {
+		return nil, err
+	}
+	rep.FailedEvaluations = len(fails)
+	rep.FailedEvaluationsMore = len(fails) == store.MaxListLimit
+	return rep, nil
+}
+
+// readSlot reads the slot and publication from the source database.
+func readSlot(ctx context.Context, cfg *config.Config) (slotStatus, error) {
+	s := slotStatus{Name: cfg.Source.Slot, Publication: cfg.Source.Publication}
+	conn, err := pgx.Connect(ctx, cfg.Source.URL)
+	if err != nil {
+		return s, fmt.Errorf("connecting to the source database: %w", err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	var confirmed *string
+	var lag *int64
+	var walStatus *string
+	err = conn.QueryRow(ctx, `SELECT active, active_pid, confirmed_flush_lsn::text,
+		pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::bigint, wal_status
+		FROM pg_replication_slots WHERE slot_name = $1`, s.Name).Scan(&s.Active, &s.ActivePID, &confirmed, &lag, &walStatus)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+	case err != nil:
+		return s, fmt.Errorf("reading replication slot %s: %w", s.Name, err)
+	default:
+		s.Exists = true
+		if confirmed != nil {
+			s.ConfirmedLSN = *confirmed
+		}
+		if lag != nil {
+			s.LagBytes = *lag
+		}
+		if walStatus != nil {
+			s.WALStatus = *walStatus
+		}
+	}
+	err = conn.QueryRow(ctx, `SELECT count(pt.tablename)::int FROM pg_publication p
+		LEFT JOIN pg_publication_tables pt ON pt.pubname = p.pubname WHERE p.pubname = $1 GROUP BY p.pubname`,
+		s.Publication).Scan(&s.PubTables)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+	case err != nil:
+		return s, fmt.Errorf("reading publication %s: %w", s.Publication, err)
+	default:
+		s.PubExists = true
+	}
+	return s, nil
+}
+
+func printStatus(w io.Writer, rep *statusReport) {
+	s := rep.Slot
+	switch {
+	case !s.Exists:
+		fmt.Fprintf(w, "slot %s: not created (walhook creates it at start)\n", s.Name)
+	default:
+		state := "inactive (no reader connected)"
+		if s.Active {
+			state = "active"
+			if s.ActivePID != nil {
+				state += fmt.Sprintf(" (pid %d)", *s.ActivePID)
+			}
+		}
+		fmt.Fprintf(w, "slot %s: %s, confirmed %s, lag %s", s.Name, state, s.ConfirmedLSN, bytesText(s.LagBytes))
+		if s.WALStatus != "" && s.WALStatus != "reserved" {
+			fmt.Fprintf(w, ", wal_status %s", s.WALStatus)
+		}
+		fmt.Fprintln(w)
+	}
+	if s.PubExists {
+		fmt.Fprintf(w, "publication %s: %d tables\n", s.Publication, s.PubTables)
+	} else {
+		fmt.Fprintf(w, "publication %s: not created\n", s.Publication)
+	}
+	if rep.Queue == nil {
+		fmt.Fprintf(w, "state: %s\n", rep.State)
+		return
+	}
+	q := rep.Queue
+	fmt.Fprintf(w, "retry queue: %d pending, %d due, %d failed", q.Pending, q.Due, q.Failed)
+	if q.OldestDue != nil {
+		fmt.Fprintf(w, ", oldest due for %s", time.Since(*q.OldestDue).Round(time.Second))
+	}
+	fmt.Fprintln(w)
+	more := ""
+	if rep.FailedEvaluationsMore {
+		more = "+"
+	}
+	fmt.Fprintf(w, "failed evaluations: %d%s\n", rep.FailedEvaluations, more)
+	if len(rep.Endpoints) == 0 {
+		fmt.Fprintln(w, "endpoints: none")
+		return
+	}
+	fmt.Fprintln(w, "endpoints:")
+	eps := rep.Endpoints
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "  ID\tSOURCE\tHEALTH\tPENDING\tDUE\tFAILED")
+	for _, e := range eps {
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%d\t%d\t%d\n", e.ID, e.Source, healthText(e), e.Pending, e.Due, e.Failed)
+	}
+	tw.Flush()
+}
+
+func healthText(e endpointStatus) string {
+	switch {
+	case e.Disabled:
+		return "disabled: " + e.DisabledReason
+	case !e.Active:
+		return "inactive"
+	case e.Failures > 0 && e.FailingSince != nil:
+		return fmt.Sprintf("failing (%d in a row since %s)", e.Failures, e.FailingSince.UTC().Format(time.RFC3339))
+	case e.Failures > 0:
+		return fmt.Sprintf("failing (%d in a row)", e.Failures)
+	}
+	return "ok"
+}
+
+func bytesText(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return strings.TrimSpace(fmt.Sprintf("%d bytes", n))
+}
