@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/walhook/walhook/relay/dispatch"
@@ -38,12 +39,14 @@ var _ dispatch.Observer = (*Metrics)(nil)
 var AttemptBuckets = []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 15, 30}
 
 // New registers walhook's metrics with reg; a nil reg means a new
-// registry of its own. Handler serves what reg gathers when reg is also a
-// prometheus.Gatherer (a *prometheus.Registry is), else the default
-// gatherer.
+// registry of its own, with the Go runtime and process collectors too.
+// Handler serves what reg gathers when reg is also a prometheus.Gatherer
+// (a *prometheus.Registry is), else the default gatherer.
 func New(reg prometheus.Registerer) *Metrics {
 	if reg == nil {
-		reg = prometheus.NewRegistry()
+		r := prometheus.NewRegistry()
+		r.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		reg = r
 	}
 	m := &Metrics{
 		changesRead: prometheus.NewCounter(prometheus.CounterOpts{

@@ -137,6 +137,9 @@ func TestStateGaugesAndCache(t *testing.T) {
 			t.Errorf("%s = %v, want %v", series, got[series], v)
 		}
 	}
+	if got["go_goroutines"] <= 0 {
+		t.Error("New(nil) registers no Go runtime metrics")
+	}
 	// Within the cache period the store is not read again.
 	clock = clock.Add(time.Second)
 	got = scrape(t, m.Handler())
