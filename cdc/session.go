@@ -116,6 +116,7 @@ func connectReplication(ctx context.Context, url string) (*pgconn.PgConn, error)
 	for k, v := range replicationParams {
 		cfg.RuntimeParams[k] = v
 	}
+	batchReads(cfg)
 	conn, err := pgconn.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("opening a replication connection: %w", err)
