@@ -25,9 +25,9 @@ type ReaderConfig struct {
 	// StatusInterval is the longest time between two standby status
 	// updates; default 10s.
 	StatusInterval time.Duration
-	// HeartbeatInterval is how often the reader writes a tiny logical
-	// message into the WAL so an idle database's slot advances; default
-	// 30s, negative disables it.
+	// HeartbeatInterval is how often the reader, while streaming, writes a
+	// tiny logical message into the WAL (on a connection of its own) so an
+	// idle database's slot advances; default 30s, negative disables it.
 	HeartbeatInterval time.Duration
 	// MaxBackoff caps the wait between reconnection attempts; default 30s.
 	MaxBackoff time.Duration

@@ -104,6 +104,10 @@ func (r *Reader) Run(ctx context.Context, sink Sink) error {
 	}
 }
 
+// stableSession is how long a session must have streamed for the next
+// reconnection to start again from the shortest backoff.
+const stableSession = time.Minute
+
 var activePID = regexp.MustCompile(`(?i)PID (\d+)`)
 
 // stream runs replication sessions one after another until ctx is done,
@@ -111,6 +115,7 @@ var activePID = regexp.MustCompile(`(?i)PID (\d+)`)
 func (r *Reader) stream(ctx context.Context, out chan<- Transaction) error {
 	backoff := minBackoff
 	for {
+		began := time.Now()
 		streamed, err := r.session(ctx, out)
 		r.updateStatus(func(s *Status) {
 			s.Connected, s.Streaming = false, false
@@ -125,8 +130,8 @@ func (r *Reader) stream(ctx context.Context, out chan<- Transaction) error {
 			r.log.Error().Err(err).Msg("logical replication is not possible")
 			return err
 		}
-		if streamed {
-			backoff = minBackoff
+		if streamed && time.Since(began) >= stableSession {
+			backoff = minBackoff // a failure that keeps recurring at once still backs off
 		}
 		wait := backoff/2 + rand.N(backoff/2+1)
 		var pgErr *pgconn.PgError

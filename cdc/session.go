@@ -31,7 +31,7 @@ var replicationParams = map[string]string{
 
 // session runs one replication connection: prepare the slot, start
 // streaming from max(acked, confirmed_flush_lsn), receive until an error or
-// ctx is done. streamed reports that the slot was ours for a while.
+// ctx is done. streamed reports that the slot was ours.
 func (r *Reader) session(ctx context.Context, out chan<- Transaction) (streamed bool, err error) {
 	setupCtx, cancel := context.WithTimeout(ctx, connectTimeout)
 	defer cancel()
@@ -39,7 +39,11 @@ func (r *Reader) session(ctx context.Context, out chan<- Transaction) (streamed 
 	if err != nil {
 		return false, fmt.Errorf("connecting to the source database: %w", err)
 	}
-	defer sql.Close(context.WithoutCancel(ctx))
+	defer func() {
+		closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = sql.Close(closeCtx)
+	}()
 	confirmed, err := prepare(setupCtx, sql, r.cfg)
 	if err != nil {
 		return false, err
@@ -114,7 +118,9 @@ func connectReplication(ctx context.Context, url string) (*pgconn.PgConn, error)
 		return nil, fmt.Errorf("parsing the source database URL: %w", err)
 	}
 	for k, v := range replicationParams {
-		cfg.RuntimeParams[k] = v
+		if _, set := cfg.RuntimeParams[k]; !set || k != "application_name" {
+			cfg.RuntimeParams[k] = v
+		}
 	}
 	batchReads(cfg)
 	conn, err := pgconn.ConnectConfig(ctx, cfg)
