@@ -1,0 +1,29 @@
+package dispatch
+
+import "time"
+
+// Observer is told what the dispatcher does, for metrics. Its methods are
+// called on hot paths and must be cheap and safe for concurrent use.
+type Observer interface {
+	ChangesRead(n int)
+	EventEmitted(eventType string)
+	EvaluationsFailed(n int)
+	// Attempted reports one HTTP attempt (attempt is 1 for the first).
+	Attempted(endpointID string, ok bool, status int, took time.Duration, attempt int)
+	// Overflowed reports a delivery sent to the store because memory was full.
+	Overflowed(endpointID string)
+	// Outcome reports a delivery reaching a final or stored state:
+	// "delivered", "retrying", "failed".
+	Outcome(endpointID, outcome string)
+	Disabled(endpointID string)
+}
+
+type nopObserver struct{}
+
+func (nopObserver) ChangesRead(int)                                 {}
+func (nopObserver) EventEmitted(string)                             {}
+func (nopObserver) EvaluationsFailed(int)                           {}
+func (nopObserver) Attempted(string, bool, int, time.Duration, int) {}
+func (nopObserver) Overflowed(string)                               {}
+func (nopObserver) Outcome(string, string)                          {}
+func (nopObserver) Disabled(string)                                 {}

@@ -1,0 +1,79 @@
+package relay
+
+import (
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/walhook/walhook/relay/config"
+	"github.com/walhook/walhook/relay/dispatch"
+	"github.com/walhook/walhook/relay/event"
+	"github.com/walhook/walhook/relay/rules"
+	"github.com/walhook/walhook/relay/sender"
+	"github.com/walhook/walhook/relay/signing"
+	"github.com/walhook/walhook/relay/store"
+)
+
+// configEndpoint turns an HCL endpoint into a dispatcher endpoint. HCL
+// endpoints are operator-trusted: they use the unrestricted client.
+func configEndpoint(ep *config.Endpoint, client *sender.Client) (*dispatch.Endpoint, error) {
+	signer, err := signing.New(ep.Signing, ep.Secrets, signing.Options{SignatureHeader: ep.SignatureHeader})
+	if err != nil {
+		return nil, fmt.Errorf("endpoint %s: %w", ep.Name, err)
+	}
+	h := http.Header{}
+	for k, v := range ep.Headers {
+		h.Set(k, v)
+	}
+	out := &dispatch.Endpoint{
+		ID:           dispatch.ConfigEndpointID(ep.Name),
+		Name:         ep.Name,
+		Source:       "config",
+		URL:          ep.URL,
+		Events:       ep.Events,
+		Active:       true,
+		Signer:       signer,
+		Header:       h,
+		Timeout:      ep.Timeout,
+		Ordered:      ep.Ordering == "key",
+		Concurrency:  ep.Concurrency,
+		Retry:        ep.Retry,
+		DisableAfter: ep.DisableAfter,
+		Client:       client,
+	}
+	if ep.Body != nil {
+		out.Body = func(ev *event.Event) ([]byte, error) { return rules.RenderBody(ep, ev) }
+	}
+	return out, nil
+}
+
+// apiEndpoint turns a webhook registered through the admin API into a
+// dispatcher endpoint, signing with every secret not yet expired.
+func apiEndpoint(w store.Webhook, client *sender.Client, now time.Time) (*dispatch.Endpoint, error) {
+	var secrets []string
+	for _, s := range w.Secrets {
+		if s.ExpiresAt == nil || s.ExpiresAt.After(now) {
+			secrets = append(secrets, s.Value)
+		}
+	}
+	signer, err := signing.New(w.Signing, secrets, signing.Options{})
+	if err != nil {
+		return nil, fmt.Errorf("webhook %s: %w", w.ID, err)
+	}
+	h := http.Header{}
+	for k, v := range w.Headers {
+		h.Set(k, v)
+	}
+	return &dispatch.Endpoint{
+		ID:     w.ID,
+		Name:   w.ID,
+		Source: "api",
+		URL:    w.URL,
+		Events: w.Events,
+		Tenant: w.Tenant,
+		Active: w.Active,
+		Signer: signer,
+		Header: h,
+		Client: client,
+	}, nil
+}
