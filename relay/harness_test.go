@@ -1,0 +1,244 @@
+package relay_test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/walhook/walhook/relay"
+	"github.com/walhook/walhook/relay/config"
+	"github.com/walhook/walhook/relay/store"
+	"github.com/walhook/walhook/testenv"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+// events are the rules most tests use, over the sample CRM schema.
+const events = `
+event "contact.created" {
+  table = "contacts"
+  on    = ["insert"]
+}
+event "contact.updated" {
+  table = "contacts"
+  on    = ["update"]
+  when  = length(changed) > 0
+}
+event "deal.created" {
+  table = "deals"
+  on    = ["insert"]
+}
+event "deal.stage.changed" {
+  table  = "deals"
+  on     = ["update"]
+  when   = old.stage != new.stage
+  key    = new.id
+  tenant = new.organization_id
+  data   = merge(new, { previous_stage = old.stage })
+}
+`
+
+// running is a relay running in this test process.
+type running struct {
+	db     *testenv.DB
+	relay  *relay.Relay
+	slot   string
+	cancel context.CancelFunc
+	done   chan error
+}
+
+// start runs a relay on db with the given endpoint blocks (and the
+// standard events) until the test ends.
+func start(t *testing.T, db *testenv.DB, endpoints string, extra ...string) *running {
+	t.Helper()
+	slot := testenv.Name(t, "slot")
+	rest := strings.Join(extra, "\n")
+	if !strings.Contains(rest, "delivery {") {
+		rest += "\ndelivery {\n  shutdown_timeout = \"10s\"\n}\n"
+	}
+	src := fmt.Sprintf(`
+source "postgres" {
+  url         = %q
+  slot        = %q
+  publication = %q
+}
+%s
+%s
+%s
+`, db.URL, slot, slot, events, endpoints, rest)
+	cfg, diags := config.Parse([]byte(src), "test.hcl")
+	if diags.HasErrors() {
+		t.Fatalf("config: %v", diags)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	log := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)
+	if os.Getenv("WALHOOK_TEST_LOG") != "" {
+		log = log.Level(zerolog.DebugLevel)
+	}
+	r, err := relay.New(ctx, cfg, log, relay.Options{RetryPoll: 20 * time.Millisecond, HeartbeatInterval: 500 * time.Millisecond})
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	h := &running{db: db, relay: r, slot: slot, cancel: cancel, done: make(chan error, 1)}
+	go func() { h.done <- r.Run(ctx) }()
+	t.Cleanup(func() { h.stop(t) })
+	h.waitStreaming(t)
+	return h
+}
+
+// stop ends the relay and waits for it; safe to call twice.
+func (h *running) stop(t *testing.T) error {
+	t.Helper()
+	h.cancel()
+	select {
+	case err, ok := <-h.done:
+		if ok {
+			close(h.done)
+		}
+		return err
+	case <-time.After(60 * time.Second):
+		t.Fatal("relay did not stop within 60s")
+		return nil
+	}
+}
+
+func (h *running) waitStreaming(t *testing.T) {
+	t.Helper()
+	waitUntil(t, 30*time.Second, "the reader to stream", func() bool { return h.relay.Reader.Status().Streaming })
+}
+
+// waitUntil polls cond (cheap, in-process) until it holds or the deadline passes.
+func waitUntil(t *testing.T, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", within, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// confirmedLSN reads the slot's confirmed_flush_lsn as text-comparable pg_lsn.
+func confirmedPast(t *testing.T, db *testenv.DB, slot, lsn string) bool {
+	t.Helper()
+	var ok bool
+	err := db.Pool.QueryRow(context.Background(),
+		`SELECT coalesce(confirmed_flush_lsn >= $2::pg_lsn, false) FROM pg_replication_slots WHERE slot_name = $1`, slot, lsn).Scan(&ok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ok
+}
+
+func currentLSN(t *testing.T, db *testenv.DB) string {
+	t.Helper()
+	var lsn string
+	if err := db.Pool.QueryRow(context.Background(), `SELECT pg_current_wal_lsn()::text`).Scan(&lsn); err != nil {
+		t.Fatal(err)
+	}
+	return lsn
+}
+
+// deliveries reads the store's deliveries of an endpoint.
+func deliveries(t *testing.T, s *store.Store, endpointID string) []store.Delivery {
+	t.Helper()
+	var all []store.Delivery
+	f := store.DeliveryFilter{EndpointID: endpointID, Limit: 500}
+	for {
+		ds, next, err := s.ListDeliveries(context.Background(), f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, ds...)
+		if next == "" {
+			return all
+		}
+		f.Cursor = next
+	}
+}
+
+// counter is a fast receiver that only counts, for load tests.
+type counter struct {
+	mu    sync.Mutex
+	n     int
+	ids   map[string]int
+	wake  chan struct{}
+	fail  func() int
+	delay time.Duration
+}
+
+func newCounter() *counter { return &counter{ids: map[string]int{}, wake: make(chan struct{}, 1)} }
+
+func (c *counter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if c.fail != nil {
+		if code := c.fail(); code != 0 {
+			w.WriteHeader(code)
+			return
+		}
+	}
+	c.mu.Lock()
+	c.n++
+	c.ids[r.Header.Get("webhook-id")]++
+	c.mu.Unlock()
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (c *counter) count() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.n
+}
+
+func (c *counter) distinct() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.ids)
+}
+
+// waitCount waits until the counter has n distinct event ids.
+func (c *counter) waitDistinct(t *testing.T, n int, within time.Duration) {
+	t.Helper()
+	deadline := time.After(within)
+	for c.distinct() < n {
+		select {
+		case <-c.wake:
+		case <-time.After(100 * time.Millisecond):
+		case <-deadline:
+			t.Fatalf("received %d distinct events of %d within %v", c.distinct(), n, within)
+		}
+	}
+}
+
+// refusedURL is a URL on 127.0.0.1 where nothing listens.
+func refusedURL(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	return "http://" + addr + "/hook"
+}
+
+func serve(t *testing.T, h http.Handler) *httptest.Server {
+	t.Helper()
+	s := httptest.NewServer(h)
+	t.Cleanup(s.Close)
+	return s
+}

@@ -1,0 +1,103 @@
+package relay_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/walhook/walhook/relay/signing"
+	"github.com/walhook/walhook/testenv"
+)
+
+// TestOrderingByKeyUnderFailures: with ordering = "key", the events of one
+// deal reach the endpoint in commit order even though a third of the
+// attempts fail, and a failing key holds back only itself.
+func TestOrderingByKeyUnderFailures(t *testing.T) {
+	t.Parallel()
+	db := testenv.NewDB(t)
+	const deals, steps = 20, 15
+
+	var mu sync.Mutex
+	accepted := map[string][]int{} // deal id -> stages accepted, in arrival order
+	seen := map[string]bool{}      // webhook-id accepted
+	total := 0
+	wake := make(chan struct{}, 1)
+	srv := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if rand.IntN(3) == 0 {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		var body struct {
+			Data struct {
+				ID    json.Number `json:"id"`
+				Stage string      `json:"stage"`
+			} `json:"data"`
+		}
+		buf := new(bytes.Buffer)
+		_, _ = buf.ReadFrom(r.Body)
+		if err := json.Unmarshal(buf.Bytes(), &body); err != nil {
+			t.Errorf("bad body: %v", err)
+		}
+		var stage int
+		fmt.Sscanf(body.Data.Stage, "s%d", &stage)
+		mu.Lock()
+		id := r.Header.Get("webhook-id")
+		if !seen[id] {
+			seen[id] = true
+			accepted[body.Data.ID.String()] = append(accepted[body.Data.ID.String()], stage)
+			total++
+		}
+		mu.Unlock()
+		select {
+		case wake <- struct{}{}:
+		default:
+		}
+		w.WriteHeader(http.StatusOK)
+	}))
+	start(t, db, fmt.Sprintf(`
+endpoint "ordered" {
+  url         = %q
+  events      = ["deal.stage.changed"]
+  secret      = %q
+  ordering    = "key"
+  concurrency = 4
+  retry {
+    schedule = ["10ms", "10ms", "10ms", "10ms", "10ms", "10ms", "10ms", "10ms", "10ms", "10ms", "10ms", "10ms", "10ms", "10ms", "10ms", "10ms", "10ms", "10ms", "10ms", "10ms"]
+  }
+}`, srv.URL, signing.GenerateSecret()))
+
+	db.Exec(t, `INSERT INTO deals (organization_id, title) SELECT 1, 'd' || i FROM generate_series(1, $1) i`, deals)
+	for step := 1; step <= steps; step++ {
+		// One transaction per step moves every deal, interleaving keys.
+		db.Exec(t, `UPDATE deals SET stage = $1`, fmt.Sprintf("s%d", step))
+	}
+	deadline := time.After(90 * time.Second)
+	for {
+		mu.Lock()
+		n := total
+		mu.Unlock()
+		if n == deals*steps {
+			break
+		}
+		select {
+		case <-wake:
+		case <-time.After(50 * time.Millisecond):
+		case <-deadline:
+			t.Fatalf("received %d of %d stage changes", n, deals*steps)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for id, stages := range accepted {
+		for i, s := range stages {
+			if s != i+1 {
+				t.Fatalf("deal %s received stages %v: not in commit order", id, stages)
+			}
+		}
+	}
+}
