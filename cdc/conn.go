@@ -2,9 +2,7 @@ package cdc
 
 import (
 	"bufio"
-	"context"
 	"io"
-	"net"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -24,33 +22,25 @@ const (
 	readPause      = 500 * time.Microsecond
 )
 
-// batchingConn is a net.Conn that pauses before reading again after a
-// small read (see above).
-type batchingConn struct {
-	net.Conn
+// pausingReader pauses before reading again after a small read (see
+// above). It sits above TLS, so a read is measured in decrypted bytes.
+type pausingReader struct {
+	r         io.Reader
 	lastSmall bool
 }
 
-func (c *batchingConn) Read(p []byte) (int, error) {
-	if c.lastSmall {
+func (p *pausingReader) Read(b []byte) (int, error) {
+	if p.lastSmall {
 		time.Sleep(readPause)
 	}
-	n, err := c.Conn.Read(p)
-	c.lastSmall = n < smallRead
+	n, err := p.r.Read(b)
+	p.lastSmall = n < smallRead
 	return n, err
 }
 
-// batchReads makes cfg's connections read in batches.
+// batchReads makes cfg's connection read in batches.
 func batchReads(cfg *pgconn.Config) {
-	dial := cfg.DialFunc
-	cfg.DialFunc = func(ctx context.Context, network, addr string) (net.Conn, error) {
-		conn, err := dial(ctx, network, addr)
-		if err != nil {
-			return nil, err
-		}
-		return &batchingConn{Conn: conn}, nil
-	}
 	cfg.BuildFrontend = func(r io.Reader, w io.Writer) *pgproto3.Frontend {
-		return pgproto3.NewFrontend(bufio.NewReaderSize(r, readBufferSize), w)
+		return pgproto3.NewFrontend(bufio.NewReaderSize(&pausingReader{r: r}, readBufferSize), w)
 	}
 }
