@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"sync"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 	"github.com/walhook/walhook/cdc"
 	"github.com/walhook/walhook/relay/config"
 	"github.com/walhook/walhook/relay/dispatch"
+	"github.com/walhook/walhook/relay/metrics"
 	"github.com/walhook/walhook/relay/netguard"
 	"github.com/walhook/walhook/relay/rules"
 	"github.com/walhook/walhook/relay/sender"
@@ -31,6 +33,8 @@ type Relay struct {
 	Rules      *rules.Rules
 	Dispatcher *dispatch.Dispatcher
 	Reader     *cdc.Reader
+
+	metrics *metrics.Metrics // nil without an admin block
 
 	trusted *sender.Client // HCL endpoints: operator-trusted, unrestricted
 	guarded *sender.Client // API endpoints: SSRF guard
@@ -98,6 +102,13 @@ func New(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts Optio
 		r.fixed = append(r.fixed, de)
 	}
 
+	observer := opts.Observer
+	if cfg.Admin != nil {
+		r.metrics = metrics.New(nil)
+		if observer == nil {
+			observer = r.metrics
+		}
+	}
 	r.Reader = cdc.NewReader(cdc.ReaderConfig{
 		URL:               cfg.Source.URL,
 		Slot:              cfg.Source.Slot,
@@ -114,9 +125,14 @@ func New(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts Optio
 		LogAttempts:  cfg.Delivery.LogAttempts == "all",
 		RetryWorkers: cfg.Delivery.RetryWorkers,
 		RetryPoll:    opts.RetryPoll,
-		Observer:     opts.Observer,
+		Observer:     observer,
 		Logger:       log,
 	})
+	if r.metrics != nil {
+		r.metrics.WatchQueue(r.Store.Stats)
+		r.metrics.WatchHealth(r.Store.AllHealth)
+		r.metrics.WatchReader(r.Reader.Status)
+	}
 	return r, nil
 }
 
@@ -156,6 +172,14 @@ func (r *Relay) Run(ctx context.Context) error {
 	if err := r.Reload(ctx); err != nil {
 		return fmt.Errorf("loading endpoints: %w", err)
 	}
+	var adminListener net.Listener
+	if r.cfg.Admin != nil {
+		l, err := net.Listen("tcp", r.cfg.Admin.Listen)
+		if err != nil {
+			return fmt.Errorf("admin listener: %w", err)
+		}
+		adminListener = l
+	}
 	if err := r.Dispatcher.Start(ctx); err != nil {
 		return fmt.Errorf("starting the dispatcher: %w", err)
 	}
@@ -163,6 +187,10 @@ func (r *Relay) Run(ctx context.Context) error {
 	var bg sync.WaitGroup
 	bg.Add(1)
 	go func() { defer bg.Done(); r.watchWebhooks(ctx) }()
+	if adminListener != nil {
+		bg.Add(1)
+		go func() { defer bg.Done(); r.serveAdmin(ctx, adminListener) }()
+	}
 
 	r.log.Info().Str("slot", r.cfg.Source.Slot).Strs("tables", r.cfg.Source.Tables).
 		Int("endpoints", len(r.fixed)).Msg("walhook running")

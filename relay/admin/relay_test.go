@@ -99,6 +99,7 @@ source "postgres" {
   publication = %q
 }
 admin {
+  listen         = "127.0.0.1:0"
   token          = %q
   allow_networks = ["127.0.0.0/8"]
   allow_http     = true

@@ -71,6 +71,21 @@ func (h *healthCache) set(x store.Health) {
 
 func (h *healthCache) disabled(id string) bool { return h.get(id).Disabled }
 
+// disabledFresh is disabled, but asks the store before answering yes: an
+// endpoint enabled a moment ago (through the API, perhaps by another
+// process) must not have its recovered deliveries failed again.
+func (h *healthCache) disabledFresh(ctx context.Context, id string) bool {
+	if !h.disabled(id) {
+		return false
+	}
+	x, err := h.store.Health(ctx, id)
+	if err != nil {
+		return true
+	}
+	h.set(x)
+	return x.Disabled
+}
+
 // succeeded records a success, writing only when the endpoint was failing:
 // the happy path writes nothing.
 func (h *healthCache) succeeded(ctx context.Context, id string) {

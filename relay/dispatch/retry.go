@@ -123,7 +123,7 @@ func (d *Dispatcher) retry(ctx context.Context, dl store.Delivery) {
 		}
 		return
 	}
-	if d.health.disabled(ep.ID) || !ep.Active {
+	if !ep.Active || d.health.disabledFresh(bg, ep.ID) {
 		d.complete(bg, ep, dl, store.Attempt{AttemptedAt: now, Error: "endpoint disabled; not sent"}, store.Outcome{Status: store.StatusFailed})
 		return
 	}

@@ -2,6 +2,7 @@
 package event
 
 import (
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base32"
 	"encoding/binary"
@@ -64,4 +65,11 @@ func NewID(commitLSN cdc.LSN, position int, rule string) string {
 	h.Write([]byte(rule))
 	sum := h.Sum(nil)
 	return "evt_" + idEncoding.EncodeToString(sum[:16])
+}
+
+// NewTestID returns a random id for a test event ("evt_test_" + 26 chars).
+func NewTestID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return "evt_test_" + idEncoding.EncodeToString(b[:])
 }
