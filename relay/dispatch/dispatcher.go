@@ -185,11 +185,27 @@ func (d *Dispatcher) Apply(ctx context.Context, tx cdc.Transaction) error {
 	}
 	d.events = events[:0]
 
+	return d.dispatch(ctx, events, failures, tx.XID, func(n int) *settle.Tx { return d.tracker.Begin(tx.EndLSN, n) })
+}
+
+// ApplyEvents routes ready-made events (from an outbox table, say) and
+// records failures; settled is called once every delivery of them is
+// settled. Unlike Apply it does not move the WAL watermark.
+func (d *Dispatcher) ApplyEvents(ctx context.Context, events []event.Event, failures []event.Failure, settled func()) error {
+	if d.closing.Load() {
+		return errors.New("dispatcher is shutting down")
+	}
+	return d.dispatch(ctx, events, failures, 0, func(n int) *settle.Tx { return settle.NewTx(n, settled) })
+}
+
+// dispatch routes events to the endpoints that want them; begin registers
+// the batch with its number of outstanding deliveries.
+func (d *Dispatcher) dispatch(ctx context.Context, events []event.Event, failures []event.Failure, xid uint32, begin func(n int) *settle.Tx) error {
 	tbl := d.table.Load()
 	var jobs []*job
 	for i := range events {
 		ev := &events[i]
-		ev2 := *ev // events[] is scratch space: jobs keep their own copy
+		ev2 := *ev // events may be scratch space: jobs keep their own copy
 		d.obs.EventEmitted(ev.Type)
 		var own *event.Event
 		for _, ep := range tbl.list {
@@ -203,7 +219,7 @@ func (d *Dispatcher) Apply(ctx context.Context, tx cdc.Transaction) error {
 			if err != nil {
 				failures = append(failures, event.Failure{
 					Rule: "endpoint " + ep.Name + " body", Table: own.Table, CommitLSN: own.CommitLSN,
-					EndLSN: own.EndLSN, Position: own.Position, XID: tx.XID,
+					EndLSN: own.EndLSN, Position: own.Position, XID: xid,
 					Error: fmt.Sprintf("rendering the body of %s for endpoint %s: %v", own.Type, ep.Name, err),
 					Row:   own.Data,
 				})
@@ -221,7 +237,7 @@ func (d *Dispatcher) Apply(ctx context.Context, tx cdc.Transaction) error {
 	if len(failures) > 0 {
 		n++
 	}
-	stx := d.tracker.Begin(tx.EndLSN, n)
+	stx := begin(n)
 	if len(failures) > 0 {
 		for _, f := range failures {
 			d.log.Warn().Str("rule", f.Rule).Str("table", f.Table).Stringer("lsn", f.CommitLSN).

@@ -26,9 +26,23 @@ type Tracker struct {
 
 // Tx is a transaction whose deliveries are outstanding.
 type Tx struct {
-	t           *Tracker
+	t           *Tracker // nil for a standalone Tx
 	end         cdc.LSN
 	outstanding int
+	onDone      func()
+	mu          sync.Mutex // guards a standalone Tx
+}
+
+// NewTx returns a Tx outside any Tracker: done is called (once, from the
+// goroutine that settles the last delivery) when its n deliveries are
+// settled, or at once when n is 0. Sources without a WAL position (the
+// outbox poller) settle their batches this way.
+func NewTx(n int, done func()) *Tx {
+	tx := &Tx{outstanding: n, onDone: done}
+	if n == 0 && done != nil {
+		done()
+	}
+	return tx
 }
 
 // NewTracker returns a Tracker that calls ack with each new watermark. ack
@@ -50,6 +64,15 @@ func (t *Tracker) Begin(end cdc.LSN, n int) *Tx {
 
 // Add adds n more outstanding deliveries to a transaction not yet settled.
 func (tx *Tx) Add(n int) {
+	if tx.t == nil {
+		tx.mu.Lock()
+		defer tx.mu.Unlock()
+		if tx.outstanding <= 0 {
+			panic("settle: Add on a settled transaction")
+		}
+		tx.outstanding += n
+		return
+	}
 	tx.t.mu.Lock()
 	if tx.outstanding <= 0 {
 		tx.t.mu.Unlock()
@@ -61,6 +84,19 @@ func (tx *Tx) Add(n int) {
 
 // Done marks one delivery of the transaction settled.
 func (tx *Tx) Done() {
+	if tx.t == nil {
+		tx.mu.Lock()
+		tx.outstanding--
+		n := tx.outstanding
+		tx.mu.Unlock()
+		if n < 0 {
+			panic("settle: Done called more times than deliveries")
+		}
+		if n == 0 && tx.onDone != nil {
+			tx.onDone()
+		}
+		return
+	}
 	t := tx.t
 	t.mu.Lock()
 	tx.outstanding--

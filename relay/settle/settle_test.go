@@ -129,3 +129,20 @@ func TestConcurrentSettlementNeverPassesUnsettled(t *testing.T) {
 		t.Fatalf("settled = %v, want %v", tr.Settled(), n*10)
 	}
 }
+
+func TestStandaloneTx(t *testing.T) {
+	calls := 0
+	tx := NewTx(2, func() { calls++ })
+	tx.Done()
+	if calls != 0 {
+		t.Fatal("done before both deliveries settled")
+	}
+	tx.Done()
+	if calls != 1 {
+		t.Fatalf("done called %d times", calls)
+	}
+	NewTx(0, func() { calls++ })
+	if calls != 2 {
+		t.Fatal("empty standalone Tx not done at once")
+	}
+}
