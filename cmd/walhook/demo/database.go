@@ -2,6 +2,8 @@ package demo
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"net/url"
@@ -23,8 +25,13 @@ type database struct {
 	owned   bool // the cluster is ours: stop it at the end
 }
 
-// demoDatabase names the database the demo creates on a server it is given.
-const demoDatabase = "walhook_demo"
+// demoDatabase returns a name for the database (and slot) the demo creates
+// on a server it is given: unique, so that demos may run side by side.
+func demoDatabase() string {
+	var b [3]byte
+	_, _ = rand.Read(b[:])
+	return "walhook_demo_" + hex.EncodeToString(b[:])
+}
 
 // openDatabase starts a throwaway cluster (or uses serverURL), creates the
 // demo database and loads the sample CRM schema into it.
@@ -40,11 +47,13 @@ func openDatabase(ctx context.Context, serverURL string, out io.Writer) (*databa
 		fmt.Fprintf(out, "  postgres   throwaway cluster in %s (port %d), started in %s\n",
 			c.Dir(), c.Port(), time.Since(started).Round(100*time.Millisecond))
 	} else {
-		db.cluster, db.Name = testenv.External(serverURL), demoDatabase
-		fmt.Fprintf(out, "  postgres   %s: creating database %s there (dropped at the end)\n", redact(serverURL), demoDatabase)
+		db.cluster, db.Name = testenv.External(serverURL), demoDatabase()
+		fmt.Fprintf(out, "  postgres   %s: creating database %s there (dropped at the end)\n", redact(serverURL), db.Name)
 	}
 	if err := db.cluster.CreateDatabase(ctx, db.Name); err != nil {
-		db.close()
+		if db.owned {
+			db.close()
+		}
 		return nil, fmt.Errorf("creating the demo database: %w", err)
 	}
 	db.URL = db.cluster.DatabaseURL(db.Name)
@@ -54,6 +63,11 @@ func openDatabase(ctx context.Context, serverURL string, out io.Writer) (*databa
 		return nil, fmt.Errorf("connecting to the demo database: %w", err)
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
+	var walLevel string
+	if err := conn.QueryRow(ctx, "SHOW wal_level").Scan(&walLevel); err != nil || walLevel != "logical" {
+		db.close()
+		return nil, fmt.Errorf("the server's wal_level is %q (%v): walhook needs wal_level = logical (set it in postgresql.conf and restart Postgres)", walLevel, err)
+	}
 	if _, err := conn.Exec(ctx, testenv.Schema); err != nil {
 		db.close()
 		return nil, fmt.Errorf("loading the sample schema: %w", err)

@@ -54,8 +54,9 @@ var secretEnv = []string{"WALHOOK_ADMIN_TOKEN", "CRM_WEBHOOK_SECRET", "LEGACY_SE
 func Run(ctx context.Context, opts Options) error {
 	started := time.Now()
 	p := &printer{out: opts.Out, color: opts.Color, shown: map[string]bool{}}
-	p.printf("walhook demo: a throwaway Postgres, the sample CRM schema, %s's rules,\n"+
-		"and a local receiver per endpoint that verifies every signature. Ctrl-C stops it all.\n\n", opts.ConfigPath)
+	p.printf("walhook demo: the sample CRM schema in Postgres, walhook running %s's rules,\n"+
+		"a local receiver per endpoint that verifies every signature, and a short story in SQL.\n"+
+		"Ctrl-C stops it all.\n\n", opts.ConfigPath)
 
 	db, err := openDatabase(ctx, opts.DatabaseURL, opts.Out)
 	if err != nil {
@@ -164,7 +165,7 @@ func loadConfig(opts Options, db *database) (*config.Config, error) {
 	cfg.Source.URL, cfg.State.URL = db.URL, ""
 	if !db.owned {
 		// A server of the user's: keep clear of a real walhook's slot.
-		cfg.Source.Slot, cfg.Source.Publication = "walhook_demo", "walhook_demo"
+		cfg.Source.Slot, cfg.Source.Publication = db.Name, db.Name
 	}
 	switch {
 	case !opts.Admin:
