@@ -64,9 +64,13 @@ func openDatabase(ctx context.Context, serverURL string, out io.Writer) (*databa
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
 	var walLevel string
-	if err := conn.QueryRow(ctx, "SHOW wal_level").Scan(&walLevel); err != nil || walLevel != "logical" {
+	if err := conn.QueryRow(ctx, "SHOW wal_level").Scan(&walLevel); err != nil {
 		db.close()
-		return nil, fmt.Errorf("the server's wal_level is %q (%v): walhook needs wal_level = logical (set it in postgresql.conf and restart Postgres)", walLevel, err)
+		return nil, fmt.Errorf("reading wal_level: %w", err)
+	}
+	if walLevel != "logical" {
+		db.close()
+		return nil, fmt.Errorf("the server's wal_level is %q: walhook needs wal_level = logical (set it in postgresql.conf and restart Postgres)", walLevel)
 	}
 	if _, err := conn.Exec(ctx, testenv.Schema); err != nil {
 		db.close()
