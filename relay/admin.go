@@ -66,8 +66,14 @@ func (r *Relay) serveAdmin(ctx context.Context, l net.Listener) {
 // reach the state database. A standby instance (waiting for the slot held
 // by another) is alive but not ready.
 func (r *Relay) ready(ctx context.Context) error {
-	st := r.Reader.Status()
-	if !st.Streaming {
+	if r.Poller != nil {
+		if st := r.Poller.Status(); !st.Connected {
+			if st.LastError != "" {
+				return fmt.Errorf("not reading outbox table %s: %s", r.cfg.Source.Outbox.Table, st.LastError)
+			}
+			return fmt.Errorf("not reading outbox table %s yet", r.cfg.Source.Outbox.Table)
+		}
+	} else if st := r.Reader.Status(); !st.Streaming {
 		if st.LastError != "" {
 			return fmt.Errorf("not streaming from slot %s: %s", r.cfg.Source.Slot, st.LastError)
 		}

@@ -14,10 +14,13 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/walhook/walhook/cdc"
+	cdcoutbox "github.com/walhook/walhook/cdc/outbox"
 	"github.com/walhook/walhook/relay/config"
 	"github.com/walhook/walhook/relay/dispatch"
+	"github.com/walhook/walhook/relay/event"
 	"github.com/walhook/walhook/relay/metrics"
 	"github.com/walhook/walhook/relay/netguard"
+	"github.com/walhook/walhook/relay/outbox"
 	"github.com/walhook/walhook/relay/rules"
 	"github.com/walhook/walhook/relay/sender"
 	"github.com/walhook/walhook/relay/store"
@@ -32,7 +35,13 @@ type Relay struct {
 	Store      *store.Store
 	Rules      *rules.Rules
 	Dispatcher *dispatch.Dispatcher
-	Reader     *cdc.Reader
+	// Reader reads the slot (mode "logical"); nil in mode "outbox".
+	Reader *cdc.Reader
+	// Poller polls the outbox table (mode "outbox"); nil otherwise.
+	Poller *cdcoutbox.Poller
+
+	outbox   *outbox.Source   // nil without an outbox block
+	consumed *outbox.Consumed // logical mode with delete_consumed
 
 	metrics *metrics.Metrics // nil without an admin block
 
@@ -109,18 +118,16 @@ func New(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts Optio
 			observer = r.metrics
 		}
 	}
-	r.Reader = cdc.NewReader(cdc.ReaderConfig{
-		URL:               cfg.Source.URL,
-		Slot:              cfg.Source.Slot,
-		Publication:       cfg.Source.Publication,
-		Tables:            cfg.Source.Tables,
-		HeartbeatInterval: opts.HeartbeatInterval,
-		Logger:            log.With().Str("component", "cdc").Logger(),
-	})
+	ack, evaluate, err := r.source(opts)
+	if err != nil {
+		r.Close()
+		return nil, err
+	}
 	r.Dispatcher = dispatch.New(dispatch.Options{
 		Store:        r.Store,
 		Rules:        r.Rules,
-		Ack:          r.Reader.Ack,
+		Evaluate:     evaluate,
+		Ack:          ack,
 		MaxInFlight:  cfg.Delivery.MaxInFlight,
 		LogAttempts:  cfg.Delivery.LogAttempts == "all",
 		RetryWorkers: cfg.Delivery.RetryWorkers,
@@ -131,9 +138,56 @@ func New(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts Optio
 	if r.metrics != nil {
 		r.metrics.WatchQueue(r.Store.Stats)
 		r.metrics.WatchHealth(r.Store.AllHealth)
-		r.metrics.WatchReader(r.Reader.Status)
+		if r.Reader != nil {
+			r.metrics.WatchReader(r.Reader.Status)
+		}
 	}
 	return r, nil
+}
+
+// source builds what reads changes: the slot's Reader, or in mode "outbox"
+// the outbox Poller. It returns where the dispatcher's watermark goes and,
+// when the slot carries an outbox table, how changes become events.
+func (r *Relay) source(opts Options) (ack func(cdc.LSN), evaluate func(*cdc.Change, []event.Event) ([]event.Event, []event.Failure), err error) {
+	cfg := r.cfg
+	if o := cfg.Source.Outbox; o != nil {
+		if r.outbox, err = outbox.NewSource(o.Table, r.Rules); err != nil {
+			return nil, nil, fmt.Errorf("outbox table: %w", err)
+		}
+	}
+	if cfg.Source.Mode == "outbox" {
+		o := cfg.Source.Outbox
+		r.Poller, err = cdcoutbox.NewPoller(cdcoutbox.Config{
+			URL:          cfg.Source.URL,
+			Table:        o.Table,
+			BatchSize:    o.BatchSize,
+			PollInterval: o.PollInterval,
+			Logger:       r.log.With().Str("component", "outbox").Logger(),
+		})
+		if err != nil {
+			return nil, nil, fmt.Errorf("outbox poller: %w", err)
+		}
+		return nil, nil, nil
+	}
+	r.Reader = cdc.NewReader(cdc.ReaderConfig{
+		URL:               cfg.Source.URL,
+		Slot:              cfg.Source.Slot,
+		Publication:       cfg.Source.Publication,
+		Tables:            cfg.Source.Tables,
+		HeartbeatInterval: opts.HeartbeatInterval,
+		Logger:            r.log.With().Str("component", "cdc").Logger(),
+	})
+	if r.outbox == nil {
+		return r.Reader.Ack, nil, nil
+	}
+	if !cfg.Source.Outbox.DeleteConsumed {
+		return r.Reader.Ack, r.outbox.Evaluate(nil), nil
+	}
+	r.consumed, err = outbox.NewConsumed(cfg.Source.URL, r.outbox.Table(), r.Reader.Ack, r.log.With().Str("component", "outbox").Logger())
+	if err != nil {
+		return nil, nil, err
+	}
+	return r.consumed.Ack, r.outbox.Evaluate(r.consumed.Record), nil
 }
 
 // Close releases the relay's connections.
@@ -141,6 +195,9 @@ func (r *Relay) Close() {
 	r.trusted.Close()
 	r.guarded.Close()
 	r.statePool.Close()
+	if r.consumed != nil {
+		r.consumed.Close()
+	}
 }
 
 // Reload rebuilds the routing table from the config endpoints and the
@@ -192,9 +249,27 @@ func (r *Relay) Run(ctx context.Context) error {
 		go func() { defer bg.Done(); r.serveAdmin(ctx, adminListener) }()
 	}
 
-	r.log.Info().Str("slot", r.cfg.Source.Slot).Strs("tables", r.cfg.Source.Tables).
-		Int("endpoints", len(r.fixed)).Msg("walhook running")
-	runErr := r.Reader.Run(ctx, r.Dispatcher)
+	var runErr error
+	consumedDone := make(chan struct{})
+	consumedCtx, stopConsumed := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopConsumed()
+	if r.Poller != nil {
+		close(consumedDone)
+		r.log.Info().Str("outbox", r.cfg.Source.Outbox.Table).Int("endpoints", len(r.fixed)).Msg("walhook running (polling the outbox)")
+		runErr = r.Poller.Run(ctx, cdcoutbox.SinkFunc(func(ctx context.Context, rows []cdcoutbox.Row, settled func()) error {
+			events, failures := r.outbox.Events(rows, nil)
+			return r.Dispatcher.ApplyEvents(ctx, events, failures, settled)
+		}))
+	} else {
+		if r.consumed != nil {
+			go func() { defer close(consumedDone); r.consumed.Run(consumedCtx) }()
+		} else {
+			close(consumedDone)
+		}
+		r.log.Info().Str("slot", r.cfg.Source.Slot).Strs("tables", r.cfg.Source.Tables).
+			Int("endpoints", len(r.fixed)).Msg("walhook running")
+		runErr = r.Reader.Run(ctx, r.Dispatcher)
+	}
 	bg.Wait()
 
 	drain := r.cfg.Delivery.ShutdownTimeout
@@ -205,8 +280,27 @@ func (r *Relay) Run(ctx context.Context) error {
 	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), drain)
 	defer cancel()
 	shutErr := r.Dispatcher.Shutdown(dctx)
+	stopConsumed()
+	<-consumedDone
+	if r.Poller != nil {
+		// The drain settled every batch; their deletes commit now.
+		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
+		defer cancel()
+		if err := r.Poller.Drain(pctx); err != nil {
+			r.log.Warn().Err(err).Msg("finishing outbox batches")
+		}
+	}
 	settled := r.Dispatcher.Settled()
-	if settled > 0 {
+	if r.consumed != nil && settled > 0 {
+		// Consumed rows are deleted before the slot may pass them.
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
+		defer cancel()
+		if err := r.consumed.Flush(fctx); err != nil {
+			r.log.Warn().Err(err).Msg("deleting consumed outbox rows at shutdown; not confirming the slot, changes since the last confirmation will be delivered again")
+			settled = 0
+		}
+	}
+	if settled > 0 && r.Reader != nil {
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
 		defer cancel()
 		if err := cdc.Confirm(cctx, r.cfg.Source.URL, r.cfg.Source.Slot, settled); err != nil {

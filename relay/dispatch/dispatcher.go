@@ -23,6 +23,9 @@ var _ cdc.Sink = (*Dispatcher)(nil)
 type Options struct {
 	Store *store.Store
 	Rules *rules.Rules
+	// Evaluate, when set, replaces Rules.Evaluate in Apply: the relay uses
+	// it to read inserts into an outbox table as ready-made events.
+	Evaluate func(c *cdc.Change, out []event.Event) ([]event.Event, []event.Failure)
 	// Ack receives each new settled watermark (cdc.Reader.Ack).
 	Ack func(cdc.LSN)
 	// MaxInFlight caps deliveries held in memory; default 10000.
@@ -178,9 +181,13 @@ func (d *Dispatcher) Apply(ctx context.Context, tx cdc.Transaction) error {
 	d.obs.ChangesRead(len(tx.Changes))
 	events := d.events[:0]
 	var failures []event.Failure
+	evaluate := d.rules.Evaluate
+	if d.opts.Evaluate != nil {
+		evaluate = d.opts.Evaluate
+	}
 	for i := range tx.Changes {
 		var fs []event.Failure
-		events, fs = d.rules.Evaluate(&tx.Changes[i], events)
+		events, fs = evaluate(&tx.Changes[i], events)
 		failures = append(failures, fs...)
 	}
 	d.events = events[:0]
