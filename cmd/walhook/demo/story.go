@@ -104,3 +104,13 @@ func play(ctx context.Context, url string, cfg *config.Config, p *printer, t *ta
 	}
 	return nil
 }
+
+// StorySQL returns the SQL of each step of the story, in order
+// (testenv/story.sql plays the same story under docker compose).
+func StorySQL() []string {
+	out := make([]string, len(story))
+	for i, s := range story {
+		out[i] = s.sql
+	}
+	return out
+}
