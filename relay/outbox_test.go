@@ -56,6 +56,11 @@ func runConfig(t testing.TB, db *testenv.DB, src string) *running {
 
 // outboxConfig is a polling config for db with one endpoint to url.
 func outboxConfig(db *testenv.DB, url, poll, extra string) string {
+	return outboxConfigBatch(db, url, poll, 50, extra)
+}
+
+// outboxConfigBatch is outboxConfig with a batch size.
+func outboxConfigBatch(db *testenv.DB, url, poll string, batch int, extra string) string {
 	return fmt.Sprintf(`
 source "postgres" {
   url  = %q
@@ -63,7 +68,7 @@ source "postgres" {
   outbox {
     table         = %q
     poll_interval = %q
-    batch_size    = 50
+    batch_size    = %d
   }
 }
 delivery {
@@ -75,7 +80,7 @@ endpoint "app" {
   secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 }
 %s
-`, db.URL, outboxTable, poll, url, extra)
+`, db.URL, outboxTable, poll, batch, url, extra)
 }
 
 func initOutbox(t testing.TB, db *testenv.DB) {
