@@ -134,7 +134,10 @@ func Run(ctx context.Context, opts Options) error {
 			"  %s\n"+
 			"  e.g.  UPDATE deals SET stage = 'lost' WHERE id = 1;\n"+
 			"        INSERT INTO contacts (organization_id, first_name, email) VALUES (1, 'Alan', 'alan@example.com');\n"+
-			"Ctrl-C stops walhook and the database.\n", db.psqlCommand())
+			"To run a walhook of your own on this database (its slot, publication and state\n"+
+			"schema are named walhook_demo, so the default names are free):\n"+
+			"  export DATABASE_URL='%s'\n"+
+			"Ctrl-C stops walhook and the database.\n", db.psqlCommand(), redact(db.URL))
 		<-ctx.Done()
 	}
 	if err := stop(); err != nil && !errors.Is(err, context.Canceled) {
@@ -162,11 +165,14 @@ func loadConfig(opts Options, db *database) (*config.Config, error) {
 		_ = config.WriteDiagnostics(opts.Out, map[string][]byte{opts.ConfigPath: src}, diags)
 		return nil, fmt.Errorf("%s is not valid", opts.ConfigPath)
 	}
-	cfg.Source.URL, cfg.State.URL = db.URL, ""
+	// Names of the demo's own, so that a walhook with the default names
+	// (yours, from the README) can run on the same database next to it.
+	name := "walhook_demo"
 	if !db.owned {
-		// A server of the user's: keep clear of a real walhook's slot.
-		cfg.Source.Slot, cfg.Source.Publication = db.Name, db.Name
+		name = db.Name // slots are cluster-wide: one per demo on a shared server
 	}
+	cfg.Source.URL, cfg.State.URL = db.URL, ""
+	cfg.Source.Slot, cfg.Source.Publication, cfg.State.Schema = name, name, name
 	switch {
 	case !opts.Admin:
 		cfg.Admin = nil
