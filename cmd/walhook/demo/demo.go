@@ -6,6 +6,8 @@ package demo
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -46,7 +48,18 @@ var RetrySchedule = []time.Duration{time.Second, 2 * time.Second, 5 * time.Secon
 
 // secretEnv are the environment variables config.example.hcl reads, set
 // by the demo to fresh values.
-var secretEnv = []string{"WALHOOK_ADMIN_TOKEN", "CRM_WEBHOOK_SECRET", "LEGACY_SECRET"}
+var secretEnv = map[string]func() string{
+	"WALHOOK_ADMIN_TOKEN": randomHex,
+	"CRM_WEBHOOK_SECRET":  signing.GenerateSecret, // standard-webhooks: whsec_...
+	"LEGACY_SECRET":       randomHex,
+}
+
+// randomHex is 32 random hex digits: a token or hmac-sha256 secret.
+func randomHex() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
 
 // Run plays the demo until the story ends (or, with Keep, until ctx
 // ends), then stops walhook, the receivers and the database. A ctx ended
@@ -155,8 +168,8 @@ func Run(ctx context.Context, opts Options) error {
 // newReceivers.
 func loadConfig(opts Options, db *database) (*config.Config, error) {
 	os.Setenv("DATABASE_URL", db.URL)
-	for _, name := range secretEnv {
-		os.Setenv(name, signing.GenerateSecret())
+	for name, generate := range secretEnv {
+		os.Setenv(name, generate())
 	}
 	os.Unsetenv("WALHOOK_STATE_URL")
 	cfg, diags := config.Load(opts.ConfigPath)
