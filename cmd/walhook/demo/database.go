@@ -39,11 +39,19 @@ func openDatabase(ctx context.Context, serverURL string, out io.Writer) (*databa
 	started := time.Now()
 	db := &database{Name: "crm"}
 	if serverURL == "" {
-		c, err := testenv.Start(ctx, testenv.Options{})
+		// Not cut short by Ctrl-C: a pg_ctl killed mid-start could leave a
+		// server running with nobody to stop it. Stopped below instead.
+		startCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+		c, err := testenv.Start(startCtx, testenv.Options{})
+		cancel()
 		if err != nil {
 			return nil, fmt.Errorf("starting a throwaway Postgres: %w", err)
 		}
 		db.cluster, db.owned = c, true
+		if ctx.Err() != nil {
+			db.close()
+			return nil, ctx.Err()
+		}
 		fmt.Fprintf(out, "  postgres   throwaway cluster in %s (port %d), started in %s\n",
 			c.Dir(), c.Port(), time.Since(started).Round(100*time.Millisecond))
 	} else {

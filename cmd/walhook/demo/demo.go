@@ -73,6 +73,9 @@ func Run(ctx context.Context, opts Options) error {
 
 	db, err := openDatabase(ctx, opts.DatabaseURL, opts.Out)
 	if err != nil {
+		if ctx.Err() != nil {
+			p.printf("interrupted: what the demo had started is stopped and removed\n")
+		}
 		return canceled(ctx, err)
 	}
 	defer func() {
