@@ -30,8 +30,6 @@ type Options struct {
 	Ack func(cdc.LSN)
 	// MaxInFlight caps deliveries held in memory; default 10000.
 	MaxInFlight int
-	// LaneCapacity caps the deliveries queued per endpoint lane; default 256.
-	LaneCapacity int
 	// LogAttempts writes successful first attempts to the attempts log.
 	LogAttempts bool
 	// RetryWorkers bounds retries in flight across endpoints; default 16.
@@ -78,9 +76,6 @@ func New(opts Options) *Dispatcher {
 	if opts.MaxInFlight <= 0 {
 		opts.MaxInFlight = 10000
 	}
-	if opts.LaneCapacity <= 0 {
-		opts.LaneCapacity = 256
-	}
 	if opts.RetryWorkers <= 0 {
 		opts.RetryWorkers = 16
 	}
@@ -121,7 +116,8 @@ func (d *Dispatcher) Start(ctx context.Context) error {
 	bg, cancel := context.WithCancel(ctx)
 	d.bgCancel = cancel
 	d.persist.start()
-	d.bg.Add(3)
+	d.bg.Add(4)
+	go func() { defer d.bg.Done(); d.paceLoop(bg) }()
 	go func() { defer d.bg.Done(); d.retryLoop(bg) }()
 	go func() { defer d.bg.Done(); d.health.loop(bg) }()
 	go func() { defer d.bg.Done(); d.sweepLoop(bg) }()
@@ -265,38 +261,69 @@ func (d *Dispatcher) dispatch(ctx context.Context, events []event.Event, failure
 }
 
 // route hands a job to its endpoint's lane, or to the store when the
-// endpoint is disabled, the key is blocked or memory is full.
+// endpoint is disabled, its key is blocked, or its lane holds more than the
+// endpoint can deliver soon (see pace.go). When memory as a whole is full
+// it waits: only fast endpoints can fill it, since pacing keeps slow ones
+// short, and making the reader wait for them costs less than storing
+// deliveries that are about to succeed.
 func (d *Dispatcher) route(ctx context.Context, j *job) error {
 	r := d.runnerFor(j.ep)
 	if d.health.disabled(j.ep.ID) {
 		return d.persist.add(ctx, item{d: newDelivery(j, store.StatusFailed, "endpoint disabled"), tx: j.tx})
 	}
+	select {
+	case d.inflight <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 	if r.ordered {
+		// Taken after the memory token, never while waiting for one:
+		// workers need r.mu to finish the jobs that free tokens.
 		r.mu.Lock()
 		defer r.mu.Unlock()
 		if _, blocked := r.blocked[j.key]; blocked {
+			<-d.inflight
 			return d.persistBehindLocked(ctx, r, j)
 		}
 	}
-	select {
-	case d.inflight <- struct{}{}:
-	default:
+	q := r.queueFor(j.key)
+	if allowed := r.allowed.Load(); allowed < r.maxQueue && int64(len(q)) >= allowed {
+		// The endpoint is slower than its queue: store rather than wait.
+		<-d.inflight
 		return d.overflow(ctx, r, j)
 	}
 	if r.ordered {
 		r.inLane[j.key]++
 	}
 	select {
-	case r.queueFor(j.key) <- j:
+	case q <- j:
 		return nil
 	default:
-		<-d.inflight
-		if r.ordered {
-			r.leaveLaneLocked(j.key)
-		}
-		return d.overflow(ctx, r, j)
 	}
+	// The lane is full but the endpoint keeps up with it: wait a little
+	// for room. (Holding r.mu here is safe: workers take jobs without it.)
+	t := time.NewTimer(laneWait)
+	defer t.Stop()
+	var err error
+	select {
+	case q <- j:
+		return nil
+	case <-t.C:
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
+	<-d.inflight
+	if r.ordered {
+		r.leaveLaneLocked(j.key)
+	}
+	if err != nil {
+		return err
+	}
+	return d.overflow(ctx, r, j)
 }
+
+// laneWait bounds how long routing waits for room in a full lane.
+const laneWait = 100 * time.Millisecond
 
 // overflow sends a job that memory cannot hold to the store, due now.
 // For ordered endpoints the caller holds r.mu.

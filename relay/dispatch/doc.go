@@ -9,7 +9,8 @@
 //   - The happy path writes nothing: a delivery accepted on its first attempt
 //     costs no write, unless the attempts log is set to "all" (batched).
 //   - Memory is bounded: at most MaxInFlight deliveries wait in memory, and
-//     each endpoint holds at most its own lane capacity. Past either cap a
+//     each endpoint holds at most half of it, and only what it can deliver within
+//     a few seconds (pace.go). Past either cap a
 //     delivery goes to the store, its transaction settles, and the slot
 //     advances.
 //   - Endpoints are independent: each has its own lanes and workers, and

@@ -55,6 +55,7 @@ func (d *Dispatcher) retryLoop(ctx context.Context) {
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
+					defer d.signal() // a slot is free: claim more at once
 					defer func() { <-sem }()
 					if r != nil {
 						defer func() { <-r.retries }()

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/walhook/walhook/relay/sender"
@@ -30,6 +31,16 @@ type runner struct {
 	inLane  map[string]int // ordered: jobs of a key queued or being sent in memory
 	// persisting counts an ordered key's store writes not yet committed.
 	persisting map[string]int
+
+	// Pacing (see pace.go): jobs finished in memory, the queue length a
+	// lane may reach before new jobs go to the store, and the measured rate.
+	finished   atomic.Int64
+	allowed    atomic.Int64
+	lastDone   int64
+	rate       float64 // jobs per second, smoothed
+	minQueue   int64
+	startQueue int64
+	maxQueue   int64
 }
 
 func (d *Dispatcher) runnerFor(ep *Endpoint) *runner {
@@ -52,12 +63,15 @@ func (d *Dispatcher) runnerFor(ep *Endpoint) *runner {
 	if ep.Ordered {
 		lanes, workers = ep.Concurrency, 1
 	}
-	capacity := d.opts.LaneCapacity
-	if !ep.Ordered {
-		capacity *= ep.Concurrency
-	}
+	// A lane's channel can hold its share of MaxInFlight; how much of it
+	// may be used at a time is paced by the endpoint's measured speed.
+	// One endpoint may hold half of MaxInFlight, so others keep room.
+	r.maxQueue = int64(max(d.opts.MaxInFlight/2/lanes, 1))
+	r.startQueue = r.maxQueue
+	r.minQueue = min(int64(2*workers), r.maxQueue)
+	r.allowed.Store(r.startQueue)
 	for i := 0; i < lanes; i++ {
-		q := make(chan *job, capacity)
+		q := make(chan *job, r.maxQueue)
 		r.queues = append(r.queues, q)
 		for w := 0; w < workers; w++ {
 			d.lanes.Add(1)
@@ -112,6 +126,7 @@ func (r *runner) close() {
 func (d *Dispatcher) work(r *runner, q chan *job) {
 	for j := range q {
 		d.first(r, j)
+		r.finished.Add(1)
 		<-d.inflight
 		if r.ordered {
 			r.mu.Lock()

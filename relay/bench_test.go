@@ -1,0 +1,245 @@
+package relay_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"slices"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/walhook/walhook/cdc"
+	"github.com/walhook/walhook/relay"
+	"github.com/walhook/walhook/relay/config"
+	"github.com/walhook/walhook/relay/signing"
+	"github.com/walhook/walhook/testenv"
+)
+
+// verifyingSink verifies each delivery's signature and records its
+// commit-to-delivery latency (the body's timestamp is the commit time).
+type verifyingSink struct {
+	secret string
+	mu     sync.Mutex
+	seen   map[string]bool
+	lat    []time.Duration
+	bad    int
+	wake   chan struct{}
+}
+
+func (s *verifyingSink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	now := time.Now()
+	if err := signing.Verify(signing.StandardWebhooks, []string{s.secret}, r.Header, body, now, time.Minute); err != nil {
+		s.mu.Lock()
+		s.bad++
+		s.mu.Unlock()
+		w.WriteHeader(http.StatusUnauthorized)
+		return
+	}
+	var ev struct {
+		Timestamp time.Time `json:"timestamp"`
+	}
+	_ = json.Unmarshal(body, &ev)
+	s.mu.Lock()
+	id := r.Header.Get("webhook-id")
+	if !s.seen[id] {
+		s.seen[id] = true
+		s.lat = append(s.lat, now.Sub(ev.Timestamp))
+	}
+	s.mu.Unlock()
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *verifyingSink) count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.seen)
+}
+
+func benchConfig(b *testing.B, db *testenv.DB, slot, url, secret string) *config.Config {
+	src := fmt.Sprintf(`
+source "postgres" {
+  url         = %q
+  slot        = %q
+  publication = %q
+}
+event "contact.created" {
+  table = "contacts"
+  on    = ["insert"]
+}
+endpoint "bench" {
+  url         = %q
+  events      = ["*"]
+  secret      = %q
+  concurrency = 32
+}`, db.URL, slot, slot, url, secret)
+	cfg, diags := config.Parse([]byte(src), "bench.hcl")
+	if diags.HasErrors() {
+		b.Fatal(diags)
+	}
+	return cfg
+}
+
+func runRelay(b *testing.B, cfg *config.Config) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	log := zerolog.New(zerolog.NewTestWriter(b)).Level(zerolog.WarnLevel)
+	r, err := relay.New(ctx, cfg, log, relay.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	return func() {
+		cancel()
+		if err := <-done; err != nil {
+			b.Errorf("relay: %v", err)
+		}
+	}
+}
+
+// BenchmarkDrain measures end-to-end throughput: a backlog of single-row
+// transactions already in the WAL, captured, evaluated, signed and POSTed
+// one event per request to a local receiver that verifies every signature.
+//
+//	go test -run '^$' -bench BenchmarkDrain -benchtime 1x ./relay/
+func BenchmarkDrain(b *testing.B) {
+	n := 50_000
+	if s := os.Getenv("WALHOOK_BENCH_N"); s != "" {
+		n, _ = strconv.Atoi(s)
+	}
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		db := testenv.NewDB(b)
+		secret := signing.GenerateSecret()
+		sink := &verifyingSink{secret: secret, seen: map[string]bool{}, wake: make(chan struct{}, 1)}
+		srv := httptest.NewServer(sink)
+		slot := testenv.Name(b, "slot")
+		cfg := benchConfig(b, db, slot, srv.URL, secret)
+		if err := cdc.Prepare(context.Background(), db.URL, cdc.ReaderConfig{URL: db.URL, Slot: slot, Publication: slot, Tables: cfg.Source.Tables}); err != nil {
+			b.Fatal(err)
+		}
+		// The backlog: n single-row transactions (autocommit inserts).
+		conn := db.Conn(b)
+		batch := make([]string, 0, 1000)
+		for j := 0; j < n; j++ {
+			batch = append(batch, fmt.Sprintf("INSERT INTO contacts (organization_id, first_name, email) VALUES (%d, 'name%d', 'p%d@example.com')", j%10, j, j))
+			if len(batch) == cap(batch) || j == n-1 {
+				// A multi-statement simple query runs each statement in its own transaction.
+				if _, err := conn.Exec(context.Background(), joinStatements(batch)); err != nil {
+					b.Fatal(err)
+				}
+				batch = batch[:0]
+			}
+		}
+		b.StartTimer()
+		begin := time.Now()
+		stop := runRelay(b, cfg)
+		deadline := time.Now().Add(5 * time.Minute)
+		for sink.count() < n {
+			if time.Now().After(deadline) {
+				b.Fatalf("delivered %d of %d within 5 minutes", sink.count(), n)
+			}
+			select {
+			case <-sink.wake:
+			case <-time.After(time.Second):
+			}
+		}
+		took := time.Since(begin)
+		b.StopTimer()
+		stop()
+		srv.Close()
+		if sink.bad > 0 {
+			b.Fatalf("%d deliveries failed verification", sink.bad)
+		}
+		b.ReportMetric(float64(n)/took.Seconds(), "events/s")
+	}
+}
+
+func joinStatements(stmts []string) string {
+	out := ""
+	for _, s := range stmts {
+		out += s + ";\n"
+	}
+	return out
+}
+
+// BenchmarkLatency measures commit-to-delivery latency at a steady 1,000
+// events/s (one row per transaction) for ten seconds.
+//
+//	go test -run '^$' -bench BenchmarkLatency -benchtime 1x ./relay/
+func BenchmarkLatency(b *testing.B) {
+	const rate, seconds = 1000, 10
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		db := testenv.NewDB(b)
+		secret := signing.GenerateSecret()
+		sink := &verifyingSink{secret: secret, seen: map[string]bool{}, wake: make(chan struct{}, 1)}
+		srv := httptest.NewServer(sink)
+		slot := testenv.Name(b, "slot")
+		cfg := benchConfig(b, db, slot, srv.URL, secret)
+		stop := runRelay(b, cfg)
+		// Wait for the slot to be streaming before writing.
+		for {
+			var ok bool
+			_ = db.Pool.QueryRow(context.Background(), `SELECT coalesce(bool_or(active), false) FROM pg_replication_slots WHERE slot_name = $1`, slot).Scan(&ok)
+			if ok {
+				break
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		// Writers: 4 connections sharing the rate, each row its own transaction.
+		total := rate * seconds
+		tick := time.NewTicker(time.Second / rate)
+		work := make(chan int, rate)
+		var wg sync.WaitGroup
+		for w := 0; w < 4; w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for j := range work {
+					_, _ = db.Pool.Exec(context.Background(), `INSERT INTO contacts (organization_id, first_name) VALUES ($1, 'x')`, j%10)
+				}
+			}()
+		}
+		b.StartTimer()
+		for j := 0; j < total; j++ {
+			<-tick.C
+			work <- j
+		}
+		close(work)
+		wg.Wait()
+		tick.Stop()
+		deadline := time.Now().Add(time.Minute)
+		for sink.count() < total && time.Now().Before(deadline) {
+			select {
+			case <-sink.wake:
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+		b.StopTimer()
+		stop()
+		srv.Close()
+		sink.mu.Lock()
+		lat := slices.Clone(sink.lat)
+		sink.mu.Unlock()
+		if len(lat) < total {
+			b.Fatalf("only %d of %d events delivered", len(lat), total)
+		}
+		slices.Sort(lat)
+		b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
+		b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+		b.ReportMetric(float64(lat[len(lat)-1].Microseconds())/1000, "max-ms")
+	}
+}
