@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/rs/zerolog"
 
 	"github.com/walhook/walhook/cdc"
@@ -199,7 +200,20 @@ func BenchmarkLatency(b *testing.B) {
 			}
 			time.Sleep(10 * time.Millisecond)
 		}
-		// Writers: 4 connections sharing the rate, each row its own transaction.
+		// Writers: 4 connections sharing the rate, each row its own
+		// transaction, committed synchronously as applications usually do
+		// (testenv's cluster defaults to synchronous_commit=off, which
+		// delays WAL flushes, and so decoding, by up to wal_writer_delay).
+		pcfg, err := pgxpool.ParseConfig(db.URL)
+		if err != nil {
+			b.Fatal(err)
+		}
+		pcfg.ConnConfig.RuntimeParams["synchronous_commit"] = "on"
+		writers, err := pgxpool.NewWithConfig(context.Background(), pcfg)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer writers.Close()
 		total := rate * seconds
 		tick := time.NewTicker(time.Second / rate)
 		work := make(chan int, rate)
@@ -209,7 +223,7 @@ func BenchmarkLatency(b *testing.B) {
 			go func() {
 				defer wg.Done()
 				for j := range work {
-					_, _ = db.Pool.Exec(context.Background(), `INSERT INTO contacts (organization_id, first_name) VALUES ($1, 'x')`, j%10)
+					_, _ = writers.Exec(context.Background(), `INSERT INTO contacts (organization_id, first_name) VALUES ($1, 'x')`, j%10)
 				}
 			}()
 		}
