@@ -116,6 +116,8 @@ func New(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts Optio
 		r.metrics = metrics.New(nil)
 		if observer == nil {
 			observer = r.metrics
+		} else {
+			observer = dispatch.Observers{observer, r.metrics}
 		}
 	}
 	ack, evaluate, err := r.source(opts)

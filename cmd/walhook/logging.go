@@ -26,7 +26,9 @@ func (o logOptions) logger() zerolog.Logger {
 	zerolog.TimeFieldFormat = time.RFC3339Nano
 	var log zerolog.Logger
 	if *o.format == "console" {
-		log = zerolog.New(zerolog.ConsoleWriter{Out: os.Stderr, TimeFormat: "15:04:05.000"})
+		fi, err := os.Stderr.Stat()
+		tty := err == nil && fi.Mode()&os.ModeCharDevice != 0
+		log = zerolog.New(zerolog.ConsoleWriter{Out: os.Stderr, TimeFormat: "15:04:05.000", NoColor: !tty})
 	} else {
 		log = zerolog.New(os.Stderr)
 	}

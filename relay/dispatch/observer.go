@@ -27,3 +27,50 @@ func (nopObserver) Attempted(string, bool, int, time.Duration, int) {}
 func (nopObserver) Overflowed(string)                               {}
 func (nopObserver) Outcome(string, string)                          {}
 func (nopObserver) Disabled(string)                                 {}
+
+// Observers tells each of its observers everything.
+type Observers []Observer
+
+var _ Observer = Observers(nil)
+
+func (os Observers) ChangesRead(n int) {
+	for _, o := range os {
+		o.ChangesRead(n)
+	}
+}
+
+func (os Observers) EventEmitted(eventType string) {
+	for _, o := range os {
+		o.EventEmitted(eventType)
+	}
+}
+
+func (os Observers) EvaluationsFailed(n int) {
+	for _, o := range os {
+		o.EvaluationsFailed(n)
+	}
+}
+
+func (os Observers) Attempted(endpointID string, ok bool, status int, took time.Duration, attempt int) {
+	for _, o := range os {
+		o.Attempted(endpointID, ok, status, took, attempt)
+	}
+}
+
+func (os Observers) Overflowed(endpointID string) {
+	for _, o := range os {
+		o.Overflowed(endpointID)
+	}
+}
+
+func (os Observers) Outcome(endpointID, outcome string) {
+	for _, o := range os {
+		o.Outcome(endpointID, outcome)
+	}
+}
+
+func (os Observers) Disabled(endpointID string) {
+	for _, o := range os {
+		o.Disabled(endpointID)
+	}
+}
