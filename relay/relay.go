@@ -177,7 +177,7 @@ func (r *Relay) source(opts Options) (ack func(cdc.LSN), evaluate func(*cdc.Chan
 		Publication:       cfg.Source.Publication,
 		Tables:            cfg.Source.Tables,
 		HeartbeatInterval: opts.HeartbeatInterval,
-		Logger:            r.log.With().Str("component", "cdc").Logger(),
+		Logger:            r.log,
 	})
 	if r.outbox == nil {
 		return r.Reader.Ack, nil, nil
