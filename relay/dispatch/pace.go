@@ -16,6 +16,9 @@ import (
 const (
 	paceInterval  = 250 * time.Millisecond
 	maxQueueDelay = 5 * time.Second
+	// paceWarmup is how many intervals a backlog must last before the
+	// endpoint's speed is judged.
+	paceWarmup = 4
 )
 
 func (d *Dispatcher) paceLoop(ctx context.Context) {
@@ -45,7 +48,6 @@ func (d *Dispatcher) pace(ctx context.Context, r *runner) {
 	delta := done - r.lastDone
 	r.lastDone = done
 	perSec := float64(delta) / paceInterval.Seconds()
-	r.rate = 0.5*r.rate + 0.5*perSec
 
 	backlog := int64(0)
 	for _, q := range r.queues {
@@ -54,7 +56,18 @@ func (d *Dispatcher) pace(ctx context.Context, r *runner) {
 	lanes := int64(len(r.queues))
 	if backlog == 0 {
 		// Not limited by its own speed: no reason to shrink.
+		r.backlogged, r.rate = 0, 0
 		r.allowed.Store(max(r.allowed.Load(), r.startQueue))
+		return
+	}
+	if r.backlogged == 0 {
+		r.rate = perSec
+	} else {
+		r.rate = 0.5*r.rate + 0.5*perSec
+	}
+	r.backlogged++
+	if r.backlogged < paceWarmup {
+		// Too early to judge: the first requests pay for connecting.
 		return
 	}
 	allowed := int64(r.rate*maxQueueDelay.Seconds()) / lanes

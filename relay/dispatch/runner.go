@@ -38,6 +38,7 @@ type runner struct {
 	allowed    atomic.Int64
 	lastDone   int64
 	rate       float64 // jobs per second, smoothed
+	backlogged int     // consecutive pace intervals with a backlog
 	minQueue   int64
 	startQueue int64
 	maxQueue   int64

@@ -90,10 +90,12 @@ func TestConcurrentSettlementNeverPassesUnsettled(t *testing.T) {
 	var items []item
 	for i := 0; i < n; i++ {
 		k := rand.Intn(3)
-		txs[i] = tr.Begin(cdc.LSN((i+1)*10), k)
 		if k == 0 {
-			done[i] = true
+			mu.Lock()
+			done[i] = true // settled by Begin itself, which may ack at once
+			mu.Unlock()
 		}
+		txs[i] = tr.Begin(cdc.LSN((i+1)*10), k)
 		for j := 0; j < k; j++ {
 			items = append(items, item{i})
 		}
