@@ -38,7 +38,7 @@ func (e *Event) Reads() RowReads {
 					r.Changed = &rng
 				}
 			case "new", "old":
-				col, ok := traversalColumn(tr)
+				col, ok := TraversalColumn(tr)
 				if !ok {
 					if root == "old" && r.WholeOld == nil {
 						r.WholeOld = &rng
@@ -52,8 +52,9 @@ func (e *Event) Reads() RowReads {
 	return r
 }
 
-// traversalColumn is the column of new.X or new["X"].
-func traversalColumn(tr hcl.Traversal) (string, bool) {
+// TraversalColumn is the column a traversal like new.stage or
+// new["stage"] reads.
+func TraversalColumn(tr hcl.Traversal) (string, bool) {
 	if len(tr) < 2 {
 		return "", false
 	}

@@ -6,7 +6,6 @@ import (
 	"github.com/hashicorp/hcl/v2"
 	"github.com/walhook/walhook/cdc"
 	"github.com/walhook/walhook/relay/config"
-	"github.com/zclconf/go-cty/cty"
 )
 
 // Rules are the compiled event blocks of a config, indexed by table and op.
@@ -142,7 +141,7 @@ func compile(expr hcl.Expression, fast bool) *compiledExpr {
 		if root != "new" && root != "old" {
 			continue
 		}
-		attr, ok := firstAttr(tr)
+		attr, ok := config.TraversalColumn(tr)
 		switch {
 		case root == "new" && !ok:
 			newAll = true
@@ -161,22 +160,6 @@ func compile(expr hcl.Expression, fast bool) *compiledExpr {
 		c.needs.oldAttrs = nil
 	}
 	return c
-}
-
-// firstAttr is the column a traversal like new.stage or new["stage"] reads.
-func firstAttr(tr hcl.Traversal) (string, bool) {
-	if len(tr) < 2 {
-		return "", false
-	}
-	switch step := tr[1].(type) {
-	case hcl.TraverseAttr:
-		return step.Name, true
-	case hcl.TraverseIndex:
-		if step.Key.Type() == cty.String && step.Key.IsKnown() && !step.Key.IsNull() {
-			return step.Key.AsString(), true
-		}
-	}
-	return "", false
 }
 
 // union is what n and o read together.
