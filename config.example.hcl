@@ -17,6 +17,7 @@ source "postgres" {
 state {                                   # optional: where retry state lives
   url    = env("WALHOOK_STATE_URL", "")   # empty: the source database
   schema = "walhook"
+  # retention = "7d"                      # how long delivered deliveries stay in the log
 }
 
 admin {                                   # optional: API, /metrics, /healthz, /readyz

@@ -246,6 +246,10 @@ func (r *Relay) Run(ctx context.Context) error {
 	var bg sync.WaitGroup
 	bg.Add(1)
 	go func() { defer bg.Done(); r.watchWebhooks(ctx) }()
+	if r.cfg.State.Retention > 0 {
+		bg.Add(1)
+		go func() { defer bg.Done(); r.pruneLoop(ctx) }()
+	}
 	if adminListener != nil {
 		bg.Add(1)
 		go func() { defer bg.Done(); r.serveAdmin(ctx, adminListener) }()

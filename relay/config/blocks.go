@@ -44,6 +44,9 @@ type stateBlock struct {
 	URL         string    `hcl:"url,optional"`
 	Schema      string    `hcl:"schema,optional"`
 	SchemaRange hcl.Range `hcl:"schema,attr_value_range"`
+
+	Retention      string    `hcl:"retention,optional"`
+	RetentionRange hcl.Range `hcl:"retention,attr_value_range"`
 }
 
 type adminBlock struct {

@@ -66,11 +66,19 @@ func (d *decoder) source(cfg *Config, b *sourceBlock) {
 }
 
 func (d *decoder) state(cfg *Config, b *stateBlock) {
-	cfg.State = State{Schema: "walhook"}
+	cfg.State = State{Schema: "walhook", Retention: DefaultRetention}
 	if b == nil {
 		return
 	}
 	cfg.State.URL = b.URL
+	if b.Retention != "" {
+		if r, ok := d.duration(b.Retention, b.RetentionRange); ok {
+			if r < time.Hour {
+				d.errorf(b.RetentionRange, "Retention too short", "state.retention must be at least 1h (it is %s): the delivery log would lose rows still being read.", b.Retention)
+			}
+			cfg.State.Retention = r
+		}
+	}
 	if b.Schema != "" {
 		if !identifierRE.MatchString(b.Schema) {
 			d.errorf(b.SchemaRange, "Invalid schema name", "The state schema uses lowercase letters, digits and underscores (at most 63), not %q.", b.Schema)

@@ -46,7 +46,14 @@ type Outbox struct {
 type State struct {
 	URL    string // empty: the source database
 	Schema string // default "walhook"
+	// Retention is how long delivered deliveries, their attempts and failed
+	// evaluations are kept; default 7 days. Failed and pending deliveries
+	// are kept until they are delivered or replayed.
+	Retention time.Duration
 }
+
+// DefaultRetention is how long the delivery log keeps what was delivered.
+const DefaultRetention = 7 * 24 * time.Hour
 
 // Admin configures the admin listener: API, /metrics, /healthz, /readyz.
 type Admin struct {
