@@ -50,6 +50,11 @@ func invalid(field, format string, args ...any) *apiError {
 	return e
 }
 
+// conflict is the answer when the webhook changed under a PATCH or rotation.
+func conflict(id string) *apiError {
+	return errorf(http.StatusConflict, "conflict", "webhook %s was changed by another request at the same time; read it again and retry", id)
+}
+
 func notFound(what, id string) *apiError {
 	return errorf(http.StatusNotFound, CodeNotFound, "%s %q not found", what, id)
 }

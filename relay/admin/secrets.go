@@ -62,6 +62,9 @@ func (s *server) rotateSecret(w http.ResponseWriter, r *http.Request) *apiError 
 	if errors.Is(err, store.ErrNotFound) {
 		return notFound("webhook", hook.ID)
 	}
+	if errors.Is(err, store.ErrConflict) {
+		return conflict(hook.ID)
+	}
 	if err != nil {
 		return s.internal(r, "rotating the secret", err)
 	}

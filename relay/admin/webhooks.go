@@ -262,6 +262,9 @@ func (s *server) patchWebhook(w http.ResponseWriter, r *http.Request) *apiError 
 	if errors.Is(err, store.ErrNotFound) {
 		return notFound("webhook", hook.ID)
 	}
+	if errors.Is(err, store.ErrConflict) {
+		return conflict(hook.ID)
+	}
 	if err != nil {
 		return s.internal(r, "updating the webhook", err)
 	}

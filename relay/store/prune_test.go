@@ -1,6 +1,7 @@
 package store
 
 import (
+	"errors"
 	"testing"
 	"time"
 )
@@ -46,4 +47,30 @@ func TestPruneKeepsPendingAndFailed(t *testing.T) {
 		t.Errorf("the pending delivery's attempt was pruned: %v %v", as, err)
 	}
 	_ = db
+}
+
+func TestUpdateWebhookDetectsConcurrentChange(t *testing.T) {
+	t.Parallel()
+	s, _ := setup(t)
+	w, err := s.CreateWebhook(ctx(t), Webhook{URL: "https://example.com/a", Events: []string{"*"}, Active: true,
+		Secrets: []Secret{{Value: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", CreatedAt: time.Now()}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, second := w, w
+	first.Description, second.Description = "first", "second"
+	if _, err := s.UpdateWebhook(ctx(t), first); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.UpdateWebhook(ctx(t), second); !errors.Is(err, ErrConflict) {
+		t.Fatalf("second update from the same read: %v, want ErrConflict", err)
+	}
+	if got, _ := s.GetWebhook(ctx(t), w.ID); got.Description != "first" {
+		t.Fatalf("description = %q, want the first update kept", got.Description)
+	}
+	gone := w
+	gone.ID = "ep_missing"
+	if _, err := s.UpdateWebhook(ctx(t), gone); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("update of a missing webhook: %v, want ErrNotFound", err)
+	}
 }

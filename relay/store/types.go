@@ -8,6 +8,9 @@ import (
 // ErrNotFound is returned when a row asked for by id does not exist.
 var ErrNotFound = errors.New("not found")
 
+// ErrConflict is returned when a row changed between reading and writing it.
+var ErrConflict = errors.New("changed concurrently")
+
 // Status is a delivery's state in the retry store.
 type Status string
 

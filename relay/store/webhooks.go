@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 
@@ -94,12 +95,20 @@ func (s *Store) ListWebhooks(ctx context.Context, tenant string, limit int, curs
 }
 
 // UpdateWebhook replaces a webhook's mutable fields (all but id and
-// created_at) and returns it, or ErrNotFound.
+// created_at) and returns it, or ErrNotFound. When w.UpdatedAt is set (as
+// read), the update applies only if nobody changed the webhook since, and
+// ErrConflict says somebody did: two rotations at once cannot lose one.
 func (s *Store) UpdateWebhook(ctx context.Context, w Webhook) (Webhook, error) {
 	args := append([]any{w.ID}, webhookArgs(w)...)
+	args = append(args, timestamptz(w.UpdatedAt))
 	out, err := scanWebhook(s.pool.QueryRow(ctx, s.sql(`UPDATE {s}.webhooks SET url = $2, description = $3,
 		events = $4, tenant = $5, active = $6, headers = $7, signing = $8, secrets = $9, updated_at = now()
-		WHERE id = $1 RETURNING `+webhookColumns), args...))
+		WHERE id = $1 AND ($10::timestamptz IS NULL OR updated_at = $10) RETURNING `+webhookColumns), args...))
+	if errors.Is(err, pgx.ErrNoRows) && !w.UpdatedAt.IsZero() {
+		if _, gerr := s.GetWebhook(ctx, w.ID); gerr == nil {
+			return Webhook{}, fmt.Errorf("updating webhook %s: %w", w.ID, ErrConflict)
+		}
+	}
 	if err != nil {
 		return Webhook{}, fmt.Errorf("updating webhook %s: %w", w.ID, notFound(err))
 	}
