@@ -30,7 +30,7 @@
 //
 // So that a long backlog behind a failing head does not make every claim
 // rescan it, ClaimDue parks the held-back rows it meets (moves their next
-// attempt to their head's, at most a minute ahead), and Complete makes the
+// attempt to their head's, at most 2 seconds ahead), and Complete makes the
 // next row of a key due as soon as its head leaves pending.
 //
 // # Lock order

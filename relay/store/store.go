@@ -35,7 +35,7 @@ type Store struct {
 }
 
 // defaultParkMax bounds how long a lost wake-up can delay a key.
-const defaultParkMax = time.Minute
+const defaultParkMax = 2 * time.Second
 
 // Open migrates the state schema (creating it if needed) and returns a
 // Store on it. Concurrent Opens from several processes are safe.
