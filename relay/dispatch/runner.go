@@ -105,11 +105,14 @@ func (r *runner) leaveLaneLocked(key string) {
 	}
 }
 
-// busyInMemory reports whether jobs of key are queued or in flight in memory.
+// busyInMemory reports whether jobs of key are queued or in flight in
+// memory, or on their way to the store: a job leaves inLane only after its
+// store write is counted in persisting, so between the two counts every
+// job of the key not yet sent or stored is seen.
 func (r *runner) busyInMemory(key string) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.inLane[key] > 0
+	return r.inLane[key] > 0 || r.persisting[key] > 0
 }
 
 func (r *runner) close() {
