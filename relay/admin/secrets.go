@@ -58,19 +58,9 @@ func (s *server) rotateSecret(w http.ResponseWriter, r *http.Request) *apiError 
 	}
 	now := time.Now()
 	hook.Secrets = rotate(hook.Secrets, secret, now, overlap)
-	out, err := s.opts.Store.UpdateWebhook(r.Context(), hook)
-	if errors.Is(err, store.ErrNotFound) {
-		return notFound("webhook", hook.ID)
-	}
-	if errors.Is(err, store.ErrConflict) {
-		return conflict(hook.ID)
-	}
-	if err != nil {
-		return s.internal(r, "rotating the secret", err)
-	}
-	h, err := s.opts.Store.Health(r.Context(), out.ID)
-	if err != nil {
-		return s.internal(r, "reading endpoint health", err)
+	out, h, e := s.saveWebhook(r, hook, "rotating the secret")
+	if e != nil {
+		return e
 	}
 	s.log.Info().Str("webhook_id", out.ID).Dur("overlap", overlap).Msg("webhook secret rotated")
 	writeJSON(w, http.StatusOK, viewWebhook(out, h, true, now))

@@ -258,19 +258,9 @@ func (s *server) patchWebhook(w http.ResponseWriter, r *http.Request) *apiError 
 	if p.Active != nil {
 		hook.Active = *p.Active
 	}
-	out, err := s.opts.Store.UpdateWebhook(r.Context(), hook)
-	if errors.Is(err, store.ErrNotFound) {
-		return notFound("webhook", hook.ID)
-	}
-	if errors.Is(err, store.ErrConflict) {
-		return conflict(hook.ID)
-	}
-	if err != nil {
-		return s.internal(r, "updating the webhook", err)
-	}
-	h, err := s.opts.Store.Health(r.Context(), out.ID)
-	if err != nil {
-		return s.internal(r, "reading endpoint health", err)
+	out, h, e := s.saveWebhook(r, hook, "updating the webhook")
+	if e != nil {
+		return e
 	}
 	s.log.Info().Str("webhook_id", out.ID).Msg("webhook updated")
 	writeJSON(w, http.StatusOK, viewWebhook(out, h, false, time.Now()))
@@ -306,4 +296,24 @@ func hostOf(raw string) string {
 		return ""
 	}
 	return u.Host
+}
+
+// saveWebhook writes a changed webhook (as read, so a concurrent change is
+// a 409) and returns it with its health.
+func (s *server) saveWebhook(r *http.Request, hook store.Webhook, what string) (store.Webhook, store.Health, *apiError) {
+	out, err := s.opts.Store.UpdateWebhook(r.Context(), hook)
+	if errors.Is(err, store.ErrNotFound) {
+		return out, store.Health{}, notFound("webhook", hook.ID)
+	}
+	if errors.Is(err, store.ErrConflict) {
+		return out, store.Health{}, conflict(hook.ID)
+	}
+	if err != nil {
+		return out, store.Health{}, s.internal(r, what, err)
+	}
+	h, err := s.opts.Store.Health(r.Context(), out.ID)
+	if err != nil {
+		return out, h, s.internal(r, "reading endpoint health", err)
+	}
+	return out, h, nil
 }
