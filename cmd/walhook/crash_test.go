@@ -196,30 +196,14 @@ func TestKilledAtRandomMomentsLosesNothing(t *testing.T) {
 		}
 	}()
 
-	for kill := 0; kill < 5; kill++ {
-		// A random moment: this is the crash being tested, not a wait.
-		time.Sleep(time.Duration(200+rand.IntN(1200)) * time.Millisecond)
-		if err := d.cmd.Process.Kill(); err != nil {
-			t.Fatal(err)
-		}
-		_ = d.cmd.Wait()
-		d = startDaemon(t, cfg)
-	}
+	d = killRepeatedly(t, d, cfg, 5)
 	close(stop)
 	<-writerDone
 	mu.Lock()
 	want := append([]int64(nil), committed...)
 	mu.Unlock()
 
-	deadline := time.Now().Add(90 * time.Second)
-	for len(s.missing(want)) > 0 {
-		if time.Now().After(deadline) {
-			_ = d.cmd.Process.Kill()
-			_ = d.cmd.Wait()
-			t.Fatalf("%d of %d committed rows never delivered, e.g. %v\nlog:\n%s", len(s.missing(want)), len(want), first(s.missing(want), 5), d.log)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitDelivered(t, s, d, want)
 	if err := d.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
@@ -305,4 +289,35 @@ func first(ids []int64, n int) []int64 {
 		return ids[:n]
 	}
 	return ids
+}
+
+// killRepeatedly SIGKILLs the daemon n times at random moments, restarting
+// it each time, and returns the one left running.
+func killRepeatedly(t *testing.T, d *daemon, cfg string, n int) *daemon {
+	t.Helper()
+	for kill := 0; kill < n; kill++ {
+		// A random moment: this is the crash being tested, not a wait.
+		time.Sleep(time.Duration(200+rand.IntN(1200)) * time.Millisecond)
+		if err := d.cmd.Process.Kill(); err != nil {
+			t.Fatal(err)
+		}
+		_ = d.cmd.Wait()
+		d = startDaemon(t, cfg)
+	}
+	return d
+}
+
+// waitDelivered waits until the sink has every row of want, failing with
+// the daemon's log after 90 s.
+func waitDelivered(t *testing.T, s *sink, d *daemon, want []int64) {
+	t.Helper()
+	deadline := time.Now().Add(90 * time.Second)
+	for len(s.missing(want)) > 0 {
+		if time.Now().After(deadline) {
+			_ = d.cmd.Process.Kill()
+			_ = d.cmd.Wait()
+			t.Fatalf("%d of %d committed rows never delivered, e.g. %v\nlog:\n%s", len(s.missing(want)), len(want), first(s.missing(want), 5), d.log)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"math/rand/v2"
 	"net/http/httptest"
 	"os"
 	"os/exec"
@@ -103,32 +102,16 @@ func TestOutboxKilledWhilePollingLosesNothing(t *testing.T) {
 		}
 	}()
 
-	for kill := 0; kill < 5; kill++ {
-		// A random moment: this is the crash being tested, not a wait.
-		time.Sleep(time.Duration(200+rand.IntN(1200)) * time.Millisecond)
-		if err := d.cmd.Process.Kill(); err != nil {
-			t.Fatal(err)
-		}
-		_ = d.cmd.Wait()
-		d = startDaemon(t, cfg)
-	}
+	d = killRepeatedly(t, d, cfg, 5)
 	close(stop)
 	<-writerDone
 	mu.Lock()
 	want := append([]int64(nil), committed...)
 	mu.Unlock()
 
-	deadline := time.Now().Add(90 * time.Second)
-	for len(s.missing(want)) > 0 {
-		if time.Now().After(deadline) {
-			_ = d.cmd.Process.Kill()
-			_ = d.cmd.Wait()
-			t.Fatalf("%d of %d committed rows never delivered, e.g. %v\nlog:\n%s", len(s.missing(want)), len(want), first(s.missing(want), 5), d.log)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitDelivered(t, s, d, want)
 	// The table empties once the last batches commit their deletes.
-	deadline = time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for {
 		var left int
 		if err := db.Pool.QueryRow(context.Background(), `SELECT count(*) FROM webhook_outbox`).Scan(&left); err != nil {
