@@ -75,6 +75,14 @@ source "postgres" {
 %s
 %s
 `, db.URL, slot, slot, events, endpoints, rest)
+	h := runConfig(t, db, src)
+	h.waitStreaming(t)
+	return h
+}
+
+// runConfig runs a relay from a whole config until the test ends.
+func runConfig(t testing.TB, db *testenv.DB, src string) *running {
+	t.Helper()
 	cfg, diags := config.Parse([]byte(src), "test.hcl")
 	if diags.HasErrors() {
 		t.Fatalf("config: %v", diags)
@@ -89,27 +97,17 @@ source "postgres" {
 		cancel()
 		t.Fatal(err)
 	}
-	h := &running{db: db, relay: r, slot: slot, cancel: cancel, done: make(chan error, 1)}
+	h := &running{db: db, relay: r, slot: cfg.Source.Slot, cancel: cancel, done: make(chan error, 1)}
 	go func() { h.done <- r.Run(ctx) }()
-	t.Cleanup(func() { h.stop(t) })
-	h.waitStreaming(t)
-	return h
-}
-
-// stop ends the relay and waits for it; safe to call twice.
-func (h *running) stop(t *testing.T) error {
-	t.Helper()
-	h.cancel()
-	select {
-	case err, ok := <-h.done:
-		if ok {
-			close(h.done)
+	t.Cleanup(func() {
+		h.cancel()
+		select {
+		case <-h.done:
+		case <-time.After(60 * time.Second):
+			t.Error("relay did not stop within 60s")
 		}
-		return err
-	case <-time.After(60 * time.Second):
-		t.Fatal("relay did not stop within 60s")
-		return nil
-	}
+	})
+	return h
 }
 
 func (h *running) waitStreaming(t *testing.T) {

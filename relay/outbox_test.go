@@ -7,52 +7,18 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"sort"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/rs/zerolog"
-
 	cdcoutbox "github.com/walhook/walhook/cdc/outbox"
-	"github.com/walhook/walhook/relay"
 	"github.com/walhook/walhook/relay/config"
 	"github.com/walhook/walhook/relay/outbox"
 	"github.com/walhook/walhook/testenv"
 )
 
 const outboxTable = "public.webhook_outbox"
-
-// runConfig runs a relay from a whole config until the test ends.
-func runConfig(t testing.TB, db *testenv.DB, src string) *running {
-	t.Helper()
-	cfg, diags := config.Parse([]byte(src), "test.hcl")
-	if diags.HasErrors() {
-		t.Fatalf("config: %v", diags)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	log := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)
-	if os.Getenv("WALHOOK_TEST_LOG") != "" {
-		log = log.Level(zerolog.DebugLevel)
-	}
-	r, err := relay.New(ctx, cfg, log, relay.Options{RetryPoll: 20 * time.Millisecond, HeartbeatInterval: 500 * time.Millisecond})
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	h := &running{db: db, relay: r, slot: cfg.Source.Slot, cancel: cancel, done: make(chan error, 1)}
-	go func() { h.done <- r.Run(ctx) }()
-	t.Cleanup(func() {
-		h.cancel()
-		select {
-		case <-h.done:
-		case <-time.After(60 * time.Second):
-			t.Error("relay did not stop within 60s")
-		}
-	})
-	return h
-}
 
 // outboxConfig is a polling config for db with one endpoint to url.
 func outboxConfig(db *testenv.DB, url, poll, extra string) string {
