@@ -8,13 +8,13 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/walhook/walhook/relay/admin"
-	"github.com/walhook/walhook/relay/event"
-	"github.com/walhook/walhook/relay/netguard"
-	"github.com/walhook/walhook/relay/rules"
-	"github.com/walhook/walhook/relay/sender"
-	"github.com/walhook/walhook/relay/signing"
-	"github.com/walhook/walhook/relay/store"
+	"github.com/walhook/walhook/internal/admin"
+	"github.com/walhook/walhook/internal/event"
+	"github.com/walhook/walhook/internal/netguard"
+	"github.com/walhook/walhook/internal/rules"
+	"github.com/walhook/walhook/internal/sender"
+	"github.com/walhook/walhook/internal/signing"
+	"github.com/walhook/walhook/internal/store"
 )
 
 var _ admin.Tester = (*Relay)(nil)

@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/walhook/walhook/relay/receiver"
-	"github.com/walhook/walhook/relay/signing"
+	"github.com/walhook/walhook/internal/receiver"
+	"github.com/walhook/walhook/internal/signing"
 	"github.com/walhook/walhook/testenv"
 )
 

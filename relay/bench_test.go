@@ -18,9 +18,9 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/walhook/walhook/cdc"
+	"github.com/walhook/walhook/internal/config"
+	"github.com/walhook/walhook/internal/signing"
 	"github.com/walhook/walhook/relay"
-	"github.com/walhook/walhook/relay/config"
-	"github.com/walhook/walhook/relay/signing"
 	"github.com/walhook/walhook/testenv"
 )
 

@@ -14,9 +14,9 @@ import (
 
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
-	"github.com/walhook/walhook/relay/receiver"
-	"github.com/walhook/walhook/relay/signing"
-	"github.com/walhook/walhook/relay/store"
+	"github.com/walhook/walhook/internal/receiver"
+	"github.com/walhook/walhook/internal/signing"
+	"github.com/walhook/walhook/internal/store"
 	"github.com/walhook/walhook/testenv"
 )
 

@@ -5,13 +5,13 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/walhook/walhook/relay/config"
-	"github.com/walhook/walhook/relay/dispatch"
-	"github.com/walhook/walhook/relay/event"
-	"github.com/walhook/walhook/relay/rules"
-	"github.com/walhook/walhook/relay/sender"
-	"github.com/walhook/walhook/relay/signing"
-	"github.com/walhook/walhook/relay/store"
+	"github.com/walhook/walhook/internal/config"
+	"github.com/walhook/walhook/internal/dispatch"
+	"github.com/walhook/walhook/internal/event"
+	"github.com/walhook/walhook/internal/rules"
+	"github.com/walhook/walhook/internal/sender"
+	"github.com/walhook/walhook/internal/signing"
+	"github.com/walhook/walhook/internal/store"
 )
 
 // configEndpoint turns an HCL endpoint into a dispatcher endpoint. HCL

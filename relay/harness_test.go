@@ -14,9 +14,9 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/walhook/walhook/internal/config"
+	"github.com/walhook/walhook/internal/store"
 	"github.com/walhook/walhook/relay"
-	"github.com/walhook/walhook/relay/config"
-	"github.com/walhook/walhook/relay/store"
 	"github.com/walhook/walhook/testenv"
 )
 

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/walhook/walhook/relay/signing"
+	"github.com/walhook/walhook/internal/signing"
 	"github.com/walhook/walhook/testenv"
 )
 

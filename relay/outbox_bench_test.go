@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	cdcoutbox "github.com/walhook/walhook/cdc/outbox"
+	"github.com/walhook/walhook/cdc/outbox"
 	"github.com/walhook/walhook/testenv"
 )
 
@@ -54,7 +54,7 @@ func BenchmarkTriggerOverhead(b *testing.B) {
 			db := testenv.NewDB(b)
 			initOutbox(b, db)
 			if withTriggers {
-				sql, err := cdcoutbox.TriggersSQL(outboxTable, []string{"public.contacts"})
+				sql, err := outbox.TriggersSQL(outboxTable, []string{"public.contacts"})
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -12,9 +12,9 @@ import (
 	"testing"
 	"time"
 
-	cdcoutbox "github.com/walhook/walhook/cdc/outbox"
-	"github.com/walhook/walhook/relay/config"
-	"github.com/walhook/walhook/relay/outbox"
+	"github.com/walhook/walhook/cdc/outbox"
+	"github.com/walhook/walhook/internal/config"
+	"github.com/walhook/walhook/internal/outboxevents"
 	"github.com/walhook/walhook/testenv"
 )
 
@@ -51,7 +51,7 @@ endpoint "app" {
 
 func initOutbox(t testing.TB, db *testenv.DB) {
 	t.Helper()
-	sql, err := cdcoutbox.TableSQL(outboxTable)
+	sql, err := outbox.TableSQL(outboxTable)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,7 +138,7 @@ func TestOutboxPollingDeliversCommittedRowsOnce(t *testing.T) {
 		t.Errorf("%d deliveries for %d rows", c.n, len(ids))
 	}
 	for i, id := range ids {
-		wid := outbox.EventID(outboxTable, id, "")
+		wid := outboxevents.EventID(outboxTable, id, "")
 		if c.ids[wid] != 1 {
 			t.Fatalf("row %d: %d deliveries with id %s", id, c.ids[wid], wid)
 		}
@@ -210,7 +210,7 @@ func TestOutboxTwoPollers(t *testing.T) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, id := range ids {
-		if n := c.ids[outbox.EventID(outboxTable, id, "")]; n != 1 {
+		if n := c.ids[outboxevents.EventID(outboxTable, id, "")]; n != 1 {
 			t.Errorf("row %d delivered %d times", id, n)
 		}
 	}
@@ -256,7 +256,7 @@ endpoint "app" {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, id := range ids {
-		if n := c.ids[outbox.EventID(outboxTable, id, "")]; n != 1 {
+		if n := c.ids[outboxevents.EventID(outboxTable, id, "")]; n != 1 {
 			t.Errorf("row %d delivered %d times under its outbox id", id, n)
 		}
 	}
@@ -450,7 +450,7 @@ source "postgres" {
 	for _, e := range cfg.Events {
 		tables = append(tables, e.QualifiedTable())
 	}
-	sql, err := cdcoutbox.TriggersSQL(outboxTable, tables)
+	sql, err := outbox.TriggersSQL(outboxTable, tables)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,16 +14,16 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/walhook/walhook/cdc"
-	cdcoutbox "github.com/walhook/walhook/cdc/outbox"
-	"github.com/walhook/walhook/relay/config"
-	"github.com/walhook/walhook/relay/dispatch"
-	"github.com/walhook/walhook/relay/event"
-	"github.com/walhook/walhook/relay/metrics"
-	"github.com/walhook/walhook/relay/netguard"
-	"github.com/walhook/walhook/relay/outbox"
-	"github.com/walhook/walhook/relay/rules"
-	"github.com/walhook/walhook/relay/sender"
-	"github.com/walhook/walhook/relay/store"
+	"github.com/walhook/walhook/cdc/outbox"
+	"github.com/walhook/walhook/internal/config"
+	"github.com/walhook/walhook/internal/dispatch"
+	"github.com/walhook/walhook/internal/event"
+	"github.com/walhook/walhook/internal/metrics"
+	"github.com/walhook/walhook/internal/netguard"
+	"github.com/walhook/walhook/internal/outboxevents"
+	"github.com/walhook/walhook/internal/rules"
+	"github.com/walhook/walhook/internal/sender"
+	"github.com/walhook/walhook/internal/store"
 )
 
 // Relay is one running walhook.
@@ -38,10 +38,10 @@ type Relay struct {
 	// Reader reads the slot (mode "logical"); nil in mode "outbox".
 	Reader *cdc.Reader
 	// Poller polls the outbox table (mode "outbox"); nil otherwise.
-	Poller *cdcoutbox.Poller
+	Poller *outbox.Poller
 
-	outbox   *outbox.Source   // nil without an outbox block
-	consumed *outbox.Consumed // logical mode with delete_consumed
+	outbox   *outboxevents.Source   // nil without an outbox block
+	consumed *outboxevents.Consumed // logical mode with delete_consumed
 
 	metrics *metrics.Metrics // nil without an admin block
 
@@ -153,13 +153,13 @@ func New(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts Optio
 func (r *Relay) source(opts Options) (ack func(cdc.LSN), evaluate func(*cdc.Change, []event.Event) ([]event.Event, []event.Failure), err error) {
 	cfg := r.cfg
 	if o := cfg.Source.Outbox; o != nil {
-		if r.outbox, err = outbox.NewSource(o.Table, r.Rules); err != nil {
+		if r.outbox, err = outboxevents.NewSource(o.Table, r.Rules); err != nil {
 			return nil, nil, fmt.Errorf("outbox table: %w", err)
 		}
 	}
 	if cfg.Source.Mode == "outbox" {
 		o := cfg.Source.Outbox
-		r.Poller, err = cdcoutbox.NewPoller(cdcoutbox.Config{
+		r.Poller, err = outbox.NewPoller(outbox.Config{
 			URL:          cfg.Source.URL,
 			Table:        o.Table,
 			BatchSize:    o.BatchSize,
@@ -185,7 +185,7 @@ func (r *Relay) source(opts Options) (ack func(cdc.LSN), evaluate func(*cdc.Chan
 	if !cfg.Source.Outbox.DeleteConsumed {
 		return r.Reader.Ack, r.outbox.Evaluate(nil), nil
 	}
-	r.consumed, err = outbox.NewConsumed(cfg.Source.URL, r.outbox.Table(), r.Reader.Ack, r.log.With().Str("component", "outbox").Logger())
+	r.consumed, err = outboxevents.NewConsumed(cfg.Source.URL, r.outbox.Table(), r.Reader.Ack, r.log.With().Str("component", "outbox").Logger())
 	if err != nil {
 		return nil, nil, err
 	}
@@ -262,7 +262,7 @@ func (r *Relay) Run(ctx context.Context) error {
 	if r.Poller != nil {
 		close(consumedDone)
 		r.log.Info().Str("outbox", r.cfg.Source.Outbox.Table).Int("endpoints", len(r.fixed)).Msg("walhook running (polling the outbox)")
-		runErr = r.Poller.Run(ctx, cdcoutbox.SinkFunc(func(ctx context.Context, rows []cdcoutbox.Row, settled func()) error {
+		runErr = r.Poller.Run(ctx, outbox.SinkFunc(func(ctx context.Context, rows []outbox.Row, settled func()) error {
 			events, failures := r.outbox.Events(rows, nil)
 			return r.Dispatcher.ApplyEvents(ctx, events, failures, settled)
 		}))

@@ -14,7 +14,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/walhook/walhook/cmd/walhook/demo"
-	"github.com/walhook/walhook/relay/config"
+	"github.com/walhook/walhook/internal/config"
 )
 
 // composeFile is the part of testenv/docker-compose.yml the test reads.

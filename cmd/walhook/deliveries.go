@@ -12,7 +12,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/walhook/walhook/relay/store"
+	"github.com/walhook/walhook/internal/store"
 )
 
 func init() {

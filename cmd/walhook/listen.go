@@ -15,8 +15,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/walhook/walhook/relay/receiver"
-	"github.com/walhook/walhook/relay/signing"
+	"github.com/walhook/walhook/internal/receiver"
+	"github.com/walhook/walhook/internal/signing"
 )
 
 func init() {

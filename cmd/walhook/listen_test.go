@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/walhook/walhook/relay/sender"
-	"github.com/walhook/walhook/relay/signing"
+	"github.com/walhook/walhook/internal/sender"
+	"github.com/walhook/walhook/internal/signing"
 )
 
 // listenBuffer is a bytes.Buffer shared by the command and the test.

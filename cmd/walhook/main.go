@@ -7,7 +7,7 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/walhook/walhook/relay/version"
+	"github.com/walhook/walhook/internal/version"
 )
 
 // command is one subcommand; each lives in a file of its own and registers

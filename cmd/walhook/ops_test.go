@@ -19,11 +19,11 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/walhook/walhook/cdc"
-	"github.com/walhook/walhook/relay/admin"
-	"github.com/walhook/walhook/relay/rules"
-	"github.com/walhook/walhook/relay/sender"
-	"github.com/walhook/walhook/relay/signing"
-	"github.com/walhook/walhook/relay/store"
+	"github.com/walhook/walhook/internal/admin"
+	"github.com/walhook/walhook/internal/rules"
+	"github.com/walhook/walhook/internal/sender"
+	"github.com/walhook/walhook/internal/signing"
+	"github.com/walhook/walhook/internal/store"
 	"github.com/walhook/walhook/testenv"
 )
 

@@ -11,8 +11,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	cdcoutbox "github.com/walhook/walhook/cdc/outbox"
-	"github.com/walhook/walhook/relay/config"
+	"github.com/walhook/walhook/cdc/outbox"
+	"github.com/walhook/walhook/internal/config"
 )
 
 func init() {
@@ -49,7 +49,7 @@ func outboxCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 		fmt.Fprintf(stderr, "walhook: %s has no outbox block in its source: add outbox { table = \"public.webhook_outbox\" }\n", *cfgPath)
 		return 1
 	}
-	sql, err := cdcoutbox.TableSQL(cfg.Source.Outbox.Table)
+	sql, err := outbox.TableSQL(cfg.Source.Outbox.Table)
 	if err != nil {
 		fmt.Fprintf(stderr, "walhook: %v\n", err)
 		return 1
@@ -87,10 +87,10 @@ func triggersCommand(ctx context.Context, args []string, stdout, stderr io.Write
 	var sql, done string
 	var err error
 	if install {
-		sql, err = cdcoutbox.TriggersSQL(cfg.Source.Outbox.Table, tables)
+		sql, err = outbox.TriggersSQL(cfg.Source.Outbox.Table, tables)
 		done = fmt.Sprintf("capture triggers installed on %d tables, writing into %s", len(tables), cfg.Source.Outbox.Table)
 	} else {
-		sql, err = cdcoutbox.DropTriggersSQL(cfg.Source.Outbox.Table, tables)
+		sql, err = outbox.DropTriggersSQL(cfg.Source.Outbox.Table, tables)
 		done = fmt.Sprintf("capture triggers removed from %d tables", len(tables))
 	}
 	if err != nil {

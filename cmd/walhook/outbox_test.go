@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	cdcoutbox "github.com/walhook/walhook/cdc/outbox"
+	"github.com/walhook/walhook/cdc/outbox"
 	"github.com/walhook/walhook/testenv"
 )
 
@@ -64,7 +64,7 @@ endpoint "app" {
 	}
 	captured := func() int {
 		var n int
-		if err := db.Pool.QueryRow(ctx, `SELECT count(*) FROM app.outbox WHERE event_type = $1`, cdcoutbox.ChangeType).Scan(&n); err != nil {
+		if err := db.Pool.QueryRow(ctx, `SELECT count(*) FROM app.outbox WHERE event_type = $1`, outbox.ChangeType).Scan(&n); err != nil {
 			t.Fatal(err)
 		}
 		return n

@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/walhook/walhook/relay/sender"
-	"github.com/walhook/walhook/relay/signing"
+	"github.com/walhook/walhook/internal/sender"
+	"github.com/walhook/walhook/internal/signing"
 )
 
 // verifyCase is one request a README snippet must judge.

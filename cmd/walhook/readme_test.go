@@ -18,11 +18,11 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/walhook/walhook/relay/admin"
-	"github.com/walhook/walhook/relay/config"
-	"github.com/walhook/walhook/relay/rules"
-	"github.com/walhook/walhook/relay/signing"
-	"github.com/walhook/walhook/relay/store"
+	"github.com/walhook/walhook/internal/admin"
+	"github.com/walhook/walhook/internal/config"
+	"github.com/walhook/walhook/internal/rules"
+	"github.com/walhook/walhook/internal/signing"
+	"github.com/walhook/walhook/internal/store"
 	"github.com/walhook/walhook/testenv"
 )
 
@@ -361,7 +361,7 @@ func TestReadmeLinks(t *testing.T) {
 // walhook exports, and no other.
 func TestOperationsMetrics(t *testing.T) {
 	t.Parallel()
-	sources, _ := filepath.Glob("../../relay/metrics/*.go")
+	sources, _ := filepath.Glob("../../internal/metrics/*.go")
 	name := regexp.MustCompile(`"(walhook_[a-z_]+)"`)
 	exported := map[string]bool{}
 	for _, p := range sources {
@@ -377,7 +377,7 @@ func TestOperationsMetrics(t *testing.T) {
 		}
 	}
 	if len(exported) < 10 {
-		t.Fatalf("found only %d metric names in relay/metrics", len(exported))
+		t.Fatalf("found only %d metric names in internal/metrics", len(exported))
 	}
 	doc, _ := markdownBlocks(t, "docs/operations.md")
 	mentioned := map[string]bool{}

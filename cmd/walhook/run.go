@@ -8,8 +8,8 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/walhook/walhook/internal/config"
 	"github.com/walhook/walhook/relay"
-	"github.com/walhook/walhook/relay/config"
 )
 
 func init() {

@@ -14,8 +14,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/walhook/walhook/cdc"
-	"github.com/walhook/walhook/relay/config"
-	"github.com/walhook/walhook/relay/store"
+	"github.com/walhook/walhook/internal/config"
+	"github.com/walhook/walhook/internal/store"
 )
 
 func init() {

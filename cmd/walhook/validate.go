@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
-	"github.com/walhook/walhook/relay/config"
-	"github.com/walhook/walhook/relay/rules"
+	"github.com/walhook/walhook/internal/config"
+	"github.com/walhook/walhook/internal/rules"
 )
 
 func init() {

@@ -14,8 +14,8 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/walhook/walhook/relay/config"
-	"github.com/walhook/walhook/relay/receiver"
+	"github.com/walhook/walhook/internal/config"
+	"github.com/walhook/walhook/internal/receiver"
 )
 
 // failingEvent is the event type whose first delivery the demo's failing

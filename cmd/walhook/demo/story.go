@@ -7,7 +7,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/walhook/walhook/relay/config"
+	"github.com/walhook/walhook/internal/config"
 )
 
 // step is one part of the story: plain SQL an application would run, and

@@ -6,7 +6,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/walhook/walhook/relay/dispatch"
+	"github.com/walhook/walhook/internal/dispatch"
 )
 
 // tally counts what the demo saw: events from the dispatcher (it is the

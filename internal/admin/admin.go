@@ -1,0 +1,236 @@
+package admin
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"net/http"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/walhook/walhook/internal/config"
+	"github.com/walhook/walhook/internal/netguard"
+	"github.com/walhook/walhook/internal/rules"
+	"github.com/walhook/walhook/internal/store"
+)
+
+// DefaultSecretOverlap is how long a rotated-out secret keeps signing
+// unless Options or the request say otherwise.
+const DefaultSecretOverlap = 24 * time.Hour
+
+// Options configures the admin handler.
+type Options struct {
+	Store *store.Store
+	// Tokens are the accepted bearer tokens; with none, every /v1 request
+	// is refused.
+	Tokens []string
+	// Events is the event catalogue (GET /v1/events); webhook filters must
+	// match at least one of them.
+	Events []rules.EventInfo
+	// ConfigEndpoints are the HCL endpoints, listed read-only.
+	ConfigEndpoints []ConfigEndpoint
+	// Guard checks API-registered URLs on create and update; nil allows
+	// any http or https URL. Connect-time checks are the sender's job.
+	Guard *netguard.Guard
+	// SecretOverlap is how long a rotated-out secret keeps signing;
+	// default 24h.
+	SecretOverlap time.Duration
+	// Tester sends test events; nil answers 501 on /test.
+	Tester Tester
+	// Ready reports readiness for /readyz: nil error means ready. Nil
+	// Ready means always ready.
+	Ready func(ctx context.Context) error
+	// Metrics is served at /metrics, without authentication; nil: 404.
+	Metrics http.Handler
+	Logger  zerolog.Logger
+}
+
+// Tester sends a webhook.test event to a webhook now, signed with its
+// secrets, and returns the attempt (logged like any other).
+type Tester interface {
+	SendTest(ctx context.Context, webhookID string) (store.Attempt, error)
+}
+
+// ConfigEndpoint is an HCL endpoint as the API shows it: read-only and
+// without its secrets or header values.
+type ConfigEndpoint struct {
+	ID          string // "cfg:<name>"
+	Name        string
+	URL         string
+	Events      []string
+	Signing     string
+	Ordering    string
+	HeaderNames []string
+}
+
+// ConfigEndpoints describes the HCL endpoints for Options.ConfigEndpoints.
+func ConfigEndpoints(eps []*config.Endpoint) []ConfigEndpoint {
+	out := make([]ConfigEndpoint, 0, len(eps))
+	for _, ep := range eps {
+		names := make([]string, 0, len(ep.Headers))
+		for k := range ep.Headers {
+			names = append(names, http.CanonicalHeaderKey(k))
+		}
+		sort.Strings(names)
+		signing, ordering := ep.Signing, ep.Ordering
+		if signing == "" {
+			signing = "standard-webhooks"
+		}
+		if ordering == "" {
+			ordering = "none"
+		}
+		out = append(out, ConfigEndpoint{
+			ID: "cfg:" + ep.Name, Name: ep.Name, URL: ep.URL, Events: ep.Events,
+			Signing: signing, Ordering: ordering, HeaderNames: names,
+		})
+	}
+	return out
+}
+
+// server holds the handlers' dependencies.
+type server struct {
+	opts   Options
+	tokens [][sha256.Size]byte
+	config map[string]ConfigEndpoint
+	log    zerolog.Logger
+}
+
+// New returns the admin listener's handler: the /v1 API (bearer token
+// required), /healthz, /readyz and /metrics.
+func New(opts Options) http.Handler {
+	if opts.SecretOverlap <= 0 {
+		opts.SecretOverlap = DefaultSecretOverlap
+	}
+	s := &server{opts: opts, config: map[string]ConfigEndpoint{}, log: opts.Logger.With().Str("component", "admin").Logger()}
+	for _, t := range opts.Tokens {
+		if t != "" {
+			s.tokens = append(s.tokens, sha256.Sum256([]byte(t)))
+		}
+	}
+	for _, ep := range opts.ConfigEndpoints {
+		s.config[ep.ID] = ep
+	}
+
+	v1 := http.NewServeMux()
+	route(v1, "/v1/webhooks", methods{http.MethodGet: s.listWebhooks, http.MethodPost: s.createWebhook})
+	route(v1, "/v1/webhooks/{id}", methods{http.MethodGet: s.getWebhook, http.MethodPatch: s.patchWebhook, http.MethodDelete: s.deleteWebhook})
+	route(v1, "/v1/webhooks/{id}/test", methods{http.MethodPost: s.testWebhook})
+	route(v1, "/v1/webhooks/{id}/rotate-secret", methods{http.MethodPost: s.rotateSecret})
+	route(v1, "/v1/webhooks/{id}/deliveries", methods{http.MethodGet: s.listDeliveries})
+	route(v1, "/v1/webhooks/{id}/recover", methods{http.MethodPost: s.recoverDeliveries})
+	route(v1, "/v1/webhooks/{id}/enable", methods{http.MethodPost: s.enableWebhook})
+	route(v1, "/v1/deliveries/{id}/retry", methods{http.MethodPost: s.retryDelivery})
+	route(v1, "/v1/events", methods{http.MethodGet: s.listEvents})
+	v1.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, errorf(http.StatusNotFound, CodeNotFound, "no route %s %s", r.Method, r.URL.Path))
+	})
+
+	root := http.NewServeMux()
+	root.Handle("/v1/", s.authenticate(v1))
+	route(root, "/healthz", methods{http.MethodGet: s.healthz})
+	route(root, "/readyz", methods{http.MethodGet: s.readyz})
+	root.HandleFunc("/metrics", func(w http.ResponseWriter, r *http.Request) {
+		if opts.Metrics == nil {
+			writeError(w, errorf(http.StatusNotFound, CodeNotFound, "metrics are not enabled"))
+			return
+		}
+		opts.Metrics.ServeHTTP(w, r)
+	})
+	root.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, errorf(http.StatusNotFound, CodeNotFound, "no route %s %s", r.Method, r.URL.Path))
+	})
+	return root
+}
+
+// handler is a route's handler: it answers itself or returns an error to
+// be answered as JSON.
+type handler func(w http.ResponseWriter, r *http.Request) *apiError
+
+// methods maps HTTP methods to the handlers of one path.
+type methods map[string]handler
+
+// route registers path with one handler per method; other methods get a
+// JSON 405 with Allow (HEAD is served as GET).
+func route(mux *http.ServeMux, path string, ms methods) {
+	allow := make([]string, 0, len(ms))
+	for m := range ms {
+		allow = append(allow, m)
+	}
+	sort.Strings(allow)
+	mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
+		h, ok := ms[r.Method]
+		if !ok && r.Method == http.MethodHead {
+			h, ok = ms[http.MethodGet]
+		}
+		if !ok {
+			w.Header().Set("Allow", strings.Join(allow, ", "))
+			writeError(w, errorf(http.StatusMethodNotAllowed, CodeMethodNotAllowed, "%s is not allowed on %s (allowed: %s)", r.Method, path, strings.Join(allow, ", ")))
+			return
+		}
+		if e := h(w, r); e != nil {
+			writeError(w, e)
+		}
+	})
+}
+
+// authenticate requires a bearer token equal to one of the configured ones.
+// Every token is compared (in constant time, over SHA-256 digests so that
+// lengths do not leak either).
+func (s *server) authenticate(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		auth := r.Header.Get("Authorization")
+		scheme, token, ok := strings.Cut(auth, " ")
+		if auth == "" || !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(token) == "" {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="walhook"`)
+			writeError(w, errorf(http.StatusUnauthorized, CodeUnauthorized, "missing bearer token: send Authorization: Bearer <token> (admin.token in the config)"))
+			return
+		}
+		given := sha256.Sum256([]byte(strings.TrimSpace(token)))
+		match := 0
+		for _, t := range s.tokens {
+			match |= subtle.ConstantTimeCompare(given[:], t[:])
+		}
+		if match != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="walhook", error="invalid_token"`)
+			writeError(w, errorf(http.StatusUnauthorized, CodeUnauthorized, "invalid bearer token"))
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (s *server) healthz(w http.ResponseWriter, r *http.Request) *apiError {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	return nil
+}
+
+func (s *server) readyz(w http.ResponseWriter, r *http.Request) *apiError {
+	if s.opts.Ready != nil {
+		ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+		defer cancel()
+		if err := s.opts.Ready(ctx); err != nil {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready", "reason": err.Error()})
+			return nil
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	return nil
+}
+
+func (s *server) listEvents(w http.ResponseWriter, r *http.Request) *apiError {
+	events := s.opts.Events
+	if events == nil {
+		events = []rules.EventInfo{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"data": events})
+	return nil
+}
+
+// internal logs err and returns a 500 that does not expose it.
+func (s *server) internal(r *http.Request, what string, err error) *apiError {
+	s.log.Error().Err(err).Str("method", r.Method).Str("path", r.URL.Path).Msg(what)
+	return errorf(http.StatusInternalServerError, CodeInternal, "%s failed; see the walhook log", what)
+}

@@ -1,0 +1,104 @@
+package dispatch
+
+import (
+	"context"
+	"time"
+
+	"github.com/walhook/walhook/internal/store"
+)
+
+// Pacing keeps in memory only what an endpoint can deliver soon. Every
+// paceInterval each endpoint's throughput is measured; a lane that has a
+// backlog may hold about maxQueueDelay of it, and jobs beyond that go to the
+// store (oldest first), so that a hanging endpoint holds only a few jobs —
+// and so the slot — while a fast one draining a backlog keeps its lane full
+// (routing waits for room) and never pays for the store.
+const (
+	paceInterval  = 250 * time.Millisecond
+	maxQueueDelay = 5 * time.Second
+	// paceWarmup is how many intervals a backlog must last before the
+	// endpoint's speed is judged.
+	paceWarmup = 4
+)
+
+func (d *Dispatcher) paceLoop(ctx context.Context) {
+	t := time.NewTicker(paceInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		d.mu.Lock()
+		runners := make([]*runner, 0, len(d.runners))
+		for _, r := range d.runners {
+			runners = append(runners, r)
+		}
+		d.mu.Unlock()
+		for _, r := range runners {
+			d.pace(ctx, r)
+		}
+	}
+}
+
+// pace updates r's allowed queue length and moves the excess to the store.
+func (d *Dispatcher) pace(ctx context.Context, r *runner) {
+	done := r.finished.Load()
+	delta := done - r.lastDone
+	r.lastDone = done
+	perSec := float64(delta) / paceInterval.Seconds()
+
+	backlog := int64(0)
+	for _, q := range r.queues {
+		backlog += int64(len(q))
+	}
+	lanes := int64(len(r.queues))
+	if backlog == 0 {
+		// Not limited by its own speed: no reason to shrink.
+		r.backlogged, r.rate = 0, 0
+		r.allowed.Store(max(r.allowed.Load(), r.startQueue))
+		return
+	}
+	if r.backlogged == 0 {
+		r.rate = perSec
+	} else {
+		r.rate = 0.5*r.rate + 0.5*perSec
+	}
+	r.backlogged++
+	if r.backlogged < paceWarmup {
+		// Too early to judge: the first requests pay for connecting.
+		return
+	}
+	allowed := int64(r.rate*maxQueueDelay.Seconds()) / lanes
+	allowed = min(max(allowed, r.minQueue/lanes, 1), r.maxQueue)
+	r.allowed.Store(allowed)
+
+	for _, q := range r.queues {
+		for int64(len(q)) > allowed {
+			var j *job
+			select {
+			case j = <-q:
+			default:
+			}
+			if j == nil {
+				break
+			}
+			d.spill(ctx, r, j)
+		}
+	}
+}
+
+// spill moves a queued job to the store, due now.
+func (d *Dispatcher) spill(ctx context.Context, r *runner, j *job) {
+	<-d.inflight
+	d.obs.Overflowed(j.ep.ID)
+	if !r.ordered {
+		d.logPersistErr(d.persist.add(ctx, item{d: newDelivery(j, store.StatusPending, ""), tx: j.tx, fresh: true}))
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.leaveLaneLocked(j.key)
+	d.logPersistErr(d.persistBehindLocked(ctx, r, j))
+}

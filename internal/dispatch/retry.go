@@ -1,0 +1,180 @@
+package dispatch
+
+import (
+	"context"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/walhook/walhook/internal/store"
+)
+
+// retryLoop claims due deliveries from the store and attempts them. Every
+// walhook instance runs it; FOR UPDATE SKIP LOCKED and a lease keep two
+// instances from attempting the same delivery at once.
+func (d *Dispatcher) retryLoop(ctx context.Context) {
+	sem := make(chan struct{}, d.opts.RetryWorkers)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-timer.C:
+		case <-d.wake:
+		}
+		for ctx.Err() == nil {
+			free := cap(sem) - len(sem)
+			if free == 0 {
+				break
+			}
+			ds, err := d.store.ClaimDue(ctx, free, d.lease(), d.saturated())
+			if err != nil {
+				if ctx.Err() == nil {
+					d.log.Warn().Err(err).Msg("claiming due retries")
+				}
+				break
+			}
+			for _, dl := range ds {
+				r := d.runnerForID(dl.EndpointID)
+				if r != nil {
+					select {
+					case r.retries <- struct{}{}:
+					default:
+						// The endpoint's retries are all in flight: hand the
+						// delivery back; the next claim skips the endpoint.
+						if err := d.store.Postpone(ctx, dl.ID, time.Now()); err != nil && ctx.Err() == nil {
+							d.log.Warn().Err(err).Str("delivery_id", dl.ID).Msg("releasing a claimed delivery")
+						}
+						continue
+					}
+				}
+				sem <- struct{}{}
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					defer d.signal() // a slot is free: claim more at once
+					defer func() { <-sem }()
+					if r != nil {
+						defer func() { <-r.retries }()
+					}
+					d.retry(ctx, dl)
+				}()
+			}
+			if len(ds) < free {
+				break
+			}
+		}
+		if !timer.Stop() {
+			select {
+			case <-timer.C:
+			default:
+			}
+		}
+		timer.Reset(d.opts.RetryPoll)
+	}
+}
+
+// lease is how long a claimed delivery stays invisible to other claims:
+// long enough for the slowest endpoint's attempt.
+func (d *Dispatcher) lease() time.Duration {
+	longest := DefaultTimeout
+	for _, ep := range d.table.Load().list {
+		longest = max(longest, ep.Timeout)
+	}
+	return 2*longest + 30*time.Second
+}
+
+// saturated lists endpoints whose retries are all in flight, so the claim
+// leaves their rows for later instead of queueing them here.
+func (d *Dispatcher) saturated() []string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var ids []string
+	for id, r := range d.runners {
+		if len(r.retries) == cap(r.retries) {
+			ids = append(ids, id)
+		}
+	}
+	return ids
+}
+
+func (d *Dispatcher) runnerForID(id string) *runner {
+	if ep := d.Endpoint(id); ep != nil {
+		return d.runnerFor(ep)
+	}
+	return nil
+}
+
+// retry makes one attempt of a stored delivery and records the outcome.
+func (d *Dispatcher) retry(ctx context.Context, dl store.Delivery) {
+	bg := context.WithoutCancel(ctx)
+	ep := d.Endpoint(dl.EndpointID)
+	now := time.Now()
+	if ep == nil {
+		d.complete(bg, nil, dl, store.Attempt{AttemptedAt: now, Error: "endpoint no longer exists; not sent"}, store.Outcome{Status: store.StatusFailed})
+		return
+	}
+	if ep.Ordered && dl.Key != "" && d.runnerFor(ep).busyInMemory(dl.Key) {
+		// An earlier delivery of this key is still in memory: wait for it.
+		if err := d.store.Postpone(bg, dl.ID, now.Add(time.Second)); err != nil {
+			d.log.Warn().Err(err).Str("delivery_id", dl.ID).Msg("postponing a delivery")
+		}
+		return
+	}
+	if !ep.Active || d.health.disabledFresh(bg, ep.ID) {
+		d.complete(bg, ep, dl, store.Attempt{AttemptedAt: now, Error: "endpoint disabled; not sent"}, store.Outcome{Status: store.StatusFailed})
+		return
+	}
+	n := dl.Attempts + 1
+	res := d.send(ctx, ep, dl.EventID, dl.EventType, dl.Body, n)
+	if res.Err != nil && ctx.Err() != nil {
+		return // our shutdown: the lease expires and the delivery is due again
+	}
+	a := attemptOf(ep.ID, dl.ID, dl.EventID, dl.EventType, n, now, res)
+	d.obs.Attempted(ep.ID, res.OK(), res.StatusCode, res.Duration, n)
+	out := store.Outcome{Status: store.StatusDelivered}
+	disable := ""
+	switch {
+	case res.OK():
+	case res.StatusCode == http.StatusGone:
+		out.Status, disable = store.StatusFailed, "endpoint answered 410 Gone"
+	default:
+		if delay, ok := nextDelay(ep.Retry, n, res.RetryAfter); ok {
+			out = store.Outcome{Status: store.StatusPending, NextAttemptAt: now.Add(delay)}
+		} else {
+			out.Status = store.StatusFailed
+		}
+	}
+	h := d.complete(bg, ep, dl, a, out)
+	if disable == "" && !res.OK() && failingTooLong(ep, h, time.Now()) {
+		disable = "failing continuously for " + ep.DisableAfter.String()
+	}
+	if disable != "" {
+		d.disable(bg, ep, disable)
+	}
+}
+
+// complete records an attempt's outcome; if the store cannot be reached the
+// lease runs out and the delivery is attempted again.
+func (d *Dispatcher) complete(ctx context.Context, ep *Endpoint, dl store.Delivery, a store.Attempt, out store.Outcome) store.Health {
+	a.DeliveryID, a.EventID, a.EventType, a.EndpointID = dl.ID, dl.EventID, dl.EventType, dl.EndpointID
+	if a.Number == 0 {
+		a.Number = dl.Attempts + 1
+	}
+	h, err := d.store.Complete(ctx, dl, a, out)
+	if err != nil {
+		d.log.Error().Err(err).Str("delivery_id", dl.ID).Msg("recording a retry's outcome; it will be attempted again")
+		return d.health.get(dl.EndpointID)
+	}
+	d.health.set(h)
+	outcome := map[store.Status]string{store.StatusDelivered: "delivered", store.StatusPending: "retrying", store.StatusFailed: "failed"}[out.Status]
+	d.obs.Outcome(dl.EndpointID, outcome)
+	if ep != nil && out.Status == store.StatusFailed {
+		d.log.Warn().Str("endpoint", ep.Name).Str("delivery_id", dl.ID).Str("event_id", dl.EventID).
+			Int("attempts", a.Number).Str("error", a.Error).Msg("delivery failed for good; replay it with retry or recover")
+	}
+	return h
+}

@@ -1,0 +1,133 @@
+// Package metrics exposes walhook's Prometheus metrics: counters fed by
+// the dispatcher (as its dispatch.Observer) and gauges read at scrape time
+// from the retry store and the change reader. docs/api.md lists them with
+// suggested alerts.
+package metrics
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/walhook/walhook/internal/dispatch"
+)
+
+// Metrics holds walhook's metrics. Its Observer methods are cheap and safe
+// for concurrent use.
+type Metrics struct {
+	gatherer prometheus.Gatherer
+
+	changesRead       prometheus.Counter
+	eventsEmitted     *prometheus.CounterVec
+	evaluationsFailed prometheus.Counter
+	deliveries        *prometheus.CounterVec
+	attempts          *prometheus.CounterVec
+	attemptDuration   *prometheus.HistogramVec
+	overflow          *prometheus.CounterVec
+	disabled          prometheus.Counter
+
+	state *stateCollector
+}
+
+var _ dispatch.Observer = (*Metrics)(nil)
+
+// AttemptBuckets are the attempt duration histogram's buckets, in seconds.
+var AttemptBuckets = []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 15, 30}
+
+// New registers walhook's metrics with reg; a nil reg means a new
+// registry of its own, with the Go runtime and process collectors too.
+// Handler serves what reg gathers when reg is also a prometheus.Gatherer
+// (a *prometheus.Registry is), else the default gatherer.
+func New(reg prometheus.Registerer) *Metrics {
+	if reg == nil {
+		r := prometheus.NewRegistry()
+		r.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		reg = r
+	}
+	m := &Metrics{
+		changesRead: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "walhook_changes_read_total", Help: "Row changes read from the source.",
+		}),
+		eventsEmitted: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "walhook_events_emitted_total", Help: "Events produced by the rules, by event type.",
+		}, []string{"type"}),
+		evaluationsFailed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "walhook_evaluations_failed_total", Help: "Rule evaluations that failed on a change (the change is recorded as a failed evaluation).",
+		}),
+		deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "walhook_deliveries_total", Help: "Deliveries by endpoint and outcome: delivered, retrying (stored for a later attempt) or failed (given up).",
+		}, []string{"endpoint", "outcome"}),
+		attempts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "walhook_attempts_total", Help: "HTTP attempts by endpoint and result: 2xx, 3xx, 4xx, 5xx, or error (no response).",
+		}, []string{"endpoint", "result"}),
+		attemptDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "walhook_attempt_duration_seconds", Help: "Duration of HTTP attempts, by endpoint.", Buckets: AttemptBuckets,
+		}, []string{"endpoint"}),
+		overflow: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "walhook_overflow_total", Help: "Deliveries sent to the retry store unattempted because the in-memory cap was reached.",
+		}, []string{"endpoint"}),
+		disabled: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "walhook_endpoints_disabled_total", Help: "Times an endpoint was disabled (410 Gone or failing too long).",
+		}),
+		state: newStateCollector(),
+	}
+	reg.MustRegister(m.changesRead, m.eventsEmitted, m.evaluationsFailed, m.deliveries, m.attempts,
+		m.attemptDuration, m.overflow, m.disabled, m.state)
+	if g, ok := reg.(prometheus.Gatherer); ok {
+		m.gatherer = g
+	} else {
+		m.gatherer = prometheus.DefaultGatherer
+	}
+	return m
+}
+
+// Handler serves the metrics in the Prometheus exposition format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.gatherer, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
+}
+
+// ChangesRead counts n row changes read.
+func (m *Metrics) ChangesRead(n int) { m.changesRead.Add(float64(n)) }
+
+// EventEmitted counts one event of eventType.
+func (m *Metrics) EventEmitted(eventType string) { m.eventsEmitted.WithLabelValues(eventType).Inc() }
+
+// EvaluationsFailed counts n failed rule evaluations.
+func (m *Metrics) EvaluationsFailed(n int) { m.evaluationsFailed.Add(float64(n)) }
+
+// Attempted counts one HTTP attempt and its duration; a first attempt
+// that succeeded is also a delivery (the dispatcher reports no Outcome
+// for it: nothing is stored).
+func (m *Metrics) Attempted(endpointID string, ok bool, status int, took time.Duration, attempt int) {
+	m.attempts.WithLabelValues(endpointID, result(ok, status)).Inc()
+	m.attemptDuration.WithLabelValues(endpointID).Observe(took.Seconds())
+	if ok && attempt == 1 {
+		m.deliveries.WithLabelValues(endpointID, "delivered").Inc()
+	}
+}
+
+// result is an attempt's result label.
+func result(ok bool, status int) string {
+	switch {
+	case ok:
+		return "2xx"
+	case status >= 100 && status < 600:
+		return strconv.Itoa(status/100) + "xx"
+	}
+	return "error"
+}
+
+// Overflowed counts a delivery stored because memory was full.
+func (m *Metrics) Overflowed(endpointID string) { m.overflow.WithLabelValues(endpointID).Inc() }
+
+// Outcome counts a delivery reaching "delivered", "retrying" or "failed".
+func (m *Metrics) Outcome(endpointID, outcome string) {
+	m.deliveries.WithLabelValues(endpointID, outcome).Inc()
+}
+
+// Disabled counts an endpoint being disabled.
+func (m *Metrics) Disabled(endpointID string) { m.disabled.Inc() }

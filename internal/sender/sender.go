@@ -1,0 +1,220 @@
+// Package sender is the HTTP client that makes every webhook attempt: a
+// POST with keep-alive connection reuse, a per-request timeout covering the
+// response headers and body, redirects never followed, and the response
+// body read up to a cap.
+package sender
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/walhook/walhook/internal/netguard"
+	"github.com/walhook/walhook/internal/version"
+)
+
+// Defaults for Options and Request fields left zero.
+const (
+	DefaultMaxResponseBytes    = 64 << 10
+	DefaultMaxIdleConnsPerHost = 64
+	DefaultTimeout             = 15 * time.Second
+)
+
+// drainBytes is how much of a response beyond the cap is read and
+// discarded so its connection can be reused; past it the connection is
+// closed.
+const drainBytes = 64 << 10
+
+// Options configures a Client.
+type Options struct {
+	// MaxResponseBytes caps the response body kept; default 64 KiB.
+	MaxResponseBytes int64
+	// Guard, when set, refuses URLs and connections to networks that
+	// API-registered endpoints may not reach (and disables proxies, whose
+	// address the guard would judge instead of the endpoint's). Nil means
+	// unrestricted: HCL endpoints are operator-trusted.
+	Guard *netguard.Guard
+	// MaxIdleConnsPerHost caps idle keep-alive connections kept per host;
+	// default 64.
+	MaxIdleConnsPerHost int
+}
+
+// Client sends webhook attempts. It is safe for concurrent use.
+type Client struct {
+	http     *http.Client
+	guard    *netguard.Guard
+	maxBytes int64
+	closers  []*http.Transport
+}
+
+// Request is one attempt: a POST of Body to URL.
+type Request struct {
+	URL string
+	// Header holds the signature and custom headers; it may override the
+	// Content-Type (application/json) and User-Agent set by default.
+	Header  http.Header
+	Body    []byte
+	Timeout time.Duration // covers connecting, headers and body; default 15s
+}
+
+// New returns a Client.
+func New(opts Options) *Client {
+	if opts.MaxResponseBytes <= 0 {
+		opts.MaxResponseBytes = DefaultMaxResponseBytes
+	}
+	if opts.MaxIdleConnsPerHost <= 0 {
+		opts.MaxIdleConnsPerHost = DefaultMaxIdleConnsPerHost
+	}
+	c := &Client{guard: opts.Guard, maxBytes: opts.MaxResponseBytes}
+	var rt http.RoundTripper
+	if opts.Guard == nil {
+		t := newTransport(opts, nil)
+		t.Proxy = http.ProxyFromEnvironment
+		rt, c.closers = t, []*http.Transport{t}
+	} else {
+		// Plain http connections obey a stricter rule than https ones, and
+		// a dialer cannot see the URL's scheme: one transport for each.
+		secure := newTransport(opts, opts.Guard.Control)
+		plain := newTransport(opts, opts.Guard.PlaintextControl)
+		rt, c.closers = schemeRouter{secure: secure, plain: plain}, []*http.Transport{secure, plain}
+	}
+	c.http = &http.Client{
+		Transport: rt,
+		CheckRedirect: func(*http.Request, []*http.Request) error {
+			return http.ErrUseLastResponse
+		},
+	}
+	return c
+}
+
+func newTransport(opts Options, control func(network, address string, c syscall.RawConn) error) *http.Transport {
+	d := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second, Control: control}
+	return &http.Transport{
+		DialContext:            d.DialContext,
+		ForceAttemptHTTP2:      true,
+		MaxIdleConnsPerHost:    opts.MaxIdleConnsPerHost,
+		IdleConnTimeout:        90 * time.Second,
+		TLSHandshakeTimeout:    10 * time.Second,
+		MaxResponseHeaderBytes: 64 << 10,
+		DisableCompression:     true,
+	}
+}
+
+// schemeRouter sends http:// requests through plain and the rest through
+// secure.
+type schemeRouter struct{ secure, plain *http.Transport }
+
+func (r schemeRouter) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.URL.Scheme == "http" {
+		return r.plain.RoundTrip(req)
+	}
+	return r.secure.RoundTrip(req)
+}
+
+// Close closes idle connections.
+func (c *Client) Close() {
+	for _, t := range c.closers {
+		t.CloseIdleConnections()
+	}
+}
+
+// Send makes one attempt and reports its outcome; it never returns early
+// on a bad status, only on the request's timeout or ctx.
+func (c *Client) Send(ctx context.Context, req Request) Result {
+	start := time.Now()
+	res := c.send(ctx, req)
+	res.Duration = time.Since(start)
+	return res
+}
+
+func (c *Client) send(ctx context.Context, req Request) Result {
+	if err := c.guard.CheckURL(req.URL); err != nil {
+		return Result{Err: err}
+	}
+	timeout := req.Timeout
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	ctx, cancel := context.WithTimeoutCause(ctx, timeout, &TimeoutError{After: timeout})
+	defer cancel()
+
+	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, req.URL, bytes.NewReader(req.Body))
+	if err != nil {
+		return Result{Err: fmt.Errorf("building request: %w", unwrapURLError(err))}
+	}
+	hr.Header.Set("Content-Type", "application/json")
+	hr.Header.Set("User-Agent", version.UserAgent())
+	for k, vs := range req.Header {
+		hr.Header.Del(k)
+		for _, v := range vs {
+			hr.Header.Add(k, v)
+		}
+	}
+
+	resp, err := c.http.Do(hr)
+	if err != nil {
+		if ctx.Err() != nil {
+			return Result{Err: context.Cause(ctx)}
+		}
+		return Result{Err: unwrapURLError(err)}
+	}
+	defer resp.Body.Close()
+
+	res := Result{StatusCode: resp.StatusCode, RetryAfter: parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())}
+	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
+		res.Err = &RedirectError{StatusCode: resp.StatusCode}
+	}
+	res.Response, res.Truncated = c.readBody(resp.Body)
+	return res
+}
+
+// readBody reads up to the cap, then drains a little more so the
+// connection can be reused. A body that fails mid-read (timeout, reset)
+// keeps what was read and counts as truncated; the status stands.
+func (c *Client) readBody(body io.Reader) ([]byte, bool) {
+	b, err := io.ReadAll(io.LimitReader(body, c.maxBytes+1))
+	truncated := err != nil
+	if int64(len(b)) > c.maxBytes {
+		b, truncated = b[:c.maxBytes], true
+		io.CopyN(io.Discard, body, drainBytes)
+	}
+	return b, truncated
+}
+
+// unwrapURLError drops the *url.Error wrapper, whose text repeats the
+// URL (which may hold a token), keeping the cause.
+func unwrapURLError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
+}
+
+// parseRetryAfter reads a Retry-After header (delay seconds or an HTTP
+// date) as a delay from now; 0 when absent, invalid or past.
+func parseRetryAfter(v string, now time.Time) time.Duration {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0
+	}
+	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if n <= 0 {
+			return 0
+		}
+		return time.Duration(min(n, int64(365*24*time.Hour/time.Second))) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil && t.After(now) {
+		return t.Sub(now)
+	}
+	return 0
+}
