@@ -241,9 +241,9 @@ func TestEnableAndMetrics(t *testing.T) {
 		}
 	}
 	// The observer's series move as the dispatcher reports.
-	e.metrics.Attempted(hook.ID, false, 503, 20*time.Millisecond, 1)
+	e.metrics.Attempted(store.Attempt{EndpointID: hook.ID, StatusCode: 503, Error: "503", Duration: 20 * time.Millisecond, Number: 1}, "")
 	e.metrics.Outcome(hook.ID, "retrying")
-	e.metrics.Attempted(hook.ID, true, 200, 10*time.Millisecond, 2)
+	e.metrics.Attempted(store.Attempt{EndpointID: hook.ID, StatusCode: 200, Duration: 10 * time.Millisecond, Number: 2}, "")
 	e.metrics.Outcome(hook.ID, "delivered")
 	m = scrapeMetrics(t, e)
 	for series, want := range map[string]float64{

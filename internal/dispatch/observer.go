@@ -1,6 +1,6 @@
 package dispatch
 
-import "time"
+import "github.com/walhook/walhook/internal/store"
 
 // Observer is told what the dispatcher does, for metrics. Its methods are
 // called on hot paths and must be cheap and safe for concurrent use.
@@ -8,8 +8,9 @@ type Observer interface {
 	ChangesRead(n int)
 	EventEmitted(eventType string)
 	EvaluationsFailed(n int)
-	// Attempted reports one HTTP attempt (attempt is 1 for the first).
-	Attempted(endpointID string, ok bool, status int, took time.Duration, attempt int)
+	// Attempted reports one finished HTTP attempt (a.Number is 1 for the
+	// first); tenant is the event's tenant, empty when it has none.
+	Attempted(a store.Attempt, tenant string)
 	// Overflowed reports a delivery sent to the store because memory was full.
 	Overflowed(endpointID string)
 	// Outcome reports a delivery reaching a final or stored state:
@@ -20,13 +21,13 @@ type Observer interface {
 
 type nopObserver struct{}
 
-func (nopObserver) ChangesRead(int)                                 {}
-func (nopObserver) EventEmitted(string)                             {}
-func (nopObserver) EvaluationsFailed(int)                           {}
-func (nopObserver) Attempted(string, bool, int, time.Duration, int) {}
-func (nopObserver) Overflowed(string)                               {}
-func (nopObserver) Outcome(string, string)                          {}
-func (nopObserver) Disabled(string)                                 {}
+func (nopObserver) ChangesRead(int)                 {}
+func (nopObserver) EventEmitted(string)             {}
+func (nopObserver) EvaluationsFailed(int)           {}
+func (nopObserver) Attempted(store.Attempt, string) {}
+func (nopObserver) Overflowed(string)               {}
+func (nopObserver) Outcome(string, string)          {}
+func (nopObserver) Disabled(string)                 {}
 
 // Observers tells each of its observers everything.
 type Observers []Observer
@@ -51,9 +52,9 @@ func (os Observers) EvaluationsFailed(n int) {
 	}
 }
 
-func (os Observers) Attempted(endpointID string, ok bool, status int, took time.Duration, attempt int) {
+func (os Observers) Attempted(a store.Attempt, tenant string) {
 	for _, o := range os {
-		o.Attempted(endpointID, ok, status, took, attempt)
+		o.Attempted(a, tenant)
 	}
 }
 

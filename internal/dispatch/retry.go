@@ -134,7 +134,7 @@ func (d *Dispatcher) retry(ctx context.Context, dl store.Delivery) {
 		return // our shutdown: the lease expires and the delivery is due again
 	}
 	a := attemptOf(ep.ID, dl.ID, dl.EventID, dl.EventType, n, now, res)
-	d.obs.Attempted(ep.ID, res.OK(), res.StatusCode, res.Duration, n)
+	d.obs.Attempted(a, dl.Tenant)
 	out := store.Outcome{Status: store.StatusDelivered}
 	disable := ""
 	switch {

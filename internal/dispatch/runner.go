@@ -173,7 +173,7 @@ func (d *Dispatcher) first(r *runner, j *job) {
 		return
 	}
 	a := attemptOf(j.ep.ID, store.DeliveryID(j.ev.ID, j.ep.ID), j.ev.ID, j.ev.Type, 1, started, res)
-	d.obs.Attempted(j.ep.ID, res.OK(), res.StatusCode, res.Duration, 1)
+	d.obs.Attempted(a, j.ev.Tenant)
 	if res.OK() {
 		j.tx.Done()
 		d.health.succeeded(bg, j.ep.ID)

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/walhook/walhook/internal/store"
 )
 
 // BenchmarkObserver measures the dispatcher's per-delivery metrics cost:
@@ -15,7 +16,7 @@ func BenchmarkObserver(b *testing.B) {
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			m.EventEmitted("contact.created")
-			m.Attempted("cfg:crm", true, 200, 12*time.Millisecond, 1)
+			m.Attempted(store.Attempt{EndpointID: "cfg:crm", StatusCode: 200, Duration: 12 * time.Millisecond, Number: 1}, "")
 		}
 	})
 }

@@ -7,13 +7,13 @@ package metrics
 import (
 	"net/http"
 	"strconv"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/walhook/walhook/internal/dispatch"
+	"github.com/walhook/walhook/internal/store"
 )
 
 // Metrics holds walhook's metrics. Its Observer methods are cheap and safe
@@ -102,11 +102,11 @@ func (m *Metrics) EvaluationsFailed(n int) { m.evaluationsFailed.Add(float64(n))
 // Attempted counts one HTTP attempt and its duration; a first attempt
 // that succeeded is also a delivery (the dispatcher reports no Outcome
 // for it: nothing is stored).
-func (m *Metrics) Attempted(endpointID string, ok bool, status int, took time.Duration, attempt int) {
-	m.attempts.WithLabelValues(endpointID, result(ok, status)).Inc()
-	m.attemptDuration.WithLabelValues(endpointID).Observe(took.Seconds())
-	if ok && attempt == 1 {
-		m.deliveries.WithLabelValues(endpointID, "delivered").Inc()
+func (m *Metrics) Attempted(a store.Attempt, _ string) {
+	m.attempts.WithLabelValues(a.EndpointID, result(a.OK(), a.StatusCode)).Inc()
+	m.attemptDuration.WithLabelValues(a.EndpointID).Observe(a.Duration.Seconds())
+	if a.OK() && a.Number == 1 {
+		m.deliveries.WithLabelValues(a.EndpointID, "delivered").Inc()
 	}
 }
 

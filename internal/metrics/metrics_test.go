@@ -58,10 +58,10 @@ func TestObserverSeriesMove(t *testing.T) {
 	m.EventEmitted("contact.created")
 	m.EventEmitted("deal.closed")
 	m.EvaluationsFailed(4)
-	m.Attempted("cfg:crm", true, 200, 30*time.Millisecond, 1) // first-attempt success: delivered
-	m.Attempted("cfg:crm", false, 503, 2*time.Second, 1)
-	m.Attempted("cfg:crm", false, 0, 15*time.Second, 2)
-	m.Attempted("ep_x", true, 204, time.Millisecond, 3) // a retry's success is reported by Outcome
+	m.Attempted(store.Attempt{EndpointID: "cfg:crm", StatusCode: 200, Duration: 30 * time.Millisecond, Number: 1}, "") // first-attempt success: delivered
+	m.Attempted(store.Attempt{EndpointID: "cfg:crm", StatusCode: 503, Error: "503", Duration: 2 * time.Second, Number: 1}, "")
+	m.Attempted(store.Attempt{EndpointID: "cfg:crm", Error: "timeout", Duration: 15 * time.Second, Number: 2}, "")
+	m.Attempted(store.Attempt{EndpointID: "ep_x", StatusCode: 204, Duration: time.Millisecond, Number: 3}, "") // a retry's success is reported by Outcome
 	m.Outcome("cfg:crm", "retrying")
 	m.Outcome("ep_x", "delivered")
 	m.Outcome("ep_x", "failed")

@@ -62,6 +62,9 @@ type Attempt struct {
 	Response    string // response body, truncated
 }
 
+// OK reports whether the attempt was accepted (a 2xx answer).
+func (a Attempt) OK() bool { return a.Error == "" && a.StatusCode >= 200 && a.StatusCode < 300 }
+
 // Health is an endpoint's delivery health.
 type Health struct {
 	EndpointID          string

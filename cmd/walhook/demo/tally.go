@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/walhook/walhook/internal/dispatch"
+	"github.com/walhook/walhook/internal/store"
 )
 
 // tally counts what the demo saw: events from the dispatcher (it is the
@@ -74,8 +75,8 @@ func (t *tally) EventEmitted(string) { t.update(func(t *tally) { t.events++ }) }
 func (t *tally) EvaluationsFailed(int) {}
 
 // Attempted implements dispatch.Observer.
-func (t *tally) Attempted(_ string, _ bool, _ int, _ time.Duration, attempt int) {
-	if attempt > 1 {
+func (t *tally) Attempted(a store.Attempt, _ string) {
+	if a.Number > 1 {
 		t.update(func(t *tally) { t.retries++ })
 	}
 }
