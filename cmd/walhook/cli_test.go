@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -232,6 +233,22 @@ func TestCompletionAndVersion(t *testing.T) {
 		code, out, _ := walhook(context.Background(), args...)
 		if code != 0 || !strings.HasPrefix(out, "walhook ") {
 			t.Errorf("%v: exit %d, %q", args, code, out)
+		}
+	}
+}
+
+// TestBinaryDoesNotLinkTesting: the release binary is built without the
+// testing package and the test helpers (the demo's throwaway cluster comes
+// from internal/pgcluster).
+func TestBinaryDoesNotLinkTesting(t *testing.T) {
+	t.Parallel()
+	out, err := exec.Command("go", "list", "-deps", ".").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	for _, pkg := range strings.Fields(string(out)) {
+		if pkg == "testing" || strings.Contains(pkg, "testenv") {
+			t.Errorf("walhook links %s", pkg)
 		}
 	}
 }

@@ -81,8 +81,8 @@ func TestComposeFile(t *testing.T) {
 			t.Errorf("postgres command %q lacks %s", pgCmd, want)
 		}
 	}
-	if !slices.Contains(pg.Volumes, "./schema.sql:/docker-entrypoint-initdb.d/01-schema.sql:ro") {
-		t.Errorf("postgres does not load testenv/schema.sql: %v", pg.Volumes)
+	if !slices.Contains(pg.Volumes, "../internal/pgcluster/schema.sql:/docker-entrypoint-initdb.d/01-schema.sql:ro") {
+		t.Errorf("postgres does not load internal/pgcluster/schema.sql: %v", pg.Volumes)
 	}
 
 	// Every mounted file exists, relative to testenv/.
