@@ -252,3 +252,19 @@ func TestBinaryDoesNotLinkTesting(t *testing.T) {
 		}
 	}
 }
+
+// TestHelpShowsNoSecret: no help shows the value of an environment
+// variable a flag defaults to (a database URL carries its password). Not
+// parallel: it sets the environment.
+func TestHelpShowsNoSecret(t *testing.T) {
+	const secret = "s3cret-pw-in-the-environment"
+	for _, name := range []string{"DATABASE_URL", "WALHOOK_ADMIN_TOKEN", "WALHOOK_SECRET", "WALHOOK_STATE_URL"} {
+		t.Setenv(name, "postgres://walhook:"+secret+"@db.example.com/app")
+	}
+	for _, c := range allCommands(t) {
+		args := append(commandArgs(c), "--help")
+		if _, out, _ := walhook(context.Background(), args...); strings.Contains(out, secret) {
+			t.Errorf("walhook %s shows a value from the environment:\n%s", strings.Join(args, " "), out)
+		}
+	}
+}
