@@ -120,6 +120,7 @@ func TestUsageErrors(t *testing.T) {
 		want []string
 	}{
 		{nil, []string{"Available Commands:"}},
+		{[]string{"-c", "walhook.hcl"}, []string{"Available Commands:"}},
 		{[]string{"stauts"}, []string{`unknown command "stauts"; did you mean "status"?`, "Usage: walhook <command> [flags]"}},
 		{[]string{"webhooks"}, []string{"webhooks: needs a command (commands: create, delete, list, test)"}},
 		{[]string{"webhooks", "frobnicate"}, []string{`unknown command "frobnicate"`}},
