@@ -11,9 +11,6 @@ import (
 	"github.com/walhook/walhook/internal/admin"
 	"github.com/walhook/walhook/internal/event"
 	"github.com/walhook/walhook/internal/netguard"
-	"github.com/walhook/walhook/internal/rules"
-	"github.com/walhook/walhook/internal/sender"
-	"github.com/walhook/walhook/internal/signing"
 	"github.com/walhook/walhook/internal/store"
 )
 
@@ -66,18 +63,8 @@ func (r *Relay) serveAdmin(ctx context.Context, l net.Listener) {
 // reach the state database. A standby instance (waiting for the slot held
 // by another) is alive but not ready.
 func (r *Relay) ready(ctx context.Context) error {
-	if r.Poller != nil {
-		if st := r.Poller.Status(); !st.Connected {
-			if st.LastError != "" {
-				return fmt.Errorf("not reading outbox table %s: %s", r.cfg.Source.Outbox.Table, st.LastError)
-			}
-			return fmt.Errorf("not reading outbox table %s yet", r.cfg.Source.Outbox.Table)
-		}
-	} else if st := r.Reader.Status(); !st.Streaming {
-		if st.LastError != "" {
-			return fmt.Errorf("not streaming from slot %s: %s", r.cfg.Source.Slot, st.LastError)
-		}
-		return fmt.Errorf("not streaming from slot %s yet", r.cfg.Source.Slot)
+	if err := r.source.Ready(); err != nil {
+		return err
 	}
 	pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
@@ -108,28 +95,5 @@ func (r *Relay) SendTest(ctx context.Context, id string) (store.Attempt, error) 
 		Timestamp: now,
 		Data:      []byte(fmt.Sprintf(`{"webhook_id":%q,"message":"This is a test event from walhook."}`, id)),
 	}
-	body := rules.DefaultBody(ev)
-	h := ep.Header.Clone()
-	if ep.Signer != nil {
-		ep.Signer.Sign(h, signing.Message{ID: ev.ID, Type: ev.Type, Timestamp: now, Body: body})
-	}
-	res := ep.Client.Send(ctx, sender.Request{URL: ep.URL, Header: h, Body: body, Timeout: ep.Timeout})
-	a := store.Attempt{
-		EventID:     ev.ID,
-		EventType:   ev.Type,
-		EndpointID:  id,
-		Number:      1,
-		AttemptedAt: now,
-		Duration:    res.Duration,
-		StatusCode:  res.StatusCode,
-		Response:    string(res.Response),
-	}
-	if !res.OK() {
-		a.Error = res.ErrorText()
-	}
-	a.DeliveryID = store.DeliveryID(ev.ID, id)
-	if err := r.Store.LogAttempts(ctx, nil, []store.Attempt{a}); err != nil {
-		r.log.Warn().Err(err).Str("endpoint_id", id).Msg("logging a test attempt")
-	}
-	return a, nil
+	return r.Dispatcher.SendTest(ctx, ep, ev)
 }

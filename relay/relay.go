@@ -17,10 +17,9 @@ import (
 	"github.com/walhook/walhook/cdc/outbox"
 	"github.com/walhook/walhook/internal/config"
 	"github.com/walhook/walhook/internal/dispatch"
-	"github.com/walhook/walhook/internal/event"
+	"github.com/walhook/walhook/internal/lifecycle"
 	"github.com/walhook/walhook/internal/metrics"
 	"github.com/walhook/walhook/internal/netguard"
-	"github.com/walhook/walhook/internal/outboxevents"
 	"github.com/walhook/walhook/internal/rules"
 	"github.com/walhook/walhook/internal/sender"
 	"github.com/walhook/walhook/internal/store"
@@ -35,13 +34,11 @@ type Relay struct {
 	Store      *store.Store
 	Rules      *rules.Rules
 	Dispatcher *dispatch.Dispatcher
+	source     Source
 	// Reader reads the slot (mode "logical"); nil in mode "outbox".
 	Reader *cdc.Reader
 	// Poller polls the outbox table (mode "outbox"); nil otherwise.
 	Poller *outbox.Poller
-
-	outbox   *outboxevents.Source   // nil without an outbox block
-	consumed *outboxevents.Consumed // logical mode with delete_consumed
 
 	metrics *metrics.Metrics // nil without an admin block
 
@@ -55,7 +52,7 @@ type Relay struct {
 // Options tune a Relay beyond its config (tests and the demo use them).
 type Options struct {
 	Observer dispatch.Observer
-	// RetryPoll overrides how often due retries are looked for.
+	// RetryPoll overrides how often due retries are looked for (default 1s).
 	RetryPoll time.Duration
 	// HeartbeatInterval overrides the reader's heartbeat interval.
 	HeartbeatInterval time.Duration
@@ -66,11 +63,7 @@ type Options struct {
 // its database.
 func New(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts Options) (*Relay, error) {
 	r := &Relay{cfg: cfg, log: log}
-	stateURL := cfg.State.URL
-	if stateURL == "" {
-		stateURL = cfg.Source.URL
-	}
-	pcfg, err := pgxpool.ParseConfig(stateURL)
+	pcfg, err := pgxpool.ParseConfig(cfg.StateURL())
 	if err != nil {
 		return nil, fmt.Errorf("parsing the state database URL: %w", err)
 	}
@@ -111,32 +104,46 @@ func New(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts Optio
 		r.fixed = append(r.fixed, de)
 	}
 
-	observer := opts.Observer
+	var observer dispatch.Observer = dispatch.Observers{}
+	if opts.Observer != nil {
+		observer = opts.Observer
+	}
 	if cfg.Admin != nil {
 		r.metrics = metrics.New(nil)
-		if observer == nil {
-			observer = r.metrics
-		} else {
-			observer = dispatch.Observers{observer, r.metrics}
-		}
+		observer = dispatch.Observers{observer, r.metrics}
 	}
-	ack, evaluate, err := r.source(opts)
+	if cfg.Source.Mode == config.ModeOutbox {
+		ps, err := newPollSource(cfg, r.Rules, log)
+		if err != nil {
+			r.Close()
+			return nil, err
+		}
+		r.source, r.Poller = ps, ps.poller
+	} else {
+		ss, err := newSlotSource(cfg, r.Rules, observer, opts, log)
+		if err != nil {
+			r.Close()
+			return nil, err
+		}
+		r.source, r.Reader = ss, ss.reader
+	}
+	retryPoll := opts.RetryPoll
+	if retryPoll <= 0 {
+		retryPoll = time.Second
+	}
+	r.Dispatcher, err = dispatch.New(dispatch.Options{
+		Store:        r.Store,
+		MaxInFlight:  cfg.Delivery.MaxInFlight,
+		LogAttempts:  cfg.Delivery.LogAttempts == config.LogAll,
+		RetryWorkers: cfg.Delivery.RetryWorkers,
+		RetryPoll:    retryPoll,
+		Observer:     observer,
+		Logger:       log,
+	})
 	if err != nil {
 		r.Close()
 		return nil, err
 	}
-	r.Dispatcher = dispatch.New(dispatch.Options{
-		Store:        r.Store,
-		Rules:        r.Rules,
-		Evaluate:     evaluate,
-		Ack:          ack,
-		MaxInFlight:  cfg.Delivery.MaxInFlight,
-		LogAttempts:  cfg.Delivery.LogAttempts == "all",
-		RetryWorkers: cfg.Delivery.RetryWorkers,
-		RetryPoll:    opts.RetryPoll,
-		Observer:     observer,
-		Logger:       log,
-	})
 	if r.metrics != nil {
 		r.metrics.WatchQueue(r.Store.Stats)
 		r.metrics.WatchHealth(r.Store.AllHealth)
@@ -147,59 +154,11 @@ func New(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts Optio
 	return r, nil
 }
 
-// source builds what reads changes: the slot's Reader, or in mode "outbox"
-// the outbox Poller. It returns where the dispatcher's watermark goes and,
-// when the slot carries an outbox table, how changes become events.
-func (r *Relay) source(opts Options) (ack func(cdc.LSN), evaluate func(*cdc.Change, []event.Event) ([]event.Event, []event.Failure), err error) {
-	cfg := r.cfg
-	if o := cfg.Source.Outbox; o != nil {
-		if r.outbox, err = outboxevents.NewSource(o.Table, r.Rules); err != nil {
-			return nil, nil, fmt.Errorf("outbox table: %w", err)
-		}
-	}
-	if cfg.Source.Mode == "outbox" {
-		o := cfg.Source.Outbox
-		r.Poller, err = outbox.NewPoller(outbox.Config{
-			URL:          cfg.Source.URL,
-			Table:        o.Table,
-			BatchSize:    o.BatchSize,
-			PollInterval: o.PollInterval,
-			Logger:       r.log.With().Str("component", "outbox").Logger(),
-		})
-		if err != nil {
-			return nil, nil, fmt.Errorf("outbox poller: %w", err)
-		}
-		return nil, nil, nil
-	}
-	r.Reader = cdc.NewReader(cdc.ReaderConfig{
-		URL:               cfg.Source.URL,
-		Slot:              cfg.Source.Slot,
-		Publication:       cfg.Source.Publication,
-		Tables:            cfg.Source.Tables,
-		HeartbeatInterval: opts.HeartbeatInterval,
-		Logger:            r.log,
-	})
-	if r.outbox == nil {
-		return r.Reader.Ack, nil, nil
-	}
-	if !cfg.Source.Outbox.DeleteConsumed {
-		return r.Reader.Ack, r.outbox.Evaluate(nil), nil
-	}
-	r.consumed, err = outboxevents.NewConsumed(cfg.Source.URL, r.outbox.Table(), r.Reader.Ack, r.log.With().Str("component", "outbox").Logger())
-	if err != nil {
-		return nil, nil, err
-	}
-	return r.consumed.Ack, r.outbox.Evaluate(r.consumed.Record), nil
-}
-
 // Close releases the relay's connections.
 func (r *Relay) Close() {
 	r.trusted.Close()
 	r.guarded.Close()
 	r.statePool.Close()
-	if r.consumed != nil {
-		r.consumed.Close()
-	}
 }
 
 // Reload rebuilds the routing table from the config endpoints and the
@@ -225,7 +184,10 @@ func (r *Relay) Reload(ctx context.Context) error {
 }
 
 // Run captures, dispatches and retries until ctx ends, then drains within
-// the configured shutdown timeout and confirms what was settled.
+// the configured shutdown timeout and makes final what was settled. The
+// whole stop takes at most shutdown_timeout, even when the state database
+// cannot be reached: what is not settled by then is read again after a
+// restart.
 func (r *Relay) Run(ctx context.Context) error {
 	defer r.Close()
 	if err := r.Reload(ctx); err != nil {
@@ -243,78 +205,28 @@ func (r *Relay) Run(ctx context.Context) error {
 		return fmt.Errorf("starting the dispatcher: %w", err)
 	}
 
-	var bg sync.WaitGroup
-	bg.Add(1)
-	go func() { defer bg.Done(); r.watchWebhooks(ctx) }()
+	loops := lifecycle.New(ctx)
+	loops.Go(r.watchWebhooks)
 	if r.cfg.State.Retention > 0 {
-		bg.Add(1)
-		go func() { defer bg.Done(); r.pruneLoop(ctx) }()
+		loops.Go(r.pruneLoop)
 	}
 	if adminListener != nil {
-		bg.Add(1)
-		go func() { defer bg.Done(); r.serveAdmin(ctx, adminListener) }()
+		loops.Go(func(ctx context.Context) { r.serveAdmin(ctx, adminListener) })
 	}
+	r.log.Info().Int("endpoints", len(r.fixed)).Msg("dispatching")
+	runErr := r.source.Run(ctx, r.Dispatcher.Dispatch)
+	loops.StopAndWait()
 
-	var runErr error
-	consumedDone := make(chan struct{})
-	consumedCtx, stopConsumed := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopConsumed()
-	if r.Poller != nil {
-		close(consumedDone)
-		r.log.Info().Str("outbox", r.cfg.Source.Outbox.Table).Int("endpoints", len(r.fixed)).Msg("walhook running (polling the outbox)")
-		runErr = r.Poller.Run(ctx, outbox.SinkFunc(func(ctx context.Context, rows []outbox.Row, settled func()) error {
-			events, failures := r.outbox.Events(rows, nil)
-			return r.Dispatcher.ApplyEvents(ctx, events, failures, settled)
-		}))
-	} else {
-		if r.consumed != nil {
-			go func() { defer close(consumedDone); r.consumed.Run(consumedCtx) }()
-		} else {
-			close(consumedDone)
-		}
-		r.log.Info().Str("slot", r.cfg.Source.Slot).Strs("tables", r.cfg.Source.Tables).
-			Int("endpoints", len(r.fixed)).Msg("walhook running")
-		runErr = r.Reader.Run(ctx, r.Dispatcher)
-	}
-	bg.Wait()
-
-	drain := r.cfg.Delivery.ShutdownTimeout
-	if drain <= 0 {
-		drain = 30 * time.Second
-	}
-	r.log.Info().Dur("timeout", drain).Msg("stopping: draining deliveries in memory")
-	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), drain)
+	timeout := r.cfg.Delivery.ShutdownTimeout
+	r.log.Info().Dur("timeout", timeout).Msg("stopping: draining deliveries in memory")
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
 	defer cancel()
+	// The dispatcher gets the time up to a reserve for Finish.
+	reserve := min(timeout/5, 5*time.Second)
+	dctx, dcancel := context.WithTimeout(sctx, timeout-reserve)
 	shutErr := r.Dispatcher.Shutdown(dctx)
-	stopConsumed()
-	<-consumedDone
-	if r.Poller != nil {
-		// The drain settled every batch; their deletes commit now.
-		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
-		defer cancel()
-		if err := r.Poller.Drain(pctx); err != nil {
-			r.log.Warn().Err(err).Msg("finishing outbox batches")
-		}
-	}
-	settled := r.Dispatcher.Settled()
-	if r.consumed != nil && settled > 0 {
-		// Consumed rows are deleted before the slot may pass them.
-		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
-		defer cancel()
-		if err := r.consumed.Flush(fctx); err != nil {
-			r.log.Warn().Err(err).Msg("deleting consumed outbox rows at shutdown; not confirming the slot, changes since the last confirmation will be delivered again")
-			settled = 0
-		}
-	}
-	if settled > 0 && r.Reader != nil {
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
-		defer cancel()
-		if err := cdc.Confirm(cctx, r.cfg.Source.URL, r.cfg.Source.Slot, settled); err != nil {
-			r.log.Warn().Err(err).Stringer("lsn", settled).Msg("confirming the settled position at shutdown; changes after the last confirmation will be delivered again")
-		} else {
-			r.log.Info().Stringer("lsn", settled).Msg("confirmed the settled position")
-		}
-	}
+	dcancel()
+	r.source.Finish(sctx)
 	if runErr != nil && !errors.Is(runErr, context.Canceled) {
 		return runErr
 	}
