@@ -155,10 +155,28 @@ func New(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts Optio
 }
 
 // Close releases the relay's connections.
-func (r *Relay) Close() {
+func (r *Relay) Close() { r.closeBy(time.Time{}) }
+
+// closeBy releases the relay's connections, waiting for the state pool to
+// close until by at most (zero: no limit). Closing a connection to a server
+// that stopped answering waits on that server; past by, the pool is left
+// closing in the background so that the process can exit on time.
+func (r *Relay) closeBy(by time.Time) {
 	r.trusted.Close()
 	r.guarded.Close()
-	r.statePool.Close()
+	closed := make(chan struct{})
+	go func() { defer close(closed); r.statePool.Close() }()
+	if by.IsZero() {
+		<-closed
+		return
+	}
+	t := time.NewTimer(max(time.Until(by), 0))
+	defer t.Stop()
+	select {
+	case <-closed:
+	case <-t.C:
+		r.log.Warn().Msg("the state database does not answer; exiting without waiting for its connections to close")
+	}
 }
 
 // Reload rebuilds the routing table from the config endpoints and the
@@ -189,7 +207,8 @@ func (r *Relay) Reload(ctx context.Context) error {
 // cannot be reached: what is not settled by then is read again after a
 // restart.
 func (r *Relay) Run(ctx context.Context) error {
-	defer r.Close()
+	var closeBy time.Time // set once the shutdown's deadline is known
+	defer func() { r.closeBy(closeBy) }()
 	if err := r.Reload(ctx); err != nil {
 		return fmt.Errorf("loading endpoints: %w", err)
 	}
@@ -219,7 +238,8 @@ func (r *Relay) Run(ctx context.Context) error {
 
 	timeout := r.cfg.Delivery.ShutdownTimeout
 	r.log.Info().Dur("timeout", timeout).Msg("stopping: draining deliveries in memory")
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
+	closeBy = time.Now().Add(timeout)
+	sctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), closeBy)
 	defer cancel()
 	// The dispatcher gets the time up to a reserve for Finish.
 	reserve := min(timeout/5, 5*time.Second)

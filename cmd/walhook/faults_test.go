@@ -116,7 +116,7 @@ func TestOrderedBacklogSurvivesOneFailingSecond(t *testing.T) {
 	if testing.Short() {
 		t.Skip("process test")
 	}
-	runOrderedBacklog(t, 30000, nil)
+	runOrderedBacklog(t, 30000, time.Second, nil)
 }
 
 // TestOrderedBacklogSurvivesALockedDeliveriesTable: the same with the
@@ -126,7 +126,7 @@ func TestOrderedBacklogSurvivesALockedDeliveriesTable(t *testing.T) {
 	if testing.Short() {
 		t.Skip("process test")
 	}
-	runOrderedBacklog(t, 10000, func(t *testing.T, db *testenv.DB) {
+	runOrderedBacklog(t, 10000, time.Second, func(t *testing.T, db *testenv.DB) {
 		ctx := context.Background()
 		tx, err := db.Pool.Begin(ctx)
 		if err != nil {
@@ -144,12 +144,14 @@ func TestOrderedBacklogSurvivesALockedDeliveriesTable(t *testing.T) {
 
 // TestOrderedBacklogSurvivesTerminatedStateConnections: the state
 // database's connections are terminated three times while the endpoint
-// fails and store writes are under way.
+// fails and store writes are under way (after the backlog is committed,
+// so that the test's own connections are not among the ones cut).
 func TestOrderedBacklogSurvivesTerminatedStateConnections(t *testing.T) {
 	if testing.Short() {
 		t.Skip("process test")
 	}
-	runOrderedBacklog(t, 10000, func(t *testing.T, db *testenv.DB) {
+	runOrderedBacklog(t, 10000, 3*time.Second, func(t *testing.T, db *testenv.DB) {
+		<-inserted(t)
 		for range 3 {
 			// Every client connection to the database but our own; the
 			// walsender of the slot is left alone.
@@ -163,12 +165,15 @@ func TestOrderedBacklogSurvivesTerminatedStateConnections(t *testing.T) {
 	})
 }
 
-func runOrderedBacklog(t *testing.T, rows int, fault func(*testing.T, *testenv.DB)) {
+// runOrderedBacklog commits rows to an ordered endpoint that fails for
+// failFor after its first request; fault runs from that first request on,
+// beside the inserts.
+func runOrderedBacklog(t *testing.T, rows int, failFor time.Duration, fault func(*testing.T, *testenv.DB)) {
 	t.Parallel()
 	db := testenv.NewDB(t)
 	secret := signing.GenerateSecret()
 	s := &sink{secret: secret, ids: map[int64]map[string]int{}}
-	f := newFlaky(s, time.Second)
+	f := newFlaky(s, failFor)
 	srv := httptest.NewServer(f)
 	defer srv.Close()
 	slot := testenv.Name(t, "slot")
@@ -185,9 +190,30 @@ func runOrderedBacklog(t *testing.T, rows int, fault func(*testing.T, *testenv.D
 		}
 	}()
 	ids := insertBacklog(t, db, rows, 100)
+	close(insertDone(t))
 	waitDelivered(t, s, d, ids)
 	<-faulted
 }
+
+var (
+	insertedMu sync.Mutex
+	insertedCh = map[string]chan struct{}{}
+)
+
+// insertDone is closed by runOrderedBacklog once the backlog is
+// committed; inserted waits on it.
+func insertDone(t *testing.T) chan struct{} {
+	insertedMu.Lock()
+	defer insertedMu.Unlock()
+	ch := insertedCh[t.Name()]
+	if ch == nil {
+		ch = make(chan struct{})
+		insertedCh[t.Name()] = ch
+	}
+	return ch
+}
+
+func inserted(t *testing.T) <-chan struct{} { return insertDone(t) }
 
 // hangProxy forwards TCP connections to a Postgres server until hang is
 // called; from then on it forwards nothing, in either direction, on old
@@ -319,8 +345,13 @@ func TestSIGTERMWithTheStateDatabaseHungExitsInTime(t *testing.T) {
 	select {
 	case <-exited:
 	case <-time.After(timeout + 5*time.Second):
-		_ = d.cmd.Process.Kill()
-		<-exited
+		_ = d.cmd.Process.Signal(syscall.SIGQUIT) // a goroutine dump for the log
+		select {
+		case <-exited:
+		case <-time.After(5 * time.Second):
+			_ = d.cmd.Process.Kill()
+			<-exited
+		}
 		t.Fatalf("still running %s after SIGTERM with shutdown_timeout %s\nlog:\n%s", time.Since(began), timeout, d.log)
 	}
 	took := time.Since(began)
