@@ -151,15 +151,21 @@ func (d *Dispatcher) SetEndpoints(ctx context.Context, eps []*Endpoint) error {
 
 // SetInFlightLimit changes how many attempts (first attempts and retries)
 // may be in flight to an endpoint at once; it applies from the next
-// attempt. It reports false when the endpoint has no lanes yet.
+// attempt. An unordered endpoint gets more lane workers when n exceeds
+// them; an ordered one keeps one worker per lane (its lanes fix the key
+// order), so its first attempts never exceed its concurrency. It reports
+// false when the endpoint has no lanes yet.
 func (d *Dispatcher) SetInFlightLimit(endpointID string, n int) bool {
 	d.mu.Lock()
+	defer d.mu.Unlock()
 	r := d.runners[endpointID]
-	d.mu.Unlock()
 	if r == nil {
 		return false
 	}
-	r.gate.setLimit(n)
+	if r.keys == nil && n > r.workers && !d.closing.Load() {
+		d.addWorkersLocked(r, r.queues[0], n-r.workers)
+	}
+	r.gate.setLimit(n) // only counters: fine under d.mu (gate.mu is a leaf)
 	return true
 }
 

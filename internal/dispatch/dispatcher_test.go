@@ -148,3 +148,67 @@ func TestShutdownEndsWhenTheStoreHangs(t *testing.T) {
 		t.Fatalf("%d batches settled although the endpoint failed and nothing was stored", n)
 	}
 }
+
+// TestInFlightLimitChangesAtRunTime: an endpoint of concurrency 2 takes
+// exactly 2 attempts at once; raised to 5, it takes 5.
+func TestInFlightLimitChangesAtRunTime(t *testing.T) {
+	arrived := make(chan struct{}, 100)
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		arrived <- struct{}{}
+		<-release
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer srv.Close()
+	client := sender.New(sender.Options{})
+	defer client.Close()
+	ms := newMemStore(3)
+	d, err := New(Options{Store: ms, MaxInFlight: 100, RetryWorkers: 2, RetryPoll: 20 * time.Millisecond, Logger: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	if err := d.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ep := modelEndpoint("slow", srv.URL, false, 2, client)
+	ep.Timeout = time.Minute
+	if err := d.SetEndpoints(ctx, []*Endpoint{ep}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 10 {
+		id := fmt.Sprintf("evt_%d", i)
+		data, _ := json.Marshal(modelBody{ID: id, Key: id, N: 1})
+		if err := d.Dispatch(ctx, Batch{Events: []event.Event{{ID: id, Type: "x", Data: data}}, Settled: func() {}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	<-arrived
+	<-arrived
+	select {
+	case <-arrived:
+		t.Fatal("a third attempt started with an in-flight limit of 2")
+	case <-time.After(200 * time.Millisecond): // the absence of an event has no signal
+	}
+	if !d.SetInFlightLimit(ep.ID, 5) {
+		t.Fatal("SetInFlightLimit found no lanes")
+	}
+	for range 3 {
+		select {
+		case <-arrived:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the raised limit did not let more attempts start")
+		}
+	}
+	select {
+	case <-arrived:
+		t.Fatal("a sixth attempt started with an in-flight limit of 5")
+	case <-time.After(200 * time.Millisecond):
+	}
+	close(release) // arrived has room for every later attempt
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := d.Shutdown(sctx); err != nil {
+		t.Fatal(err)
+	}
+}

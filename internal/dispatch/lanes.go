@@ -21,6 +21,8 @@ type runner struct {
 	gate *gate
 	// retrying counts this endpoint's retries claimed and not finished.
 	retrying atomic.Int64
+	// workers is how many lane workers run (guarded by Dispatcher.mu).
+	workers int
 
 	closeOnce sync.Once
 
@@ -37,10 +39,6 @@ type runner struct {
 	maxQueue   int64
 }
 
-// unorderedWorkers is how many workers serve an unordered endpoint's
-// queue: enough for any in-flight limit the gate may be given at run time.
-const unorderedWorkers = 64
-
 func (d *Dispatcher) runnerFor(ep *Endpoint) *runner {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -48,7 +46,7 @@ func (d *Dispatcher) runnerFor(ep *Endpoint) *runner {
 		return r
 	}
 	r := &runner{id: ep.ID, seed: maphash.MakeSeed(), gate: newGate(ep.Concurrency)}
-	lanes, workers := 1, max(unorderedWorkers, ep.Concurrency)
+	lanes, workers := 1, ep.Concurrency
 	if ep.Ordered {
 		r.keys = newLedger()
 		lanes, workers = ep.Concurrency, 1
@@ -61,15 +59,22 @@ func (d *Dispatcher) runnerFor(ep *Endpoint) *runner {
 	r.minQueue = min(int64(2*ep.Concurrency/lanes), r.maxQueue)
 	r.allowed.Store(r.startQueue)
 	for i := 0; i < lanes; i++ {
-		q := make(chan *job, r.maxQueue)
-		r.queues = append(r.queues, q)
-		for w := 0; w < workers; w++ {
-			d.lanes.Add(1)
-			go func() { defer d.lanes.Done(); d.work(r, q) }()
-		}
+		r.queues = append(r.queues, make(chan *job, r.maxQueue))
+	}
+	for _, q := range r.queues {
+		d.addWorkersLocked(r, q, workers)
 	}
 	d.runners[ep.ID] = r
 	return r
+}
+
+// addWorkersLocked starts n more workers on lane q. Caller holds d.mu.
+func (d *Dispatcher) addWorkersLocked(r *runner, q chan *job, n int) {
+	for range n {
+		r.workers++
+		d.lanes.Add(1)
+		go func() { defer d.lanes.Done(); d.work(r, q) }()
+	}
 }
 
 func (r *runner) queueFor(key string) chan *job {
@@ -102,7 +107,7 @@ func (d *Dispatcher) work(r *runner, q chan *job) {
 func (d *Dispatcher) first(r *runner, j *job) {
 	if r.keys != nil && !r.keys.beginAttempt(j.key) {
 		// An earlier delivery of the key went to the store: queue behind it.
-		d.logPersistErr(d.persist.add(d.storeCtx, item{d: newDelivery(j, store.StatusPending, ""), tx: j.tx, fresh: true, keys: r.keys}))
+		d.persist.hand(d.storeCtx, item{d: newDelivery(j, store.StatusPending, ""), tx: j.tx, fresh: true, keys: r.keys})
 		return
 	}
 	ctx := d.sendCtx
@@ -161,11 +166,5 @@ func (d *Dispatcher) storeFromMemory(r *runner, j *job, it item) {
 		r.keys.divert(j.key)
 		it.keys = r.keys
 	}
-	d.logPersistErr(d.persist.add(d.storeCtx, it))
-}
-
-func (d *Dispatcher) logPersistErr(err error) {
-	if err != nil {
-		d.log.Error().Err(err).Msg("handing a delivery to the store; it stays unsettled and is read again after a restart")
-	}
+	d.persist.hand(d.storeCtx, it)
 }

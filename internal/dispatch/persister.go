@@ -70,8 +70,20 @@ func (p *persister) add(ctx context.Context, it item) error {
 	case p.ch <- it:
 		return nil
 	case <-ctx.Done():
-		p.abandon([]item{it})
+		if it.keys != nil {
+			it.keys.stored(it.d.Key)
+		}
 		return fmt.Errorf("queueing a store write: %w", ctx.Err())
+	}
+}
+
+// hand is add for the dispatcher's own goroutines (lanes, pacing), whose
+// ctx ends at the shutdown deadline: an item not queued by then is
+// abandoned, its batch left unsettled.
+func (p *persister) hand(ctx context.Context, it item) {
+	if err := p.add(ctx, it); err != nil {
+		p.abandoned.Add(1)
+		p.d.log.Error().Err(err).Str("delivery_id", it.d.ID).Msg("a delivery could not be handed to the store by the shutdown deadline; its change is read again after a restart")
 	}
 }
 
@@ -120,7 +132,7 @@ func (p *persister) loop() {
 	}
 }
 
-// abandon gives up items at shutdown: they stay unsettled.
+// abandon gives up the items of a batch at shutdown: they stay unsettled.
 func (p *persister) abandon(items []item) {
 	p.abandoned.Add(int64(len(items)))
 	for _, it := range items {
