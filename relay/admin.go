@@ -10,6 +10,7 @@ import (
 
 	"github.com/walhook/walhook/internal/admin"
 	"github.com/walhook/walhook/internal/event"
+	"github.com/walhook/walhook/internal/lifecycle"
 	"github.com/walhook/walhook/internal/netguard"
 	"github.com/walhook/walhook/internal/store"
 )
@@ -25,14 +26,14 @@ func (r *Relay) AdminHandler() http.Handler {
 		m = r.metrics.Handler()
 	}
 	return admin.New(admin.Options{
-		Store:           r.Store,
+		Store:           r.store,
 		Tokens:          a.Tokens,
-		Events:          r.Rules.Catalogue(),
+		Events:          r.rules.Catalogue(),
 		ConfigEndpoints: admin.ConfigEndpoints(r.cfg.Endpoints),
 		Guard:           &netguard.Guard{Allow: a.AllowNetworks, AllowHTTP: a.AllowHTTP},
 		SecretOverlap:   a.SecretOverlap,
 		Tester:          r,
-		Ready:           r.ready,
+		Ready:           r.Ready,
 		Metrics:         m,
 		Logger:          r.log.With().Str("component", "admin").Logger(),
 	})
@@ -47,22 +48,25 @@ func (r *Relay) serveAdmin(ctx context.Context, l net.Listener) {
 		WriteTimeout:      60 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 	}
-	go func() {
+	shut := lifecycle.New(ctx)
+	shut.Go(func(ctx context.Context) {
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
 		_ = srv.Shutdown(sctx)
-	}()
+	})
 	r.log.Info().Str("listen", l.Addr().String()).Msg("admin API, /metrics, /healthz and /readyz listening")
 	if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		r.log.Error().Err(err).Msg("admin listener stopped")
 	}
+	shut.StopAndWait()
 }
 
-// ready reports whether this instance is streaming from the slot and can
-// reach the state database. A standby instance (waiting for the slot held
-// by another) is alive but not ready.
-func (r *Relay) ready(ctx context.Context) error {
+// Ready reports whether this instance is reading its source (streaming
+// from the slot, or connected to the outbox table) and can reach the state
+// database: what /readyz answers. A standby instance (waiting for the slot
+// held by another) is alive but not ready, and says why.
+func (r *Relay) Ready(ctx context.Context) error {
 	if err := r.source.Ready(); err != nil {
 		return err
 	}
@@ -78,10 +82,10 @@ func (r *Relay) ready(ctx context.Context) error {
 // secrets, even when it is disabled, and logs the attempt.
 func (r *Relay) SendTest(ctx context.Context, id string) (store.Attempt, error) {
 	now := time.Now()
-	ep := r.Dispatcher.Endpoint(id)
+	ep := r.dispatcher.Endpoint(id)
 	if ep == nil {
 		// Created a moment ago and not loaded yet, perhaps.
-		w, err := r.Store.GetWebhook(ctx, id)
+		w, err := r.store.GetWebhook(ctx, id)
 		if err != nil {
 			return store.Attempt{}, fmt.Errorf("webhook %s: %w", id, err)
 		}
@@ -95,5 +99,5 @@ func (r *Relay) SendTest(ctx context.Context, id string) (store.Attempt, error) 
 		Timestamp: now,
 		Data:      []byte(fmt.Sprintf(`{"webhook_id":%q,"message":"This is a test event from walhook."}`, id)),
 	}
-	return r.Dispatcher.SendTest(ctx, ep, ev)
+	return r.dispatcher.SendTest(ctx, ep, ev)
 }

@@ -13,8 +13,6 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/rs/zerolog"
 
-	"github.com/walhook/walhook/cdc"
-	"github.com/walhook/walhook/cdc/outbox"
 	"github.com/walhook/walhook/internal/config"
 	"github.com/walhook/walhook/internal/dispatch"
 	"github.com/walhook/walhook/internal/lifecycle"
@@ -31,16 +29,12 @@ type Relay struct {
 	log zerolog.Logger
 
 	statePool  *pgxpool.Pool
-	Store      *store.Store
-	Rules      *rules.Rules
-	Dispatcher *dispatch.Dispatcher
+	store      *store.Store
+	rules      *rules.Rules
+	dispatcher *dispatch.Dispatcher
 	source     Source
-	// Reader reads the slot (mode "logical"); nil in mode "outbox".
-	Reader *cdc.Reader
-	// Poller polls the outbox table (mode "outbox"); nil otherwise.
-	Poller *outbox.Poller
 
-	metrics *metrics.Metrics // nil without an admin block
+	metrics *metrics.Metrics // nil without an admin block or Options.Metrics
 
 	trusted *sender.Client // HCL endpoints: operator-trusted, unrestricted
 	guarded *sender.Client // API endpoints: SSRF guard
@@ -52,6 +46,10 @@ type Relay struct {
 // Options tune a Relay beyond its config (tests and the demo use them).
 type Options struct {
 	Observer dispatch.Observer
+	// Metrics, when set, is the registry the relay reports to (and watches
+	// its queue, endpoint health and reader with) instead of one of its own;
+	// without it, an admin block gets a new one.
+	Metrics *metrics.Metrics
 	// RetryPoll overrides how often due retries are looked for (default 1s).
 	RetryPoll time.Duration
 	// HeartbeatInterval overrides the reader's heartbeat interval.
@@ -72,7 +70,7 @@ func New(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts Optio
 		return nil, fmt.Errorf("connecting to the state database: %w", err)
 	}
 	for wait := 250 * time.Millisecond; ; wait = min(2*wait, 10*time.Second) {
-		r.Store, err = store.Open(ctx, r.statePool, cfg.State.Schema)
+		r.store, err = store.Open(ctx, r.statePool, cfg.State.Schema)
 		if err == nil {
 			break
 		}
@@ -84,7 +82,7 @@ func New(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts Optio
 		case <-time.After(wait):
 		}
 	}
-	if r.Rules, err = rules.Compile(cfg); err != nil {
+	if r.rules, err = rules.Compile(cfg); err != nil {
 		r.statePool.Close()
 		return nil, fmt.Errorf("compiling rules: %w", err)
 	}
@@ -108,31 +106,37 @@ func New(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts Optio
 	if opts.Observer != nil {
 		observer = opts.Observer
 	}
-	if cfg.Admin != nil {
+	r.metrics = opts.Metrics
+	if r.metrics == nil && cfg.Admin != nil {
 		r.metrics = metrics.New(nil)
+	}
+	if r.metrics != nil {
 		observer = dispatch.Observers{observer, r.metrics}
 	}
 	if cfg.Source.Mode == config.ModeOutbox {
-		ps, err := newPollSource(cfg, r.Rules, log)
+		ps, err := newPollSource(cfg, r.rules, log)
 		if err != nil {
 			r.Close()
 			return nil, err
 		}
-		r.source, r.Poller = ps, ps.poller
+		r.source = ps
 	} else {
-		ss, err := newSlotSource(cfg, r.Rules, observer, opts, log)
+		ss, err := newSlotSource(cfg, r.rules, observer, opts, log)
 		if err != nil {
 			r.Close()
 			return nil, err
 		}
-		r.source, r.Reader = ss, ss.reader
+		r.source = ss
+		if r.metrics != nil {
+			r.metrics.WatchReader(ss.reader.Status)
+		}
 	}
 	retryPoll := opts.RetryPoll
 	if retryPoll <= 0 {
 		retryPoll = time.Second
 	}
-	r.Dispatcher, err = dispatch.New(dispatch.Options{
-		Store:        r.Store,
+	r.dispatcher, err = dispatch.New(dispatch.Options{
+		Store:        r.store,
 		MaxInFlight:  cfg.Delivery.MaxInFlight,
 		LogAttempts:  cfg.Delivery.LogAttempts == config.LogAll,
 		RetryWorkers: cfg.Delivery.RetryWorkers,
@@ -145,11 +149,8 @@ func New(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts Optio
 		return nil, err
 	}
 	if r.metrics != nil {
-		r.metrics.WatchQueue(r.Store.Stats)
-		r.metrics.WatchHealth(r.Store.AllHealth)
-		if r.Reader != nil {
-			r.metrics.WatchReader(r.Reader.Status)
-		}
+		r.metrics.WatchQueue(r.store.Stats)
+		r.metrics.WatchHealth(r.store.AllHealth)
 	}
 	return r, nil
 }
@@ -184,7 +185,7 @@ func (r *Relay) closeBy(by time.Time) {
 func (r *Relay) Reload(ctx context.Context) error {
 	r.reloadMu.Lock()
 	defer r.reloadMu.Unlock()
-	ws, err := r.Store.AllWebhooks(ctx)
+	ws, err := r.store.AllWebhooks(ctx)
 	if err != nil {
 		return err
 	}
@@ -198,8 +199,12 @@ func (r *Relay) Reload(ctx context.Context) error {
 		}
 		eps = append(eps, ep)
 	}
-	return r.Dispatcher.SetEndpoints(ctx, eps)
+	return r.dispatcher.SetEndpoints(ctx, eps)
 }
+
+// Routes reports whether the endpoint with id is in the routing table: a
+// webhook created through the API receives events once it is.
+func (r *Relay) Routes(id string) bool { return r.dispatcher.Endpoint(id) != nil }
 
 // Run captures, dispatches and retries until ctx ends, then drains within
 // the configured shutdown timeout and makes final what was settled. The
@@ -220,7 +225,7 @@ func (r *Relay) Run(ctx context.Context) error {
 		}
 		adminListener = l
 	}
-	if err := r.Dispatcher.Start(ctx); err != nil {
+	if err := r.dispatcher.Start(ctx); err != nil {
 		return fmt.Errorf("starting the dispatcher: %w", err)
 	}
 
@@ -233,7 +238,7 @@ func (r *Relay) Run(ctx context.Context) error {
 		loops.Go(func(ctx context.Context) { r.serveAdmin(ctx, adminListener) })
 	}
 	r.log.Info().Int("endpoints", len(r.fixed)).Msg("dispatching")
-	runErr := r.source.Run(ctx, r.Dispatcher.Dispatch)
+	runErr := r.source.Run(ctx, r.dispatcher.Dispatch)
 	loops.StopAndWait()
 
 	timeout := r.cfg.Delivery.ShutdownTimeout
@@ -244,7 +249,7 @@ func (r *Relay) Run(ctx context.Context) error {
 	// The dispatcher gets the time up to a reserve for Finish.
 	reserve := min(timeout/5, 5*time.Second)
 	dctx, dcancel := context.WithTimeout(sctx, timeout-reserve)
-	shutErr := r.Dispatcher.Shutdown(dctx)
+	shutErr := r.dispatcher.Shutdown(dctx)
 	dcancel()
 	r.source.Finish(sctx)
 	if runErr != nil && !errors.Is(runErr, context.Canceled) {
@@ -255,7 +260,8 @@ func (r *Relay) Run(ctx context.Context) error {
 
 // watchWebhooks reloads the routing table whenever a webhook changes,
 // here or in another process, and every 30 s in case a notification was
-// missed.
+// missed. It listens in a loop of its own group, which it stops and waits
+// for before returning.
 func (r *Relay) watchWebhooks(ctx context.Context) {
 	changed := make(chan struct{}, 1)
 	poke := func() {
@@ -264,18 +270,22 @@ func (r *Relay) watchWebhooks(ctx context.Context) {
 		default:
 		}
 	}
-	go func() {
+	listen := lifecycle.New(ctx)
+	defer listen.StopAndWait()
+	listen.Go(func(ctx context.Context) {
 		for ctx.Err() == nil {
-			err := r.Store.WatchWebhooks(ctx, poke, func(int64) { poke() })
+			err := r.store.WatchWebhooks(ctx, poke, func(int64) { poke() })
 			if err != nil && ctx.Err() == nil {
 				r.log.Warn().Err(err).Msg("listening for webhook changes; retrying")
 			}
+			t := time.NewTimer(2 * time.Second)
 			select {
 			case <-ctx.Done():
-			case <-time.After(2 * time.Second):
+			case <-t.C:
 			}
+			t.Stop()
 		}
-	}()
+	})
 	t := time.NewTicker(30 * time.Second)
 	defer t.Stop()
 	for {
