@@ -20,6 +20,33 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
+// startDispatcher starts a dispatcher on ms routing to eps; the test stops
+// it with Shutdown.
+func startDispatcher(t *testing.T, ms *memStore, maxInFlight, retryWorkers int, eps ...*Endpoint) *Dispatcher {
+	t.Helper()
+	d, err := New(Options{Store: ms, MaxInFlight: maxInFlight, RetryWorkers: retryWorkers, RetryPoll: 20 * time.Millisecond, Logger: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.SetEndpoints(t.Context(), eps); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// shutdown stops d within 10s, failing the test if it reports an error.
+func shutdown(t *testing.T, d *Dispatcher) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := d.Shutdown(ctx); err != nil {
+		t.Fatalf("shutdown: %v", err)
+	}
+}
+
 // TestOrderedBacklogSurvivesAFailingSecond is the shape of the stall seen
 // with the built binary: an ordered endpoint, a large backlog of
 // single-event batches, each its own key, the endpoint failing for a
@@ -47,17 +74,8 @@ func TestOrderedBacklogSurvivesAFailingSecond(t *testing.T) {
 	defer client.Close()
 
 	ms := newMemStore(1)
-	d, err := New(Options{Store: ms, MaxInFlight: 200, RetryWorkers: 16, RetryPoll: 20 * time.Millisecond, Logger: zerolog.Nop()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := startDispatcher(t, ms, 200, 16, modelEndpoint("ordered", srv.URL, true, 8, client))
 	ctx := t.Context()
-	if err := d.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := d.SetEndpoints(ctx, []*Endpoint{modelEndpoint("ordered", srv.URL, true, 8, client)}); err != nil {
-		t.Fatal(err)
-	}
 	ms.setFaults(0, 2*time.Millisecond) // each store write a little slow
 
 	const n = 6000
@@ -93,11 +111,7 @@ func TestOrderedBacklogSurvivesAFailingSecond(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := d.Shutdown(sctx); err != nil {
-		t.Fatal(err)
-	}
+	shutdown(t, d)
 }
 
 // TestShutdownEndsWhenTheStoreHangs: with every store write hanging, a
@@ -111,17 +125,8 @@ func TestShutdownEndsWhenTheStoreHangs(t *testing.T) {
 	client := sender.New(sender.Options{})
 	defer client.Close()
 	ms := newMemStore(2)
-	d, err := New(Options{Store: ms, MaxInFlight: 100, RetryWorkers: 4, RetryPoll: 20 * time.Millisecond, Logger: zerolog.Nop()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := startDispatcher(t, ms, 100, 4, modelEndpoint("down", srv.URL, true, 2, client))
 	ctx := t.Context()
-	if err := d.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := d.SetEndpoints(ctx, []*Endpoint{modelEndpoint("down", srv.URL, true, 2, client)}); err != nil {
-		t.Fatal(err)
-	}
 	ms.faults.Lock()
 	ms.blockWrites = make(chan struct{}) // never closed: the state database is gone
 	ms.faults.Unlock()
@@ -137,7 +142,7 @@ func TestShutdownEndsWhenTheStoreHangs(t *testing.T) {
 	sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	began := time.Now()
-	err = d.Shutdown(sctx)
+	err := d.Shutdown(sctx)
 	if took := time.Since(began); took > 3*time.Second {
 		t.Fatalf("shutdown took %s with a 2s deadline", took)
 	}
@@ -162,20 +167,10 @@ func TestInFlightLimitChangesAtRunTime(t *testing.T) {
 	defer srv.Close()
 	client := sender.New(sender.Options{})
 	defer client.Close()
-	ms := newMemStore(3)
-	d, err := New(Options{Store: ms, MaxInFlight: 100, RetryWorkers: 2, RetryPoll: 20 * time.Millisecond, Logger: zerolog.Nop()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := t.Context()
-	if err := d.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
 	ep := modelEndpoint("slow", srv.URL, false, 2, client)
 	ep.Timeout = time.Minute
-	if err := d.SetEndpoints(ctx, []*Endpoint{ep}); err != nil {
-		t.Fatal(err)
-	}
+	d := startDispatcher(t, newMemStore(3), 100, 2, ep)
+	ctx := t.Context()
 	for i := range 10 {
 		id := fmt.Sprintf("evt_%d", i)
 		data, _ := json.Marshal(modelBody{ID: id, Key: id, N: 1})
@@ -206,9 +201,5 @@ func TestInFlightLimitChangesAtRunTime(t *testing.T) {
 	case <-time.After(200 * time.Millisecond):
 	}
 	close(release) // arrived has room for every later attempt
-	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := d.Shutdown(sctx); err != nil {
-		t.Fatal(err)
-	}
+	shutdown(t, d)
 }

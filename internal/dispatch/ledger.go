@@ -78,7 +78,10 @@ func (l *ledger) admit(key string) bool {
 func (l *ledger) divert(key string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	s := l.state(key)
+	l.divertLocked(l.state(key))
+}
+
+func (l *ledger) divertLocked(s *keyState) {
 	s.inMemory--
 	l.toStoreLocked(s)
 }
@@ -89,10 +92,8 @@ func (l *ledger) divert(key string) {
 func (l *ledger) beginAttempt(key string) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	s := l.state(key)
-	if s.blocked() {
-		s.inMemory--
-		l.toStoreLocked(s)
+	if s := l.state(key); s.blocked() {
+		l.divertLocked(s)
 		return false
 	}
 	return true

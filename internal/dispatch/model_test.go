@@ -1,7 +1,6 @@
 package dispatch
 
 import (
-	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -13,8 +12,6 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/rs/zerolog"
 
 	"github.com/walhook/walhook/cdc"
 	"github.com/walhook/walhook/internal/event"
@@ -145,7 +142,6 @@ func TestDispatchModel(t *testing.T) {
 func runModel(t *testing.T, seed uint64, budget time.Duration) {
 	rng := rand.New(rand.NewPCG(seed, 42))
 	ms := newMemStore(seed)
-	ms.setFaults(0.1, 15*time.Millisecond)
 	client := sender.New(sender.Options{})
 	defer client.Close()
 
@@ -162,20 +158,10 @@ func runModel(t *testing.T, seed uint64, budget time.Duration) {
 		eps = append(eps, modelEndpoint(fmt.Sprintf("ep%d", i), srv.URL, ordered, 1+rng.IntN(4), client))
 	}
 
-	d, err := New(Options{Store: ms, MaxInFlight: 50 + rng.IntN(200), RetryWorkers: 8, RetryPoll: 20 * time.Millisecond, Logger: zerolog.Nop()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	ms.setFaults(0, 0)
-	if err := d.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := d.SetEndpoints(ctx, eps); err != nil {
-		t.Fatal(err)
-	}
+	ms.setFaults(0, 0) // faults start once the dispatcher runs
+	d := startDispatcher(t, ms, 50+rng.IntN(200), 8, eps...)
 	ms.setFaults(0.1, 15*time.Millisecond)
+	ctx := t.Context()
 
 	var watermark atomic.Uint64
 	tracker := settle.NewTracker(func(l cdc.LSN) { watermark.Store(uint64(l)) })
@@ -254,11 +240,7 @@ func runModel(t *testing.T, seed uint64, budget time.Duration) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer scancel()
-	if err := d.Shutdown(sctx); err != nil {
-		t.Fatalf("shutdown: %v", err)
-	}
+	shutdown(t, d)
 	for _, b := range batches {
 		if n := b.settled.Load(); n != 1 {
 			t.Errorf("batch ending %s settled %d times, want once", b.end, n)
