@@ -74,6 +74,17 @@ admin {
 	if code != http.StatusOK || !bytes.Contains(body, []byte(`"status_code":204`)) {
 		t.Fatalf("test event: %d %s", code, body)
 	}
+	// A test event goes through the delivery attempt path: signed, with
+	// Webhook-Attempt, and counted like any attempt (below, in /metrics).
+	var test *receiver.Received
+	for _, r := range rec.Received() {
+		if r.Type == "webhook.test" {
+			test = &r
+		}
+	}
+	if test == nil || !test.Verified || test.Attempt != 1 {
+		t.Fatalf("test event as received: %+v", test)
+	}
 	waitUntil(t, 10*time.Second, "the API webhook to be loaded", func() bool {
 		db.Exec(t, `INSERT INTO contacts (organization_id, first_name) VALUES (1, 'x')`)
 		for _, r := range rec.Received() {
@@ -94,7 +105,8 @@ admin {
 	}
 	m, _ := io.ReadAll(res.Body)
 	res.Body.Close()
-	for _, series := range []string{"walhook_changes_read_total", "walhook_events_emitted_total", "walhook_replication_lag_bytes"} {
+	attempted := fmt.Sprintf(`walhook_attempts_total{endpoint=%q,result="2xx"}`, created.ID)
+	for _, series := range []string{"walhook_changes_read_total", "walhook_events_emitted_total", "walhook_replication_lag_bytes", attempted} {
 		if !bytes.Contains(m, []byte(series)) {
 			t.Errorf("/metrics lacks %s", series)
 		}

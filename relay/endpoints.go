@@ -35,10 +35,11 @@ func configEndpoint(ep *config.Endpoint, client *sender.Client) (*dispatch.Endpo
 		Signer:       signer,
 		Header:       h,
 		Timeout:      ep.Timeout,
-		Ordered:      ep.Ordering == "key",
+		Ordered:      ep.Ordering == config.OrderingKey,
 		Concurrency:  ep.Concurrency,
 		Retry:        ep.Retry,
 		DisableAfter: ep.DisableAfter,
+		Body:         defaultBody,
 		Client:       client,
 	}
 	if ep.Body != nil {
@@ -74,6 +75,15 @@ func apiEndpoint(w store.Webhook, client *sender.Client, now time.Time) (*dispat
 		Active: w.Active,
 		Signer: signer,
 		Header: h,
-		Client: client,
+		// API webhooks take every endpoint default from package config.
+		Timeout:      config.DefaultEndpointTimeout,
+		Concurrency:  config.DefaultConcurrency,
+		Retry:        config.DefaultRetrySchedule,
+		DisableAfter: config.DefaultDisableAfter,
+		Body:         defaultBody,
+		Client:       client,
 	}, nil
 }
+
+// defaultBody renders the Standard Webhooks body {"id","type","timestamp","data"}.
+func defaultBody(ev *event.Event) ([]byte, error) { return rules.DefaultBody(ev), nil }

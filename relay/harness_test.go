@@ -2,6 +2,7 @@ package relay_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -47,13 +48,18 @@ event "deal.stage.changed" {
 }
 `
 
-// running is a relay running in this test process.
+// running is a relay running in this test process, with the test's own
+// handle on its state store.
 type running struct {
 	db     *testenv.DB
 	relay  *relay.Relay
+	store  *store.Store
 	slot   string
 	cancel context.CancelFunc
 	done   chan error
+
+	stopOnce sync.Once
+	stopErr  error
 }
 
 // start runs a relay on db with the given endpoint blocks (and the
@@ -80,39 +86,73 @@ source "postgres" {
 	return h
 }
 
-// runConfig runs a relay from a whole config until the test ends.
-func runConfig(t testing.TB, db *testenv.DB, src string) *running {
+// testOptions are the relay options tests run with: retries and
+// heartbeats come quickly.
+var testOptions = relay.Options{RetryPoll: 20 * time.Millisecond, HeartbeatInterval: 500 * time.Millisecond}
+
+// runConfig parses a whole config and runs a relay from it until stop or
+// the end of the test; opts default to testOptions. It is the one place
+// tests build and run a relay.
+func runConfig(t testing.TB, db *testenv.DB, src string, opts ...relay.Options) *running {
 	t.Helper()
 	cfg, diags := config.Parse([]byte(src), "test.hcl")
 	if diags.HasErrors() {
 		t.Fatalf("config: %v", diags)
+	}
+	o := testOptions
+	if len(opts) > 0 {
+		o = opts[0]
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	log := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)
 	if os.Getenv("WALHOOK_TEST_LOG") != "" {
 		log = log.Level(zerolog.DebugLevel)
 	}
-	r, err := relay.New(ctx, cfg, log, relay.Options{RetryPoll: 20 * time.Millisecond, HeartbeatInterval: 500 * time.Millisecond})
+	r, err := relay.New(ctx, cfg, log, o)
 	if err != nil {
 		cancel()
 		t.Fatal(err)
 	}
-	h := &running{db: db, relay: r, slot: cfg.Source.Slot, cancel: cancel, done: make(chan error, 1)}
+	st, err := store.Open(ctx, db.Pool, cfg.State.Schema)
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	h := &running{db: db, relay: r, store: st, slot: cfg.Source.Slot, cancel: cancel, done: make(chan error, 1)}
 	go func() { h.done <- r.Run(ctx) }()
 	t.Cleanup(func() {
-		h.cancel()
-		select {
-		case <-h.done:
-		case <-time.After(60 * time.Second):
-			t.Error("relay did not stop within 60s")
+		if err := h.stop(); errors.Is(err, errStuck) {
+			t.Error(err)
 		}
 	})
 	return h
 }
 
+var errStuck = errors.New("relay did not stop within 60s")
+
+// stop stops the relay (once) and returns what Run returned.
+func (h *running) stop() error {
+	h.stopOnce.Do(func() {
+		h.cancel()
+		select {
+		case h.stopErr = <-h.done:
+		case <-time.After(60 * time.Second):
+			h.stopErr = errStuck
+		}
+	})
+	return h.stopErr
+}
+
+// ready reports whether the relay reads its source and reaches its store.
+func (h *running) ready() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return h.relay.Ready(ctx)
+}
+
 func (h *running) waitStreaming(t *testing.T) {
 	t.Helper()
-	waitUntil(t, 30*time.Second, "the reader to stream", func() bool { return h.relay.Reader.Status().Streaming })
+	waitUntil(t, 30*time.Second, "the relay to stream", func() bool { return h.ready() == nil })
 }
 
 // waitUntil polls cond (cheap, in-process) until it holds or the deadline passes.

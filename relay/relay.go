@@ -13,14 +13,11 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/rs/zerolog"
 
-	"github.com/walhook/walhook/cdc"
-	"github.com/walhook/walhook/cdc/outbox"
 	"github.com/walhook/walhook/internal/config"
 	"github.com/walhook/walhook/internal/dispatch"
-	"github.com/walhook/walhook/internal/event"
+	"github.com/walhook/walhook/internal/lifecycle"
 	"github.com/walhook/walhook/internal/metrics"
 	"github.com/walhook/walhook/internal/netguard"
-	"github.com/walhook/walhook/internal/outboxevents"
 	"github.com/walhook/walhook/internal/rules"
 	"github.com/walhook/walhook/internal/sender"
 	"github.com/walhook/walhook/internal/store"
@@ -32,18 +29,12 @@ type Relay struct {
 	log zerolog.Logger
 
 	statePool  *pgxpool.Pool
-	Store      *store.Store
-	Rules      *rules.Rules
-	Dispatcher *dispatch.Dispatcher
-	// Reader reads the slot (mode "logical"); nil in mode "outbox".
-	Reader *cdc.Reader
-	// Poller polls the outbox table (mode "outbox"); nil otherwise.
-	Poller *outbox.Poller
+	store      *store.Store
+	rules      *rules.Rules
+	dispatcher *dispatch.Dispatcher
+	source     Source
 
-	outbox   *outboxevents.Source   // nil without an outbox block
-	consumed *outboxevents.Consumed // logical mode with delete_consumed
-
-	metrics *metrics.Metrics // nil without an admin block
+	metrics *metrics.Metrics // nil without an admin block or Options.Metrics
 
 	trusted *sender.Client // HCL endpoints: operator-trusted, unrestricted
 	guarded *sender.Client // API endpoints: SSRF guard
@@ -55,7 +46,11 @@ type Relay struct {
 // Options tune a Relay beyond its config (tests and the demo use them).
 type Options struct {
 	Observer dispatch.Observer
-	// RetryPoll overrides how often due retries are looked for.
+	// Metrics, when set, is the registry the relay reports to (and watches
+	// its queue, endpoint health and reader with) instead of one of its own;
+	// without it, an admin block gets a new one.
+	Metrics *metrics.Metrics
+	// RetryPoll overrides how often due retries are looked for (default 1s).
 	RetryPoll time.Duration
 	// HeartbeatInterval overrides the reader's heartbeat interval.
 	HeartbeatInterval time.Duration
@@ -66,11 +61,7 @@ type Options struct {
 // its database.
 func New(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts Options) (*Relay, error) {
 	r := &Relay{cfg: cfg, log: log}
-	stateURL := cfg.State.URL
-	if stateURL == "" {
-		stateURL = cfg.Source.URL
-	}
-	pcfg, err := pgxpool.ParseConfig(stateURL)
+	pcfg, err := pgxpool.ParseConfig(cfg.StateURL())
 	if err != nil {
 		return nil, fmt.Errorf("parsing the state database URL: %w", err)
 	}
@@ -79,7 +70,7 @@ func New(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts Optio
 		return nil, fmt.Errorf("connecting to the state database: %w", err)
 	}
 	for wait := 250 * time.Millisecond; ; wait = min(2*wait, 10*time.Second) {
-		r.Store, err = store.Open(ctx, r.statePool, cfg.State.Schema)
+		r.store, err = store.Open(ctx, r.statePool, cfg.State.Schema)
 		if err == nil {
 			break
 		}
@@ -91,7 +82,7 @@ func New(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts Optio
 		case <-time.After(wait):
 		}
 	}
-	if r.Rules, err = rules.Compile(cfg); err != nil {
+	if r.rules, err = rules.Compile(cfg); err != nil {
 		r.statePool.Close()
 		return nil, fmt.Errorf("compiling rules: %w", err)
 	}
@@ -111,94 +102,81 @@ func New(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts Optio
 		r.fixed = append(r.fixed, de)
 	}
 
-	observer := opts.Observer
-	if cfg.Admin != nil {
+	var observer dispatch.Observer = dispatch.Observers{}
+	if opts.Observer != nil {
+		observer = opts.Observer
+	}
+	r.metrics = opts.Metrics
+	if r.metrics == nil && cfg.Admin != nil {
 		r.metrics = metrics.New(nil)
-		if observer == nil {
-			observer = r.metrics
-		} else {
-			observer = dispatch.Observers{observer, r.metrics}
+	}
+	if r.metrics != nil {
+		observer = dispatch.Observers{observer, r.metrics}
+	}
+	if cfg.Source.Mode == config.ModeOutbox {
+		ps, err := newPollSource(cfg, r.rules, log)
+		if err != nil {
+			r.Close()
+			return nil, err
+		}
+		r.source = ps
+	} else {
+		ss, err := newSlotSource(cfg, r.rules, observer, opts, log)
+		if err != nil {
+			r.Close()
+			return nil, err
+		}
+		r.source = ss
+		if r.metrics != nil {
+			r.metrics.WatchReader(ss.reader.Status)
 		}
 	}
-	ack, evaluate, err := r.source(opts)
+	retryPoll := opts.RetryPoll
+	if retryPoll <= 0 {
+		retryPoll = time.Second
+	}
+	r.dispatcher, err = dispatch.New(dispatch.Options{
+		Store:        r.store,
+		MaxInFlight:  cfg.Delivery.MaxInFlight,
+		LogAttempts:  cfg.Delivery.LogAttempts == config.LogAll,
+		RetryWorkers: cfg.Delivery.RetryWorkers,
+		RetryPoll:    retryPoll,
+		Observer:     observer,
+		Logger:       log,
+	})
 	if err != nil {
 		r.Close()
 		return nil, err
 	}
-	r.Dispatcher = dispatch.New(dispatch.Options{
-		Store:        r.Store,
-		Rules:        r.Rules,
-		Evaluate:     evaluate,
-		Ack:          ack,
-		MaxInFlight:  cfg.Delivery.MaxInFlight,
-		LogAttempts:  cfg.Delivery.LogAttempts == "all",
-		RetryWorkers: cfg.Delivery.RetryWorkers,
-		RetryPoll:    opts.RetryPoll,
-		Observer:     observer,
-		Logger:       log,
-	})
 	if r.metrics != nil {
-		r.metrics.WatchQueue(r.Store.Stats)
-		r.metrics.WatchHealth(r.Store.AllHealth)
-		if r.Reader != nil {
-			r.metrics.WatchReader(r.Reader.Status)
-		}
+		r.metrics.WatchQueue(r.store.Stats)
+		r.metrics.WatchHealth(r.store.AllHealth)
 	}
 	return r, nil
 }
 
-// source builds what reads changes: the slot's Reader, or in mode "outbox"
-// the outbox Poller. It returns where the dispatcher's watermark goes and,
-// when the slot carries an outbox table, how changes become events.
-func (r *Relay) source(opts Options) (ack func(cdc.LSN), evaluate func(*cdc.Change, []event.Event) ([]event.Event, []event.Failure), err error) {
-	cfg := r.cfg
-	if o := cfg.Source.Outbox; o != nil {
-		if r.outbox, err = outboxevents.NewSource(o.Table, r.Rules); err != nil {
-			return nil, nil, fmt.Errorf("outbox table: %w", err)
-		}
-	}
-	if cfg.Source.Mode == "outbox" {
-		o := cfg.Source.Outbox
-		r.Poller, err = outbox.NewPoller(outbox.Config{
-			URL:          cfg.Source.URL,
-			Table:        o.Table,
-			BatchSize:    o.BatchSize,
-			PollInterval: o.PollInterval,
-			Logger:       r.log.With().Str("component", "outbox").Logger(),
-		})
-		if err != nil {
-			return nil, nil, fmt.Errorf("outbox poller: %w", err)
-		}
-		return nil, nil, nil
-	}
-	r.Reader = cdc.NewReader(cdc.ReaderConfig{
-		URL:               cfg.Source.URL,
-		Slot:              cfg.Source.Slot,
-		Publication:       cfg.Source.Publication,
-		Tables:            cfg.Source.Tables,
-		HeartbeatInterval: opts.HeartbeatInterval,
-		Logger:            r.log,
-	})
-	if r.outbox == nil {
-		return r.Reader.Ack, nil, nil
-	}
-	if !cfg.Source.Outbox.DeleteConsumed {
-		return r.Reader.Ack, r.outbox.Evaluate(nil), nil
-	}
-	r.consumed, err = outboxevents.NewConsumed(cfg.Source.URL, r.outbox.Table(), r.Reader.Ack, r.log.With().Str("component", "outbox").Logger())
-	if err != nil {
-		return nil, nil, err
-	}
-	return r.consumed.Ack, r.outbox.Evaluate(r.consumed.Record), nil
-}
-
 // Close releases the relay's connections.
-func (r *Relay) Close() {
+func (r *Relay) Close() { r.closeBy(time.Time{}) }
+
+// closeBy releases the relay's connections, waiting for the state pool to
+// close until by at most (zero: no limit). Closing a connection to a server
+// that stopped answering waits on that server; past by, the pool is left
+// closing in the background so that the process can exit on time.
+func (r *Relay) closeBy(by time.Time) {
 	r.trusted.Close()
 	r.guarded.Close()
-	r.statePool.Close()
-	if r.consumed != nil {
-		r.consumed.Close()
+	closed := make(chan struct{})
+	go func() { defer close(closed); r.statePool.Close() }()
+	if by.IsZero() {
+		<-closed
+		return
+	}
+	t := time.NewTimer(max(time.Until(by), 0))
+	defer t.Stop()
+	select {
+	case <-closed:
+	case <-t.C:
+		r.log.Warn().Msg("the state database does not answer; exiting without waiting for its connections to close")
 	}
 }
 
@@ -207,7 +185,7 @@ func (r *Relay) Close() {
 func (r *Relay) Reload(ctx context.Context) error {
 	r.reloadMu.Lock()
 	defer r.reloadMu.Unlock()
-	ws, err := r.Store.AllWebhooks(ctx)
+	ws, err := r.store.AllWebhooks(ctx)
 	if err != nil {
 		return err
 	}
@@ -221,13 +199,21 @@ func (r *Relay) Reload(ctx context.Context) error {
 		}
 		eps = append(eps, ep)
 	}
-	return r.Dispatcher.SetEndpoints(ctx, eps)
+	return r.dispatcher.SetEndpoints(ctx, eps)
 }
 
+// Routes reports whether the endpoint with id is in the routing table: a
+// webhook created through the API receives events once it is.
+func (r *Relay) Routes(id string) bool { return r.dispatcher.Endpoint(id) != nil }
+
 // Run captures, dispatches and retries until ctx ends, then drains within
-// the configured shutdown timeout and confirms what was settled.
+// the configured shutdown timeout and makes final what was settled. The
+// whole stop takes at most shutdown_timeout, even when the state database
+// cannot be reached: what is not settled by then is read again after a
+// restart.
 func (r *Relay) Run(ctx context.Context) error {
-	defer r.Close()
+	var closeBy time.Time // set once the shutdown's deadline is known
+	defer func() { r.closeBy(closeBy) }()
 	if err := r.Reload(ctx); err != nil {
 		return fmt.Errorf("loading endpoints: %w", err)
 	}
@@ -239,82 +225,33 @@ func (r *Relay) Run(ctx context.Context) error {
 		}
 		adminListener = l
 	}
-	if err := r.Dispatcher.Start(ctx); err != nil {
+	if err := r.dispatcher.Start(ctx); err != nil {
 		return fmt.Errorf("starting the dispatcher: %w", err)
 	}
 
-	var bg sync.WaitGroup
-	bg.Add(1)
-	go func() { defer bg.Done(); r.watchWebhooks(ctx) }()
+	loops := lifecycle.New(ctx)
+	loops.Go(r.watchWebhooks)
 	if r.cfg.State.Retention > 0 {
-		bg.Add(1)
-		go func() { defer bg.Done(); r.pruneLoop(ctx) }()
+		loops.Go(r.pruneLoop)
 	}
 	if adminListener != nil {
-		bg.Add(1)
-		go func() { defer bg.Done(); r.serveAdmin(ctx, adminListener) }()
+		loops.Go(func(ctx context.Context) { r.serveAdmin(ctx, adminListener) })
 	}
+	r.log.Info().Int("endpoints", len(r.fixed)).Msg("dispatching")
+	runErr := r.source.Run(ctx, r.dispatcher.Dispatch)
+	loops.StopAndWait()
 
-	var runErr error
-	consumedDone := make(chan struct{})
-	consumedCtx, stopConsumed := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopConsumed()
-	if r.Poller != nil {
-		close(consumedDone)
-		r.log.Info().Str("outbox", r.cfg.Source.Outbox.Table).Int("endpoints", len(r.fixed)).Msg("walhook running (polling the outbox)")
-		runErr = r.Poller.Run(ctx, outbox.SinkFunc(func(ctx context.Context, rows []outbox.Row, settled func()) error {
-			events, failures := r.outbox.Events(rows, nil)
-			return r.Dispatcher.ApplyEvents(ctx, events, failures, settled)
-		}))
-	} else {
-		if r.consumed != nil {
-			go func() { defer close(consumedDone); r.consumed.Run(consumedCtx) }()
-		} else {
-			close(consumedDone)
-		}
-		r.log.Info().Str("slot", r.cfg.Source.Slot).Strs("tables", r.cfg.Source.Tables).
-			Int("endpoints", len(r.fixed)).Msg("walhook running")
-		runErr = r.Reader.Run(ctx, r.Dispatcher)
-	}
-	bg.Wait()
-
-	drain := r.cfg.Delivery.ShutdownTimeout
-	if drain <= 0 {
-		drain = 30 * time.Second
-	}
-	r.log.Info().Dur("timeout", drain).Msg("stopping: draining deliveries in memory")
-	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), drain)
+	timeout := r.cfg.Delivery.ShutdownTimeout
+	r.log.Info().Dur("timeout", timeout).Msg("stopping: draining deliveries in memory")
+	closeBy = time.Now().Add(timeout)
+	sctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), closeBy)
 	defer cancel()
-	shutErr := r.Dispatcher.Shutdown(dctx)
-	stopConsumed()
-	<-consumedDone
-	if r.Poller != nil {
-		// The drain settled every batch; their deletes commit now.
-		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
-		defer cancel()
-		if err := r.Poller.Drain(pctx); err != nil {
-			r.log.Warn().Err(err).Msg("finishing outbox batches")
-		}
-	}
-	settled := r.Dispatcher.Settled()
-	if r.consumed != nil && settled > 0 {
-		// Consumed rows are deleted before the slot may pass them.
-		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
-		defer cancel()
-		if err := r.consumed.Flush(fctx); err != nil {
-			r.log.Warn().Err(err).Msg("deleting consumed outbox rows at shutdown; not confirming the slot, changes since the last confirmation will be delivered again")
-			settled = 0
-		}
-	}
-	if settled > 0 && r.Reader != nil {
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
-		defer cancel()
-		if err := cdc.Confirm(cctx, r.cfg.Source.URL, r.cfg.Source.Slot, settled); err != nil {
-			r.log.Warn().Err(err).Stringer("lsn", settled).Msg("confirming the settled position at shutdown; changes after the last confirmation will be delivered again")
-		} else {
-			r.log.Info().Stringer("lsn", settled).Msg("confirmed the settled position")
-		}
-	}
+	// The dispatcher gets the time up to a reserve for Finish.
+	reserve := min(timeout/5, 5*time.Second)
+	dctx, dcancel := context.WithTimeout(sctx, timeout-reserve)
+	shutErr := r.dispatcher.Shutdown(dctx)
+	dcancel()
+	r.source.Finish(sctx)
 	if runErr != nil && !errors.Is(runErr, context.Canceled) {
 		return runErr
 	}
@@ -323,7 +260,8 @@ func (r *Relay) Run(ctx context.Context) error {
 
 // watchWebhooks reloads the routing table whenever a webhook changes,
 // here or in another process, and every 30 s in case a notification was
-// missed.
+// missed. It listens in a loop of its own group, which it stops and waits
+// for before returning.
 func (r *Relay) watchWebhooks(ctx context.Context) {
 	changed := make(chan struct{}, 1)
 	poke := func() {
@@ -332,18 +270,22 @@ func (r *Relay) watchWebhooks(ctx context.Context) {
 		default:
 		}
 	}
-	go func() {
+	listen := lifecycle.New(ctx)
+	defer listen.StopAndWait()
+	listen.Go(func(ctx context.Context) {
 		for ctx.Err() == nil {
-			err := r.Store.WatchWebhooks(ctx, poke, func(int64) { poke() })
+			err := r.store.WatchWebhooks(ctx, poke, func(int64) { poke() })
 			if err != nil && ctx.Err() == nil {
 				r.log.Warn().Err(err).Msg("listening for webhook changes; retrying")
 			}
+			t := time.NewTimer(2 * time.Second)
 			select {
 			case <-ctx.Done():
-			case <-time.After(2 * time.Second):
+			case <-t.C:
 			}
+			t.Stop()
 		}
-	}()
+	})
 	t := time.NewTicker(30 * time.Second)
 	defer t.Stop()
 	for {

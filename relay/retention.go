@@ -32,7 +32,7 @@ func (r *Relay) prune(ctx context.Context) {
 	before := time.Now().Add(-r.cfg.State.Retention)
 	var total int64
 	for ctx.Err() == nil {
-		n, err := r.Store.Prune(ctx, before, pruneBatch)
+		n, err := r.store.Prune(ctx, before, pruneBatch)
 		total += n
 		if err != nil {
 			if ctx.Err() == nil {

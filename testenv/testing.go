@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
+
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -41,7 +43,8 @@ var (
 // Main runs a package's tests and stops the shared cluster afterwards. Call
 // it from TestMain: func TestMain(m *testing.M) { testenv.Main(m) }.
 // The cluster starts only when a test first asks for a database. The
-// cleanups run after the tests, before the cluster stops.
+// cleanups run after the tests, before the cluster stops. A goroutine
+// still running once the tests passed fails the run (goleak).
 func Main(m *testing.M, cleanups ...func()) {
 	code := m.Run()
 	for _, f := range cleanups {
@@ -54,6 +57,12 @@ func Main(m *testing.M, cleanups ...func()) {
 		}
 	}
 	sharedMu.Unlock()
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintf(os.Stderr, "goroutines left running after the tests: %v\n", err)
+			code = 1
+		}
+	}
 	os.Exit(code)
 }
 

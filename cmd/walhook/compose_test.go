@@ -286,7 +286,7 @@ func sameRules(t *testing.T, cfg *config.Config) {
 				text(src, ev.When), text(src, ev.Key), text(src, ev.Tenant), text(src, ev.Data)}, " | "))
 		}
 		for _, ep := range c.Endpoints {
-			out = append(out, strings.Join([]string{ep.Name, strings.Join(ep.Events, ","), ep.Signing, ep.Ordering, text(src, ep.Body)}, " | "))
+			out = append(out, strings.Join([]string{ep.Name, strings.Join(ep.Events, ","), ep.Signing, string(ep.Ordering), text(src, ep.Body)}, " | "))
 		}
 		return out
 	}

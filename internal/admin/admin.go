@@ -80,11 +80,11 @@ func ConfigEndpoints(eps []*config.Endpoint) []ConfigEndpoint {
 			signing = "standard-webhooks"
 		}
 		if ordering == "" {
-			ordering = "none"
+			ordering = config.OrderingNone
 		}
 		out = append(out, ConfigEndpoint{
 			ID: "cfg:" + ep.Name, Name: ep.Name, URL: ep.URL, Events: ep.Events,
-			Signing: signing, Ordering: ordering, HeaderNames: names,
+			Signing: signing, Ordering: string(ordering), HeaderNames: names,
 		})
 	}
 	return out

@@ -17,6 +17,8 @@ import (
 	"github.com/walhook/walhook/internal/config"
 	"github.com/walhook/walhook/internal/metrics"
 	"github.com/walhook/walhook/internal/netguard"
+	"github.com/walhook/walhook/internal/rules"
+	"github.com/walhook/walhook/internal/store"
 	"github.com/walhook/walhook/internal/testkit"
 	"github.com/walhook/walhook/relay"
 	"github.com/walhook/walhook/testenv"
@@ -109,14 +111,21 @@ event "contact.created" {
 	ctx, cancel := context.WithCancel(context.Background())
 	m := metrics.New(nil)
 	log := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)
-	r, err := relay.New(ctx, cfg, log, relay.Options{Observer: m, RetryPoll: 20 * time.Millisecond, HeartbeatInterval: 500 * time.Millisecond})
+	r, err := relay.New(ctx, cfg, log, relay.Options{Metrics: m, RetryPoll: 20 * time.Millisecond, HeartbeatInterval: 500 * time.Millisecond})
 	if err != nil {
 		cancel()
 		t.Fatal(err)
 	}
-	m.WatchQueue(r.Store.Stats)
-	m.WatchHealth(r.Store.AllHealth)
-	m.WatchReader(r.Reader.Status)
+	st, err := store.Open(ctx, db.Pool, cfg.State.Schema)
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	rs, err := rules.Compile(cfg)
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
 	done := make(chan error, 1)
 	go func() { done <- r.Run(ctx) }()
 	t.Cleanup(func() {
@@ -127,15 +136,15 @@ event "contact.created" {
 			t.Error("relay did not stop")
 		}
 	})
-	testkit.Eventually(t, "the reader to stream", func() bool { return r.Reader.Status().Streaming })
+	testkit.Eventually(t, "the relay to stream", func() bool { return r.Ready(ctx) == nil })
 
 	guard := &netguard.Guard{Allow: cfg.Admin.AllowNetworks, AllowHTTP: cfg.Admin.AllowHTTP}
 	srv := httptest.NewServer(admin.New(admin.Options{
-		Store: r.Store, Tokens: cfg.Admin.Tokens, Events: r.Rules.Catalogue(), Guard: guard,
-		Tester: newTestTester(r.Store, guard), Metrics: m.Handler(), Logger: log,
+		Store: st, Tokens: cfg.Admin.Tokens, Events: rs.Catalogue(), Guard: guard,
+		Tester: newTestTester(st, guard), Metrics: m.Handler(), Logger: log,
 	}))
 	t.Cleanup(srv.Close)
-	e := &apiEnv{t: t, db: db, store: r.Store, srv: srv, metrics: m}
+	e := &apiEnv{t: t, db: db, store: st, srv: srv, metrics: m}
 
 	one, oneURL := newSwitchable(t, http.StatusServiceUnavailable)
 	two, twoURL := newSwitchable(t, http.StatusOK)
@@ -143,7 +152,7 @@ event "contact.created" {
 	other := e.create(map[string]any{"url": twoURL.URL + "/hook", "events": []string{"*"}, "tenant": "2"})
 	// New webhooks take effect without a restart.
 	testkit.Eventually(t, "the relay to load the webhooks", func() bool {
-		return r.Dispatcher.Endpoint(hook.ID) != nil && r.Dispatcher.Endpoint(other.ID) != nil
+		return r.Routes(hook.ID) && r.Routes(other.ID)
 	})
 
 	// A failing first attempt: stored, visible in the log with its attempt.
@@ -168,7 +177,7 @@ event "contact.created" {
 	e.expect(e.do("POST", "/v1/deliveries/"+first.ID+"/retry", nil), http.StatusOK)
 	one.await(t, http.StatusOK)
 	testkit.Eventually(t, "the retried delivery to be delivered", func() bool {
-		d, err := r.Store.GetDelivery(context.Background(), first.ID)
+		d, err := st.GetDelivery(context.Background(), first.ID)
 		return err == nil && d.Status == "delivered"
 	})
 
@@ -194,7 +203,7 @@ event "contact.created" {
 	e.expect(e.do("POST", "/v1/webhooks/"+hook.ID+"/enable", nil), http.StatusOK)
 	since := time.Now().Add(-time.Hour).UTC().Format(time.RFC3339)
 	testkit.Eventually(t, "the recovered delivery to be delivered", func() bool {
-		d, err := r.Store.GetDelivery(context.Background(), failed.Data[0].ID)
+		d, err := st.GetDelivery(context.Background(), failed.Data[0].ID)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -228,16 +237,22 @@ event "contact.created" {
 		`walhook_source_streaming`:                                                  1,
 		`walhook_confirmed_lsn`:                                                     1,
 	}
-	var got map[string]float64
-	testkit.Eventually(t, fmt.Sprintf("the metrics to reach at least %v", want), func() bool {
-		got = scrapeMetrics(t, e)
+	got := scrapeMetrics(t, e)
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); got = scrapeMetrics(t, e) {
+		short := false
 		for series, min := range want {
-			if got[series] < min {
-				return false
-			}
+			short = short || got[series] < min
 		}
-		return true
-	})
+		if !short {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	for series, min := range want {
+		if got[series] < min {
+			t.Errorf("%s = %v, want at least %v", series, got[series], min)
+		}
+	}
 	if got["walhook_endpoints_disabled"] != 0 || got["walhook_deliveries_failed"] != 0 {
 		t.Errorf("after recovery: %v disabled, %v failed", got["walhook_endpoints_disabled"], got["walhook_deliveries_failed"])
 	}

@@ -16,7 +16,7 @@ var identifierRE = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
 
 func (d *decoder) source(cfg *Config, b *sourceBlock) {
 	src := &cfg.Source
-	src.URL, src.Slot, src.Publication, src.Mode = b.URL, b.Slot, b.Publication, b.Mode
+	src.URL, src.Slot, src.Publication, src.Mode = b.URL, b.Slot, b.Publication, Mode(b.Mode)
 	if b.Kind != "" && b.Kind != "postgres" {
 		d.errorf(b.KindRange, "Unsupported source", "The only source is \"postgres\", not %q.", b.Kind)
 	}
@@ -35,12 +35,12 @@ func (d *decoder) source(cfg *Config, b *sourceBlock) {
 	}
 	switch src.Mode {
 	case "":
-		src.Mode = "logical"
-	case "logical", "outbox":
+		src.Mode = ModeLogical
+	case ModeLogical, ModeOutbox:
 	default:
 		d.errorf(b.ModeRange, "Invalid source mode", "The mode is \"logical\" or \"outbox\", not %q.", src.Mode)
 	}
-	if src.Mode == "outbox" && b.Outbox == nil {
+	if src.Mode == ModeOutbox && b.Outbox == nil {
 		d.errorf(b.ModeRange, "Missing outbox block", "Mode \"outbox\" needs an outbox block naming the outbox table: outbox { table = \"public.outbox\" }.")
 	}
 	if ob := b.Outbox; ob != nil {
@@ -139,7 +139,7 @@ func (d *decoder) admin(cfg *Config, b *adminBlock) {
 }
 
 func (d *decoder) delivery(cfg *Config, b *deliveryBlock) {
-	cfg.Delivery = Delivery{MaxInFlight: 10000, LogAttempts: "failures", RetryWorkers: 16, ShutdownTimeout: 30 * time.Second}
+	cfg.Delivery = DefaultDelivery()
 	if b == nil {
 		return
 	}
@@ -150,10 +150,10 @@ func (d *decoder) delivery(cfg *Config, b *deliveryBlock) {
 		}
 		dl.MaxInFlight = *b.MaxInFlight
 	}
-	switch b.LogAttempts {
+	switch LogAttempts(b.LogAttempts) {
 	case "":
-	case "failures", "all":
-		dl.LogAttempts = b.LogAttempts
+	case LogFailures, LogAll:
+		dl.LogAttempts = LogAttempts(b.LogAttempts)
 	default:
 		d.errorf(b.LogAttemptsRange, "Invalid log_attempts", "log_attempts is \"failures\" or \"all\", not %q.", b.LogAttempts)
 	}
@@ -189,7 +189,7 @@ func (d *decoder) tables(cfg *Config) {
 			seen[e.QualifiedTable()] = true
 		}
 	}
-	if o := cfg.Source.Outbox; o != nil && o.Table != "" && cfg.Source.Mode == "logical" {
+	if o := cfg.Source.Outbox; o != nil && o.Table != "" && cfg.Source.Mode == ModeLogical {
 		seen[o.Table] = true
 	}
 	cfg.Source.Tables = make([]string, 0, len(seen))

@@ -17,8 +17,8 @@ func (d *decoder) endpoints(cfg *Config, blocks []*endpointBlock) {
 		byName[b.Name] = b
 		ep := &Endpoint{
 			Name: b.Name, URL: b.URL, Events: b.Events, Signing: b.Signing,
-			SignatureHeader: b.SignatureHeader, Headers: b.Headers, Ordering: b.Ordering,
-			Timeout: 15 * time.Second, Concurrency: 8, DisableAfter: 5 * 24 * time.Hour,
+			SignatureHeader: b.SignatureHeader, Headers: b.Headers, Ordering: Ordering(b.Ordering),
+			Timeout: DefaultEndpointTimeout, Concurrency: DefaultConcurrency, DisableAfter: DefaultDisableAfter,
 			Retry: append([]time.Duration(nil), DefaultRetrySchedule...), DeclRange: b.DefRange,
 		}
 		d.endpointURL(b)
@@ -37,8 +37,8 @@ func (d *decoder) endpoints(cfg *Config, blocks []*endpointBlock) {
 		}
 		switch ep.Ordering {
 		case "":
-			ep.Ordering = "none"
-		case "none", "key":
+			ep.Ordering = OrderingNone
+		case OrderingNone, OrderingKey:
 		default:
 			d.errorf(b.OrderingRange, "Invalid ordering", "ordering is \"none\" or \"key\", not %q.", ep.Ordering)
 		}

@@ -2,10 +2,11 @@ package config
 
 import (
 	"net/netip"
-	"path"
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
+
+	"github.com/walhook/walhook/internal/event"
 )
 
 // Config is a loaded, validated walhook configuration.
@@ -19,13 +20,40 @@ type Config struct {
 	Endpoints []*Endpoint
 }
 
+// Mode is where changes come from.
+type Mode string
+
+// Source modes.
+const (
+	ModeLogical Mode = "logical" // the replication slot
+	ModeOutbox  Mode = "outbox"  // polling an outbox table
+)
+
+// Ordering is an endpoint's delivery order.
+type Ordering string
+
+// Orderings.
+const (
+	OrderingNone Ordering = "none" // deliveries in parallel, any order
+	OrderingKey  Ordering = "key"  // one key's deliveries one at a time, in commit order
+)
+
+// LogAttempts says which attempts go to the attempts log.
+type LogAttempts string
+
+// Attempt logging modes.
+const (
+	LogFailures LogAttempts = "failures" // failed attempts and retries
+	LogAll      LogAttempts = "all"      // successful first attempts too
+)
+
 // Source says where changes come from.
 type Source struct {
 	URL         string // libpq URL or key=value DSN
 	Slot        string // default "walhook"
 	Publication string // default "walhook"
-	// Mode is "logical" (default) or "outbox" (polling an outbox table).
-	Mode   string
+	// Mode is ModeLogical (default) or ModeOutbox (polling an outbox table).
+	Mode   Mode
 	Outbox *Outbox // nil unless an outbox block is given
 	// Tables is every "schema.table" the events read, sorted: what the
 	// publication must cover.
@@ -74,9 +102,9 @@ type Delivery struct {
 	// MaxInFlight caps deliveries held in memory across all endpoints;
 	// beyond it, deliveries go to the retry store. Default 10000.
 	MaxInFlight int
-	// LogAttempts is "failures" (default) or "all": whether successful
+	// LogAttempts is LogFailures (default) or LogAll: whether successful
 	// first attempts are written (batched) to the attempts log.
-	LogAttempts string
+	LogAttempts LogAttempts
 	// RetryWorkers is how many retry deliveries run at once; default 16.
 	RetryWorkers int
 	// ShutdownTimeout bounds the drain on SIGTERM; default 30s.
@@ -113,7 +141,7 @@ type Endpoint struct {
 	SignatureHeader string
 	Headers         map[string]string
 	Timeout         time.Duration   // default 15s
-	Ordering        string          // "none" (default) | "key"
+	Ordering        Ordering        // OrderingNone (default) | OrderingKey
 	Concurrency     int             // parallel deliveries; default 8
 	Retry           []time.Duration // delays after each failed attempt; default Standard Webhooks schedule
 	DisableAfter    time.Duration   // default 5 days
@@ -127,17 +155,7 @@ func (e *Endpoint) Matches(eventType string) bool { return MatchAny(e.Events, ev
 // MatchAny reports whether eventType matches any of the filters: an exact
 // name, a glob where * spans one or more dot-separated segments' characters
 // (path.Match over the name with "." kept literal), or "*".
-func MatchAny(filters []string, eventType string) bool {
-	for _, f := range filters {
-		if f == "*" || f == eventType {
-			return true
-		}
-		if ok, _ := path.Match(f, eventType); ok {
-			return true
-		}
-	}
-	return false
-}
+func MatchAny(filters []string, eventType string) bool { return event.MatchAny(filters, eventType) }
 
 // DefaultRetrySchedule is the Standard Webhooks schedule after the immediate
 // first attempt: 5s, 5m, 30m, 2h, 5h, 10h, 14h, 20h, 24h.

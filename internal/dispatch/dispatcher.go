@@ -10,77 +10,76 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/walhook/walhook/cdc"
 	"github.com/walhook/walhook/internal/event"
-	"github.com/walhook/walhook/internal/rules"
+	"github.com/walhook/walhook/internal/lifecycle"
 	"github.com/walhook/walhook/internal/settle"
 	"github.com/walhook/walhook/internal/store"
 )
 
-var _ cdc.Sink = (*Dispatcher)(nil)
-
-// Options configure a Dispatcher.
+// Options configure a Dispatcher. Every field is resolved by the caller
+// (package config holds the defaults); New rejects what is not.
 type Options struct {
-	Store *store.Store
-	Rules *rules.Rules
-	// Evaluate, when set, replaces Rules.Evaluate in Apply: the relay uses
-	// it to read inserts into an outbox table as ready-made events.
-	Evaluate func(c *cdc.Change, out []event.Event) ([]event.Event, []event.Failure)
-	// Ack receives each new settled watermark (cdc.Reader.Ack).
-	Ack func(cdc.LSN)
-	// MaxInFlight caps deliveries held in memory; default 10000.
+	Store Store
+	// MaxInFlight caps deliveries held in memory.
 	MaxInFlight int
 	// LogAttempts writes successful first attempts to the attempts log.
 	LogAttempts bool
-	// RetryWorkers bounds retries in flight across endpoints; default 16.
+	// RetryWorkers bounds retries in flight across endpoints.
 	RetryWorkers int
-	// RetryPoll is how often the store is asked for due retries when idle;
-	// default 1s.
+	// RetryPoll is how often the store is asked for due retries when idle.
 	RetryPoll time.Duration
-	Observer  Observer
+	Observer  Observer // nil: none
 	Logger    zerolog.Logger
 }
 
-// Dispatcher routes the events of captured transactions to endpoints and
-// delivers them. It implements cdc.Sink.
+// Batch is the unit the pipeline hands to Dispatch: the events and failed
+// evaluations of one captured transaction, one outbox poll, or any other
+// position of a source. Settled is called exactly once, when every delivery
+// of the batch and its failed evaluations are settled (accepted by their
+// endpoint or durably stored); never called when the process stops first.
+type Batch struct {
+	Events   []event.Event
+	Failures []event.Failure
+	XID      uint32 // the source transaction, for failed evaluations
+	Settled  func()
+}
+
+// Dispatcher delivers batches of events to endpoints. See
+// docs/architecture.md for its stages, who owns which state, and the lock
+// order.
 type Dispatcher struct {
-	opts    Options
-	log     zerolog.Logger
-	store   *store.Store
-	rules   *rules.Rules
-	obs     Observer
-	tracker *settle.Tracker
+	opts  Options
+	log   zerolog.Logger
+	store Store
+	obs   Observer
 
 	table    atomic.Pointer[table]
 	inflight chan struct{} // semaphore over deliveries held in memory
 
-	mu      sync.Mutex
+	mu      sync.Mutex // guards runners; a leaf lock
 	runners map[string]*runner
 
 	health  *healthCache
 	persist *persister
 	wake    chan struct{}
 
-	sendCtx    context.Context // canceled when a drain's deadline passes
-	cancelSend context.CancelFunc
-	bgCancel   context.CancelFunc
-	bg         sync.WaitGroup
-	lanes      sync.WaitGroup
-	closing    atomic.Bool
-
-	events []event.Event // scratch for Apply, which is never concurrent
+	loops *lifecycle.Group // pace, retry, health, sweep, persister
+	lanes sync.WaitGroup   // lane workers; they stop when their queue closes
+	// sendCtx ends when the drain's send deadline passes: lanes store
+	// instead of sending. storeCtx ends at the shutdown deadline: store
+	// writes are abandoned (their batches stay unsettled).
+	sendCtx     context.Context
+	cancelSend  context.CancelFunc
+	storeCtx    context.Context
+	cancelStore context.CancelFunc
+	closing     atomic.Bool
 }
 
-// New returns a Dispatcher; call Start before Apply.
-func New(opts Options) *Dispatcher {
-	if opts.MaxInFlight <= 0 {
-		opts.MaxInFlight = 10000
-	}
-	if opts.RetryWorkers <= 0 {
-		opts.RetryWorkers = 16
-	}
-	if opts.RetryPoll <= 0 {
-		opts.RetryPoll = time.Second
+// New returns a Dispatcher; call Start before Dispatch.
+func New(opts Options) (*Dispatcher, error) {
+	if opts.Store == nil || opts.MaxInFlight <= 0 || opts.RetryWorkers <= 0 || opts.RetryPoll <= 0 {
+		return nil, fmt.Errorf("dispatcher options not resolved: store set %t, max_in_flight %d, retry_workers %d, retry poll %s",
+			opts.Store != nil, opts.MaxInFlight, opts.RetryWorkers, opts.RetryPoll)
 	}
 	if opts.Observer == nil {
 		opts.Observer = nopObserver{}
@@ -89,43 +88,34 @@ func New(opts Options) *Dispatcher {
 		opts:     opts,
 		log:      opts.Logger.With().Str("component", "dispatch").Logger(),
 		store:    opts.Store,
-		rules:    opts.Rules,
 		obs:      opts.Observer,
 		inflight: make(chan struct{}, opts.MaxInFlight),
 		runners:  map[string]*runner{},
 		wake:     make(chan struct{}, 1),
 	}
-	d.tracker = settle.NewTracker(func(l cdc.LSN) {
-		if opts.Ack != nil {
-			opts.Ack(l)
-		}
-	})
 	d.table.Store(&table{byID: map[string]*Endpoint{}})
 	d.health = newHealthCache(opts.Store, d.log)
 	d.persist = newPersister(d)
-	return d
+	return d, nil
 }
 
-// Start starts the background work: the persister, retry workers, health
-// refresh and the sweep that unblocks ordered keys.
+// Start starts the background loops: the persister, retries, health
+// refresh, pacing and the sweep that releases ordered keys.
 func (d *Dispatcher) Start(ctx context.Context) error {
 	if err := d.health.refresh(ctx); err != nil {
-		return err
+		return fmt.Errorf("reading endpoint health: %w", err)
 	}
-	d.sendCtx, d.cancelSend = context.WithCancel(context.WithoutCancel(ctx))
-	bg, cancel := context.WithCancel(ctx)
-	d.bgCancel = cancel
-	d.persist.start()
-	d.bg.Add(4)
-	go func() { defer d.bg.Done(); d.paceLoop(bg) }()
-	go func() { defer d.bg.Done(); d.retryLoop(bg) }()
-	go func() { defer d.bg.Done(); d.health.loop(bg) }()
-	go func() { defer d.bg.Done(); d.sweepLoop(bg) }()
+	base := context.WithoutCancel(ctx)
+	d.sendCtx, d.cancelSend = context.WithCancel(base)
+	d.storeCtx, d.cancelStore = context.WithCancel(base)
+	d.loops = lifecycle.New(ctx)
+	d.persist.start(d.storeCtx)
+	d.loops.Go(d.paceLoop)
+	d.loops.Go(d.retryLoop)
+	d.loops.Go(d.health.loop)
+	d.loops.Go(d.sweepLoop)
 	return nil
 }
-
-// Settled is the watermark: every transaction up to it is settled.
-func (d *Dispatcher) Settled() cdc.LSN { return d.tracker.Settled() }
 
 // Endpoint returns the endpoint with id, or nil.
 func (d *Dispatcher) Endpoint(id string) *Endpoint { return d.table.Load().byID[id] }
@@ -140,17 +130,43 @@ func (d *Dispatcher) SetEndpoints(ctx context.Context, eps []*Endpoint) error {
 	old := d.table.Load()
 	t := &table{byID: make(map[string]*Endpoint, len(eps))}
 	for _, ep := range eps {
-		ep.fill()
+		if err := ep.check(); err != nil {
+			return err
+		}
 		t.list = append(t.list, ep)
 		t.byID[ep.ID] = ep
-		if _, known := old.byID[ep.ID]; !known {
-			if err := d.loadBlocked(ctx, ep); err != nil {
+		if _, known := old.byID[ep.ID]; !known && ep.Ordered {
+			keys, err := d.store.PendingKeys(ctx, ep.ID, nil)
+			if err != nil {
 				return fmt.Errorf("loading the pending keys of endpoint %s: %w", ep.Name, err)
+			}
+			if r := d.runnerFor(ep); r.keys != nil {
+				r.keys.block(keys)
 			}
 		}
 	}
 	d.table.Store(t)
 	return nil
+}
+
+// SetInFlightLimit changes how many attempts (first attempts and retries)
+// may be in flight to an endpoint at once; it applies from the next
+// attempt. An unordered endpoint gets more lane workers when n exceeds
+// them; an ordered one keeps one worker per lane (its lanes fix the key
+// order), so its first attempts never exceed its concurrency. It reports
+// false when the endpoint has no lanes yet.
+func (d *Dispatcher) SetInFlightLimit(endpointID string, n int) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	r := d.runners[endpointID]
+	if r == nil {
+		return false
+	}
+	if r.keys == nil && n > r.workers && !d.closing.Load() {
+		d.addWorkersLocked(r, r.queues[0], n-r.workers)
+	}
+	r.gate.setLimit(n) // only counters: fine under d.mu (gate.mu is a leaf)
+	return true
 }
 
 type table struct {
@@ -167,62 +183,35 @@ type job struct {
 	tx   *settle.Tx
 }
 
-// Apply turns one committed transaction into deliveries and routes them.
-// It never waits on an endpoint: deliveries that cannot be held in memory
-// are handed to the store.
-func (d *Dispatcher) Apply(ctx context.Context, tx cdc.Transaction) error {
+// Dispatch is the dispatcher's entry point: it turns a batch into
+// deliveries and routes them. It never waits on an endpoint: what memory
+// cannot hold goes to the store. It waits only for room in memory or in
+// the persister's queue (backpressure on the source), and returns early
+// with ctx's error. Batches are dispatched one at a time, in source order.
+func (d *Dispatcher) Dispatch(ctx context.Context, b Batch) error {
 	if d.closing.Load() {
 		return errors.New("dispatcher is shutting down")
 	}
-	d.obs.ChangesRead(len(tx.Changes))
-	events := d.events[:0]
-	var failures []event.Failure
-	evaluate := d.rules.Evaluate
-	if d.opts.Evaluate != nil {
-		evaluate = d.opts.Evaluate
-	}
-	for i := range tx.Changes {
-		var fs []event.Failure
-		events, fs = evaluate(&tx.Changes[i], events)
-		failures = append(failures, fs...)
-	}
-	d.events = events[:0]
-
-	return d.dispatch(ctx, events, failures, tx.XID, func(n int) *settle.Tx { return d.tracker.Begin(tx.EndLSN, n) })
-}
-
-// ApplyEvents routes ready-made events (from an outbox table, say) and
-// records failures; settled is called once every delivery of them is
-// settled. Unlike Apply it does not move the WAL watermark.
-func (d *Dispatcher) ApplyEvents(ctx context.Context, events []event.Event, failures []event.Failure, settled func()) error {
-	if d.closing.Load() {
-		return errors.New("dispatcher is shutting down")
-	}
-	return d.dispatch(ctx, events, failures, 0, func(n int) *settle.Tx { return settle.NewTx(n, settled) })
-}
-
-// dispatch routes events to the endpoints that want them; begin registers
-// the batch with its number of outstanding deliveries.
-func (d *Dispatcher) dispatch(ctx context.Context, events []event.Event, failures []event.Failure, xid uint32, begin func(n int) *settle.Tx) error {
 	tbl := d.table.Load()
+	failures := b.Failures
 	var jobs []*job
-	for i := range events {
-		ev := &events[i]
-		ev2 := *ev // events may be scratch space: jobs keep their own copy
+	for i := range b.Events {
+		ev := &b.Events[i]
 		d.obs.EventEmitted(ev.Type)
-		var own *event.Event
+		var own *event.Event // the batch's events may be scratch space: jobs keep a copy
 		for _, ep := range tbl.list {
 			if !ep.Wants(ev) {
 				continue
 			}
 			if own == nil {
-				own = &ev2
+				cp := *ev
+				own = &cp
 			}
-			body, err := renderBody(ep, own)
+			body, err := ep.Body(own)
 			if err != nil {
 				failures = append(failures, event.Failure{
 					Rule: "endpoint " + ep.Name + " body", Table: own.Table, CommitLSN: own.CommitLSN,
-					EndLSN: own.EndLSN, Position: own.Position, XID: xid,
+					EndLSN: own.EndLSN, Position: own.Position, XID: b.XID,
 					Error: fmt.Sprintf("rendering the body of %s for endpoint %s: %v", own.Type, ep.Name, err),
 					Row:   own.Data,
 				})
@@ -240,14 +229,14 @@ func (d *Dispatcher) dispatch(ctx context.Context, events []event.Event, failure
 	if len(failures) > 0 {
 		n++
 	}
-	stx := begin(n)
+	stx := settle.NewTx(n, b.Settled)
 	if len(failures) > 0 {
 		for _, f := range failures {
 			d.log.Warn().Str("rule", f.Rule).Str("table", f.Table).Stringer("lsn", f.CommitLSN).
 				Int("position", f.Position).Str("error", f.Error).Msg("rule failed on a change; recorded as a failed evaluation")
 		}
 		d.obs.EvaluationsFailed(len(failures))
-		if err := d.persist.addFailures(ctx, failures, stx); err != nil {
+		if err := d.persist.add(ctx, item{failures: failures, tx: stx}); err != nil {
 			return err
 		}
 	}
@@ -264,8 +253,7 @@ func (d *Dispatcher) dispatch(ctx context.Context, events []event.Event, failure
 // endpoint is disabled, its key is blocked, or its lane holds more than the
 // endpoint can deliver soon (see pace.go). When memory as a whole is full
 // it waits: only fast endpoints can fill it, since pacing keeps slow ones
-// short, and making the reader wait for them costs less than storing
-// deliveries that are about to succeed.
+// short. It holds no lock while it waits or sends.
 func (d *Dispatcher) route(ctx context.Context, j *job) error {
 	r := d.runnerFor(j.ep)
 	if d.health.disabled(j.ep.ID) {
@@ -276,32 +264,23 @@ func (d *Dispatcher) route(ctx context.Context, j *job) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	if r.ordered {
-		// Taken after the memory token, never while waiting for one:
-		// workers need r.mu to finish the jobs that free tokens.
-		r.mu.Lock()
-		defer r.mu.Unlock()
-		if _, blocked := r.blocked[j.key]; blocked {
-			<-d.inflight
-			return d.persistBehindLocked(ctx, r, j)
-		}
+	if r.keys != nil && !r.keys.admit(j.key) {
+		<-d.inflight
+		return d.storeJob(ctx, r, j, false)
 	}
 	q := r.queueFor(j.key)
 	if allowed := r.allowed.Load(); allowed < r.maxQueue && int64(len(q)) >= allowed {
 		// The endpoint is slower than its queue: store rather than wait.
 		<-d.inflight
-		return d.overflow(ctx, r, j)
-	}
-	if r.ordered {
-		r.inLane[j.key]++
+		d.obs.Overflowed(j.ep.ID)
+		return d.storeJob(ctx, r, j, true)
 	}
 	select {
 	case q <- j:
 		return nil
 	default:
 	}
-	// The lane is full but the endpoint keeps up with it: wait a little
-	// for room. (Holding r.mu here is safe: workers take jobs without it.)
+	// The lane is full but the endpoint keeps up with it: wait a little.
 	t := time.NewTimer(laneWait)
 	defer t.Stop()
 	var err error
@@ -313,33 +292,30 @@ func (d *Dispatcher) route(ctx context.Context, j *job) error {
 		err = ctx.Err()
 	}
 	<-d.inflight
-	if r.ordered {
-		r.leaveLaneLocked(j.key)
-	}
 	if err != nil {
+		if r.keys != nil {
+			r.keys.finished(j.key)
+		}
 		return err
 	}
-	return d.overflow(ctx, r, j)
+	d.obs.Overflowed(j.ep.ID)
+	return d.storeJob(ctx, r, j, true)
 }
 
 // laneWait bounds how long routing waits for room in a full lane.
 const laneWait = 100 * time.Millisecond
 
-// overflow sends a job that memory cannot hold to the store, due now.
-// For ordered endpoints the caller holds r.mu.
-func (d *Dispatcher) overflow(ctx context.Context, r *runner, j *job) error {
-	d.obs.Overflowed(j.ep.ID)
-	if r.ordered {
-		return d.persistBehindLocked(ctx, r, j)
+// storeJob hands a job not yet attempted to the persister, due now. When
+// inMemory, the job was counted in memory by the ledger and now leaves it.
+func (d *Dispatcher) storeJob(ctx context.Context, r *runner, j *job, inMemory bool) error {
+	it := item{d: newDelivery(j, store.StatusPending, ""), tx: j.tx, fresh: true}
+	if r.keys != nil {
+		if inMemory {
+			r.keys.divert(j.key)
+		}
+		it.keys = r.keys
 	}
-	return d.persist.add(ctx, item{d: newDelivery(j, store.StatusPending, ""), tx: j.tx, fresh: true})
-}
-
-// persistBehindLocked stores a job of an ordered endpoint behind the
-// deliveries of its key already in the store, and blocks the key.
-func (d *Dispatcher) persistBehindLocked(ctx context.Context, r *runner, j *job) error {
-	r.block(j.key)
-	return d.persist.addOrdered(ctx, r, item{d: newDelivery(j, store.StatusPending, ""), tx: j.tx, fresh: true})
+	return d.persist.add(ctx, it)
 }
 
 func newDelivery(j *job, status store.Status, lastError string) store.Delivery {
@@ -363,13 +339,6 @@ func newDelivery(j *job, status store.Status, lastError string) store.Delivery {
 	}
 }
 
-func renderBody(ep *Endpoint, ev *event.Event) ([]byte, error) {
-	if ep.Body != nil {
-		return ep.Body(ev)
-	}
-	return rules.DefaultBody(ev), nil
-}
-
 // signal wakes the retry loop.
 func (d *Dispatcher) signal() {
 	select {
@@ -378,9 +347,13 @@ func (d *Dispatcher) signal() {
 	}
 }
 
-// Shutdown stops accepting transactions and drains: deliveries in memory
-// get until ctx's deadline to be accepted; whatever is left then is written
-// to the store, so that the watermark covers everything Apply was given.
+// Shutdown stops accepting batches and drains within ctx's deadline.
+// Deliveries in memory may be sent until a quarter of the time is left
+// (at most 5s before the deadline); then whatever is left is handed to the
+// store. Store writes not committed by the deadline are abandoned: their
+// batches stay unsettled, so the watermark never covers them and they are
+// read again after a restart. Call it after the source stopped calling
+// Dispatch.
 func (d *Dispatcher) Shutdown(ctx context.Context) error {
 	d.closing.Store(true)
 	d.mu.Lock()
@@ -389,21 +362,24 @@ func (d *Dispatcher) Shutdown(ctx context.Context) error {
 	}
 	d.mu.Unlock()
 
-	lanesDone := make(chan struct{})
-	go func() { d.lanes.Wait(); close(lanesDone) }()
-	select {
-	case <-lanesDone:
-	case <-ctx.Done():
-		d.log.Warn().Msg("drain deadline passed: storing the deliveries still in memory")
-		d.cancelSend() // lane workers now store instead of sending
-		<-lanesDone
+	sendBy := time.Now().Add(time.Hour)
+	if deadline, ok := ctx.Deadline(); ok {
+		sendBy = deadline.Add(-min(time.Until(deadline)/4, 5*time.Second))
 	}
-	d.bgCancel()
-	d.bg.Wait()
+	sendTimer := time.AfterFunc(time.Until(sendBy), func() {
+		d.log.Warn().Msg("drain deadline near: storing the deliveries still in memory")
+		d.cancelSend()
+	})
+	defer sendTimer.Stop()
+	storeTimer := context.AfterFunc(ctx, func() { d.cancelSend(); d.cancelStore() })
+	defer storeTimer()
+
+	d.lanes.Wait()
+	d.loops.Stop()
+	err := d.persist.stop()
+	d.loops.Wait()
 	d.cancelSend()
-	// The store writes that settle the last deliveries must not be cut
-	// short by the caller's deadline: they are what lets the slot advance.
-	err := d.persist.stop(context.WithoutCancel(ctx))
+	d.cancelStore()
 	if err != nil {
 		return fmt.Errorf("storing the last deliveries: %w", err)
 	}

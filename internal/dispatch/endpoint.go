@@ -1,10 +1,11 @@
 package dispatch
 
 import (
+	"errors"
+	"fmt"
 	"net/http"
 	"time"
 
-	"github.com/walhook/walhook/internal/config"
 	"github.com/walhook/walhook/internal/event"
 	"github.com/walhook/walhook/internal/sender"
 	"github.com/walhook/walhook/internal/signing"
@@ -12,6 +13,8 @@ import (
 
 // Endpoint is a webhook endpoint as the dispatcher sees it: one from the
 // HCL config (operator-trusted) or one registered through the admin API.
+// Every field is resolved by the caller (defaults come from package
+// config); SetEndpoints rejects an endpoint that is not.
 type Endpoint struct {
 	ID     string // "cfg:<name>" for HCL endpoints, "ep_…" for API ones
 	Name   string
@@ -28,7 +31,7 @@ type Endpoint struct {
 	Concurrency  int
 	Retry        []time.Duration
 	DisableAfter time.Duration
-	// Body renders the request body of an event; nil means the default.
+	// Body renders the request body of an event.
 	Body   func(*event.Event) ([]byte, error)
 	Client *sender.Client
 }
@@ -41,37 +44,38 @@ func (e *Endpoint) Wants(ev *event.Event) bool {
 	if e.Tenant != "" && e.Tenant != ev.Tenant {
 		return false
 	}
-	return config.MatchAny(e.Events, ev.Type)
+	return event.MatchAny(e.Events, ev.Type)
 }
 
 // MaxAttempts is the first attempt plus one per retry delay.
 func (e *Endpoint) MaxAttempts() int { return 1 + len(e.Retry) }
 
-// Defaults for endpoints that do not say otherwise.
-const (
-	DefaultTimeout      = 15 * time.Second
-	DefaultConcurrency  = 8
-	DefaultDisableAfter = 5 * 24 * time.Hour
-)
-
 // ConfigEndpointID is the id of the HCL endpoint named name.
 func ConfigEndpointID(name string) string { return "cfg:" + name }
 
-// fill sets defaults on zero fields.
-func (e *Endpoint) fill() {
+// check reports a field left unresolved.
+func (e *Endpoint) check() error {
+	var errs []error
 	if e.Timeout <= 0 {
-		e.Timeout = DefaultTimeout
+		errs = append(errs, errors.New("no timeout"))
 	}
 	if e.Concurrency <= 0 {
-		e.Concurrency = DefaultConcurrency
-	}
-	if e.Retry == nil {
-		e.Retry = config.DefaultRetrySchedule
+		errs = append(errs, errors.New("no concurrency"))
 	}
 	if e.DisableAfter <= 0 {
-		e.DisableAfter = DefaultDisableAfter
+		errs = append(errs, errors.New("no disable_after"))
+	}
+	if e.Body == nil {
+		errs = append(errs, errors.New("no body renderer"))
+	}
+	if e.Client == nil {
+		errs = append(errs, errors.New("no HTTP client"))
 	}
 	if e.Header == nil {
-		e.Header = http.Header{}
+		errs = append(errs, errors.New("nil header"))
 	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("endpoint %s is not resolved: %w", e.Name, err)
+	}
+	return nil
 }

@@ -15,7 +15,7 @@ import (
 // that an endpoint enabled or disabled elsewhere (API, another instance)
 // is seen within seconds.
 type healthCache struct {
-	store *store.Store
+	store Store
 	log   zerolog.Logger
 	mu    sync.RWMutex
 	m     map[string]store.Health
@@ -23,11 +23,13 @@ type healthCache struct {
 
 const healthRefresh = 2 * time.Second
 
-func newHealthCache(s *store.Store, log zerolog.Logger) *healthCache {
+func newHealthCache(s Store, log zerolog.Logger) *healthCache {
 	return &healthCache{store: s, log: log, m: map[string]store.Health{}}
 }
 
 func (h *healthCache) refresh(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, storeTimeout)
+	defer cancel()
 	all, err := h.store.AllHealth(ctx)
 	if err != nil {
 		return err
@@ -78,6 +80,8 @@ func (h *healthCache) disabledFresh(ctx context.Context, id string) bool {
 	if !h.disabled(id) {
 		return false
 	}
+	ctx, cancel := context.WithTimeout(ctx, storeTimeout)
+	defer cancel()
 	x, err := h.store.Health(ctx, id)
 	if err != nil {
 		return true
@@ -93,6 +97,8 @@ func (h *healthCache) succeeded(ctx context.Context, id string) {
 	if cur.ConsecutiveFailures == 0 && cur.FailingSince == nil {
 		return
 	}
+	ctx, cancel := context.WithTimeout(ctx, storeTimeout)
+	defer cancel()
 	x, err := h.store.RecordHealth(ctx, id, true, 0, time.Now())
 	if err != nil {
 		h.log.Warn().Err(err).Str("endpoint_id", id).Msg("recording endpoint health")
@@ -104,6 +110,8 @@ func (h *healthCache) succeeded(ctx context.Context, id string) {
 // failed records n failed first attempts of ep and disables it when it has
 // been failing for longer than its disable_after.
 func (d *healthCache) failed(ctx context.Context, ep *Endpoint, n int, at time.Time) store.Health {
+	ctx, cancel := context.WithTimeout(ctx, storeTimeout)
+	defer cancel()
 	x, err := d.store.RecordHealth(ctx, ep.ID, false, n, at)
 	if err != nil {
 		d.log.Warn().Err(err).Str("endpoint_id", ep.ID).Msg("recording endpoint health")
@@ -124,6 +132,8 @@ func (d *Dispatcher) disable(ctx context.Context, ep *Endpoint, reason string) {
 	if d.health.disabled(ep.ID) {
 		return
 	}
+	ctx, cancel := context.WithTimeout(ctx, storeTimeout)
+	defer cancel()
 	if err := d.store.Disable(ctx, ep.ID, reason); err != nil {
 		d.log.Error().Err(err).Str("endpoint", ep.Name).Msg("disabling endpoint")
 		return

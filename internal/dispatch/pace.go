@@ -37,13 +37,13 @@ func (d *Dispatcher) paceLoop(ctx context.Context) {
 		}
 		d.mu.Unlock()
 		for _, r := range runners {
-			d.pace(ctx, r)
+			d.pace(r)
 		}
 	}
 }
 
 // pace updates r's allowed queue length and moves the excess to the store.
-func (d *Dispatcher) pace(ctx context.Context, r *runner) {
+func (d *Dispatcher) pace(r *runner) {
 	done := r.finished.Load()
 	delta := done - r.lastDone
 	r.lastDone = done
@@ -84,21 +84,14 @@ func (d *Dispatcher) pace(ctx context.Context, r *runner) {
 			if j == nil {
 				break
 			}
-			d.spill(ctx, r, j)
+			d.spill(r, j)
 		}
 	}
 }
 
 // spill moves a queued job to the store, due now.
-func (d *Dispatcher) spill(ctx context.Context, r *runner, j *job) {
+func (d *Dispatcher) spill(r *runner, j *job) {
 	<-d.inflight
 	d.obs.Overflowed(j.ep.ID)
-	if !r.ordered {
-		d.logPersistErr(d.persist.add(ctx, item{d: newDelivery(j, store.StatusPending, ""), tx: j.tx, fresh: true}))
-		return
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.leaveLaneLocked(j.key)
-	d.logPersistErr(d.persistBehindLocked(ctx, r, j))
+	d.storeFromMemory(r, j, item{d: newDelivery(j, store.StatusPending, ""), tx: j.tx, fresh: true})
 }

@@ -2,7 +2,8 @@ package dispatch
 
 import (
 	"context"
-	"errors"
+	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/walhook/walhook/internal/event"
@@ -10,8 +11,8 @@ import (
 	"github.com/walhook/walhook/internal/store"
 )
 
-// item is one write for the store; its transaction's delivery is settled
-// once the write has committed.
+// item is one write for the store; its batch's delivery is settled once
+// the write has committed.
 type item struct {
 	d       store.Delivery
 	attempt *store.Attempt
@@ -23,19 +24,24 @@ type item struct {
 	failedEndpoint *Endpoint
 	// failures, when set, make this a failed-evaluations item (no delivery).
 	failures []event.Failure
-	// runner and key: an ordered key whose store write is in progress.
-	r   *runner
-	key string
+	// keys is the ledger of an ordered endpoint that counted this write as
+	// on its way to the store; it is told when the write ends.
+	keys *ledger
 }
 
 // persister batches store writes. Batches form by themselves under load:
-// it takes what is waiting, up to maxBatch, and writes it in one go.
+// it takes what is waiting, up to maxBatch, and writes it in one
+// transaction. It owns no lock: what it reports after a commit (the
+// ledger, the settle transaction, the observer) takes only leaf locks, so
+// nothing it waits on can wait on it.
 type persister struct {
-	d      *Dispatcher
-	ch     chan item
-	logCh  chan item
-	done   chan struct{}
-	logged chan struct{}
+	d         *Dispatcher
+	ch        chan item
+	logCh     chan item
+	done      chan struct{}
+	logged    chan struct{}
+	ctx       context.Context // ends at the shutdown deadline: writes are abandoned
+	abandoned atomic.Int64
 }
 
 const maxBatch = 1000
@@ -50,60 +56,58 @@ func newPersister(d *Dispatcher) *persister {
 	}
 }
 
-func (p *persister) start() {
+// start starts the writer loops; ctx ending abandons writes in progress.
+func (p *persister) start(ctx context.Context) {
+	p.ctx = ctx
 	go p.loop()
 	go p.logLoop()
 }
 
 // add queues an item; it waits while the queue is full (backpressure on
-// the reader, which keeps the replication connection alive meanwhile).
+// the source) or until ctx ends. The caller holds no lock.
 func (p *persister) add(ctx context.Context, it item) error {
 	select {
 	case p.ch <- it:
 		return nil
 	case <-ctx.Done():
-		return ctx.Err()
+		if it.keys != nil {
+			it.keys.stored(it.d.Key)
+		}
+		return fmt.Errorf("queueing a store write: %w", ctx.Err())
 	}
 }
 
-// addOrdered queues a pending delivery of an ordered endpoint's key and
-// notes the write in progress, so the key is not unblocked before the
-// write is visible. The caller holds r.mu.
-func (p *persister) addOrdered(ctx context.Context, r *runner, it item) error {
-	it.r, it.key = r, it.d.Key
-	r.persisting[it.key]++
+// hand is add for the dispatcher's own goroutines (lanes, pacing), whose
+// ctx ends at the shutdown deadline: an item not queued by then is
+// abandoned, its batch left unsettled.
+func (p *persister) hand(ctx context.Context, it item) {
 	if err := p.add(ctx, it); err != nil {
-		r.persisting[it.key]--
-		return err
+		p.abandoned.Add(1)
+		p.d.log.Error().Err(err).Str("delivery_id", it.d.ID).Msg("a delivery could not be handed to the store by the shutdown deadline; its change is read again after a restart")
 	}
-	return nil
 }
 
-// addFailures queues failed evaluations settling one delivery of tx.
-func (p *persister) addFailures(ctx context.Context, fs []event.Failure, tx *settle.Tx) error {
+// logSuccess queues a successful first attempt for the attempts log; it
+// is dropped (and said so) when the log cannot keep up by ctx's end.
+func (p *persister) logSuccess(ctx context.Context, d store.Delivery, a store.Attempt) {
 	select {
-	case p.ch <- item{failures: fs, tx: tx}:
-		return nil
+	case p.logCh <- item{d: d, attempt: &a}:
 	case <-ctx.Done():
-		return ctx.Err()
+		p.d.log.Warn().Str("delivery_id", d.ID).Msg("attempts log not written at shutdown")
 	}
 }
 
-// logSuccess queues a successful first attempt for the attempts log.
-func (p *persister) logSuccess(d store.Delivery, a store.Attempt) {
-	p.logCh <- item{d: d, attempt: &a}
-}
-
-// stop writes what is queued and returns once everything is written.
-func (p *persister) stop(ctx context.Context) error {
+// stop writes what is queued and returns once the loops have ended: at
+// once when everything is written, or at the shutdown deadline, abandoning
+// what is left. Call it once nothing adds any more.
+func (p *persister) stop() error {
 	close(p.ch)
 	close(p.logCh)
-	select {
-	case <-p.done:
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	<-p.done
 	<-p.logged
+	if n := p.abandoned.Load(); n > 0 {
+		return fmt.Errorf("%d store writes abandoned at the shutdown deadline; their changes are read again after a restart", n)
+	}
 	return nil
 }
 
@@ -128,59 +132,50 @@ func (p *persister) loop() {
 	}
 }
 
-// write stores a batch, retrying until it succeeds: until then nothing in
-// it is settled, and the slot does not pass it.
+// abandon gives up the items of a batch at shutdown: they stay unsettled.
+func (p *persister) abandon(items []item) {
+	p.abandoned.Add(int64(len(items)))
+	for _, it := range items {
+		if it.keys != nil {
+			it.keys.stored(it.d.Key)
+		}
+	}
+}
+
+// write stores a batch in one transaction, retrying with backoff until it
+// commits: until then nothing in it is settled, and the source does not
+// pass it. At the shutdown deadline the batch is abandoned.
 func (p *persister) write(batch []item) {
 	d := p.d
-	var ds []store.Delivery
-	var as []store.Attempt
-	var fs []store.FailedEvaluation
+	var b store.Batch
 	failed := map[*Endpoint]int{}
 	fresh := false
 	for _, it := range batch {
 		if it.failures != nil {
 			for _, f := range it.failures {
-				fs = append(fs, store.FailedEvaluation{
+				b.Failures = append(b.Failures, store.FailedEvaluation{
 					Rule: f.Rule, Table: f.Table, Op: string(f.Op), XID: f.XID,
 					CommitLSN: uint64(f.CommitLSN), Position: f.Position, Error: f.Error, Row: f.Row,
 				})
 			}
 			continue
 		}
-		ds = append(ds, it.d)
+		b.Deliveries = append(b.Deliveries, it.d)
 		if it.attempt != nil {
-			as = append(as, *it.attempt)
+			b.Attempts = append(b.Attempts, *it.attempt)
 		}
 		if it.failedEndpoint != nil {
 			failed[it.failedEndpoint]++
 		}
 		fresh = fresh || it.fresh
 	}
-	ctx := context.Background()
-	for wait := 100 * time.Millisecond; ; wait = min(wait*2, 5*time.Second) {
-		err := p.writeOnce(ctx, ds, as, fs)
-		if err == nil {
-			break
-		}
-		d.log.Error().Err(err).Int("deliveries", len(ds)).Dur("retry_in", wait).
-			Msg("writing to the retry store failed; the slot holds these changes until it succeeds")
-		time.Sleep(wait)
-	}
-	now := time.Now()
-	for ep, n := range failed {
-		if h := d.health.failed(ctx, ep, n, now); failingTooLong(ep, h, now) {
-			d.disable(ctx, ep, "failing continuously for "+ep.DisableAfter.String())
-		}
+	if !p.retry(func(ctx context.Context) error { return d.store.WriteBatch(ctx, b) }, len(b.Deliveries)) {
+		p.abandon(batch)
+		return
 	}
 	for _, it := range batch {
-		if it.r != nil {
-			it.r.mu.Lock()
-			if it.r.persisting[it.key] <= 1 {
-				delete(it.r.persisting, it.key)
-			} else {
-				it.r.persisting[it.key]--
-			}
-			it.r.mu.Unlock()
+		if it.keys != nil {
+			it.keys.stored(it.d.Key)
 		}
 		if it.failures == nil {
 			outcome := "retrying"
@@ -194,22 +189,37 @@ func (p *persister) write(batch []item) {
 	if fresh {
 		d.signal()
 	}
+	now := time.Now()
+	for ep, n := range failed {
+		if h := d.health.failed(p.ctx, ep, n, now); failingTooLong(ep, h, now) {
+			d.disable(p.ctx, ep, "failing continuously for "+ep.DisableAfter.String())
+		}
+	}
 }
 
-func (p *persister) writeOnce(ctx context.Context, ds []store.Delivery, as []store.Attempt, fs []store.FailedEvaluation) error {
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	var errs []error
-	if len(ds) > 0 {
-		errs = append(errs, p.d.store.Persist(ctx, ds))
+// retry runs write until it succeeds, sleeping between tries (100ms
+// doubling to 5s); it returns false when p.ctx ends first.
+func (p *persister) retry(write func(context.Context) error, deliveries int) bool {
+	for wait := 100 * time.Millisecond; ; wait = min(wait*2, 5*time.Second) {
+		ctx, cancel := context.WithTimeout(p.ctx, storeTimeout)
+		err := write(ctx)
+		cancel()
+		if err == nil {
+			return true
+		}
+		if p.ctx.Err() != nil {
+			return false
+		}
+		p.d.log.Error().Err(err).Int("deliveries", deliveries).Dur("retry_in", wait).
+			Msg("writing to the retry store failed; the source holds these changes until it succeeds")
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-p.ctx.Done():
+			t.Stop()
+			return false
+		}
 	}
-	if len(as) > 0 {
-		errs = append(errs, p.d.store.LogAttempts(ctx, nil, as))
-	}
-	if len(fs) > 0 {
-		errs = append(errs, p.d.store.RecordFailures(ctx, fs))
-	}
-	return errors.Join(errs...)
 }
 
 // logLoop writes successful first attempts to the attempts log in batches.
@@ -233,7 +243,7 @@ func (p *persister) logLoop() {
 				break fill
 			}
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		ctx, cancel := context.WithTimeout(p.ctx, storeTimeout)
 		if err := p.d.store.LogAttempts(ctx, ds, as); err != nil {
 			p.d.log.Error().Err(err).Int("attempts", len(as)).Msg("writing successful attempts to the attempts log")
 		}

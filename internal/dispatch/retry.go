@@ -30,7 +30,9 @@ func (d *Dispatcher) retryLoop(ctx context.Context) {
 			if free == 0 {
 				break
 			}
-			ds, err := d.store.ClaimDue(ctx, free, d.lease(), d.saturated())
+			cctx, cancel := context.WithTimeout(ctx, storeTimeout)
+			ds, err := d.store.ClaimDue(cctx, free, d.lease(), d.saturated())
+			cancel()
 			if err != nil {
 				if ctx.Err() == nil {
 					d.log.Warn().Err(err).Msg("claiming due retries")
@@ -38,29 +40,21 @@ func (d *Dispatcher) retryLoop(ctx context.Context) {
 				break
 			}
 			for _, dl := range ds {
-				r := d.runnerForID(dl.EndpointID)
-				if r != nil {
-					select {
-					case r.retries <- struct{}{}:
-					default:
-						// The endpoint's retries are all in flight: hand the
-						// delivery back; the next claim skips the endpoint.
-						if err := d.store.Postpone(ctx, dl.ID, time.Now()); err != nil && ctx.Err() == nil {
-							d.log.Warn().Err(err).Str("delivery_id", dl.ID).Msg("releasing a claimed delivery")
-						}
-						continue
-					}
+				var r *runner
+				if ep := d.Endpoint(dl.EndpointID); ep != nil {
+					r = d.runnerFor(ep)
+					r.retrying.Add(1)
 				}
-				sem <- struct{}{}
+				sem <- struct{}{} // never blocks: at most free were claimed
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
 					defer d.signal() // a slot is free: claim more at once
 					defer func() { <-sem }()
 					if r != nil {
-						defer func() { <-r.retries }()
+						defer r.retrying.Add(-1)
 					}
-					d.retry(ctx, dl)
+					d.retry(ctx, r, dl)
 				}()
 			}
 			if len(ds) < free {
@@ -78,48 +72,46 @@ func (d *Dispatcher) retryLoop(ctx context.Context) {
 }
 
 // lease is how long a claimed delivery stays invisible to other claims:
-// long enough for the slowest endpoint's attempt.
+// long enough for the slowest endpoint's attempt, and a wait at its gate.
 func (d *Dispatcher) lease() time.Duration {
-	longest := DefaultTimeout
+	var longest time.Duration
 	for _, ep := range d.table.Load().list {
 		longest = max(longest, ep.Timeout)
 	}
 	return 2*longest + 30*time.Second
 }
 
-// saturated lists endpoints whose retries are all in flight, so the claim
-// leaves their rows for later instead of queueing them here.
+// saturated lists endpoints with as many retries in flight as their
+// in-flight limit, so the claim leaves their rows for later instead of
+// queueing them here.
 func (d *Dispatcher) saturated() []string {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	var ids []string
 	for id, r := range d.runners {
-		if len(r.retries) == cap(r.retries) {
+		if r.retrying.Load() >= int64(r.gate.capacity()) {
 			ids = append(ids, id)
 		}
 	}
 	return ids
 }
 
-func (d *Dispatcher) runnerForID(id string) *runner {
-	if ep := d.Endpoint(id); ep != nil {
-		return d.runnerFor(ep)
-	}
-	return nil
-}
-
 // retry makes one attempt of a stored delivery and records the outcome.
-func (d *Dispatcher) retry(ctx context.Context, dl store.Delivery) {
-	bg := context.WithoutCancel(ctx)
+// r is the endpoint's runner, nil when the endpoint no longer exists.
+func (d *Dispatcher) retry(ctx context.Context, r *runner, dl store.Delivery) {
+	bg := d.storeCtx
 	ep := d.Endpoint(dl.EndpointID)
 	now := time.Now()
-	if ep == nil {
+	if ep == nil || r == nil {
 		d.complete(bg, nil, dl, store.Attempt{AttemptedAt: now, Error: "endpoint no longer exists; not sent"}, store.Outcome{Status: store.StatusFailed})
 		return
 	}
-	if ep.Ordered && dl.Key != "" && d.runnerFor(ep).busyInMemory(dl.Key) {
-		// An earlier delivery of this key is still in memory: wait for it.
-		if err := d.store.Postpone(bg, dl.ID, now.Add(time.Second)); err != nil {
+	if r.keys != nil && dl.Key != "" && r.keys.busy(dl.Key) {
+		// An earlier delivery of this key is in memory or on its way to
+		// the store: wait for it.
+		pctx, cancel := context.WithTimeout(bg, storeTimeout)
+		defer cancel()
+		if err := d.store.Postpone(pctx, dl.ID, now.Add(time.Second)); err != nil {
 			d.log.Warn().Err(err).Str("delivery_id", dl.ID).Msg("postponing a delivery")
 		}
 		return
@@ -129,12 +121,11 @@ func (d *Dispatcher) retry(ctx context.Context, dl store.Delivery) {
 		return
 	}
 	n := dl.Attempts + 1
-	res := d.send(ctx, ep, dl.EventID, dl.EventType, dl.Body, n)
-	if res.Err != nil && ctx.Err() != nil {
+	m := message{deliveryID: dl.ID, id: dl.EventID, typ: dl.EventType, body: dl.Body, tenant: dl.Tenant, number: n}
+	a, res, err := d.attempt(ctx, r.gate, ep, m)
+	if err != nil {
 		return // our shutdown: the lease expires and the delivery is due again
 	}
-	a := attemptOf(ep.ID, dl.ID, dl.EventID, dl.EventType, n, now, res)
-	d.obs.Attempted(a, dl.Tenant)
 	out := store.Outcome{Status: store.StatusDelivered}
 	disable := ""
 	switch {
@@ -143,7 +134,7 @@ func (d *Dispatcher) retry(ctx context.Context, dl store.Delivery) {
 		out.Status, disable = store.StatusFailed, "endpoint answered 410 Gone"
 	default:
 		if delay, ok := nextDelay(ep.Retry, n, res.RetryAfter); ok {
-			out = store.Outcome{Status: store.StatusPending, NextAttemptAt: now.Add(delay)}
+			out = store.Outcome{Status: store.StatusPending, NextAttemptAt: a.AttemptedAt.Add(delay)}
 		} else {
 			out.Status = store.StatusFailed
 		}
@@ -164,6 +155,8 @@ func (d *Dispatcher) complete(ctx context.Context, ep *Endpoint, dl store.Delive
 	if a.Number == 0 {
 		a.Number = dl.Attempts + 1
 	}
+	ctx, cancel := context.WithTimeout(ctx, storeTimeout)
+	defer cancel()
 	h, err := d.store.Complete(ctx, dl, a, out)
 	if err != nil {
 		d.log.Error().Err(err).Str("delivery_id", dl.ID).Msg("recording a retry's outcome; it will be attempted again")

@@ -18,15 +18,7 @@ func (d *Dispatcher) sweepLoop(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		d.mu.Lock()
-		var ordered []*runner
-		for _, r := range d.runners {
-			if r.ordered {
-				ordered = append(ordered, r)
-			}
-		}
-		d.mu.Unlock()
-		for _, r := range ordered {
+		for _, r := range d.orderedRunners() {
 			if err := d.sweep(ctx, r); err != nil && ctx.Err() == nil {
 				d.log.Warn().Err(err).Str("endpoint_id", r.id).Msg("checking blocked ordering keys")
 			}
@@ -34,28 +26,33 @@ func (d *Dispatcher) sweepLoop(ctx context.Context) {
 	}
 }
 
-// sweep unblocks the keys of r with no pending delivery in the store. A key
-// is a candidate only if no store write of it is in progress; it is
-// unblocked only if no write of it started while the store was asked.
+func (d *Dispatcher) orderedRunners() []*runner {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var out []*runner
+	for _, r := range d.runners {
+		if r.keys != nil {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// sweep releases the keys of r with nothing pending in the store. The
+// ledger is asked for candidates, the store is asked without any lock
+// held, and the ledger releases only keys no write touched meanwhile.
 func (d *Dispatcher) sweep(ctx context.Context, r *runner) error {
 	const batch = 1000
-	r.mu.Lock()
-	keys := make([]string, 0, min(len(r.blocked), batch))
-	gens := make(map[string]uint64, cap(keys))
-	for k, g := range r.blocked {
-		if r.persisting[k] > 0 {
-			continue
-		}
-		keys = append(keys, k)
-		gens[k] = g
-		if len(keys) == batch {
-			break
-		}
-	}
-	r.mu.Unlock()
-	if len(keys) == 0 {
+	candidates := r.keys.sweepCandidates(batch)
+	if len(candidates) == 0 {
 		return nil
 	}
+	keys := make([]string, 0, len(candidates))
+	for k := range candidates {
+		keys = append(keys, k)
+	}
+	ctx, cancel := context.WithTimeout(ctx, storeTimeout)
+	defer cancel()
 	pending, err := d.store.PendingKeys(ctx, r.id, keys)
 	if err != nil {
 		return err
@@ -64,32 +61,6 @@ func (d *Dispatcher) sweep(ctx context.Context, r *runner) error {
 	for _, k := range pending {
 		still[k] = true
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for _, k := range keys {
-		if !still[k] && r.blocked[k] == gens[k] && r.persisting[k] == 0 {
-			delete(r.blocked, k)
-		}
-	}
-	return nil
-}
-
-// loadBlocked marks as blocked the keys of an ordered endpoint that have
-// deliveries pending in the store (left by an earlier run), so that new
-// deliveries of those keys queue behind them.
-func (d *Dispatcher) loadBlocked(ctx context.Context, ep *Endpoint) error {
-	if !ep.Ordered {
-		return nil
-	}
-	keys, err := d.store.PendingKeys(ctx, ep.ID, nil)
-	if err != nil {
-		return err
-	}
-	r := d.runnerFor(ep)
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for _, k := range keys {
-		r.block(k)
-	}
+	r.keys.release(candidates, still)
 	return nil
 }

@@ -6,7 +6,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/rs/zerolog"
 
@@ -22,7 +21,7 @@ import (
 // consumed row is left behind.
 type Consumed struct {
 	pool  *pgxpool.Pool
-	sql   string
+	table string
 	ack   func(cdc.LSN)
 	log   zerolog.Logger
 	wake  chan struct{}
@@ -43,8 +42,7 @@ type consumedTx struct {
 // database at url that passes each watermark on to ack once the rows
 // before it are deleted.
 func NewConsumed(url, table string, ack func(cdc.LSN), log zerolog.Logger) (*Consumed, error) {
-	schema, name, err := outbox.SplitTable(table)
-	if err != nil {
+	if _, _, err := outbox.SplitTable(table); err != nil {
 		return nil, err
 	}
 	pcfg, err := pgxpool.ParseConfig(url)
@@ -57,8 +55,7 @@ func NewConsumed(url, table string, ack func(cdc.LSN), log zerolog.Logger) (*Con
 		return nil, fmt.Errorf("configuring the outbox connection pool: %w", err)
 	}
 	return &Consumed{
-		pool: pool, ack: ack, log: log, wake: make(chan struct{}, 1),
-		sql: `DELETE FROM ` + pgx.Identifier{schema, name}.Sanitize() + ` WHERE id = ANY($1)`,
+		pool: pool, table: table, ack: ack, log: log, wake: make(chan struct{}, 1),
 	}, nil
 }
 
@@ -125,10 +122,10 @@ func (c *Consumed) Flush(ctx context.Context) error {
 	c.mu.Unlock()
 	if len(ids) > 0 {
 		dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		_, err := c.pool.Exec(dctx, c.sql, ids)
+		err := outbox.DeleteRows(dctx, c.pool, c.table, ids)
 		cancel()
 		if err != nil {
-			return fmt.Errorf("deleting %d consumed outbox rows: %w", len(ids), err)
+			return err
 		}
 	}
 	c.mu.Lock()

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
+
 	"github.com/walhook/walhook/cdc"
 	"github.com/walhook/walhook/internal/config"
 )
@@ -26,7 +28,7 @@ func TestMain(m *testing.M) {
 	for k, v := range exampleEnv {
 		os.Setenv(k, v)
 	}
-	os.Exit(m.Run())
+	goleak.VerifyTestMain(m)
 }
 
 func exampleFile(tb testing.TB) string {

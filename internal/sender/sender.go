@@ -22,11 +22,10 @@ import (
 	"github.com/walhook/walhook/internal/version"
 )
 
-// Defaults for Options and Request fields left zero.
+// Defaults for Options fields left zero.
 const (
 	DefaultMaxResponseBytes    = 64 << 10
 	DefaultMaxIdleConnsPerHost = 64
-	DefaultTimeout             = 15 * time.Second
 )
 
 // drainBytes is how much of a response beyond the cap is read and
@@ -61,9 +60,12 @@ type Request struct {
 	URL string
 	// Header holds the signature and custom headers; it may override the
 	// Content-Type (application/json) and User-Agent set by default.
-	Header  http.Header
-	Body    []byte
-	Timeout time.Duration // covers connecting, headers and body; default 15s
+	Header http.Header
+	Body   []byte
+	// Timeout covers connecting, headers and body; zero leaves the request
+	// bounded by ctx alone. Endpoints always set theirs (the default is
+	// resolved in package config).
+	Timeout time.Duration
 }
 
 // New returns a Client.
@@ -140,12 +142,11 @@ func (c *Client) send(ctx context.Context, req Request) Result {
 	if err := c.guard.CheckURL(req.URL); err != nil {
 		return Result{Err: err}
 	}
-	timeout := req.Timeout
-	if timeout <= 0 {
-		timeout = DefaultTimeout
+	if req.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeoutCause(ctx, req.Timeout, &TimeoutError{After: req.Timeout})
+		defer cancel()
 	}
-	ctx, cancel := context.WithTimeoutCause(ctx, timeout, &TimeoutError{After: timeout})
-	defer cancel()
 
 	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, req.URL, bytes.NewReader(req.Body))
 	if err != nil {

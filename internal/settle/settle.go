@@ -1,6 +1,7 @@
-// Package settle computes the WAL position walhook may confirm to Postgres.
+// Package settle computes the WAL position walhook may confirm to Postgres
+// (see docs/architecture.md).
 //
-// This is where DESIGN.md's first invariant lives: the replication slot is
+// This is where the first promise of docs/architecture.md lives: the slot is
 // confirmed only up to the end LSN of the newest transaction such that it,
 // and every transaction before it, has every delivery settled: accepted by
 // its endpoint with a 2xx, or durably written to the retry store. A crash at

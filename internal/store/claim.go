@@ -90,18 +90,14 @@ RETURNING pick.parked, d.id, d.event_id, d.event_type, d.endpoint_id, d.key, d.t
 	parked := 0
 	for rows.Next() {
 		var p bool
-		var d Delivery
-		var lsn int64
-		var status string
-		if err := rows.Scan(&p, &d.ID, &d.EventID, &d.EventType, &d.EndpointID, &d.Key, &d.Tenant, &d.Body, &d.EventTime,
-			&lsn, &d.Position, &d.Seq, &status, &d.Attempts, &d.NextAttemptAt, &d.LastStatus, &d.LastError, &d.CreatedAt, &d.UpdatedAt); err != nil {
+		d, err := scanDelivery(rows, &p)
+		if err != nil {
 			return nil, 0, err
 		}
 		if p {
 			parked++
 			continue
 		}
-		d.CommitLSN, d.Status = uint64(lsn), Status(status)
 		out = append(out, d)
 	}
 	return out, parked, rows.Err()

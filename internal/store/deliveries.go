@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
 )
 
@@ -22,12 +23,14 @@ func prefixedDeliveryColumns(alias string) string {
 		alias + ".created_at, " + alias + ".updated_at"
 }
 
-func scanDelivery(row pgx.Row) (Delivery, error) {
+// scanDelivery reads one row of deliveryColumns; lead, when given, are
+// scanned first from columns that come before them.
+func scanDelivery(row pgx.Row, lead ...any) (Delivery, error) {
 	var d Delivery
 	var lsn int64
 	var status string
-	err := row.Scan(&d.ID, &d.EventID, &d.EventType, &d.EndpointID, &d.Key, &d.Tenant, &d.Body, &d.EventTime,
-		&lsn, &d.Position, &d.Seq, &status, &d.Attempts, &d.NextAttemptAt, &d.LastStatus, &d.LastError, &d.CreatedAt, &d.UpdatedAt)
+	err := row.Scan(append(lead, &d.ID, &d.EventID, &d.EventType, &d.EndpointID, &d.Key, &d.Tenant, &d.Body, &d.EventTime,
+		&lsn, &d.Position, &d.Seq, &status, &d.Attempts, &d.NextAttemptAt, &d.LastStatus, &d.LastError, &d.CreatedAt, &d.UpdatedAt)...)
 	d.CommitLSN = uint64(lsn)
 	d.Status = Status(status)
 	return d, err
@@ -110,11 +113,20 @@ ON CONFLICT (id) DO NOTHING`
 // DeliveryID, an empty Status is pending and a zero NextAttemptAt is now.
 // Within the batch, slice order is commit order for keyed deliveries.
 func (s *Store) Persist(ctx context.Context, ds []Delivery) error {
+	return s.persist(ctx, s.pool, ds)
+}
+
+// execer is what a statement runs on: the pool, or a transaction.
+type execer interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+}
+
+func (s *Store) persist(ctx context.Context, db execer, ds []Delivery) error {
 	if len(ds) == 0 {
 		return nil
 	}
 	a := newDeliveryArrays(ds, StatusPending, 0)
-	if _, err := s.pool.Exec(ctx, s.sql(insertDeliveries), a.args()...); err != nil {
+	if _, err := db.Exec(ctx, s.sql(insertDeliveries), a.args()...); err != nil {
 		return fmt.Errorf("persisting %d deliveries: %w", len(ds), err)
 	}
 	return nil
@@ -178,6 +190,7 @@ func (s *Store) Complete(ctx context.Context, d Delivery, a Attempt, outcome Out
 		duration, status_code, error, response)
 	VALUES ($1, $2, $3, $4, coalesce(nullif($15::int, 0), (SELECT attempts FROM d), $11), $16,
 		$17::bigint * interval '1 microsecond', $13, $14, $18)
+	` + attemptOnce + `
 	RETURNING 1
 )
 INSERT INTO {s}.endpoint_health AS h (endpoint_id, consecutive_failures, failing_since, last_success_at, last_failure_at)
@@ -213,6 +226,10 @@ RETURNING ` + healthColumns)
 // = "all"): their deliveries (status delivered unless set; existing rows
 // untouched) and the attempts, in one round trip.
 func (s *Store) LogAttempts(ctx context.Context, ds []Delivery, as []Attempt) error {
+	return s.logAttempts(ctx, s.pool, ds, as)
+}
+
+func (s *Store) logAttempts(ctx context.Context, db execer, ds []Delivery, as []Attempt) error {
 	if len(ds) == 0 && len(as) == 0 {
 		return nil
 	}
@@ -248,13 +265,18 @@ SELECT delivery_id, event_id, event_type, endpoint_id, number, attempted_at,
 	duration_us * interval '1 microsecond', status_code, error, response
 FROM unnest($16::text[], $17::text[], $18::text[], $19::text[], $20::int[], $21::timestamptz[],
 	$22::bigint[], $23::int[], $24::text[], $25::text[])
-	AS u(delivery_id, event_id, event_type, endpoint_id, number, attempted_at, duration_us, status_code, error, response)`)
+	AS u(delivery_id, event_id, event_type, endpoint_id, number, attempted_at, duration_us, status_code, error, response)
+` + attemptOnce)
 	args := append(da.args(), deliveryID, eventID, eventType, endpointID, number, at, dur, code, errs, resp)
-	if _, err := s.pool.Exec(ctx, q, args...); err != nil {
+	if _, err := db.Exec(ctx, q, args...); err != nil {
 		return fmt.Errorf("logging %d attempts: %w", len(as), err)
 	}
 	return nil
 }
+
+// attemptOnce makes logging an attempt idempotent (migration 003): a batch
+// written again after an unknown commit outcome logs each attempt once.
+const attemptOnce = `ON CONFLICT (delivery_id, number, attempted_at) DO NOTHING`
 
 // HasPending reports whether the endpoint has a pending delivery with key.
 func (s *Store) HasPending(ctx context.Context, endpointID, key string) (bool, error) {

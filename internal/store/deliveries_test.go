@@ -199,7 +199,8 @@ func TestLogAttempts(t *testing.T) {
 	if err := s.LogAttempts(ctx(t), ds, as); err != nil {
 		t.Fatal(err)
 	}
-	// A replay logs the attempts again but keeps one delivery row each.
+	// A replay (the same batch written again) keeps one delivery row and
+	// one attempt each: attempts are logged once (migration 003).
 	if err := s.LogAttempts(ctx(t), ds, as); err != nil {
 		t.Fatal(err)
 	}
@@ -214,7 +215,7 @@ func TestLogAttempts(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, d := range ds {
-		if a := log[d.ID]; len(a) != 2 || a[0].Number != 1 || a[0].StatusCode != 200 || a[0].Response != "ok" || a[0].Duration != 2*time.Millisecond {
+		if a := log[d.ID]; len(a) != 1 || a[0].Number != 1 || a[0].StatusCode != 200 || a[0].Response != "ok" || a[0].Duration != 2*time.Millisecond {
 			t.Fatalf("attempts of %s: %+v", d.ID, a)
 		}
 	}
@@ -271,5 +272,52 @@ func TestRetryRecoverFailPending(t *testing.T) {
 	}
 	if got := claimIDs(t, s, 100, time.Hour); len(got) != 5 {
 		t.Fatalf("claimed %d after recover and retry, want 5 (3 recovered, 1 retried, 1 of cfg:b)", len(got))
+	}
+}
+
+// TestWriteBatchIsAllOrNothingAndRepeatable: a batch's deliveries,
+// attempts and failed evaluations commit together, and writing the same
+// batch again changes nothing.
+func TestWriteBatchIsAllOrNothingAndRepeatable(t *testing.T) {
+	t.Parallel()
+	s, _ := setup(t)
+	now := time.Now()
+	d := Delivery{ID: "dlv_wb1", EventID: "evt_wb1", EventType: "x", EndpointID: "cfg:a", Body: []byte(`{}`),
+		EventTime: now, CommitLSN: 10, Status: StatusPending, Attempts: 1, NextAttemptAt: now}
+	a := Attempt{DeliveryID: d.ID, EventID: d.EventID, EventType: d.EventType, EndpointID: d.EndpointID, Number: 1,
+		AttemptedAt: now, StatusCode: 500, Error: "HTTP 500"}
+	f := FailedEvaluation{Rule: "r", Table: "public.t", Op: "insert", CommitLSN: 10, Position: 1, Error: "boom"}
+	b := Batch{Deliveries: []Delivery{d}, Attempts: []Attempt{a}, Failures: []FailedEvaluation{f}}
+	for range 2 {
+		if err := s.WriteBatch(ctx(t), b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	log, err := s.ListAttempts(ctx(t), []string{d.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(log[d.ID]) != 1 {
+		t.Fatalf("%d attempts logged after writing the batch twice, want 1", len(log[d.ID]))
+	}
+	fs, err := s.ListFailedEvaluations(ctx(t), 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(fs) != 1 {
+		t.Fatalf("%d failed evaluations after writing the batch twice, want 1", len(fs))
+	}
+	// A batch that fails part-way leaves nothing: its delivery is
+	// written first, then its failed evaluation is refused (a NUL byte).
+	bad := Batch{
+		Deliveries: []Delivery{{ID: "dlv_wb2", EventID: "evt_wb2", EventType: "x", EndpointID: "cfg:a",
+			Body: []byte(`{}`), EventTime: now, CommitLSN: 11}},
+		Failures: []FailedEvaluation{{Rule: "r", Table: "public.t", Op: "insert", CommitLSN: 11, Error: "nul \x00 byte"}},
+	}
+	if err := s.WriteBatch(ctx(t), bad); err == nil {
+		t.Fatal("a batch with an invalid failed evaluation was written")
+	}
+	if _, err := s.GetDelivery(ctx(t), "dlv_wb2"); err == nil {
+		t.Fatal("a batch that did not commit left its delivery behind")
 	}
 }

@@ -13,6 +13,10 @@ import (
 // is, so a change replayed after a crash is recorded once. A Row that is
 // not valid JSON is stored as a JSON string.
 func (s *Store) RecordFailures(ctx context.Context, fs []FailedEvaluation) error {
+	return s.recordFailures(ctx, s.pool, fs)
+}
+
+func (s *Store) recordFailures(ctx context.Context, db execer, fs []FailedEvaluation) error {
 	if len(fs) == 0 {
 		return nil
 	}
@@ -32,7 +36,7 @@ func (s *Store) RecordFailures(ctx context.Context, fs []FailedEvaluation) error
 			row[i] = &r
 		}
 	}
-	_, err := s.pool.Exec(ctx, s.sql(`INSERT INTO {s}.failed_evaluations (rule, table_name, op, xid, commit_lsn, position, error, row)
+	_, err := db.Exec(ctx, s.sql(`INSERT INTO {s}.failed_evaluations (rule, table_name, op, xid, commit_lsn, position, error, row)
 		SELECT rule, table_name, op, xid, commit_lsn, position, error, row::jsonb
 		FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::int[], $7::text[], $8::text[])
 			AS u(rule, table_name, op, xid, commit_lsn, position, error, row)

@@ -242,7 +242,7 @@ func waitStreaming(ctx context.Context, r *relay.Relay, ran <-chan error) (retur
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
 	deadline := time.After(60 * time.Second)
-	for !r.Reader.Status().Streaming {
+	for r.Ready(ctx) != nil {
 		select {
 		case err := <-ran:
 			if err == nil {
@@ -252,7 +252,7 @@ func waitStreaming(ctx context.Context, r *relay.Relay, ran <-chan error) (retur
 		case <-ctx.Done():
 			return false, ctx.Err()
 		case <-deadline:
-			return false, fmt.Errorf("walhook is not streaming after 60s: %s", r.Reader.Status().LastError)
+			return false, fmt.Errorf("walhook is not streaming after 60s: %w", r.Ready(ctx))
 		case <-tick.C:
 		}
 	}

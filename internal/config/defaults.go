@@ -1,0 +1,28 @@
+package config
+
+import "time"
+
+// Defaults are resolved here, once: the decoded Config and the endpoints
+// registered through the API carry every value, and the packages that use
+// them (dispatch, sender, relay) keep no defaults of their own.
+
+// Endpoint defaults, for HCL endpoints and API webhooks alike.
+const (
+	DefaultEndpointTimeout = 15 * time.Second
+	DefaultConcurrency     = 8
+	DefaultDisableAfter    = 5 * 24 * time.Hour
+)
+
+// DefaultDelivery is the delivery block's defaults.
+func DefaultDelivery() Delivery {
+	return Delivery{MaxInFlight: 10000, LogAttempts: LogFailures, RetryWorkers: 16, ShutdownTimeout: 30 * time.Second}
+}
+
+// StateURL is the state database's URL: state.url, or the source's when
+// it is not set.
+func (c *Config) StateURL() string {
+	if c.State.URL != "" {
+		return c.State.URL
+	}
+	return c.Source.URL
+}

@@ -1,0 +1,96 @@
+package dispatch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/walhook/walhook/internal/event"
+	"github.com/walhook/walhook/internal/sender"
+	"github.com/walhook/walhook/internal/signing"
+	"github.com/walhook/walhook/internal/store"
+)
+
+// message is what one attempt sends.
+type message struct {
+	deliveryID string
+	id, typ    string
+	body       []byte
+	tenant     string
+	number     int // 1 for the first attempt
+}
+
+// errCanceled is an attempt cut short by our own shutdown: not the
+// endpoint's failure, and not reported as an attempt.
+var errCanceled = errors.New("attempt canceled by shutdown")
+
+// attempt is the one place where an attempt to an endpoint starts and
+// finishes, for first attempts, retries and test events alike: it takes a
+// unit of the endpoint's in-flight gate (nil: none), signs and posts m,
+// and reports the attempt to the observer.
+func (d *Dispatcher) attempt(ctx context.Context, g *gate, ep *Endpoint, m message) (store.Attempt, sender.Result, error) {
+	if g != nil {
+		if err := g.acquire(ctx); err != nil {
+			return store.Attempt{}, sender.Result{}, errCanceled
+		}
+		defer g.release()
+	}
+	started := time.Now()
+	h := make(http.Header, len(ep.Header)+4)
+	for k, v := range ep.Header {
+		h[k] = v
+	}
+	h.Set("Webhook-Attempt", strconv.Itoa(m.number))
+	if ep.Signer != nil {
+		ep.Signer.Sign(h, signing.Message{ID: m.id, Type: m.typ, Timestamp: started, Body: m.body})
+	}
+	res := ep.Client.Send(ctx, sender.Request{URL: ep.URL, Header: h, Body: m.body, Timeout: ep.Timeout})
+	if res.Err != nil && ctx.Err() != nil {
+		return store.Attempt{}, res, errCanceled
+	}
+	a := store.Attempt{
+		DeliveryID:  m.deliveryID,
+		EventID:     m.id,
+		EventType:   m.typ,
+		EndpointID:  ep.ID,
+		Number:      m.number,
+		AttemptedAt: started,
+		Duration:    res.Duration,
+		StatusCode:  res.StatusCode,
+		Response:    string(res.Response),
+	}
+	if !res.OK() {
+		a.Error = res.ErrorText()
+	}
+	d.obs.Attempted(a, m.tenant)
+	return a, res, nil
+}
+
+// SendTest sends ev (a webhook.test event) to ep now, even when ep is
+// disabled, through the same attempt path as deliveries (signed, with
+// Webhook-Attempt, counted against the endpoint's in-flight limit), and
+// logs the attempt.
+func (d *Dispatcher) SendTest(ctx context.Context, ep *Endpoint, ev *event.Event) (store.Attempt, error) {
+	body, err := ep.Body(ev)
+	if err != nil {
+		return store.Attempt{}, fmt.Errorf("rendering the test event for %s: %w", ep.Name, err)
+	}
+	var g *gate
+	d.mu.Lock()
+	if r := d.runners[ep.ID]; r != nil {
+		g = r.gate
+	}
+	d.mu.Unlock()
+	m := message{deliveryID: store.DeliveryID(ev.ID, ep.ID), id: ev.ID, typ: ev.Type, body: body, tenant: ev.Tenant, number: 1}
+	a, _, err := d.attempt(ctx, g, ep, m)
+	if err != nil {
+		return store.Attempt{}, fmt.Errorf("sending a test event to %s: %w", ep.Name, ctx.Err())
+	}
+	if err := d.store.LogAttempts(ctx, nil, []store.Attempt{a}); err != nil {
+		d.log.Warn().Err(err).Str("endpoint_id", ep.ID).Msg("logging a test attempt")
+	}
+	return a, nil
+}

@@ -1,0 +1,205 @@
+package dispatch
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+	"go.uber.org/goleak"
+
+	"github.com/walhook/walhook/internal/event"
+	"github.com/walhook/walhook/internal/sender"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// startDispatcher starts a dispatcher on ms routing to eps; the test stops
+// it with Shutdown.
+func startDispatcher(t *testing.T, ms *memStore, maxInFlight, retryWorkers int, eps ...*Endpoint) *Dispatcher {
+	t.Helper()
+	d, err := New(Options{Store: ms, MaxInFlight: maxInFlight, RetryWorkers: retryWorkers, RetryPoll: 20 * time.Millisecond, Logger: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.SetEndpoints(t.Context(), eps); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// shutdown stops d within 10s, failing the test if it reports an error.
+func shutdown(t *testing.T, d *Dispatcher) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := d.Shutdown(ctx); err != nil {
+		t.Fatalf("shutdown: %v", err)
+	}
+}
+
+// TestOrderedBacklogSurvivesAFailingSecond is the shape of the stall seen
+// with the built binary: an ordered endpoint, a large backlog of
+// single-event batches, each its own key, the endpoint failing for a
+// while and a store slower than the source, so the persister's queue
+// fills while keys are blocked. Every batch must settle.
+func TestOrderedBacklogSurvivesAFailingSecond(t *testing.T) {
+	var failing atomic.Bool
+	failing.Store(true)
+	var mu sync.Mutex
+	got := map[string]bool{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var b modelBody
+		_ = json.NewDecoder(r.Body).Decode(&b)
+		if failing.Load() {
+			w.WriteHeader(http.StatusInternalServerError)
+			return
+		}
+		mu.Lock()
+		got[b.ID] = true
+		mu.Unlock()
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer srv.Close()
+	client := sender.New(sender.Options{})
+	defer client.Close()
+
+	ms := newMemStore(1)
+	d := startDispatcher(t, ms, 200, 16, modelEndpoint("ordered", srv.URL, true, 8, client))
+	ctx := t.Context()
+	ms.setFaults(0, 2*time.Millisecond) // each store write a little slow
+
+	const n = 6000
+	var settled sync.WaitGroup
+	settled.Add(n)
+	stop := time.AfterFunc(time.Second, func() { failing.Store(false) })
+	defer stop.Stop()
+	for i := range n {
+		id := fmt.Sprintf("evt_%d", i)
+		data, _ := json.Marshal(modelBody{ID: id, Key: id, N: 1})
+		ev := event.Event{ID: id, Type: "row.inserted", Key: id, Data: data, Timestamp: time.Now()}
+		if err := d.Dispatch(ctx, Batch{Events: []event.Event{ev}, Settled: settled.Done}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	allSettled := make(chan struct{})
+	go func() { settled.Wait(); close(allSettled) }()
+	select {
+	case <-allSettled:
+	case <-time.After(60 * time.Second):
+		t.Fatalf("batches not settled 60s after the last dispatch: the pipeline stalled (store %v)", ms.counts())
+	}
+	// And everything reaches the endpoint once it answers again.
+	for deadline := time.Now().Add(60 * time.Second); ; {
+		mu.Lock()
+		k := len(got)
+		mu.Unlock()
+		if k == n {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d events delivered 60s after the endpoint recovered", k, n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	shutdown(t, d)
+}
+
+// TestShutdownEndsWhenTheStoreHangs: with every store write hanging, a
+// shutdown returns by its deadline, reporting that writes were abandoned,
+// and the batches they carried stay unsettled.
+func TestShutdownEndsWhenTheStoreHangs(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}))
+	defer srv.Close()
+	client := sender.New(sender.Options{})
+	defer client.Close()
+	ms := newMemStore(2)
+	d := startDispatcher(t, ms, 100, 4, modelEndpoint("down", srv.URL, true, 2, client))
+	ctx := t.Context()
+	ms.faults.Lock()
+	ms.blockWrites = make(chan struct{}) // never closed: the state database is gone
+	ms.faults.Unlock()
+	var settled atomic.Int32
+	for i := range 50 {
+		id := fmt.Sprintf("evt_%d", i)
+		data, _ := json.Marshal(modelBody{ID: id, Key: "k", N: i + 1})
+		ev := event.Event{ID: id, Type: "row.inserted", Key: "k", Data: data, Timestamp: time.Now()}
+		if err := d.Dispatch(ctx, Batch{Events: []event.Event{ev}, Settled: func() { settled.Add(1) }}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	began := time.Now()
+	err := d.Shutdown(sctx)
+	if took := time.Since(began); took > 3*time.Second {
+		t.Fatalf("shutdown took %s with a 2s deadline", took)
+	}
+	if err == nil {
+		t.Fatal("shutdown reported success although no store write could commit")
+	}
+	if n := settled.Load(); n != 0 {
+		t.Fatalf("%d batches settled although the endpoint failed and nothing was stored", n)
+	}
+}
+
+// TestInFlightLimitChangesAtRunTime: an endpoint of concurrency 2 takes
+// exactly 2 attempts at once; raised to 5, it takes 5.
+func TestInFlightLimitChangesAtRunTime(t *testing.T) {
+	arrived := make(chan struct{}, 100)
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		arrived <- struct{}{}
+		<-release
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer srv.Close()
+	client := sender.New(sender.Options{})
+	defer client.Close()
+	ep := modelEndpoint("slow", srv.URL, false, 2, client)
+	ep.Timeout = time.Minute
+	d := startDispatcher(t, newMemStore(3), 100, 2, ep)
+	ctx := t.Context()
+	for i := range 10 {
+		id := fmt.Sprintf("evt_%d", i)
+		data, _ := json.Marshal(modelBody{ID: id, Key: id, N: 1})
+		if err := d.Dispatch(ctx, Batch{Events: []event.Event{{ID: id, Type: "x", Data: data}}, Settled: func() {}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	<-arrived
+	<-arrived
+	select {
+	case <-arrived:
+		t.Fatal("a third attempt started with an in-flight limit of 2")
+	case <-time.After(200 * time.Millisecond): // the absence of an event has no signal
+	}
+	if !d.SetInFlightLimit(ep.ID, 5) {
+		t.Fatal("SetInFlightLimit found no lanes")
+	}
+	for range 3 {
+		select {
+		case <-arrived:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the raised limit did not let more attempts start")
+		}
+	}
+	select {
+	case <-arrived:
+		t.Fatal("a sixth attempt started with an in-flight limit of 5")
+	case <-time.After(200 * time.Millisecond):
+	}
+	close(release) // arrived has room for every later attempt
+	shutdown(t, d)
+}

@@ -1,0 +1,342 @@
+package dispatch
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/walhook/walhook/internal/store"
+)
+
+// memStore is an in-memory model of the retry store for unit tests: the
+// same rules as the Postgres one (a key's head in commit order is the only
+// claimable delivery of the key, stored rows are never overwritten by a
+// write, attempts are logged once), with faults that can be switched on:
+// each call may be slow or fail.
+type memStore struct {
+	mu       sync.Mutex
+	rows     map[string]*store.Delivery
+	seq      int64
+	attempts map[attemptID]store.Attempt
+	failures map[string]store.FailedEvaluation
+	health   map[string]store.Health
+	lease    time.Duration // the lease it gives, whatever is asked (tests run fast)
+
+	faults   sync.Mutex // guards rng and the fault settings
+	rng      *rand.Rand
+	errRate  float64
+	maxDelay time.Duration
+	// blockWrites, when not nil, holds every WriteBatch until it is closed.
+	blockWrites chan struct{}
+}
+
+type attemptID struct {
+	delivery string
+	number   int
+	at       int64
+}
+
+var errInjected = errors.New("injected store failure")
+
+func newMemStore(seed uint64) *memStore {
+	return &memStore{
+		rows: map[string]*store.Delivery{}, attempts: map[attemptID]store.Attempt{},
+		failures: map[string]store.FailedEvaluation{}, health: map[string]store.Health{},
+		lease: time.Second, rng: rand.New(rand.NewPCG(seed, seed^0x5eed)),
+	}
+}
+
+// setFaults makes each call fail with probability errRate after a delay up
+// to maxDelay; zero values turn faults off.
+func (m *memStore) setFaults(errRate float64, maxDelay time.Duration) {
+	m.faults.Lock()
+	m.errRate, m.maxDelay = errRate, maxDelay
+	m.faults.Unlock()
+}
+
+// fault sleeps and fails as the fault settings say, honouring ctx.
+func (m *memStore) fault(ctx context.Context) error {
+	m.faults.Lock()
+	var delay time.Duration
+	if m.maxDelay > 0 {
+		delay = time.Duration(m.rng.Int64N(int64(m.maxDelay)))
+	}
+	fail := m.errRate > 0 && m.rng.Float64() < m.errRate
+	m.faults.Unlock()
+	if delay > 0 {
+		t := time.NewTimer(delay)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		}
+	}
+	if fail {
+		return errInjected
+	}
+	return ctx.Err()
+}
+
+func (m *memStore) WriteBatch(ctx context.Context, b store.Batch) error {
+	m.faults.Lock()
+	block := m.blockWrites
+	m.faults.Unlock()
+	if block != nil {
+		select {
+		case <-block:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	if err := m.fault(ctx); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.insertLocked(b.Deliveries)
+	for _, a := range b.Attempts {
+		m.attempts[attemptID{a.DeliveryID, a.Number, a.AttemptedAt.UnixMicro()}] = a
+	}
+	for _, f := range b.Failures {
+		m.failures[f.Rule+"/"+string(rune(f.Position))+"/"+f.Error] = f
+	}
+	return nil
+}
+
+func (m *memStore) insertLocked(ds []store.Delivery) {
+	for _, d := range ds {
+		if _, ok := m.rows[d.ID]; ok {
+			continue
+		}
+		m.seq++
+		cp := d
+		cp.Seq = m.seq
+		if cp.Status == "" {
+			cp.Status = store.StatusPending
+		}
+		if cp.NextAttemptAt.IsZero() {
+			cp.NextAttemptAt = time.Now()
+		}
+		m.rows[d.ID] = &cp
+	}
+}
+
+func (m *memStore) LogAttempts(ctx context.Context, ds []store.Delivery, as []store.Attempt) error {
+	if err := m.fault(ctx); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, d := range ds {
+		if d.Status == "" {
+			d.Status = store.StatusDelivered
+		}
+		m.insertLocked([]store.Delivery{d})
+	}
+	for _, a := range as {
+		m.attempts[attemptID{a.DeliveryID, a.Number, a.AttemptedAt.UnixMicro()}] = a
+	}
+	return nil
+}
+
+func commitOrder(a, b *store.Delivery) int {
+	return cmp.Or(cmp.Compare(a.CommitLSN, b.CommitLSN), cmp.Compare(a.Position, b.Position), cmp.Compare(a.Seq, b.Seq))
+}
+
+// headLocked reports whether d is the first pending delivery of its key.
+func (m *memStore) headLocked(d *store.Delivery) bool {
+	if d.Key == "" {
+		return true
+	}
+	for _, e := range m.rows {
+		if e != d && e.Status == store.StatusPending && e.EndpointID == d.EndpointID && e.Key == d.Key && commitOrder(e, d) < 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func (m *memStore) ClaimDue(ctx context.Context, limit int, _ time.Duration, exclude []string) ([]store.Delivery, error) {
+	if err := m.fault(ctx); err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := time.Now()
+	var due []*store.Delivery
+	for _, d := range m.rows {
+		if d.Status == store.StatusPending && !d.NextAttemptAt.After(now) && !slices.Contains(exclude, d.EndpointID) {
+			due = append(due, d)
+		}
+	}
+	slices.SortFunc(due, func(a, b *store.Delivery) int { return a.NextAttemptAt.Compare(b.NextAttemptAt) })
+	var out []store.Delivery
+	for _, d := range due {
+		if len(out) == limit {
+			break
+		}
+		if !m.headLocked(d) {
+			continue
+		}
+		d.NextAttemptAt = now.Add(m.lease)
+		out = append(out, *d)
+	}
+	return out, nil
+}
+
+func (m *memStore) Complete(ctx context.Context, d store.Delivery, a store.Attempt, out store.Outcome) (store.Health, error) {
+	if err := m.fault(ctx); err != nil {
+		return store.Health{}, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	row, ok := m.rows[d.ID]
+	if !ok {
+		m.insertLocked([]store.Delivery{d})
+		row = m.rows[d.ID]
+	}
+	if row.Status != store.StatusDelivered || out.Status == store.StatusDelivered {
+		row.Status = out.Status
+		row.Attempts++
+		row.NextAttemptAt = out.NextAttemptAt
+		if row.NextAttemptAt.IsZero() {
+			row.NextAttemptAt = time.Now()
+		}
+		row.LastStatus, row.LastError = a.StatusCode, a.Error
+	}
+	if a.Number > 0 {
+		m.attempts[attemptID{a.DeliveryID, a.Number, a.AttemptedAt.UnixMicro()}] = a
+	}
+	return m.recordHealthLocked(d.EndpointID, out.Status == store.StatusDelivered, 1, a.AttemptedAt), nil
+}
+
+func (m *memStore) Postpone(ctx context.Context, id string, until time.Time) error {
+	if err := m.fault(ctx); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if d, ok := m.rows[id]; ok && d.Status == store.StatusPending {
+		d.NextAttemptAt = until
+	}
+	return nil
+}
+
+func (m *memStore) PendingKeys(ctx context.Context, endpointID string, keys []string) ([]string, error) {
+	if err := m.fault(ctx); err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	seen := map[string]bool{}
+	var out []string
+	for _, d := range m.rows {
+		if d.Status != store.StatusPending || d.EndpointID != endpointID || d.Key == "" || seen[d.Key] {
+			continue
+		}
+		if keys != nil && !slices.Contains(keys, d.Key) {
+			continue
+		}
+		seen[d.Key] = true
+		out = append(out, d.Key)
+	}
+	return out, nil
+}
+
+func (m *memStore) AllHealth(ctx context.Context) ([]store.Health, error) {
+	if err := m.fault(ctx); err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []store.Health
+	for _, h := range m.health {
+		out = append(out, h)
+	}
+	return out, nil
+}
+
+func (m *memStore) Health(ctx context.Context, id string) (store.Health, error) {
+	if err := m.fault(ctx); err != nil {
+		return store.Health{}, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.health[id], nil
+}
+
+func (m *memStore) RecordHealth(ctx context.Context, id string, ok bool, failures int, at time.Time) (store.Health, error) {
+	if err := m.fault(ctx); err != nil {
+		return store.Health{}, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.recordHealthLocked(id, ok, failures, at), nil
+}
+
+func (m *memStore) recordHealthLocked(id string, ok bool, failures int, at time.Time) store.Health {
+	h := m.health[id]
+	h.EndpointID = id
+	if ok {
+		h.ConsecutiveFailures, h.FailingSince = 0, nil
+	} else {
+		h.ConsecutiveFailures += failures
+		if h.FailingSince == nil {
+			h.FailingSince = &at
+		}
+	}
+	m.health[id] = h
+	return h
+}
+
+func (m *memStore) Disable(ctx context.Context, id, reason string) error {
+	if err := m.fault(ctx); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	h := m.health[id]
+	h.EndpointID, h.Disabled, h.DisabledReason = id, true, reason
+	m.health[id] = h
+	return nil
+}
+
+func (m *memStore) FailPending(ctx context.Context, id, reason string) (int64, error) {
+	if err := m.fault(ctx); err != nil {
+		return 0, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var n int64
+	for _, d := range m.rows {
+		if d.EndpointID == id && d.Status == store.StatusPending {
+			d.Status, d.LastError = store.StatusFailed, reason
+			n++
+		}
+	}
+	return n, nil
+}
+
+// has reports whether a delivery with id is stored.
+func (m *memStore) has(id string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	_, ok := m.rows[id]
+	return ok
+}
+
+// counts returns how many stored deliveries have each status.
+func (m *memStore) counts() map[store.Status]int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := map[store.Status]int{}
+	for _, d := range m.rows {
+		out[d.Status]++
+	}
+	return out
+}

@@ -1,0 +1,32 @@
+package dispatch
+
+import (
+	"context"
+	"time"
+
+	"github.com/walhook/walhook/internal/store"
+)
+
+// Store is what the dispatcher needs from the retry store
+// (*store.Store implements it; tests use an in-memory one).
+type Store interface {
+	// WriteBatch writes deliveries, attempts and failed evaluations in one
+	// transaction; writing a batch again is harmless.
+	WriteBatch(ctx context.Context, b store.Batch) error
+	// LogAttempts logs successful first attempts (log_attempts = "all").
+	LogAttempts(ctx context.Context, ds []store.Delivery, as []store.Attempt) error
+	ClaimDue(ctx context.Context, limit int, lease time.Duration, exclude []string) ([]store.Delivery, error)
+	Complete(ctx context.Context, d store.Delivery, a store.Attempt, out store.Outcome) (store.Health, error)
+	Postpone(ctx context.Context, id string, until time.Time) error
+	PendingKeys(ctx context.Context, endpointID string, keys []string) ([]string, error)
+	AllHealth(ctx context.Context) ([]store.Health, error)
+	Health(ctx context.Context, endpointID string) (store.Health, error)
+	RecordHealth(ctx context.Context, endpointID string, ok bool, failures int, at time.Time) (store.Health, error)
+	Disable(ctx context.Context, endpointID, reason string) error
+	FailPending(ctx context.Context, endpointID, reason string) (int64, error)
+}
+
+var _ Store = (*store.Store)(nil)
+
+// storeTimeout bounds one store call made by the dispatcher's own loops.
+const storeTimeout = 30 * time.Second

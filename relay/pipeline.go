@@ -1,0 +1,199 @@
+package relay
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/rs/zerolog"
+
+	"github.com/walhook/walhook/cdc"
+	"github.com/walhook/walhook/cdc/outbox"
+	"github.com/walhook/walhook/internal/config"
+	"github.com/walhook/walhook/internal/dispatch"
+	"github.com/walhook/walhook/internal/event"
+	"github.com/walhook/walhook/internal/outboxevents"
+	"github.com/walhook/walhook/internal/rules"
+	"github.com/walhook/walhook/internal/settle"
+)
+
+// The pipeline runs in one direction (docs/architecture.md):
+//
+//	source (slot or outbox poller) → evaluate (rules, outbox decoding)
+//	  → dispatch.Batch with its settle callback → Dispatcher.Dispatch
+//
+// A source never calls back into the dispatcher other than through
+// Dispatch, and the dispatcher reaches the source only through a batch's
+// Settled callback, which never blocks.
+
+// Source reads changes, evaluates them and hands the batches to send
+// (the dispatcher's Dispatch) in source order, until ctx ends.
+type Source interface {
+	Run(ctx context.Context, send func(context.Context, dispatch.Batch) error) error
+	// Finish runs once the dispatcher has drained, within ctx: it makes
+	// what was settled final (confirms the slot, deletes consumed rows).
+	Finish(ctx context.Context)
+	// Ready reports whether the source is reading.
+	Ready() error
+}
+
+// evaluator turns one captured change into events (the evaluate stage).
+type evaluator func(c *cdc.Change, out []event.Event) ([]event.Event, []event.Failure)
+
+// slotSource reads the replication slot. Its tracker turns the settle
+// callbacks of its batches into the slot's watermark.
+type slotSource struct {
+	cfg      config.Source
+	reader   *cdc.Reader
+	evaluate evaluator
+	tracker  *settle.Tracker
+	consumed *outboxevents.Consumed // delete_consumed; nil otherwise
+	observer dispatch.Observer
+	log      zerolog.Logger
+	events   []event.Event // scratch: Dispatch copies what it keeps
+}
+
+func newSlotSource(cfg *config.Config, rs *rules.Rules, obs dispatch.Observer, opts Options, log zerolog.Logger) (*slotSource, error) {
+	s := &slotSource{cfg: cfg.Source, observer: obs, log: log, evaluate: rs.Evaluate}
+	s.reader = cdc.NewReader(cdc.ReaderConfig{
+		URL:               cfg.Source.URL,
+		Slot:              cfg.Source.Slot,
+		Publication:       cfg.Source.Publication,
+		Tables:            cfg.Source.Tables,
+		HeartbeatInterval: opts.HeartbeatInterval,
+		Logger:            log,
+	})
+	ack := s.reader.Ack
+	if o := cfg.Source.Outbox; o != nil {
+		ob, err := outboxevents.NewSource(o.Table, rs)
+		if err != nil {
+			return nil, fmt.Errorf("outbox table: %w", err)
+		}
+		var record func(cdc.LSN, int64)
+		if o.DeleteConsumed {
+			s.consumed, err = outboxevents.NewConsumed(cfg.Source.URL, ob.Table(), s.reader.Ack, log.With().Str("component", "outbox").Logger())
+			if err != nil {
+				return nil, err
+			}
+			ack, record = s.consumed.Ack, s.consumed.Record
+		}
+		s.evaluate = ob.Evaluate(record)
+	}
+	s.tracker = settle.NewTracker(ack)
+	return s, nil
+}
+
+func (s *slotSource) Run(ctx context.Context, send func(context.Context, dispatch.Batch) error) error {
+	done := make(chan struct{})
+	if s.consumed != nil {
+		cctx, cancel := context.WithCancel(ctx)
+		defer func() { cancel(); <-done }()
+		go func() { defer close(done); s.consumed.Run(cctx) }()
+	}
+	s.log.Info().Str("slot", s.cfg.Slot).Strs("tables", s.cfg.Tables).Msg("walhook running")
+	return s.reader.Run(ctx, cdc.SinkFunc(func(ctx context.Context, tx cdc.Transaction) error {
+		return send(ctx, s.batch(tx))
+	}))
+}
+
+// batch is the evaluate stage for one transaction; the tracker learns of
+// the transaction before it is dispatched, in commit order.
+func (s *slotSource) batch(tx cdc.Transaction) dispatch.Batch {
+	s.observer.ChangesRead(len(tx.Changes))
+	events := s.events[:0]
+	var failures []event.Failure
+	for i := range tx.Changes {
+		var fs []event.Failure
+		events, fs = s.evaluate(&tx.Changes[i], events)
+		failures = append(failures, fs...)
+	}
+	s.events = events[:0]
+	stx := s.tracker.Begin(tx.EndLSN, 1)
+	return dispatch.Batch{Events: events, Failures: failures, XID: tx.XID, Settled: stx.Done}
+}
+
+func (s *slotSource) Finish(ctx context.Context) {
+	settled := s.tracker.Settled()
+	if s.consumed != nil {
+		defer s.consumed.Close()
+		if settled > 0 {
+			// Consumed rows are deleted before the slot may pass them.
+			if err := s.consumed.Flush(ctx); err != nil {
+				s.log.Warn().Err(err).Msg("deleting consumed outbox rows at shutdown; not confirming the slot, changes since the last confirmation will be delivered again")
+				return
+			}
+		}
+	}
+	if settled == 0 {
+		return
+	}
+	if err := cdc.Confirm(ctx, s.cfg.URL, s.cfg.Slot, settled); err != nil {
+		s.log.Warn().Err(err).Stringer("lsn", settled).Msg("confirming the settled position at shutdown; changes after the last confirmation will be delivered again")
+		return
+	}
+	s.log.Info().Stringer("lsn", settled).Msg("confirmed the settled position")
+}
+
+func (s *slotSource) Ready() error {
+	if st := s.reader.Status(); !st.Streaming {
+		if st.LastError != "" {
+			return fmt.Errorf("not streaming from slot %s: %s", s.cfg.Slot, st.LastError)
+		}
+		return fmt.Errorf("not streaming from slot %s yet", s.cfg.Slot)
+	}
+	return nil
+}
+
+// pollSource polls an outbox table (mode "outbox"); each claimed batch of
+// rows is one dispatch.Batch, settled through the poller's callback.
+type pollSource struct {
+	poller  *outbox.Poller
+	outbox  *outboxevents.Source
+	table   string
+	log     zerolog.Logger
+	scratch []event.Event
+}
+
+func newPollSource(cfg *config.Config, rs *rules.Rules, log zerolog.Logger) (*pollSource, error) {
+	o := cfg.Source.Outbox
+	ob, err := outboxevents.NewSource(o.Table, rs)
+	if err != nil {
+		return nil, fmt.Errorf("outbox table: %w", err)
+	}
+	p, err := outbox.NewPoller(outbox.Config{
+		URL:          cfg.Source.URL,
+		Table:        o.Table,
+		BatchSize:    o.BatchSize,
+		PollInterval: o.PollInterval,
+		Logger:       log.With().Str("component", "outbox").Logger(),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("outbox poller: %w", err)
+	}
+	return &pollSource{poller: p, outbox: ob, table: o.Table, log: log}, nil
+}
+
+func (s *pollSource) Run(ctx context.Context, send func(context.Context, dispatch.Batch) error) error {
+	s.log.Info().Str("outbox", s.table).Msg("walhook running (polling the outbox)")
+	return s.poller.Run(ctx, outbox.SinkFunc(func(ctx context.Context, rows []outbox.Row, settled func()) error {
+		events, failures := s.outbox.Events(rows, s.scratch[:0])
+		s.scratch = events[:0]
+		return send(ctx, dispatch.Batch{Events: events, Failures: failures, Settled: settled})
+	}))
+}
+
+// Finish commits the deletes of the batches the drain settled.
+func (s *pollSource) Finish(ctx context.Context) {
+	if err := s.poller.Drain(ctx); err != nil {
+		s.log.Warn().Err(err).Msg("finishing outbox batches")
+	}
+}
+
+func (s *pollSource) Ready() error {
+	if st := s.poller.Status(); !st.Connected {
+		if st.LastError != "" {
+			return fmt.Errorf("not reading outbox table %s: %s", s.table, st.LastError)
+		}
+		return fmt.Errorf("not reading outbox table %s yet", s.table)
+	}
+	return nil
+}
