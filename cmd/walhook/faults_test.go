@@ -102,13 +102,6 @@ func editConfig(t *testing.T, path, old, new string) {
 	}
 }
 
-// stopDaemon sends SIGTERM and waits for the process.
-func stopDaemon(t *testing.T, d *daemon) {
-	t.Helper()
-	_ = d.cmd.Process.Signal(syscall.SIGTERM)
-	_ = d.cmd.Wait()
-}
-
 // TestOrderedBacklogSurvivesOneFailingSecond: an ordered endpoint, a
 // 30,000-row backlog (100 rows per transaction, each row its own key) and
 // the endpoint answering 500 for its first second. Every row is delivered.
@@ -178,7 +171,7 @@ func runOrderedBacklog(t *testing.T, rows int, failFor time.Duration, fault func
 	defer srv.Close()
 	slot := testenv.Name(t, "slot")
 	d := startDaemon(t, orderedConfig(t, db, slot, srv.URL, secret, ""))
-	defer stopDaemon(t, d)
+	defer d.stop(t)
 	waitSlot(t, db, slot)
 
 	faulted := make(chan struct{})
@@ -191,7 +184,7 @@ func runOrderedBacklog(t *testing.T, rows int, failFor time.Duration, fault func
 	}()
 	ids := insertBacklog(t, db, rows, 100)
 	close(insertDone(t))
-	waitDelivered(t, s, d, ids)
+	waitDelivered(t, s, ids)
 	<-faulted
 }
 
@@ -366,8 +359,8 @@ func TestSIGTERMWithTheStateDatabaseHungExitsInTime(t *testing.T) {
 	newHangProxyAt(t, proxy.addr(), u.Host)
 	f.down.Store(false)
 	d = startDaemon(t, cfg)
-	defer stopDaemon(t, d)
-	waitDelivered(t, s, d, ids)
+	defer d.stop(t)
+	waitDelivered(t, s, ids)
 }
 
 // newHangProxyAt is newHangProxy listening on a given address (the one the
