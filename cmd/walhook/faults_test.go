@@ -165,7 +165,7 @@ func runOrderedBacklog(t *testing.T, rows int, failFor time.Duration, fault func
 	t.Parallel()
 	db := testenv.NewDB(t)
 	secret := signing.GenerateSecret()
-	s := &sink{secret: secret, ids: map[int64]map[string]int{}}
+	s := newSink(secret, 0)
 	f := newFlaky(s, failFor)
 	srv := httptest.NewServer(f)
 	defer srv.Close()
@@ -305,7 +305,7 @@ func TestSIGTERMWithTheStateDatabaseHungExitsInTime(t *testing.T) {
 	t.Parallel()
 	db := testenv.NewDB(t)
 	secret := signing.GenerateSecret()
-	s := &sink{secret: secret, ids: map[int64]map[string]int{}}
+	s := newSink(secret, 0)
 	f := newFlaky(s, 0)
 	f.down.Store(true)
 	srv := httptest.NewServer(f)
