@@ -11,6 +11,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/walhook/walhook/cdc"
+	"github.com/walhook/walhook/internal/pgcluster"
 	"github.com/walhook/walhook/testenv"
 )
 
@@ -97,7 +98,7 @@ func TestPrerequisiteMessages(t *testing.T) {
 		if testenv.Shared(t).Dir() == "" {
 			t.Skip("needs a throwaway cluster of its own")
 		}
-		cluster, err := testenv.Start(ctx, testenv.Options{Settings: map[string]string{"wal_level": "replica", "max_wal_senders": "2", "max_replication_slots": "2"}})
+		cluster, err := pgcluster.Start(ctx, pgcluster.Options{Settings: map[string]string{"wal_level": "replica", "max_wal_senders": "2", "max_replication_slots": "2"}})
 		if err != nil {
 			t.Fatal(err)
 		}

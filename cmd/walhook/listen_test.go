@@ -43,7 +43,9 @@ func TestListen(t *testing.T) {
 	addrs := make(chan net.Addr, 1)
 	code := make(chan int, 1)
 	go func() {
-		code <- listen(ctx, []string{"--port", "0", "--secret", secret, "--color", "never"}, stdout, stderr, func(a net.Addr) { addrs <- a })
+		a := testApp(stdout, stderr)
+		a.onListening = func(addr net.Addr) { addrs <- addr }
+		code <- execute(ctx, []string{"listen", "--port", "0", "--secret", secret, "--color", "never"}, a)
 	}()
 	var url string
 	select {
@@ -109,7 +111,7 @@ func TestListenFlags(t *testing.T) {
 	}
 	for _, c := range cases {
 		stderr := &listenBuffer{}
-		if code := listen(context.Background(), c.args, &listenBuffer{}, stderr, nil); code != 2 || !strings.Contains(stderr.String(), c.want) {
+		if code := execute(context.Background(), append([]string{"listen"}, c.args...), testApp(&listenBuffer{}, stderr)); code != 2 || !strings.Contains(stderr.String(), c.want) {
 			t.Errorf("listen %v = %d, stderr %q; want 2 and %q", c.args, code, stderr.String(), c.want)
 		}
 	}

@@ -4,10 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
-	"os"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -15,17 +13,32 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/spf13/cobra"
 
 	"github.com/walhook/walhook/internal/config"
 	"github.com/walhook/walhook/internal/store"
 )
 
-func init() {
-	register(command{name: "status", summary: "show the slot's lag, the retry queue and endpoint health", run: runStatus})
-}
+func init() { register(newStatusCommand) }
 
-func runStatus(args []string) int {
-	return status(context.Background(), args, os.Stdout, os.Stderr)
+func newStatusCommand(a *app) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show the slot's lag, the retry queue and endpoint health",
+		Long: `Shows the replication slot (active, confirmed LSN, lag), the publication, the
+retry queue, failed evaluations, and each endpoint's health and queue. It reads
+the databases, so it works while walhook is down.`,
+		Example: `  walhook status -c walhook.hcl
+  walhook status --config walhook.hcl --json`,
+		Args:        noArgs,
+		Annotations: readsConfig(),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return a.status(cmd.Context(), asJSON)
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON instead of text")
+	return cmd
 }
 
 // errNoState is returned when the state schema does not exist yet.
@@ -111,33 +124,25 @@ type statusReport struct {
 	FailedEvaluationsMore bool `json:"failed_evaluations_more,omitempty"`
 }
 
-func status(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("status", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	cfgPath := fs.String("c", "walhook.hcl", "config file")
-	asJSON := fs.Bool("json", false, "print JSON instead of text")
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	cfg, ok := loadConfig(*cfgPath)
-	if !ok {
-		return 1
+// status prints the status report.
+func (a *app) status(ctx context.Context, asJSON bool) error {
+	cfg, err := a.config()
+	if err != nil {
+		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	rep, err := collectStatus(ctx, cfg)
 	if err != nil {
-		fmt.Fprintf(stderr, "walhook: %v\n", err)
-		return 1
+		return err
 	}
-	if *asJSON {
-		enc := json.NewEncoder(stdout)
+	if asJSON {
+		enc := json.NewEncoder(a.stdout)
 		enc.SetIndent("", "  ")
-		_ = enc.Encode(rep)
-		return 0
+		return enc.Encode(rep)
 	}
-	printStatus(stdout, rep)
-	return 0
+	printStatus(a.stdout, rep)
+	return nil
 }
 
 func collectStatus(ctx context.Context, cfg *config.Config) (*statusReport, error) {
