@@ -101,8 +101,20 @@ func (rc *received) wait(t *testing.T, path string, n int) [][]byte {
 	}
 }
 
-// schemaRelay runs a relay with an admin handler on db, delivering to rc.
-func schemaRelay(t *testing.T, db *testenv.DB, rc *received, events string) (adminURL string) {
+// reshaper is an endpoint that reshapes money.moved with a body expression.
+const reshaper = `
+endpoint "reshaper" {
+  url    = "RECEIVER/reshaper"
+  events = ["money.moved"]
+  secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+  body   = { event = event.type, amount = event.data.amount, cents = event.data.amount * 100, data = event.data }
+}
+`
+
+// schemaRelay runs a relay with an admin handler on db, delivering to rc:
+// endpoint "all" receives every event; blocks adds events and endpoints
+// (RECEIVER in them stands for rc's URL).
+func schemaRelay(t *testing.T, db *testenv.DB, rc *received, blocks string) (adminURL string) {
 	t.Helper()
 	srv := httptest.NewServer(rc)
 	t.Cleanup(srv.Close)
@@ -125,13 +137,7 @@ endpoint "all" {
   events = ["*"]
   secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 }
-endpoint "reshaper" {
-  url    = "%s/reshaper"
-  events = ["money.moved"]
-  secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
-  body   = { event = event.type, amount = event.data.amount, cents = event.data.amount * 100, data = event.data }
-}
-%s`, db.URL, slot, slot, tokenA, srv.URL, srv.URL, events)
+%s`, db.URL, slot, slot, tokenA, srv.URL, strings.ReplaceAll(blocks, "RECEIVER", srv.URL))
 	cfg, diags := config.Parse([]byte(src), "schema.hcl")
 	if diags.HasErrors() {
 		t.Fatalf("config: %v", diags)
@@ -246,7 +252,7 @@ event "money.moved" {
   on    = ["insert"]
   data  = { amount = new.amount, doubled = new.amount * 2, note = new.note }
 }
-`)
+`+reshaper)
 	var catalogue struct {
 		Data []struct {
 			Name      string `json:"name"`
@@ -341,7 +347,7 @@ event "money.moved" {
   on    = ["insert"]
   data  = { amount = new.amount, plus_one = new.amount + 1 }
 }
-`)
+`+reshaper)
 	texts := []struct{ in, out, plusOne string }{
 		{"0.10", "0.10", "1.1"},
 		{"12000.00", "12000.00", "12001"},
@@ -374,4 +380,92 @@ func containsBody(bodies [][]byte, part string) bool {
 		}
 	}
 	return false
+}
+
+// TestToastDelivered updates only the title of rows holding 1.3 MB of text
+// and of jsonb: with REPLICA IDENTITY FULL the webhook carries the whole
+// row, body and meta included; with DEFAULT they are absent (Postgres does
+// not send them). Either way the deliveries validate against the schema.
+func TestToastDelivered(t *testing.T) {
+	t.Parallel()
+	db := testenv.NewEmptyDB(t)
+	db.Exec(t, `CREATE TABLE docs_full (id int PRIMARY KEY, title text, body text, meta jsonb);
+		ALTER TABLE docs_full REPLICA IDENTITY FULL;
+		CREATE TABLE docs_default (id int PRIMARY KEY, title text, body text, meta jsonb)`)
+	rc := &received{bodies: map[string][][]byte{}, wake: make(chan struct{}, 1)}
+	base := schemaRelay(t, db, rc, `
+event "doc.full" {
+  table = "docs_full"
+  on    = ["insert", "update"]
+}
+event "doc.default" {
+  table = "docs_default"
+  on    = ["insert", "update"]
+}
+event "doc.full.custom" {
+  table = "docs_full"
+  on    = ["update"]
+  data  = { id = new.id, title = new.title, body_length = length(new.body), meta = new.meta }
+}
+`)
+	// Random-looking text that Postgres cannot compress below the TOAST
+	// threshold: the hex of a sequence hashed by Postgres itself.
+	db.Exec(t, `INSERT INTO docs_full VALUES (1, 'a', (SELECT string_agg(md5(i::text), '') FROM generate_series(1, 40625) i), jsonb_build_object('blob', (SELECT string_agg(md5((-i)::text), '') FROM generate_series(1, 40625) i)))`)
+	db.Exec(t, `INSERT INTO docs_default SELECT * FROM docs_full`)
+	db.Exec(t, `UPDATE docs_full SET title = 'b'`)
+	db.Exec(t, `UPDATE docs_default SET title = 'b'`)
+	var want struct {
+		Body string
+		Meta json.RawMessage
+	}
+	if err := db.Pool.QueryRow(context.Background(), `SELECT body, meta FROM docs_full`).Scan(&want.Body, &want.Meta); err != nil {
+		t.Fatal(err)
+	}
+	if len(want.Body) < 1300_000 {
+		t.Fatalf("body of %d bytes", len(want.Body))
+	}
+	bodies := rc.wait(t, "/all", 5)
+
+	type row struct {
+		ID    int              `json:"id"`
+		Title string           `json:"title"`
+		Body  *string          `json:"body"`
+		Meta  *json.RawMessage `json:"meta"`
+		Len   *int             `json:"body_length"`
+	}
+	got := map[string]row{}
+	for _, b := range bodies {
+		var msg struct {
+			Type string `json:"type"`
+			Data row    `json:"data"`
+		}
+		if err := json.Unmarshal(b, &msg); err != nil {
+			t.Fatal(err)
+		}
+		got[msg.Type+"/"+msg.Data.Title] = msg.Data
+		if err := validate(compileSchema(t, getJSON(t, base, "/v1/events/"+msg.Type+"/schema", http.StatusOK)), b); err != nil {
+			t.Errorf("%s delivery does not validate: %v", msg.Type, err)
+		}
+	}
+	sameMeta := func(m *json.RawMessage) bool {
+		if m == nil {
+			return false
+		}
+		var a, b any
+		_ = json.Unmarshal(*m, &a)
+		_ = json.Unmarshal(want.Meta, &b)
+		return fmt.Sprint(a) == fmt.Sprint(b)
+	}
+	for _, key := range []string{"doc.full/a", "doc.full/b", "doc.default/a"} {
+		r := got[key]
+		if r.Body == nil || *r.Body != want.Body || !sameMeta(r.Meta) {
+			t.Errorf("%s: body present %v, meta present %v: want the whole row", key, r.Body != nil, r.Meta != nil)
+		}
+	}
+	if r := got["doc.default/b"]; r.ID != 1 || r.Body != nil || r.Meta != nil {
+		t.Errorf("doc.default update: body present %v, meta present %v: want both absent", r.Body != nil, r.Meta != nil)
+	}
+	if r := got["doc.full.custom/b"]; r.Len == nil || *r.Len != len(want.Body) || !sameMeta(r.Meta) {
+		t.Errorf("doc.full.custom: body_length %v, meta present %v", r.Len, r.Meta != nil)
+	}
 }
