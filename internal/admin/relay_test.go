@@ -15,6 +15,7 @@ import (
 
 	"github.com/walhook/walhook/internal/admin"
 	"github.com/walhook/walhook/internal/config"
+	"github.com/walhook/walhook/internal/dispatch"
 	"github.com/walhook/walhook/internal/metrics"
 	"github.com/walhook/walhook/internal/netguard"
 	"github.com/walhook/walhook/relay"
@@ -113,32 +114,12 @@ event "contact.created" {
   tenant = new.organization_id
 }
 `, db.URL, slot, slot, tokenA)
-	cfg, diags := config.Parse([]byte(src), "test.hcl")
-	if diags.HasErrors() {
-		t.Fatalf("config: %v", diags)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
 	m := metrics.New(nil)
-	log := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)
-	r, err := relay.New(ctx, cfg, log, relay.Options{Observer: m, RetryPoll: 20 * time.Millisecond, HeartbeatInterval: 500 * time.Millisecond})
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
+	cfg, r := runRelay(t, src, m)
 	m.WatchQueue(r.Store.Stats)
 	m.WatchHealth(r.Store.AllHealth)
 	m.WatchReader(r.Reader.Status)
-	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(60 * time.Second):
-			t.Error("relay did not stop")
-		}
-	})
-	eventually(t, "the reader to stream", func() bool { return r.Reader.Status().Streaming })
+	log := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)
 
 	guard := &netguard.Guard{Allow: cfg.Admin.AllowNetworks, AllowHTTP: cfg.Admin.AllowHTTP}
 	srv := httptest.NewServer(admin.New(admin.Options{
@@ -258,4 +239,33 @@ event "contact.created" {
 	if got["walhook_endpoints_disabled"] != 0 || got["walhook_deliveries_failed"] != 0 {
 		t.Errorf("after recovery: %v disabled, %v failed", got["walhook_endpoints_disabled"], got["walhook_deliveries_failed"])
 	}
+}
+
+// runRelay runs a relay on the config src until the test ends, observed by
+// observer (may be nil), and waits until it streams.
+func runRelay(t *testing.T, src string, observer dispatch.Observer) (*config.Config, *relay.Relay) {
+	t.Helper()
+	cfg, diags := config.Parse([]byte(src), "test.hcl")
+	if diags.HasErrors() {
+		t.Fatalf("config: %v", diags)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	log := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)
+	r, err := relay.New(ctx, cfg, log, relay.Options{Observer: observer, RetryPoll: 20 * time.Millisecond, HeartbeatInterval: 500 * time.Millisecond})
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(60 * time.Second):
+			t.Error("relay did not stop")
+		}
+	})
+	eventually(t, "the reader to stream", func() bool { return r.Reader.Status().Streaming })
+	return cfg, r
 }

@@ -13,11 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rs/zerolog"
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
-	"github.com/walhook/walhook/internal/config"
-	"github.com/walhook/walhook/relay"
 	"github.com/walhook/walhook/testenv"
 )
 
@@ -138,28 +135,7 @@ endpoint "all" {
   secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 }
 %s`, db.URL, slot, slot, tokenA, srv.URL, strings.ReplaceAll(blocks, "RECEIVER", srv.URL))
-	cfg, diags := config.Parse([]byte(src), "schema.hcl")
-	if diags.HasErrors() {
-		t.Fatalf("config: %v", diags)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	log := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)
-	r, err := relay.New(ctx, cfg, log, relay.Options{RetryPoll: 20 * time.Millisecond, HeartbeatInterval: 500 * time.Millisecond})
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(60 * time.Second):
-			t.Error("relay did not stop")
-		}
-	})
-	eventually(t, "the reader to stream", func() bool { return r.Reader.Status().Streaming })
+	_, r := runRelay(t, src, nil)
 	api := httptest.NewServer(r.AdminHandler())
 	t.Cleanup(api.Close)
 	return api.URL

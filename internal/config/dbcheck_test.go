@@ -59,13 +59,7 @@ event "note.created" {
   on    = ["insert"]
 }
 `
-	cfg, diags := Parse([]byte(src), "db.hcl")
-	if diags.HasErrors() {
-		t.Fatal(diags.Error())
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	diags = CheckDatabase(ctx, cfg)
+	_, diags := checkSource(t, src)
 	lineOf := func(marker string) int {
 		for i, l := range strings.Split(src, "\n") {
 			if strings.Contains(l, "# <- "+marker) {
@@ -135,13 +129,7 @@ event "contact.created" {
   on    = ["insert"]
 }
 `
-	cfg, diags := Parse([]byte(src), "db.hcl")
-	if diags.HasErrors() {
-		t.Fatal(diags.Error())
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	diags = CheckDatabase(ctx, cfg)
+	cfg, diags := checkSource(t, src)
 	if len(diags) != 1 || diags[0].Severity != hcl.DiagError {
 		t.Fatalf("want one error, got %s", diags.Error())
 	}
@@ -159,7 +147,21 @@ event "contact.created" {
 	// The same slot name in its own database is fine.
 	cfg.Source.URL = other.URL
 	cfg.Events = nil
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
 	if diags := CheckDatabase(ctx, cfg); diags.HasErrors() {
 		t.Errorf("slot in its own database: %s", diags.Error())
 	}
+}
+
+// checkSource parses the config src and checks it against its database.
+func checkSource(t *testing.T, src string) (*Config, hcl.Diagnostics) {
+	t.Helper()
+	cfg, diags := Parse([]byte(src), "db.hcl")
+	if diags.HasErrors() {
+		t.Fatal(diags.Error())
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return cfg, CheckDatabase(ctx, cfg)
 }

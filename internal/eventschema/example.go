@@ -24,23 +24,9 @@ type orderedMember struct {
 	value any
 }
 
+// MarshalJSON writes the members in order.
 func (o orderedObject) MarshalJSON() ([]byte, error) {
-	b := []byte{'{'}
-	for i, m := range o {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		k, err := json.Marshal(m.name)
-		if err != nil {
-			return nil, err
-		}
-		v, err := json.Marshal(m.value)
-		if err != nil {
-			return nil, err
-		}
-		b = append(append(append(b, k...), ':'), v...)
-	}
-	return append(b, '}'), nil
+	return marshalObject(len(o), func(i int) (string, any) { return o[i].name, o[i].value })
 }
 
 func example(s *Schema) any {

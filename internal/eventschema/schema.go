@@ -68,26 +68,29 @@ type Properties []Property
 
 // MarshalJSON writes the properties as a JSON object, in order.
 func (ps Properties) MarshalJSON() ([]byte, error) {
-	var b bytes.Buffer
-	b.WriteByte('{')
-	for i, p := range ps {
+	return marshalObject(len(ps), func(i int) (string, any) { return ps[i].Name, ps[i].Schema })
+}
+
+// marshalObject writes a JSON object of n members, in the order member
+// gives them.
+func marshalObject(n int, member func(i int) (string, any)) ([]byte, error) {
+	b := []byte{'{'}
+	for i := 0; i < n; i++ {
+		name, value := member(i)
+		k, err := json.Marshal(name)
+		if err != nil {
+			return nil, err
+		}
+		v, err := json.Marshal(value)
+		if err != nil {
+			return nil, err
+		}
 		if i > 0 {
-			b.WriteByte(',')
+			b = append(b, ',')
 		}
-		k, err := json.Marshal(p.Name)
-		if err != nil {
-			return nil, err
-		}
-		v, err := json.Marshal(p.Schema)
-		if err != nil {
-			return nil, err
-		}
-		b.Write(k)
-		b.WriteByte(':')
-		b.Write(v)
+		b = append(append(append(b, k...), ':'), v...)
 	}
-	b.WriteByte('}')
-	return b.Bytes(), nil
+	return append(b, '}'), nil
 }
 
 // UnmarshalJSON reads a JSON object of schemas, keeping its order.
