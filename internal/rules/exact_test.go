@@ -142,3 +142,84 @@ func compileEvent(t *testing.T, block string, fast bool) *Rules {
 	}
 	return r
 }
+
+// TestExactNumbersThroughFunctions runs every function rules may call on
+// rows holding exact numerics (which carry a cty mark): none may fail or
+// lose the value because of the mark.
+func TestExactNumbersThroughFunctions(t *testing.T) {
+	t.Parallel()
+	exprs := map[string]string{
+		"format":       `format("%.2f|%s|%v", new.amount, new.amount, new.amount)`,
+		"formatlist":   `formatlist("%s", [new.amount, new.other])`,
+		"join":         `join(",", [new.amount, new.other])`,
+		"jsonencode":   `jsonencode(new)`,
+		"tostring":     `tostring(new.amount)`,
+		"tonumber":     `tonumber(new.amount)`,
+		"template":     `"${new.amount} and ${new.other}"`,
+		"max":          `max(new.amount, new.other)`,
+		"min":          `min(new.amount, new.other)`,
+		"abs":          `abs(new.amount)`,
+		"ceil":         `ceil(new.amount)`,
+		"floor":        `floor(new.amount)`,
+		"signum":       `signum(new.amount)`,
+		"pow":          `pow(new.amount, 2)`,
+		"log":          `log(new.amount, 10)`,
+		"int":          `int(new.amount)`,
+		"parseint":     `parseint("12", 10) + new.amount`,
+		"lookup":       `lookup(new, "amount", 0)`,
+		"element":      `element([new.amount, new.other], 1)`,
+		"index":        `index([new.amount, new.other], 1)`,
+		"concat":       `concat([new.amount], [new.other])`,
+		"sort":         `sort([tostring(new.amount), tostring(new.other)])`,
+		"distinct":     `distinct([new.amount, new.amount, new.other])`,
+		"contains":     `contains([new.amount], new.amount)`,
+		"coalescelist": `coalescelist([], [new.amount])`,
+		"compact":      `compact([tostring(new.amount), ""])`,
+		"flatten":      `flatten([[new.amount], [new.other]])`,
+		"slice":        `slice([new.amount, new.other], 0, 1)`,
+		"reverse":      `reverse([new.amount, new.other])`,
+		"values":       `values({ a = new.amount, b = new.other })`,
+		"keys":         `keys(new)`,
+		"zipmap":       `zipmap(["a", "b"], [new.amount, new.other])`,
+		"merge":        `merge(new, { x = new.amount })`,
+		"tolist":       `tolist([new.amount, new.other])`,
+		"toset":        `toset([new.amount, new.other])`,
+		"tomap":        `tomap({ a = new.amount, b = new.other })`,
+		"length":       `length([new.amount, new.metadata])`,
+		"range":        `range(new.amount)`,
+		"can":          `can(new.amount + 1)`,
+		"try":          `try(new.missing, new.amount)`,
+		"coalesce":     `coalesce(null, new.amount)`,
+		"for list":     `[for v in [new.amount, new.other] : v * 2]`,
+		"for object":   `{ for k, v in new : k => v if k != "metadata" }`,
+		"splat":        `[{ a = new.amount }][*].a`,
+		"conditional":  `new.amount > new.other ? new.amount : new.other`,
+		"compare":      `new.amount == new.other || new.amount != 1 && !(new.amount < 0)`,
+		"index expr":   `new.metadata.prices[0]`,
+		"jsondecode":   `jsondecode(jsonencode(new.metadata)).prices`,
+		"regex":        `regex("[0-9]+", tostring(new.amount))`,
+	}
+	for name, expr := range exprs {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			for _, fast := range []bool{true, false} {
+				r := compileEvent(t, `event "deal.updated" {
+  table = "deals"
+  on    = ["update"]
+  when  = (`+expr+`) != null
+  key   = jsonencode(`+expr+`)
+  data  = { v = `+expr+` }
+}`, fast)
+				row := map[string]any{"amount": json.Number("12.50"), "other": json.Number("0.10"), "metadata": json.RawMessage(`{"prices":[1.50,2.00]}`)}
+				c := &cdc.Change{Schema: "public", Table: "deals", Op: cdc.OpUpdate, New: row, Columns: []string{"amount", "other", "metadata"}, CommitTime: commitTime}
+				evs, failures := r.Evaluate(c, nil)
+				if len(failures) > 0 || len(evs) != 1 {
+					t.Fatalf("%s: events %d, failures %v", expr, len(evs), failures)
+				}
+				if !json.Valid(evs[0].Data) {
+					t.Errorf("%s: data is not JSON: %s", expr, evs[0].Data)
+				}
+			}
+		})
+	}
+}
