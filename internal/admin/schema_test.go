@@ -304,6 +304,9 @@ event "money.moved" {
 			t.Errorf("a reshaped money.moved body does not validate: %v\n%s", err, b)
 		}
 	}
+	if a, b := getJSON(t, base, "/v1/events/money.moved/schema?endpoint=cfg:all", http.StatusOK), getJSON(t, base, "/v1/events/money.moved/schema", http.StatusOK); !bytes.Equal(a, b) {
+		t.Errorf("an endpoint without a body expression gets another schema than the default body:\n%s\n%s", a, b)
+	}
 	getJSON(t, base, "/v1/events/money.moved/schema?endpoint=nope", http.StatusBadRequest)
 	getJSON(t, base, "/v1/events/no.such/schema", http.StatusNotFound)
 	getJSON(t, base, "/v1/events/no.such", http.StatusNotFound)
