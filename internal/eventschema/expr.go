@@ -247,7 +247,7 @@ func callSchema(e *hclsyntax.FunctionCallExpr, sc scope) *Schema {
 			}
 		}
 		return typed(want)
-	case "length", "strlen", "parseint", "signum", "int", "index":
+	case "length", "strlen", "parseint", "signum", "int":
 		return typed("number")
 	case "abs", "ceil", "floor", "max", "min", "pow", "log":
 		return typed("number")
