@@ -150,4 +150,3 @@ func copyMap(m map[string]any) map[string]any {
 	}
 	return out
 }
-
