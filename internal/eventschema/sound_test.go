@@ -150,3 +150,62 @@ func copyMap(m map[string]any) map[string]any {
 	}
 	return out
 }
+
+// TestBodySchemaHoldsForRenderedBodies renders endpoint body expressions
+// with the real renderer for events of both identities and checks each
+// body validates against the endpoint's derived body schema.
+func TestBodySchemaHoldsForRenderedBodies(t *testing.T) {
+	t.Parallel()
+	bodies := []string{
+		`event`,
+		`{ event = event.type, at = event.timestamp, data = event.data, key = event.key }`,
+		`{ amount = try(event.data.amount, null), tags = try(event.data.tags, []), tenant = event.tenant == "" ? null : event.tenant }`,
+		`merge(event.data, { kind = event.type })`,
+		`[event.id, upper(event.type)]`,
+	}
+	checked := 0
+	for _, identity := range []byte{'d', 'f'} {
+		table := soundTable(identity)
+		for i, body := range bodies {
+			block := fmt.Sprintf(`event "thing.changed" {
+  table = "things"
+  on    = ["insert", "update", "delete"]
+}
+endpoint "reshaped" {
+  url    = "https://example.com/hook"
+  events = ["*"]
+  secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+  body   = %s
+}`, body)
+			e, endpoints := parseEvent(t, block)
+			described := Describe(e, table, endpoints)
+			if len(described.Bodies) != 1 {
+				t.Fatalf("body %d: bodies %+v", i, described.Bodies)
+			}
+			cs := compile(t, described.Bodies[0].Schema)
+			r := compileRules(t, block)
+			for _, op := range []cdc.Op{cdc.OpInsert, cdc.OpUpdate, cdc.OpDelete} {
+				for _, values := range []bool{true, false} {
+					evs, failures := r.Evaluate(soundChange(table, op, values), nil)
+					if len(failures) > 0 {
+						t.Fatalf("default data failed: %v", failures)
+					}
+					for k := range evs {
+						b, err := rules.RenderBody(endpoints[0], &evs[k])
+						if err != nil {
+							continue // no delivery
+						}
+						checked++
+						if err := accepts(t, cs, string(b)); err != nil {
+							t.Errorf("identity %c, body %s, %s: %s does not validate against %s: %v",
+								identity, body, op, b, marshal(t, described.Bodies[0].Schema), err)
+						}
+					}
+				}
+			}
+		}
+	}
+	if checked < 50 {
+		t.Errorf("only %d bodies were checked", checked)
+	}
+}
