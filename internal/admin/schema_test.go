@@ -384,7 +384,7 @@ event "doc.default" {
 event "doc.full.custom" {
   table = "docs_full"
   on    = ["update"]
-  data  = { id = new.id, title = new.title, body_length = length(new.body), meta = new.meta }
+  data  = { id = new.id, title = new.title, body_length = length(new.body), meta = new.meta, changed = changed }
 }
 `)
 	// Random-looking text that Postgres cannot compress below the TOAST
@@ -406,11 +406,12 @@ event "doc.full.custom" {
 	bodies := rc.wait(t, "/all", 5)
 
 	type row struct {
-		ID    int              `json:"id"`
-		Title string           `json:"title"`
-		Body  *string          `json:"body"`
-		Meta  *json.RawMessage `json:"meta"`
-		Len   *int             `json:"body_length"`
+		ID      int              `json:"id"`
+		Title   string           `json:"title"`
+		Body    *string          `json:"body"`
+		Meta    *json.RawMessage `json:"meta"`
+		Len     *int             `json:"body_length"`
+		Changed []string         `json:"changed"`
 	}
 	got := map[string]row{}
 	for _, b := range bodies {
@@ -444,7 +445,7 @@ event "doc.full.custom" {
 	if r := got["doc.default/b"]; r.ID != 1 || r.Body != nil || r.Meta != nil {
 		t.Errorf("doc.default update: body present %v, meta present %v: want both absent", r.Body != nil, r.Meta != nil)
 	}
-	if r := got["doc.full.custom/b"]; r.Len == nil || *r.Len != len(want.Body) || !sameMeta(r.Meta) {
-		t.Errorf("doc.full.custom: body_length %v, meta present %v", r.Len, r.Meta != nil)
+	if r := got["doc.full.custom/b"]; r.Len == nil || *r.Len != len(want.Body) || !sameMeta(r.Meta) || fmt.Sprint(r.Changed) != "[title]" {
+		t.Errorf("doc.full.custom: body_length %v, meta present %v, changed %v (want [title])", r.Len, r.Meta != nil, r.Changed)
 	}
 }
