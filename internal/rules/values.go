@@ -210,10 +210,10 @@ func numberVal(s string) cty.Value {
 type exactNumber struct{ text string }
 
 // exactNumberVal is numberVal, marked with its text when that text carries
-// more than the number (a scale, an exponent).
+// more than the number (a scale, an exponent) and can be written as JSON.
 func exactNumberVal(s string) cty.Value {
 	v := numberVal(s)
-	if v.Type() == cty.Number && strings.ContainsAny(s, ".eE") {
+	if v.Type() == cty.Number && strings.ContainsAny(s, ".eE") && isJSONNumber(s) {
 		return v.Mark(exactNumber{text: s})
 	}
 	return v
