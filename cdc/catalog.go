@@ -139,41 +139,6 @@ func scanColumn(row pgx.CollectableRow) (Column, error) {
 	return c, nil
 }
 
-// Slot is what pg_replication_slots says about a replication slot.
-type Slot struct {
-	Name string
-	// Database is the database a logical slot decodes; empty for a
-	// physical slot.
-	Database string
-	Plugin   string // empty for a physical slot
-	Type     string // "logical" or "physical"
-	Active   bool
-}
-
-// LookupSlot reads the named replication slot; nil when there is none.
-func LookupSlot(ctx context.Context, conn *pgx.Conn, name string) (*Slot, error) {
-	rows, err := conn.Query(ctx, `SELECT slot_name::text, coalesce(database::text, ''), coalesce(plugin::text, ''), slot_type, active
-		FROM pg_replication_slots WHERE slot_name = $1`, name)
-	if err != nil {
-		return nil, fmt.Errorf("looking up replication slot %s: %w", name, err)
-	}
-	s, err := pgx.CollectExactlyOneRow(rows, scanSlot)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("looking up replication slot %s: %w", name, err)
-	}
-	return &s, nil
-}
-
-// scanSlot scans one row of LookupSlot's query.
-func scanSlot(row pgx.CollectableRow) (Slot, error) {
-	var s Slot
-	err := row.Scan(&s.Name, &s.Database, &s.Plugin, &s.Type, &s.Active)
-	return s, err
-}
-
 // ServerSettings are the server settings walhook's checks read.
 type ServerSettings struct {
 	WALLevel string

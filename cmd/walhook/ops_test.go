@@ -24,6 +24,7 @@ import (
 	"github.com/walhook/walhook/internal/sender"
 	"github.com/walhook/walhook/internal/signing"
 	"github.com/walhook/walhook/internal/store"
+	"github.com/walhook/walhook/internal/testkit"
 	"github.com/walhook/walhook/testenv"
 )
 
@@ -177,17 +178,12 @@ func TestTeardownRefusesAnActiveSlot(t *testing.T) {
 	conn.Close(ctx)
 	// Once the reader is gone (the server releases the slot shortly after
 	// the connection closes), teardown goes through.
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	testkit.Eventually(t, "teardown to go through once the reader left", func() bool {
 		errOut.Reset()
-		code = execute(ctx, []string{"teardown", "-c", e.cfgPath, "--yes"}, testApp(&out, &errOut))
-		if code == 0 || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	if code != 0 || e.slotExists(t) || e.pubExists(t) {
-		t.Fatalf("teardown after the reader left: exit %d, %q", code, errOut.String())
+		return execute(ctx, []string{"teardown", "-c", e.cfgPath, "--yes"}, testApp(&out, &errOut)) == 0
+	})
+	if e.slotExists(t) || e.pubExists(t) {
+		t.Fatalf("teardown after the reader left: %q; slot exists %v, publication exists %v", errOut.String(), e.slotExists(t), e.pubExists(t))
 	}
 }
 

@@ -6,7 +6,6 @@ import (
 	"sort"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/spf13/cobra"
 
 	"github.com/walhook/walhook/cdc/outbox"
@@ -123,8 +122,7 @@ func ruleTables(cfg *config.Config) []string {
 	return tables
 }
 
-// runSQL prints sql, or runs it on the source database in one transaction
-// and prints done.
+// runSQL prints sql, or runs it on the source database and prints done.
 func (a *app) runSQL(ctx context.Context, cfg *config.Config, sql string, printOnly bool, done string) error {
 	if printOnly {
 		_, err := fmt.Fprint(a.stdout, sql)
@@ -132,14 +130,7 @@ func (a *app) runSQL(ctx context.Context, cfg *config.Config, sql string, printO
 	}
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	conn, err := pgx.Connect(ctx, cfg.Source.URL)
-	if err != nil {
-		return fmt.Errorf("connecting to the source database: %w", err)
-	}
-	defer conn.Close(context.WithoutCancel(ctx))
-	// Simple protocol: several statements in one round trip, one implicit
-	// transaction.
-	if _, err := conn.Exec(ctx, sql, pgx.QueryExecModeSimpleProtocol); err != nil {
+	if err := outbox.Apply(ctx, cfg.Source.URL, sql); err != nil {
 		return err
 	}
 	fmt.Fprintf(a.stdout, "walhook: %s\n", done)

@@ -11,7 +11,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
 
@@ -82,10 +81,11 @@ func (a *app) tail(ctx context.Context, log zerolog.Logger, o tailOptions) error
 		Tables:      splitList(o.tables),
 		Logger:      log,
 	}
-	slotExisted, pubExisted, err := tailObjectsExist(ctx, o.url, o.slot, o.publication)
+	slot, pub, err := cdc.Inspect(ctx, o.url, o.slot, o.publication)
 	if err != nil {
 		return err
 	}
+	slotExisted, pubExisted := slot.Exists, pub.Exists
 	if slotExisted && !o.fromStart {
 		return fmt.Errorf("replication slot %s already exists: pass --from-start to read its backlog (tail acknowledges what it prints, moving the slot), or choose another --slot", o.slot)
 	}
@@ -137,21 +137,6 @@ func tailLine(c cdc.Change) tailJSON {
 		XID: c.XID, CommitTime: c.CommitTime.UTC().Format(time.RFC3339Nano),
 		CommitLSN: c.CommitLSN.String(), EndLSN: c.EndLSN.String(), Position: c.Position,
 	}
-}
-
-// tailObjectsExist reports whether the slot and the publication exist.
-func tailObjectsExist(ctx context.Context, url, slot, publication string) (slotExists, pubExists bool, err error) {
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		return false, false, fmt.Errorf("connecting to the source database: %w", err)
-	}
-	defer conn.Close(context.WithoutCancel(ctx))
-	err = conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = $1),
-		EXISTS (SELECT 1 FROM pg_publication WHERE pubname = $2)`, slot, publication).Scan(&slotExists, &pubExists)
-	if err != nil {
-		return false, false, fmt.Errorf("looking up slot %s and publication %s: %w", slot, publication, err)
-	}
-	return slotExists, pubExists, nil
 }
 
 // dropTailObjects drops the slot tail created, and the publication if tail

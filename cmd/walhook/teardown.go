@@ -8,7 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/spf13/cobra"
 
@@ -65,15 +64,15 @@ func (a *app) teardown(ctx context.Context, state, yes bool) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	slotExisted, pubExisted, err := exists(ctx, src.URL, src.Slot, src.Publication)
+	slot, pub, err := cdc.Inspect(ctx, src.URL, src.Slot, src.Publication)
 	if err != nil {
 		return err
 	}
 	if err := cdc.Teardown(ctx, src.URL, src.Slot, src.Publication); err != nil {
 		return err
 	}
-	fmt.Fprintln(a.stdout, dropped("replication slot", src.Slot, slotExisted))
-	fmt.Fprintln(a.stdout, dropped("publication", src.Publication, pubExisted))
+	fmt.Fprintln(a.stdout, dropped("replication slot", src.Slot, slot.Exists))
+	fmt.Fprintln(a.stdout, dropped("publication", src.Publication, pub.Exists))
 	if state {
 		if err := dropState(ctx, cfg); err != nil {
 			return err
@@ -90,27 +89,9 @@ func dropped(what, name string, existed bool) string {
 	return what + " " + name + " did not exist"
 }
 
-// exists reports whether the slot and the publication exist.
-func exists(ctx context.Context, url, slot, publication string) (slotOK, pubOK bool, err error) {
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		return false, false, fmt.Errorf("connecting to the source database: %w", err)
-	}
-	defer conn.Close(context.WithoutCancel(ctx))
-	err = conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = $1),
-		EXISTS (SELECT 1 FROM pg_publication WHERE pubname = $2)`, slot, publication).Scan(&slotOK, &pubOK)
-	if err != nil {
-		return false, false, fmt.Errorf("looking up the slot and publication: %w", err)
-	}
-	return slotOK, pubOK, nil
-}
-
+// dropState drops the state schema.
 func dropState(ctx context.Context, cfg *config.Config) error {
-	url := cfg.State.URL
-	if url == "" {
-		url = cfg.Source.URL
-	}
-	pool, err := pgxpool.New(ctx, url)
+	pool, err := pgxpool.New(ctx, stateURL(cfg))
 	if err != nil {
 		return fmt.Errorf("connecting to the state database: %w", err)
 	}

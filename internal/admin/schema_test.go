@@ -11,10 +11,10 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
+	"github.com/walhook/walhook/internal/testkit"
 	"github.com/walhook/walhook/testenv"
 )
 
@@ -64,7 +64,11 @@ DELETE FROM kinds WHERE id = 2;
 type received struct {
 	mu     sync.Mutex
 	bodies map[string][][]byte
-	wake   chan struct{}
+	wake   testkit.Notifier
+}
+
+func newReceived() *received {
+	return &received{bodies: map[string][][]byte{}, wake: testkit.NewNotifier()}
 }
 
 func (rc *received) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -72,30 +76,21 @@ func (rc *received) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rc.mu.Lock()
 	rc.bodies[r.URL.Path] = append(rc.bodies[r.URL.Path], b)
 	rc.mu.Unlock()
-	select {
-	case rc.wake <- struct{}{}:
-	default:
-	}
+	rc.wake.Notify()
 	w.WriteHeader(http.StatusNoContent)
 }
 
 // wait waits until path has n bodies and returns them.
 func (rc *received) wait(t *testing.T, path string, n int) [][]byte {
 	t.Helper()
-	deadline := time.After(60 * time.Second)
-	for {
+	var got [][]byte
+	testkit.AwaitCond(t, testkit.Timeout, fmt.Sprintf("%d bodies at %s", n, path), rc.wake, func() bool {
 		rc.mu.Lock()
-		got := append([][]byte(nil), rc.bodies[path]...)
-		rc.mu.Unlock()
-		if len(got) >= n {
-			return got
-		}
-		select {
-		case <-rc.wake:
-		case <-deadline:
-			t.Fatalf("%s received %d bodies of %d within 60s", path, len(got), n)
-		}
-	}
+		defer rc.mu.Unlock()
+		got = append([][]byte(nil), rc.bodies[path]...)
+		return len(got) >= n
+	})
+	return got
 }
 
 // reshaper is an endpoint that reshapes money.moved with a body expression.
@@ -199,7 +194,7 @@ func TestDeliveriesValidateAgainstTheirSchema(t *testing.T) {
 	t.Parallel()
 	db := testenv.NewEmptyDB(t)
 	db.Exec(t, kindsSQL)
-	rc := &received{bodies: map[string][][]byte{}, wake: make(chan struct{}, 1)}
+	rc := newReceived()
 	base := schemaRelay(t, db, rc, `
 event "kind.changed" {
   description = "Every column, default payload"
@@ -319,7 +314,7 @@ func TestExactNumbersDelivered(t *testing.T) {
 	t.Parallel()
 	db := testenv.NewEmptyDB(t)
 	db.Exec(t, `CREATE TABLE money (id int PRIMARY KEY, amount numeric, note text)`)
-	rc := &received{bodies: map[string][][]byte{}, wake: make(chan struct{}, 1)}
+	rc := newReceived()
 	schemaRelay(t, db, rc, `
 event "money.moved" {
   table = "money"
@@ -371,7 +366,7 @@ func TestToastDelivered(t *testing.T) {
 	db.Exec(t, `CREATE TABLE docs_full (id int PRIMARY KEY, title text, body text, meta jsonb);
 		ALTER TABLE docs_full REPLICA IDENTITY FULL;
 		CREATE TABLE docs_default (id int PRIMARY KEY, title text, body text, meta jsonb)`)
-	rc := &received{bodies: map[string][][]byte{}, wake: make(chan struct{}, 1)}
+	rc := newReceived()
 	base := schemaRelay(t, db, rc, `
 event "doc.full" {
   table = "docs_full"

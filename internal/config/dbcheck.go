@@ -86,8 +86,8 @@ func CheckDatabase(ctx context.Context, cfg *Config) hcl.Diagnostics {
 // logical pgoutput slot of database: a slot decodes only the database it
 // was created in.
 func checkSlot(ctx context.Context, conn *pgx.Conn, name, database string) (hcl.Diagnostics, error) {
-	slot, err := cdc.LookupSlot(ctx, conn, name)
-	if err != nil || slot == nil {
+	slot, err := cdc.ReadSlotStatus(ctx, conn, name)
+	if err != nil || !slot.Exists {
 		return nil, err
 	}
 	var problem string
