@@ -34,6 +34,7 @@ CREATE TABLE kinds (
 	j json, jb jsonb, jb_null jsonb, by bytea,
 	a_int int[], a_text text[], a_num numeric[], a_jsonb jsonb[], a_2d int[], a_enum mood[], a_tstz timestamptz[], a_empty int[],
 	iv interval, ip inet, tm time, mn money,
+	x8 xid8, qc "char", a_vc varchar(3)[], a_bool bool[], a_bytea bytea[], tsr tstzrange,
 	required_text text NOT NULL,
 	gen int GENERATED ALWAYS AS (i2 * 2) STORED
 );
@@ -53,6 +54,7 @@ INSERT INTO kinds VALUES (
 	'{1,NULL,3}', '{"a b","c,d",NULL}', '{1.50,NaN}', ARRAY['{"k": 1}'::jsonb, '[1, 2]'::jsonb],
 	'{{1,2},{3,4}}', '{sad,happy}', '{"2024-03-01 12:00:00+00"}', '{}',
 	'1 day 02:00:00', '10.0.0.1/8', '13:14:15', 12.5,
+	'18446744073709551615', 'q', '{abc,NULL,"d,e"}', '{t,f,NULL}', ARRAY['\x00ff'::bytea], '[2024-01-01,2024-02-01)',
 	'x'
 );
 INSERT INTO kinds (id, required_text) VALUES (2, '');
