@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -151,13 +152,30 @@ func joinOps(ops []string) string {
 }
 
 // Catalog describes the events of a config, reading each rule's table
-// from the source database when asked, so schemas follow the tables.
+// from the source database when asked, so schemas follow the tables. A
+// table read is reused for TableTTL, so a console listing every event
+// does not open a connection per event.
 type Catalog struct {
 	cfg *config.Config
+	// now is the clock (tests move it).
+	now func() time.Time
+
+	mu     sync.Mutex
+	tables map[string]cachedTable
 }
 
+type cachedTable struct {
+	table *cdc.Table
+	read  time.Time
+}
+
+// TableTTL is how long a Catalog reuses a table it read.
+const TableTTL = 5 * time.Second
+
 // NewCatalog returns a Catalog of cfg's events.
-func NewCatalog(cfg *config.Config) *Catalog { return &Catalog{cfg: cfg} }
+func NewCatalog(cfg *config.Config) *Catalog {
+	return &Catalog{cfg: cfg, now: time.Now, tables: map[string]cachedTable{}}
+}
 
 // Describe describes the event named name. It returns ErrUnknownEvent for
 // a name no rule defines.
@@ -171,19 +189,39 @@ func (c *Catalog) Describe(ctx context.Context, name string) (*Event, error) {
 	if e == nil {
 		return nil, fmt.Errorf("describing event %q: %w", name, ErrUnknownEvent)
 	}
+	t, err := c.table(ctx, e.Schema, e.Table)
+	if err != nil {
+		return nil, fmt.Errorf("describing event %q: %w", name, err)
+	}
+	return Describe(e, t, c.cfg.Endpoints), nil
+}
+
+// table returns schema.table from the cache or, when missing or older than
+// TableTTL, from the source database (the lock is not held meanwhile).
+func (c *Catalog) table(ctx context.Context, schema, table string) (*cdc.Table, error) {
+	key := schema + "." + table
+	c.mu.Lock()
+	cached, ok := c.tables[key]
+	c.mu.Unlock()
+	if ok && c.now().Sub(cached.read) < TableTTL {
+		return cached.table, nil
+	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	conn, err := pgx.Connect(ctx, c.cfg.Source.URL)
 	if err != nil {
-		return nil, fmt.Errorf("describing event %q: connecting to the source database: %w", name, err)
+		return nil, fmt.Errorf("connecting to the source database: %w", err)
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
-	t, err := cdc.LookupTable(ctx, conn, e.Schema, e.Table)
+	t, err := cdc.LookupTable(ctx, conn, schema, table)
 	if err != nil {
-		return nil, fmt.Errorf("describing event %q: %w", name, err)
+		return nil, err
 	}
 	if t == nil {
-		return nil, fmt.Errorf("describing event %q: there is no table %s in the source database", name, e.QualifiedTable())
+		return nil, fmt.Errorf("there is no table %s in the source database", key)
 	}
-	return Describe(e, t, c.cfg.Endpoints), nil
+	c.mu.Lock()
+	c.tables[key] = cachedTable{table: t, read: c.now()}
+	c.mu.Unlock()
+	return t, nil
 }
