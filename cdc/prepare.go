@@ -149,7 +149,7 @@ func ensureSlot(ctx context.Context, conn *pgx.Conn, slot string) (LSN, error) {
 		if db := conn.Config().Database; database != db {
 			return 0, fmt.Errorf("replication slot %s belongs to database %q, not %q (a logical slot decodes only its own database): set source.slot to another name, or drop the old slot if nothing uses it (SELECT pg_drop_replication_slot('%s') connected to %s)", slot, database, db, slot, database)
 		}
-		return confirmedLSN(confirmed, slot)
+		return parseConfirmed(confirmed, slot)
 	}
 }
 
@@ -191,11 +191,12 @@ func slotConfirmed(ctx context.Context, conn *pgx.Conn, slot string) (LSN, error
 	if err != nil {
 		return 0, fmt.Errorf("reading confirmed_flush_lsn of slot %s: %w", slot, err)
 	}
-	return confirmedLSN(confirmed, slot)
+	return parseConfirmed(confirmed, slot)
 }
 
-// confirmedLSN parses a slot's confirmed_flush_lsn; 0 when it has none.
-func confirmedLSN(confirmed *string, slot string) (LSN, error) {
+// parseConfirmed reads a slot's confirmed_flush_lsn as text (nil: 0, the
+// slot has confirmed nothing yet).
+func parseConfirmed(confirmed *string, slot string) (LSN, error) {
 	if confirmed == nil {
 		return 0, nil
 	}

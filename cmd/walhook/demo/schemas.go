@@ -8,12 +8,13 @@ import (
 
 	"github.com/walhook/walhook/internal/config"
 	"github.com/walhook/walhook/internal/eventschema"
+	"github.com/walhook/walhook/internal/termstyle"
 )
 
 // describeSchemas prints, per event, the fields of its data as its JSON
 // Schema types them, and where to get the whole schema.
 func describeSchemas(ctx context.Context, p *printer, cfg *config.Config) error {
-	p.printf("\n%s (JSON Schema 2020-12, derived from the tables and rules):\n", p.style(ansiBold, "Event schemas"))
+	p.printf("\n%s (JSON Schema 2020-12, derived from the tables and rules):\n", p.style(termstyle.Bold, "Event schemas"))
 	catalog := eventschema.NewCatalog(cfg)
 	for _, e := range cfg.Events {
 		ev, err := catalog.Describe(ctx, e.Name)
