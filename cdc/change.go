@@ -42,16 +42,18 @@ type Change struct {
 	Op     Op
 
 	// New holds the row after an insert or update; nil on delete and truncate.
-	// Columns listed in Unchanged are left out.
+	// Columns listed in Unchanged are left out unless OldFull: then they are
+	// copied from Old, so New is always the whole row.
 	New map[string]any
 	// Old holds the row before an update or delete: only the replica identity
 	// (key) columns with REPLICA IDENTITY DEFAULT, the whole row with FULL.
 	// Nil on insert and truncate, and on an update that did not touch the key
 	// of a table without REPLICA IDENTITY FULL.
 	Old map[string]any
-	// Unchanged names the columns of New whose values were TOASTed and not
-	// changed by an update: Postgres does not send them, so they are absent
-	// from New rather than null.
+	// Unchanged names the columns whose values were TOASTed and not changed
+	// by an update. Postgres does not send them in the new row: with
+	// REPLICA IDENTITY FULL (OldFull) New carries them from Old; otherwise
+	// they are absent from New rather than null.
 	Unchanged []string
 	// Columns lists the table's column names in table order.
 	Columns []string

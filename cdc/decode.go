@@ -16,9 +16,7 @@ import (
 // only valid until the next message is received.
 type valueDecoder func(src []byte) any
 
-// typeDecoders picks a valueDecoder per type OID: fast paths for the common
-// scalars, pgx's type map to recognise arrays and their element types, and
-// the text itself for everything else.
+// typeDecoders picks a valueDecoder per type OID (see valueType).
 type typeDecoders struct {
 	types *pgtype.Map
 	// names holds the types announced by pgoutput Type messages (enums,
@@ -30,30 +28,72 @@ func newTypeDecoders() *typeDecoders {
 	return &typeDecoders{types: pgtype.NewMap(), names: map[uint32]string{}}
 }
 
+// ValueKind is the JSON form the Reader gives values of a type (see Change).
+type ValueKind string
+
+// The value kinds, by the Go value Change documents for them.
+const (
+	KindInteger     ValueKind = "integer"     // int64 (uint64 for xid8 beyond int64)
+	KindNumeric     ValueKind = "numeric"     // json.Number; "NaN", "Infinity", "-Infinity" as strings
+	KindFloat       ValueKind = "float"       // float64; "NaN", "Infinity", "-Infinity" as strings
+	KindBool        ValueKind = "bool"        // bool
+	KindTimestamptz ValueKind = "timestamptz" // RFC 3339 string in UTC; infinity and BC as Postgres's text
+	KindTimestamp   ValueKind = "timestamp"   // RFC 3339 string taken as UTC; infinity and BC as Postgres's text
+	KindJSON        ValueKind = "json"        // json.RawMessage: any JSON value
+	KindBytea       ValueKind = "bytea"       // base64 string
+	KindArray       ValueKind = "array"       // []any of Elem values, nested when multidimensional
+	KindText        ValueKind = "text"        // string: Postgres's text (text, uuid, date, enums, domains, others)
+)
+
+// ValueType says how values of one Postgres type are decoded.
+type ValueType struct {
+	Kind ValueKind
+	// OID is the type's OID (the element type's for Elem).
+	OID uint32
+	// Elem is the element type of an array.
+	Elem  *ValueType
+	delim byte
+}
+
+// ColumnValueType is how the Reader decodes values of type oid, named
+// typname in pg_type (which tells arrays of user-defined types, "_mood").
+func ColumnValueType(oid uint32, typname string) ValueType {
+	d := newTypeDecoders()
+	if _, builtin := d.types.TypeForOID(oid); !builtin {
+		d.names[oid] = typname
+	}
+	return d.valueType(oid)
+}
+
 // forOID returns the decoder for values of type oid.
-func (d *typeDecoders) forOID(oid uint32) valueDecoder {
+func (d *typeDecoders) forOID(oid uint32) valueDecoder { return d.valueType(oid).decoder() }
+
+// valueType classifies type oid: fast paths for the common scalars, pgx's
+// type map to recognise arrays and their element types, and the text itself
+// for everything else.
+func (d *typeDecoders) valueType(oid uint32) ValueType {
 	switch oid {
 	case pgtype.Int2OID, pgtype.Int4OID, pgtype.Int8OID, pgtype.OIDOID, pgtype.XIDOID, pgtype.CIDOID, pgtype.XID8OID:
-		return decodeInt
+		return ValueType{Kind: KindInteger, OID: oid}
 	case pgtype.NumericOID:
-		return decodeNumeric
+		return ValueType{Kind: KindNumeric, OID: oid}
 	case pgtype.Float4OID, pgtype.Float8OID:
-		return decodeFloat
+		return ValueType{Kind: KindFloat, OID: oid}
 	case pgtype.BoolOID:
-		return decodeBool
+		return ValueType{Kind: KindBool, OID: oid}
 	case pgtype.TimestamptzOID:
-		return decodeTimestamptz
+		return ValueType{Kind: KindTimestamptz, OID: oid}
 	case pgtype.TimestampOID:
-		return decodeTimestamp
+		return ValueType{Kind: KindTimestamp, OID: oid}
 	case pgtype.JSONOID, pgtype.JSONBOID:
-		return decodeJSON
+		return ValueType{Kind: KindJSON, OID: oid}
 	case pgtype.ByteaOID:
-		return decodeBytea
+		return ValueType{Kind: KindBytea, OID: oid}
 	case pgtype.TextOID, pgtype.VarcharOID, pgtype.BPCharOID, pgtype.NameOID, pgtype.UUIDOID,
 		pgtype.QCharOID, pgtype.UnknownOID, pgtype.DateOID:
 		// date: the connection's DateStyle is ISO, so the text already is
 		// 2006-01-02 (or infinity, -infinity, or a BC date, kept as text).
-		return decodeString
+		return ValueType{Kind: KindText, OID: oid}
 	}
 	if t, ok := d.types.TypeForOID(oid); ok {
 		if ac, ok := t.Codec.(*pgtype.ArrayCodec); ok && ac.ElementType != nil {
@@ -61,14 +101,40 @@ func (d *typeDecoders) forOID(oid uint32) valueDecoder {
 			if delim == 0 {
 				delim = ','
 			}
-			return arrayDecoder(d.forOID(ac.ElementType.OID), delim)
+			elem := d.valueType(ac.ElementType.OID)
+			return ValueType{Kind: KindArray, OID: oid, Elem: &elem, delim: delim}
 		}
-		return decodeString
+		return ValueType{Kind: KindText, OID: oid}
 	}
 	// Arrays of user-defined types (enums, domains) are named _elem by
 	// Postgres; their elements are decoded as text.
 	if name, ok := d.names[oid]; ok && strings.HasPrefix(name, "_") {
-		return arrayDecoder(decodeString, ',')
+		return ValueType{Kind: KindArray, OID: oid, Elem: &ValueType{Kind: KindText}, delim: ','}
+	}
+	return ValueType{Kind: KindText, OID: oid}
+}
+
+// decoder is the valueDecoder of values of type vt.
+func (vt ValueType) decoder() valueDecoder {
+	switch vt.Kind {
+	case KindInteger:
+		return decodeInt
+	case KindNumeric:
+		return decodeNumeric
+	case KindFloat:
+		return decodeFloat
+	case KindBool:
+		return decodeBool
+	case KindTimestamptz:
+		return decodeTimestamptz
+	case KindTimestamp:
+		return decodeTimestamp
+	case KindJSON:
+		return decodeJSON
+	case KindBytea:
+		return decodeBytea
+	case KindArray:
+		return arrayDecoder(vt.Elem.decoder(), vt.delim)
 	}
 	return decodeString
 }

@@ -21,6 +21,12 @@ type SlotStatus struct {
 	LagBytes int64
 	// WALStatus is pg_replication_slots.wal_status ("reserved", "lost"...).
 	WALStatus string
+	// Type is "logical" or "physical".
+	Type string
+	// Database is the database a logical slot decodes; "" for a physical one.
+	Database string
+	// Plugin is a logical slot's output plugin ("pgoutput").
+	Plugin string
 }
 
 // PublicationStatus is a publication and how many tables it publishes.
@@ -39,21 +45,24 @@ func Inspect(ctx context.Context, url, slot, publication string) (SlotStatus, Pu
 		return s, p, fmt.Errorf("connecting to the source database: %w", err)
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
-	if s, err = readSlotStatus(ctx, conn, slot); err != nil {
+	if s, err = ReadSlotStatus(ctx, conn, slot); err != nil {
 		return s, p, err
 	}
 	p, err = readPublicationStatus(ctx, conn, publication)
 	return s, p, err
 }
 
-func readSlotStatus(ctx context.Context, conn *pgx.Conn, slot string) (SlotStatus, error) {
+// ReadSlotStatus reads the named replication slot on conn; Exists is false
+// when there is none.
+func ReadSlotStatus(ctx context.Context, conn *pgx.Conn, slot string) (SlotStatus, error) {
 	s := SlotStatus{Name: slot}
 	var pid *int32
 	var confirmed, walStatus *string
 	var lag *int64
 	err := conn.QueryRow(ctx, `SELECT active, active_pid, confirmed_flush_lsn::text,
-		pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::bigint, wal_status
-		FROM pg_replication_slots WHERE slot_name = $1`, slot).Scan(&s.Active, &pid, &confirmed, &lag, &walStatus)
+		pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::bigint, wal_status,
+		slot_type, coalesce(database::text, ''), coalesce(plugin::text, '')
+		FROM pg_replication_slots WHERE slot_name = $1`, slot).Scan(&s.Active, &pid, &confirmed, &lag, &walStatus, &s.Type, &s.Database, &s.Plugin)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		return s, nil

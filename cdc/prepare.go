@@ -147,7 +147,7 @@ func ensureSlot(ctx context.Context, conn *pgx.Conn, slot string) (LSN, error) {
 			return 0, fmt.Errorf("replication slot %s exists but uses plugin %q, not pgoutput: drop it or choose another slot name", slot, plugin)
 		}
 		if db := conn.Config().Database; database != db {
-			return 0, fmt.Errorf("replication slot %s belongs to database %q, not %q: choose another slot name", slot, database, db)
+			return 0, fmt.Errorf("replication slot %s belongs to database %q, not %q (a logical slot decodes only its own database): set source.slot to another name, or drop the old slot if nothing uses it (SELECT pg_drop_replication_slot('%s') connected to %s)", slot, database, db, slot, database)
 		}
 		return parseConfirmed(confirmed, slot)
 	}

@@ -184,3 +184,27 @@ func TestPrepareAndTeardown(t *testing.T) {
 		t.Errorf("Teardown of nothing: %v", err)
 	}
 }
+
+// TestSlotOfAnotherDatabase: Prepare refuses a slot that decodes another
+// database and says what to do.
+func TestSlotOfAnotherDatabase(t *testing.T) {
+	t.Parallel()
+	db := testenv.NewEmptyDB(t)
+	db.Exec(t, `CREATE TABLE items (id int PRIMARY KEY)`)
+	other := testenv.NewEmptyDB(t)
+	cfg := testConfig(t, db, "public.items")
+	other.Exec(t, `SELECT pg_create_logical_replication_slot($1, 'pgoutput')`, cfg.Slot)
+	t.Cleanup(func() { other.Exec(t, `SELECT pg_drop_replication_slot($1)`, cfg.Slot) })
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	err := cdc.Prepare(ctx, "", cfg)
+	for _, want := range []string{
+		"replication slot " + cfg.Slot + ` belongs to database "` + other.Name + `", not "` + db.Name + `"`,
+		"set source.slot to another name",
+		"SELECT pg_drop_replication_slot('" + cfg.Slot + "') connected to " + other.Name,
+	} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Prepare error %v lacks %q", err, want)
+		}
+	}
+}

@@ -155,7 +155,9 @@ func rowChange(kind byte, msg []byte, rels map[uint32]*relation) (Change, error)
 		if tag != 'N' {
 			return Change{}, fmt.Errorf("update of %s.%s: unexpected tuple tag %q", rel.schema, rel.table, tag)
 		}
-		c.New, c.Unchanged, err = t.tuple(rel, false)
+		if c.New, c.Unchanged, err = t.tuple(rel, false); err == nil && c.OldFull {
+			fillUnchanged(&c)
+		}
 	case 'D':
 		c.Op = OpDelete
 		if tag != 'K' && tag != 'O' {
@@ -168,4 +170,15 @@ func rowChange(kind byte, msg []byte, rels map[uint32]*relation) (Change, error)
 		return Change{}, fmt.Errorf("decoding %s of %s.%s: %w", c.Op, rel.schema, rel.table, err)
 	}
 	return c, nil
+}
+
+// fillUnchanged copies the unchanged TOASTed columns of an update into New
+// from the whole old row (REPLICA IDENTITY FULL), so New is the whole row.
+// Unchanged keeps naming them: they were not changed by the update.
+func fillUnchanged(c *Change) {
+	for _, col := range c.Unchanged {
+		if v, ok := c.Old[col]; ok {
+			c.New[col] = v
+		}
+	}
 }

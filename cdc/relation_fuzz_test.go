@@ -79,6 +79,7 @@ func FuzzRowChange(f *testing.F) {
 		{'U', rowMessage(byte('N'), tupleBytes("1", "Grace", "x"))},
 		{'U', rowMessage(byte('K'), tupleBytes("1", nil, nil), byte('N'), tupleBytes("7", "Ada", "\x00u"))},
 		{'U', rowMessage(byte('O'), tupleBytes("1", "Ada", "old"), byte('N'), tupleBytes("1", "Ada", "new"))},
+		{'U', rowMessage(byte('O'), tupleBytes("1", "Ada", "big"), byte('N'), tupleBytes("1", "Grace", "\x00u"))},
 		{'D', rowMessage(byte('K'), tupleBytes("1", nil, nil))},
 		{'D', rowMessage(byte('O'), tupleBytes("1", "Ada", ""))},
 		{'I', rowMessage(byte('N'), tupleBytes("1", "a", "b", "one column too many"))},
@@ -196,6 +197,14 @@ func expectedChange(t *testing.T, rel *relation, m pglogrepl.Message) Change {
 			c.OldFull = m.OldTupleType == 'O'
 		}
 		c.New, c.Unchanged = expectedRow(rel, m.NewTuple, false)
+		if c.OldFull && c.New != nil {
+			// With the whole old row, unchanged TOASTed values come from it.
+			for _, col := range c.Unchanged {
+				if v, ok := c.Old[col]; ok {
+					c.New[col] = v
+				}
+			}
+		}
 	case *pglogrepl.DeleteMessage:
 		c.Op = OpDelete
 		c.Old, _ = expectedRow(rel, m.OldTuple, m.OldTupleType == 'K')

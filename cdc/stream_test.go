@@ -2,9 +2,12 @@ package cdc_test
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
 	"reflect"
 	"strconv"
-	"strings"
 	"testing"
 
 	"github.com/walhook/walhook/cdc"
@@ -177,34 +180,84 @@ func TestReplicaIdentity(t *testing.T) {
 	}
 }
 
-// TestToastUnchanged updates a row whose large TOASTed value is untouched:
-// the value must be absent from New and listed in Unchanged, not null.
+// TestToastUnchanged updates rows whose large TOASTed values (1.3 MB of
+// text and of jsonb) are untouched. With REPLICA IDENTITY DEFAULT they are
+// absent from New (not null) and listed in Unchanged; with FULL, New carries
+// them from the old row and Unchanged still lists them.
 func TestToastUnchanged(t *testing.T) {
 	t.Parallel()
-	db := testenv.NewEmptyDB(t)
-	db.Exec(t, `CREATE TABLE docs (id int PRIMARY KEY, body text, n int);
-		ALTER TABLE docs ALTER COLUMN body SET STORAGE EXTERNAL`)
-	cfg := testConfig(t, db, "public.docs")
-	r := start(t, cfg, true)
+	for _, identity := range []string{"DEFAULT", "FULL"} {
+		t.Run(identity, func(t *testing.T) {
+			t.Parallel()
+			db := testenv.NewEmptyDB(t)
+			db.Exec(t, `CREATE TABLE docs (id int PRIMARY KEY, title text, body text, meta jsonb);
+				ALTER TABLE docs REPLICA IDENTITY `+identity)
+			cfg := testConfig(t, db, "public.docs")
+			r := start(t, cfg, true)
 
-	big := strings.Repeat("walhook toast ", 20000)
-	db.Exec(t, `INSERT INTO docs VALUES (1, $1, 1)`, big)
-	db.Exec(t, `UPDATE docs SET n = 2 WHERE id = 1`)
-	db.Exec(t, `UPDATE docs SET body = 'small', n = 3 WHERE id = 1`)
-	changes := flatten(r.sink.waitTransactions(t, 3))
-	if changes[0].New["body"] != big || changes[0].Unchanged != nil {
-		t.Errorf("insert: body of %d bytes, unchanged %v", len(changes[0].New["body"].(string)), changes[0].Unchanged)
+			body := incompressible(t, 1300_000)
+			meta := `{"blob": "` + incompressible(t, 1300_000) + `", "n": 1}`
+			db.Exec(t, `INSERT INTO docs VALUES (1, 'a', $1, $2)`, body, meta)
+			db.Exec(t, `UPDATE docs SET title = 'b' WHERE id = 1`)
+			db.Exec(t, `UPDATE docs SET body = 'small', title = 'c' WHERE id = 1`)
+			changes := flatten(r.sink.waitTransactions(t, 3))
+
+			ins := changes[0]
+			if ins.New["body"] != body || !sameJSON(t, ins.New["meta"], meta) || ins.Unchanged != nil {
+				t.Errorf("insert: body of %d bytes, unchanged %v", len(fmt.Sprint(ins.New["body"])), ins.Unchanged)
+			}
+			upd := changes[1]
+			if !reflect.DeepEqual(upd.Unchanged, []string{"body", "meta"}) || upd.New["title"] != "b" || upd.New["id"] != int64(1) {
+				t.Errorf("update: title %v unchanged %v", upd.New["title"], upd.Unchanged)
+			}
+			if identity == "FULL" {
+				if upd.New["body"] != body || !sameJSON(t, upd.New["meta"], meta) || len(upd.New) != 4 {
+					t.Errorf("FULL update: new is not the whole row (%d columns, body of %d bytes)", len(upd.New), len(fmt.Sprint(upd.New["body"])))
+				}
+			} else {
+				for _, col := range []string{"body", "meta"} {
+					if v, ok := upd.New[col]; ok {
+						t.Errorf("DEFAULT update: unchanged TOASTed %s present in New: %.40v", col, v)
+					}
+				}
+			}
+			second := changes[2]
+			if second.New["body"] != "small" || second.New["title"] != "c" {
+				t.Errorf("second update: title %v body %.40v", second.New["title"], second.New["body"])
+			}
+			if identity == "FULL" && (!sameJSON(t, second.New["meta"], meta) || !reflect.DeepEqual(second.Unchanged, []string{"meta"})) {
+				t.Errorf("FULL second update: unchanged %v, meta present %v", second.Unchanged, second.New["meta"] != nil)
+			}
+		})
 	}
-	upd := changes[1]
-	if _, ok := upd.New["body"]; ok {
-		t.Errorf("unchanged TOASTed body present in New: %.40v", upd.New["body"])
+}
+
+// incompressible returns n hex digits that Postgres cannot compress below
+// the TOAST threshold, so the value is stored out of line.
+func incompressible(t *testing.T, n int) string {
+	t.Helper()
+	raw := make([]byte, n/2)
+	if _, err := rand.Read(raw); err != nil {
+		t.Fatal(err)
 	}
-	if !reflect.DeepEqual(upd.Unchanged, []string{"body"}) || upd.New["n"] != int64(2) || upd.New["id"] != int64(1) {
-		t.Errorf("update: new %v unchanged %v", upd.New, upd.Unchanged)
+	return hex.EncodeToString(raw)
+}
+
+// sameJSON reports whether a decoded json/jsonb value equals the document want.
+func sameJSON(t *testing.T, got any, want string) bool {
+	t.Helper()
+	raw, ok := got.(json.RawMessage)
+	if !ok {
+		return false
 	}
-	if changes[2].New["body"] != "small" || changes[2].Unchanged != nil {
-		t.Errorf("second update: new %v unchanged %v", changes[2].New, changes[2].Unchanged)
+	var a, b any
+	if err := json.Unmarshal(raw, &a); err != nil {
+		t.Fatal(err)
 	}
+	if err := json.Unmarshal([]byte(want), &b); err != nil {
+		t.Fatal(err)
+	}
+	return reflect.DeepEqual(a, b)
 }
 
 // TestLargeTransaction checks a 100,000-row transaction arrives whole.

@@ -10,6 +10,7 @@ import (
 
 	"github.com/walhook/walhook/internal/admin"
 	"github.com/walhook/walhook/internal/event"
+	"github.com/walhook/walhook/internal/eventschema"
 	"github.com/walhook/walhook/internal/lifecycle"
 	"github.com/walhook/walhook/internal/netguard"
 	"github.com/walhook/walhook/internal/store"
@@ -29,6 +30,7 @@ func (r *Relay) AdminHandler() http.Handler {
 		Store:           r.store,
 		Tokens:          a.Tokens,
 		Events:          r.rules.Catalogue(),
+		Schemas:         eventschema.NewCatalog(r.cfg),
 		ConfigEndpoints: admin.ConfigEndpoints(r.cfg.Endpoints),
 		Guard:           &netguard.Guard{Allow: a.AllowNetworks, AllowHTTP: a.AllowHTTP},
 		SecretOverlap:   a.SecretOverlap,

@@ -185,6 +185,9 @@ func TestDemoStory(t *testing.T) {
 		"invoice.paid        → legacy   attempt 1  signature verified ✓  → 204",
 		"X-Webhook-Signature: ", // the hmac-sha256 endpoint's request in full
 		"Webhook-Signature: v1,",
+		"Event schemas (JSON Schema 2020-12",
+		"deal.stage.changed   id integer, organization_id integer, contact_id integer|null, title string, amount number|string",
+		"whole schema: walhook events -c walhook.hcl --schema contact.created",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("demo output lacks %q", want)

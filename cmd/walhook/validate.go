@@ -24,7 +24,8 @@ func newValidateCommand(a *app) *cobra.Command {
 		Short: "Check a config file (and with --db, the database) without starting",
 		Long: `Checks a config file and prints every problem with its file, line and column.
 With --db it also connects to source.url and checks the tables, columns,
-REPLICA IDENTITY and wal_level. Exits 0 when there is no error, 1 when there is.`,
+REPLICA IDENTITY (also for large TOASTable columns read on update), that an
+existing replication slot of that name belongs to this database, and wal_level. Exits 0 when there is no error, 1 when there is.`,
 		Example: `  walhook validate -c walhook.hcl
   walhook validate --config walhook.hcl --db`,
 		Args:        noArgs,
@@ -33,7 +34,7 @@ REPLICA IDENTITY and wal_level. Exits 0 when there is no error, 1 when there is.
 			return a.validate(cmd.Context(), db, timeout)
 		},
 	}
-	cmd.Flags().BoolVar(&db, "db", false, "also connect to source.url and check tables, columns, REPLICA IDENTITY and wal_level")
+	cmd.Flags().BoolVar(&db, "db", false, "also connect to source.url and check tables, columns, REPLICA IDENTITY, the slot and wal_level")
 	cmd.Flags().DurationVar(&timeout, "timeout", 30*time.Second, "deadline for the --db checks")
 	return cmd
 }

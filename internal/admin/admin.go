@@ -30,6 +30,9 @@ type Options struct {
 	// Events is the event catalogue (GET /v1/events); webhook filters must
 	// match at least one of them.
 	Events []rules.EventInfo
+	// Schemas describes events for GET /v1/events/{name} and its /schema;
+	// nil answers 501 there.
+	Schemas EventSchemas
 	// ConfigEndpoints are the HCL endpoints, listed read-only.
 	ConfigEndpoints []ConfigEndpoint
 	// Guard checks API-registered URLs on create and update; nil allows
@@ -124,6 +127,8 @@ func New(opts Options) http.Handler {
 	route(v1, "/v1/webhooks/{id}/enable", methods{http.MethodPost: s.enableWebhook})
 	route(v1, "/v1/deliveries/{id}/retry", methods{http.MethodPost: s.retryDelivery})
 	route(v1, "/v1/events", methods{http.MethodGet: s.listEvents})
+	route(v1, "/v1/events/{name}", methods{http.MethodGet: s.getEvent})
+	route(v1, "/v1/events/{name}/schema", methods{http.MethodGet: s.getEventSchema})
 	v1.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, errorf(http.StatusNotFound, CodeNotFound, "no route %s %s", r.Method, r.URL.Path))
 	})
@@ -217,15 +222,6 @@ func (s *server) readyz(w http.ResponseWriter, r *http.Request) *apiError {
 		}
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
-	return nil
-}
-
-func (s *server) listEvents(w http.ResponseWriter, r *http.Request) *apiError {
-	events := s.opts.Events
-	if events == nil {
-		events = []rules.EventInfo{}
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"data": events})
 	return nil
 }
 

@@ -63,7 +63,7 @@ func TestDocsCurlExamples(t *testing.T) {
 		"POST /v1/webhooks", "GET /v1/webhooks", "GET /v1/webhooks/{id}", "PATCH /v1/webhooks/{id}", "DELETE /v1/webhooks/{id}",
 		"POST /v1/webhooks/{id}/test", "POST /v1/webhooks/{id}/rotate-secret", "GET /v1/webhooks/{id}/deliveries",
 		"POST /v1/deliveries/{id}/retry", "POST /v1/webhooks/{id}/recover", "POST /v1/webhooks/{id}/enable",
-		"GET /v1/events", "GET /healthz", "GET /readyz", "GET /metrics",
+		"GET /v1/events", "GET /v1/events/{name}", "GET /v1/events/{name}/schema", "GET /healthz", "GET /readyz", "GET /metrics",
 	} {
 		if !seen[route] {
 			t.Errorf("docs/api.md has no curl example for %s", route)
@@ -77,6 +77,9 @@ func routeOf(path string) string {
 	parts := strings.Split(path, "/")
 	if len(parts) > 3 && (parts[2] == "webhooks" || parts[2] == "deliveries") {
 		parts[3] = "{id}"
+	}
+	if len(parts) > 3 && parts[2] == "events" {
+		parts[3] = "{name}"
 	}
 	return strings.Join(parts, "/")
 }

@@ -104,39 +104,18 @@ event "contact.created" {
   tenant = new.organization_id
 }
 `, db.URL, slot, slot, tokenA)
-	cfg, diags := config.Parse([]byte(src), "test.hcl")
-	if diags.HasErrors() {
-		t.Fatalf("config: %v", diags)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
 	m := metrics.New(nil)
-	log := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)
-	r, err := relay.New(ctx, cfg, log, relay.Options{Metrics: m, RetryPoll: 20 * time.Millisecond, HeartbeatInterval: 500 * time.Millisecond})
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
+	cfg, r := runRelay(t, src, relay.Options{Metrics: m})
+	ctx := context.Background()
 	st, err := store.Open(ctx, db.Pool, cfg.State.Schema)
 	if err != nil {
-		cancel()
 		t.Fatal(err)
 	}
 	rs, err := rules.Compile(cfg)
 	if err != nil {
-		cancel()
 		t.Fatal(err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(60 * time.Second):
-			t.Error("relay did not stop")
-		}
-	})
-	testkit.Eventually(t, "the relay to stream", func() bool { return r.Ready(ctx) == nil })
+	log := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)
 
 	guard := &netguard.Guard{Allow: cfg.Admin.AllowNetworks, AllowHTTP: cfg.Admin.AllowHTTP}
 	srv := httptest.NewServer(admin.New(admin.Options{
@@ -256,4 +235,34 @@ event "contact.created" {
 	if got["walhook_endpoints_disabled"] != 0 || got["walhook_deliveries_failed"] != 0 {
 		t.Errorf("after recovery: %v disabled, %v failed", got["walhook_endpoints_disabled"], got["walhook_deliveries_failed"])
 	}
+}
+
+// runRelay runs a relay on the config src until the test ends, observed by
+// observer (may be nil), and waits until it streams.
+func runRelay(t *testing.T, src string, opts relay.Options) (*config.Config, *relay.Relay) {
+	t.Helper()
+	cfg, diags := config.Parse([]byte(src), "test.hcl")
+	if diags.HasErrors() {
+		t.Fatalf("config: %v", diags)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	log := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)
+	opts.RetryPoll, opts.HeartbeatInterval = 20*time.Millisecond, 500*time.Millisecond
+	r, err := relay.New(ctx, cfg, log, opts)
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(60 * time.Second):
+			t.Error("relay did not stop")
+		}
+	})
+	testkit.Eventually(t, "the relay to stream", func() bool { return r.Ready(ctx) == nil })
+	return cfg, r
 }

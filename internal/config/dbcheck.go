@@ -2,25 +2,22 @@ package config
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/jackc/pgx/v5"
-)
 
-// tableInfo is what CheckDatabase learns about one table.
-type tableInfo struct {
-	replIdent string // d, f, i or n
-	columns   []string
-	key       []string
-}
+	"github.com/walhook/walhook/cdc"
+)
 
 // CheckDatabase connects to the source database and checks the config
 // against it: every table and column a rule reads exists, tables whose rules
-// read non-key old columns or changed have REPLICA IDENTITY FULL, and
-// wal_level is logical. cfg must have loaded without errors.
+// read non-key old columns or changed have REPLICA IDENTITY FULL, rules that
+// read large (TOASTable) columns on update are warned that those may be
+// missing without FULL, the replication slot (if it exists) is a pgoutput
+// slot of this database, and wal_level is logical. cfg must have loaded
+// without errors.
 func CheckDatabase(ctx context.Context, cfg *Config) hcl.Diagnostics {
 	var diags hcl.Diagnostics
 	conn, err := pgx.Connect(ctx, cfg.Source.URL)
@@ -30,31 +27,39 @@ func CheckDatabase(ctx context.Context, cfg *Config) hcl.Diagnostics {
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
 
-	var walLevel string
-	if err := conn.QueryRow(ctx, "SHOW wal_level").Scan(&walLevel); err != nil {
+	settings, err := cdc.LookupSettings(ctx, conn)
+	if err != nil {
 		return append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Cannot read wal_level", Detail: err.Error()})
 	}
-	if walLevel != "logical" {
+	if settings.WALLevel != "logical" {
 		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagWarning, Summary: "wal_level is not logical",
-			Detail: fmt.Sprintf("The source database has wal_level = %s; logical replication needs logical. Run ALTER SYSTEM SET wal_level = logical; and restart Postgres (or use mode = \"outbox\").", walLevel)})
+			Detail: fmt.Sprintf("The source database has wal_level = %s; logical replication needs logical. Run ALTER SYSTEM SET wal_level = logical; and restart Postgres (or use mode = \"outbox\").", settings.WALLevel)})
+	}
+	if cfg.Source.Mode != "outbox" {
+		slotDiags, err := checkSlot(ctx, conn, cfg.Source.Slot, settings.Database)
+		if err != nil {
+			return append(diags, dbError(err))
+		}
+		diags = append(diags, slotDiags...)
 	}
 
-	tables := map[string]*tableInfo{}
-	lookup := func(qualified string, r hcl.Range) (*tableInfo, error) {
-		if ti, ok := tables[qualified]; ok {
-			return ti, nil
+	tables := map[string]*cdc.Table{}
+	looked := map[string]bool{}
+	lookup := func(qualified string, r hcl.Range) (*cdc.Table, error) {
+		if looked[qualified] {
+			return tables[qualified], nil
 		}
 		schema, table, _ := strings.Cut(qualified, ".")
-		ti, err := loadTable(ctx, conn, schema, table)
+		t, err := cdc.LookupTable(ctx, conn, schema, table)
 		if err != nil {
 			return nil, err
 		}
-		tables[qualified] = ti
-		if ti == nil {
+		looked[qualified], tables[qualified] = true, t
+		if t == nil {
 			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Table not found",
 				Detail: fmt.Sprintf("There is no table %s in the source database.", qualified), Subject: rangePtr(r)})
 		}
-		return ti, nil
+		return t, nil
 	}
 	if o := cfg.Source.Outbox; o != nil {
 		if _, err := lookup(o.Table, hcl.Range{}); err != nil {
@@ -62,33 +67,66 @@ func CheckDatabase(ctx context.Context, cfg *Config) hcl.Diagnostics {
 		}
 	}
 	for _, e := range cfg.Events {
-		ti, err := lookup(e.QualifiedTable(), e.TableRange)
+		t, err := lookup(e.QualifiedTable(), e.TableRange)
 		if err != nil {
 			return append(diags, dbError(err))
 		}
-		if ti == nil {
+		if t == nil {
 			continue
 		}
-		diags = append(diags, checkReads(e, ti)...)
+		diags = append(diags, checkReads(e, t)...)
+		if cfg.Source.Mode != "outbox" {
+			diags = append(diags, checkToast(e, t)...)
+		}
 	}
 	return diags
 }
 
+// checkSlot checks that the replication slot, if it exists already, is a
+// logical pgoutput slot of database: a slot decodes only the database it
+// was created in.
+func checkSlot(ctx context.Context, conn *pgx.Conn, name, database string) (hcl.Diagnostics, error) {
+	slot, err := cdc.ReadSlotStatus(ctx, conn, name)
+	if err != nil || !slot.Exists {
+		return nil, err
+	}
+	var problem string
+	switch {
+	case slot.Type != "logical":
+		problem = fmt.Sprintf("Replication slot %q is a %s slot, not a logical one.", name, slot.Type)
+	case slot.Database != database:
+		problem = fmt.Sprintf("Replication slot %q belongs to database %q, but source.url connects to database %q. A logical slot decodes only the database it was created in, so walhook cannot stream %q's changes through it.",
+			name, slot.Database, database, database)
+	case slot.Plugin != "pgoutput":
+		problem = fmt.Sprintf("Replication slot %q uses the output plugin %q; walhook needs pgoutput.", name, slot.Plugin)
+	default:
+		return nil, nil
+	}
+	fix := fmt.Sprintf(" Set source.slot to a name no other tool uses (walhook creates the slot), or, if nothing uses the existing slot any more, drop it: SELECT pg_drop_replication_slot('%s');", name)
+	if slot.Database != "" && slot.Database != database {
+		fix += fmt.Sprintf(" (connected to database %s).", slot.Database)
+	}
+	if slot.Active {
+		fix += " The slot is in use right now."
+	}
+	return hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Replication slot belongs elsewhere", Detail: problem + fix}}, nil
+}
+
 // checkReads checks the columns e reads against the table.
-func checkReads(e *Event, ti *tableInfo) hcl.Diagnostics {
+func checkReads(e *Event, t *cdc.Table) hcl.Diagnostics {
 	var diags hcl.Diagnostics
 	reads := e.Reads()
 	oldMatters := contains(e.Ops, "update") || contains(e.Ops, "delete")
 	var needFull *hcl.Range
 	var why string
 	for _, ref := range reads.Columns {
-		if !contains(ti.columns, ref.Column) {
+		if t.Column(ref.Column) == nil {
 			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Column not found",
-				Detail:  fmt.Sprintf("Table %s has no column %q (columns: %s).", e.QualifiedTable(), ref.Column, strings.Join(ti.columns, ", ")),
+				Detail:  fmt.Sprintf("Table %s has no column %q (columns: %s).", e.QualifiedTable(), ref.Column, strings.Join(t.ColumnNames(), ", ")),
 				Subject: rangePtr(ref.Range)})
 			continue
 		}
-		if ref.Row == "old" && oldMatters && !contains(ti.key, ref.Column) && needFull == nil {
+		if ref.Row == "old" && oldMatters && !t.IsKey(ref.Column) && needFull == nil {
 			needFull, why = rangePtr(ref.Range), "reads old."+ref.Column
 		}
 	}
@@ -98,50 +136,77 @@ func checkReads(e *Event, ti *tableInfo) hcl.Diagnostics {
 	if reads.Changed != nil && contains(e.Ops, "update") && needFull == nil {
 		needFull, why = reads.Changed, "reads changed"
 	}
-	if needFull != nil && ti.replIdent != "f" {
+	if needFull != nil && !t.FullIdentity() {
 		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagWarning, Summary: "Table needs REPLICA IDENTITY FULL",
 			Detail: fmt.Sprintf("Event %q %s, but %s has REPLICA IDENTITY %s, so Postgres sends only the key columns of the old row. Run: ALTER TABLE %s REPLICA IDENTITY FULL;",
-				e.Name, why, e.QualifiedTable(), replIdentName(ti.replIdent), quoteQualified(e.QualifiedTable())),
+				e.Name, why, e.QualifiedTable(), replIdentName(t.Identity), quoteQualified(e.QualifiedTable())),
 			Subject: needFull})
 	}
 	return diags
 }
 
-// loadTable reads a table's replica identity, columns and key columns; nil
-// when there is no such table.
-func loadTable(ctx context.Context, conn *pgx.Conn, schema, table string) (*tableInfo, error) {
-	const q = `
-SELECT c.relreplident::text,
-       array(SELECT a.attname::text FROM pg_attribute a
-             WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum),
-       array(SELECT a.attname::text FROM pg_index i
-             JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
-             WHERE i.indrelid = c.oid
-               AND CASE WHEN c.relreplident = 'i' THEN i.indisreplident ELSE i.indisprimary END)
-FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')`
-	var ti tableInfo
-	err := conn.QueryRow(ctx, q, schema, table).Scan(&ti.replIdent, &ti.columns, &ti.key)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, nil
+// checkToast warns when an update rule reads TOASTable columns of a table
+// without REPLICA IDENTITY FULL: an update that leaves such a large value
+// unchanged does not send it, so it is missing from new.
+func checkToast(e *Event, t *cdc.Table) hcl.Diagnostics {
+	if !contains(e.Ops, "update") || t.FullIdentity() {
+		return nil
 	}
-	if err != nil {
-		return nil, fmt.Errorf("reading the definition of %s.%s: %w", schema, table, err)
+	reads := e.Reads()
+	whole := e.Data == nil || readsWholeNew(e)
+	var cols []string
+	subject := rangePtr(e.DeclRange)
+	for _, c := range t.Columns {
+		if !c.Toastable || t.IsKey(c.Name) {
+			continue
+		}
+		if whole {
+			cols = append(cols, c.Name)
+			continue
+		}
+		for _, ref := range reads.Columns {
+			if ref.Row == "new" && ref.Column == c.Name {
+				cols = append(cols, c.Name)
+				if len(cols) == 1 {
+					subject = rangePtr(ref.Range)
+				}
+				break
+			}
+		}
 	}
-	return &ti, nil
+	if len(cols) == 0 {
+		return nil
+	}
+	return hcl.Diagnostics{{Severity: hcl.DiagWarning, Summary: "Large values may be missing on update",
+		Detail: fmt.Sprintf("Event %q reads %s of %s on update. When an update leaves a large (TOASTed, over about 2 kB) value unchanged, Postgres does not send it, and %s has REPLICA IDENTITY %s, so walhook cannot fill it in: the column is missing from new and from the payload (reading it is an error; try(new.col, null) copes). Run: ALTER TABLE %s REPLICA IDENTITY FULL; to always get the whole row.",
+			e.Name, strings.Join(cols, ", "), e.QualifiedTable(), e.QualifiedTable(), replIdentName(t.Identity), quoteQualified(e.QualifiedTable())),
+		Subject: subject}}
+}
+
+// readsWholeNew reports whether e's data uses new as a whole (data = new,
+// merge(new, ...)).
+func readsWholeNew(e *Event) bool {
+	for _, tr := range e.Data.Variables() {
+		if tr.RootName() == "new" {
+			if _, ok := TraversalColumn(tr); !ok {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func dbError(err error) *hcl.Diagnostic {
 	return &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Cannot check the source database", Detail: err.Error()}
 }
 
-func replIdentName(c string) string {
+func replIdentName(c byte) string {
 	switch c {
-	case "d":
+	case 'd':
 		return "DEFAULT"
-	case "i":
+	case 'i':
 		return "USING INDEX"
-	case "n":
+	case 'n':
 		return "NOTHING"
 	}
 	return "FULL"

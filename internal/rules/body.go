@@ -65,7 +65,6 @@ func RenderBody(ep *config.Endpoint, ev *event.Event) ([]byte, error) {
 	if !v.IsWhollyKnown() {
 		return nil, fmt.Errorf("rendering the body of endpoint %q for event %s: the result is not known", ep.Name, ev.ID)
 	}
-	v, _ = v.UnmarkDeep()
 	b, err := appendCty(make([]byte, 0, 128+len(ev.Data)), v, bodyOrder)
 	if err != nil {
 		return nil, fmt.Errorf("rendering the body of endpoint %q for event %s: %w", ep.Name, ev.ID, err)

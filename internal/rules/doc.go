@@ -12,8 +12,10 @@
 //     on delete; both are null on truncate. On an update, old holds only the
 //     replica identity (key) columns unless the table has REPLICA IDENTITY
 //     FULL. Columns whose large (TOASTed) values an update did not touch are
-//     absent from new, because Postgres does not send them: reading one is an
-//     error (a Failure), so write try(new.col, null) when a rule must cope.
+//     not sent by Postgres: with REPLICA IDENTITY FULL new carries them from
+//     the old row (new is always the whole row); without it they are absent
+//     from new, reading one is an error (a Failure), so write
+//     try(new.col, null) when a rule must cope.
 //   - op: "insert", "update", "delete" or "truncate".
 //   - table: "schema.table".
 //   - tx: {id, lsn, commit_time} of the transaction.

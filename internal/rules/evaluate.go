@@ -88,6 +88,7 @@ func (s *scope) apply(ru *rule) (ev event.Event, ok bool, err error) {
 		if err != nil {
 			return ev, false, fmt.Errorf("evaluating when: %w", err)
 		}
+		v, _ = v.UnmarkDeep()
 		if v.IsNull() {
 			return ev, false, fmt.Errorf("evaluating when: the result is null, not a bool (compare with null explicitly, or use try() or coalesce())")
 		}
@@ -158,10 +159,14 @@ func (s *scope) text(ce *compiledExpr, what string) (string, error) {
 	if v.IsNull() {
 		return "", nil
 	}
+	v, marks := v.UnmarkDeep()
 	switch v.Type() {
 	case cty.String:
 		return v.AsString(), nil
 	case cty.Number:
+		if t, ok := exactText(v.AsBigFloat(), marks); ok {
+			return t, nil
+		}
 		b, err := appendNumber(nil, v.AsBigFloat())
 		return string(b), err
 	case cty.Bool:

@@ -191,12 +191,19 @@ func appendString(b []byte, s string) []byte {
 	return append(b, '"')
 }
 
-// appendCty writes v as JSON with exact numbers. Object attributes come in
-// the order of order (the table's columns) first, then the rest sorted.
+// appendCty writes v as JSON with exact numbers: a number that passed
+// through unchanged from a column or JSON value is written as its source text
+// (see exactNumber). Object attributes come in the order of order (the
+// table's columns) first, then the rest sorted.
 func appendCty(b []byte, v cty.Value, order []string) ([]byte, error) {
-	if v.IsMarked() {
-		v, _ = v.Unmark()
-	}
+	return appendValue(b, v, order, nil)
+}
+
+// appendValue is appendCty; inherited are the marks of the containers
+// around v (a function such as coalesce moves its arguments' marks onto its
+// whole result).
+func appendValue(b []byte, v cty.Value, order []string, inherited cty.ValueMarks) ([]byte, error) {
+	v, marks := v.Unmark()
 	if !v.IsKnown() {
 		return nil, fmt.Errorf("value is not known")
 	}
@@ -204,11 +211,26 @@ func appendCty(b []byte, v cty.Value, order []string) ([]byte, error) {
 		return append(b, "null"...), nil
 	}
 	ty := v.Type()
+	if ty == cty.Number {
+		f := v.AsBigFloat()
+		if text, ok := exactText(f, marks); ok {
+			return append(b, text...), nil
+		}
+		if text, ok := exactText(f, inherited); ok && len(marks) == 0 {
+			return append(b, text...), nil
+		}
+		return appendNumber(b, f)
+	}
+	if len(marks) > 0 {
+		if inherited == nil {
+			inherited = marks
+		} else {
+			inherited = cty.NewValueMarks(inherited, marks)
+		}
+	}
 	switch {
 	case ty == cty.String:
 		return appendString(b, v.AsString()), nil
-	case ty == cty.Number:
-		return appendNumber(b, v.AsBigFloat())
 	case ty == cty.Bool:
 		return strconv.AppendBool(b, v.True()), nil
 	case ty.IsListType() || ty.IsSetType() || ty.IsTupleType():
@@ -220,13 +242,13 @@ func appendCty(b []byte, v cty.Value, order []string) ([]byte, error) {
 			if i > 0 {
 				b = append(b, ',')
 			}
-			if b, err = appendCty(b, e, nil); err != nil {
+			if b, err = appendValue(b, e, nil, inherited); err != nil {
 				return nil, err
 			}
 		}
 		return append(b, ']'), nil
 	case ty.IsObjectType():
-		return appendObject(b, v, ty, order)
+		return appendObject(b, v, ty, order, inherited)
 	case ty.IsMapType():
 		b = append(b, '{')
 		i := 0
@@ -238,7 +260,7 @@ func appendCty(b []byte, v cty.Value, order []string) ([]byte, error) {
 			}
 			b = appendString(b, k.AsString())
 			b = append(b, ':')
-			if b, err = appendCty(b, e, nil); err != nil {
+			if b, err = appendValue(b, e, nil, inherited); err != nil {
 				return nil, err
 			}
 		}
@@ -247,7 +269,7 @@ func appendCty(b []byte, v cty.Value, order []string) ([]byte, error) {
 	return nil, fmt.Errorf("cannot write a %s as JSON", ty.FriendlyName())
 }
 
-func appendObject(b []byte, v cty.Value, ty cty.Type, order []string) ([]byte, error) {
+func appendObject(b []byte, v cty.Value, ty cty.Type, order []string, inherited cty.ValueMarks) ([]byte, error) {
 	attrs := ty.AttributeTypes()
 	names := make([]string, 0, len(attrs))
 	for _, col := range order {
@@ -273,7 +295,7 @@ func appendObject(b []byte, v cty.Value, ty cty.Type, order []string) ([]byte, e
 		}
 		b = appendString(b, k)
 		b = append(b, ':')
-		if b, err = appendCty(b, v.GetAttr(k), nil); err != nil {
+		if b, err = appendValue(b, v.GetAttr(k), nil, inherited); err != nil {
 			return nil, err
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"reflect"
 	"sort"
 	"strconv"
+	"strings"
 
 	"github.com/zclconf/go-cty/cty"
 )
@@ -37,7 +38,7 @@ func toCty(v any) (cty.Value, error) {
 		}
 		return cty.NumberFloatVal(x), nil
 	case json.Number:
-		return numberVal(string(x)), nil
+		return exactNumberVal(string(x)), nil
 	case json.RawMessage:
 		v, err := jsonToCty(x)
 		if err != nil { // not JSON after all: rules see the text
@@ -180,21 +181,61 @@ func sortedKeys(m map[string]any) []string {
 	return keys
 }
 
-// numberVal parses a decimal number exactly enough to write it back
-// unchanged: with a precision sized to its digits rather than cty's 512 bits,
-// which makes writing it back much cheaper. Text that is not a number stays
-// a string.
+// numberVal parses a decimal number at cty's precision (512 bits, more for
+// longer texts), so arithmetic on it gives the digits one expects (0.10 + 1
+// is 1.1). Text that is not a number stays a string.
 func numberVal(s string) cty.Value {
 	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
 		return cty.NumberIntVal(n)
 	}
 	prec := uint(len(s))*4 + 16
-	if prec < 64 {
-		prec = 64
+	if prec < 512 {
+		prec = 512
 	}
 	f, _, err := big.ParseFloat(s, 10, prec, big.ToNearestEven)
 	if err != nil || f.IsInf() {
 		return cty.StringVal(s)
 	}
 	return cty.NumberVal(f)
+}
+
+// exactNumber marks a number that came from decimal text which writing the
+// number would not reproduce (12000.00, 0.10, 1e-20). cty numbers are
+// big.Floats with no scale, so the text travels with the value as a cty
+// mark: HCL carries marks through every expression (an attribute copied,
+// merge, a conditional), and arithmetic marks its result too. When a value is
+// written, a mark whose number equals the value gives the text back (see
+// exactText); a value that arithmetic changed no longer equals it and is
+// written as a normal number.
+type exactNumber struct{ text string }
+
+// exactNumberVal is numberVal, marked with its text when that text carries
+// more than the number (a scale, an exponent) and can be written as JSON.
+func exactNumberVal(s string) cty.Value {
+	v := numberVal(s)
+	if v.Type() == cty.Number && strings.ContainsAny(s, ".eE") && isJSONNumber(s) {
+		return v.Mark(exactNumber{text: s})
+	}
+	return v
+}
+
+// exactText returns the text of the one exactNumber mark among marks whose
+// number equals f; ok is false when there is none, or several texts (0.10
+// and 0.100) would fit.
+func exactText(f *big.Float, marks cty.ValueMarks) (text string, ok bool) {
+	for m := range marks {
+		e, isExact := m.(exactNumber)
+		if !isExact || (ok && e.text == text) {
+			continue
+		}
+		n := numberVal(e.text)
+		if n.Type() != cty.Number || n.AsBigFloat().Cmp(f) != 0 {
+			continue
+		}
+		if ok {
+			return "", false
+		}
+		text, ok = e.text, true
+	}
+	return text, ok
 }

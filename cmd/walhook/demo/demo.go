@@ -145,6 +145,9 @@ func Run(ctx context.Context, opts Options) error {
 		return canceled(ctx, err)
 	}
 	p.printf("\n%s in %s: %s\n", p.style(termstyle.Bold, "Story done"), time.Since(storyStart).Round(100*time.Millisecond), t.summary())
+	if err := describeSchemas(ctx, p, cfg); err != nil {
+		return canceled(ctx, err)
+	}
 
 	if opts.Keep {
 		p.printf("\nStill running (--keep): change rows by hand and watch the webhooks arrive.\n"+
