@@ -16,6 +16,7 @@ import (
 	"github.com/walhook/walhook/cdc"
 	"github.com/walhook/walhook/cdc/outbox"
 	"github.com/walhook/walhook/internal/config"
+	"github.com/walhook/walhook/internal/console"
 	"github.com/walhook/walhook/internal/dispatch"
 	"github.com/walhook/walhook/internal/event"
 	"github.com/walhook/walhook/internal/metrics"
@@ -44,6 +45,8 @@ type Relay struct {
 	consumed *outboxevents.Consumed // logical mode with delete_consumed
 
 	metrics *metrics.Metrics // nil without an admin block
+	tail    *console.Tail    // the console's live tail; nil without an admin block
+	ui      *console.Console // the web console; nil without an admin block
 
 	trusted *sender.Client // HCL endpoints: operator-trusted, unrestricted
 	guarded *sender.Client // API endpoints: SSRF guard
@@ -114,10 +117,11 @@ func New(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts Optio
 	observer := opts.Observer
 	if cfg.Admin != nil {
 		r.metrics = metrics.New(nil)
+		r.tail = console.NewTail()
 		if observer == nil {
-			observer = r.metrics
+			observer = dispatch.Observers{r.metrics, r.tail}
 		} else {
-			observer = dispatch.Observers{observer, r.metrics}
+			observer = dispatch.Observers{observer, r.metrics, r.tail}
 		}
 	}
 	ack, evaluate, err := r.source(opts)
@@ -143,6 +147,7 @@ func New(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts Optio
 		if r.Reader != nil {
 			r.metrics.WatchReader(r.Reader.Status)
 		}
+		r.ui = r.newConsole()
 	}
 	return r, nil
 }
