@@ -49,7 +49,7 @@ func newBrowser(t *testing.T) *browser {
 		chromedp.Flag("disable-quic", true),
 		chromedp.Flag("disable-component-update", true),
 		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1280, 860),
+		chromedp.WindowSize(1280, 900),
 	)
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancelCtx := chromedp.NewContext(actx)
@@ -191,7 +191,6 @@ func TestConsoleInBrowser(t *testing.T) {
 	b.waitText("#card-source", "streaming")
 	b.waitText("#overview-endpoints", "Acme CRM sync")
 	b.waitText("#card-rate", "deliveries/s")
-	b.screenshot("overview")
 
 	t.Run("failing endpoint and retry", func(t *testing.T) {
 		e.failing.Store(true)
@@ -250,6 +249,12 @@ func TestConsoleInBrowser(t *testing.T) {
 		b.waitText("#events-list", "old.stage != new.stage")
 		b.waitText("#events-list", "public.contacts")
 		b.screenshot("events")
+	})
+
+	t.Run("overview after traffic", func(t *testing.T) {
+		b.run("opening the overview", chromedp.Navigate(e.base+"/ui/#/overview"), chromedp.WaitVisible(chromedp.CSS("#overview-chart polyline")))
+		b.waitText("#overview-endpoints", "Globex billing")
+		b.screenshot("overview")
 	})
 
 	t.Run("refused without session or CSRF token", func(t *testing.T) {

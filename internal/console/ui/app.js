@@ -235,7 +235,7 @@ function every(ms, f) {
 // ---- overview ------------------------------------------------------------
 
 async function pageOverview() {
-  const [ov, hooks] = await Promise.all([api('GET', '/ui/api/overview'), loadHooks()]);
+  const [ov, hooks, rt] = await Promise.all([api('GET', '/ui/api/overview'), loadHooks(), api('GET', '/ui/api/runtime')]);
   const cards = el('div', { class: 'cards', id: 'overview-cards' });
   const chart = el('div', { class: 'panel', id: 'overview-chart' });
   const table = el('div', { id: 'overview-endpoints' });
@@ -244,7 +244,7 @@ async function pageOverview() {
   const draw = (ov, hooks) => {
     cards.replaceChildren(...overviewCards(ov, hooks));
     chart.replaceChildren(rateChart(ov.rates || []));
-    table.replaceChildren(endpointTable(hooks.slice().sort((a, b) => health(a).rank - health(b).rank), {}));
+    table.replaceChildren(endpointTable(hooks.slice().sort((a, b) => health(a).rank - health(b).rank), rt.data || {}));
   };
   draw(ov, hooks);
   every(5000, async () => draw(await api('GET', '/ui/api/overview'), await loadHooks()));
@@ -454,17 +454,18 @@ async function pageDelivery(id) {
       document.getElementById('delivery-notice').replaceChildren(flash('ok', 'Queued for a new attempt now.'));
     } catch (err) { notice.replaceChildren(flash('bad', err.message)); retry.disabled = false; }
   } }, 'Retry now');
-  const dl = (pairs) => el('dl', { class: 'grid2' }, pairs.filter(Boolean).flatMap(([k, v]) => [el('dt', {}, k), el('dd', {}, v)]));
+  const dl4 = (pairs) => el('dl', { class: 'grid4' }, pairs.filter(Boolean).flatMap(([k, v]) => [el('dt', {}, k), el('dd', {}, v)]));
   const attempts = d.attempts.length ? d.attempts.map((a) => el('div', { class: 'attempt', 'data-attempt': a.number },
     el('header', {}, el('strong', {}, 'Attempt ' + a.number), attemptPill(a), el('span', { class: 'small' }, fmtTime(a.attempted_at)), el('span', { class: 'small' }, a.duration_ms.toFixed(1) + ' ms')),
-    a.error ? flash('bad', a.error) : null,
-    a.request_headers ? [el('h3', {}, 'Request headers'), el('table', {}, el('tbody', {}, Object.keys(a.request_headers).sort().map((k) => el('tr', {}, el('td', { class: 'mono' }, k), el('td', { class: 'mono' }, a.request_headers[k])))))] : null,
-    el('h3', {}, 'Response body (first 2 KiB)'), el('pre', { class: 'response' }, a.response || '(empty)'))) : [el('div', { class: 'panel empty' }, 'No attempt logged yet.')];
+    a.error && a.error !== 'status ' + a.status_code ? flash('bad', a.error) : null,
+    el('h3', {}, 'Response body (first 2 KiB)'), el('pre', { class: 'response' }, a.response || '(empty)'),
+    a.request_headers ? el('details', { open: a === d.attempts[0] }, el('summary', {}, 'Request headers'),
+      el('table', { class: 'headers' }, el('tbody', {}, Object.keys(a.request_headers).sort().map((k) => el('tr', {}, el('td', { class: 'mono' }, k), el('td', { class: 'mono' }, a.request_headers[k])))))) : null)) : [el('div', { class: 'panel empty' }, 'No attempt logged yet.')];
   shell('deliveries',
     el('p', { class: 'small' }, el('a', { href: '#/deliveries' }, '← Deliveries')),
     el('h1', {}, d.event_type, ' ', el('span', { id: 'delivery-status' }, statusPill(d.status))), el('p', { class: 'sub mono' }, d.id),
     notice, el('div', { class: 'actions' }, retry),
-    el('div', { class: 'panel' }, dl([
+    el('div', { class: 'panel' }, dl4([
       ['Endpoint', el('a', { href: '#/endpoints/' + encodeURIComponent(d.endpoint_id) }, hookName(d.endpoint_id))],
       ['Event', el('span', { class: 'mono' }, d.event_id)],
       d.tenant && ['Tenant', d.tenant],
@@ -474,8 +475,8 @@ async function pageDelivery(id) {
       d.next_attempt_at && ['Next attempt', fmtTime(d.next_attempt_at)],
       ['Commit LSN', d.commit_lsn],
     ])),
-    el('h2', {}, 'Request body'), el('pre', { id: 'payload' }, pretty(d.payload)),
-    el('h2', {}, `Attempts (${d.attempts.length})`), el('div', { id: 'attempts' }, attempts));
+    el('h2', {}, `Attempts (${d.attempts.length}), newest first`), el('div', { id: 'attempts' }, attempts),
+    el('h2', {}, 'Request body (the same on every attempt)'), el('pre', { id: 'payload' }, pretty(d.payload)));
   if (d.status === 'pending') {
     const t = setTimeout(() => { if (parseHash().parts[1] === id) pageDelivery(id).catch(() => {}); }, 1000);
     state.cleanup.push(() => clearTimeout(t));
