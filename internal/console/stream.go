@@ -20,7 +20,8 @@ const (
 // tail streams attempts as server-sent events ("attempt" events with a
 // TailEvent, "dropped" events when the browser fell behind) until the
 // browser leaves or the tail closes. A tenant session sees attempts to its
-// own webhooks only.
+// own webhooks only; an admin may ask for one tenant's events with
+// ?tenant=.
 func (c *Console) tail(w http.ResponseWriter, r *http.Request, p admin.Principal) {
 	rc := http.NewResponseController(w)
 	sub := c.opts.Tail.Subscribe(tailBuffer)
@@ -36,6 +37,7 @@ func (c *Console) tail(w http.ResponseWriter, r *http.Request, p admin.Principal
 		}
 		ownAt = time.Now()
 	}
+	previewTenant, preview := r.URL.Query().Get("tenant"), !p.Scoped() && r.URL.Query().Has("tenant")
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-store")
@@ -68,6 +70,9 @@ func (c *Console) tail(w http.ResponseWriter, r *http.Request, p admin.Principal
 		case ev, ok := <-sub.C:
 			if !ok {
 				return
+			}
+			if preview && ev.Tenant != previewTenant {
+				continue
 			}
 			if p.Scoped() {
 				if ev.Tenant != p.Tenant || !strings.HasPrefix(ev.EndpointID, "ep_") {

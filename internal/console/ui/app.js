@@ -538,7 +538,7 @@ async function pageTail() {
       el('td', {}, el('a', { href: '#/deliveries/' + ev.delivery_id, class: 'mono' }, ev.delivery_id.slice(0, 14) + '…'))));
     while (tbody.children.length > 200) tbody.lastChild.remove();
   };
-  const es = new EventSource('/ui/api/tail');
+  const es = new EventSource(scoped('/ui/api/tail'));
   es.onopen = () => { dot.classList.add('live'); status.textContent = paused ? 'paused' : 'live'; };
   es.onerror = () => { dot.classList.remove('live'); status.textContent = 'reconnecting…'; };
   es.addEventListener('attempt', (m) => {
