@@ -436,7 +436,7 @@ async function pageDeliveries(parts, query) {
       tbody.append(el('tr', { class: 'click', 'data-id': d.id, onclick: () => { location.hash = '#/deliveries/' + d.id; } },
         el('td', {}, statusPill(d.status)), el('td', {}, fmtTime(d.created_at)), el('td', { class: 'mono' }, d.event_type),
         el('td', {}, hookName(d.endpoint_id)), el('td', {}, d.tenant || '—'), el('td', { class: 'num' }, String(d.attempts.length)),
-        el('td', {}, d.last_status ? String(d.last_status) : '', d.last_error ? el('div', { class: 'small' }, d.last_error) : null)));
+        el('td', {}, d.last_status ? String(d.last_status) : '', d.last_error && d.last_error !== 'status ' + d.last_status ? el('div', { class: 'small' }, d.last_error) : null)));
     }
     more.replaceChildren(res.next_cursor ? el('button', { id: 'load-more', onclick: () => load(res.next_cursor) }, 'Load more') : '');
   };
