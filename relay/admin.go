@@ -19,16 +19,17 @@ import (
 var _ admin.Tester = (*Relay)(nil)
 
 // AdminHandler is the admin listener's handler: the /v1 API, /healthz,
-// /readyz and /metrics.
+// /readyz, /metrics and the web console at /ui/.
 func (r *Relay) AdminHandler() http.Handler {
 	a := r.cfg.Admin
 	var m http.Handler
 	if r.metrics != nil {
 		m = r.metrics.Handler()
 	}
-	return admin.New(admin.Options{
+	opts := admin.Options{
 		Store:           r.store,
 		Tokens:          a.Tokens,
+		RequestHeaders:  r.requestHeaders,
 		Events:          r.rules.Catalogue(),
 		Schemas:         eventschema.NewCatalog(r.cfg),
 		ConfigEndpoints: admin.ConfigEndpoints(r.cfg.Endpoints),
@@ -38,7 +39,11 @@ func (r *Relay) AdminHandler() http.Handler {
 		Ready:           r.Ready,
 		Metrics:         m,
 		Logger:          r.log.With().Str("component", "admin").Logger(),
-	})
+	}
+	if r.ui != nil {
+		opts.Sessions, opts.Console = r.ui, r.ui
+	}
+	return admin.New(opts)
 }
 
 // serveAdmin serves the admin listener until ctx ends.
@@ -49,6 +54,10 @@ func (r *Relay) serveAdmin(ctx context.Context, l net.Listener) {
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      60 * time.Second,
 		IdleTimeout:       2 * time.Minute,
+	}
+	if r.tail != nil {
+		// Live tail streams would hold Shutdown until its deadline.
+		srv.RegisterOnShutdown(r.tail.Close)
 	}
 	shut := lifecycle.New(ctx)
 	shut.Go(func(ctx context.Context) {

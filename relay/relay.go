@@ -14,6 +14,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/walhook/walhook/internal/config"
+	"github.com/walhook/walhook/internal/console"
 	"github.com/walhook/walhook/internal/dispatch"
 	"github.com/walhook/walhook/internal/lifecycle"
 	"github.com/walhook/walhook/internal/metrics"
@@ -35,6 +36,8 @@ type Relay struct {
 	source     Source
 
 	metrics *metrics.Metrics // nil without an admin block or Options.Metrics
+	tail    *console.Tail    // the console's live tail; nil without an admin block
+	ui      *console.Console // the web console; nil without an admin block
 
 	trusted *sender.Client // HCL endpoints: operator-trusted, unrestricted
 	guarded *sender.Client // API endpoints: SSRF guard
@@ -113,6 +116,10 @@ func New(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts Optio
 	if r.metrics != nil {
 		observer = dispatch.Observers{observer, r.metrics}
 	}
+	if cfg.Admin != nil {
+		r.tail = console.NewTail()
+		observer = dispatch.Observers{observer, r.tail}
+	}
 	if cfg.Source.Mode == config.ModeOutbox {
 		ps, err := newPollSource(cfg, r.rules, log)
 		if err != nil {
@@ -151,6 +158,7 @@ func New(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts Optio
 	if r.metrics != nil {
 		r.metrics.WatchQueue(r.store.Stats)
 		r.metrics.WatchHealth(r.store.AllHealth)
+		r.ui = r.newConsole()
 	}
 	return r, nil
 }

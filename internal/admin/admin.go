@@ -2,8 +2,6 @@ package admin
 
 import (
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
 	"net/http"
 	"sort"
 	"strings"
@@ -24,9 +22,16 @@ const DefaultSecretOverlap = 24 * time.Hour
 // Options configures the admin handler.
 type Options struct {
 	Store *store.Store
-	// Tokens are the accepted bearer tokens; with none, every /v1 request
-	// is refused.
+	// Tokens are the accepted admin bearer tokens; with none (and no
+	// tenant tokens or sessions), every /v1 request is refused.
 	Tokens []string
+	// Sessions authenticates console sessions; nil: bearer tokens only.
+	Sessions SessionAuth
+	// Console is served at /ui/ (the web console); nil: 404.
+	Console http.Handler
+	// RequestHeaders rebuilds the headers an attempt was sent with, for
+	// GET /v1/deliveries/{id}; nil leaves them out.
+	RequestHeaders func(d store.Delivery, a store.Attempt) http.Header
 	// Events is the event catalogue (GET /v1/events); webhook filters must
 	// match at least one of them.
 	Events []rules.EventInfo
@@ -96,7 +101,7 @@ func ConfigEndpoints(eps []*config.Endpoint) []ConfigEndpoint {
 // server holds the handlers' dependencies.
 type server struct {
 	opts   Options
-	tokens [][sha256.Size]byte
+	auth   *Authenticator
 	config map[string]ConfigEndpoint
 	log    zerolog.Logger
 }
@@ -108,11 +113,7 @@ func New(opts Options) http.Handler {
 		opts.SecretOverlap = DefaultSecretOverlap
 	}
 	s := &server{opts: opts, config: map[string]ConfigEndpoint{}, log: opts.Logger.With().Str("component", "admin").Logger()}
-	for _, t := range opts.Tokens {
-		if t != "" {
-			s.tokens = append(s.tokens, sha256.Sum256([]byte(t)))
-		}
-	}
+	s.auth = NewAuthenticator(opts.Tokens, opts.Store)
 	for _, ep := range opts.ConfigEndpoints {
 		s.config[ep.ID] = ep
 	}
@@ -125,7 +126,11 @@ func New(opts Options) http.Handler {
 	route(v1, "/v1/webhooks/{id}/deliveries", methods{http.MethodGet: s.listDeliveries})
 	route(v1, "/v1/webhooks/{id}/recover", methods{http.MethodPost: s.recoverDeliveries})
 	route(v1, "/v1/webhooks/{id}/enable", methods{http.MethodPost: s.enableWebhook})
+	route(v1, "/v1/deliveries", methods{http.MethodGet: s.listAllDeliveries})
+	route(v1, "/v1/deliveries/{id}", methods{http.MethodGet: s.getDelivery})
 	route(v1, "/v1/deliveries/{id}/retry", methods{http.MethodPost: s.retryDelivery})
+	route(v1, "/v1/tokens", methods{http.MethodGet: adminOnly(s.listTokens), http.MethodPost: adminOnly(s.createToken)})
+	route(v1, "/v1/tokens/{id}", methods{http.MethodDelete: adminOnly(s.revokeToken)})
 	route(v1, "/v1/events", methods{http.MethodGet: s.listEvents})
 	route(v1, "/v1/events/{name}", methods{http.MethodGet: s.getEvent})
 	route(v1, "/v1/events/{name}/schema", methods{http.MethodGet: s.getEventSchema})
@@ -144,6 +149,10 @@ func New(opts Options) http.Handler {
 		}
 		opts.Metrics.ServeHTTP(w, r)
 	})
+	if opts.Console != nil {
+		root.Handle("/ui/", opts.Console)
+		root.Handle("GET /{$}", http.RedirectHandler("/ui/", http.StatusFound))
+	}
 	root.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, errorf(http.StatusNotFound, CodeNotFound, "no route %s %s", r.Method, r.URL.Path))
 	})
@@ -178,32 +187,6 @@ func route(mux *http.ServeMux, path string, ms methods) {
 		if e := h(w, r); e != nil {
 			writeError(w, e)
 		}
-	})
-}
-
-// authenticate requires a bearer token equal to one of the configured ones.
-// Every token is compared (in constant time, over SHA-256 digests so that
-// lengths do not leak either).
-func (s *server) authenticate(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		auth := r.Header.Get("Authorization")
-		scheme, token, ok := strings.Cut(auth, " ")
-		if auth == "" || !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(token) == "" {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="walhook"`)
-			writeError(w, errorf(http.StatusUnauthorized, CodeUnauthorized, "missing bearer token: send Authorization: Bearer <token> (admin.token in the config)"))
-			return
-		}
-		given := sha256.Sum256([]byte(strings.TrimSpace(token)))
-		match := 0
-		for _, t := range s.tokens {
-			match |= subtle.ConstantTimeCompare(given[:], t[:])
-		}
-		if match != 1 {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="walhook", error="invalid_token"`)
-			writeError(w, errorf(http.StatusUnauthorized, CodeUnauthorized, "invalid bearer token"))
-			return
-		}
-		next.ServeHTTP(w, r)
 	})
 }
 

@@ -63,6 +63,7 @@ func TestDocsCurlExamples(t *testing.T) {
 		"POST /v1/webhooks", "GET /v1/webhooks", "GET /v1/webhooks/{id}", "PATCH /v1/webhooks/{id}", "DELETE /v1/webhooks/{id}",
 		"POST /v1/webhooks/{id}/test", "POST /v1/webhooks/{id}/rotate-secret", "GET /v1/webhooks/{id}/deliveries",
 		"POST /v1/deliveries/{id}/retry", "POST /v1/webhooks/{id}/recover", "POST /v1/webhooks/{id}/enable",
+		"GET /v1/deliveries", "GET /v1/deliveries/{id}", "POST /v1/tokens", "GET /v1/tokens", "DELETE /v1/tokens/{id}",
 		"GET /v1/events", "GET /v1/events/{name}", "GET /v1/events/{name}/schema", "GET /healthz", "GET /readyz", "GET /metrics",
 	} {
 		if !seen[route] {
@@ -75,7 +76,7 @@ func TestDocsCurlExamples(t *testing.T) {
 func routeOf(path string) string {
 	path, _, _ = strings.Cut(path, "?")
 	parts := strings.Split(path, "/")
-	if len(parts) > 3 && (parts[2] == "webhooks" || parts[2] == "deliveries") {
+	if len(parts) > 3 && (parts[2] == "webhooks" || parts[2] == "deliveries" || parts[2] == "tokens") {
 		parts[3] = "{id}"
 	}
 	if len(parts) > 3 && parts[2] == "events" {

@@ -19,6 +19,7 @@ const (
 	CodeValidation       = "validation_failed"      // 400: a field's value is not acceptable
 	CodeURLRefused       = "url_not_allowed"        // 400: the outbound-safety rules refuse the URL
 	CodeUnauthorized     = "unauthorized"           // 401
+	CodeForbidden        = "forbidden"              // 403: a tenant token or a console session without its CSRF token
 	CodeNotFound         = "not_found"              // 404
 	CodeMethodNotAllowed = "method_not_allowed"     // 405
 	CodeReadOnly         = "read_only"              // 409: config endpoints cannot be changed through the API

@@ -148,6 +148,10 @@ type attemptView struct {
 	OK          bool      `json:"ok"`
 	Error       string    `json:"error,omitempty"`
 	Response    string    `json:"response"`
+	// RequestHeaders are rebuilt from the endpoint as it is now, with the
+	// signature masked (signatures are not stored); single-delivery reads
+	// only.
+	RequestHeaders map[string]string `json:"request_headers,omitempty"`
 }
 
 // maxResponseExcerpt caps the response body an attempt view shows.

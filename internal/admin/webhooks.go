@@ -22,11 +22,12 @@ type endpointRef struct {
 }
 
 // lookup finds the endpoint of the route's {id}. With a ?tenant= query
-// parameter, an API webhook of another tenant (or a config endpoint) is
-// not found, so an application can scope every call to its customer.
+// parameter or a tenant token, an API webhook of another tenant (or a
+// config endpoint) is not found, so an application can scope every call
+// to its customer.
 func (s *server) lookup(r *http.Request) (endpointRef, *apiError) {
 	id := r.PathValue("id")
-	tenant, scoped := tenantParam(r.URL.Query())
+	tenant, scoped := tenantScope(r)
 	if ep, ok := s.config[id]; ok && !scoped {
 		return endpointRef{id: id, cfg: &ep}, nil
 	}
@@ -94,7 +95,7 @@ func (s *server) listWebhooks(w http.ResponseWriter, r *http.Request) *apiError 
 	if source != "" && source != "api" && source != "config" {
 		return errorf(http.StatusBadRequest, CodeInvalidRequest, `source must be "api" or "config"`)
 	}
-	tenant, scoped := tenantParam(q)
+	tenant, scoped := tenantScope(r)
 	cursor := q.Get("cursor")
 	health, err := s.healthMap(r.Context())
 	if err != nil {
@@ -156,6 +157,12 @@ func (s *server) createWebhook(w http.ResponseWriter, r *http.Request) *apiError
 	}
 	if e := checkText("tenant", in.Tenant, maxTenantBytes); e != nil {
 		return e
+	}
+	if p, _ := PrincipalFrom(r.Context()); p.Scoped() {
+		if in.Tenant != "" && in.Tenant != p.Tenant {
+			return invalid("tenant", "a tenant token creates webhooks of its own tenant only")
+		}
+		in.Tenant = p.Tenant
 	}
 	active := true
 	if in.Active != nil {
@@ -252,6 +259,9 @@ func (s *server) patchWebhook(w http.ResponseWriter, r *http.Request) *apiError 
 	if p.Tenant != nil {
 		if e := checkText("tenant", *p.Tenant, maxTenantBytes); e != nil {
 			return e
+		}
+		if pr, _ := PrincipalFrom(r.Context()); pr.Scoped() && *p.Tenant != pr.Tenant {
+			return invalid("tenant", "a tenant token cannot move a webhook to another tenant")
 		}
 		hook.Tenant = *p.Tenant
 	}

@@ -45,6 +45,11 @@ func Parse(src []byte, filename string) (*Config, hcl.Diagnostics) {
 	d.admin(cfg, fb.Admin)
 	d.delivery(cfg, fb.Delivery)
 	d.events(cfg, fb.Events)
+	for _, e := range cfg.Events {
+		if e.When != nil {
+			e.WhenText = string(e.When.Range().SliceBytes(src))
+		}
+	}
 	d.endpoints(cfg, fb.Endpoints)
 	d.tables(cfg)
 	return cfg, tidy(d.diags)

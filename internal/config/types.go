@@ -119,6 +119,7 @@ type Event struct {
 	Table       string
 	Ops         []string       // insert, update, delete, truncate
 	When        hcl.Expression // nil: always
+	WhenText    string         // When as written in the config, for the catalogue
 	Key         hcl.Expression // nil: the primary key columns of the row
 	Tenant      hcl.Expression // nil: no tenant
 	Data        hcl.Expression // nil: new, or old on delete

@@ -151,8 +151,8 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	if c.reader != nil {
 		st := c.reader()
-		gauge(c.lagBytes, lagBytes(st))
-		gauge(c.lagSeconds, lagSeconds(st, now))
+		gauge(c.lagBytes, LagBytes(st))
+		gauge(c.lagSeconds, LagSeconds(st, now))
 		gauge(c.confirmed, float64(st.Acked))
 		gauge(c.connected, boolValue(st.Connected))
 		gauge(c.stream, boolValue(st.Streaming))
@@ -160,18 +160,18 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.readErrors, prometheus.CounterValue, c.errors)
 }
 
-// lagBytes is ServerWALEnd - Acked, 0 when either is unknown or the
+// LagBytes is ServerWALEnd - Acked, 0 when either is unknown or the
 // difference is negative.
-func lagBytes(st cdc.Status) float64 {
+func LagBytes(st cdc.Status) float64 {
 	if st.Acked == 0 || st.ServerWALEnd <= st.Acked {
 		return 0
 	}
 	return float64(st.ServerWALEnd - st.Acked)
 }
 
-// lagSeconds is the age of the last received commit while something
+// LagSeconds is the age of the last received commit while something
 // received is not yet confirmed.
-func lagSeconds(st cdc.Status, now time.Time) float64 {
+func LagSeconds(st cdc.Status, now time.Time) float64 {
 	if st.Received <= st.Acked || st.LastCommitTime.IsZero() || !now.After(st.LastCommitTime) {
 		return 0
 	}

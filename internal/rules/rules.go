@@ -22,6 +22,8 @@ type EventInfo struct {
 	Description string   `json:"description,omitempty"`
 	Table       string   `json:"table"`
 	Ops         []string `json:"ops"`
+	// When is the rule's condition as written; empty: every change.
+	When string `json:"when,omitempty"`
 }
 
 // tableRules are one table's rules, by op index (see opIndex).
@@ -89,7 +91,7 @@ func compileRules(cfg *config.Config, fast bool) (*Rules, error) {
 		ru := &rule{
 			name:  e.Name,
 			table: e.QualifiedTable(),
-			info:  EventInfo{Name: e.Name, Description: e.Description, Table: e.QualifiedTable(), Ops: e.Ops},
+			info:  EventInfo{Name: e.Name, Description: e.Description, Table: e.QualifiedTable(), Ops: e.Ops, When: e.WhenText},
 		}
 		ru.when = compile(e.When, fast)
 		ru.key = compile(e.Key, fast)

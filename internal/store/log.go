@@ -26,11 +26,16 @@ const (
 // not filter.
 type DeliveryFilter struct {
 	EndpointID string
-	Status     string
-	EventType  string
-	Since      time.Time // created at or after
-	Limit      int       // DefaultListLimit when 0, at most MaxListLimit
-	Cursor     string    // from a previous page
+	// EndpointIDs, when not nil, limits the deliveries to these endpoints
+	// (none when empty).
+	EndpointIDs []string
+	Status      string
+	EventType   string
+	Tenant      string
+	Since       time.Time // created at or after
+	Until       time.Time // created before
+	Limit       int       // DefaultListLimit when 0, at most MaxListLimit
+	Cursor      string    // from a previous page
 }
 
 // ListDeliveries returns deliveries newest first and, when there are more,
@@ -45,14 +50,23 @@ func (s *Store) ListDeliveries(ctx context.Context, f DeliveryFilter) ([]Deliver
 	if f.EndpointID != "" {
 		where = append(where, "endpoint_id = "+arg(f.EndpointID))
 	}
+	if f.EndpointIDs != nil {
+		where = append(where, "endpoint_id = ANY("+arg(f.EndpointIDs)+")")
+	}
 	if f.Status != "" {
 		where = append(where, "status = "+arg(f.Status))
 	}
 	if f.EventType != "" {
 		where = append(where, "event_type = "+arg(f.EventType))
 	}
+	if f.Tenant != "" {
+		where = append(where, "tenant = "+arg(f.Tenant))
+	}
 	if !f.Since.IsZero() {
 		where = append(where, "created_at >= "+arg(f.Since))
+	}
+	if !f.Until.IsZero() {
+		where = append(where, "created_at < "+arg(f.Until))
 	}
 	if f.Cursor != "" {
 		at, id, err := decodeCursor(f.Cursor)

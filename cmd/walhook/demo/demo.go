@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -138,6 +139,8 @@ func Run(ctx context.Context, opts Options) error {
 	if cfg.Admin != nil {
 		p.printf("  admin API  http://%s  (export WALHOOK_ADMIN_TOKEN=%s)\n", cfg.Admin.Listen, os.Getenv("WALHOOK_ADMIN_TOKEN"))
 		p.printf("             curl -sS -H \"Authorization: Bearer $WALHOOK_ADMIN_TOKEN\" http://%s/v1/webhooks/cfg:%s/deliveries\n", cfg.Admin.Listen, rs.failing)
+		p.printf("  console    http://%s/ui/  (log in with the token above)\n", cfg.Admin.Listen)
+		p.printf("             login link: %s\n", ConsoleLoginLink(cfg.Admin.Listen, cfg.Admin.Tokens[0]))
 	}
 
 	storyStart := time.Now()
@@ -167,6 +170,13 @@ func Run(ctx context.Context, opts Options) error {
 		p.printf("Totals: %s\n", t.summary())
 	}
 	return nil
+}
+
+// ConsoleLoginLink is a link that logs the browser into the web console:
+// the token is in the fragment, which the browser never sends, and the
+// page removes it from the address bar once used (docs/console.md).
+func ConsoleLoginLink(listen, token string) string {
+	return "http://" + listen + "/ui/#token=" + url.PathEscape(token)
 }
 
 // loadConfig loads the example config with fresh secrets in the
@@ -201,6 +211,11 @@ func loadConfig(opts Options, db *database) (*config.Config, error) {
 	}
 	if opts.Admin && opts.AdminListen != "" {
 		cfg.Admin.Listen = opts.AdminListen
+	}
+	if opts.Admin {
+		// The console's Deliveries page then shows the whole story, not
+		// only the deliveries that failed once.
+		cfg.Delivery.LogAttempts = "all"
 	}
 	cfg.Delivery.ShutdownTimeout = 10 * time.Second
 	for _, ep := range cfg.Endpoints {

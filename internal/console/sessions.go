@@ -1,0 +1,218 @@
+package console
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/walhook/walhook/internal/admin"
+)
+
+// Session lifetimes: a session ends after sessionIdle without a request
+// or sessionMax after login, whichever comes first.
+const (
+	sessionIdle = 8 * time.Hour
+	sessionMax  = 24 * time.Hour
+	// CookieName is the session cookie.
+	CookieName = "walhook_session"
+	// CSRFHeader carries the session's CSRF token on state-changing requests.
+	CSRFHeader = "X-CSRF-Token"
+)
+
+// errSessionEnded refuses a cookie naming no live session.
+var errSessionEnded = errors.New("the console session has ended")
+
+// session is one logged-in browser.
+type session struct {
+	csrf    string
+	p       admin.Principal
+	created time.Time
+	seen    time.Time
+}
+
+// sessions are kept in memory, keyed by the SHA-256 of the cookie value:
+// a restart logs everyone out.
+type sessions struct {
+	mu     sync.Mutex
+	byHash map[[sha256.Size]byte]*session
+	now    func() time.Time
+}
+
+func newSessions(now func() time.Time) *sessions {
+	return &sessions{byHash: map[[sha256.Size]byte]*session{}, now: now}
+}
+
+// randomToken is 32 random bytes, base64url.
+func randomToken() string {
+	var b [32]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// start makes a session for p and returns its cookie value and CSRF token.
+func (ss *sessions) start(p admin.Principal) (cookie, csrf string) {
+	cookie, csrf = randomToken(), randomToken()
+	now := ss.now()
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	ss.pruneLocked(now)
+	ss.byHash[sha256.Sum256([]byte(cookie))] = &session{csrf: csrf, p: p, created: now, seen: now}
+	return cookie, csrf
+}
+
+// get returns the live session of a cookie value, marking it seen.
+func (ss *sessions) get(cookie string) (session, bool) {
+	key := sha256.Sum256([]byte(cookie))
+	now := ss.now()
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	s, ok := ss.byHash[key]
+	if !ok {
+		return session{}, false
+	}
+	if now.Sub(s.seen) > sessionIdle || now.Sub(s.created) > sessionMax {
+		delete(ss.byHash, key)
+		return session{}, false
+	}
+	s.seen = now
+	return *s, true
+}
+
+// end removes a session.
+func (ss *sessions) end(cookie string) {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	delete(ss.byHash, sha256.Sum256([]byte(cookie)))
+}
+
+// pruneLocked drops ended sessions.
+func (ss *sessions) pruneLocked(now time.Time) {
+	for k, s := range ss.byHash {
+		if now.Sub(s.seen) > sessionIdle || now.Sub(s.created) > sessionMax {
+			delete(ss.byHash, k)
+		}
+	}
+}
+
+// safeMethod reports whether a method changes nothing (no CSRF token needed).
+func safeMethod(m string) bool {
+	return m == http.MethodGet || m == http.MethodHead || m == http.MethodOptions
+}
+
+// checkCSRF requires, on a state-changing request, the session's CSRF
+// token in the X-CSRF-Token header and, when the browser names one, an
+// Origin equal to this host's.
+func checkCSRF(r *http.Request, s session) error {
+	if safeMethod(r.Method) {
+		return nil
+	}
+	if o := r.Header.Get("Origin"); o != "" && o != origin(r) {
+		return admin.ErrCSRF
+	}
+	given := r.Header.Get(CSRFHeader)
+	if given == "" || subtle.ConstantTimeCompare([]byte(given), []byte(s.csrf)) != 1 {
+		return admin.ErrCSRF
+	}
+	return nil
+}
+
+// origin is the request's own origin, as a browser would send it.
+func origin(r *http.Request) string {
+	if r.TLS != nil {
+		return "https://" + r.Host
+	}
+	return "http://" + r.Host
+}
+
+// Login throttling: after loginFreeFailures failures from one address,
+// each further attempt must wait twice as long as the last, from
+// loginFirstWait up to loginMaxWait; loginForget without a failure forgets
+// the address.
+const (
+	loginFreeFailures = 3
+	loginFirstWait    = time.Second
+	loginMaxWait      = 5 * time.Minute
+	loginForget       = 15 * time.Minute
+	loginMaxTracked   = 10000
+)
+
+// throttle slows down repeated login failures per client address.
+type throttle struct {
+	mu     sync.Mutex
+	byAddr map[string]*failures
+	now    func() time.Time
+}
+
+type failures struct {
+	n     int
+	last  time.Time
+	until time.Time // no attempt before this
+}
+
+func newThrottle(now func() time.Time) *throttle {
+	return &throttle{byAddr: map[string]*failures{}, now: now}
+}
+
+// clientAddr is the client's IP (the port differs per connection).
+func clientAddr(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// wait returns how long addr must still wait before trying again; 0 when
+// it may try now.
+func (t *throttle) wait(addr string) time.Duration {
+	now := t.now()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	f, ok := t.byAddr[addr]
+	if !ok || !now.Before(f.until) {
+		return 0
+	}
+	return f.until.Sub(now)
+}
+
+// failed records a failed login from addr.
+func (t *throttle) failed(addr string) {
+	now := t.now()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	f, ok := t.byAddr[addr]
+	if !ok || now.Sub(f.last) > loginForget {
+		if len(t.byAddr) >= loginMaxTracked {
+			t.pruneLocked(now)
+		}
+		f = &failures{}
+		t.byAddr[addr] = f
+	}
+	f.n++
+	f.last = now
+	if f.n >= loginFreeFailures {
+		wait := loginFirstWait << min(f.n-loginFreeFailures, 20)
+		f.until = now.Add(min(wait, loginMaxWait))
+	}
+}
+
+// succeeded forgets addr's failures.
+func (t *throttle) succeeded(addr string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	delete(t.byAddr, addr)
+}
+
+func (t *throttle) pruneLocked(now time.Time) {
+	for a, f := range t.byAddr {
+		if now.Sub(f.last) > loginForget {
+			delete(t.byAddr, a)
+		}
+	}
+}

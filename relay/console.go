@@ -1,0 +1,94 @@
+package relay
+
+import (
+	"bytes"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/walhook/walhook/internal/admin"
+	"github.com/walhook/walhook/internal/console"
+	"github.com/walhook/walhook/internal/metrics"
+	"github.com/walhook/walhook/internal/signing"
+	"github.com/walhook/walhook/internal/store"
+	"github.com/walhook/walhook/internal/version"
+)
+
+// newConsole builds the web console over this relay (docs/console.md).
+func (r *Relay) newConsole() *console.Console {
+	return console.New(console.Options{
+		Auth:    admin.NewAuthenticator(r.cfg.Admin.Tokens, r.store),
+		Store:   r.store,
+		Tail:    r.tail,
+		Source:  r.sourceStatus,
+		Runtime: r.endpointRuntime,
+		Logger:  r.log,
+	})
+}
+
+// sourceStatus is the change source for the console's overview.
+func (r *Relay) sourceStatus() console.SourceStatus {
+	switch src := r.source.(type) {
+	case *pollSource:
+		st := src.poller.Status()
+		return console.SourceStatus{Mode: "outbox", Name: r.cfg.Source.Outbox.Table, Connected: st.Connected,
+			Streaming: st.Connected && st.Listening, LastError: st.LastError}
+	case *slotSource:
+		st := src.reader.Status()
+		lagBytes, lagSeconds := metrics.LagBytes(st), metrics.LagSeconds(st, time.Now())
+		out := console.SourceStatus{Mode: "logical", Name: r.cfg.Source.Slot, Connected: st.Connected, Streaming: st.Streaming,
+			LagBytes: &lagBytes, LagSeconds: &lagSeconds, LastError: st.LastError}
+		if st.Acked != 0 {
+			out.ConfirmedLSN = st.Acked.String()
+		}
+		return out
+	}
+	return console.SourceStatus{}
+}
+
+// endpointRuntime is what the dispatcher runs with, by endpoint id: the
+// configured concurrency for now (in-flight counts and rates are left
+// unset until the dispatcher reports them).
+func (r *Relay) endpointRuntime() map[string]console.EndpointRuntime {
+	out := map[string]console.EndpointRuntime{}
+	for _, ep := range r.dispatcher.Endpoints() {
+		out[ep.ID] = console.EndpointRuntime{Concurrency: ep.Concurrency}
+	}
+	return out
+}
+
+// requestHeaders rebuilds the headers an attempt of d was sent with: the
+// endpoint's headers (values of config endpoints masked, they may hold
+// credentials), the sender's and the signer's, timestamped at the attempt.
+// Signatures are not stored, so their values are masked too. Nil when the
+// endpoint is gone.
+func (r *Relay) requestHeaders(d store.Delivery, a store.Attempt) http.Header {
+	ep := r.dispatcher.Endpoint(d.EndpointID)
+	if ep == nil {
+		return nil
+	}
+	h := make(http.Header, len(ep.Header)+6)
+	for k, v := range ep.Header {
+		if ep.Source == "config" {
+			v = []string{"(set in the config file)"}
+		}
+		h[k] = v
+	}
+	h.Set("Content-Type", "application/json")
+	h.Set("User-Agent", version.UserAgent())
+	h.Set("Webhook-Attempt", strconv.Itoa(a.Number))
+	if ep.Signer != nil {
+		m := signing.Message{ID: d.EventID, Type: d.EventType, Timestamp: a.AttemptedAt, Body: d.Body}
+		ep.Signer.Sign(h, m)
+		// The headers that change with the body are the signatures.
+		other := http.Header{}
+		m.Body = append(bytes.Clone(d.Body), ' ')
+		ep.Signer.Sign(other, m)
+		for k, v := range other {
+			if len(h[k]) > 0 && h[k][0] != v[0] {
+				h[k] = []string{"(signature computed per attempt; not stored)"}
+			}
+		}
+	}
+	return h
+}
