@@ -282,8 +282,19 @@ func processTest(t *testing.T, slow time.Duration) (db *testenv.DB, s *sink, url
 // waitDelivered waits until the sink has every row of want.
 func waitDelivered(t *testing.T, s *sink, want []int64) {
 	t.Helper()
-	testkit.AwaitCond(t, testkit.Timeout, fmt.Sprintf("the delivery of %d committed rows", len(want)), s.arrived,
-		func() bool { return len(s.missing(want)) == 0 })
+	deadline := time.NewTimer(testkit.Timeout)
+	defer deadline.Stop()
+	for {
+		missing := s.missing(want)
+		if len(missing) == 0 {
+			return
+		}
+		select {
+		case <-s.arrived:
+		case <-deadline.C:
+			t.Fatalf("%d of %d committed rows not delivered after %s, e.g. %v", len(missing), len(want), testkit.Timeout, missing[:min(5, len(missing))])
+		}
+	}
 }
 
 // writeSteadily calls insert (with 0, 5, 10...) every few milliseconds
