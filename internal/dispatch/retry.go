@@ -43,7 +43,13 @@ func (d *Dispatcher) retryLoop(ctx context.Context) {
 				var r *runner
 				if ep := d.Endpoint(dl.EndpointID); ep != nil {
 					r = d.runnerFor(ep)
-					r.retrying.Add(1)
+					if !r.reserveRetry() {
+						// The claim raced past the endpoint's retry cap (it
+						// was not saturated when asked): hand the delivery
+						// back rather than park a worker behind the cap.
+						d.release(ctx, dl)
+						continue
+					}
 				}
 				sem <- struct{}{} // never blocks: at most free were claimed
 				wg.Add(1)
@@ -81,15 +87,39 @@ func (d *Dispatcher) lease() time.Duration {
 	return 2*longest + 30*time.Second
 }
 
-// saturated lists endpoints with as many retries in flight as their
-// in-flight limit, so the claim leaves their rows for later instead of
-// queueing them here.
+// reserveRetry counts one more retry of r in flight unless it already has
+// as many as it may (its concurrency, or its in-flight limit when lower).
+func (r *runner) reserveRetry() bool {
+	limit := int64(min(r.retryCap, r.gate.capacity()))
+	for {
+		n := r.retrying.Load()
+		if n >= limit {
+			return false
+		}
+		if r.retrying.CompareAndSwap(n, n+1) {
+			return true
+		}
+	}
+}
+
+// release hands a claimed delivery back, due now, without attempting it.
+func (d *Dispatcher) release(ctx context.Context, dl store.Delivery) {
+	ctx, cancel := context.WithTimeout(ctx, storeTimeout)
+	defer cancel()
+	if err := d.store.Postpone(ctx, dl.ID, time.Now()); err != nil && ctx.Err() == nil {
+		d.log.Warn().Err(err).Str("delivery_id", dl.ID).Msg("releasing a claimed delivery")
+	}
+}
+
+// saturated lists endpoints with as many retries in flight as they may
+// have (their concurrency, or their in-flight limit when lower), so the
+// claim leaves their rows for later instead of queueing them here.
 func (d *Dispatcher) saturated() []string {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	var ids []string
 	for id, r := range d.runners {
-		if r.retrying.Load() >= int64(r.gate.capacity()) {
+		if r.retrying.Load() >= int64(min(r.retryCap, r.gate.capacity())) {
 			ids = append(ids, id)
 		}
 	}
