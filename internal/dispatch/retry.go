@@ -104,12 +104,22 @@ func (r *runner) reserveRetry() bool {
 
 // release hands a claimed delivery back, due now, without attempting it.
 func (d *Dispatcher) release(ctx context.Context, dl store.Delivery) {
-	ctx, cancel := context.WithTimeout(ctx, storeTimeout)
-	defer cancel()
-	if err := d.store.Postpone(ctx, dl.ID, time.Now()); err != nil && ctx.Err() == nil {
-		d.log.Warn().Err(err).Str("delivery_id", dl.ID).Msg("releasing a claimed delivery")
+	d.postpone(ctx, dl, time.Now())
+}
+
+// postpone moves a claimed delivery's next attempt to until, trying for a
+// while: a delivery left claimed waits for its lease, and a keyed one holds
+// back its key as long.
+func (d *Dispatcher) postpone(ctx context.Context, dl store.Delivery, until time.Time) {
+	err := retryStore(ctx, completeWithin, func(ctx context.Context) error { return d.store.Postpone(ctx, dl.ID, until) }, nil)
+	if err != nil && ctx.Err() == nil {
+		d.log.Warn().Err(err).Str("delivery_id", dl.ID).Msg("releasing a claimed delivery; it is due again when its lease ends")
 	}
 }
+
+// completeWithin is how long recording a retry's outcome is tried before
+// the delivery is left to its lease (which is longer).
+const completeWithin = 20 * time.Second
 
 // saturated lists endpoints with as many retries in flight as they may
 // have (their concurrency, or their in-flight limit when lower), so the
@@ -139,11 +149,7 @@ func (d *Dispatcher) retry(ctx context.Context, r *runner, dl store.Delivery) {
 	if r.keys != nil && dl.Key != "" && r.keys.busy(dl.Key) {
 		// An earlier delivery of this key is in memory or on its way to
 		// the store: wait for it.
-		pctx, cancel := context.WithTimeout(bg, storeTimeout)
-		defer cancel()
-		if err := d.store.Postpone(pctx, dl.ID, now.Add(time.Second)); err != nil {
-			d.log.Warn().Err(err).Str("delivery_id", dl.ID).Msg("postponing a delivery")
-		}
+		d.postpone(bg, dl, now.Add(time.Second))
 		return
 	}
 	if !ep.Active || d.health.disabledFresh(bg, ep.ID) {
@@ -178,16 +184,20 @@ func (d *Dispatcher) retry(ctx context.Context, r *runner, dl store.Delivery) {
 	}
 }
 
-// complete records an attempt's outcome; if the store cannot be reached the
-// lease runs out and the delivery is attempted again.
+// complete records an attempt's outcome, trying for a while (Complete may
+// be repeated); if the store cannot be reached by then, the lease runs out
+// and the delivery is attempted again.
 func (d *Dispatcher) complete(ctx context.Context, ep *Endpoint, dl store.Delivery, a store.Attempt, out store.Outcome) store.Health {
 	a.DeliveryID, a.EventID, a.EventType, a.EndpointID = dl.ID, dl.EventID, dl.EventType, dl.EndpointID
 	if a.Number == 0 {
 		a.Number = dl.Attempts + 1
 	}
-	ctx, cancel := context.WithTimeout(ctx, storeTimeout)
-	defer cancel()
-	h, err := d.store.Complete(ctx, dl, a, out)
+	var h store.Health
+	err := retryStore(ctx, completeWithin, func(ctx context.Context) error {
+		var err error
+		h, err = d.store.Complete(ctx, dl, a, out)
+		return err
+	}, nil)
 	if err != nil {
 		d.log.Error().Err(err).Str("delivery_id", dl.ID).Msg("recording a retry's outcome; it will be attempted again")
 		return d.health.get(dl.EndpointID)
