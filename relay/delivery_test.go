@@ -163,7 +163,7 @@ func TestFailingEndpointRecovers(t *testing.T) {
 			}
 			epID := "cfg:flaky"
 			waitUntil(t, 30*time.Second, "5 deliveries with 2 failed attempts each", func() bool {
-				ds := deliveries(t, run.store, epID)
+				ds := deliveries(t, run.stateStore(t), epID)
 				if len(ds) < 5 {
 					return false
 				}
@@ -190,19 +190,19 @@ func TestFailingEndpointRecovers(t *testing.T) {
 				t.Errorf("the redirect target received %d requests: redirects must not be followed", redirected.Load())
 			}
 			waitUntil(t, 10*time.Second, "all deliveries marked delivered", func() bool {
-				for _, d := range deliveries(t, run.store, epID) {
+				for _, d := range deliveries(t, run.stateStore(t), epID) {
 					if d.Status != store.StatusDelivered {
 						return false
 					}
 				}
 				return true
 			})
-			ds := deliveries(t, run.store, epID)
+			ds := deliveries(t, run.stateStore(t), epID)
 			ids := make([]string, len(ds))
 			for i, d := range ds {
 				ids[i] = d.ID
 			}
-			attempts, err := run.store.ListAttempts(context.Background(), ids)
+			attempts, err := run.stateStore(t).ListAttempts(context.Background(), ids)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -246,12 +246,12 @@ func TestGoneDisablesEndpoint(t *testing.T) {
 	run := start(t, db, endpoint("gone", srv.URL, signing.GenerateSecret(), ""))
 	db.Exec(t, `INSERT INTO contacts (organization_id, first_name) VALUES (1, 'a')`)
 	waitUntil(t, 20*time.Second, "the endpoint to be disabled", func() bool {
-		h, err := run.store.Health(context.Background(), "cfg:gone")
+		h, err := run.stateStore(t).Health(context.Background(), "cfg:gone")
 		return err == nil && h.Disabled
 	})
 	db.Exec(t, `INSERT INTO contacts (organization_id, first_name) VALUES (1, 'b')`)
 	waitUntil(t, 20*time.Second, "both deliveries failed", func() bool {
-		ds := deliveries(t, run.store, "cfg:gone")
+		ds := deliveries(t, run.stateStore(t), "cfg:gone")
 		return len(ds) == 2 && ds[0].Status == store.StatusFailed && ds[1].Status == store.StatusFailed
 	})
 	if n := calls.Load(); n != 1 {
@@ -280,10 +280,10 @@ endpoint "down" {
 }`, srv.URL, signing.GenerateSecret()))
 	db.Exec(t, `INSERT INTO contacts (organization_id, first_name) VALUES (1, 'a')`)
 	waitUntil(t, 20*time.Second, "the delivery to fail", func() bool {
-		ds := deliveries(t, run.store, "cfg:down")
+		ds := deliveries(t, run.stateStore(t), "cfg:down")
 		return len(ds) == 1 && ds[0].Status == store.StatusFailed
 	})
-	d := deliveries(t, run.store, "cfg:down")[0]
+	d := deliveries(t, run.stateStore(t), "cfg:down")[0]
 	if d.Attempts != 3 || d.LastStatus != 503 {
 		t.Errorf("failed delivery: attempts %d, last status %d; want 3 attempts ending in 503", d.Attempts, d.LastStatus)
 	}
@@ -291,7 +291,7 @@ endpoint "down" {
 		t.Errorf("endpoint called %d times, want 3", n)
 	}
 	// Replaying it delivers again (it fails again here, and is attempted).
-	if _, err := run.store.Retry(context.Background(), d.ID); err != nil {
+	if _, err := run.stateStore(t).Retry(context.Background(), d.ID); err != nil {
 		t.Fatal(err)
 	}
 	waitUntil(t, 20*time.Second, "the replayed delivery to be attempted", func() bool { return calls.Load() > 3 })
@@ -341,7 +341,7 @@ endpoint "refused" {
 	}
 	// The refused endpoint's deliveries are all in the store.
 	waitUntil(t, 60*time.Second, "the refused endpoint's deliveries to be stored", func() bool {
-		st, err := run.store.Stats(context.Background())
+		st, err := run.stateStore(t).Stats(context.Background())
 		return err == nil && st.ByEndpoint["cfg:refused"].Pending == n
 	})
 	once.Do(func() { close(release) })

@@ -53,13 +53,28 @@ event "deal.stage.changed" {
 type running struct {
 	db     *testenv.DB
 	relay  *relay.Relay
-	store  *store.Store
+	schema string
 	slot   string
 	cancel context.CancelFunc
 	done   chan error
 
 	stopOnce sync.Once
 	stopErr  error
+
+	storeOnce sync.Once
+	store     *store.Store
+	storeErr  error
+}
+
+// stateStore is the test's own handle on the relay's state store, opened
+// on first use (benchmarks never pay for it).
+func (h *running) stateStore(t testing.TB) *store.Store {
+	t.Helper()
+	h.storeOnce.Do(func() { h.store, h.storeErr = store.Open(context.Background(), h.db.Pool, h.schema) })
+	if h.storeErr != nil {
+		t.Fatal(h.storeErr)
+	}
+	return h.store
 }
 
 // start runs a relay on db with the given endpoint blocks (and the
@@ -113,12 +128,7 @@ func runConfig(t testing.TB, db *testenv.DB, src string, opts ...relay.Options) 
 		cancel()
 		t.Fatal(err)
 	}
-	st, err := store.Open(ctx, db.Pool, cfg.State.Schema)
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	h := &running{db: db, relay: r, store: st, slot: cfg.Source.Slot, cancel: cancel, done: make(chan error, 1)}
+	h := &running{db: db, relay: r, schema: cfg.State.Schema, slot: cfg.Source.Slot, cancel: cancel, done: make(chan error, 1)}
 	go func() { h.done <- r.Run(ctx) }()
 	t.Cleanup(func() {
 		if err := h.stop(); errors.Is(err, errStuck) {

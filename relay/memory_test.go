@@ -70,7 +70,7 @@ endpoint "dead" {
 	end := currentLSN(t, db)
 	live.waitDistinct(t, n, 10*time.Minute)
 	waitUntil(t, 5*time.Minute, "the slot to pass the last event", func() bool { return confirmedPast(t, db, run.slot, end) })
-	st, err := run.store.Stats(context.Background())
+	st, err := run.stateStore(t).Stats(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -39,7 +39,7 @@ event "contact.numbered" {
 	var fs []store.FailedEvaluation
 	waitUntil(t, 10*time.Second, "the failed evaluation to be recorded", func() bool {
 		var err error
-		fs, err = run.store.ListFailedEvaluations(context.Background(), 10)
+		fs, err = run.stateStore(t).ListFailedEvaluations(context.Background(), 10)
 		return err == nil && len(fs) == 1
 	})
 	f := fs[0]
@@ -69,7 +69,7 @@ delivery {
 		db.Exec(t, `INSERT INTO contacts (organization_id, first_name) VALUES (1, $1)`, fmt.Sprint("c", i))
 	}
 	waitUntil(t, 20*time.Second, "20 delivered deliveries in the log", func() bool {
-		ds := deliveries(t, run.store, "cfg:app")
+		ds := deliveries(t, run.stateStore(t), "cfg:app")
 		n := 0
 		for _, d := range ds {
 			if d.Status == store.StatusDelivered && d.Attempts == 1 && d.LastStatus == 204 {
@@ -78,9 +78,9 @@ delivery {
 		}
 		return n == 20
 	})
-	ds := deliveries(t, run.store, "cfg:app")
+	ds := deliveries(t, run.stateStore(t), "cfg:app")
 	ids := []string{ds[0].ID}
-	as, err := run.store.ListAttempts(context.Background(), ids)
+	as, err := run.stateStore(t).ListAttempts(context.Background(), ids)
 	if err != nil || len(as[ds[0].ID]) != 1 || as[ds[0].ID][0].StatusCode != 204 {
 		t.Fatalf("attempts of %s = %+v, %v", ds[0].ID, as[ds[0].ID], err)
 	}

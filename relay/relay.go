@@ -1,5 +1,7 @@
 // Package relay runs walhook: it wires change capture (package cdc) to the
-// rules, the dispatcher, the retry store and the admin listener.
+// rules, the dispatcher, the retry store and the admin listener. The
+// pipeline it builds, and the rules that keep it from stalling, are in
+// docs/architecture.md.
 package relay
 
 import (
@@ -7,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -43,7 +44,10 @@ type Relay struct {
 	guarded *sender.Client // API endpoints: SSRF guard
 	fixed   []*dispatch.Endpoint
 
-	reloadMu sync.Mutex
+	// reloading lets one Reload run at a time; a semaphore rather than a
+	// mutex, since a reload queries the store and waiters must be able to
+	// give up with their ctx.
+	reloading chan struct{}
 }
 
 // Options tune a Relay beyond its config (tests and the demo use them).
@@ -63,7 +67,7 @@ type Options struct {
 // It retries the connection until ctx ends, so walhook may start before
 // its database.
 func New(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts Options) (*Relay, error) {
-	r := &Relay{cfg: cfg, log: log}
+	r := &Relay{cfg: cfg, log: log, reloading: make(chan struct{}, 1)}
 	pcfg, err := pgxpool.ParseConfig(cfg.StateURL())
 	if err != nil {
 		return nil, fmt.Errorf("parsing the state database URL: %w", err)
@@ -191,8 +195,12 @@ func (r *Relay) closeBy(by time.Time) {
 // Reload rebuilds the routing table from the config endpoints and the
 // webhooks registered through the API.
 func (r *Relay) Reload(ctx context.Context) error {
-	r.reloadMu.Lock()
-	defer r.reloadMu.Unlock()
+	select {
+	case r.reloading <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-r.reloading }()
 	ws, err := r.store.AllWebhooks(ctx)
 	if err != nil {
 		return err

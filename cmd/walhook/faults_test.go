@@ -184,8 +184,45 @@ func runOrderedBacklog(t *testing.T, rows int, failFor time.Duration, fault func
 	}()
 	ids := insertBacklog(t, db, rows, 100)
 	close(insertDone(t))
-	waitDelivered(t, s, ids)
+	waitProgress(t, s, d, ids)
 	<-faulted
+}
+
+// stallAfter is how long delivery may make no progress at all before a
+// fault test calls it stalled; a slow machine only makes it take longer.
+const stallAfter = 30 * time.Second
+
+// waitProgress waits until the sink has every row of want, failing when
+// no new row arrives for stallAfter (the bug these tests guard against is
+// a stall, not slowness), with the progress seen and the daemon's log.
+func waitProgress(t *testing.T, s *sink, d *daemon, want []int64) {
+	t.Helper()
+	began := time.Now()
+	last, lastAt := len(want), time.Now()
+	var history []string
+	for {
+		n := len(s.missing(want))
+		if n == 0 {
+			t.Logf("%d rows delivered in %s", len(want), time.Since(began).Round(time.Millisecond))
+			return
+		}
+		if n < last {
+			last, lastAt = n, time.Now()
+			if len(history) < 40 {
+				history = append(history, fmt.Sprintf("%s:%d", time.Since(began).Round(time.Second), n))
+			}
+		}
+		if time.Since(lastAt) > stallAfter {
+			_ = d.cmd.Process.Signal(syscall.SIGQUIT) // a goroutine dump for the log
+			_ = d.cmd.Wait()
+			t.Fatalf("stalled: %d of %d rows missing, none delivered for %s (missing over time: %v)\nlog:\n%s",
+				n, len(want), stallAfter, history, d.log)
+		}
+		select {
+		case <-s.arrived:
+		case <-time.After(time.Second):
+		}
+	}
 }
 
 var (

@@ -149,12 +149,14 @@ func (d *Dispatcher) SetEndpoints(ctx context.Context, eps []*Endpoint) error {
 	return nil
 }
 
-// SetInFlightLimit changes how many attempts (first attempts and retries)
-// may be in flight to an endpoint at once; it applies from the next
-// attempt. An unordered endpoint gets more lane workers when n exceeds
-// them; an ordered one keeps one worker per lane (its lanes fix the key
-// order), so its first attempts never exceed its concurrency. It reports
-// false when the endpoint has no lanes yet.
+// SetInFlightLimit changes how many attempts (first attempts and retries
+// together) may be in flight to an endpoint at once; it applies from the
+// next attempt. The default is twice the endpoint's concurrency: as many
+// first attempts as its concurrency, and as many retries. An unordered
+// endpoint gets more lane workers when n exceeds them; an ordered one keeps
+// one worker per lane (its lanes fix the key order), so its first attempts
+// never exceed its concurrency. It reports false when the endpoint has no
+// lanes yet.
 func (d *Dispatcher) SetInFlightLimit(endpointID string, n int) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()

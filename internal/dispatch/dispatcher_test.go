@@ -16,6 +16,7 @@ import (
 
 	"github.com/walhook/walhook/internal/event"
 	"github.com/walhook/walhook/internal/sender"
+	"github.com/walhook/walhook/internal/store"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -155,7 +156,8 @@ func TestShutdownEndsWhenTheStoreHangs(t *testing.T) {
 }
 
 // TestInFlightLimitChangesAtRunTime: an endpoint of concurrency 2 takes
-// exactly 2 attempts at once; raised to 5, it takes 5.
+// exactly 2 first attempts at once; with its in-flight limit raised to 5,
+// it takes 5.
 func TestInFlightLimitChangesAtRunTime(t *testing.T) {
 	arrived := make(chan struct{}, 100)
 	release := make(chan struct{})
@@ -182,7 +184,7 @@ func TestInFlightLimitChangesAtRunTime(t *testing.T) {
 	<-arrived
 	select {
 	case <-arrived:
-		t.Fatal("a third attempt started with an in-flight limit of 2")
+		t.Fatal("a third first attempt started with a concurrency of 2")
 	case <-time.After(200 * time.Millisecond): // the absence of an event has no signal
 	}
 	if !d.SetInFlightLimit(ep.ID, 5) {
@@ -202,4 +204,70 @@ func TestInFlightLimitChangesAtRunTime(t *testing.T) {
 	}
 	close(release) // arrived has room for every later attempt
 	shutdown(t, d)
+}
+
+// TestHangingEndpointLeavesRetryWorkersToOthers: due retries of an
+// endpoint that never answers come first in the store, yet they take at
+// most its share of retry workers; the other endpoint's retries go on.
+func TestHangingEndpointLeavesRetryWorkersToOthers(t *testing.T) {
+	release := make(chan struct{})
+	hanging := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	defer hanging.Close()
+	defer close(release) // runs before hanging.Close: its requests end
+	var mu sync.Mutex
+	got := map[string]bool{}
+	live := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var b modelBody
+		_ = json.NewDecoder(r.Body).Decode(&b)
+		mu.Lock()
+		got[b.ID] = true
+		mu.Unlock()
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer live.Close()
+	client := sender.New(sender.Options{})
+	defer client.Close()
+
+	hang := modelEndpoint("hanging", hanging.URL, false, 1, client)
+	hang.Timeout = time.Hour
+	ok := modelEndpoint("live", live.URL, false, 2, client)
+	ms := newMemStore(4)
+	old := time.Now().Add(-time.Hour)
+	var stored []store.Delivery
+	for i := range 20 {
+		for _, ep := range []*Endpoint{hang, ok} {
+			id := fmt.Sprintf("evt_%d", i)
+			body, _ := json.Marshal(modelBody{ID: id, Key: id, N: 1})
+			d := store.Delivery{ID: store.DeliveryID(id, ep.ID), EventID: id, EventType: "x", EndpointID: ep.ID,
+				Body: body, Status: store.StatusPending, NextAttemptAt: old}
+			if ep == ok {
+				d.NextAttemptAt = old.Add(time.Minute) // the hanging endpoint's rows are claimed first
+			}
+			stored = append(stored, d)
+		}
+	}
+	if err := ms.WriteBatch(t.Context(), store.Batch{Deliveries: stored}); err != nil {
+		t.Fatal(err)
+	}
+	d := startDispatcher(t, ms, 100, 4, hang, ok)
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		mu.Lock()
+		n := len(got)
+		mu.Unlock()
+		if n == 20 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of 20 retries of the live endpoint made while the hanging endpoint's retries wait", n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = d.Shutdown(sctx) // the hanging requests are cut short: not an error of the test
 }

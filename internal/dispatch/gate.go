@@ -9,10 +9,11 @@ import (
 // retries alike. Its limit can change at any time (SetInFlightLimit): a
 // lower limit lets the attempts already in flight finish.
 type gate struct {
-	mu    sync.Mutex
-	limit int
-	used  int
-	freed chan struct{} // closed (and replaced) whenever room may have appeared
+	mu      sync.Mutex
+	limit   int
+	used    int
+	waiting int           // acquirers waiting on freed
+	freed   chan struct{} // closed (and replaced) when room may have appeared and someone waits
 }
 
 func newGate(limit int) *gate { return &gate{limit: max(limit, 1), freed: make(chan struct{})} }
@@ -27,11 +28,19 @@ func (g *gate) acquire(ctx context.Context) error {
 			return nil
 		}
 		freed := g.freed
+		g.waiting++
 		g.mu.Unlock()
+		var err error
 		select {
 		case <-freed:
 		case <-ctx.Done():
-			return ctx.Err()
+			err = ctx.Err()
+		}
+		g.mu.Lock()
+		g.waiting--
+		g.mu.Unlock()
+		if err != nil {
+			return err
 		}
 	}
 }
@@ -44,8 +53,10 @@ func (g *gate) release() {
 }
 
 func (g *gate) wakeLocked() {
-	close(g.freed)
-	g.freed = make(chan struct{})
+	if g.waiting > 0 {
+		close(g.freed)
+		g.freed = make(chan struct{})
+	}
 }
 
 func (g *gate) setLimit(n int) {

@@ -17,10 +17,14 @@ type runner struct {
 	keys   *ledger // nil unless the endpoint orders by key
 	queues []chan *job
 	seed   maphash.Seed
-	// gate caps attempts in flight to the endpoint (first and retries).
+	// gate caps attempts in flight to the endpoint, first attempts and
+	// retries together: by default twice its concurrency, since its lanes
+	// make at most concurrency first attempts at once and its retries are
+	// claimed up to concurrency (retryCap). SetInFlightLimit changes it.
 	gate *gate
 	// retrying counts this endpoint's retries claimed and not finished.
 	retrying atomic.Int64
+	retryCap int
 	// workers is how many lane workers run (guarded by Dispatcher.mu).
 	workers int
 
@@ -45,7 +49,7 @@ func (d *Dispatcher) runnerFor(ep *Endpoint) *runner {
 	if r, ok := d.runners[ep.ID]; ok {
 		return r
 	}
-	r := &runner{id: ep.ID, seed: maphash.MakeSeed(), gate: newGate(ep.Concurrency)}
+	r := &runner{id: ep.ID, seed: maphash.MakeSeed(), gate: newGate(2 * ep.Concurrency), retryCap: ep.Concurrency}
 	lanes, workers := 1, ep.Concurrency
 	if ep.Ordered {
 		r.keys = newLedger()

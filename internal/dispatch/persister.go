@@ -197,29 +197,14 @@ func (p *persister) write(batch []item) {
 	}
 }
 
-// retry runs write until it succeeds, sleeping between tries (100ms
-// doubling to 5s); it returns false when p.ctx ends first.
+// retry runs write until it succeeds; it returns false when p.ctx ends
+// first (the shutdown deadline).
 func (p *persister) retry(write func(context.Context) error, deliveries int) bool {
-	for wait := 100 * time.Millisecond; ; wait = min(wait*2, 5*time.Second) {
-		ctx, cancel := context.WithTimeout(p.ctx, storeTimeout)
-		err := write(ctx)
-		cancel()
-		if err == nil {
-			return true
-		}
-		if p.ctx.Err() != nil {
-			return false
-		}
+	err := retryStore(p.ctx, 0, write, func(err error, wait time.Duration) {
 		p.d.log.Error().Err(err).Int("deliveries", deliveries).Dur("retry_in", wait).
 			Msg("writing to the retry store failed; the source holds these changes until it succeeds")
-		t := time.NewTimer(wait)
-		select {
-		case <-t.C:
-		case <-p.ctx.Done():
-			t.Stop()
-			return false
-		}
-	}
+	})
+	return err == nil
 }
 
 // logLoop writes successful first attempts to the attempts log in batches.

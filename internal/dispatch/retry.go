@@ -43,7 +43,13 @@ func (d *Dispatcher) retryLoop(ctx context.Context) {
 				var r *runner
 				if ep := d.Endpoint(dl.EndpointID); ep != nil {
 					r = d.runnerFor(ep)
-					r.retrying.Add(1)
+					if !r.reserveRetry() {
+						// The claim raced past the endpoint's retry cap (it
+						// was not saturated when asked): hand the delivery
+						// back rather than park a worker behind the cap.
+						d.release(ctx, dl)
+						continue
+					}
 				}
 				sem <- struct{}{} // never blocks: at most free were claimed
 				wg.Add(1)
@@ -81,15 +87,49 @@ func (d *Dispatcher) lease() time.Duration {
 	return 2*longest + 30*time.Second
 }
 
-// saturated lists endpoints with as many retries in flight as their
-// in-flight limit, so the claim leaves their rows for later instead of
-// queueing them here.
+// reserveRetry counts one more retry of r in flight unless it already has
+// as many as it may (its concurrency, or its in-flight limit when lower).
+func (r *runner) reserveRetry() bool {
+	limit := int64(min(r.retryCap, r.gate.capacity()))
+	for {
+		n := r.retrying.Load()
+		if n >= limit {
+			return false
+		}
+		if r.retrying.CompareAndSwap(n, n+1) {
+			return true
+		}
+	}
+}
+
+// release hands a claimed delivery back, due now, without attempting it.
+func (d *Dispatcher) release(ctx context.Context, dl store.Delivery) {
+	d.postpone(ctx, dl, time.Now())
+}
+
+// postpone moves a claimed delivery's next attempt to until, trying for a
+// while: a delivery left claimed waits for its lease, and a keyed one holds
+// back its key as long.
+func (d *Dispatcher) postpone(ctx context.Context, dl store.Delivery, until time.Time) {
+	err := retryStore(ctx, completeWithin, func(ctx context.Context) error { return d.store.Postpone(ctx, dl.ID, until) }, nil)
+	if err != nil && ctx.Err() == nil {
+		d.log.Warn().Err(err).Str("delivery_id", dl.ID).Msg("releasing a claimed delivery; it is due again when its lease ends")
+	}
+}
+
+// completeWithin is how long recording a retry's outcome is tried before
+// the delivery is left to its lease (which is longer).
+const completeWithin = 20 * time.Second
+
+// saturated lists endpoints with as many retries in flight as they may
+// have (their concurrency, or their in-flight limit when lower), so the
+// claim leaves their rows for later instead of queueing them here.
 func (d *Dispatcher) saturated() []string {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	var ids []string
 	for id, r := range d.runners {
-		if r.retrying.Load() >= int64(r.gate.capacity()) {
+		if r.retrying.Load() >= int64(min(r.retryCap, r.gate.capacity())) {
 			ids = append(ids, id)
 		}
 	}
@@ -109,11 +149,7 @@ func (d *Dispatcher) retry(ctx context.Context, r *runner, dl store.Delivery) {
 	if r.keys != nil && dl.Key != "" && r.keys.busy(dl.Key) {
 		// An earlier delivery of this key is in memory or on its way to
 		// the store: wait for it.
-		pctx, cancel := context.WithTimeout(bg, storeTimeout)
-		defer cancel()
-		if err := d.store.Postpone(pctx, dl.ID, now.Add(time.Second)); err != nil {
-			d.log.Warn().Err(err).Str("delivery_id", dl.ID).Msg("postponing a delivery")
-		}
+		d.postpone(bg, dl, now.Add(time.Second))
 		return
 	}
 	if !ep.Active || d.health.disabledFresh(bg, ep.ID) {
@@ -148,16 +184,20 @@ func (d *Dispatcher) retry(ctx context.Context, r *runner, dl store.Delivery) {
 	}
 }
 
-// complete records an attempt's outcome; if the store cannot be reached the
-// lease runs out and the delivery is attempted again.
+// complete records an attempt's outcome, trying for a while (Complete may
+// be repeated); if the store cannot be reached by then, the lease runs out
+// and the delivery is attempted again.
 func (d *Dispatcher) complete(ctx context.Context, ep *Endpoint, dl store.Delivery, a store.Attempt, out store.Outcome) store.Health {
 	a.DeliveryID, a.EventID, a.EventType, a.EndpointID = dl.ID, dl.EventID, dl.EventType, dl.EndpointID
 	if a.Number == 0 {
 		a.Number = dl.Attempts + 1
 	}
-	ctx, cancel := context.WithTimeout(ctx, storeTimeout)
-	defer cancel()
-	h, err := d.store.Complete(ctx, dl, a, out)
+	var h store.Health
+	err := retryStore(ctx, completeWithin, func(ctx context.Context) error {
+		var err error
+		h, err = d.store.Complete(ctx, dl, a, out)
+		return err
+	}, nil)
 	if err != nil {
 		d.log.Error().Err(err).Str("delivery_id", dl.ID).Msg("recording a retry's outcome; it will be attempted again")
 		return d.health.get(dl.EndpointID)

@@ -30,3 +30,36 @@ var _ Store = (*store.Store)(nil)
 
 // storeTimeout bounds one store call made by the dispatcher's own loops.
 const storeTimeout = 30 * time.Second
+
+// retryStore runs f, each try bounded by storeTimeout, until it succeeds,
+// waiting 100ms doubling to 5s between tries (failed, when set, is told of
+// each failure). It gives up with f's last error when ctx ends or, with
+// within > 0, when the next try would start after within. Every wait ends
+// with ctx: nothing here outlives a shutdown deadline.
+func retryStore(ctx context.Context, within time.Duration, f func(context.Context) error, failed func(err error, wait time.Duration)) error {
+	var giveUp time.Time
+	if within > 0 {
+		giveUp = time.Now().Add(within)
+	}
+	for wait := 100 * time.Millisecond; ; wait = min(wait*2, 5*time.Second) {
+		tctx, cancel := context.WithTimeout(ctx, storeTimeout)
+		err := f(tctx)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil || (!giveUp.IsZero() && time.Now().Add(wait).After(giveUp)) {
+			return err
+		}
+		if failed != nil {
+			failed(err, wait)
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		}
+	}
+}

@@ -144,7 +144,9 @@ type Outcome struct {
 // the endpoint's health counts a success (outcome delivered) or a
 // failure, and, when a keyed delivery leaves pending, the next pending
 // delivery of its key is made due. A delivery already delivered is never
-// moved back by a late Complete of a stale lease. It returns the
+// moved back by a late Complete of a stale lease, and completing the same
+// attempt (same number and time) twice changes the delivery once, so a
+// caller unsure whether a Complete committed may repeat it. It returns the
 // endpoint's new health.
 func (s *Store) Complete(ctx context.Context, d Delivery, a Attempt, outcome Outcome) (Health, error) {
 	id := d.ID
@@ -172,7 +174,11 @@ func (s *Store) Complete(ctx context.Context, d Delivery, a Attempt, outcome Out
 	ON CONFLICT (id) DO UPDATE SET status = excluded.status, attempts = d.attempts + 1,
 		next_attempt_at = excluded.next_attempt_at, last_status = excluded.last_status,
 		last_error = excluded.last_error, updated_at = now()
-	WHERE d.status <> 'delivered' OR excluded.status = 'delivered'
+	WHERE (d.status <> 'delivered' OR excluded.status = 'delivered')
+	  -- Completing the same attempt again (a retry after an unknown commit
+	  -- outcome) changes nothing.
+	  AND NOT EXISTS (SELECT 1 FROM {s}.attempts x
+		WHERE x.delivery_id = $1 AND x.number = nullif($15::int, 0) AND x.attempted_at = $16)
 	RETURNING d.attempts, d.commit_lsn, d.position, d.seq, d.status
 ), wake AS (
 	-- A keyed delivery leaves pending: the next of its key, parked by

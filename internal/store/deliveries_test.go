@@ -321,3 +321,30 @@ func TestWriteBatchIsAllOrNothingAndRepeatable(t *testing.T) {
 		t.Fatal("a batch that did not commit left its delivery behind")
 	}
 }
+
+// TestCompleteTwiceCountsOnce: a Complete repeated because its commit's
+// outcome was unknown leaves the delivery as one Complete would.
+func TestCompleteTwiceCountsOnce(t *testing.T) {
+	t.Parallel()
+	s, _ := setup(t)
+	d := delivery(1, "cfg:a", "")
+	mustPersist(t, s, d)
+	a := Attempt{DeliveryID: d.ID, EventID: d.EventID, EventType: d.EventType, EndpointID: d.EndpointID,
+		Number: 1, AttemptedAt: time.Now(), StatusCode: 500, Error: "HTTP 500"}
+	out := Outcome{Status: StatusPending, NextAttemptAt: time.Now().Add(time.Minute)}
+	for range 2 {
+		if _, err := s.Complete(ctx(t), d, a, out); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if g := mustGet(t, s, d.ID); g.Attempts != 1 {
+		t.Fatalf("attempts = %d after completing one attempt twice, want 1", g.Attempts)
+	}
+	log, err := s.ListAttempts(ctx(t), []string{d.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(log[d.ID]) != 1 {
+		t.Fatalf("%d attempts logged, want 1", len(log[d.ID]))
+	}
+}
