@@ -13,6 +13,7 @@ import (
 
 	"github.com/walhook/walhook/internal/receiver"
 	"github.com/walhook/walhook/internal/signing"
+	"github.com/walhook/walhook/internal/testkit"
 	"github.com/walhook/walhook/testenv"
 )
 
@@ -51,7 +52,7 @@ admin {
 		b, _ := io.ReadAll(res.Body)
 		return res.StatusCode, b
 	}
-	waitUntil(t, 30*time.Second, "/readyz to answer 200", func() bool {
+	testkit.EventuallyWithin(t, 30*time.Second, "/readyz to answer 200", func() bool {
 		code, _ := call("GET", "/readyz", "")
 		return code == http.StatusOK
 	})
@@ -85,7 +86,7 @@ admin {
 	if test == nil || !test.Verified || test.Attempt != 1 {
 		t.Fatalf("test event as received: %+v", test)
 	}
-	waitUntil(t, 10*time.Second, "the API webhook to be loaded", func() bool {
+	testkit.EventuallyWithin(t, 10*time.Second, "the API webhook to be loaded", func() bool {
 		db.Exec(t, `INSERT INTO contacts (organization_id, first_name) VALUES (1, 'x')`)
 		for _, r := range rec.Received() {
 			if r.Type == "contact.created" {

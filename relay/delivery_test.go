@@ -17,6 +17,7 @@ import (
 	"github.com/walhook/walhook/internal/receiver"
 	"github.com/walhook/walhook/internal/signing"
 	"github.com/walhook/walhook/internal/store"
+	"github.com/walhook/walhook/internal/testkit"
 	"github.com/walhook/walhook/testenv"
 )
 
@@ -162,7 +163,7 @@ func TestFailingEndpointRecovers(t *testing.T) {
 				db.Exec(t, `INSERT INTO contacts (organization_id, first_name) VALUES (1, $1)`, fmt.Sprint("c", i))
 			}
 			epID := "cfg:flaky"
-			waitUntil(t, 30*time.Second, "5 deliveries with 2 failed attempts each", func() bool {
+			testkit.EventuallyWithin(t, 30*time.Second, "5 deliveries with 2 failed attempts each", func() bool {
 				ds := deliveries(t, run.stateStore(t), epID)
 				if len(ds) < 5 {
 					return false
@@ -189,7 +190,7 @@ func TestFailingEndpointRecovers(t *testing.T) {
 			if mode == "redirect" && redirected.Load() != 0 {
 				t.Errorf("the redirect target received %d requests: redirects must not be followed", redirected.Load())
 			}
-			waitUntil(t, 10*time.Second, "all deliveries marked delivered", func() bool {
+			testkit.EventuallyWithin(t, 10*time.Second, "all deliveries marked delivered", func() bool {
 				for _, d := range deliveries(t, run.stateStore(t), epID) {
 					if d.Status != store.StatusDelivered {
 						return false
@@ -245,12 +246,12 @@ func TestGoneDisablesEndpoint(t *testing.T) {
 	}))
 	run := start(t, db, endpoint("gone", srv.URL, signing.GenerateSecret(), ""))
 	db.Exec(t, `INSERT INTO contacts (organization_id, first_name) VALUES (1, 'a')`)
-	waitUntil(t, 20*time.Second, "the endpoint to be disabled", func() bool {
+	testkit.EventuallyWithin(t, 20*time.Second, "the endpoint to be disabled", func() bool {
 		h, err := run.stateStore(t).Health(context.Background(), "cfg:gone")
 		return err == nil && h.Disabled
 	})
 	db.Exec(t, `INSERT INTO contacts (organization_id, first_name) VALUES (1, 'b')`)
-	waitUntil(t, 20*time.Second, "both deliveries failed", func() bool {
+	testkit.EventuallyWithin(t, 20*time.Second, "both deliveries failed", func() bool {
 		ds := deliveries(t, run.stateStore(t), "cfg:gone")
 		return len(ds) == 2 && ds[0].Status == store.StatusFailed && ds[1].Status == store.StatusFailed
 	})
@@ -279,7 +280,7 @@ endpoint "down" {
   }
 }`, srv.URL, signing.GenerateSecret()))
 	db.Exec(t, `INSERT INTO contacts (organization_id, first_name) VALUES (1, 'a')`)
-	waitUntil(t, 20*time.Second, "the delivery to fail", func() bool {
+	testkit.EventuallyWithin(t, 20*time.Second, "the delivery to fail", func() bool {
 		ds := deliveries(t, run.stateStore(t), "cfg:down")
 		return len(ds) == 1 && ds[0].Status == store.StatusFailed
 	})
@@ -294,7 +295,7 @@ endpoint "down" {
 	if _, err := run.stateStore(t).Retry(context.Background(), d.ID); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, 20*time.Second, "the replayed delivery to be attempted", func() bool { return calls.Load() > 3 })
+	testkit.EventuallyWithin(t, 20*time.Second, "the replayed delivery to be attempted", func() bool { return calls.Load() > 3 })
 }
 
 // TestDeadEndpointDoesNotDelayHealthy: a dead endpoint (hanging) does not
@@ -340,7 +341,7 @@ endpoint "refused" {
 		t.Errorf("hanging endpoint has %d requests in flight; want 1..16", got)
 	}
 	// The refused endpoint's deliveries are all in the store.
-	waitUntil(t, 60*time.Second, "the refused endpoint's deliveries to be stored", func() bool {
+	testkit.EventuallyWithin(t, 60*time.Second, "the refused endpoint's deliveries to be stored", func() bool {
 		st, err := run.stateStore(t).Stats(context.Background())
 		return err == nil && st.ByEndpoint["cfg:refused"].Pending == n
 	})

@@ -17,6 +17,7 @@ import (
 
 	"github.com/walhook/walhook/internal/config"
 	"github.com/walhook/walhook/internal/store"
+	"github.com/walhook/walhook/internal/testkit"
 	"github.com/walhook/walhook/relay"
 	"github.com/walhook/walhook/testenv"
 )
@@ -162,19 +163,7 @@ func (h *running) ready() error {
 
 func (h *running) waitStreaming(t *testing.T) {
 	t.Helper()
-	waitUntil(t, 30*time.Second, "the relay to stream", func() bool { return h.ready() == nil })
-}
-
-// waitUntil polls cond (cheap, in-process) until it holds or the deadline passes.
-func waitUntil(t *testing.T, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", within, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testkit.EventuallyWithin(t, 30*time.Second, "the relay to stream", func() bool { return h.ready() == nil })
 }
 
 // confirmedLSN reads the slot's confirmed_flush_lsn as text-comparable pg_lsn.

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/walhook/walhook/internal/signing"
+	"github.com/walhook/walhook/internal/testkit"
 	"github.com/walhook/walhook/testenv"
 )
 
@@ -69,7 +70,7 @@ endpoint "dead" {
 	}
 	end := currentLSN(t, db)
 	live.waitDistinct(t, n, 10*time.Minute)
-	waitUntil(t, 5*time.Minute, "the slot to pass the last event", func() bool { return confirmedPast(t, db, run.slot, end) })
+	testkit.EventuallyWithin(t, 5*time.Minute, "the slot to pass the last event", func() bool { return confirmedPast(t, db, run.slot, end) })
 	st, err := run.stateStore(t).Stats(context.Background())
 	if err != nil {
 		t.Fatal(err)

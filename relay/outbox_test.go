@@ -15,6 +15,7 @@ import (
 	"github.com/walhook/walhook/cdc/outbox"
 	"github.com/walhook/walhook/internal/config"
 	"github.com/walhook/walhook/internal/outboxevents"
+	"github.com/walhook/walhook/internal/testkit"
 	"github.com/walhook/walhook/testenv"
 )
 
@@ -128,7 +129,7 @@ func TestOutboxPollingDeliversCommittedRowsOnce(t *testing.T) {
 		ids = append(ids, insertOutbox(t, db, i*20+1, 20)...)
 	}
 	c.waitDistinct(t, len(ids), 60*time.Second)
-	waitUntil(t, 30*time.Second, "the outbox to be emptied", func() bool { return outboxRows(t, db) == 0 })
+	testkit.EventuallyWithin(t, 30*time.Second, "the outbox to be emptied", func() bool { return outboxRows(t, db) == 0 })
 
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -168,7 +169,7 @@ func TestOutboxWakesOnNotify(t *testing.T) {
 		initOutbox(t, db)
 		c := newCounter()
 		h := runConfig(t, db, outboxConfig(db, serve(t, c).URL, "1h", ""))
-		waitUntil(t, 30*time.Second, "the poller to listen", func() bool {
+		testkit.EventuallyWithin(t, 30*time.Second, "the poller to listen", func() bool {
 			return h.ready() == nil && listening(t, db)
 		})
 		for i := 1; i <= 3; i++ {
@@ -206,7 +207,7 @@ func TestOutboxTwoPollers(t *testing.T) {
 		ids = append(ids, insertOutbox(t, db, i*25+1, 25)...)
 	}
 	c.waitDistinct(t, len(ids), 60*time.Second)
-	waitUntil(t, 30*time.Second, "the outbox to be emptied", func() bool { return outboxRows(t, db) == 0 })
+	testkit.EventuallyWithin(t, 30*time.Second, "the outbox to be emptied", func() bool { return outboxRows(t, db) == 0 })
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, id := range ids {
@@ -251,7 +252,7 @@ endpoint "app" {
 	db.Exec(t, `BEGIN; INSERT INTO contacts (organization_id, first_name) VALUES (1, 'a');
 		INSERT INTO webhook_outbox (event_type, payload) VALUES ('contact.welcomed', '{"n": 0}'); COMMIT`)
 	c.waitDistinct(t, len(ids)+2, 60*time.Second)
-	waitUntil(t, 30*time.Second, "consumed rows to be deleted", func() bool { return outboxRows(t, db) == 0 })
+	testkit.EventuallyWithin(t, 30*time.Second, "consumed rows to be deleted", func() bool { return outboxRows(t, db) == 0 })
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, id := range ids {

@@ -10,6 +10,7 @@ import (
 	"github.com/walhook/walhook/internal/receiver"
 	"github.com/walhook/walhook/internal/signing"
 	"github.com/walhook/walhook/internal/store"
+	"github.com/walhook/walhook/internal/testkit"
 	"github.com/walhook/walhook/testenv"
 )
 
@@ -37,7 +38,7 @@ event "contact.numbered" {
 		t.Fatalf("got %d deliveries: %v", len(rec.Received()), err)
 	}
 	var fs []store.FailedEvaluation
-	waitUntil(t, 10*time.Second, "the failed evaluation to be recorded", func() bool {
+	testkit.EventuallyWithin(t, 10*time.Second, "the failed evaluation to be recorded", func() bool {
 		var err error
 		fs, err = run.stateStore(t).ListFailedEvaluations(context.Background(), 10)
 		return err == nil && len(fs) == 1
@@ -49,7 +50,7 @@ event "contact.numbered" {
 	if !strings.Contains(string(f.Row), `"Ada"`) {
 		t.Errorf("failed evaluation row = %s, want the row it failed on", f.Row)
 	}
-	waitUntil(t, 10*time.Second, "the slot to pass the transaction", func() bool { return confirmedPast(t, db, run.slot, end) })
+	testkit.EventuallyWithin(t, 10*time.Second, "the slot to pass the transaction", func() bool { return confirmedPast(t, db, run.slot, end) })
 }
 
 // TestLogAttemptsAll: with log_attempts = "all", successful first attempts
@@ -68,7 +69,7 @@ delivery {
 	for i := 0; i < 20; i++ {
 		db.Exec(t, `INSERT INTO contacts (organization_id, first_name) VALUES (1, $1)`, fmt.Sprint("c", i))
 	}
-	waitUntil(t, 20*time.Second, "20 delivered deliveries in the log", func() bool {
+	testkit.EventuallyWithin(t, 20*time.Second, "20 delivered deliveries in the log", func() bool {
 		ds := deliveries(t, run.stateStore(t), "cfg:app")
 		n := 0
 		for _, d := range ds {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/walhook/walhook/internal/signing"
+	"github.com/walhook/walhook/internal/testkit"
 	"github.com/walhook/walhook/testenv"
 )
 
@@ -32,9 +33,9 @@ delivery {
 %s
 %s`, db.URL, slot, slot, events, endpoint("app", srv.URL, secret, ""))
 	a := runConfig(t, db, src)
-	waitUntil(t, 30*time.Second, "the first instance to stream", func() bool { return a.ready() == nil })
+	testkit.EventuallyWithin(t, 30*time.Second, "the first instance to stream", func() bool { return a.ready() == nil })
 	b := runConfig(t, db, src)
-	waitUntil(t, 30*time.Second, "the second instance to find the slot in use", func() bool {
+	testkit.EventuallyWithin(t, 30*time.Second, "the second instance to find the slot in use", func() bool {
 		err := b.ready()
 		return err != nil && strings.Contains(err.Error(), "in use")
 	})
@@ -45,6 +46,6 @@ delivery {
 		t.Fatalf("first instance: %v", err)
 	}
 	db.Exec(t, `INSERT INTO contacts (organization_id, first_name) SELECT 1, 'b' || i FROM generate_series(1, 10) i`)
-	waitUntil(t, 60*time.Second, "the standby to take the slot", func() bool { return b.ready() == nil })
+	testkit.EventuallyWithin(t, 60*time.Second, "the standby to take the slot", func() bool { return b.ready() == nil })
 	sink.waitDistinct(t, 20, 30*time.Second)
 }
