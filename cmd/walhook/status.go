@@ -44,7 +44,7 @@ the databases, so it works while walhook is down.`,
 // openState connects to the state database and opens the store without
 // creating it: store.ErrNoSchema when walhook has not run against it.
 func openState(ctx context.Context, cfg *config.Config) (*store.Store, *pgxpool.Pool, error) {
-	pool, err := pgxpool.New(ctx, stateURL(cfg))
+	pool, err := pgxpool.New(ctx, cfg.StateURL())
 	if err != nil {
 		return nil, nil, fmt.Errorf("connecting to the state database: %w", err)
 	}
@@ -54,22 +54,6 @@ func openState(ctx context.Context, cfg *config.Config) (*store.Store, *pgxpool.
 		return nil, nil, err
 	}
 	return st, pool, nil
-}
-
-// stateURL is the state database: the source's unless state.url is set.
-func stateURL(cfg *config.Config) string {
-	if cfg.State.URL == "" {
-		return cfg.Source.URL
-	}
-	return cfg.State.URL
-}
-
-// stateSchema is the state schema's name.
-func stateSchema(cfg *config.Config) string {
-	if cfg.State.Schema == "" {
-		return store.DefaultSchema
-	}
-	return cfg.State.Schema
 }
 
 // slotStatus is the replication slot as pg_replication_slots shows it.

@@ -50,7 +50,7 @@ func (a *app) teardown(ctx context.Context, state, yes bool) error {
 	src := cfg.Source
 	plan := fmt.Sprintf("replication slot %q and publication %q", src.Slot, src.Publication)
 	if state {
-		plan += fmt.Sprintf(", and state schema %q with everything in it (pending and failed deliveries, the attempts log, API-registered webhooks)", stateSchema(cfg))
+		plan += fmt.Sprintf(", and state schema %q with everything in it (pending and failed deliveries, the attempts log, API-registered webhooks)", cfg.State.Schema)
 	}
 	if !yes {
 		if !a.stdinTerminal {
@@ -77,7 +77,7 @@ func (a *app) teardown(ctx context.Context, state, yes bool) error {
 		if err := dropState(ctx, cfg); err != nil {
 			return err
 		}
-		fmt.Fprintf(a.stdout, "dropped state schema %s\n", stateSchema(cfg))
+		fmt.Fprintf(a.stdout, "dropped state schema %s\n", cfg.State.Schema)
 	}
 	return nil
 }
@@ -91,10 +91,10 @@ func dropped(what, name string, existed bool) string {
 
 // dropState drops the state schema.
 func dropState(ctx context.Context, cfg *config.Config) error {
-	pool, err := pgxpool.New(ctx, stateURL(cfg))
+	pool, err := pgxpool.New(ctx, cfg.StateURL())
 	if err != nil {
 		return fmt.Errorf("connecting to the state database: %w", err)
 	}
 	defer pool.Close()
-	return store.Drop(ctx, pool, stateSchema(cfg))
+	return store.Drop(ctx, pool, cfg.State.Schema)
 }
