@@ -14,7 +14,8 @@
 //     FULL. Columns whose large (TOASTed) values an update did not touch are
 //     absent from new, because Postgres does not send them: reading one is an
 //     error (a Failure), so write try(new.col, null) when a rule must cope.
-//   - op: "insert", "update", "delete" or "truncate".
+//   - op: "insert", "update", "delete", "truncate", or "read" for a row a
+//     backfill read from the table (new is the row, old is null).
 //   - table: "schema.table".
 //   - tx: {id, lsn, commit_time} of the transaction.
 //   - changed: on an update of a table with REPLICA IDENTITY FULL, the names
