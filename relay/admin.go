@@ -36,6 +36,7 @@ func (r *Relay) AdminHandler() http.Handler {
 		SecretOverlap:   a.SecretOverlap,
 		Tester:          r,
 		Ready:           r.ready,
+		Backfills:       r.adminBackfills(),
 		Metrics:         m,
 		Logger:          r.log.With().Str("component", "admin").Logger(),
 	})

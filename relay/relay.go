@@ -15,6 +15,7 @@ import (
 
 	"github.com/walhook/walhook/cdc"
 	"github.com/walhook/walhook/cdc/outbox"
+	"github.com/walhook/walhook/internal/backfill"
 	"github.com/walhook/walhook/internal/config"
 	"github.com/walhook/walhook/internal/dispatch"
 	"github.com/walhook/walhook/internal/event"
@@ -44,6 +45,8 @@ type Relay struct {
 	consumed *outboxevents.Consumed // logical mode with delete_consumed
 
 	metrics *metrics.Metrics // nil without an admin block
+
+	backfills *backfills // mode logical: see backfill.go
 
 	trusted *sender.Client // HCL endpoints: operator-trusted, unrestricted
 	guarded *sender.Client // API endpoints: SSRF guard
@@ -125,6 +128,7 @@ func New(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts Optio
 		r.Close()
 		return nil, err
 	}
+	ack, evaluate = r.wireBackfills(ack, evaluate)
 	r.Dispatcher = dispatch.New(dispatch.Options{
 		Store:        r.Store,
 		Rules:        r.Rules,
@@ -177,6 +181,7 @@ func (r *Relay) source(opts Options) (ack func(cdc.LSN), evaluate func(*cdc.Chan
 		Publication:       cfg.Source.Publication,
 		Tables:            cfg.Source.Tables,
 		HeartbeatInterval: opts.HeartbeatInterval,
+		MessagePrefixes:   []string{backfill.MessagePrefix},
 		Logger:            r.log,
 	})
 	if r.outbox == nil {
@@ -250,6 +255,8 @@ func (r *Relay) Run(ctx context.Context) error {
 		bg.Add(1)
 		go func() { defer bg.Done(); r.pruneLoop(ctx) }()
 	}
+	bg.Add(1)
+	go func() { defer bg.Done(); r.runBackfills(ctx) }()
 	if adminListener != nil {
 		bg.Add(1)
 		go func() { defer bg.Done(); r.serveAdmin(ctx, adminListener) }()
@@ -274,7 +281,7 @@ func (r *Relay) Run(ctx context.Context) error {
 		}
 		r.log.Info().Str("slot", r.cfg.Source.Slot).Strs("tables", r.cfg.Source.Tables).
 			Int("endpoints", len(r.fixed)).Msg("walhook running")
-		runErr = r.Reader.Run(ctx, r.Dispatcher)
+		runErr = r.Reader.Run(ctx, r.sink())
 	}
 	bg.Wait()
 

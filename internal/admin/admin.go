@@ -43,6 +43,8 @@ type Options struct {
 	// Ready reports readiness for /readyz: nil error means ready. Nil
 	// Ready means always ready.
 	Ready func(ctx context.Context) error
+	// Backfills starts backfills; nil answers 501 on POST /v1/backfills.
+	Backfills Backfills
 	// Metrics is served at /metrics, without authentication; nil: 404.
 	Metrics http.Handler
 	Logger  zerolog.Logger
@@ -124,6 +126,10 @@ func New(opts Options) http.Handler {
 	route(v1, "/v1/webhooks/{id}/enable", methods{http.MethodPost: s.enableWebhook})
 	route(v1, "/v1/deliveries/{id}/retry", methods{http.MethodPost: s.retryDelivery})
 	route(v1, "/v1/events", methods{http.MethodGet: s.listEvents})
+	route(v1, "/v1/backfills", methods{http.MethodGet: s.listBackfills, http.MethodPost: s.createBackfill})
+	route(v1, "/v1/backfills/{id}", methods{http.MethodGet: s.getBackfill, http.MethodDelete: s.cancelBackfill})
+	route(v1, "/v1/backfills/{id}/pause", methods{http.MethodPost: s.pauseBackfill})
+	route(v1, "/v1/backfills/{id}/resume", methods{http.MethodPost: s.resumeBackfill})
 	v1.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, errorf(http.StatusNotFound, CodeNotFound, "no route %s %s", r.Method, r.URL.Path))
 	})

@@ -41,6 +41,9 @@ func (e *Endpoint) Wants(ev *event.Event) bool {
 	if e.Tenant != "" && e.Tenant != ev.Tenant {
 		return false
 	}
+	if ev.Endpoint != "" && ev.Endpoint != e.ID {
+		return false
+	}
 	return config.MatchAny(e.Events, ev.Type)
 }
 

@@ -1,0 +1,350 @@
+package backfill
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/rs/zerolog"
+
+	"github.com/walhook/walhook/cdc"
+	"github.com/walhook/walhook/internal/store"
+)
+
+// Defaults of a Runner.
+const (
+	DefaultChunkSize = 2000
+	// maxChunkSize bounds the rows of one chunk held in memory.
+	maxChunkSize = 50000
+	// defaultMaxUnsettled is how many chunks may be emitted and not yet
+	// settled before the runner waits.
+	defaultMaxUnsettled = 4
+	// defaultHighTimeout is how long a runner waits for its high watermark
+	// to come through the stream before it reads the chunk again.
+	defaultHighTimeout = 2 * time.Minute
+	idlePoll           = 2 * time.Second
+)
+
+// RunnerOptions configure a Runner.
+type RunnerOptions struct {
+	// URL is the source database's.
+	URL   string
+	Store *store.Store
+	Stage *Stage
+	// Streaming reports whether this instance holds the slot: only then
+	// does it run backfills (the watermarks must come back to its stage).
+	Streaming func() bool
+	// StatementTimeout and LockTimeout bound every read; defaults 5s, 1s.
+	StatementTimeout time.Duration
+	LockTimeout      time.Duration
+	// HighTimeout overrides how long to wait for a high watermark.
+	HighTimeout time.Duration
+	Logger      zerolog.Logger
+}
+
+// Runner executes submitted backfills one at a time, oldest first, inside
+// the relay that owns the slot. It reads each table in primary key
+// chunks between watermarks (see doc.go), records the last key of every
+// chunk once its events are settled, and resumes from it after a restart.
+type Runner struct {
+	opts RunnerOptions
+	log  zerolog.Logger
+	wake chan struct{}
+
+	mu     sync.Mutex
+	active *Progress // the backfill running now; nil when idle
+}
+
+// Progress is a running backfill's live state, for metrics and status.
+type Progress struct {
+	ID        string
+	Table     string
+	RowsTotal int64 // -1 when not counted yet
+	// RowsRead counts rows read, including chunks not settled yet.
+	RowsRead int64
+	RowsSent int64
+	Started  time.Time
+}
+
+// NewRunner returns a Runner; Run starts it.
+func NewRunner(opts RunnerOptions) *Runner {
+	if opts.HighTimeout <= 0 {
+		opts.HighTimeout = defaultHighTimeout
+	}
+	return &Runner{opts: opts, log: opts.Logger.With().Str("component", "backfill").Logger(), wake: make(chan struct{}, 1)}
+}
+
+// Wake makes an idle runner look for work now (after a submission or a
+// resume through the API).
+func (r *Runner) Wake() {
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Active returns the running backfill's progress, if any.
+func (r *Runner) Active() (Progress, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.active == nil {
+		return Progress{}, false
+	}
+	return *r.active, true
+}
+
+// Run executes backfills until ctx is done.
+func (r *Runner) Run(ctx context.Context) {
+	backoff := time.Second
+	for ctx.Err() == nil {
+		if r.opts.Streaming == nil || r.opts.Streaming() {
+			b, err := r.opts.Store.NextBackfill(ctx)
+			if err == nil {
+				if err := r.run(ctx, b); err != nil && ctx.Err() == nil {
+					r.log.Warn().Err(err).Str("backfill_id", b.ID).Dur("retry_in", backoff).Msg("backfill interrupted; resuming from its last settled chunk")
+					r.sleep(ctx, backoff)
+					backoff = min(2*backoff, time.Minute)
+				} else {
+					backoff = time.Second
+				}
+				continue
+			}
+			if !errors.Is(err, store.ErrNotFound) && ctx.Err() == nil {
+				r.log.Warn().Err(err).Msg("looking for backfills to run")
+			}
+		}
+		select {
+		case <-ctx.Done():
+		case <-r.wake:
+		case <-time.After(idlePoll):
+		}
+	}
+}
+
+func (r *Runner) sleep(ctx context.Context, d time.Duration) {
+	select {
+	case <-ctx.Done():
+	case <-time.After(d):
+	}
+}
+
+// permanent reports errors a retry cannot fix: the table is gone or has
+// no primary key, or the where clause no longer works.
+func permanent(err error) bool {
+	if errors.Is(err, cdc.ErrNoTable) || errors.Is(err, cdc.ErrNoPrimaryKey) {
+		return true
+	}
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && (pgErr.Code[:2] == "42" || pgErr.Code[:2] == "22")
+}
+
+// unsettled is a chunk emitted and not yet settled.
+type unsettled struct {
+	end      cdc.LSN
+	lastKey  []string
+	done     int64
+	sent     int64
+	finished bool // the last chunk
+}
+
+// run executes one backfill until it completes, is paused or cancelled,
+// or fails. A returned error is transient: the backfill stays running and
+// is resumed from its last settled chunk.
+func (r *Runner) run(ctx context.Context, b store.Backfill) (err error) {
+	log := r.log.With().Str("backfill_id", b.ID).Str("table", b.Table).Logger()
+	tr, err := cdc.OpenTableReader(ctx, r.opts.URL, b.Table, cdc.TableReadOptions{
+		Where: b.Where, StatementTimeout: r.opts.StatementTimeout, LockTimeout: r.opts.LockTimeout,
+	})
+	if err != nil {
+		return r.fail(ctx, b, err)
+	}
+	defer tr.Close(ctx)
+	if b.RowsTotal == nil {
+		n, exact, err := tr.Count(ctx)
+		if err != nil {
+			return r.fail(ctx, b, err)
+		}
+		if err := r.opts.Store.SetBackfillTotal(ctx, b.ID, n, exact); err != nil {
+			return err
+		}
+		b.RowsTotal, b.TotalExact = &n, exact
+	}
+	r.opts.Stage.setTarget(b.ID, Target{IDSeed: b.IDSeed, Event: b.Event, EndpointID: b.EndpointID}, true)
+	defer r.opts.Stage.setTarget(b.ID, Target{}, false)
+	prog := &Progress{ID: b.ID, Table: b.Table, RowsTotal: *b.RowsTotal, RowsRead: b.RowsDone, RowsSent: b.RowsSent, Started: time.Now()}
+	r.mu.Lock()
+	r.active = prog
+	r.mu.Unlock()
+	defer func() {
+		r.mu.Lock()
+		r.active = nil
+		r.mu.Unlock()
+	}()
+	log.Info().Int64("rows_total", *b.RowsTotal).Int64("rows_done", b.RowsDone).Strs("after", b.LastKey).Msg("backfill running")
+
+	size := b.ChunkSize
+	if size <= 0 {
+		size = DefaultChunkSize
+	}
+	size = min(size, maxChunkSize)
+	if b.Rate > 0 {
+		size = max(1, min(size, b.Rate/4)) // bursts of at most a quarter second of the rate
+	}
+	var (
+		after     = b.LastKey
+		done      = b.RowsDone
+		sent      = b.RowsSent
+		pending   []unsettled
+		pacedFrom = time.Now()
+		pacedRows int64
+	)
+	// record writes the progress of the chunks settled so far and returns
+	// the status the API left. With waitAll it waits for every emitted
+	// chunk; with too many unsettled it waits for the oldest.
+	record := func(waitAll bool) (store.BackfillStatus, error) {
+		n := 0
+		for n < len(pending) {
+			if !r.opts.Stage.isSettled(pending[n].end) {
+				if !waitAll && (n > 0 || len(pending) < defaultMaxUnsettled) {
+					break
+				}
+				select {
+				case <-ctx.Done():
+					return "", ctx.Err()
+				case <-r.opts.Stage.settledAt(pending[n].end):
+				}
+			}
+			n++
+		}
+		if n == 0 {
+			return r.opts.Store.BackfillStatusOf(ctx, b.ID)
+		}
+		last := pending[n-1]
+		pending = pending[n:]
+		st, err := r.opts.Store.RecordBackfillChunk(ctx, b.ID, last.lastKey, last.done, last.sent)
+		if err != nil || !last.finished || st != store.BackfillRunning {
+			return st, err
+		}
+		if _, err := r.opts.Store.SetBackfillStatus(ctx, b.ID, store.BackfillCompleted, "", store.BackfillRunning); err != nil {
+			return "", err
+		}
+		log.Info().Int64("rows_done", last.done).Int64("rows_sent", last.sent).Dur("took", time.Since(prog.Started)).Msg("backfill completed")
+		return store.BackfillCompleted, nil
+	}
+
+	for {
+		st, err := record(len(pending) > 0 && pending[len(pending)-1].finished)
+		if err != nil {
+			return err
+		}
+		if st != store.BackfillRunning {
+			if st == store.BackfillPaused || st == store.BackfillCancelled {
+				// Chunks already emitted go out; record them before stopping.
+				if _, err := record(true); err != nil {
+					return err
+				}
+				log.Info().Str("status", string(st)).Int64("rows_done", done).Msg("backfill stopped")
+			}
+			return nil
+		}
+		if b.Rate > 0 {
+			due := pacedFrom.Add(time.Duration(float64(pacedRows) / float64(b.Rate) * float64(time.Second)))
+			if wait := time.Until(due); wait > 0 {
+				r.sleep(ctx, wait)
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+			}
+		}
+		res, err := r.chunk(ctx, tr, b, after, size)
+		if err != nil {
+			if permanent(err) {
+				return r.fail(ctx, b, err)
+			}
+			return err
+		}
+		if res.retry {
+			log.Debug().Strs("after", after).Msg("the stream changed the chunk's table in a way not tied to one key; reading the chunk again")
+			continue
+		}
+		done += int64(res.read)
+		sent += int64(res.emitted)
+		pacedRows += int64(res.read)
+		if res.last != nil {
+			after = res.last
+		}
+		pending = append(pending, unsettled{end: res.end, lastKey: after, done: done, sent: sent, finished: res.read < size})
+		r.mu.Lock()
+		prog.RowsRead, prog.RowsSent = done, sent
+		r.mu.Unlock()
+	}
+}
+
+// chunkResult is one chunk's outcome.
+type chunkResult struct {
+	read, emitted int
+	last          []string
+	end           cdc.LSN // the high watermark's transaction end
+	retry         bool
+}
+
+// chunk reads one chunk between a low and a high watermark and waits for
+// the stage to have emitted its rows at the high watermark.
+func (r *Runner) chunk(ctx context.Context, tr *cdc.TableReader, b store.Backfill, after []string, size int) (chunkResult, error) {
+	var tok [12]byte
+	_, _ = rand.Read(tok[:])
+	token := hex.EncodeToString(tok[:])
+	t := tr.Table()
+	outcome := r.opts.Stage.openWindow(&window{token: token, schema: t.Schema, table: t.Name, key: t.Key})
+	abandon := func(err error) (chunkResult, error) {
+		r.opts.Stage.abandon(token)
+		return chunkResult{}, err
+	}
+	if err := tr.WriteMessage(ctx, MessagePrefix, "low:"+token); err != nil {
+		return abandon(err)
+	}
+	rows, last, err := tr.Chunk(ctx, after, size)
+	if err != nil {
+		return abandon(err)
+	}
+	for i := range rows {
+		rows[i].Backfill = b.ID
+	}
+	if err := r.opts.Stage.setRows(token, rows); err != nil {
+		return abandon(err)
+	}
+	if err := tr.WriteMessage(ctx, MessagePrefix, "high:"+token); err != nil {
+		return abandon(err)
+	}
+	timer := time.NewTimer(r.opts.HighTimeout)
+	defer timer.Stop()
+	select {
+	case <-ctx.Done():
+		return abandon(ctx.Err())
+	case <-timer.C:
+		return abandon(fmt.Errorf("the high watermark of a chunk of %s did not come through the stream within %s", b.Table, r.opts.HighTimeout))
+	case c := <-outcome:
+		if c.missing {
+			return chunkResult{}, fmt.Errorf("backfill chunk %s reached its high watermark without its rows", token)
+		}
+		return chunkResult{read: len(rows), emitted: c.emitted, last: last, end: c.endLSN, retry: c.retry}, nil
+	}
+}
+
+// fail marks the backfill failed when err is permanent, and returns err
+// otherwise.
+func (r *Runner) fail(ctx context.Context, b store.Backfill, err error) error {
+	if !permanent(err) {
+		return err
+	}
+	r.log.Error().Err(err).Str("backfill_id", b.ID).Msg("backfill failed")
+	if _, serr := r.opts.Store.SetBackfillStatus(ctx, b.ID, store.BackfillFailed, err.Error(), store.BackfillRunning); serr != nil && !errors.Is(serr, store.ErrBackfillState) {
+		return serr
+	}
+	return nil
+}

@@ -1,0 +1,151 @@
+package backfill
+
+import (
+	"reflect"
+	"testing"
+
+	"github.com/walhook/walhook/cdc"
+)
+
+func row(id int64, name string) cdc.Change {
+	return cdc.Change{Schema: "public", Table: "contacts", Op: cdc.OpRead,
+		New: map[string]any{"id": id, "name": name}, Key: []string{"id"}}
+}
+
+func mark(kind, token string, pos int) cdc.Message {
+	return cdc.Message{Prefix: MessagePrefix, Content: []byte(kind + ":" + token), Position: pos}
+}
+
+func watermarkTx(end cdc.LSN, m cdc.Message) cdc.Transaction {
+	return cdc.Transaction{EndLSN: end, CommitLSN: end - 1, Messages: []cdc.Message{m}}
+}
+
+func changeTx(end cdc.LSN, changes ...cdc.Change) cdc.Transaction {
+	return cdc.Transaction{EndLSN: end, CommitLSN: end - 1, Changes: changes}
+}
+
+func live(op cdc.Op, table string, newRow, oldRow map[string]any) cdc.Change {
+	return cdc.Change{Schema: "public", Table: table, Op: op, New: newRow, Old: oldRow, Key: []string{"id"}}
+}
+
+func ids(changes []cdc.Change) []int64 {
+	var out []int64
+	for _, c := range changes {
+		if c.Op == cdc.OpRead {
+			out = append(out, c.New["id"].(int64))
+		}
+	}
+	return out
+}
+
+// newChunk registers a window over contacts with rows 1..n.
+func newChunk(ws *windows, token string, n int64) {
+	ws.add(&window{token: token, schema: "public", table: "contacts", key: []string{"id"}})
+	var rows []cdc.Change
+	for i := int64(1); i <= n; i++ {
+		rows = append(rows, row(i, "v1"))
+	}
+	ws.setRows(token, rows)
+}
+
+func TestWindowDropsRowsTheStreamChanged(t *testing.T) {
+	t.Parallel()
+	ws := newWindows()
+	newChunk(ws, "a", 5)
+
+	// Before the low watermark: the chunk read is later, nothing to drop.
+	out, done := ws.process(changeTx(10, live(cdc.OpUpdate, "contacts", map[string]any{"id": int64(1)}, nil)))
+	if len(done) != 0 || len(out.Changes) != 1 {
+		t.Fatalf("before low: done %v, changes %d", done, len(out.Changes))
+	}
+	ws.process(watermarkTx(20, mark("low", "a", 0)))
+	// Inside the window: an update of 2, a delete of 4, an update that
+	// moved 5's key to 50, a change of another table with id 3.
+	ws.process(changeTx(30,
+		live(cdc.OpUpdate, "contacts", map[string]any{"id": int64(2), "name": "v2"}, nil),
+		live(cdc.OpDelete, "contacts", nil, map[string]any{"id": int64(4)}),
+		live(cdc.OpUpdate, "contacts", map[string]any{"id": int64(50)}, map[string]any{"id": int64(5)}),
+		live(cdc.OpInsert, "deals", map[string]any{"id": int64(3)}, nil),
+	))
+	out, done = ws.process(watermarkTx(40, mark("high", "a", 0)))
+	if len(done) != 1 || done[0].token != "a" || done[0].emitted != 2 || done[0].dropped != 3 || done[0].endLSN != 40 {
+		t.Fatalf("closed = %+v, want a with 2 emitted, 3 dropped, at 40", done)
+	}
+	if got := ids(out.Changes); !reflect.DeepEqual(got, []int64{1, 3}) {
+		t.Fatalf("emitted ids %v, want [1 3]", got)
+	}
+	for i, c := range out.Changes {
+		if c.EndLSN != 40 || c.CommitLSN != 39 || c.Position != i {
+			t.Errorf("row %d: end %s commit %s position %d; want the high watermark's transaction", i, c.EndLSN, c.CommitLSN, c.Position)
+		}
+	}
+	if ws.active() {
+		t.Error("window still registered after its high watermark")
+	}
+	// A replayed high watermark of a closed window does nothing.
+	if out, done := ws.process(watermarkTx(40, mark("high", "a", 0))); len(done) != 0 || len(out.Changes) != 0 {
+		t.Errorf("replayed watermark: done %v, changes %d", done, len(out.Changes))
+	}
+}
+
+func TestWindowMessagesInOrderWithChanges(t *testing.T) {
+	t.Parallel()
+	ws := newWindows()
+	newChunk(ws, "b", 3)
+	// One transaction: update 1, low, update 2, high. Only 2 is inside.
+	tx := cdc.Transaction{EndLSN: 50, Changes: []cdc.Change{
+		live(cdc.OpUpdate, "contacts", map[string]any{"id": int64(1)}, nil),
+		live(cdc.OpUpdate, "contacts", map[string]any{"id": int64(2)}, nil),
+	}, Messages: []cdc.Message{mark("low", "b", 1), mark("high", "b", 2)}}
+	out, done := ws.process(tx)
+	if len(done) != 1 {
+		t.Fatalf("closed = %v", done)
+	}
+	if got := ids(out.Changes); !reflect.DeepEqual(got, []int64{1, 3}) {
+		t.Errorf("emitted %v, want [1 3]", got)
+	}
+	if len(out.Changes) != 4 || out.Changes[0].Op != cdc.OpUpdate || out.Changes[2].Position != 2 {
+		t.Errorf("live changes must keep their positions: %+v", out.Changes)
+	}
+}
+
+func TestWindowRetriesAfterUnkeyedChange(t *testing.T) {
+	t.Parallel()
+	for name, c := range map[string]cdc.Change{
+		"truncate":              {Schema: "public", Table: "contacts", Op: cdc.OpTruncate},
+		"delete by other index": live(cdc.OpDelete, "contacts", nil, map[string]any{"email": "a@x"}),
+	} {
+		t.Run(name, func(t *testing.T) {
+			ws := newWindows()
+			newChunk(ws, "c", 2)
+			ws.process(watermarkTx(10, mark("low", "c", 0)))
+			ws.process(changeTx(20, c))
+			out, done := ws.process(watermarkTx(30, mark("high", "c", 0)))
+			if len(done) != 1 || !done[0].retry || len(out.Changes) != 0 {
+				t.Fatalf("done %+v, %d changes; want a retry and nothing emitted", done, len(out.Changes))
+			}
+		})
+	}
+}
+
+func TestWindowWithoutRowsIsReported(t *testing.T) {
+	t.Parallel()
+	ws := newWindows()
+	ws.add(&window{token: "d", schema: "public", table: "contacts", key: []string{"id"}})
+	ws.process(watermarkTx(10, mark("low", "d", 0)))
+	_, done := ws.process(watermarkTx(20, mark("high", "d", 0)))
+	if len(done) != 1 || !done[0].missing {
+		t.Fatalf("done = %+v, want missing rows reported", done)
+	}
+}
+
+func TestRowKey(t *testing.T) {
+	t.Parallel()
+	k, ok := rowKey(map[string]any{"a": int64(1), "b": "x", "c": 3.5}, []string{"b", "a"})
+	if !ok || k != `["x",1]` {
+		t.Errorf("rowKey = %q, %v", k, ok)
+	}
+	if _, ok := rowKey(map[string]any{"a": int64(1)}, []string{"a", "b"}); ok {
+		t.Error("a row without every key column has no key")
+	}
+}
