@@ -120,7 +120,7 @@ func (tr *TableReader) qualified() string {
 func (tr *TableReader) describe(ctx context.Context, schema, name string) error {
 	full := pgx.Identifier{schema, name}.Sanitize()
 	res := tr.conn.ExecParams(ctx, `SELECT a.attname, format_type(a.atttypid, a.atttypmod),
-			coalesce(array_position(i.indkey::int2[], a.attnum), 0)
+			coalesce((SELECT k.ord FROM unnest(i.indkey) WITH ORDINALITY k(attnum, ord) WHERE k.attnum = a.attnum), 0)
 		FROM pg_attribute a
 		LEFT JOIN pg_index i ON i.indrelid = a.attrelid AND i.indisprimary
 		WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''
@@ -176,7 +176,7 @@ func (tr *TableReader) buildQueries() {
 	for i, k := range t.Key {
 		keys[i] = pgx.Identifier{k}.Sanitize()
 		params[i] = fmt.Sprintf("$%d::%s", i+1, t.keyTypes[i])
-		cols = append(cols, keys[i]+"::text")
+		cols = append(cols, keys[i]+"::text AS "+pgx.Identifier{fmt.Sprintf("walhook key %d", i+1)}.Sanitize())
 	}
 	base := "SELECT " + strings.Join(cols, ", ") + " FROM " + tr.qualified()
 	order := " ORDER BY " + strings.Join(keys, ", ") + fmt.Sprintf(" LIMIT $%d::int", len(keys)+1)

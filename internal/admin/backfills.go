@@ -22,19 +22,21 @@ type Backfills interface {
 
 // backfillView is a backfill as the API shows it.
 type backfillView struct {
-	ID         string     `json:"id"`
-	Table      string     `json:"table"`
-	Where      string     `json:"where,omitempty"`
-	Event      string     `json:"event,omitempty"`
-	EndpointID string     `json:"endpoint_id,omitempty"`
-	IDSeed     string     `json:"id_seed"`
-	Rate       int        `json:"rate,omitempty"`
-	ChunkSize  int        `json:"chunk_size,omitempty"`
-	Status     string     `json:"status"`
-	RowsTotal  *int64     `json:"rows_total"`
-	TotalExact bool       `json:"rows_total_exact"`
-	RowsDone   int64      `json:"rows_done"`
-	RowsSent   int64      `json:"rows_sent"`
+	ID         string `json:"id"`
+	Table      string `json:"table"`
+	Where      string `json:"where,omitempty"`
+	Event      string `json:"event,omitempty"`
+	EndpointID string `json:"endpoint_id,omitempty"`
+	IDSeed     string `json:"id_seed"`
+	Rate       int    `json:"rate,omitempty"`
+	ChunkSize  int    `json:"chunk_size,omitempty"`
+	Status     string `json:"status"`
+	RowsTotal  *int64 `json:"rows_total"`
+	TotalExact bool   `json:"rows_total_exact"`
+	RowsDone   int64  `json:"rows_done"`
+	RowsSent   int64  `json:"rows_sent"`
+	// Active reports that this process is reading the backfill now.
+	Active     bool       `json:"active"`
 	LastError  string     `json:"last_error,omitempty"`
 	CreatedAt  time.Time  `json:"created_at"`
 	StartedAt  *time.Time `json:"started_at,omitempty"`
@@ -52,6 +54,7 @@ func (s *server) viewBackfill(b store.Backfill) backfillView {
 	}
 	if s.opts.Backfills != nil && b.Status == store.BackfillRunning {
 		if p, ok := s.opts.Backfills.Active(); ok && p.ID == b.ID {
+			v.Active = true
 			v.RowsDone, v.RowsSent = max(v.RowsDone, p.RowsRead), max(v.RowsSent, p.RowsSent)
 			if v.RowsTotal == nil && p.RowsTotal >= 0 {
 				v.RowsTotal = &p.RowsTotal
