@@ -53,6 +53,11 @@ func (r *Relay) wireBackfills(ack func(cdc.LSN), evaluate func(*cdc.Change, []ev
 			OnSubmit:    runner.Wake,
 		},
 	}
+	if r.metrics != nil {
+		if err := r.metrics.Register(runner.Collector()); err != nil {
+			r.log.Warn().Err(err).Msg("registering the backfill metrics")
+		}
+	}
 	if evaluate == nil {
 		evaluate = r.Rules.Evaluate
 	}

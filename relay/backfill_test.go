@@ -282,6 +282,35 @@ func TestBackfillConsistentWithConcurrentChanges(t *testing.T) {
 	}
 
 	var got map[int64]int64
+	defer func() {
+		if !t.Failed() {
+			return
+		}
+		evs, _ := rcv.snapshot()
+		shown := 0
+		for k, v := range want {
+			if g, ok := got[k]; (!ok || g != v) && shown < 5 {
+				shown++
+				var hist []string
+				for _, ev := range evs {
+					if ev.Data.ID == k {
+						h := ev.Data.Op
+						if ev.Data.V != nil {
+							h += fmt.Sprint(" v=", *ev.Data.V)
+						}
+						hist = append(hist, h)
+					}
+				}
+				t.Logf("row %d: table v=%d, received v=%d (%v); events %v", k, v, g, ok, hist)
+			}
+		}
+		for k := range got {
+			if _, ok := want[k]; !ok && shown < 10 {
+				shown++
+				t.Logf("row %d received but not in the table", k)
+			}
+		}
+	}()
 	rcv.waitFor(t, 2*time.Minute, "the received state to match the table", func(evs []itemEvent) bool {
 		got = map[int64]int64{}
 		for _, ev := range evs {
@@ -332,7 +361,14 @@ func TestBackfillConsistentWithConcurrentChanges(t *testing.T) {
 // transactions until ctx is done.
 func churn(ctx context.Context, db *testenv.DB, n int) error {
 	next := int64(n) + 1
+	tick := time.NewTicker(2 * time.Millisecond) // about 500 transactions a second
+	defer tick.Stop()
 	for i := 0; ctx.Err() == nil; i++ {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
 		id := int64(1 + (i*7919)%n)
 		var err error
 		switch i % 10 {

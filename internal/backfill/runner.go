@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -58,6 +59,9 @@ type Runner struct {
 
 	mu     sync.Mutex
 	active *Progress // the backfill running now; nil when idle
+
+	// Counters since start, for metrics.
+	rowsRead, rowsEmitted, chunks, chunkRetries atomic.Int64
 }
 
 // Progress is a running backfill's live state, for metrics and status.
@@ -268,13 +272,17 @@ func (r *Runner) run(ctx context.Context, b store.Backfill) (err error) {
 			}
 			return err
 		}
+		r.chunks.Add(1)
 		if res.retry {
+			r.chunkRetries.Add(1)
 			log.Debug().Strs("after", after).Msg("the stream changed the chunk's table in a way not tied to one key; reading the chunk again")
 			continue
 		}
 		done += int64(res.read)
 		sent += int64(res.emitted)
 		pacedRows += int64(res.read)
+		r.rowsRead.Add(int64(res.read))
+		r.rowsEmitted.Add(int64(res.emitted))
 		if res.last != nil {
 			after = res.last
 		}
