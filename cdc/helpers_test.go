@@ -1,7 +1,6 @@
 package cdc_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"sync"
@@ -11,13 +10,14 @@ import (
 	"github.com/jackc/pglogrepl"
 	"github.com/rs/zerolog"
 	"github.com/walhook/walhook/cdc"
+	"github.com/walhook/walhook/internal/testkit"
 	"github.com/walhook/walhook/testenv"
 )
 
 func TestMain(m *testing.M) { testenv.Main(m) }
 
 // waitTimeout bounds every wait for a signal in these tests.
-const waitTimeout = 90 * time.Second
+const waitTimeout = testkit.Timeout
 
 // collector is a Sink that records transactions and, with autoAck,
 // acknowledges each one as soon as it is applied.
@@ -71,31 +71,14 @@ func (c *collector) waitTransactions(t *testing.T, n int) []cdc.Transaction {
 	}
 }
 
-// syncBuffer is a goroutine-safe log destination.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // running is a Reader running in the background.
 type running struct {
-	reader *cdc.Reader
-	sink   *collector
-	logs   *syncBuffer
-	cancel context.CancelFunc
-	done   chan error
+	reader  *cdc.Reader
+	signals cdc.ReaderTestSignals
+	sink    *collector
+	logs    *testkit.Buffer
+	cancel  context.CancelFunc
+	done    chan error
 }
 
 // stop cancels the reader and waits for Run to return.
@@ -142,10 +125,11 @@ func start(t *testing.T, cfg cdc.ReaderConfig, autoAck bool) *running {
 // run runs a reader on cfg in the background until the test ends.
 func run(t *testing.T, cfg cdc.ReaderConfig, autoAck bool) *running {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &testkit.Buffer{}
 	cfg.Logger = zerolog.New(logs).Level(zerolog.InfoLevel)
 	r := &running{reader: cdc.NewReader(cfg), sink: newCollector(autoAck), logs: logs, done: make(chan error, 1)}
 	r.sink.reader = r.reader
+	r.signals = r.reader.InitTestSignals()
 	ctx, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel
 	go func() { r.done <- r.reader.Run(ctx, r.sink) }()
@@ -196,19 +180,7 @@ func confirmedFlush(t *testing.T, db *testenv.DB, slot string) cdc.LSN {
 // waitConfirmed waits until the slot's confirmed_flush_lsn reaches lsn.
 func waitConfirmed(t *testing.T, db *testenv.DB, slot string, lsn cdc.LSN) {
 	t.Helper()
-	waitFor(t, "confirmed_flush_lsn >= "+lsn.String(), func() bool { return confirmedFlush(t, db, slot) >= lsn })
-}
-
-// waitFor polls cond until it holds, failing the test after waitTimeout.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(waitTimeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testkit.Eventually(t, "confirmed_flush_lsn >= "+lsn.String(), func() bool { return confirmedFlush(t, db, slot) >= lsn })
 }
 
 // walsenderPID returns the pid of the walsender using slot, or 0.

@@ -11,6 +11,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/walhook/walhook/cdc"
+	"github.com/walhook/walhook/internal/pgcluster"
+	"github.com/walhook/walhook/internal/testkit"
 	"github.com/walhook/walhook/testenv"
 )
 
@@ -22,10 +24,10 @@ func TestSlotInUse(t *testing.T) {
 	cfg := testConfig(t, db, "public.contacts")
 	cfg.MaxBackoff = 300 * time.Millisecond
 	first := start(t, cfg, true)
-	waitFor(t, "the first reader streaming", func() bool { return first.reader.Status().Streaming })
+	testkit.Await(t, "the first reader streaming", first.signals.Streaming)
 	second := run(t, cfg, true)
-	waitFor(t, "the second reader to report the slot in use", func() bool {
-		return strings.Contains(second.reader.Status().LastError, "in use by pid")
+	testkit.AwaitMatch(t, "the second reader to report the slot in use", second.signals.Interrupted, func(err string) bool {
+		return strings.Contains(err, "in use by pid")
 	})
 	wantLog := "replication slot " + cfg.Slot + " is in use by pid "
 	if logs := second.logs.String(); !strings.Contains(logs, wantLog) {
@@ -97,7 +99,7 @@ func TestPrerequisiteMessages(t *testing.T) {
 		if testenv.Shared(t).Dir() == "" {
 			t.Skip("needs a throwaway cluster of its own")
 		}
-		cluster, err := testenv.Start(ctx, testenv.Options{Settings: map[string]string{"wal_level": "replica", "max_wal_senders": "2", "max_replication_slots": "2"}})
+		cluster, err := pgcluster.Start(ctx, pgcluster.Options{Settings: map[string]string{"wal_level": "replica", "max_wal_senders": "2", "max_replication_slots": "2"}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -164,7 +166,7 @@ func TestPrepareAndTeardown(t *testing.T) {
 	cfg.Tables = []string{"deals"}
 
 	r := run(t, cfg, true)
-	waitFor(t, "streaming", func() bool { return r.reader.Status().Streaming })
+	testkit.Await(t, "streaming", r.signals.Streaming)
 	if err := cdc.Teardown(ctx, db.URL, cfg.Slot, cfg.Publication); err == nil || !strings.Contains(err.Error(), "in use by pid") {
 		t.Errorf("Teardown while streaming: %v", err)
 	}

@@ -11,6 +11,8 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/rs/zerolog"
+
+	"github.com/walhook/walhook/internal/testsignal"
 )
 
 // Reader streams committed transactions from a logical replication slot to
@@ -26,6 +28,17 @@ type Reader struct {
 	// applied is the EndLSN of the last transaction handed to the Sink
 	// without error; only the goroutine calling Run touches it.
 	applied LSN
+
+	testSignals readerTestSignals
+}
+
+// readerTestSignals tell tests when the reader reached a state (see
+// export_test.go); they are off outside tests.
+type readerTestSignals struct {
+	// streaming: a session streams, from this position.
+	streaming testsignal.Signal[LSN]
+	// interrupted: a session ended, with this error ("" if none).
+	interrupted testsignal.Signal[string]
 }
 
 // NewReader returns a Reader for cfg; Run starts it.
@@ -148,6 +161,7 @@ func (r *Reader) stream(ctx context.Context, out chan<- Transaction) error {
 		} else if err != nil {
 			r.log.Warn().Err(err).Dur("retry_in", wait).Msg("replication interrupted; reconnecting")
 		}
+		r.testSignals.interrupted.Emit(r.Status().LastError)
 		select {
 		case <-ctx.Done():
 			return nil

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/walhook/walhook/cdc"
+	"github.com/walhook/walhook/internal/testkit"
 	"github.com/walhook/walhook/testenv"
 )
 
@@ -47,10 +48,11 @@ func TestResumeAfterTerminateAndReopen(t *testing.T) {
 	r1.reader.Ack(txns[0].EndLSN) // 1 settled; 2 and 3 handed over, not settled
 	waitConfirmed(t, db, cfg.Slot, txns[0].EndLSN)
 
+	testkit.Await(t, "the first session", r1.signals.Streaming)
 	pid := walsenderPID(t, db, cfg.Slot)
 	db.Exec(t, `SELECT pg_terminate_backend($1)`, pid)
 	insertContact(t, db, 4)
-	waitFor(t, "a new walsender", func() bool { p := walsenderPID(t, db, cfg.Slot); return p != 0 && p != pid })
+	testkit.Await(t, "a session on a new walsender", r1.signals.Streaming)
 	insertContact(t, db, 5)
 	txns = r1.sink.waitTransactions(t, 5)
 	// A repeat of 2 or 3 would have come before 4 and 5.
@@ -102,8 +104,8 @@ func TestConfirmedFlushNeverPassesUnacked(t *testing.T) {
 	// decoded, then look at the slot.
 	since := time.Now()
 	walEnd := currentLSN(t, other)
-	waitFor(t, "the walsender to pass the other database's WAL", func() bool { return r.reader.Status().ServerWALEnd >= walEnd })
-	waitFor(t, "two standby replies", func() bool {
+	testkit.Eventually(t, "the walsender to pass the other database's WAL", func() bool { return r.reader.Status().ServerWALEnd >= walEnd })
+	testkit.Eventually(t, "two standby replies", func() bool {
 		var reply time.Time
 		err := db.Pool.QueryRow(context.Background(), `SELECT coalesce(reply_time, '-infinity') FROM pg_stat_replication WHERE pid = $1`, walsenderPID(t, db, cfg.Slot)).Scan(&reply)
 		return err == nil && reply.After(since.Add(2*cfg.StatusInterval))
@@ -131,7 +133,7 @@ func TestIdleSlotAdvances(t *testing.T) {
 	cfg := testConfig(t, db, "public.contacts")
 	cfg.HeartbeatInterval = 100 * time.Millisecond
 	r := start(t, cfg, true)
-	waitFor(t, "streaming", func() bool { return r.reader.Status().Streaming })
+	testkit.Await(t, "streaming", r.signals.Streaming)
 	before := confirmedFlush(t, db, cfg.Slot)
 	other.Exec(t, `CREATE TABLE busy AS SELECT generate_series(1, 50000) AS n`)
 	target := currentLSN(t, other)
@@ -226,7 +228,7 @@ func TestSlowSinkKeepsConnection(t *testing.T) {
 	}
 	pid := walsenderPID(t, db, cfg.Slot)
 	since := time.Now()
-	waitFor(t, "standby replies for 3 wal_sender_timeouts", func() bool {
+	testkit.Eventually(t, "standby replies for 3 wal_sender_timeouts", func() bool {
 		var reply time.Time
 		err := db.Pool.QueryRow(ctx, `SELECT coalesce(reply_time, '-infinity') FROM pg_stat_replication WHERE pid = $1`, pid).Scan(&reply)
 		if err != nil {

@@ -88,6 +88,7 @@ func (r *Reader) session(ctx context.Context, out chan<- Transaction) (streamed 
 	cancel()
 	r.log.Info().Str("start_lsn", start.String()).Msg("streaming")
 	r.updateStatus(func(st *Status) { st.Streaming = true; st.LastError = "" })
+	r.testSignals.streaming.Emit(start)
 
 	sessCtx, stop := context.WithCancel(ctx)
 	defer stop()

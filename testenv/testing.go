@@ -1,3 +1,5 @@
+// Package testenv gives tests a Postgres database of their own on a
+// throwaway cluster (internal/pgcluster) shared by the test binary.
 package testenv
 
 import (
@@ -14,7 +16,19 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/walhook/walhook/internal/pgcluster"
 )
+
+// EnvURL names the environment variable that points tests at an existing
+// server instead of a throwaway one.
+const EnvURL = "WALHOOK_TEST_DATABASE_URL"
+
+// Schema is the sample CRM schema (contacts, deals, invoices) NewDB loads.
+var Schema = pgcluster.Schema
+
+// Cluster is the Postgres server the tests' databases live in.
+type Cluster = pgcluster.Cluster
 
 var (
 	shared     *Cluster
@@ -49,14 +63,14 @@ func Shared(tb testing.TB) *Cluster {
 	tb.Helper()
 	sharedOnce.Do(func() {
 		if url := os.Getenv(EnvURL); url != "" {
-			shared = External(url)
+			shared = pgcluster.External(url)
 			return
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
 		sharedMu.Lock()
 		defer sharedMu.Unlock()
-		shared, sharedErr = Start(ctx, Options{})
+		shared, sharedErr = pgcluster.Start(ctx, pgcluster.Options{})
 		started = sharedErr == nil
 	})
 	if sharedErr != nil {

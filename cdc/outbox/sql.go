@@ -1,6 +1,7 @@
 package outbox
 
 import (
+	"context"
 	"fmt"
 	"strings"
 
@@ -158,4 +159,19 @@ func DropTriggersSQL(outbox string, tables []string) (string, error) {
 	}
 	fmt.Fprintf(&b, "DROP FUNCTION IF EXISTS %s();\n", capture)
 	return b.String(), nil
+}
+
+// Apply runs SQL made by TableSQL, TriggersSQL or DropTriggersSQL on the
+// database at url: every statement in one round trip and one implicit
+// transaction.
+func Apply(ctx context.Context, url, sql string) error {
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		return fmt.Errorf("connecting to the source database: %w", err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	if _, err := conn.Exec(ctx, sql, pgx.QueryExecModeSimpleProtocol); err != nil {
+		return fmt.Errorf("running the outbox SQL: %w", err)
+	}
+	return nil
 }

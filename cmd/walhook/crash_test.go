@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -17,17 +16,27 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/walhook/walhook/internal/signing"
+	"github.com/walhook/walhook/internal/testkit"
 	"github.com/walhook/walhook/testenv"
 )
 
 // sink records, per contact id, the webhook ids it was delivered with.
 type sink struct {
-	secret string
-	mu     sync.Mutex
-	ids    map[int64]map[string]int
-	bad    int
-	slow   time.Duration
+	secret  string
+	slow    time.Duration
+	arrived testkit.Notifier // a delivery was recorded
+	mu      sync.Mutex
+	ids     map[int64]map[string]int
+	bad     int
+}
+
+// newSink returns a sink verifying signatures with secret and answering
+// each delivery after slow.
+func newSink(secret string, slow time.Duration) *sink {
+	return &sink{secret: secret, slow: slow, arrived: testkit.NewNotifier(), ids: map[int64]map[string]int{}}
 }
 
 func (s *sink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -57,7 +66,28 @@ func (s *sink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	s.ids[ev.Data.ID][r.Header.Get("webhook-id")]++
 	s.mu.Unlock()
+	s.arrived.Notify()
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// checkOnce checks that every row arrived under one webhook-id only, and
+// every delivery was signed, and returns how many deliveries repeated one.
+func (s *sink) checkOnce(t *testing.T) (repeats int) {
+	t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for id, wids := range s.ids {
+		if len(wids) != 1 {
+			t.Errorf("row %d was delivered under %d different webhook-ids: %v", id, len(wids), wids)
+		}
+		for _, n := range wids {
+			repeats += n - 1
+		}
+	}
+	if s.bad > 0 {
+		t.Errorf("%d deliveries failed signature verification", s.bad)
+	}
+	return repeats
 }
 
 func (s *sink) missing(want []int64) []int64 {
@@ -75,19 +105,40 @@ func (s *sink) missing(want []int64) []int64 {
 // daemon is a walhook run process.
 type daemon struct {
 	cmd *exec.Cmd
-	log *bytes.Buffer
+	log *testkit.Buffer
 }
 
+// startDaemon starts `walhook run`; when the test ends the process is
+// killed if still running, and its log shown if the test failed.
 func startDaemon(t *testing.T, cfgPath string) *daemon {
 	t.Helper()
 	cmd := exec.Command(binary(t), "run", "-c", cfgPath, "--log-level", "warn")
-	var buf bytes.Buffer
-	cmd.Stderr = &buf
-	cmd.Stdout = &buf
+	d := &daemon{cmd: cmd, log: &testkit.Buffer{}}
+	cmd.Stderr, cmd.Stdout = d.log, d.log
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	return &daemon{cmd: cmd, log: &buf}
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		}
+		if t.Failed() {
+			t.Logf("walhook run (pid %d) log:\n%s", cmd.Process.Pid, d.log)
+		}
+	})
+	return d
+}
+
+// stop sends SIGTERM and checks that walhook drains and exits 0.
+func (d *daemon) stop(t *testing.T) {
+	t.Helper()
+	if err := d.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.cmd.Wait(); err != nil {
+		t.Errorf("walhook exited with %v after SIGTERM", err)
+	}
 }
 
 func writeConfig(t *testing.T, db *testenv.DB, slot, url, secret, extra string) string {
@@ -126,20 +177,13 @@ endpoint "app" {
 // slot reached its consistent point are not captured (they predate it).
 func waitSlot(t *testing.T, db *testenv.DB, slot string) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	testkit.Eventually(t, "walhook to stream from slot "+slot, func() bool {
 		var n int
 		if err := db.Pool.QueryRow(context.Background(), `SELECT count(*) FROM pg_replication_slots WHERE slot_name = $1 AND active AND confirmed_flush_lsn IS NOT NULL`, slot).Scan(&n); err != nil {
 			t.Fatal(err)
 		}
-		if n == 1 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("slot %s was not created within 30s", slot)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return n == 1
+	})
 }
 
 // TestKilledAtRandomMomentsLosesNothing kills the built binary with SIGKILL
@@ -153,7 +197,7 @@ func TestKilledAtRandomMomentsLosesNothing(t *testing.T) {
 	t.Parallel()
 	db := testenv.NewDB(t)
 	secret := signing.GenerateSecret()
-	s := &sink{secret: secret, ids: map[int64]map[string]int{}}
+	s := newSink(secret, 0)
 	srv := httptest.NewServer(s)
 	defer srv.Close()
 	slot := testenv.Name(t, "slot")
@@ -161,70 +205,20 @@ func TestKilledAtRandomMomentsLosesNothing(t *testing.T) {
 
 	d := startDaemon(t, cfg)
 	waitSlot(t, db, slot)
-
-	var mu sync.Mutex
-	var committed []int64
-	stop := make(chan struct{})
-	writerDone := make(chan struct{})
-	go func() {
-		defer close(writerDone)
-		for i := 0; ; i++ {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			rows, err := db.Pool.Query(context.Background(),
-				`INSERT INTO contacts (organization_id, first_name) SELECT 1, 'c' FROM generate_series(1, 5) RETURNING id`)
-			if err != nil {
-				t.Errorf("insert: %v", err)
-				return
-			}
-			var ids []int64
-			for rows.Next() {
-				var id int64
-				_ = rows.Scan(&id)
-				ids = append(ids, id)
-			}
-			rows.Close()
-			if rows.Err() == nil {
-				mu.Lock()
-				committed = append(committed, ids...)
-				mu.Unlock()
-			}
-			time.Sleep(2 * time.Millisecond)
+	stopWriting := writeSteadily(t, func(context.Context, int64) ([]int64, error) {
+		rows, err := db.Pool.Query(context.Background(),
+			`INSERT INTO contacts (organization_id, first_name) SELECT 1, 'c' FROM generate_series(1, 5) RETURNING id`)
+		if err != nil {
+			return nil, err
 		}
-	}()
-
+		return pgx.CollectRows(rows, pgx.RowTo[int64])
+	})
 	d = killRepeatedly(t, d, cfg, 5)
-	close(stop)
-	<-writerDone
-	mu.Lock()
-	want := append([]int64(nil), committed...)
-	mu.Unlock()
+	want := stopWriting()
 
-	waitDelivered(t, s, d, want)
-	if err := d.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	if err := d.cmd.Wait(); err != nil {
-		t.Errorf("walhook exited with %v after SIGTERM\n%s", err, d.log)
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	dups := 0
-	for id, wids := range s.ids {
-		if len(wids) != 1 {
-			t.Errorf("row %d was delivered under %d different webhook-ids: %v", id, len(wids), wids)
-		}
-		for _, n := range wids {
-			dups += n - 1
-		}
-	}
-	if s.bad > 0 {
-		t.Errorf("%d deliveries failed signature verification", s.bad)
-	}
-	t.Logf("%d rows committed across 5 SIGKILLs, all delivered; %d duplicate deliveries (same webhook-id)", len(want), dups)
+	waitDelivered(t, s, want)
+	d.stop(t)
+	t.Logf("%d rows committed across 5 SIGKILLs, all delivered; %d duplicate deliveries (same webhook-id)", len(want), s.checkOnce(t))
 }
 
 // TestSIGTERMDrainsAndExitsZero: on SIGTERM walhook stops reading, lets the
@@ -236,42 +230,28 @@ func TestSIGTERMDrainsAndExitsZero(t *testing.T) {
 	t.Parallel()
 	db := testenv.NewDB(t)
 	secret := signing.GenerateSecret()
-	s := &sink{secret: secret, ids: map[int64]map[string]int{}, slow: 100 * time.Millisecond}
+	s := newSink(secret, 100*time.Millisecond)
 	srv := httptest.NewServer(s)
 	defer srv.Close()
 	slot := testenv.Name(t, "slot")
 	d := startDaemon(t, writeConfig(t, db, slot, srv.URL, secret, ""))
 	waitSlot(t, db, slot)
 
-	var ids []int64
 	rows, err := db.Pool.Query(context.Background(), `INSERT INTO contacts (organization_id, first_name) SELECT 1, 'c' FROM generate_series(1, 50) RETURNING id`)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for rows.Next() {
-		var id int64
-		_ = rows.Scan(&id)
-		ids = append(ids, id)
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		t.Fatal(err)
 	}
-	rows.Close()
 	var end string
 	if err := db.Pool.QueryRow(context.Background(), `SELECT pg_current_wal_lsn()::text`).Scan(&end); err != nil {
 		t.Fatal(err)
 	}
-	// Wait until deliveries are under way, then ask it to stop.
-	deadline := time.Now().Add(30 * time.Second)
-	for len(s.missing(ids)) == len(ids) {
-		if time.Now().After(deadline) {
-			t.Fatalf("no delivery started\n%s", d.log)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	if err := d.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	if err := d.cmd.Wait(); err != nil {
-		t.Fatalf("exit after SIGTERM: %v\n%s", err, d.log)
-	}
+	// Once deliveries are under way, ask it to stop.
+	testkit.AwaitCond(t, testkit.Timeout, "a first delivery", s.arrived, func() bool { return len(s.missing(ids)) < len(ids) })
+	d.stop(t)
 	if m := s.missing(ids); len(m) > 0 {
 		t.Errorf("%d of %d events not delivered by the drain", len(m), len(ids))
 	}
@@ -282,13 +262,6 @@ func TestSIGTERMDrainsAndExitsZero(t *testing.T) {
 	if !confirmed {
 		t.Errorf("the slot was not confirmed past the drained events")
 	}
-}
-
-func first(ids []int64, n int) []int64 {
-	if len(ids) > n {
-		return ids[:n]
-	}
-	return ids
 }
 
 // killRepeatedly SIGKILLs the daemon n times at random moments, restarting
@@ -307,17 +280,41 @@ func killRepeatedly(t *testing.T, d *daemon, cfg string, n int) *daemon {
 	return d
 }
 
-// waitDelivered waits until the sink has every row of want, failing with
-// the daemon's log after 90 s.
-func waitDelivered(t *testing.T, s *sink, d *daemon, want []int64) {
+// waitDelivered waits until the sink has every row of want.
+func waitDelivered(t *testing.T, s *sink, want []int64) {
 	t.Helper()
-	deadline := time.Now().Add(90 * time.Second)
-	for len(s.missing(want)) > 0 {
-		if time.Now().After(deadline) {
-			_ = d.cmd.Process.Kill()
-			_ = d.cmd.Wait()
-			t.Fatalf("%d of %d committed rows never delivered, e.g. %v\nlog:\n%s", len(s.missing(want)), len(want), first(s.missing(want), 5), d.log)
+	testkit.AwaitCond(t, testkit.Timeout, fmt.Sprintf("the delivery of %d committed rows", len(want)), s.arrived,
+		func() bool { return len(s.missing(want)) == 0 })
+}
+
+// writeSteadily calls insert (with 0, 5, 10...) every few milliseconds
+// until the returned stop is called; stop returns the ids of the rows
+// committed. A failed insert fails the test.
+func writeSteadily(t *testing.T, insert func(ctx context.Context, base int64) ([]int64, error)) (stop func() []int64) {
+	t.Helper()
+	var committed []int64
+	quit := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for base := int64(0); ; base += 5 {
+			select {
+			case <-quit:
+				return
+			default:
+			}
+			ids, err := insert(context.Background(), base)
+			if err != nil {
+				t.Errorf("insert: %v", err)
+				return
+			}
+			committed = append(committed, ids...)
+			time.Sleep(2 * time.Millisecond)
 		}
-		time.Sleep(50 * time.Millisecond)
+	}()
+	return func() []int64 {
+		close(quit)
+		<-done
+		return committed
 	}
 }

@@ -4,129 +4,161 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/walhook/walhook/internal/store"
 )
 
-func init() {
-	register(command{name: "deliveries", summary: "list, retry or recover deliveries in the state database", run: runDeliveries})
-}
+func init() { register(newDeliveriesCommand) }
 
-func runDeliveries(args []string) int {
-	return deliveries(context.Background(), args, os.Stdout, os.Stderr)
-}
-
-const deliveriesUsage = `Usage:
-  walhook deliveries list    -c FILE [--endpoint ID] [--status pending|delivered|failed] [--event-type T] [--since T] [--limit N] [--json]
-  walhook deliveries retry   -c FILE DELIVERY_ID...
-  walhook deliveries recover -c FILE --endpoint ID --since T
-
---since is an RFC 3339 time or a duration back from now ("24h", "30m").
+// deliveriesNote ends the help of every deliveries command.
+const deliveriesNote = `--since is an RFC 3339 time or a duration back from now ("24h", "30m").
 Endpoint ids are "cfg:<name>" for config endpoints and "ep_…" for API ones.
 These commands read and write the state database directly; the running
-walhook picks up retried deliveries at its next poll.
-`
+walhook picks up retried deliveries at its next poll.`
 
-// deliveries runs `walhook deliveries list|retry|recover`.
-func deliveries(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
-		fmt.Fprint(stderr, deliveriesUsage)
-		return 2
+func newDeliveriesCommand(a *app) *cobra.Command {
+	return newGroup("deliveries", "List, retry or recover deliveries in the state database (list, retry, recover)",
+		`  walhook deliveries list -c walhook.hcl --status failed --since 24h
+  walhook deliveries retry -c walhook.hcl DELIVERY_ID
+  walhook deliveries recover -c walhook.hcl --endpoint cfg:crm --since 24h`,
+		newDeliveriesListCommand(a), newDeliveriesRetryCommand(a), newDeliveriesRecoverCommand(a))
+}
+
+func newDeliveriesListCommand(a *app) *cobra.Command {
+	var f store.DeliveryFilter
+	var since string
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List deliveries, newest first",
+		Long:  "Lists the delivery log, newest first.\n\n" + deliveriesNote,
+		Example: `  walhook deliveries list -c walhook.hcl --status failed --since 24h
+  walhook deliveries list -c walhook.hcl --endpoint cfg:crm --json`,
+		Args:        noArgs,
+		Annotations: readsConfig(),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var err error
+			if f.Since, err = parseSinceFlag(since); err != nil {
+				return err
+			}
+			if f.Limit < 1 || f.Limit > store.MaxListLimit {
+				return usageErrorf("--limit must be from 1 to %d", store.MaxListLimit)
+			}
+			return a.withState(cmd.Context(), func(ctx context.Context, st *store.Store) error {
+				ds, _, err := st.ListDeliveries(ctx, f)
+				if err != nil {
+					return err
+				}
+				printDeliveries(a.stdout, ds, asJSON)
+				return nil
+			})
+		},
 	}
-	sub := args[0]
-	fs := flag.NewFlagSet("deliveries "+sub, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	cfgPath := fs.String("c", "walhook.hcl", "config file")
-	endpoint := fs.String("endpoint", "", `endpoint id ("cfg:<name>" or "ep_…")`)
-	status := fs.String("status", "", "pending, delivered or failed")
-	eventType := fs.String("event-type", "", "only this event type")
-	since := fs.String("since", "", `RFC 3339 time, or a duration back from now ("24h")`)
-	limit := fs.Int("limit", 50, "at most this many (up to 1000)")
-	asJSON := fs.Bool("json", false, "print JSON lines instead of a table")
-	switch sub {
-	case "list", "retry", "recover":
-	default:
-		fmt.Fprintf(stderr, "walhook: unknown deliveries command %q\n\n%s", sub, deliveriesUsage)
-		return 2
+	fl := cmd.Flags()
+	fl.StringVar(&f.EndpointID, "endpoint", "", `endpoint id ("cfg:<name>" or "ep_…")`)
+	fl.StringVar(&f.Status, "status", "", "pending, delivered or failed")
+	fl.StringVar(&f.EventType, "event-type", "", "only this event type")
+	fl.StringVar(&since, "since", "", `RFC 3339 time, or a duration back from now ("24h")`)
+	fl.IntVar(&f.Limit, "limit", 50, "at most this many (up to 1000)")
+	fl.BoolVar(&asJSON, "json", false, "print JSON lines instead of a table")
+	return cmd
+}
+
+func newDeliveriesRetryCommand(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:         "retry DELIVERY_ID...",
+		Short:       "Queue deliveries again",
+		Long:        "Queues the deliveries again, whatever their status.\n\n" + deliveriesNote,
+		Example:     `  walhook deliveries retry -c walhook.hcl dlv_3f2a9c dlv_77b1e0`,
+		Args:        minArgs(1, "at least one delivery id"),
+		Annotations: readsConfig(),
+		RunE: func(cmd *cobra.Command, ids []string) error {
+			return a.withState(cmd.Context(), func(ctx context.Context, st *store.Store) error {
+				var missing error
+				for _, id := range ids {
+					d, err := st.Retry(ctx, id)
+					if errors.Is(err, store.ErrNotFound) {
+						fmt.Fprintf(a.stderr, "walhook: delivery %s not found\n", id)
+						missing = exitStatus(1)
+						continue
+					}
+					if err != nil {
+						return err
+					}
+					fmt.Fprintf(a.stdout, "%s (%s to %s) queued for retry\n", d.ID, d.EventType, d.EndpointID)
+				}
+				return missing
+			})
+		},
 	}
-	ids, err := parseInterspersed(fs, args[1:])
+}
+
+func newDeliveriesRecoverCommand(a *app) *cobra.Command {
+	var endpoint, since string
+	cmd := &cobra.Command{
+		Use:         "recover --endpoint ID --since T",
+		Short:       "Queue an endpoint's failed deliveries again",
+		Long:        "Queues the failed deliveries of one endpoint since a time again.\n\n" + deliveriesNote,
+		Example:     `  walhook deliveries recover -c walhook.hcl --endpoint cfg:crm --since 2026-01-02T00:00:00Z`,
+		Args:        noArgs,
+		Annotations: readsConfig(),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			sinceTime, err := parseSinceFlag(since)
+			if err != nil {
+				return err
+			}
+			if endpoint == "" || sinceTime.IsZero() {
+				return usageErrorf("--endpoint and --since are required")
+			}
+			return a.withState(cmd.Context(), func(ctx context.Context, st *store.Store) error {
+				n, err := st.Recover(ctx, endpoint, sinceTime)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(a.stdout, "%d failed deliveries of %s since %s queued again\n", n, endpoint, sinceTime.UTC().Format(time.RFC3339))
+				return nil
+			})
+		},
+	}
+	cmd.Flags().StringVar(&endpoint, "endpoint", "", `endpoint id ("cfg:<name>" or "ep_…") (required)`)
+	cmd.Flags().StringVar(&since, "since", "", `RFC 3339 time, or a duration back from now ("24h") (required)`)
+	return cmd
+}
+
+// withState loads the config, opens the state store (without creating it)
+// and calls fn with a one-minute deadline.
+func (a *app) withState(ctx context.Context, fn func(context.Context, *store.Store) error) error {
+	cfg, err := a.config()
 	if err != nil {
-		return 2
-	}
-	var sinceTime time.Time
-	if *since != "" {
-		t, err := parseSince(*since, time.Now())
-		if err != nil {
-			fmt.Fprintf(stderr, "walhook: --since: %v\n", err)
-			return 2
-		}
-		sinceTime = t
-	}
-	switch {
-	case sub == "retry" && len(ids) == 0:
-		fmt.Fprintln(stderr, "walhook: deliveries retry needs at least one delivery id")
-		return 2
-	case sub == "recover" && (*endpoint == "" || sinceTime.IsZero()):
-		fmt.Fprintln(stderr, "walhook: deliveries recover needs --endpoint and --since")
-		return 2
-	case sub == "list" && (*limit < 1 || *limit > store.MaxListLimit):
-		fmt.Fprintf(stderr, "walhook: --limit must be from 1 to %d\n", store.MaxListLimit)
-		return 2
-	}
-	cfg, ok := loadConfig(*cfgPath)
-	if !ok {
-		return 1
+		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	st, pool, err := openState(ctx, cfg)
 	if err != nil {
-		fmt.Fprintf(stderr, "walhook: %v\n", err)
-		return 1
+		return err
 	}
 	defer pool.Close()
+	return fn(ctx, st)
+}
 
-	switch sub {
-	case "list":
-		ds, _, err := st.ListDeliveries(ctx, store.DeliveryFilter{EndpointID: *endpoint, Status: *status,
-			EventType: *eventType, Since: sinceTime, Limit: *limit})
-		if err != nil {
-			fmt.Fprintf(stderr, "walhook: %v\n", err)
-			return 1
-		}
-		printDeliveries(stdout, ds, *asJSON)
-	case "retry":
-		code := 0
-		for _, id := range ids {
-			d, err := st.Retry(ctx, id)
-			if errors.Is(err, store.ErrNotFound) {
-				fmt.Fprintf(stderr, "walhook: delivery %s not found\n", id)
-				code = 1
-				continue
-			}
-			if err != nil {
-				fmt.Fprintf(stderr, "walhook: %v\n", err)
-				return 1
-			}
-			fmt.Fprintf(stdout, "%s (%s to %s) queued for retry\n", d.ID, d.EventType, d.EndpointID)
-		}
-		return code
-	case "recover":
-		n, err := st.Recover(ctx, *endpoint, sinceTime)
-		if err != nil {
-			fmt.Fprintf(stderr, "walhook: %v\n", err)
-			return 1
-		}
-		fmt.Fprintf(stdout, "%d failed deliveries of %s since %s queued again\n", n, *endpoint, sinceTime.UTC().Format(time.RFC3339))
+// parseSinceFlag reads --since: "" is the zero time.
+func parseSinceFlag(v string) (time.Time, error) {
+	if v == "" {
+		return time.Time{}, nil
 	}
-	return 0
+	t, err := parseSince(v, time.Now())
+	if err != nil {
+		return time.Time{}, usageErrorf("--since: %v", err)
+	}
+	return t, nil
 }
 
 // parseSince reads an RFC 3339 time or a duration back from now.

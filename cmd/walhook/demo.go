@@ -3,96 +3,101 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
-	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"syscall"
 
-	"github.com/rs/zerolog"
+	"github.com/spf13/cobra"
 
 	"github.com/walhook/walhook/cmd/walhook/demo"
 )
 
-func init() {
-	register(command{name: "demo", summary: "play a scripted story on a throwaway Postgres and print the signed webhooks", run: runDemo})
+func init() { register(newDemoCommand) }
+
+// demoOptions are the flags of `walhook demo`.
+type demoOptions struct {
+	databaseURL string
+	keep, admin bool
+	adminListen string
+	color       string
+	logLevel    string
+	logFormat   string // console unless --log-format is given
 }
 
-func runDemo(args []string) int {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	go func() {
-		<-ctx.Done()
-		stop() // a second Ctrl-C ends the process at once
-	}()
-	defer stop()
-	return demoMain(ctx, args, os.Stdout, os.Stderr)
+func newDemoCommand(a *app) *cobra.Command {
+	var o demoOptions
+	cmd := &cobra.Command{
+		Use:   "demo",
+		Short: "Play a scripted story on a throwaway Postgres and print the signed webhooks",
+		Long: `Starts a throwaway Postgres (or uses $DATABASE_URL), loads the sample CRM schema, runs
+walhook with config.example.hcl's rules (or -c FILE's) against local receivers that verify
+every signature, plays a short story through plain SQL and prints each webhook delivered.
+Ctrl-C stops everything and removes what the demo created.`,
+		Example: `  walhook demo
+  walhook demo --keep --admin           # keep running, with a psql line and the admin API
+  walhook demo --database-url "postgres://localhost/postgres"`,
+		Args:        noArgs,
+		Annotations: readsConfig(),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			go func() {
+				<-ctx.Done()
+				stop() // a second Ctrl-C ends the process at once
+			}()
+			defer stop()
+			o.logFormat = "console"
+			if cmd.Flags().Changed("log-format") {
+				o.logFormat = a.logFormat
+			}
+			return a.demo(ctx, o)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.databaseURL, "database-url", os.Getenv("DATABASE_URL"), "a Postgres server (wal_level=logical) to create the demo database on, instead of a throwaway cluster (default $DATABASE_URL)")
+	f.BoolVar(&o.keep, "keep", false, "keep running after the story, with a psql command line to make changes by hand, until Ctrl-C")
+	f.BoolVar(&o.admin, "admin", false, "also serve the admin API (with a generated token, printed)")
+	f.StringVar(&o.adminListen, "admin-listen", "", "admin API address with --admin (default: the config's admin.listen)")
+	f.StringVar(&o.color, "color", "auto", "colour output: auto, always or never")
+	// The demo's own --log-level (default warn) shadows the root's.
+	f.StringVar(&o.logLevel, "log-level", "warn", "walhook's own log level on stderr: debug, info, warn or error")
+	return cmd
 }
 
-// demoMain parses the demo's flags and runs it until it ends or ctx does.
-func demoMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("walhook demo", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(stderr, "Usage: walhook demo [--keep] [--admin] [flags]\n\n"+
-			"Starts a throwaway Postgres (or uses $DATABASE_URL), loads the sample CRM schema, runs\n"+
-			"walhook with config.example.hcl's rules against local receivers that verify every\n"+
-			"signature, plays a short story through plain SQL and prints each webhook delivered.\n"+
-			"Ctrl-C stops everything and removes what the demo created.\n\nFlags:\n")
-		fs.PrintDefaults()
-	}
-	cfgPath := fs.String("c", "", "config whose rules the demo runs (default: config.example.hcl here or in a parent directory)")
-	dbURL := fs.String("database-url", os.Getenv("DATABASE_URL"), "a Postgres server (wal_level=logical) to create the demo database on, instead of a throwaway cluster (default $DATABASE_URL)")
-	keep := fs.Bool("keep", false, "keep running after the story, with a psql command line to make changes by hand, until Ctrl-C")
-	admin := fs.Bool("admin", false, "also serve the admin API (with a generated token, printed)")
-	adminListen := fs.String("admin-listen", "", "admin API address with --admin (default: the config's admin.listen)")
-	colorFlag := fs.String("color", "auto", "colour output: auto, always or never")
-	logLevel := fs.String("log-level", "warn", "walhook's own log level on stderr: debug, info, warn or error")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "walhook demo: unexpected argument %q\n", fs.Arg(0))
-		return 2
-	}
-	color, err := useColor(*colorFlag, stdout)
+// demo runs the demo until it ends or ctx does.
+func (a *app) demo(ctx context.Context, o demoOptions) error {
+	color, err := useColor(o.color, a.stdout)
 	if err != nil {
-		fmt.Fprintf(stderr, "walhook demo: %v\n", err)
-		return 2
+		return &usageError{err}
 	}
-	lvl, err := zerolog.ParseLevel(*logLevel)
-	if err != nil || *logLevel == "" {
-		fmt.Fprintf(stderr, "walhook demo: --log-level %q: want debug, info, warn or error\n", *logLevel)
-		return 2
+	log, err := newLogger(a.stderr, o.logFormat, o.logLevel)
+	if err != nil {
+		return err
 	}
-	if *cfgPath == "" {
-		if *cfgPath, err = findExampleConfig(); err != nil {
-			fmt.Fprintf(stderr, "walhook demo: %v\n", err)
-			return 1
-		}
+	cfgPath := a.configPath
+	if cfgPath == "" {
+		cfgPath, err = findExampleConfig()
+	} else {
+		cfgPath, err = a.existingConfigFile()
 	}
-	log := zerolog.New(zerolog.ConsoleWriter{Out: stderr, TimeFormat: "15:04:05.000", NoColor: !color}).
-		Level(lvl).With().Timestamp().Logger()
-
+	if err != nil {
+		return err
+	}
 	err = demo.Run(ctx, demo.Options{
-		ConfigPath:  *cfgPath,
-		DatabaseURL: *dbURL,
-		Keep:        *keep,
-		Admin:       *admin,
-		AdminListen: *adminListen,
-		Out:         stdout,
+		ConfigPath:  cfgPath,
+		DatabaseURL: o.databaseURL,
+		Keep:        o.keep,
+		Admin:       o.admin,
+		AdminListen: o.adminListen,
+		Out:         a.stdout,
 		Color:       color,
 		Log:         log,
 	})
 	if err != nil {
-		fmt.Fprintf(stderr, "walhook demo: %v\n", err)
-		return 1
+		return fmt.Errorf("demo: %w", err)
 	}
-	return 0
+	return nil
 }
 
 // findExampleConfig looks for config.example.hcl in the working directory

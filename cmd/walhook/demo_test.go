@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/walhook/walhook/internal/testkit"
 	"github.com/walhook/walhook/testenv"
 )
 
@@ -25,26 +26,7 @@ type demoRun struct {
 	lines  chan string
 	mu     sync.Mutex
 	output strings.Builder
-	stderr lockedBuffer
-}
-
-// lockedBuffer is a bytes.Buffer that the process's stderr copier may
-// write while the test reads it.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
+	stderr testkit.Buffer
 }
 
 // startDemo runs the built binary's demo from the repository root, with a

@@ -1,36 +1,17 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/walhook/walhook/internal/sender"
 	"github.com/walhook/walhook/internal/signing"
+	"github.com/walhook/walhook/internal/testkit"
 )
-
-// listenBuffer is a bytes.Buffer shared by the command and the test.
-type listenBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *listenBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *listenBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestListen runs `walhook listen` and sends it a signed delivery and a
 // forged one.
@@ -39,11 +20,13 @@ func TestListen(t *testing.T) {
 	secret := signing.GenerateSecret()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	stdout, stderr := &listenBuffer{}, &listenBuffer{}
+	stdout, stderr := &testkit.Buffer{}, &testkit.Buffer{}
 	addrs := make(chan net.Addr, 1)
 	code := make(chan int, 1)
 	go func() {
-		code <- listen(ctx, []string{"--port", "0", "--secret", secret, "--color", "never"}, stdout, stderr, func(a net.Addr) { addrs <- a })
+		a := testApp(stdout, stderr)
+		a.onListening = func(addr net.Addr) { addrs <- addr }
+		code <- execute(ctx, []string{"listen", "--port", "0", "--secret", secret, "--color", "never"}, a)
 	}()
 	var url string
 	select {
@@ -108,8 +91,8 @@ func TestListenFlags(t *testing.T) {
 		{[]string{"extra"}, "unexpected argument"},
 	}
 	for _, c := range cases {
-		stderr := &listenBuffer{}
-		if code := listen(context.Background(), c.args, &listenBuffer{}, stderr, nil); code != 2 || !strings.Contains(stderr.String(), c.want) {
+		stderr := &testkit.Buffer{}
+		if code := execute(context.Background(), append([]string{"listen"}, c.args...), testApp(&testkit.Buffer{}, stderr)); code != 2 || !strings.Contains(stderr.String(), c.want) {
 			t.Errorf("listen %v = %d, stderr %q; want 2 and %q", c.args, code, stderr.String(), c.want)
 		}
 	}

@@ -1,40 +1,39 @@
 package main
 
 import (
-	"flag"
+	"io"
 	"os"
 	"time"
 
 	"github.com/rs/zerolog"
 )
 
-type logOptions struct {
-	format *string
-	level  *string
+// logger builds the process logger from --log-format and --log-level:
+// JSON lines on stderr by default.
+func (a *app) logger() (zerolog.Logger, error) {
+	return newLogger(a.stderr, a.logFormat, a.logLevel)
 }
 
-// logFlags adds --log-format and --log-level to fs.
-func logFlags(fs *flag.FlagSet) logOptions {
-	return logOptions{
-		format: fs.String("log-format", "json", `log format on stderr: "json" or "console" (for people)`),
-		level:  fs.String("log-level", "info", "debug, info, warn or error (debug logs row data)"),
+// newLogger builds a logger writing to w in format ("json" or "console")
+// at level.
+func newLogger(w io.Writer, format, level string) (zerolog.Logger, error) {
+	lvl, err := zerolog.ParseLevel(level)
+	if err != nil || level == "" {
+		return zerolog.Nop(), usageErrorf("--log-level %q: want debug, info, warn or error", level)
 	}
-}
-
-// logger builds the process logger: JSON lines on stderr by default.
-func (o logOptions) logger() zerolog.Logger {
+	switch format {
+	case "json":
+	case "console":
+		w = zerolog.ConsoleWriter{Out: w, TimeFormat: "15:04:05.000", NoColor: !isTerminalWriter(w)}
+	default:
+		return zerolog.Nop(), usageErrorf(`--log-format %q: want "json" or "console"`, format)
+	}
 	zerolog.TimeFieldFormat = time.RFC3339Nano
-	var log zerolog.Logger
-	if *o.format == "console" {
-		fi, err := os.Stderr.Stat()
-		tty := err == nil && fi.Mode()&os.ModeCharDevice != 0
-		log = zerolog.New(zerolog.ConsoleWriter{Out: os.Stderr, TimeFormat: "15:04:05.000", NoColor: !tty})
-	} else {
-		log = zerolog.New(os.Stderr)
-	}
-	lvl, err := zerolog.ParseLevel(*o.level)
-	if err != nil || *o.level == "" {
-		lvl = zerolog.InfoLevel
-	}
-	return log.Level(lvl).With().Timestamp().Logger()
+	return zerolog.New(w).Level(lvl).With().Timestamp().Logger(), nil
+}
+
+// isTerminalWriter reports whether w is a terminal.
+func isTerminalWriter(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && isTerminal(f)
 }

@@ -1,9 +1,13 @@
 package main
 
 import (
+	"bytes"
+	"context"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 
@@ -44,4 +48,18 @@ func binary(t *testing.T) string {
 		t.Fatalf("building walhook: %v", binErr)
 	}
 	return binPath
+}
+
+// testApp is an app writing to stdout and stderr, with an empty stdin
+// that is not a terminal.
+func testApp(stdout, stderr io.Writer) *app {
+	return &app{stdin: strings.NewReader(""), stdout: stdout, stderr: stderr}
+}
+
+// walhook runs the command line args in this process and returns the
+// exit status, stdout and stderr.
+func walhook(ctx context.Context, args ...string) (int, string, string) {
+	var out, errOut bytes.Buffer
+	code := execute(ctx, args, testApp(&out, &errOut))
+	return code, out.String(), errOut.String()
 }

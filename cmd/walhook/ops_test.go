@@ -24,6 +24,7 @@ import (
 	"github.com/walhook/walhook/internal/sender"
 	"github.com/walhook/walhook/internal/signing"
 	"github.com/walhook/walhook/internal/store"
+	"github.com/walhook/walhook/internal/testkit"
 	"github.com/walhook/walhook/testenv"
 )
 
@@ -114,7 +115,9 @@ func TestTeardown(t *testing.T) {
 	ctx := context.Background()
 	run := func(stdin string, terminal bool, args ...string) (int, string, string) {
 		var out, errOut bytes.Buffer
-		code := teardown(ctx, append([]string{"-c", e.cfgPath}, args...), strings.NewReader(stdin), terminal, &out, &errOut)
+		a := testApp(&out, &errOut)
+		a.stdin, a.stdinTerminal = strings.NewReader(stdin), terminal
+		code := execute(ctx, append([]string{"teardown", "-c", e.cfgPath}, args...), a)
 		return code, out.String(), errOut.String()
 	}
 
@@ -168,24 +171,19 @@ func TestTeardownRefusesAnActiveSlot(t *testing.T) {
 		t.Fatal(err)
 	}
 	var out, errOut bytes.Buffer
-	code := teardown(ctx, []string{"-c", e.cfgPath, "--yes"}, strings.NewReader(""), false, &out, &errOut)
+	code := execute(ctx, []string{"teardown", "-c", e.cfgPath, "--yes"}, testApp(&out, &errOut))
 	if code != 1 || !strings.Contains(errOut.String(), "in use by pid") || !e.slotExists(t) {
 		t.Errorf("teardown of an active slot: exit %d, %q; slot exists %v", code, errOut.String(), e.slotExists(t))
 	}
 	conn.Close(ctx)
 	// Once the reader is gone (the server releases the slot shortly after
 	// the connection closes), teardown goes through.
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	testkit.Eventually(t, "teardown to go through once the reader left", func() bool {
 		errOut.Reset()
-		code = teardown(ctx, []string{"-c", e.cfgPath, "--yes"}, strings.NewReader(""), false, &out, &errOut)
-		if code == 0 || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	if code != 0 || e.slotExists(t) || e.pubExists(t) {
-		t.Fatalf("teardown after the reader left: exit %d, %q", code, errOut.String())
+		return execute(ctx, []string{"teardown", "-c", e.cfgPath, "--yes"}, testApp(&out, &errOut)) == 0
+	})
+	if e.slotExists(t) || e.pubExists(t) {
+		t.Fatalf("teardown after the reader left: %q; slot exists %v, publication exists %v", errOut.String(), e.slotExists(t), e.pubExists(t))
 	}
 }
 
@@ -215,7 +213,7 @@ func TestStatus(t *testing.T) {
 	}
 
 	var out, errOut bytes.Buffer
-	if code := status(ctx, []string{"-c", e.cfgPath}, &out, &errOut); code != 0 {
+	if code := execute(ctx, []string{"status", "-c", e.cfgPath}, testApp(&out, &errOut)); code != 0 {
 		t.Fatalf("status exit %d: %s", code, errOut.String())
 	}
 	text := out.String()
@@ -231,7 +229,7 @@ func TestStatus(t *testing.T) {
 	}
 
 	out.Reset()
-	if code := status(ctx, []string{"-c", e.cfgPath, "--json"}, &out, &errOut); code != 0 {
+	if code := execute(ctx, []string{"status", "--config", e.cfgPath, "--json"}, testApp(&out, &errOut)); code != 0 {
 		t.Fatalf("status --json exit %d: %s", code, errOut.String())
 	}
 	var rep statusReport
@@ -249,7 +247,7 @@ func TestStatusBeforeFirstRun(t *testing.T) {
 	t.Parallel()
 	e := setupOps(t, false)
 	var out, errOut bytes.Buffer
-	if code := status(context.Background(), []string{"-c", e.cfgPath}, &out, &errOut); code != 0 {
+	if code := execute(context.Background(), []string{"status", "-c", e.cfgPath}, testApp(&out, &errOut)); code != 0 {
 		t.Fatalf("status exit %d: %s", code, errOut.String())
 	}
 	if !strings.Contains(out.String(), "has not run against it yet") || e.schemaExists(t) {
@@ -270,9 +268,7 @@ func TestDeliveriesCommands(t *testing.T) {
 		t.Fatal(err)
 	}
 	run := func(args ...string) (int, string, string) {
-		var out, errOut bytes.Buffer
-		code := deliveries(ctx, args, &out, &errOut)
-		return code, out.String(), errOut.String()
+		return walhook(ctx, append([]string{"deliveries"}, args...)...)
 	}
 	code, out, errOut := run("list", "-c", e.cfgPath, "--endpoint", "cfg:crm", "--status", "failed")
 	if code != 0 || strings.Count(out, "status 503") != 3 || !strings.Contains(out, "ENDPOINT") {
@@ -344,9 +340,7 @@ func TestWebhooksCommands(t *testing.T) {
 	defer rcv.Close()
 
 	run := func(args ...string) (int, string, string) {
-		var out, errOut bytes.Buffer
-		code := webhooks(ctx, append(args, "--api", api.URL, "-c", e.cfgPath), &out, &errOut)
-		return code, out.String(), errOut.String()
+		return walhook(ctx, append(append([]string{"webhooks"}, args...), "--api", api.URL, "-c", e.cfgPath)...)
 	}
 	code, out, errOut := run("create", "--url", rcv.URL+"/hook", "--events", "contact.*", "--tenant", "acme", "--header", "X-Team=crm")
 	if code != 0 || !strings.Contains(out, "secret: whsec_") {
@@ -388,9 +382,8 @@ func TestWebhooksCommands(t *testing.T) {
 	}
 	// Without --api the address comes from the config (nothing listens
 	// on port 0, so the call fails with a hint).
-	var out2, errOut2 bytes.Buffer
-	if code := webhooks(ctx, []string{"list", "-c", e.cfgPath}, &out2, &errOut2); code != 1 || !strings.Contains(errOut2.String(), "is walhook running?") {
-		t.Errorf("list via config: exit %d, %q", code, errOut2.String())
+	if code, _, errOut := walhook(ctx, "webhooks", "list", "--config", e.cfgPath); code != 1 || !strings.Contains(errOut, "is walhook running?") {
+		t.Errorf("list via config: exit %d, %q", code, errOut)
 	}
 	if dialable(":8080") != "127.0.0.1:8080" || dialable("[::]:9") != "[::1]:9" || dialable("10.1.1.1:80") != "10.1.1.1:80" {
 		t.Error("dialable")

@@ -2,90 +2,96 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
-	"io"
-	"os"
 	"sort"
 	"time"
 
-	"github.com/jackc/pgx/v5"
+	"github.com/spf13/cobra"
 
 	"github.com/walhook/walhook/cdc/outbox"
 	"github.com/walhook/walhook/internal/config"
 )
 
 func init() {
-	register(command{name: "outbox", summary: "outbox init: create the outbox table and its notify trigger (--print: show the SQL)", run: runOutbox})
-	register(command{name: "triggers", summary: "triggers install|uninstall: capture the rules' tables into the outbox without logical replication", run: runTriggers})
+	register(newOutboxCommand)
+	register(newTriggersCommand)
 }
 
-func runOutbox(args []string) int {
-	return outboxCommand(context.Background(), args, os.Stdout, os.Stderr)
+func newOutboxCommand(a *app) *cobra.Command {
+	var printOnly bool
+	initCmd := &cobra.Command{
+		Use:   "init",
+		Short: "Create the outbox table and its notify trigger",
+		Long: `Creates the outbox table that the source's outbox block names, with the trigger
+that notifies walhook of new rows, in one transaction on source.url.`,
+		Example: `  walhook outbox init -c walhook.hcl
+  walhook outbox init -c walhook.hcl --print   # show the SQL, run nothing`,
+		Args:        noArgs,
+		Annotations: readsConfig(),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := a.outboxConfig("add outbox { table = \"public.webhook_outbox\" } to its source")
+			if err != nil {
+				return err
+			}
+			sql, err := outbox.TableSQL(cfg.Source.Outbox.Table)
+			if err != nil {
+				return err
+			}
+			return a.runSQL(cmd.Context(), cfg, sql, printOnly, fmt.Sprintf("outbox table %s is ready", cfg.Source.Outbox.Table))
+		},
+	}
+	initCmd.Flags().BoolVar(&printOnly, "print", false, "print the SQL instead of running it")
+	return newGroup("outbox", "Create the outbox table (outbox init)", "  walhook outbox init -c walhook.hcl", initCmd)
 }
 
-func runTriggers(args []string) int {
-	return triggersCommand(context.Background(), args, os.Stdout, os.Stderr)
+func newTriggersCommand(a *app) *cobra.Command {
+	sub := func(install bool) *cobra.Command {
+		var printOnly bool
+		use, short := "uninstall", "Remove the capture triggers from the rules' tables"
+		if install {
+			use, short = "install", "Capture the rules' tables into the outbox with triggers"
+		}
+		cmd := &cobra.Command{
+			Use:         use,
+			Short:       short,
+			Example:     fmt.Sprintf("  walhook triggers %s -c walhook.hcl\n  walhook triggers %[1]s -c walhook.hcl --print", use),
+			Args:        noArgs,
+			Annotations: readsConfig(),
+			RunE: func(cmd *cobra.Command, _ []string) error {
+				return a.triggers(cmd.Context(), install, printOnly)
+			},
+		}
+		cmd.Flags().BoolVar(&printOnly, "print", false, "print the SQL instead of running it")
+		return cmd
+	}
+	return newGroup("triggers", "Capture the rules' tables into the outbox without logical replication (install, uninstall)",
+		"  walhook triggers install -c walhook.hcl\n  walhook triggers uninstall -c walhook.hcl", sub(true), sub(false))
 }
 
-// outboxCommand runs `walhook outbox init`.
-func outboxCommand(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] != "init" {
-		fmt.Fprintln(stderr, "usage: walhook outbox init -c walhook.hcl [--print]")
-		return 2
-	}
-	fs := flag.NewFlagSet("outbox init", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	cfgPath := fs.String("c", "walhook.hcl", "config file (its source outbox block names the table)")
-	print := fs.Bool("print", false, "print the SQL instead of running it")
-	if err := fs.Parse(args[1:]); err != nil {
-		return 2
-	}
-	cfg, ok := loadConfig(*cfgPath)
-	if !ok {
-		return 1
-	}
-	if cfg.Source.Outbox == nil {
-		fmt.Fprintf(stderr, "walhook: %s has no outbox block in its source: add outbox { table = \"public.webhook_outbox\" }\n", *cfgPath)
-		return 1
-	}
-	sql, err := outbox.TableSQL(cfg.Source.Outbox.Table)
+// outboxConfig loads the config and requires its source's outbox block;
+// hint says what to do without one.
+func (a *app) outboxConfig(hint string) (*config.Config, error) {
+	cfg, err := a.config()
 	if err != nil {
-		fmt.Fprintf(stderr, "walhook: %v\n", err)
-		return 1
-	}
-	return runSQL(ctx, cfg, sql, *print, fmt.Sprintf("outbox table %s is ready", cfg.Source.Outbox.Table), stdout, stderr)
-}
-
-// triggersCommand runs `walhook triggers install|uninstall`.
-func triggersCommand(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || (args[0] != "install" && args[0] != "uninstall") {
-		fmt.Fprintln(stderr, "usage: walhook triggers install|uninstall -c walhook.hcl [--print]")
-		return 2
-	}
-	install := args[0] == "install"
-	fs := flag.NewFlagSet("triggers "+args[0], flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	cfgPath := fs.String("c", "walhook.hcl", "config file (its events name the tables, its outbox block the outbox)")
-	print := fs.Bool("print", false, "print the SQL instead of running it")
-	if err := fs.Parse(args[1:]); err != nil {
-		return 2
-	}
-	cfg, ok := loadConfig(*cfgPath)
-	if !ok {
-		return 1
+		return nil, err
 	}
 	if cfg.Source.Outbox == nil {
-		fmt.Fprintf(stderr, "walhook: %s has no outbox block: triggers write into the outbox table\n", *cfgPath)
-		return 1
+		return nil, fmt.Errorf("%s has no outbox block in its source: %s", a.configFile(), hint)
+	}
+	return cfg, nil
+}
+
+// triggers runs `walhook triggers install|uninstall`.
+func (a *app) triggers(ctx context.Context, install, printOnly bool) error {
+	cfg, err := a.outboxConfig("triggers write into the outbox table")
+	if err != nil {
+		return err
 	}
 	tables := ruleTables(cfg)
 	if len(tables) == 0 {
-		fmt.Fprintf(stderr, "walhook: %s has no event blocks, so there is no table to capture\n", *cfgPath)
-		return 1
+		return fmt.Errorf("%s has no event blocks, so there is no table to capture", a.configFile())
 	}
 	var sql, done string
-	var err error
 	if install {
 		sql, err = outbox.TriggersSQL(cfg.Source.Outbox.Table, tables)
 		done = fmt.Sprintf("capture triggers installed on %d tables, writing into %s", len(tables), cfg.Source.Outbox.Table)
@@ -94,13 +100,12 @@ func triggersCommand(ctx context.Context, args []string, stdout, stderr io.Write
 		done = fmt.Sprintf("capture triggers removed from %d tables", len(tables))
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "walhook: %v\n", err)
-		return 1
+		return err
 	}
-	if install && cfg.Source.Mode != "outbox" && !*print {
-		fmt.Fprintln(stderr, "walhook: warning: the source mode is not \"outbox\": captured changes are only read when polling")
+	if install && cfg.Source.Mode != "outbox" && !printOnly {
+		fmt.Fprintln(a.stderr, "walhook: warning: the source mode is not \"outbox\": captured changes are only read when polling")
 	}
-	return runSQL(ctx, cfg, sql, *print, done, stdout, stderr)
+	return a.runSQL(ctx, cfg, sql, printOnly, done)
 }
 
 // ruleTables lists the tables the event blocks read, sorted.
@@ -117,26 +122,17 @@ func ruleTables(cfg *config.Config) []string {
 	return tables
 }
 
-// runSQL prints sql, or runs it on the source database in one transaction.
-func runSQL(ctx context.Context, cfg *config.Config, sql string, print bool, done string, stdout, stderr io.Writer) int {
-	if print {
-		fmt.Fprint(stdout, sql)
-		return 0
+// runSQL prints sql, or runs it on the source database and prints done.
+func (a *app) runSQL(ctx context.Context, cfg *config.Config, sql string, printOnly bool, done string) error {
+	if printOnly {
+		_, err := fmt.Fprint(a.stdout, sql)
+		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	conn, err := pgx.Connect(ctx, cfg.Source.URL)
-	if err != nil {
-		fmt.Fprintf(stderr, "walhook: connecting to the source database: %v\n", err)
-		return 1
+	if err := outbox.Apply(ctx, cfg.Source.URL, sql); err != nil {
+		return err
 	}
-	defer conn.Close(context.WithoutCancel(ctx))
-	// Simple protocol: several statements in one round trip, one implicit
-	// transaction.
-	if _, err := conn.Exec(ctx, sql, pgx.QueryExecModeSimpleProtocol); err != nil {
-		fmt.Fprintf(stderr, "walhook: %v\n", err)
-		return 1
-	}
-	fmt.Fprintf(stdout, "walhook: %s\n", done)
-	return 0
+	fmt.Fprintf(a.stdout, "walhook: %s\n", done)
+	return nil
 }

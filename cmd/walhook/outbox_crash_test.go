@@ -9,12 +9,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/walhook/walhook/internal/signing"
+	"github.com/walhook/walhook/internal/testkit"
 	"github.com/walhook/walhook/testenv"
 )
 
@@ -58,7 +56,7 @@ func TestOutboxKilledWhilePollingLosesNothing(t *testing.T) {
 	t.Parallel()
 	db := testenv.NewDB(t)
 	secret := signing.GenerateSecret()
-	s := &sink{secret: secret, ids: map[int64]map[string]int{}}
+	s := newSink(secret, 0)
 	srv := httptest.NewServer(s)
 	defer srv.Close()
 	cfg := writeOutboxConfig(t, db, srv.URL, secret)
@@ -73,77 +71,25 @@ func TestOutboxKilledWhilePollingLosesNothing(t *testing.T) {
 	}
 
 	d := startDaemon(t, cfg)
-	var mu sync.Mutex
-	var committed []int64
-	stop := make(chan struct{})
-	writerDone := make(chan struct{})
-	go func() {
-		defer close(writerDone)
-		for base := int64(0); ; base += 5 {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			_, err := db.Pool.Exec(context.Background(),
-				`INSERT INTO webhook_outbox (event_type, key, payload)
-				 SELECT 'thing.created', ($1::bigint + g)::text, jsonb_build_object('id', $1::bigint + g)
-				 FROM generate_series(1, 5) g`, base)
-			if err != nil {
-				t.Errorf("insert: %v", err)
-				return
-			}
-			mu.Lock()
-			for g := int64(1); g <= 5; g++ {
-				committed = append(committed, base+g)
-			}
-			mu.Unlock()
-			time.Sleep(2 * time.Millisecond)
-		}
-	}()
-
+	stopWriting := writeSteadily(t, func(ctx context.Context, base int64) ([]int64, error) {
+		_, err := db.Pool.Exec(ctx,
+			`INSERT INTO webhook_outbox (event_type, key, payload)
+			 SELECT 'thing.created', ($1::bigint + g)::text, jsonb_build_object('id', $1::bigint + g)
+			 FROM generate_series(1, 5) g`, base)
+		return []int64{base + 1, base + 2, base + 3, base + 4, base + 5}, err
+	})
 	d = killRepeatedly(t, d, cfg, 5)
-	close(stop)
-	<-writerDone
-	mu.Lock()
-	want := append([]int64(nil), committed...)
-	mu.Unlock()
+	want := stopWriting()
 
-	waitDelivered(t, s, d, want)
+	waitDelivered(t, s, want)
 	// The table empties once the last batches commit their deletes.
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	testkit.Eventually(t, "the outbox table to empty", func() bool {
 		var left int
 		if err := db.Pool.QueryRow(context.Background(), `SELECT count(*) FROM webhook_outbox`).Scan(&left); err != nil {
 			t.Fatal(err)
 		}
-		if left == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d outbox rows left after every row was delivered\n%s", left, d.log)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	if err := d.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	if err := d.cmd.Wait(); err != nil {
-		t.Errorf("walhook exited with %v after SIGTERM\n%s", err, d.log)
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	dups := 0
-	for id, wids := range s.ids {
-		if len(wids) != 1 {
-			t.Errorf("row %d was delivered under %d different webhook-ids: %v", id, len(wids), wids)
-		}
-		for _, n := range wids {
-			dups += n - 1
-		}
-	}
-	if s.bad > 0 {
-		t.Errorf("%d deliveries failed signature verification", s.bad)
-	}
-	t.Logf("%d outbox rows committed across 5 SIGKILLs, all delivered; %d duplicate deliveries (same webhook-id)", len(want), dups)
+		return left == 0
+	})
+	d.stop(t)
+	t.Logf("%d outbox rows committed across 5 SIGKILLs, all delivered; %d duplicate deliveries (same webhook-id)", len(want), s.checkOnce(t))
 }

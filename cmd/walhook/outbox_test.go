@@ -47,11 +47,11 @@ endpoint "app" {
 	}
 	ctx := context.Background()
 	var out, errOut bytes.Buffer
-	if code := outboxCommand(ctx, []string{"init", "-c", path}, &out, &errOut); code != 0 {
+	if code := execute(ctx, []string{"outbox", "init", "-c", path}, testApp(&out, &errOut)); code != 0 {
 		t.Fatalf("outbox init: exit %d: %s", code, errOut.String())
 	}
 	out.Reset()
-	if code := triggersCommand(ctx, []string{"install", "-c", path, "--print"}, &out, &errOut); code != 0 {
+	if code := execute(ctx, []string{"triggers", "install", "-c", path, "--print"}, testApp(&out, &errOut)); code != 0 {
 		t.Fatalf("triggers install --print: exit %d: %s", code, errOut.String())
 	}
 	for _, want := range []string{`ON "public"."contacts"`, `ON "public"."deals"`, `"app"."outbox_capture"`} {
@@ -59,7 +59,7 @@ endpoint "app" {
 			t.Errorf("printed SQL lacks %s:\n%s", want, out.String())
 		}
 	}
-	if code := triggersCommand(ctx, []string{"install", "-c", path}, &out, &errOut); code != 0 {
+	if code := execute(ctx, []string{"triggers", "install", "-c", path}, testApp(&out, &errOut)); code != 0 {
 		t.Fatalf("triggers install: exit %d: %s", code, errOut.String())
 	}
 	captured := func() int {
@@ -73,7 +73,7 @@ endpoint "app" {
 	if n := captured(); n != 2 {
 		t.Fatalf("%d captured changes after inserting 2 contacts", n)
 	}
-	if code := triggersCommand(ctx, []string{"uninstall", "-c", path}, &out, &errOut); code != 0 {
+	if code := execute(ctx, []string{"triggers", "uninstall", "-c", path}, testApp(&out, &errOut)); code != 0 {
 		t.Fatalf("triggers uninstall: exit %d: %s", code, errOut.String())
 	}
 	db.Exec(t, `INSERT INTO contacts (organization_id, first_name) VALUES (1, 'c')`)

@@ -4,54 +4,51 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
-	"os"
 	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/spf13/cobra"
 
+	"github.com/walhook/walhook/cdc"
 	"github.com/walhook/walhook/internal/config"
 	"github.com/walhook/walhook/internal/store"
 )
 
-func init() {
-	register(command{name: "status", summary: "show the slot's lag, the retry queue and endpoint health", run: runStatus})
-}
+func init() { register(newStatusCommand) }
 
-func runStatus(args []string) int {
-	return status(context.Background(), args, os.Stdout, os.Stderr)
+func newStatusCommand(a *app) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show the slot's lag, the retry queue and endpoint health",
+		Long: `Shows the replication slot (active, confirmed LSN, lag), the publication, the
+retry queue, failed evaluations, and each endpoint's health and queue. It reads
+the databases, so it works while walhook is down.`,
+		Example: `  walhook status -c walhook.hcl
+  walhook status --config walhook.hcl --json`,
+		Args:        noArgs,
+		Annotations: readsConfig(),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return a.status(cmd.Context(), asJSON)
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON instead of text")
+	return cmd
 }
-
-// errNoState is returned when the state schema does not exist yet.
-var errNoState = errors.New("no state schema")
 
 // openState connects to the state database and opens the store without
-// creating anything: errNoState when the schema is missing.
+// creating it: store.ErrNoSchema when walhook has not run against it.
 func openState(ctx context.Context, cfg *config.Config) (*store.Store, *pgxpool.Pool, error) {
-	url := cfg.State.URL
-	if url == "" {
-		url = cfg.Source.URL
-	}
-	pool, err := pgxpool.New(ctx, url)
+	pool, err := pgxpool.New(ctx, stateURL(cfg))
 	if err != nil {
 		return nil, nil, fmt.Errorf("connecting to the state database: %w", err)
 	}
-	var exists bool
-	if err := pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)`, stateSchema(cfg)).Scan(&exists); err != nil {
-		pool.Close()
-		return nil, nil, fmt.Errorf("connecting to the state database: %w", err)
-	}
-	if !exists {
-		pool.Close()
-		return nil, nil, fmt.Errorf("%w %q in the state database: walhook has not run against it yet", errNoState, stateSchema(cfg))
-	}
-	st, err := store.Open(ctx, pool, stateSchema(cfg))
+	st, err := store.OpenExisting(ctx, pool, cfg.State.Schema)
 	if err != nil {
 		pool.Close()
 		return nil, nil, err
@@ -59,6 +56,15 @@ func openState(ctx context.Context, cfg *config.Config) (*store.Store, *pgxpool.
 	return st, pool, nil
 }
 
+// stateURL is the state database: the source's unless state.url is set.
+func stateURL(cfg *config.Config) string {
+	if cfg.State.URL == "" {
+		return cfg.Source.URL
+	}
+	return cfg.State.URL
+}
+
+// stateSchema is the state schema's name.
 func stateSchema(cfg *config.Config) string {
 	if cfg.State.Schema == "" {
 		return store.DefaultSchema
@@ -111,44 +117,40 @@ type statusReport struct {
 	FailedEvaluationsMore bool `json:"failed_evaluations_more,omitempty"`
 }
 
-func status(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("status", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	cfgPath := fs.String("c", "walhook.hcl", "config file")
-	asJSON := fs.Bool("json", false, "print JSON instead of text")
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	cfg, ok := loadConfig(*cfgPath)
-	if !ok {
-		return 1
+// status prints the status report.
+func (a *app) status(ctx context.Context, asJSON bool) error {
+	cfg, err := a.config()
+	if err != nil {
+		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	rep, err := collectStatus(ctx, cfg)
 	if err != nil {
-		fmt.Fprintf(stderr, "walhook: %v\n", err)
-		return 1
+		return err
 	}
-	if *asJSON {
-		enc := json.NewEncoder(stdout)
+	if asJSON {
+		enc := json.NewEncoder(a.stdout)
 		enc.SetIndent("", "  ")
-		_ = enc.Encode(rep)
-		return 0
+		return enc.Encode(rep)
 	}
-	printStatus(stdout, rep)
-	return 0
+	printStatus(a.stdout, rep)
+	return nil
 }
 
 func collectStatus(ctx context.Context, cfg *config.Config) (*statusReport, error) {
 	rep := &statusReport{State: "ok", Endpoints: []endpointStatus{}}
-	slot, err := readSlot(ctx, cfg)
+	slot, pub, err := cdc.Inspect(ctx, cfg.Source.URL, cfg.Source.Slot, cfg.Source.Publication)
 	if err != nil {
 		return nil, err
 	}
-	rep.Slot = slot
+	rep.Slot = slotStatus{Name: slot.Name, Exists: slot.Exists, Active: slot.Active, ConfirmedLSN: slot.ConfirmedLSN,
+		LagBytes: slot.LagBytes, WALStatus: slot.WALStatus, Publication: pub.Name, PubExists: pub.Exists, PubTables: pub.Tables}
+	if slot.ActivePID != 0 {
+		rep.Slot.ActivePID = &slot.ActivePID
+	}
 	st, pool, err := openState(ctx, cfg)
-	if errors.Is(err, errNoState) {
+	if errors.Is(err, store.ErrNoSchema) {
 		rep.State = err.Error()
 		return rep, nil
 	}
@@ -219,49 +221,6 @@ func collectStatus(ctx context.Context, cfg *config.Config) (*statusReport, erro
 	rep.FailedEvaluations = len(fails)
 	rep.FailedEvaluationsMore = len(fails) == store.MaxListLimit
 	return rep, nil
-}
-
-// readSlot reads the slot and publication from the source database.
-func readSlot(ctx context.Context, cfg *config.Config) (slotStatus, error) {
-	s := slotStatus{Name: cfg.Source.Slot, Publication: cfg.Source.Publication}
-	conn, err := pgx.Connect(ctx, cfg.Source.URL)
-	if err != nil {
-		return s, fmt.Errorf("connecting to the source database: %w", err)
-	}
-	defer conn.Close(context.WithoutCancel(ctx))
-	var confirmed *string
-	var lag *int64
-	var walStatus *string
-	err = conn.QueryRow(ctx, `SELECT active, active_pid, confirmed_flush_lsn::text,
-		pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::bigint, wal_status
-		FROM pg_replication_slots WHERE slot_name = $1`, s.Name).Scan(&s.Active, &s.ActivePID, &confirmed, &lag, &walStatus)
-	switch {
-	case errors.Is(err, pgx.ErrNoRows):
-	case err != nil:
-		return s, fmt.Errorf("reading replication slot %s: %w", s.Name, err)
-	default:
-		s.Exists = true
-		if confirmed != nil {
-			s.ConfirmedLSN = *confirmed
-		}
-		if lag != nil {
-			s.LagBytes = *lag
-		}
-		if walStatus != nil {
-			s.WALStatus = *walStatus
-		}
-	}
-	err = conn.QueryRow(ctx, `SELECT count(pt.tablename)::int FROM pg_publication p
-		LEFT JOIN pg_publication_tables pt ON pt.pubname = p.pubname WHERE p.pubname = $1 GROUP BY p.pubname`,
-		s.Publication).Scan(&s.PubTables)
-	switch {
-	case errors.Is(err, pgx.ErrNoRows):
-	case err != nil:
-		return s, fmt.Errorf("reading publication %s: %w", s.Publication, err)
-	default:
-		s.PubExists = true
-	}
-	return s, nil
 }
 
 func printStatus(w io.Writer, rep *statusReport) {

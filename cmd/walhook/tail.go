@@ -4,27 +4,33 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 	"time"
 
-	"github.com/jackc/pgx/v5"
+	"github.com/rs/zerolog"
+	"github.com/spf13/cobra"
+
 	"github.com/walhook/walhook/cdc"
 )
 
-func init() {
-	register(command{name: "tail", summary: "print captured row changes as JSON lines (for debugging)", run: runTail})
+func init() { register(newTailCommand) }
+
+// tailOptions are the flags of `walhook tail`.
+type tailOptions struct {
+	url, tables, slot, publication string
+	fromStart, keep                bool
 }
 
-const tailHelp = `Usage: walhook tail --url URL --tables contacts,deals [flags]
-
-Prints every committed row change of the given tables as one JSON line on
+func newTailCommand(a *app) *cobra.Command {
+	var o tailOptions
+	cmd := &cobra.Command{
+		Use:   "tail --url URL --tables contacts,deals",
+		Short: "Print captured row changes as JSON lines (for debugging)",
+		Long: `Prints every committed row change of the given tables as one JSON line on
 stdout (schema, table, op, new, old, unchanged, xid, commit_time,
 commit_lsn, end_lsn, position), and acknowledges each transaction once
 printed. Logs go to stderr. Stop with Ctrl-C.
@@ -39,75 +45,59 @@ SIGKILL, the slot it created stays: drop it by hand.
 An existing slot is only read with --from-start: tail then prints the
 backlog from the slot's confirmed position and acknowledges it, which moves
 the slot. Never point --from-start at the slot of a running walhook.
-Note that tail sets the publication's table list to --tables.
-
-Flags:
-`
-
-func runTail(args []string) int {
-	return tail(args, os.Stdout, os.Stderr)
+Note that tail sets the publication's table list to --tables.`,
+		Example: `  walhook tail --url "$DATABASE_URL" --tables contacts,deals
+  walhook tail --url "$DATABASE_URL" --tables public.contacts --slot debug --keep --log-format console`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if o.url == "" || o.tables == "" {
+				return usageErrorf("--url and --tables are required")
+			}
+			log, err := a.logger()
+			if err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return a.tail(ctx, log, o)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.url, "url", "", "source database URL or DSN (required)")
+	f.StringVar(&o.tables, "tables", "", `comma-separated tables, "schema.table" or "table" in public (required)`)
+	f.StringVar(&o.slot, "slot", "walhook_tail", "replication slot to read")
+	f.StringVar(&o.publication, "publication", "walhook_tail", "publication to read through")
+	f.BoolVar(&o.fromStart, "from-start", false, "read an existing slot from its confirmed position (its backlog)")
+	f.BoolVar(&o.keep, "keep", false, "keep a slot and publication that tail created when it exits")
+	return cmd
 }
 
-func tail(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("walhook tail", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	url := fs.String("url", "", "source database URL or DSN (required)")
-	tables := fs.String("tables", "", `comma-separated tables, "schema.table" or "table" in public (required)`)
-	slot := fs.String("slot", "walhook_tail", "replication slot to read")
-	publication := fs.String("publication", "walhook_tail", "publication to read through")
-	fromStart := fs.Bool("from-start", false, "read an existing slot from its confirmed position (its backlog)")
-	keep := fs.Bool("keep", false, "keep a slot and publication that tail created when it exits")
-	logOpts := logFlags(fs)
-	fs.Usage = func() {
-		fmt.Fprint(stderr, tailHelp)
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
-	}
-	if *url == "" || *tables == "" || fs.NArg() > 0 {
-		fmt.Fprintln(stderr, "walhook tail: --url and --tables are required")
-		fs.Usage()
-		return 2
-	}
-	log := logOpts.logger()
+// tail prints the changes of o.tables until ctx is done.
+func (a *app) tail(ctx context.Context, log zerolog.Logger, o tailOptions) error {
 	cfg := cdc.ReaderConfig{
-		URL:         *url,
-		Slot:        *slot,
-		Publication: *publication,
+		URL:         o.url,
+		Slot:        o.slot,
+		Publication: o.publication,
+		Tables:      splitList(o.tables),
 		Logger:      log,
 	}
-	for _, t := range strings.Split(*tables, ",") {
-		if t = strings.TrimSpace(t); t != "" {
-			cfg.Tables = append(cfg.Tables, t)
-		}
-	}
-
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-
-	slotExisted, pubExisted, err := tailObjectsExist(ctx, *url, *slot, *publication)
+	slot, pub, err := cdc.Inspect(ctx, o.url, o.slot, o.publication)
 	if err != nil {
-		fmt.Fprintf(stderr, "walhook tail: %v\n", err)
-		return 1
+		return err
 	}
-	if slotExisted && !*fromStart {
-		fmt.Fprintf(stderr, "walhook tail: replication slot %s already exists: pass --from-start to read its backlog (tail acknowledges what it prints, moving the slot), or choose another --slot\n", *slot)
-		return 1
+	slotExisted, pubExisted := slot.Exists, pub.Exists
+	if slotExisted && !o.fromStart {
+		return fmt.Errorf("replication slot %s already exists: pass --from-start to read its backlog (tail acknowledges what it prints, moving the slot), or choose another --slot", o.slot)
 	}
 	if err := cdc.Prepare(ctx, "", cfg); err != nil {
-		fmt.Fprintf(stderr, "walhook tail: %v\n", err)
-		return 1
+		return err
 	}
-	if !slotExisted && !*keep {
-		defer dropTailObjects(stderr, *url, *slot, *publication, pubExisted)
+	if !slotExisted && !o.keep {
+		defer dropTailObjects(a.stderr, o.url, o.slot, o.publication, pubExisted)
 	}
 
 	reader := cdc.NewReader(cfg)
-	out := bufio.NewWriter(stdout)
+	out := bufio.NewWriter(a.stdout)
 	enc := json.NewEncoder(out)
 	enc.SetEscapeHTML(false)
 	sink := cdc.SinkFunc(func(_ context.Context, tx cdc.Transaction) error {
@@ -122,12 +112,8 @@ func tail(args []string, stdout, stderr io.Writer) int {
 		reader.Ack(tx.EndLSN)
 		return nil
 	})
-	log.Info().Str("slot", *slot).Strs("tables", cfg.Tables).Msg("tailing; Ctrl-C to stop")
-	if err := reader.Run(ctx, sink); err != nil {
-		fmt.Fprintf(stderr, "walhook tail: %v\n", err)
-		return 1
-	}
-	return 0
+	log.Info().Str("slot", o.slot).Strs("tables", cfg.Tables).Msg("tailing; Ctrl-C to stop")
+	return reader.Run(ctx, sink)
 }
 
 // tailJSON is one printed change.
@@ -151,21 +137,6 @@ func tailLine(c cdc.Change) tailJSON {
 		XID: c.XID, CommitTime: c.CommitTime.UTC().Format(time.RFC3339Nano),
 		CommitLSN: c.CommitLSN.String(), EndLSN: c.EndLSN.String(), Position: c.Position,
 	}
-}
-
-// tailObjectsExist reports whether the slot and the publication exist.
-func tailObjectsExist(ctx context.Context, url, slot, publication string) (slotExists, pubExists bool, err error) {
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		return false, false, fmt.Errorf("connecting to the source database: %w", err)
-	}
-	defer conn.Close(context.WithoutCancel(ctx))
-	err = conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = $1),
-		EXISTS (SELECT 1 FROM pg_publication WHERE pubname = $2)`, slot, publication).Scan(&slotExists, &pubExists)
-	if err != nil {
-		return false, false, fmt.Errorf("looking up slot %s and publication %s: %w", slot, publication, err)
-	}
-	return slotExists, pubExists, nil
 }
 
 // dropTailObjects drops the slot tail created, and the publication if tail

@@ -2,48 +2,51 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
-	"io"
 	"os"
 	"strings"
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
+	"github.com/spf13/cobra"
+
 	"github.com/walhook/walhook/internal/config"
 	"github.com/walhook/walhook/internal/rules"
 )
 
-func init() {
-	register(command{name: "validate", summary: "check a config file (and with --db, the database) without starting", run: runValidate})
+func init() { register(newValidateCommand) }
+
+func newValidateCommand(a *app) *cobra.Command {
+	var db bool
+	var timeout time.Duration
+	cmd := &cobra.Command{
+		Use:   "validate",
+		Short: "Check a config file (and with --db, the database) without starting",
+		Long: `Checks a config file and prints every problem with its file, line and column.
+With --db it also connects to source.url and checks the tables, columns,
+REPLICA IDENTITY and wal_level. Exits 0 when there is no error, 1 when there is.`,
+		Example: `  walhook validate -c walhook.hcl
+  walhook validate --config walhook.hcl --db`,
+		Args:        noArgs,
+		Annotations: readsConfig(),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return a.validate(cmd.Context(), db, timeout)
+		},
+	}
+	cmd.Flags().BoolVar(&db, "db", false, "also connect to source.url and check tables, columns, REPLICA IDENTITY and wal_level")
+	cmd.Flags().DurationVar(&timeout, "timeout", 30*time.Second, "deadline for the --db checks")
+	return cmd
 }
 
-func runValidate(args []string) int { return validate(args, os.Stdout, os.Stderr) }
-
-// validate checks a config file and prints every diagnostic; 0 when there
-// is no error, 1 when there is, 2 on bad usage.
-func validate(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	path := fs.String("c", "walhook.hcl", "config file")
-	fs.StringVar(path, "config", "walhook.hcl", "config file (same as -c)")
-	db := fs.Bool("db", false, "also connect to source.url and check tables, columns, REPLICA IDENTITY and wal_level")
-	timeout := fs.Duration("timeout", 30*time.Second, "deadline for the --db checks")
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: walhook validate [-c FILE] [--db]\n\nChecks a config file and prints every problem with its file, line and column.\n\n")
-		fs.PrintDefaults()
+// validate checks the config file and prints every diagnostic.
+func (a *app) validate(ctx context.Context, db bool, timeout time.Duration) error {
+	path, err := a.existingConfigFile()
+	if err != nil {
+		return err
 	}
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "walhook validate: unexpected argument %q\n", fs.Arg(0))
-		return 2
-	}
-
-	src, _ := os.ReadFile(*path)
-	sources := map[string][]byte{*path: src}
-	cfg, diags := config.Load(*path)
+	src, _ := os.ReadFile(path)
+	sources := map[string][]byte{path: src}
+	cfg, diags := config.Load(path)
 	if !diags.HasErrors() {
 		// Compiling cannot fail on a config that loaded, but check anyway:
 		// run would.
@@ -51,14 +54,13 @@ func validate(args []string, stdout, stderr io.Writer) int {
 			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Cannot compile the rules", Detail: err.Error()})
 		}
 	}
-	if !diags.HasErrors() && *db {
-		ctx, cancel := context.WithTimeout(context.Background(), *timeout)
+	if !diags.HasErrors() && db {
+		ctx, cancel := context.WithTimeout(ctx, timeout)
 		diags = append(diags, config.CheckDatabase(ctx, cfg)...)
 		cancel()
 	}
-	if err := config.WriteDiagnostics(stderr, sources, diags); err != nil {
-		fmt.Fprintf(stderr, "walhook validate: %v\n", err)
-		return 1
+	if err := config.WriteDiagnostics(a.stderr, sources, diags); err != nil {
+		return fmt.Errorf("printing the diagnostics: %w", err)
 	}
 	if diags.HasErrors() {
 		errs := 0
@@ -67,21 +69,21 @@ func validate(args []string, stdout, stderr io.Writer) int {
 				errs++
 			}
 		}
-		fmt.Fprintf(stderr, "%s: %d error(s)\n", *path, errs)
-		return 1
+		fmt.Fprintf(a.stderr, "%s: %d error(s)\n", path, errs)
+		return exitStatus(1)
 	}
 	tables := strings.Join(cfg.Source.Tables, ", ")
 	if tables == "" {
 		tables = "(none)"
 	}
 	checked := ""
-	if *db {
+	if db {
 		checked = " (database checked)"
 	}
 	warnings := ""
 	if len(diags) > 0 {
 		warnings = fmt.Sprintf(", %d warning(s)", len(diags))
 	}
-	fmt.Fprintf(stdout, "ok: %d events, %d endpoints, tables: %s%s%s\n", len(cfg.Events), len(cfg.Endpoints), tables, warnings, checked)
-	return 0
+	fmt.Fprintf(a.stdout, "ok: %d events, %d endpoints, tables: %s%s%s\n", len(cfg.Events), len(cfg.Endpoints), tables, warnings, checked)
+	return nil
 }

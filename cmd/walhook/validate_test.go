@@ -1,7 +1,7 @@
 package main
 
 import (
-	"bytes"
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -19,14 +19,19 @@ func setExampleEnv(t *testing.T, databaseURL string) {
 
 func TestValidateExample(t *testing.T) {
 	setExampleEnv(t, "postgres://localhost/crm")
-	var out, errOut bytes.Buffer
-	code := validate([]string{"-c", "../../config.example.hcl"}, &out, &errOut)
-	if code != 0 {
-		t.Fatalf("exit %d:\n%s", code, errOut.String())
-	}
 	want := "ok: 5 events, 2 endpoints, tables: public.contacts, public.deals, public.invoices\n"
-	if out.String() != want {
-		t.Errorf("stdout = %q, want %q", out.String(), want)
+	for _, flag := range []string{"-c", "--config", "--config="} {
+		args := []string{"validate", flag, "../../config.example.hcl"}
+		if strings.HasSuffix(flag, "=") {
+			args = []string{"validate", flag + "../../config.example.hcl"}
+		}
+		code, out, errOut := walhook(context.Background(), args...)
+		if code != 0 {
+			t.Fatalf("%v: exit %d:\n%s", args, code, errOut)
+		}
+		if out != want {
+			t.Errorf("%v: stdout = %q, want %q", args, out, want)
+		}
 	}
 }
 
@@ -48,11 +53,10 @@ endpoint "crm" {
 	if err := os.WriteFile(path, []byte(src), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	var out, errOut bytes.Buffer
-	if code := validate([]string{"-c", path}, &out, &errOut); code != 1 {
-		t.Fatalf("exit %d, want 1:\n%s", code, errOut.String())
+	code, out, got := walhook(context.Background(), "validate", "-c", path)
+	if code != 1 {
+		t.Fatalf("exit %d, want 1:\n%s", code, got)
 	}
-	got := errOut.String()
 	for _, want := range []string{
 		path + ":5:24: error: Unknown variable",
 		`5:   when  = old.stage != neww.stage`,
@@ -64,35 +68,34 @@ endpoint "crm" {
 			t.Errorf("output lacks %q:\n%s", want, got)
 		}
 	}
-	if out.Len() != 0 {
-		t.Errorf("stdout = %q", out.String())
+	if out != "" {
+		t.Errorf("stdout = %q", out)
 	}
 }
 
 func TestValidateDatabase(t *testing.T) {
 	db := testenv.NewDB(t)
 	setExampleEnv(t, db.URL)
-	var out, errOut bytes.Buffer
-	if code := validate([]string{"-c", "../../config.example.hcl", "--db"}, &out, &errOut); code != 0 {
-		t.Fatalf("exit %d:\n%s", code, errOut.String())
+	code, out, errOut := walhook(context.Background(), "validate", "-c", "../../config.example.hcl", "--db")
+	if code != 0 {
+		t.Fatalf("exit %d:\n%s", code, errOut)
 	}
-	if !strings.HasPrefix(out.String(), "ok: 5 events") || !strings.Contains(out.String(), "(database checked)") {
-		t.Errorf("stdout = %q", out.String())
+	if !strings.HasPrefix(out, "ok: 5 events") || !strings.Contains(out, "(database checked)") {
+		t.Errorf("stdout = %q", out)
 	}
 
 	db.Exec(t, `ALTER TABLE deals REPLICA IDENTITY DEFAULT; DROP TABLE invoices`)
-	out.Reset()
-	errOut.Reset()
-	if code := validate([]string{"-c", "../../config.example.hcl", "--db"}, &out, &errOut); code != 1 {
-		t.Fatalf("exit %d, want 1:\n%s", code, errOut.String())
+	code, _, errOut = walhook(context.Background(), "validate", "--config", "../../config.example.hcl", "--db")
+	if code != 1 {
+		t.Fatalf("exit %d, want 1:\n%s", code, errOut)
 	}
 	for _, want := range []string{
 		"There is no table public.invoices",
 		"ALTER TABLE public.deals REPLICA IDENTITY FULL;",
 		"warning: Table needs REPLICA IDENTITY FULL",
 	} {
-		if !strings.Contains(errOut.String(), want) {
-			t.Errorf("output lacks %q:\n%s", want, errOut.String())
+		if !strings.Contains(errOut, want) {
+			t.Errorf("output lacks %q:\n%s", want, errOut)
 		}
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -14,47 +13,180 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/spf13/cobra"
 )
 
-func init() {
-	register(command{name: "webhooks", summary: "list, create, delete or test API-registered webhooks (through the admin API)", run: runWebhooks})
-}
+func init() { register(newWebhooksCommand) }
 
-func runWebhooks(args []string) int {
-	return webhooks(context.Background(), args, os.Stdout, os.Stderr)
-}
-
-const webhooksUsage = `Usage:
-  walhook webhooks list   [--tenant T] [--json]
-  walhook webhooks create --url URL --events a,b [--description D] [--tenant T] [--signing S] [--secret S] [--header K=V]... [--inactive]
-  walhook webhooks delete ID
-  walhook webhooks test   ID
-
-Every command talks to a running walhook's admin API:
+// webhooksNote ends the help of every webhooks command.
+const webhooksNote = `Every webhooks command talks to a running walhook's admin API:
   --api URL     default http://<admin.listen> from -c FILE (walhook.hcl)
-  --token T     default $WALHOOK_ADMIN_TOKEN, else admin.token from -c FILE
-`
+  --token T     default $WALHOOK_ADMIN_TOKEN, else admin.token from -c FILE`
 
-// parseInterspersed parses flags that may come before or after the
-// positional arguments ("test ep_x --api URL"), returning the positional ones.
-func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, err
-		}
-		if fs.NArg() == 0 {
-			return pos, nil
-		}
-		pos = append(pos, fs.Arg(0))
-		args = fs.Args()[1:]
+// apiFlags are the flags naming the admin API, shared by the webhooks
+// commands.
+type apiFlags struct{ api, token string }
+
+func newWebhooksCommand(a *app) *cobra.Command {
+	var af apiFlags
+	g := newGroup("webhooks", "List, create, delete or test API-registered webhooks (through the admin API)",
+		`  walhook webhooks list -c walhook.hcl
+  walhook webhooks create --url https://crm.example.com/hooks --events 'deal.*' --tenant acme
+  walhook webhooks test ep_2b7c --api http://127.0.0.1:8080 --token "$WALHOOK_ADMIN_TOKEN"`,
+		newWebhooksListCommand(a, &af), newWebhooksCreateCommand(a, &af),
+		newWebhooksDeleteCommand(a, &af), newWebhooksTestCommand(a, &af))
+	g.PersistentFlags().StringVar(&af.api, "api", "", "admin API base URL (default http://<admin.listen> of the config)")
+	g.PersistentFlags().StringVar(&af.token, "token", "", "admin API bearer token (default $WALHOOK_ADMIN_TOKEN, then admin.token)")
+	return g
+}
+
+func newWebhooksListCommand(a *app, af *apiFlags) *cobra.Command {
+	var tenant string
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:         "list",
+		Short:       "List the webhooks (config and API ones)",
+		Long:        "Lists every webhook, config and API-registered, with its state.\n\n" + webhooksNote,
+		Example:     "  walhook webhooks list -c walhook.hcl\n  walhook webhooks list --tenant acme --json",
+		Args:        noArgs,
+		Annotations: readsConfig(),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return a.callAPI(cmd.Context(), af, func(ctx context.Context, c *apiClient) error {
+				return listWebhooks(ctx, c, tenant, asJSON, a.stdout)
+			})
+		},
+	}
+	cmd.Flags().StringVar(&tenant, "tenant", "", "only this tenant's webhooks")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the API's JSON, one webhook a line")
+	return cmd
+}
+
+func newWebhooksCreateCommand(a *app, af *apiFlags) *cobra.Command {
+	var hookURL, events, description, tenant, signingScheme, secret string
+	var inactive, asJSON bool
+	headers := headerFlags{}
+	cmd := &cobra.Command{
+		Use:   "create --url URL --events a,b",
+		Short: "Register a webhook",
+		Long:  "Registers a webhook and prints its id and signing secret (shown only now).\n\n" + webhooksNote,
+		Example: `  walhook webhooks create --url https://crm.example.com/hooks --events 'deal.*,contact.created'
+  walhook webhooks create --url https://x.example.com/in --events '*' --tenant acme --header X-Team=crm --signing github`,
+		Args:        noArgs,
+		Annotations: readsConfig(),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			body := map[string]any{"url": hookURL, "events": splitList(events), "description": description,
+				"tenant": tenant, "signing": signingScheme, "active": !inactive}
+			if secret != "" {
+				body["secret"] = secret
+			}
+			if len(headers) > 0 {
+				body["headers"] = map[string]string(headers)
+			}
+			return a.callAPI(cmd.Context(), af, func(ctx context.Context, c *apiClient) error {
+				var out json.RawMessage
+				if err := c.do(ctx, "POST", "/v1/webhooks", body, &out); err != nil {
+					return err
+				}
+				if asJSON {
+					_, err := fmt.Fprintf(a.stdout, "%s\n", bytes.TrimSpace(out))
+					return err
+				}
+				var h struct{ ID, URL, Secret string }
+				if err := json.Unmarshal(out, &h); err != nil {
+					return fmt.Errorf("decoding the created webhook: %w", err)
+				}
+				fmt.Fprintf(a.stdout, "created %s for %s\nsecret: %s\n(the secret is shown only now; store it with the receiver)\n", h.ID, h.URL, h.Secret)
+				return nil
+			})
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&hookURL, "url", "", "endpoint URL (https)")
+	f.StringVar(&events, "events", "", "comma-separated event names or globs")
+	f.StringVar(&description, "description", "", "description")
+	f.StringVar(&tenant, "tenant", "", "tenant")
+	f.StringVar(&signingScheme, "signing", "", "standard-webhooks (default), hmac-sha256, stripe or github")
+	f.StringVar(&secret, "secret", "", "signing secret; generated when empty")
+	f.Var(headers, "header", "extra request header Name=value (repeatable)")
+	f.BoolVar(&inactive, "inactive", false, "create the webhook inactive")
+	f.BoolVar(&asJSON, "json", false, "print the API's JSON")
+	return cmd
+}
+
+func newWebhooksDeleteCommand(a *app, af *apiFlags) *cobra.Command {
+	return &cobra.Command{
+		Use:         "delete ID",
+		Short:       "Delete an API-registered webhook",
+		Long:        "Deletes an API-registered webhook.\n\n" + webhooksNote,
+		Example:     "  walhook webhooks delete ep_2b7c -c walhook.hcl",
+		Args:        exactArgs(1, "one webhook id"),
+		Annotations: readsConfig(),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.callAPI(cmd.Context(), af, func(ctx context.Context, c *apiClient) error {
+				if err := c.do(ctx, "DELETE", "/v1/webhooks/"+url.PathEscape(args[0]), nil, nil); err != nil {
+					return err
+				}
+				fmt.Fprintf(a.stdout, "deleted %s\n", args[0])
+				return nil
+			})
+		},
 	}
 }
 
-// headerFlags collects repeated --header K=V flags.
+func newWebhooksTestCommand(a *app, af *apiFlags) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:         "test ID",
+		Short:       "Send a signed test event to a webhook and show the answer",
+		Long:        "Sends a signed webhook.test event and prints the endpoint's answer; exits 1 when it failed.\n\n" + webhooksNote,
+		Example:     "  walhook webhooks test ep_2b7c -c walhook.hcl",
+		Args:        exactArgs(1, "one webhook id"),
+		Annotations: readsConfig(),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.callAPI(cmd.Context(), af, func(ctx context.Context, c *apiClient) error {
+				var out json.RawMessage
+				if err := c.do(ctx, "POST", "/v1/webhooks/"+url.PathEscape(args[0])+"/test", nil, &out); err != nil {
+					return err
+				}
+				var t struct {
+					OK         bool    `json:"ok"`
+					StatusCode int     `json:"status_code"`
+					DurationMS float64 `json:"duration_ms"`
+					Error      string  `json:"error"`
+					Response   string  `json:"response"`
+				}
+				if err := json.Unmarshal(out, &t); err != nil {
+					return fmt.Errorf("decoding the test attempt: %w", err)
+				}
+				if asJSON {
+					fmt.Fprintf(a.stdout, "%s\n", bytes.TrimSpace(out))
+				} else {
+					result := "delivered"
+					if !t.OK {
+						result = "failed: " + t.Error
+					}
+					fmt.Fprintf(a.stdout, "%s (status %d, %.0f ms)\n", result, t.StatusCode, t.DurationMS)
+					if t.Response != "" {
+						fmt.Fprintf(a.stdout, "response: %s\n", t.Response)
+					}
+				}
+				if !t.OK {
+					return exitStatus(1)
+				}
+				return nil
+			})
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the API's JSON")
+	return cmd
+}
+
+// headerFlags collects repeated --header Name=value flags.
 type headerFlags map[string]string
 
 func (h headerFlags) String() string { return "" }
+func (h headerFlags) Type() string   { return "Name=value" }
 
 func (h headerFlags) Set(v string) error {
 	k, val, ok := strings.Cut(v, "=")
@@ -65,108 +197,19 @@ func (h headerFlags) Set(v string) error {
 	return nil
 }
 
-// webhooks runs `walhook webhooks list|create|delete|test`.
-func webhooks(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
-		fmt.Fprint(stderr, webhooksUsage)
-		return 2
-	}
-	sub := args[0]
-	switch sub {
-	case "list", "create", "delete", "test":
-	default:
-		fmt.Fprintf(stderr, "walhook: unknown webhooks command %q\n\n%s", sub, webhooksUsage)
-		return 2
-	}
-	fs := flag.NewFlagSet("webhooks "+sub, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	cfgPath := fs.String("c", "walhook.hcl", "config file (for the API address and token)")
-	api := fs.String("api", "", "admin API base URL")
-	token := fs.String("token", "", "admin API bearer token")
-	asJSON := fs.Bool("json", false, "print the API's JSON")
-	tenant := fs.String("tenant", "", "tenant")
-	hookURL := fs.String("url", "", "endpoint URL (https)")
-	events := fs.String("events", "", "comma-separated event names or globs")
-	description := fs.String("description", "", "description")
-	signingScheme := fs.String("signing", "", "standard-webhooks (default), hmac-sha256, stripe or github")
-	secret := fs.String("secret", "", "signing secret; generated when empty")
-	inactive := fs.Bool("inactive", false, "create the webhook inactive")
-	headers := headerFlags{}
-	fs.Var(headers, "header", "extra request header Name=value (repeatable)")
-	pos, err := parseInterspersed(fs, args[1:])
+// callAPI calls fn with a client of the admin API and a 30-second deadline.
+func (a *app) callAPI(ctx context.Context, af *apiFlags, fn func(context.Context, *apiClient) error) error {
+	c, err := a.newAPIClient(af.api, af.token)
 	if err != nil {
-		return 2
-	}
-	if (sub == "delete" || sub == "test") && len(pos) != 1 {
-		fmt.Fprintf(stderr, "walhook: webhooks %s needs one webhook id\n", sub)
-		return 2
-	}
-	c, err := newAPIClient(*cfgPath, *api, *token)
-	if err != nil {
-		fmt.Fprintf(stderr, "walhook: %v\n", err)
-		return 1
+		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-
-	var out json.RawMessage
-	switch sub {
-	case "list":
-		code := listWebhooks(ctx, c, *tenant, *asJSON, stdout, stderr)
-		return code
-	case "create":
-		body := map[string]any{"url": *hookURL, "events": splitList(*events), "description": *description,
-			"tenant": *tenant, "signing": *signingScheme, "active": !*inactive}
-		if *secret != "" {
-			body["secret"] = *secret
-		}
-		if len(headers) > 0 {
-			body["headers"] = map[string]string(headers)
-		}
-		err = c.do(ctx, "POST", "/v1/webhooks", body, &out)
-	case "delete":
-		err = c.do(ctx, "DELETE", "/v1/webhooks/"+url.PathEscape(pos[0]), nil, nil)
-	case "test":
-		err = c.do(ctx, "POST", "/v1/webhooks/"+url.PathEscape(pos[0])+"/test", nil, &out)
-	}
-	if err != nil {
-		fmt.Fprintf(stderr, "walhook: %v\n", err)
-		return 1
-	}
-	switch {
-	case sub == "delete":
-		fmt.Fprintf(stdout, "deleted %s\n", pos[0])
-	case *asJSON:
-		fmt.Fprintf(stdout, "%s\n", bytes.TrimSpace(out))
-	case sub == "create":
-		var h struct{ ID, URL, Secret string }
-		_ = json.Unmarshal(out, &h)
-		fmt.Fprintf(stdout, "created %s for %s\nsecret: %s\n(the secret is shown only now; store it with the receiver)\n", h.ID, h.URL, h.Secret)
-	case sub == "test":
-		var a struct {
-			OK         bool    `json:"ok"`
-			StatusCode int     `json:"status_code"`
-			DurationMS float64 `json:"duration_ms"`
-			Error      string  `json:"error"`
-			Response   string  `json:"response"`
-		}
-		_ = json.Unmarshal(out, &a)
-		result := "delivered"
-		if !a.OK {
-			result = "failed: " + a.Error
-		}
-		fmt.Fprintf(stdout, "%s (status %d, %.0f ms)\n", result, a.StatusCode, a.DurationMS)
-		if a.Response != "" {
-			fmt.Fprintf(stdout, "response: %s\n", a.Response)
-		}
-		if !a.OK {
-			return 1
-		}
-	}
-	return 0
+	return fn(ctx, c)
 }
 
-func listWebhooks(ctx context.Context, c *apiClient, tenant string, asJSON bool, stdout, stderr io.Writer) int {
+// listWebhooks prints every page of GET /v1/webhooks.
+func listWebhooks(ctx context.Context, c *apiClient, tenant string, asJSON bool, stdout io.Writer) error {
 	type hook struct {
 		ID     string   `json:"id"`
 		Source string   `json:"source"`
@@ -193,8 +236,7 @@ func listWebhooks(ctx context.Context, c *apiClient, tenant string, asJSON bool,
 			NextCursor string            `json:"next_cursor"`
 		}
 		if err := c.do(ctx, "GET", "/v1/webhooks?"+q.Encode(), nil, &page); err != nil {
-			fmt.Fprintf(stderr, "walhook: %v\n", err)
-			return 1
+			return err
 		}
 		all = append(all, page.Data...)
 		if page.NextCursor == "" {
@@ -206,7 +248,7 @@ func listWebhooks(ctx context.Context, c *apiClient, tenant string, asJSON bool,
 		for _, raw := range all {
 			fmt.Fprintf(stdout, "%s\n", raw)
 		}
-		return 0
+		return nil
 	}
 	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tSOURCE\tSTATE\tTENANT\tEVENTS\tURL")
@@ -226,8 +268,7 @@ func listWebhooks(ctx context.Context, c *apiClient, tenant string, asJSON bool,
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", h.ID, h.Source, state, t, strings.Join(h.Events, ","), h.URL)
 	}
-	tw.Flush()
-	return 0
+	return tw.Flush()
 }
 
 func splitList(s string) []string {
@@ -248,17 +289,17 @@ type apiClient struct {
 
 // newAPIClient resolves the API address and token: flags first, then
 // $WALHOOK_ADMIN_TOKEN, then the config's admin block.
-func newAPIClient(cfgPath, api, token string) (*apiClient, error) {
+func (a *app) newAPIClient(api, token string) (*apiClient, error) {
 	if token == "" {
 		token = os.Getenv("WALHOOK_ADMIN_TOKEN")
 	}
 	if api == "" || token == "" {
-		cfg, ok := loadConfig(cfgPath)
-		if !ok {
-			return nil, fmt.Errorf("pass --api and --token, or a valid config with -c")
+		cfg, err := a.config()
+		if err != nil {
+			return nil, fmt.Errorf("%w (or pass --api and --token)", err)
 		}
 		if cfg.Admin == nil {
-			return nil, fmt.Errorf("%s has no admin block: the admin API is not served; pass --api and --token for another walhook", cfgPath)
+			return nil, fmt.Errorf("%s has no admin block: the admin API is not served; pass --api and --token for another walhook", a.configFile())
 		}
 		if api == "" {
 			api = "http://" + dialable(cfg.Admin.Listen)

@@ -17,6 +17,7 @@ import (
 	"github.com/walhook/walhook/internal/config"
 	"github.com/walhook/walhook/internal/metrics"
 	"github.com/walhook/walhook/internal/netguard"
+	"github.com/walhook/walhook/internal/testkit"
 	"github.com/walhook/walhook/relay"
 	"github.com/walhook/walhook/testenv"
 )
@@ -70,18 +71,6 @@ func (s *switchable) count() int {
 		n += c
 	}
 	return n
-}
-
-// eventually polls cond until it holds or 30s pass.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // TestThroughTheRelay registers webhooks through the API on a running
@@ -138,7 +127,7 @@ event "contact.created" {
 			t.Error("relay did not stop")
 		}
 	})
-	eventually(t, "the reader to stream", func() bool { return r.Reader.Status().Streaming })
+	testkit.Eventually(t, "the reader to stream", func() bool { return r.Reader.Status().Streaming })
 
 	guard := &netguard.Guard{Allow: cfg.Admin.AllowNetworks, AllowHTTP: cfg.Admin.AllowHTTP}
 	srv := httptest.NewServer(admin.New(admin.Options{
@@ -153,7 +142,7 @@ event "contact.created" {
 	hook := e.create(map[string]any{"url": oneURL.URL + "/hook", "events": []string{"contact.*"}, "tenant": "1"})
 	other := e.create(map[string]any{"url": twoURL.URL + "/hook", "events": []string{"*"}, "tenant": "2"})
 	// New webhooks take effect without a restart.
-	eventually(t, "the relay to load the webhooks", func() bool {
+	testkit.Eventually(t, "the relay to load the webhooks", func() bool {
 		return r.Dispatcher.Endpoint(hook.ID) != nil && r.Dispatcher.Endpoint(other.ID) != nil
 	})
 
@@ -161,7 +150,7 @@ event "contact.created" {
 	db.Exec(t, `INSERT INTO contacts (organization_id, first_name) VALUES (1, 'Ada')`)
 	one.await(t, http.StatusServiceUnavailable)
 	var first delivery
-	eventually(t, "the failed delivery in the log", func() bool {
+	testkit.Eventually(t, "the failed delivery in the log", func() bool {
 		var p deliveryPage
 		e.expect(e.do("GET", "/v1/webhooks/"+hook.ID+"/deliveries", nil), http.StatusOK).json(t, &p)
 		if len(p.Data) == 1 && len(p.Data[0].Attempts) == 1 {
@@ -178,7 +167,7 @@ event "contact.created" {
 	one.status.Store(http.StatusOK)
 	e.expect(e.do("POST", "/v1/deliveries/"+first.ID+"/retry", nil), http.StatusOK)
 	one.await(t, http.StatusOK)
-	eventually(t, "the retried delivery to be delivered", func() bool {
+	testkit.Eventually(t, "the retried delivery to be delivered", func() bool {
 		d, err := r.Store.GetDelivery(context.Background(), first.ID)
 		return err == nil && d.Status == "delivered"
 	})
@@ -187,13 +176,13 @@ event "contact.created" {
 	one.status.Store(http.StatusGone)
 	db.Exec(t, `INSERT INTO contacts (organization_id, first_name) VALUES (1, 'Grace')`)
 	one.await(t, http.StatusGone)
-	eventually(t, "the endpoint to be disabled", func() bool {
+	testkit.Eventually(t, "the endpoint to be disabled", func() bool {
 		var w webhook
 		e.expect(e.do("GET", "/v1/webhooks/"+hook.ID, nil), http.StatusOK).json(t, &w)
 		return w.Health.Disabled
 	})
 	var failed deliveryPage
-	eventually(t, "the failed delivery", func() bool {
+	testkit.Eventually(t, "the failed delivery", func() bool {
 		e.expect(e.do("GET", "/v1/webhooks/"+hook.ID+"/deliveries?status=failed", nil), http.StatusOK).json(t, &failed)
 		return len(failed.Data) == 1
 	})
@@ -204,7 +193,7 @@ event "contact.created" {
 	one.status.Store(http.StatusOK)
 	e.expect(e.do("POST", "/v1/webhooks/"+hook.ID+"/enable", nil), http.StatusOK)
 	since := time.Now().Add(-time.Hour).UTC().Format(time.RFC3339)
-	eventually(t, "the recovered delivery to be delivered", func() bool {
+	testkit.Eventually(t, "the recovered delivery to be delivered", func() bool {
 		d, err := r.Store.GetDelivery(context.Background(), failed.Data[0].ID)
 		if err != nil {
 			t.Fatal(err)
@@ -239,22 +228,16 @@ event "contact.created" {
 		`walhook_source_streaming`:                                                  1,
 		`walhook_confirmed_lsn`:                                                     1,
 	}
-	got := scrapeMetrics(t, e)
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); got = scrapeMetrics(t, e) {
-		short := false
+	var got map[string]float64
+	testkit.Eventually(t, fmt.Sprintf("the metrics to reach at least %v", want), func() bool {
+		got = scrapeMetrics(t, e)
 		for series, min := range want {
-			short = short || got[series] < min
+			if got[series] < min {
+				return false
+			}
 		}
-		if !short {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	for series, min := range want {
-		if got[series] < min {
-			t.Errorf("%s = %v, want at least %v", series, got[series], min)
-		}
-	}
+		return true
+	})
 	if got["walhook_endpoints_disabled"] != 0 || got["walhook_deliveries_failed"] != 0 {
 		t.Errorf("after recovery: %v disabled, %v failed", got["walhook_endpoints_disabled"], got["walhook_deliveries_failed"])
 	}

@@ -3,24 +3,18 @@ package admin
 import (
 	"errors"
 	"net/http"
-	"net/url"
-	"path"
 	"strings"
 	"unicode/utf8"
 
 	"github.com/walhook/walhook/internal/config"
+	"github.com/walhook/walhook/internal/endpointspec"
 	"github.com/walhook/walhook/internal/netguard"
-	"github.com/walhook/walhook/internal/signing"
 )
 
-// Limits on webhook fields.
+// Limits on webhook fields besides the endpoint's own (internal/endpointspec).
 const (
-	maxURLBytes         = 2048
 	maxDescriptionBytes = 1024
 	maxTenantBytes      = 256
-	maxEventFilters     = 100
-	maxHeaders          = 20
-	maxHeaderValueBytes = 4096
 )
 
 // webhookInput is the body of POST /v1/webhooks.
@@ -49,40 +43,11 @@ type webhookPatch struct {
 	Secret *string `json:"secret"`
 }
 
-// reservedHeaders are set by walhook itself and cannot be overridden.
-var reservedHeaders = map[string]bool{
-	"Host": true, "Content-Length": true, "Content-Type": true, "Transfer-Encoding": true,
-	"Connection": true, "Te": true, "Trailer": true, "Upgrade": true, "Keep-Alive": true,
-	"Proxy-Connection": true, "Expect": true,
-	http.CanonicalHeaderKey(signing.HeaderWebhookID):        true,
-	http.CanonicalHeaderKey(signing.HeaderWebhookTimestamp): true,
-	http.CanonicalHeaderKey(signing.HeaderWebhookSignature): true,
-	signing.HeaderID: true, signing.HeaderEvent: true, signing.HeaderTimestamp: true,
-	signing.DefaultHMACHeader: true, signing.DefaultStripeHeader: true, signing.DefaultGitHubHeader: true,
-}
-
-// checkURL validates an endpoint URL: absolute http(s), a host, no
-// fragment, and whatever the outbound-safety guard says.
+// checkURL validates an endpoint URL (internal/endpointspec's rules) and asks
+// the outbound-safety guard whether it may be called.
 func (s *server) checkURL(raw string) *apiError {
-	if raw == "" {
-		return invalid("url", "url is required")
-	}
-	if len(raw) > maxURLBytes {
-		return invalid("url", "url is longer than %d bytes", maxURLBytes)
-	}
-	u, err := url.Parse(raw)
-	if err != nil {
-		return invalid("url", "url is not a valid URL")
-	}
-	scheme := strings.ToLower(u.Scheme)
-	if scheme != "https" && scheme != "http" {
-		return invalid("url", "url must start with https:// (got scheme %q)", u.Scheme)
-	}
-	if u.Hostname() == "" {
-		return invalid("url", "url has no host")
-	}
-	if u.Fragment != "" {
-		return invalid("url", "url must not have a #fragment")
+	if err := endpointspec.CheckURL(raw); err != nil {
+		return invalid("url", "url %v", err)
 	}
 	if err := s.opts.Guard.CheckURL(raw); err != nil {
 		var refused *netguard.RefusedError
@@ -102,15 +67,12 @@ func (s *server) checkEvents(filters []string) *apiError {
 	if len(filters) == 0 {
 		return invalid("events", `events is required: a list of event names or globs such as "contact.*" (GET /v1/events lists them)`)
 	}
-	if len(filters) > maxEventFilters {
-		return invalid("events", "events has more than %d entries", maxEventFilters)
+	if len(filters) > endpointspec.MaxEventFilters {
+		return invalid("events", "events has more than %d entries", endpointspec.MaxEventFilters)
 	}
 	for _, f := range filters {
-		if strings.TrimSpace(f) == "" {
-			return invalid("events", "events must not contain an empty name")
-		}
-		if _, err := path.Match(f, ""); err != nil {
-			return invalid("events", "event filter %q is not a valid glob", f)
+		if err := endpointspec.CheckEventFilter(f); err != nil {
+			return invalid("events", "events: %v", err)
 		}
 		if !s.matchesCatalogue(f) {
 			return invalid("events", "event filter %q matches no event; known events: %s (GET /v1/events)", f, s.eventNames())
@@ -142,77 +104,28 @@ func (s *server) eventNames() string {
 // checkSigning validates a scheme name and returns it with the default
 // filled in.
 func checkSigning(scheme string) (string, *apiError) {
-	if scheme == "" {
-		return signing.StandardWebhooks, nil
+	scheme, err := endpointspec.CheckSigning(scheme)
+	if err != nil {
+		return "", invalid("signing", "signing %v", err)
 	}
-	for _, known := range signing.Schemes {
-		if scheme == known {
-			return scheme, nil
-		}
-	}
-	return "", invalid("signing", "signing must be one of %s (got %q)", strings.Join(signing.Schemes, ", "), scheme)
+	return scheme, nil
 }
 
 // checkSecret validates a secret for a scheme; the message never contains
 // the secret.
 func checkSecret(scheme, secret string) *apiError {
-	if _, err := signing.ParseSecret(scheme, secret); err != nil {
+	if err := endpointspec.CheckSecret(scheme, secret); err != nil {
 		return invalid("secret", "secret is not valid for %s signing: %v", scheme, err)
 	}
 	return nil
 }
 
-// checkHeaders validates custom headers: valid names and values, not one
-// walhook sets itself.
+// checkHeaders validates custom headers.
 func checkHeaders(h map[string]string) *apiError {
-	if len(h) > maxHeaders {
-		return invalid("headers", "headers has more than %d entries", maxHeaders)
-	}
-	for name, value := range h {
-		if !validHeaderName(name) {
-			return invalid("headers", "header name %q is not a valid HTTP header name", name)
-		}
-		if reservedHeaders[http.CanonicalHeaderKey(name)] {
-			return invalid("headers", "header %q is set by walhook and cannot be overridden", name)
-		}
-		if len(value) > maxHeaderValueBytes {
-			return invalid("headers", "header %q has a value longer than %d bytes", name, maxHeaderValueBytes)
-		}
-		if !validHeaderValue(value) {
-			return invalid("headers", "header %q has a value with control characters", name)
-		}
+	if err := endpointspec.CheckHeaders(h); err != nil {
+		return invalid("headers", "headers: %v", err)
 	}
 	return nil
-}
-
-// validHeaderName reports whether name is an RFC 9110 token.
-func validHeaderName(name string) bool {
-	if name == "" {
-		return false
-	}
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		switch {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
-		default:
-			return false
-		}
-	}
-	return true
-}
-
-// validHeaderValue refuses control characters other than tab.
-func validHeaderValue(v string) bool {
-	if !utf8.ValidString(v) {
-		return false
-	}
-	for _, r := range v {
-		if (r < 0x20 && r != '\t') || r == 0x7f {
-			return false
-		}
-	}
-	return true
 }
 
 // checkText validates a free-text field's length and encoding.

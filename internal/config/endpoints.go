@@ -1,17 +1,11 @@
 package config
 
 import (
-	"encoding/base64"
-	"errors"
-	"fmt"
-	"net/http"
-	"net/url"
 	"strings"
 	"time"
-)
 
-// Signing schemes an endpoint may use.
-var signings = []string{"standard-webhooks", "hmac-sha256", "stripe", "github"}
+	"github.com/walhook/walhook/internal/endpointspec"
+)
 
 func (d *decoder) endpoints(cfg *Config, blocks []*endpointBlock) {
 	byName := map[string]*endpointBlock{}
@@ -29,19 +23,17 @@ func (d *decoder) endpoints(cfg *Config, blocks []*endpointBlock) {
 		}
 		d.endpointURL(b)
 		d.endpointEvents(cfg, b)
-		if ep.Signing == "" {
-			ep.Signing = "standard-webhooks"
-		} else if !contains(signings, ep.Signing) {
-			d.errorf(b.SigningRange, "Unknown signing", "signing is one of %s, not %q.", strings.Join(signings, ", "), ep.Signing)
+		if scheme, err := endpointspec.CheckSigning(ep.Signing); err != nil {
+			d.errorf(b.SigningRange, "Unknown signing", "signing %s.", err)
+		} else {
+			ep.Signing = scheme
 		}
 		ep.Secrets = d.endpointSecrets(b, ep.Signing)
 		if ep.SignatureHeader != "" && ep.Signing == "standard-webhooks" {
 			d.warnf(b.SignatureHeaderRange, "Ignored signature_header", "standard-webhooks always signs in the webhook-signature header; signature_header applies to hmac-sha256, stripe and github.")
 		}
-		for name := range ep.Headers {
-			if !validHeaderName(name) {
-				d.errorf(b.DefRange, "Invalid header name", "Header %q of endpoint %q is not a valid HTTP header name.", name, b.Name)
-			}
+		if err := endpointspec.CheckHeaders(ep.Headers); err != nil {
+			d.errorf(b.DefRange, "Invalid headers", "Endpoint %q: %s.", b.Name, err)
 		}
 		switch ep.Ordering {
 		case "":
@@ -78,14 +70,8 @@ func (d *decoder) endpointURL(b *endpointBlock) {
 	if !present(b.URLRange) || d.failed(b.URLRange) {
 		return
 	}
-	u, err := url.Parse(b.URL)
-	switch {
-	case err != nil:
-		d.errorf(b.URLRange, "Invalid endpoint URL", "%q does not parse as a URL: %v.", b.URL, err)
-	case u.Scheme != "http" && u.Scheme != "https":
-		d.errorf(b.URLRange, "Invalid endpoint URL", "%q must be an http:// or https:// URL.", b.URL)
-	case u.Host == "" || u.Hostname() == "":
-		d.errorf(b.URLRange, "Invalid endpoint URL", "%q has no host.", b.URL)
+	if err := endpointspec.CheckURL(b.URL); err != nil {
+		d.errorf(b.URLRange, "Invalid endpoint URL", "%q %s.", b.URL, err)
 	}
 }
 
@@ -98,6 +84,10 @@ func (d *decoder) endpointEvents(cfg *Config, b *endpointBlock) {
 		return
 	}
 	for _, f := range b.Events {
+		if err := endpointspec.CheckEventFilter(f); err != nil {
+			d.errorf(b.EventsRange, "Invalid event filter", "events %s.", err)
+			continue
+		}
 		matched := false
 		for _, e := range cfg.Events {
 			if MatchAny([]string{f}, e.Name) {
@@ -150,39 +140,13 @@ func (d *decoder) endpointSecrets(b *endpointBlock, signing string) []string {
 		return nil
 	}
 	for _, s := range secrets {
-		if signing == "standard-webhooks" {
-			if err := CheckStandardSecret(s); err != nil {
-				d.errorf(r, "Malformed secret", "%s", sentence(err))
-			}
-			continue
-		}
-		if s == "" {
-			d.errorf(r, "Missing secret", "The secret of endpoint %q is empty.", b.Name)
-		} else if len(s) < 16 {
+		if err := endpointspec.CheckSecret(signing, s); err != nil {
+			d.errorf(r, "Malformed secret", "%s", sentence(err))
+		} else if signing != "standard-webhooks" && len(s) < 16 {
 			d.warnf(r, "Short secret", "A %d-byte secret is weak; use at least 16 random bytes.", len(s))
 		}
 	}
 	return secrets
-}
-
-// CheckStandardSecret checks a Standard Webhooks secret: "whsec_" followed
-// by the base64 of 24 to 64 random bytes.
-func CheckStandardSecret(s string) error {
-	if s == "" {
-		return errors.New("the secret is empty: a standard-webhooks secret is whsec_ followed by base64 of 24 to 64 random bytes")
-	}
-	raw, ok := strings.CutPrefix(s, "whsec_")
-	if !ok {
-		return errors.New("a standard-webhooks secret starts with \"whsec_\" followed by base64 of 24 to 64 random bytes (generate one with: echo whsec_$(openssl rand -base64 32))")
-	}
-	key, err := base64.StdEncoding.DecodeString(raw)
-	if err != nil {
-		return errors.New("the part after \"whsec_\" is not valid base64")
-	}
-	if len(key) < 24 || len(key) > 64 {
-		return fmt.Errorf("a standard-webhooks secret holds 24 to 64 bytes; this one holds %d", len(key))
-	}
-	return nil
 }
 
 func (d *decoder) retrySchedule(b *retryBlock) []time.Duration {
@@ -204,16 +168,4 @@ func (d *decoder) retrySchedule(b *retryBlock) []time.Duration {
 		out = append(out, v)
 	}
 	return out
-}
-
-func validHeaderName(name string) bool {
-	if name == "" {
-		return false
-	}
-	for _, c := range name {
-		if c <= ' ' || c >= 0x7f || strings.ContainsRune("\"(),/:;<=>?@[\\]{}", c) {
-			return false
-		}
-	}
-	return http.CanonicalHeaderKey(name) != ""
 }

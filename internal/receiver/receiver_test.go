@@ -1,7 +1,6 @@
 package receiver
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -15,25 +14,8 @@ import (
 
 	"github.com/walhook/walhook/internal/sender"
 	"github.com/walhook/walhook/internal/signing"
+	"github.com/walhook/walhook/internal/testkit"
 )
-
-// syncBuffer is a bytes.Buffer safe for the handler and the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // setup starts a Receiver with opts behind an httptest server.
 func setup(t *testing.T, opts Options) (*Receiver, string, *sender.Client) {
@@ -64,7 +46,7 @@ func deliver(t *testing.T, c *sender.Client, url, scheme string, secrets []strin
 func TestVerifiedDelivery(t *testing.T) {
 	t.Parallel()
 	secret := signing.GenerateSecret()
-	out := &syncBuffer{}
+	out := &testkit.Buffer{}
 	rcv, url, c := setup(t, Options{Secrets: []string{secret}, Out: out})
 	body := `{"id": "evt_42", "type": "deal.stage.changed", "timestamp": "2026-01-02T03:04:05Z", "data": {"stage": "won", "amount": "1234.50"}}`
 	res := deliver(t, c, url, "", []string{secret}, "evt_42", "deal.stage.changed", body, http.Header{"Webhook-Attempt": {"3"}})
@@ -122,7 +104,7 @@ func TestSchemes(t *testing.T) {
 func TestRejects(t *testing.T) {
 	t.Parallel()
 	secret := signing.GenerateSecret()
-	out := &syncBuffer{}
+	out := &testkit.Buffer{}
 	rcv, url, c := setup(t, Options{Secrets: []string{secret}, Out: out, Color: true, MaxBodyBytes: 1 << 10})
 
 	// Unsigned.
@@ -171,7 +153,7 @@ func TestRejects(t *testing.T) {
 
 func TestNoSecret(t *testing.T) {
 	t.Parallel()
-	out := &syncBuffer{}
+	out := &testkit.Buffer{}
 	rcv, url, c := setup(t, Options{Out: out})
 	res := c.Send(context.Background(), sender.Request{URL: url, Header: http.Header{"X-Webhook-Event": {"invoice.paid"}}, Body: []byte(`{"id":7}`)})
 	got := rcv.Received()

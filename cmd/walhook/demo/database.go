@@ -13,7 +13,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/walhook/walhook/testenv"
+	"github.com/walhook/walhook/internal/pgcluster"
 )
 
 // database is the demo's Postgres database: on a throwaway cluster the
@@ -21,7 +21,7 @@ import (
 type database struct {
 	URL     string
 	Name    string
-	cluster *testenv.Cluster
+	cluster *pgcluster.Cluster
 	owned   bool // the cluster is ours: stop it at the end
 }
 
@@ -42,7 +42,7 @@ func openDatabase(ctx context.Context, serverURL string, out io.Writer) (*databa
 		// Not cut short by Ctrl-C: a pg_ctl killed mid-start could leave a
 		// server running with nobody to stop it. Stopped below instead.
 		startCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
-		c, err := testenv.Start(startCtx, testenv.Options{})
+		c, err := pgcluster.Start(startCtx, pgcluster.Options{})
 		cancel()
 		if err != nil {
 			return nil, fmt.Errorf("starting a throwaway Postgres: %w", err)
@@ -55,7 +55,7 @@ func openDatabase(ctx context.Context, serverURL string, out io.Writer) (*databa
 		fmt.Fprintf(out, "  postgres   throwaway cluster in %s (port %d), started in %s\n",
 			c.Dir(), c.Port(), time.Since(started).Round(100*time.Millisecond))
 	} else {
-		db.cluster, db.Name = testenv.External(serverURL), demoDatabase()
+		db.cluster, db.Name = pgcluster.External(serverURL), demoDatabase()
 		fmt.Fprintf(out, "  postgres   %s: creating database %s there (dropped at the end)\n", redact(serverURL), db.Name)
 	}
 	if err := db.cluster.CreateDatabase(ctx, db.Name); err != nil {
@@ -80,11 +80,11 @@ func openDatabase(ctx context.Context, serverURL string, out io.Writer) (*databa
 		db.close()
 		return nil, fmt.Errorf("the server's wal_level is %q: walhook needs wal_level = logical (set it in postgresql.conf and restart Postgres)", walLevel)
 	}
-	if _, err := conn.Exec(ctx, testenv.Schema); err != nil {
+	if _, err := conn.Exec(ctx, pgcluster.Schema); err != nil {
 		db.close()
 		return nil, fmt.Errorf("loading the sample schema: %w", err)
 	}
-	fmt.Fprintf(out, "  schema     database %s: contacts, deals, invoices (REPLICA IDENTITY FULL), testenv/schema.sql\n", db.Name)
+	fmt.Fprintf(out, "  schema     database %s: contacts, deals, invoices (REPLICA IDENTITY FULL), internal/pgcluster/schema.sql\n", db.Name)
 	return db, nil
 }
 
@@ -103,7 +103,7 @@ func (db *database) close() error {
 func (db *database) psqlCommand() string {
 	psql := "psql"
 	if _, err := exec.LookPath("psql"); err != nil {
-		if dir, err := testenv.FindBinaries(); err == nil {
+		if dir, err := pgcluster.FindBinaries(); err == nil {
 			psql = filepath.Join(dir, "psql")
 		}
 	}

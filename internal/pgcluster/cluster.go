@@ -1,7 +1,9 @@
-// Package testenv starts throwaway Postgres clusters for tests, benchmarks
-// and the demo: initdb and pg_ctl into a temporary directory, listening on a
-// free port of 127.0.0.1, with wal_level=logical.
-package testenv
+// Package pgcluster starts throwaway Postgres clusters for the demo, tests
+// and benchmarks: initdb and pg_ctl into a temporary directory, listening on
+// a free port of 127.0.0.1, with wal_level=logical. It holds the sample CRM
+// schema they load. It does not import testing, so the walhook binary (its
+// demo) can use it; the test helpers built on it are in testenv.
+package pgcluster
 
 import (
 	"context"
@@ -22,13 +24,14 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// Schema is the sample CRM schema (contacts, deals, invoices).
+// Schema is the sample CRM schema (contacts, deals, invoices) of the demo,
+// the tests and testenv/docker-compose.yml.
 //
 //go:embed schema.sql
 var Schema string
 
-// Cluster is a running Postgres server that testenv either started itself
-// or was given through WALHOOK_TEST_DATABASE_URL.
+// Cluster is a running Postgres server that Start started, or an existing
+// one External names.
 type Cluster struct {
 	// URL connects to the cluster's "postgres" database as a superuser.
 	URL string
@@ -48,10 +51,6 @@ type Options struct {
 	Settings map[string]string
 }
 
-// EnvURL names the environment variable that points tests at an existing
-// server instead of a throwaway one.
-const EnvURL = "WALHOOK_TEST_DATABASE_URL"
-
 // Start starts a throwaway cluster. It stops by itself (and removes its
 // files) if this process dies without calling Stop.
 func Start(ctx context.Context, opts Options) (*Cluster, error) {
@@ -62,13 +61,13 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 	c := &Cluster{bin: bin}
 	if os.Geteuid() == 0 {
 		if _, err := user.Lookup("postgres"); err != nil {
-			return nil, errors.New("testenv: running as root, and Postgres refuses root: create a 'postgres' user (apt-get install postgresql creates one)")
+			return nil, errors.New("pgcluster: running as root, and Postgres refuses root: create a 'postgres' user (apt-get install postgresql creates one)")
 		}
 		c.asUser = "postgres"
 	}
 	c.dir, err = os.MkdirTemp("", "walhook-pg-")
 	if err != nil {
-		return nil, fmt.Errorf("testenv: creating temp dir: %w", err)
+		return nil, fmt.Errorf("pgcluster: creating temp dir: %w", err)
 	}
 	if err := c.chown(c.dir); err != nil {
 		c.cleanupDir()
@@ -77,7 +76,7 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 	data := filepath.Join(c.dir, "data")
 	if out, err := c.pgCommand(ctx, "initdb", "-D", data, "-U", "postgres", "--auth=trust", "--encoding=UTF8", "--locale=C", "--no-sync").CombinedOutput(); err != nil {
 		c.cleanupDir()
-		return nil, fmt.Errorf("testenv: initdb: %w\n%s", err, out)
+		return nil, fmt.Errorf("pgcluster: initdb: %w\n%s", err, out)
 	}
 
 	settings := map[string]string{
@@ -119,7 +118,7 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 		portConf := conf.String() + fmt.Sprintf("port = %d\n", c.port)
 		if err := os.WriteFile(filepath.Join(data, "postgresql.auto.conf"), []byte(portConf), 0o600); err != nil {
 			c.cleanupDir()
-			return nil, fmt.Errorf("testenv: writing settings: %w", err)
+			return nil, fmt.Errorf("pgcluster: writing settings: %w", err)
 		}
 		if err := c.chown(filepath.Join(data, "postgresql.auto.conf")); err != nil {
 			c.cleanupDir()
@@ -134,7 +133,7 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 			continue // someone took the port between freePort and start
 		}
 		c.cleanupDir()
-		return nil, fmt.Errorf("testenv: pg_ctl start: %w\n%s\n%s", err, out, log)
+		return nil, fmt.Errorf("pgcluster: pg_ctl start: %w\n%s\n%s", err, out, log)
 	}
 	c.URL = fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", c.port)
 	if err := c.startWatchdog(); err != nil {
@@ -169,7 +168,7 @@ func (c *Cluster) Stop() error {
 	out, err := c.pgCommand(ctx, "pg_ctl", "stop", "-w", "-m", "immediate", "-D", filepath.Join(c.dir, "data")).CombinedOutput()
 	c.cleanupDir()
 	if err != nil {
-		return fmt.Errorf("testenv: pg_ctl stop: %w\n%s", err, out)
+		return fmt.Errorf("pgcluster: pg_ctl stop: %w\n%s", err, out)
 	}
 	return nil
 }
@@ -178,14 +177,14 @@ func (c *Cluster) Stop() error {
 // on the same port. Tests use it to check recovery from a database restart.
 func (c *Cluster) Restart(ctx context.Context) error {
 	if c.dir == "" {
-		return errors.New("testenv: cannot restart an external cluster")
+		return errors.New("pgcluster: cannot restart an external cluster")
 	}
 	data := filepath.Join(c.dir, "data")
 	if out, err := c.pgCommand(ctx, "pg_ctl", "stop", "-w", "-m", "immediate", "-D", data).CombinedOutput(); err != nil {
-		return fmt.Errorf("testenv: pg_ctl stop: %w\n%s", err, out)
+		return fmt.Errorf("pgcluster: pg_ctl stop: %w\n%s", err, out)
 	}
 	if out, err := c.pgCommand(ctx, "pg_ctl", "start", "-w", "-t", "60", "-D", data, "-l", filepath.Join(c.dir, "postgres.log")).CombinedOutput(); err != nil {
-		return fmt.Errorf("testenv: pg_ctl start: %w\n%s", err, out)
+		return fmt.Errorf("pgcluster: pg_ctl start: %w\n%s", err, out)
 	}
 	return nil
 }
@@ -194,7 +193,7 @@ func (c *Cluster) Restart(ctx context.Context) error {
 func (c *Cluster) DatabaseURL(name string) string {
 	cfg, err := pgx.ParseConfig(c.URL)
 	if err != nil {
-		panic(fmt.Sprintf("testenv: cluster URL %q does not parse: %v", c.URL, err))
+		panic(fmt.Sprintf("pgcluster: cluster URL %q does not parse: %v", c.URL, err))
 	}
 	return replaceDatabase(c.URL, cfg.Database, name)
 }
@@ -203,14 +202,14 @@ func (c *Cluster) DatabaseURL(name string) string {
 func (c *Cluster) CreateDatabase(ctx context.Context, name string) error {
 	conn, err := pgx.Connect(ctx, c.URL)
 	if err != nil {
-		return fmt.Errorf("testenv: connecting to %s: %w", redact(c.URL), err)
+		return fmt.Errorf("pgcluster: connecting to %s: %w", redact(c.URL), err)
 	}
 	defer conn.Close(ctx)
 	if err := dropDatabase(ctx, conn, name); err != nil {
 		return err
 	}
 	if _, err := conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
-		return fmt.Errorf("testenv: creating database %s: %w", name, err)
+		return fmt.Errorf("pgcluster: creating database %s: %w", name, err)
 	}
 	return nil
 }
@@ -220,7 +219,7 @@ func (c *Cluster) CreateDatabase(ctx context.Context, name string) error {
 func (c *Cluster) DropDatabase(ctx context.Context, name string) error {
 	conn, err := pgx.Connect(ctx, c.URL)
 	if err != nil {
-		return fmt.Errorf("testenv: connecting to %s: %w", redact(c.URL), err)
+		return fmt.Errorf("pgcluster: connecting to %s: %w", redact(c.URL), err)
 	}
 	defer conn.Close(ctx)
 	return dropDatabase(ctx, conn, name)
@@ -245,7 +244,7 @@ func dropDatabase(ctx context.Context, conn *pgx.Conn, name string) error {
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
-	return fmt.Errorf("testenv: dropping database %s: %w", name, lastErr)
+	return fmt.Errorf("pgcluster: dropping database %s: %w", name, lastErr)
 }
 
 // FindBinaries returns the directory holding initdb and pg_ctl: from PATH,
@@ -263,7 +262,7 @@ func FindBinaries() (string, error) {
 			return d, nil
 		}
 	}
-	return "", errors.New("testenv: no Postgres server binaries (initdb, pg_ctl) on PATH or under /usr/lib/postgresql/*/bin: install them, e.g. `apt-get install -y postgresql` on Debian, or set " + EnvURL + " to an existing server with wal_level=logical")
+	return "", errors.New("pgcluster: no Postgres server binaries (initdb, pg_ctl) on PATH or under /usr/lib/postgresql/*/bin: install them, e.g. `apt-get install -y postgresql` on Debian, or use an existing server with wal_level=logical (tests: WALHOOK_TEST_DATABASE_URL; the demo: --database-url)")
 }
 
 func versionOf(binDir string) int {
@@ -293,12 +292,12 @@ func (c *Cluster) chown(path string) error {
 	}
 	u, err := user.Lookup(c.asUser)
 	if err != nil {
-		return fmt.Errorf("testenv: looking up user %s: %w", c.asUser, err)
+		return fmt.Errorf("pgcluster: looking up user %s: %w", c.asUser, err)
 	}
 	uid, _ := strconv.Atoi(u.Uid)
 	gid, _ := strconv.Atoi(u.Gid)
 	if err := os.Chown(path, uid, gid); err != nil {
-		return fmt.Errorf("testenv: chown %s: %w", path, err)
+		return fmt.Errorf("pgcluster: chown %s: %w", path, err)
 	}
 	return nil
 }
@@ -322,7 +321,7 @@ func (c *Cluster) startWatchdog() error {
 	cmd := exec.Command("sh", "-c", script)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("testenv: starting watchdog: %w", err)
+		return fmt.Errorf("pgcluster: starting watchdog: %w", err)
 	}
 	c.watchdog = cmd.Process
 	return nil
@@ -333,7 +332,7 @@ func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''
 func freePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return 0, fmt.Errorf("testenv: finding a free port: %w", err)
+		return 0, fmt.Errorf("pgcluster: finding a free port: %w", err)
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil

@@ -1,0 +1,190 @@
+// Package endpointspec holds the rules every endpoint field must follow,
+// whether the endpoint comes from an endpoint block of the config file
+// (internal/config) or from the admin API (internal/admin): one validator,
+// so that both accept and refuse the same values.
+//
+// Secrets: a standard-webhooks secret is "whsec_" followed by the base64
+// of 24 to 64 random bytes, in the config and in the API alike; the other
+// schemes take any non-empty string. (signing.ParseSecret, which receivers
+// such as `walhook listen` use, also reads one without the prefix, as the
+// Standard Webhooks libraries do; walhook never stores one.)
+//
+// Each check returns an error phrased to follow the field's name ("url
+// must not have a #fragment"); the caller adds where the field came from.
+package endpointspec
+
+import (
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"path"
+	"sort"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/walhook/walhook/internal/signing"
+)
+
+// Limits on endpoint fields.
+const (
+	MaxURLBytes         = 2048
+	MaxEventFilters     = 100
+	MaxHeaders          = 20
+	MaxHeaderValueBytes = 4096
+)
+
+// CheckURL checks an endpoint URL: an absolute http(s) URL with a host and
+// no fragment. Whether its address may be called is netguard's decision.
+func CheckURL(raw string) error {
+	if raw == "" {
+		return errors.New("is required")
+	}
+	if len(raw) > MaxURLBytes {
+		return fmt.Errorf("is longer than %d bytes", MaxURLBytes)
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return fmt.Errorf("does not parse as a URL: %w", err)
+	}
+	if s := strings.ToLower(u.Scheme); s != "https" && s != "http" {
+		return errors.New("must be an http:// or https:// URL")
+	}
+	if u.Hostname() == "" {
+		return errors.New("has no host")
+	}
+	if u.Fragment != "" {
+		return errors.New("must not have a #fragment")
+	}
+	return nil
+}
+
+// CheckEventFilter checks one entry of an endpoint's events: an event name
+// or a glob ("deal.*", "*"). Whether it matches an event is the caller's
+// check: the config and the API know different catalogues.
+func CheckEventFilter(filter string) error {
+	if strings.TrimSpace(filter) == "" {
+		return errors.New("must not contain an empty name")
+	}
+	if _, err := path.Match(filter, ""); err != nil {
+		return fmt.Errorf("filter %q is not a valid glob", filter)
+	}
+	return nil
+}
+
+// CheckSigning checks a signing scheme and returns it with the default
+// (standard-webhooks) filled in.
+func CheckSigning(scheme string) (string, error) {
+	if scheme == "" {
+		return signing.StandardWebhooks, nil
+	}
+	for _, known := range signing.Schemes {
+		if scheme == known {
+			return scheme, nil
+		}
+	}
+	return "", fmt.Errorf("is one of %s, not %q", strings.Join(signing.Schemes, ", "), scheme)
+}
+
+// CheckSecret checks a signing secret for scheme. The error never contains
+// the secret.
+func CheckSecret(scheme, secret string) error {
+	if scheme != signing.StandardWebhooks && scheme != "" {
+		if secret == "" {
+			return errors.New("the secret is empty")
+		}
+		return nil
+	}
+	if secret == "" {
+		return errors.New("the secret is empty: a standard-webhooks secret is whsec_ followed by base64 of 24 to 64 random bytes")
+	}
+	raw, ok := strings.CutPrefix(secret, signing.SecretPrefix)
+	if !ok {
+		return errors.New("a standard-webhooks secret starts with \"whsec_\" followed by base64 of 24 to 64 random bytes (generate one with: echo whsec_$(openssl rand -base64 32))")
+	}
+	key, err := base64.StdEncoding.DecodeString(raw)
+	if err != nil {
+		return errors.New("the part after \"whsec_\" of a standard-webhooks secret is not valid base64")
+	}
+	if len(key) < 24 || len(key) > 64 {
+		return fmt.Errorf("a standard-webhooks secret holds 24 to 64 bytes; this one holds %d", len(key))
+	}
+	return nil
+}
+
+// reservedHeaders are set by walhook itself and cannot be overridden.
+var reservedHeaders = map[string]bool{
+	"Host": true, "Content-Length": true, "Content-Type": true, "Transfer-Encoding": true,
+	"Connection": true, "Te": true, "Trailer": true, "Upgrade": true, "Keep-Alive": true,
+	"Proxy-Connection": true, "Expect": true,
+	http.CanonicalHeaderKey(signing.HeaderWebhookID):        true,
+	http.CanonicalHeaderKey(signing.HeaderWebhookTimestamp): true,
+	http.CanonicalHeaderKey(signing.HeaderWebhookSignature): true,
+	signing.HeaderID: true, signing.HeaderEvent: true, signing.HeaderTimestamp: true,
+	signing.DefaultHMACHeader: true, signing.DefaultStripeHeader: true, signing.DefaultGitHubHeader: true,
+}
+
+// CheckHeaders checks an endpoint's extra request headers: at most
+// MaxHeaders, valid names and values, none that walhook sets itself.
+func CheckHeaders(h map[string]string) error {
+	if len(h) > MaxHeaders {
+		return fmt.Errorf("has more than %d entries", MaxHeaders)
+	}
+	names := make([]string, 0, len(h))
+	for name := range h {
+		names = append(names, name)
+	}
+	sort.Strings(names) // the same header is reported every time
+	for _, name := range names {
+		if err := checkHeader(name, h[name]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func checkHeader(name, value string) error {
+	switch {
+	case !validHeaderName(name):
+		return fmt.Errorf("header name %q is not a valid HTTP header name", name)
+	case reservedHeaders[http.CanonicalHeaderKey(name)]:
+		return fmt.Errorf("header %q is set by walhook and cannot be overridden", name)
+	case len(value) > MaxHeaderValueBytes:
+		return fmt.Errorf("header %q has a value longer than %d bytes", name, MaxHeaderValueBytes)
+	case !validHeaderValue(value):
+		return fmt.Errorf("header %q has a value with control characters", name)
+	}
+	return nil
+}
+
+// validHeaderName reports whether name is an RFC 9110 token.
+func validHeaderName(name string) bool {
+	if name == "" {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// validHeaderValue refuses invalid UTF-8 and control characters other
+// than tab.
+func validHeaderValue(v string) bool {
+	if !utf8.ValidString(v) {
+		return false
+	}
+	for _, r := range v {
+		if (r < 0x20 && r != '\t') || r == 0x7f {
+			return false
+		}
+	}
+	return true
+}
