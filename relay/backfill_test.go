@@ -386,3 +386,127 @@ func churn(ctx context.Context, db *testenv.DB, n int) error {
 	}
 	return nil
 }
+
+// TestBackfillWhereAndEndpoint: where limits the rows and endpoint the
+// subscriber; the other endpoint, subscribed to the same event, gets none.
+func TestBackfillWhereAndEndpoint(t *testing.T) {
+	t.Parallel()
+	db := testenv.NewDB(t)
+	createItems(t, db, 1000)
+	a, b := newItemReceiver(), newItemReceiver()
+	srvA, srvB := serve(t, a), serve(t, b)
+	_, api := backfillRelay(t, db, itemEvents(`"read"`), endpointBlock("a", srvA.URL, "")+endpointBlock("b", srvB.URL, ""))
+
+	id := api.submit(t, `{"table": "items", "where": "id % 10 = 0", "endpoint": "a"}`)
+	out := api.waitStatus(t, id, "completed", time.Minute)
+	// Completed means every chunk's deliveries settled: nothing is on its way.
+	evs, _ := a.snapshot()
+	if len(evs) != 100 {
+		t.Fatalf("endpoint a received %d events, want the 100 rows with id %% 10 = 0", len(evs))
+	}
+	for _, ev := range evs {
+		if ev.Data.ID%10 != 0 {
+			t.Fatalf("row %d does not meet the where clause", ev.Data.ID)
+		}
+	}
+	if evs, _ := b.snapshot(); len(evs) != 0 {
+		t.Fatalf("endpoint b received %d events of a backfill aimed at a", len(evs))
+	}
+	if out["rows_total"].(float64) != 100 || out["endpoint_id"] != "cfg:a" {
+		t.Errorf("backfill %v, want 100 rows total for cfg:a", out)
+	}
+}
+
+// TestBackfillValidation: bad requests get a clear 400 before anything runs.
+func TestBackfillValidation(t *testing.T) {
+	t.Parallel()
+	db := testenv.NewDB(t)
+	createItems(t, db, 10)
+	db.Exec(t, `CREATE TABLE nokey (a int)`)
+	rcv := newItemReceiver()
+	_, api := backfillRelay(t, db, itemEvents(`"read"`)+`
+event "contact.created" {
+  table = "contacts"
+  on    = ["insert"]
+}`, endpointBlock("a", serve(t, rcv).URL, ""))
+	for _, tc := range []struct{ body, want string }{
+		{`{"table": "nope"}`, "unknown table"},
+		{`{"table": "nokey"}`, "no primary key"},
+		{`{"table": "items", "where": "missing_column > 1"}`, "where clause"},
+		{`{"table": "items", "event": "contact.created"}`, "does not read table public.items"},
+		{`{"table": "items", "event": "nope"}`, "unknown event"},
+		{`{"table": "contacts"}`, "no event reads table public.contacts"},
+		{`{"table": "items", "endpoint": "nope"}`, "unknown endpoint"},
+		{`{"table": "items", "webhook": "ep_nope"}`, "unknown webhook"},
+		{`{"table": "items", "endpoint": "a", "webhook": "ep_x"}`, "not both"},
+	} {
+		code, out := api.call(t, "POST", "/v1/backfills", tc.body)
+		msg := fmt.Sprint(out["error"])
+		if code != http.StatusBadRequest || !strings.Contains(msg, tc.want) {
+			t.Errorf("POST %s = %d %s; want 400 saying %q", tc.body, code, msg, tc.want)
+		}
+	}
+	if _, out := api.call(t, "GET", "/v1/backfills", ""); len(out["data"].([]any)) != 0 {
+		t.Errorf("refused requests were stored: %v", out["data"])
+	}
+}
+
+// TestBackfillPauseResumeCancel: a paused backfill stops sending until
+// resumed, then completes; a cancelled one stops for good.
+func TestBackfillPauseResumeCancel(t *testing.T) {
+	t.Parallel()
+	const n = 2000
+	db := testenv.NewDB(t)
+	createItems(t, db, n)
+	rcv := newItemReceiver()
+	_, api := backfillRelay(t, db, itemEvents(`"read"`), endpointBlock("a", serve(t, rcv).URL, ""))
+
+	id := api.submit(t, `{"table": "items", "rate": 1000, "chunk_size": 100}`)
+	rcv.waitFor(t, time.Minute, "a first chunk", func(evs []itemEvent) bool { return len(evs) > 0 })
+	if code, out := api.call(t, "POST", "/v1/backfills/"+id+"/pause", ""); code != http.StatusOK || out["status"] != "paused" {
+		t.Fatalf("pause = %d %v", code, out)
+	}
+	// The runner stops after recording the chunks already sent.
+	waitUntil(t, time.Minute, "the runner to stop", func() bool {
+		_, out := api.call(t, "GET", "/v1/backfills/"+id, "")
+		return out["active"] == false
+	})
+	paused, _ := rcv.snapshot()
+	_, out := api.call(t, "GET", "/v1/backfills/"+id, "")
+	if len(paused) >= n || out["rows_done"].(float64) != float64(len(paused)) {
+		t.Fatalf("paused after %d events with progress %v; want a partial backfill whose progress counts what was sent", len(paused), out["rows_done"])
+	}
+	if code, _ := api.call(t, "POST", "/v1/backfills/"+id+"/pause", ""); code != http.StatusConflict {
+		t.Errorf("pausing a paused backfill = %d, want 409", code)
+	}
+	if code, out := api.call(t, "POST", "/v1/backfills/"+id+"/resume", ""); code != http.StatusOK || out["status"] != "pending" {
+		t.Fatalf("resume = %d %v", code, out)
+	}
+	api.waitStatus(t, id, "completed", time.Minute)
+	evs, counts := rcv.snapshot()
+	if len(evs) != n {
+		t.Fatalf("%d events after resuming, want %d", len(evs), n)
+	}
+	for wid, c := range counts {
+		if c != 1 {
+			t.Fatalf("event %s arrived %d times across the pause", wid, c)
+		}
+	}
+
+	id2 := api.submit(t, `{"table": "items", "rate": 500, "chunk_size": 100, "id_seed": "second"}`)
+	rcv.waitFor(t, time.Minute, "a first chunk of the second backfill", func(evs []itemEvent) bool { return len(evs) > n })
+	if code, out := api.call(t, "DELETE", "/v1/backfills/"+id2, ""); code != http.StatusOK || out["status"] != "cancelled" {
+		t.Fatalf("cancel = %d %v", code, out)
+	}
+	waitUntil(t, time.Minute, "the runner to stop", func() bool {
+		_, out := api.call(t, "GET", "/v1/backfills/"+id2, "")
+		return out["active"] == false
+	})
+	evs, _ = rcv.snapshot()
+	if len(evs) >= 2*n {
+		t.Errorf("the cancelled backfill sent all %d rows", n)
+	}
+	if code, _ := api.call(t, "POST", "/v1/backfills/"+id2+"/resume", ""); code != http.StatusConflict {
+		t.Errorf("resuming a cancelled backfill = %d, want 409", code)
+	}
+}

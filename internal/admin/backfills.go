@@ -44,7 +44,9 @@ type backfillView struct {
 }
 
 // viewBackfill shows b; while it runs here, rows_done and rows_sent
-// include the chunks read but not yet settled.
+// include the chunks read but not yet settled, and active is true until the
+// runner has stopped (after a pause or cancel, once its sent chunks are
+// recorded).
 func (s *server) viewBackfill(b store.Backfill) backfillView {
 	v := backfillView{
 		ID: b.ID, Table: b.Table, Where: b.Where, Event: b.Event, EndpointID: b.EndpointID, IDSeed: b.IDSeed,
@@ -52,9 +54,12 @@ func (s *server) viewBackfill(b store.Backfill) backfillView {
 		RowsDone: b.RowsDone, RowsSent: b.RowsSent, LastError: b.LastError, CreatedAt: b.CreatedAt,
 		StartedAt: b.StartedAt, FinishedAt: b.FinishedAt,
 	}
-	if s.opts.Backfills != nil && b.Status == store.BackfillRunning {
-		if p, ok := s.opts.Backfills.Active(); ok && p.ID == b.ID {
-			v.Active = true
+	if s.opts.Backfills == nil {
+		return v
+	}
+	if p, ok := s.opts.Backfills.Active(); ok && p.ID == b.ID {
+		v.Active = true
+		if b.Status == store.BackfillRunning {
 			v.RowsDone, v.RowsSent = max(v.RowsDone, p.RowsRead), max(v.RowsSent, p.RowsSent)
 			if v.RowsTotal == nil && p.RowsTotal >= 0 {
 				v.RowsTotal = &p.RowsTotal
