@@ -178,6 +178,8 @@ func (tr *TableReader) buildQueries() {
 		params[i] = fmt.Sprintf("$%d::%s", i+1, t.keyTypes[i])
 		cols = append(cols, keys[i]+"::text AS "+pgx.Identifier{fmt.Sprintf("walhook key %d", i+1)}.Sanitize())
 	}
+	// The statement's snapshot: which transactions the rows could see.
+	cols = append(cols, "pg_current_snapshot()::text")
 	base := "SELECT " + strings.Join(cols, ", ") + " FROM " + tr.qualified()
 	order := " ORDER BY " + strings.Join(keys, ", ") + fmt.Sprintf(" LIMIT $%d::int", len(keys)+1)
 	after := "(" + strings.Join(keys, ", ") + ") > (" + strings.Join(params, ", ") + ")"
@@ -217,14 +219,25 @@ func (tr *TableReader) Count(ctx context.Context) (n int64, exact bool, err erro
 	return n, false, err
 }
 
+// Chunk is one chunk of rows read by a TableReader.
+type Chunk struct {
+	// Rows are the rows read, in key order, as Changes with Op read.
+	Rows []Change
+	// Last is the text form of the last row's key, to pass as after for
+	// the next chunk; nil when no row was read.
+	Last []string
+	// Snapshot is the read's snapshot (pg_current_snapshot() as text,
+	// "xmin:xmax:xip,..."); empty when no row was read.
+	Snapshot string
+}
+
 // Chunk reads at most limit rows whose key follows after (nil: from the
-// start), in key order. last is the text form of the last row's key, to
-// pass as after for the next chunk; nil when no row was read.
-func (tr *TableReader) Chunk(ctx context.Context, after []string, limit int) (rows []Change, last []string, err error) {
+// start), in key order.
+func (tr *TableReader) Chunk(ctx context.Context, after []string, limit int) (Chunk, error) {
 	q, params := tr.first, make([][]byte, 0, len(after)+1)
 	if after != nil {
 		if len(after) != len(tr.table.Key) {
-			return nil, nil, fmt.Errorf("reading %s: the cursor has %d key values, the key %d columns", tr.qualified(), len(after), len(tr.table.Key))
+			return Chunk{}, fmt.Errorf("reading %s: the cursor has %d key values, the key %d columns", tr.qualified(), len(after), len(tr.table.Key))
 		}
 		q = tr.query
 		for _, v := range after {
@@ -234,13 +247,14 @@ func (tr *TableReader) Chunk(ctx context.Context, after []string, limit int) (ro
 	params = append(params, []byte(fmt.Sprint(limit)))
 	rr := tr.conn.ExecParams(ctx, q, params, nil, nil, nil)
 	fields := rr.FieldDescriptions()
-	nCols := len(tr.table.Columns)
+	nCols, nKey := len(tr.table.Columns), len(tr.table.Key)
 	decoders := make([]valueDecoder, nCols)
 	for i := range decoders {
 		if i < len(fields) {
 			decoders[i] = tr.types.forOID(fields[i].DataTypeOID)
 		}
 	}
+	var out Chunk
 	for rr.NextRow() {
 		vals := rr.Values()
 		row := make(map[string]any, nCols)
@@ -251,19 +265,22 @@ func (tr *TableReader) Chunk(ctx context.Context, after []string, limit int) (ro
 				row[col] = decoders[i](vals[i])
 			}
 		}
-		last = last[:0:0]
-		for _, v := range vals[nCols:] {
-			last = append(last, string(v))
+		out.Last = make([]string, nKey)
+		for i, v := range vals[nCols : nCols+nKey] {
+			out.Last[i] = string(v)
 		}
-		rows = append(rows, Change{
+		if out.Snapshot == "" {
+			out.Snapshot = string(vals[nCols+nKey])
+		}
+		out.Rows = append(out.Rows, Change{
 			Schema: tr.table.Schema, Table: tr.table.Name, Op: OpRead,
 			New: row, Columns: tr.table.Columns, Key: tr.table.Key,
 		})
 	}
 	if _, err := rr.Close(); err != nil {
-		return nil, nil, fmt.Errorf("reading a chunk of %s: %w", tr.qualified(), err)
+		return Chunk{}, fmt.Errorf("reading a chunk of %s: %w", tr.qualified(), err)
 	}
-	return rows, last, nil
+	return out, nil
 }
 
 // messageText is what WriteMessage accepts as prefix and content: they

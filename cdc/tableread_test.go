@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/walhook/walhook/cdc"
@@ -41,30 +42,33 @@ func TestTableReaderChunks(t *testing.T) {
 	var got []string
 	var after []string
 	for {
-		rows, last, err := tr.Chunk(ctx, after, 3)
+		chunk, err := tr.Chunk(ctx, after, 3)
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, r := range rows {
+		if len(chunk.Rows) > 0 && strings.Count(chunk.Snapshot, ":") != 2 {
+			t.Fatalf("snapshot %q, want xmin:xmax:xip", chunk.Snapshot)
+		}
+		for _, r := range chunk.Rows {
 			if r.Op != cdc.OpRead || r.Old != nil {
 				t.Fatalf("row %+v: want op read without old", r)
 			}
 			got = append(got, fmt.Sprintf("%s:%d", r.New["tenant"], r.New["n"]))
 		}
-		if len(rows) < 3 {
+		if len(chunk.Rows) < 3 {
 			break
 		}
-		after = last
+		after = chunk.Last
 	}
 	want := []string{"a:1", "a:2", "a:4", "a:5", "b:1", "b:2", "b:4", "b:5"}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("rows %v, want %v", got, want)
 	}
-	rows, _, err := tr.Chunk(ctx, nil, 1)
+	chunk, err := tr.Chunk(ctx, nil, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := rows[0].New
+	r := chunk.Rows[0].New
 	if r["amount"] != json.Number("1.50") || r["at"] != "2026-01-02T03:04:05Z" || !reflect.DeepEqual(r["tags"], []any{"a", "b"}) ||
 		string(r["doc"].(json.RawMessage)) != `{"k": 1}` {
 		t.Errorf("values %#v: want them decoded as the stream decodes them", r)

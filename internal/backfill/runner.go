@@ -316,14 +316,21 @@ func (r *Runner) chunk(ctx context.Context, tr *cdc.TableReader, b store.Backfil
 	if err := tr.WriteMessage(ctx, MessagePrefix, "low:"+token); err != nil {
 		return abandon(err)
 	}
-	rows, last, err := tr.Chunk(ctx, after, size)
+	chunk, err := tr.Chunk(ctx, after, size)
 	if err != nil {
 		return abandon(err)
 	}
+	rows, last := chunk.Rows, chunk.Last
 	for i := range rows {
 		rows[i].Backfill = b.ID
 	}
-	if err := r.opts.Stage.setRows(token, rows); err != nil {
+	var snap snapshot
+	if chunk.Snapshot != "" {
+		if snap, err = parseSnapshot(chunk.Snapshot); err != nil {
+			return abandon(err)
+		}
+	}
+	if err := r.opts.Stage.setRows(token, rows, snap); err != nil {
 		return abandon(err)
 	}
 	if err := tr.WriteMessage(ctx, MessagePrefix, "high:"+token); err != nil {

@@ -125,10 +125,10 @@ func (s *Stage) openWindow(w *window) <-chan closed {
 	return ch
 }
 
-// setRows gives an open window its chunk.
-func (s *Stage) setRows(token string, rows []cdc.Change) error {
+// setRows gives an open window its chunk and the chunk's snapshot.
+func (s *Stage) setRows(token string, rows []cdc.Change, snap snapshot) error {
 	s.mu.Lock()
-	ok := s.windows.setRows(token, rows)
+	ok := s.windows.setRows(token, rows, snap)
 	s.mu.Unlock()
 	if !ok {
 		return fmt.Errorf("backfill chunk %s has no open window", token)

@@ -23,6 +23,15 @@ type window struct {
 
 	open    bool // the low watermark went by
 	changed map[string]struct{}
+	// early holds, per transaction id, the keys changed by transactions
+	// of the table that committed after the window was registered but
+	// before its low watermark. A transaction whose commit record precedes
+	// the low watermark can still be invisible to the chunk's snapshot (it
+	// commits in the WAL before it leaves the server's list of running
+	// transactions); snapshot says which were, and their keys count as
+	// changed too.
+	early    map[uint32]*earlyChanges
+	snapshot snapshot
 	// unkeyed is set when a change of the table inside the window could
 	// not be tied to one primary key (a truncate, or a delete whose replica
 	// identity is another index): the chunk is read again.
@@ -30,6 +39,13 @@ type window struct {
 
 	rows    []cdc.Change // the chunk as read, in key order
 	rowsSet bool
+}
+
+// earlyChanges are the keys one transaction changed before the low
+// watermark.
+type earlyChanges struct {
+	keys    []string
+	unkeyed bool
 }
 
 // closed is what the high watermark of a window settles: the rows that
@@ -57,17 +73,19 @@ func newWindows() *windows { return &windows{byToken: map[string]*window{}} }
 // add registers a window before its low watermark is written.
 func (ws *windows) add(w *window) {
 	w.changed = map[string]struct{}{}
+	w.early = map[uint32]*earlyChanges{}
 	ws.byToken[w.token] = w
 }
 
 // remove forgets a window (a chunk abandoned by its runner).
 func (ws *windows) remove(token string) { delete(ws.byToken, token) }
 
-// setRows gives a registered window its chunk; false if it is unknown.
-func (ws *windows) setRows(token string, rows []cdc.Change) bool {
+// setRows gives a registered window its chunk and the snapshot it was
+// read with; false if the window is unknown.
+func (ws *windows) setRows(token string, rows []cdc.Change, snap snapshot) bool {
 	w, ok := ws.byToken[token]
 	if ok {
-		w.rows, w.rowsSet = rows, true
+		w.rows, w.rowsSet, w.snapshot = rows, true, snap
 	}
 	return ok
 }
@@ -136,11 +154,23 @@ func (ws *windows) message(m cdc.Message) (c closed, rows []cdc.Change, ok bool)
 		switch {
 		case !w.rowsSet:
 			c.missing = true
-		case !w.open || w.unkeyed:
+		case !w.open:
 			// A high watermark before its low one cannot be; an unkeyed
 			// change leaves no safe row: read the chunk again.
 			c.retry = true
 		default:
+			for xid, e := range w.early {
+				if !w.snapshot.visible(xid) {
+					w.unkeyed = w.unkeyed || e.unkeyed
+					for _, k := range e.keys {
+						w.changed[k] = struct{}{}
+					}
+				}
+			}
+			if w.unkeyed {
+				c.retry = true
+				break
+			}
 			rows = reconcile(w.rows, w.key, w.changed)
 			c.emitted, c.dropped = len(rows), len(w.rows)-len(rows)
 		}
@@ -156,11 +186,22 @@ func (ws *windows) change(c *cdc.Change) {
 		return
 	}
 	for _, w := range ws.byToken {
-		if !w.open || w.schema != c.Schema || w.table != c.Table {
+		if w.schema != c.Schema || w.table != c.Table {
 			continue
 		}
+		mark := func(k string) { w.changed[k] = struct{}{} }
+		unkeyed := &w.unkeyed
+		if !w.open {
+			e := w.early[c.XID]
+			if e == nil {
+				e = &earlyChanges{}
+				w.early[c.XID] = e
+			}
+			mark = func(k string) { e.keys = append(e.keys, k) }
+			unkeyed = &e.unkeyed
+		}
 		if c.Op == cdc.OpTruncate {
-			w.unkeyed = true
+			*unkeyed = true
 			continue
 		}
 		for _, row := range []map[string]any{c.New, c.Old} {
@@ -168,9 +209,9 @@ func (ws *windows) change(c *cdc.Change) {
 				continue
 			}
 			if k, ok := rowKey(row, w.key); ok {
-				w.changed[k] = struct{}{}
+				mark(k)
 			} else {
-				w.unkeyed = true
+				*unkeyed = true
 			}
 		}
 	}

@@ -45,7 +45,7 @@ func newChunk(ws *windows, token string, n int64) {
 	for i := int64(1); i <= n; i++ {
 		rows = append(rows, row(i, "v1"))
 	}
-	ws.setRows(token, rows)
+	ws.setRows(token, rows, snapshot{})
 }
 
 func TestWindowDropsRowsTheStreamChanged(t *testing.T) {
@@ -147,5 +147,54 @@ func TestRowKey(t *testing.T) {
 	}
 	if _, ok := rowKey(map[string]any{"a": int64(1)}, []string{"a", "b"}); ok {
 		t.Error("a row without every key column has no key")
+	}
+}
+
+// TestWindowEarlyInvisibleTransaction: a transaction that commits before
+// the low watermark but that the chunk's snapshot still saw as running
+// (its commit record precedes the watermark, its end of transaction does
+// not precede the read) makes the chunk's copy of its rows stale: they are
+// dropped too. A transaction the snapshot saw leaves its rows alone.
+func TestWindowEarlyInvisibleTransaction(t *testing.T) {
+	t.Parallel()
+	ws := newWindows()
+	ws.add(&window{token: "e", schema: "public", table: "contacts", key: []string{"id"}})
+	early := func(xid uint32, id int64) cdc.Transaction {
+		c := live(cdc.OpUpdate, "contacts", map[string]any{"id": id}, nil)
+		c.XID = xid
+		return cdc.Transaction{XID: xid, EndLSN: cdc.LSN(xid), Changes: []cdc.Change{c}}
+	}
+	ws.process(early(100, 1)) // seen by the snapshot
+	ws.process(early(105, 2)) // in the snapshot's running list
+	ws.process(early(120, 3)) // at or past its xmax
+	ws.process(watermarkTx(200, mark("low", "e", 0)))
+	snap, err := parseSnapshot("104:120:105,110")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws.setRows("e", []cdc.Change{row(1, "a"), row(2, "a"), row(3, "a"), row(4, "a")}, snap)
+	out, done := ws.process(watermarkTx(300, mark("high", "e", 0)))
+	if len(done) != 1 || done[0].dropped != 2 {
+		t.Fatalf("closed = %+v", done)
+	}
+	if got := ids(out.Changes); !reflect.DeepEqual(got, []int64{1, 4}) {
+		t.Errorf("emitted %v, want [1 4]", got)
+	}
+}
+
+func TestParseSnapshot(t *testing.T) {
+	t.Parallel()
+	s, err := parseSnapshot("10:20:")
+	if err != nil || !s.visible(15) || s.visible(20) || s.visible(25) {
+		t.Errorf("10:20: → %+v, %v", s, err)
+	}
+	if _, err := parseSnapshot("10:x:"); err == nil {
+		t.Error("a bad snapshot was accepted")
+	}
+	// xid8 values beyond 32 bits compare by their low 32 bits, as pgoutput
+	// sends xids.
+	s, _ = parseSnapshot("4294967396:4294967400:4294967398")
+	if !s.visible(100) || s.visible(102) || s.visible(104) {
+		t.Errorf("epoch 1 snapshot %+v", s)
 	}
 }
