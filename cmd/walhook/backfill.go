@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/walhook/walhook/internal/store"
 )
 
 func init() { register(newBackfillCommand) }
@@ -229,4 +231,50 @@ func (p *progressBar) line(st backfillState, now time.Time) string {
 		b.WriteString("  ETA -")
 	}
 	return b.String()
+}
+
+// backfillStatus is a backfill as `walhook status` shows it.
+type backfillStatus struct {
+	ID        string `json:"id"`
+	Table     string `json:"table"`
+	Status    string `json:"status"`
+	RowsTotal *int64 `json:"rows_total"`
+	RowsDone  int64  `json:"rows_done"`
+	RowsSent  int64  `json:"rows_sent"`
+	LastError string `json:"last_error,omitempty"`
+}
+
+// recentBackfills lists the unfinished backfills and those finished within
+// a day, newest first.
+func recentBackfills(ctx context.Context, st *store.Store) ([]backfillStatus, error) {
+	bs, err := st.ListBackfills(ctx, 20)
+	if err != nil {
+		return nil, err
+	}
+	out := []backfillStatus{}
+	for _, b := range bs {
+		if b.Status.Finished() && b.FinishedAt != nil && time.Since(*b.FinishedAt) > 24*time.Hour {
+			continue
+		}
+		out = append(out, backfillStatus{ID: b.ID, Table: b.Table, Status: string(b.Status), RowsTotal: b.RowsTotal,
+			RowsDone: b.RowsDone, RowsSent: b.RowsSent, LastError: b.LastError})
+	}
+	return out, nil
+}
+
+// printBackfills prints one line per backfill (progress of settled chunks).
+func printBackfills(w io.Writer, bs []backfillStatus) {
+	for _, b := range bs {
+		fmt.Fprintf(w, "backfill %s of %s: %s, %d", b.ID, b.Table, b.Status, b.RowsDone)
+		if b.RowsTotal != nil && *b.RowsTotal > 0 {
+			fmt.Fprintf(w, "/%d rows (%d%%)", *b.RowsTotal, min(100, b.RowsDone*100 / *b.RowsTotal))
+		} else {
+			fmt.Fprint(w, " rows")
+		}
+		fmt.Fprintf(w, ", %d sent", b.RowsSent)
+		if b.LastError != "" {
+			fmt.Fprintf(w, ": %s", b.LastError)
+		}
+		fmt.Fprintln(w)
+	}
 }

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"fmt"
 	"net"
 	"net/http/httptest"
@@ -76,6 +78,13 @@ admin {
 	}
 	if again := s.checkOnce(t); again < repeats+rows {
 		t.Errorf("the second run re-sent %d rows, want every one of %d under its first id", again-repeats, rows)
+	}
+	var status, errOut bytes.Buffer
+	if code := execute(context.Background(), []string{"status", "-c", cfg}, testApp(&status, &errOut)); code != 0 {
+		t.Fatalf("walhook status exit %d: %s", code, errOut.String())
+	}
+	if want := "backfill " + id + " of public.contacts: completed, 20000/20000 rows (100%), 20000 sent"; !strings.Contains(status.String(), want) {
+		t.Errorf("walhook status lacks %q:\n%s", want, status.String())
 	}
 	d.stop(t)
 }
