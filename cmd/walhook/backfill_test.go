@@ -11,6 +11,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/walhook/walhook/cdc"
+	"github.com/walhook/walhook/internal/config"
+	"github.com/walhook/walhook/internal/rules"
 	"github.com/walhook/walhook/internal/signing"
 	"github.com/walhook/walhook/testenv"
 )
@@ -87,4 +90,40 @@ admin {
 		t.Errorf("walhook status lacks %q:\n%s", want, status.String())
 	}
 	d.stop(t)
+}
+
+// TestReadmeBackfillSnippet: the event block of the README's "Send the rows
+// you already have" loads with the README's example config, and makes its
+// event from a row a backfill reads.
+func TestReadmeBackfillSnippet(t *testing.T) {
+	src, blocks := readmeBlocks(t)
+	at := strings.Index(src, "## Send the rows you already have")
+	if at < 0 {
+		t.Fatal(`README.md has no "Send the rows you already have" section`)
+	}
+	line := strings.Count(src[:at], "\n") + 1
+	var snippet *codeBlock
+	for i, b := range blocks {
+		if b.lang == "hcl" && b.line > line {
+			snippet = &blocks[i]
+			break
+		}
+	}
+	if snippet == nil {
+		t.Fatal("the section has no hcl block")
+	}
+	_, base := readmeConfig(t, blocks)
+	cfg, diags := config.Parse([]byte(base+snippet.text), "README.md")
+	if diags.HasErrors() {
+		t.Fatalf("the README's backfill event (line %d) does not load with its example config: %v", snippet.line, diags)
+	}
+	r, err := rules.Compile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	evs, fails := r.Evaluate(&cdc.Change{Schema: "public", Table: "contacts", Op: cdc.OpRead,
+		New: map[string]any{"id": int64(7), "email": "ada@example.com"}, Key: []string{"id"}}, nil)
+	if len(fails) > 0 || len(evs) != 1 || evs[0].Type != "contact.synced" || evs[0].Key != "7" {
+		t.Fatalf("a read contact made %+v (failures %+v), want one contact.synced keyed 7", evs, fails)
+	}
 }
