@@ -19,12 +19,15 @@ import (
 
 // Defaults of a Runner.
 const (
-	DefaultChunkSize = 2000
+	DefaultChunkSize = 500
 	// maxChunkSize bounds the rows of one chunk held in memory.
 	maxChunkSize = 50000
-	// defaultMaxUnsettled is how many chunks may be emitted and not yet
-	// settled before the runner waits.
-	defaultMaxUnsettled = 4
+	// maxUnsettled is how many chunks may be emitted and not yet settled
+	// when the next one's rows go out. One: the next chunk is read while
+	// the previous one is delivered, and its rows join the stream once the
+	// previous chunk is settled, so live events queue behind at most about
+	// one chunk of backfilled rows.
+	maxUnsettled = 1
 	// defaultHighTimeout is how long a runner waits for its high watermark
 	// to come through the stream before it reads the chunk again.
 	defaultHighTimeout = 2 * time.Minute
@@ -214,7 +217,7 @@ func (r *Runner) run(ctx context.Context, b store.Backfill) (err error) {
 		n := 0
 		for n < len(pending) {
 			if !r.opts.Stage.isSettled(pending[n].end) {
-				if !waitAll && (n > 0 || len(pending) < defaultMaxUnsettled) {
+				if !waitAll && (n > 0 || len(pending) <= maxUnsettled) {
 					break
 				}
 				select {
@@ -265,7 +268,13 @@ func (r *Runner) run(ctx context.Context, b store.Backfill) (err error) {
 				}
 			}
 		}
-		res, err := r.chunk(ctx, tr, b, after, size)
+		// Before the chunk's high watermark, make room: record what
+		// settled, and stop if the API paused or cancelled meanwhile.
+		beforeHigh := func() (bool, error) {
+			st, err := record(len(pending) >= maxUnsettled)
+			return err == nil && st == store.BackfillRunning, err
+		}
+		res, err := r.chunk(ctx, tr, b, after, size, beforeHigh)
 		if err != nil {
 			if permanent(err) {
 				return r.fail(ctx, b, err)
@@ -273,6 +282,9 @@ func (r *Runner) run(ctx context.Context, b store.Backfill) (err error) {
 			return err
 		}
 		r.chunks.Add(1)
+		if res.stopped {
+			continue // the status check at the top says why
+		}
 		if res.retry {
 			r.chunkRetries.Add(1)
 			log.Debug().Strs("after", after).Msg("the stream changed the chunk's table in a way not tied to one key; reading the chunk again")
@@ -299,11 +311,14 @@ type chunkResult struct {
 	last          []string
 	end           cdc.LSN // the high watermark's transaction end
 	retry         bool
+	stopped       bool // beforeHigh said to stop: nothing was emitted
 }
 
 // chunk reads one chunk between a low and a high watermark and waits for
-// the stage to have emitted its rows at the high watermark.
-func (r *Runner) chunk(ctx context.Context, tr *cdc.TableReader, b store.Backfill, after []string, size int) (chunkResult, error) {
+// the stage to have emitted its rows at the high watermark. beforeHigh
+// runs between the read and the high watermark; when it says not to go
+// on, the chunk is abandoned unsent.
+func (r *Runner) chunk(ctx context.Context, tr *cdc.TableReader, b store.Backfill, after []string, size int, beforeHigh func() (bool, error)) (chunkResult, error) {
 	var tok [12]byte
 	_, _ = rand.Read(tok[:])
 	token := hex.EncodeToString(tok[:])
@@ -332,6 +347,10 @@ func (r *Runner) chunk(ctx context.Context, tr *cdc.TableReader, b store.Backfil
 	}
 	if err := r.opts.Stage.setRows(token, rows, snap); err != nil {
 		return abandon(err)
+	}
+	if goOn, err := beforeHigh(); err != nil || !goOn {
+		_, err := abandon(err)
+		return chunkResult{stopped: err == nil}, err
 	}
 	if err := tr.WriteMessage(ctx, MessagePrefix, "high:"+token); err != nil {
 		return abandon(err)

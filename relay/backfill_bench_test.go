@@ -1,0 +1,221 @@
+package relay_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/rs/zerolog"
+
+	"github.com/walhook/walhook/internal/config"
+	"github.com/walhook/walhook/internal/signing"
+	"github.com/walhook/walhook/relay"
+	"github.com/walhook/walhook/testenv"
+)
+
+// backfillSink verifies every delivery's signature, counts the distinct
+// backfilled rows and records the commit-to-delivery latency of the live
+// events.
+type backfillSink struct {
+	secret string
+	mu     sync.Mutex
+	reads  map[string]bool
+	lat    []time.Duration
+	bad    int
+	wake   chan struct{}
+}
+
+func (s *backfillSink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	now := time.Now()
+	if err := signing.Verify(signing.StandardWebhooks, []string{s.secret}, r.Header, body, now, time.Minute); err != nil {
+		s.mu.Lock()
+		s.bad++
+		s.mu.Unlock()
+		w.WriteHeader(http.StatusUnauthorized)
+		return
+	}
+	var ev struct {
+		Type      string    `json:"type"`
+		Timestamp time.Time `json:"timestamp"`
+	}
+	_ = json.Unmarshal(body, &ev)
+	s.mu.Lock()
+	if ev.Type == "item.synced" {
+		s.reads[r.Header.Get("webhook-id")] = true
+	} else {
+		s.lat = append(s.lat, now.Sub(ev.Timestamp))
+	}
+	s.mu.Unlock()
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *backfillSink) readCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.reads)
+}
+
+// BenchmarkBackfill measures how fast a backfill sends a table's rows
+// (1,000,000 by default; WALHOOK_BENCH_N overrides) to a local receiver
+// that verifies every signature, while a live stream of 500 inserts a
+// second (each its own transaction, committed synchronously) goes on; it
+// reports the live events' commit-to-delivery latency during the backfill.
+//
+//	go test -run '^$' -bench BenchmarkBackfill -benchtime 1x -timeout 30m ./relay/
+func BenchmarkBackfill(b *testing.B) {
+	n := 1_000_000
+	if s := os.Getenv("WALHOOK_BENCH_N"); s != "" {
+		n, _ = strconv.Atoi(s)
+	}
+	const liveRate = 500
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		db := testenv.NewDB(b)
+		db.Exec(b, `CREATE TABLE items (id bigint PRIMARY KEY, name text NOT NULL, amount numeric(12,2), created_at timestamptz NOT NULL DEFAULT now())`)
+		db.Exec(b, `INSERT INTO items (id, name, amount) SELECT i, 'item ' || i, i * 0.25 FROM generate_series(1, $1) i`, n)
+		db.Exec(b, `VACUUM ANALYZE items`)
+		secret := signing.GenerateSecret()
+		sink := &backfillSink{secret: secret, reads: make(map[string]bool, n), wake: make(chan struct{}, 1)}
+		srv := httptest.NewServer(sink)
+		slot := testenv.Name(b, "slot")
+		cfg, diags := config.Parse([]byte(fmt.Sprintf(`
+source "postgres" {
+  url         = %q
+  slot        = %q
+  publication = %q
+}
+admin {
+  listen = "127.0.0.1:0"
+  token  = %q
+}
+event "contact.created" {
+  table = "contacts"
+  on    = ["insert"]
+}
+event "item.synced" {
+  table = "items"
+  on    = ["read"]
+}
+endpoint "bench" {
+  url         = %q
+  events      = ["*"]
+  secret      = %q
+  concurrency = 32
+}`, db.URL, slot, slot, backfillToken, srv.URL, secret)), "bench.hcl")
+		if diags.HasErrors() {
+			b.Fatal(diags)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		r, err := relay.New(ctx, cfg, zerolog.New(zerolog.NewTestWriter(b)).Level(zerolog.WarnLevel), relay.Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- r.Run(ctx) }()
+		for !r.Reader.Status().Streaming {
+			time.Sleep(10 * time.Millisecond)
+		}
+		admin := httptest.NewServer(r.AdminHandler())
+
+		// The live stream: 500 single-row transactions a second.
+		pcfg, err := pgxpool.ParseConfig(db.URL)
+		if err != nil {
+			b.Fatal(err)
+		}
+		pcfg.ConnConfig.RuntimeParams["synchronous_commit"] = "on"
+		writers, err := pgxpool.NewWithConfig(context.Background(), pcfg)
+		if err != nil {
+			b.Fatal(err)
+		}
+		liveCtx, stopLive := context.WithCancel(context.Background())
+		var wg sync.WaitGroup
+		work := make(chan int, liveRate)
+		for w := 0; w < 4; w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for j := range work {
+					_, _ = writers.Exec(context.Background(), `INSERT INTO contacts (organization_id, first_name) VALUES ($1, 'x')`, j%10)
+				}
+			}()
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer close(work)
+			tick := time.NewTicker(time.Second / liveRate)
+			defer tick.Stop()
+			for j := 0; ; j++ {
+				select {
+				case <-liveCtx.Done():
+					return
+				case <-tick.C:
+					work <- j
+				}
+			}
+		}()
+
+		b.StartTimer()
+		begin := time.Now()
+		req, _ := http.NewRequest("POST", admin.URL+"/v1/backfills", strings.NewReader(`{"table": "items"}`))
+		req.Header.Set("Authorization", "Bearer "+backfillToken)
+		req.Header.Set("Content-Type", "application/json")
+		res, err := http.DefaultClient.Do(req)
+		if err != nil || res.StatusCode != http.StatusCreated {
+			b.Fatalf("POST /v1/backfills: %v %v", err, res)
+		}
+		res.Body.Close()
+		deadline := time.Now().Add(20 * time.Minute)
+		for sink.readCount() < n {
+			if time.Now().After(deadline) {
+				b.Fatalf("backfilled %d of %d rows within 20 minutes", sink.readCount(), n)
+			}
+			select {
+			case <-sink.wake:
+			case <-time.After(time.Second):
+			}
+		}
+		took := time.Since(begin)
+		b.StopTimer()
+		stopLive()
+		wg.Wait()
+		writers.Close()
+		admin.Close()
+		cancel()
+		if err := <-done; err != nil {
+			b.Errorf("relay: %v", err)
+		}
+		srv.Close()
+		sink.mu.Lock()
+		lat := slices.Clone(sink.lat)
+		bad := sink.bad
+		sink.mu.Unlock()
+		if bad > 0 {
+			b.Fatalf("%d deliveries failed verification", bad)
+		}
+		if len(lat) == 0 {
+			b.Fatal("no live event was delivered during the backfill")
+		}
+		slices.Sort(lat)
+		b.ReportMetric(float64(n)/took.Seconds(), "rows/s")
+		b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "live-p50-ms")
+		b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "live-p99-ms")
+		b.ReportMetric(float64(len(lat)), "live-events")
+	}
+}
