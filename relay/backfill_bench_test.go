@@ -2,9 +2,7 @@ package relay_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -24,51 +22,11 @@ import (
 	"github.com/walhook/walhook/testenv"
 )
 
-// backfillSink verifies every delivery's signature, counts the distinct
-// backfilled rows and records the commit-to-delivery latency of the live
-// events.
-type backfillSink struct {
-	secret string
-	mu     sync.Mutex
-	reads  map[string]bool
-	lat    []time.Duration
-	bad    int
-	wake   chan struct{}
-}
-
-func (s *backfillSink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	body, _ := io.ReadAll(r.Body)
-	now := time.Now()
-	if err := signing.Verify(signing.StandardWebhooks, []string{s.secret}, r.Header, body, now, time.Minute); err != nil {
-		s.mu.Lock()
-		s.bad++
-		s.mu.Unlock()
-		w.WriteHeader(http.StatusUnauthorized)
-		return
-	}
-	var ev struct {
-		Type      string    `json:"type"`
-		Timestamp time.Time `json:"timestamp"`
-	}
-	_ = json.Unmarshal(body, &ev)
-	s.mu.Lock()
-	if ev.Type == "item.synced" {
-		s.reads[r.Header.Get("webhook-id")] = true
-	} else {
-		s.lat = append(s.lat, now.Sub(ev.Timestamp))
-	}
-	s.mu.Unlock()
-	select {
-	case s.wake <- struct{}{}:
-	default:
-	}
-	w.WriteHeader(http.StatusNoContent)
-}
-
-func (s *backfillSink) readCount() int {
+// typeCount is how many distinct events of type t s received.
+func (s *verifyingSink) typeCount(t string) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return len(s.reads)
+	return s.byType[t]
 }
 
 // BenchmarkBackfill measures how fast a backfill sends a table's rows
@@ -91,19 +49,11 @@ func BenchmarkBackfill(b *testing.B) {
 		db.Exec(b, `INSERT INTO items (id, name, amount) SELECT i, 'item ' || i, i * 0.25 FROM generate_series(1, $1) i`, n)
 		db.Exec(b, `VACUUM ANALYZE items`)
 		secret := signing.GenerateSecret()
-		sink := &backfillSink{secret: secret, reads: make(map[string]bool, n), wake: make(chan struct{}, 1)}
+		sink := &verifyingSink{secret: secret, seen: make(map[string]bool, n), wake: make(chan struct{}, 1),
+			latencyOf: "contact.created", byType: map[string]int{}}
 		srv := httptest.NewServer(sink)
 		slot := testenv.Name(b, "slot")
-		cfg, diags := config.Parse([]byte(fmt.Sprintf(`
-source "postgres" {
-  url         = %q
-  slot        = %q
-  publication = %q
-}
-admin {
-  listen = "127.0.0.1:0"
-  token  = %q
-}
+		cfg, diags := config.Parse([]byte(backfillConfig(db, slot, `
 event "contact.created" {
   table = "contacts"
   on    = ["insert"]
@@ -111,13 +61,13 @@ event "contact.created" {
 event "item.synced" {
   table = "items"
   on    = ["read"]
-}
+}`, fmt.Sprintf(`
 endpoint "bench" {
   url         = %q
   events      = ["*"]
   secret      = %q
   concurrency = 32
-}`, db.URL, slot, slot, backfillToken, srv.URL, secret)), "bench.hcl")
+}`, srv.URL, secret))), "bench.hcl")
 		if diags.HasErrors() {
 			b.Fatal(diags)
 		}
@@ -181,16 +131,7 @@ endpoint "bench" {
 			b.Fatalf("POST /v1/backfills: %v %v", err, res)
 		}
 		res.Body.Close()
-		deadline := time.Now().Add(20 * time.Minute)
-		for sink.readCount() < n {
-			if time.Now().After(deadline) {
-				b.Fatalf("backfilled %d of %d rows within 20 minutes", sink.readCount(), n)
-			}
-			select {
-			case <-sink.wake:
-			case <-time.After(time.Second):
-			}
-		}
+		sink.waitCount(b, n, 20*time.Minute, func() int { return sink.typeCount("item.synced") })
 		took := time.Since(begin)
 		b.StopTimer()
 		stopLive()

@@ -153,27 +153,32 @@ func (a backfillAPI) waitStatus(t *testing.T, id, status string, within time.Dur
 // blocks and returns its admin API.
 func backfillRelay(t *testing.T, db *testenv.DB, events, endpoints string) (*running, backfillAPI) {
 	t.Helper()
-	slot := testenv.Name(t, "slot")
-	h := runConfig(t, db, fmt.Sprintf(`
+	h := runConfig(t, db, backfillConfig(db, testenv.Name(t, "slot"), events, endpoints))
+	h.waitStreaming(t)
+	srv := httptest.NewServer(h.relay.AdminHandler())
+	t.Cleanup(srv.Close)
+	return h, backfillAPI{srv}
+}
+
+// backfillConfig is a whole config over db: source, admin API (token
+// backfillToken), delivery, and the given events and endpoints.
+func backfillConfig(db *testenv.DB, slot, events, endpoints string) string {
+	return fmt.Sprintf(`
 source "postgres" {
   url         = %q
   slot        = %q
   publication = %q
 }
 admin {
-  listen         = "127.0.0.1:0"
-  token          = %q
+  listen = "127.0.0.1:0"
+  token  = %q
 }
 delivery {
   shutdown_timeout = "10s"
 }
 %s
 %s
-`, db.URL, slot, slot, backfillToken, events, endpoints))
-	h.waitStreaming(t)
-	srv := httptest.NewServer(h.relay.AdminHandler())
-	t.Cleanup(srv.Close)
-	return h, backfillAPI{srv}
+`, db.URL, slot, slot, backfillToken, events, endpoints)
 }
 
 func endpointBlock(name, url, extra string) string {

@@ -33,6 +33,10 @@ type verifyingSink struct {
 	lat    []time.Duration
 	bad    int
 	wake   chan struct{}
+	// latencyOf, when set, limits the latencies recorded to events of
+	// that type; byType, when not nil, counts the distinct events by type.
+	latencyOf string
+	byType    map[string]int
 }
 
 func (s *verifyingSink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -46,6 +50,7 @@ func (s *verifyingSink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var ev struct {
+		Type      string    `json:"type"`
 		Timestamp time.Time `json:"timestamp"`
 	}
 	_ = json.Unmarshal(body, &ev)
@@ -53,7 +58,12 @@ func (s *verifyingSink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	id := r.Header.Get("webhook-id")
 	if !s.seen[id] {
 		s.seen[id] = true
-		s.lat = append(s.lat, now.Sub(ev.Timestamp))
+		if s.latencyOf == "" || ev.Type == s.latencyOf {
+			s.lat = append(s.lat, now.Sub(ev.Timestamp))
+		}
+		if s.byType != nil {
+			s.byType[ev.Type]++
+		}
 	}
 	s.mu.Unlock()
 	select {
@@ -67,6 +77,20 @@ func (s *verifyingSink) count() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.seen)
+}
+
+// waitCount waits, woken by each delivery, until count() reaches n.
+func (s *verifyingSink) waitCount(b *testing.B, n int, within time.Duration, count func() int) {
+	deadline := time.Now().Add(within)
+	for count() < n {
+		if time.Now().After(deadline) {
+			b.Fatalf("delivered %d of %d within %v", count(), n, within)
+		}
+		select {
+		case <-s.wake:
+		case <-time.After(time.Second):
+		}
+	}
 }
 
 func benchConfig(b *testing.B, db *testenv.DB, slot, url, secret string) *config.Config {
@@ -147,16 +171,7 @@ func BenchmarkDrain(b *testing.B) {
 		b.StartTimer()
 		begin := time.Now()
 		stop := runRelay(b, cfg)
-		deadline := time.Now().Add(5 * time.Minute)
-		for sink.count() < n {
-			if time.Now().After(deadline) {
-				b.Fatalf("delivered %d of %d within 5 minutes", sink.count(), n)
-			}
-			select {
-			case <-sink.wake:
-			case <-time.After(time.Second):
-			}
-		}
+		sink.waitCount(b, n, 5*time.Minute, sink.count)
 		took := time.Since(begin)
 		b.StopTimer()
 		stop()

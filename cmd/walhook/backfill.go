@@ -13,34 +13,15 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/walhook/walhook/internal/backfill"
 	"github.com/walhook/walhook/internal/store"
 )
 
 func init() { register(newBackfillCommand) }
 
-// backfillState is a backfill as GET /v1/backfills/{id} shows it.
-type backfillState struct {
-	ID        string `json:"id"`
-	Table     string `json:"table"`
-	Status    string `json:"status"`
-	RowsTotal *int64 `json:"rows_total"`
-	RowsDone  int64  `json:"rows_done"`
-	RowsSent  int64  `json:"rows_sent"`
-	LastError string `json:"last_error"`
-}
-
 func newBackfillCommand(a *app) *cobra.Command {
 	var af apiFlags
-	var req struct {
-		Table     string `json:"table"`
-		Where     string `json:"where,omitempty"`
-		Event     string `json:"event,omitempty"`
-		Endpoint  string `json:"endpoint,omitempty"`
-		Webhook   string `json:"webhook,omitempty"`
-		Rate      int    `json:"rate,omitempty"`
-		ChunkSize int    `json:"chunk_size,omitempty"`
-		IDSeed    string `json:"id_seed,omitempty"`
-	}
+	var req backfill.Request
 	var rate, cancelID string
 	var detach bool
 	cmd := &cobra.Command{
@@ -70,7 +51,7 @@ not the backfill: --cancel ID cancels it.
 			}
 			ctx := cmd.Context()
 			if cancelID != "" {
-				var st backfillState
+				var st backfillStatus
 				cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 				defer cancel()
 				if err := c.do(cctx, "DELETE", "/v1/backfills/"+url.PathEscape(cancelID), nil, &st); err != nil {
@@ -88,7 +69,7 @@ not the backfill: --cancel ID cancels it.
 			if req.Rate, err = parseRate(rate); err != nil {
 				return usageErrorf("%v", err)
 			}
-			var st backfillState
+			var st backfillStatus
 			sctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 			defer cancel()
 			if err := c.do(sctx, "POST", "/v1/backfills", req, &st); err != nil {
@@ -142,7 +123,7 @@ func followBackfill(ctx context.Context, c *apiClient, id string, stdout, stderr
 	defer tick.Stop()
 	lastLine := time.Time{}
 	for {
-		var st backfillState
+		var st backfillStatus
 		rctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 		err := c.do(rctx, "GET", "/v1/backfills/"+url.PathEscape(id), nil, &st)
 		cancel()
@@ -193,7 +174,7 @@ type progressBar struct {
 	seen      bool
 }
 
-func (p *progressBar) line(st backfillState, now time.Time) string {
+func (p *progressBar) line(st backfillStatus, now time.Time) string {
 	if !p.seen {
 		p.firstDone, p.seen = st.RowsDone, true
 	}
@@ -233,7 +214,7 @@ func (p *progressBar) line(st backfillState, now time.Time) string {
 	return b.String()
 }
 
-// backfillStatus is a backfill as `walhook status` shows it.
+// backfillStatus is a backfill as the API and `walhook status` show it.
 type backfillStatus struct {
 	ID        string `json:"id"`
 	Table     string `json:"table"`
