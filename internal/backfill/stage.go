@@ -52,24 +52,40 @@ func NewStage(next cdc.Sink) *Stage {
 // Apply passes tx to the next Sink, with the rows of the chunks whose high
 // watermark it carries, then tells their runners.
 func (s *Stage) Apply(ctx context.Context, tx cdc.Transaction) error {
+	tx, handedOver := s.Intercept(tx)
+	err := s.next.Apply(ctx, tx)
+	handedOver()
+	return err
+}
+
+// Intercept is Apply for a pipeline that is not a cdc.Sink: it applies tx
+// (a transaction from the slot, in stream order) to the open windows and
+// returns it with the rows of any chunk it closes appended. Call
+// handedOver once the returned transaction is with the dispatcher (its
+// events evaluated with Evaluate and routed, so that its end LSN settles
+// only with them); transactions must be intercepted in stream order.
+func (s *Stage) Intercept(tx cdc.Transaction) (out cdc.Transaction, handedOver func()) {
 	s.mu.Lock()
 	if !s.windows.active() {
 		s.mu.Unlock()
-		return s.next.Apply(ctx, tx)
+		return tx, func() {}
 	}
 	tx, done := s.windows.process(tx)
 	s.mu.Unlock()
-	err := s.next.Apply(ctx, tx)
-	for _, c := range done {
-		s.mu.Lock()
-		ch := s.waiting[c.token]
-		delete(s.waiting, c.token)
-		s.mu.Unlock()
-		if ch != nil {
-			ch <- c // buffered: the runner may have given up waiting
+	if len(done) == 0 {
+		return tx, func() {}
+	}
+	return tx, func() {
+		for _, c := range done {
+			s.mu.Lock()
+			ch := s.waiting[c.token]
+			delete(s.waiting, c.token)
+			s.mu.Unlock()
+			if ch != nil {
+				ch <- c // buffered: the runner may have given up waiting
+			}
 		}
 	}
-	return err
 }
 
 // Settled records that the dispatcher settled everything up to lsn; the
