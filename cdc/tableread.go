@@ -87,6 +87,10 @@ func OpenTableReader(ctx context.Context, url, table string, opts TableReadOptio
 		return nil, fmt.Errorf("connecting to the source database: %w", err)
 	}
 	tr := &TableReader{conn: conn, where: strings.TrimSpace(opts.Where), types: newTypeDecoders()}
+	if err := checkCondition(tr.where); err != nil {
+		tr.Close(ctx)
+		return nil, err
+	}
 	if err := tr.describe(ctx, schema, name); err != nil {
 		tr.Close(ctx)
 		return nil, err
@@ -100,6 +104,42 @@ func OpenTableReader(ctx context.Context, url, table string, opts TableReadOptio
 		}
 	}
 	return tr, nil
+}
+
+// ErrCondition is a where clause that is not one SQL condition.
+var ErrCondition = errors.New("the where clause must be one SQL condition")
+
+// checkCondition refuses a where clause that could end the condition it is
+// put in: a closing parenthesis without its opening one, a semicolon, a
+// comment or a dollar sign outside quotes. (It also runs read-only.)
+func checkCondition(where string) error {
+	depth := 0
+	for i := 0; i < len(where); i++ {
+		switch c := where[i]; c {
+		case '\'', '"':
+			end := strings.IndexByte(where[i+1:], c)
+			if end < 0 {
+				return fmt.Errorf("%w: unterminated %c quote", ErrCondition, c)
+			}
+			i += end + 1 // a doubled quote is two quoted runs in a row
+		case '(':
+			depth++
+		case ')':
+			if depth--; depth < 0 {
+				return fmt.Errorf("%w: unbalanced parentheses", ErrCondition)
+			}
+		case ';', '$':
+			return fmt.Errorf("%w: %q is not allowed outside quotes", ErrCondition, c)
+		case '-', '/':
+			if i+1 < len(where) && (where[i:i+2] == "--" || where[i:i+2] == "/*") {
+				return fmt.Errorf("%w: comments are not allowed", ErrCondition)
+			}
+		}
+	}
+	if depth != 0 {
+		return fmt.Errorf("%w: unbalanced parentheses", ErrCondition)
+	}
+	return nil
 }
 
 // Table describes the table read.

@@ -90,7 +90,12 @@ func TestTableReaderErrors(t *testing.T) {
 	if _, err := cdc.OpenTableReader(ctx, db.URL, "keyed", cdc.TableReadOptions{Where: "nope > 1"}); err == nil {
 		t.Error("a where clause naming an unknown column was accepted")
 	}
-	tr, err := cdc.OpenTableReader(ctx, db.URL, "keyed", cdc.TableReadOptions{Where: "id > 1"})
+	for _, where := range []string{"false) UNION ALL (SELECT 1", "id > 1; DELETE FROM keyed", "id > 1 -- x", "id = $$1$$", "(id > 1", "name = 'x"} {
+		if _, err := cdc.OpenTableReader(ctx, db.URL, "keyed", cdc.TableReadOptions{Where: where}); !errors.Is(err, cdc.ErrCondition) {
+			t.Errorf("where %q: %v, want ErrCondition", where, err)
+		}
+	}
+	tr, err := cdc.OpenTableReader(ctx, db.URL, "keyed", cdc.TableReadOptions{Where: "(id > 1 OR id::text = 'a)''b') AND \"id\" < 10"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -438,6 +438,7 @@ event "contact.created" {
 		{`{"table": "nope"}`, "unknown table"},
 		{`{"table": "nokey"}`, "no primary key"},
 		{`{"table": "items", "where": "missing_column > 1"}`, "where clause"},
+		{`{"table": "items", "where": "true) UNION ALL (SELECT 1, 1, 'x'"}`, "one SQL condition"},
 		{`{"table": "items", "event": "contact.created"}`, "does not read table public.items"},
 		{`{"table": "items", "event": "nope"}`, "unknown event"},
 		{`{"table": "contacts"}`, "no event reads table public.contacts"},

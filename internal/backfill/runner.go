@@ -141,9 +141,9 @@ func (r *Runner) sleep(ctx context.Context, d time.Duration) {
 }
 
 // permanent reports errors a retry cannot fix: the table is gone or has
-// no primary key, or the where clause no longer works.
+// no primary key, or the where clause is refused or no longer works.
 func permanent(err error) bool {
-	if errors.Is(err, cdc.ErrNoTable) || errors.Is(err, cdc.ErrNoPrimaryKey) {
+	if errors.Is(err, cdc.ErrNoTable) || errors.Is(err, cdc.ErrNoPrimaryKey) || errors.Is(err, cdc.ErrCondition) {
 		return true
 	}
 	var pgErr *pgconn.PgError

@@ -97,9 +97,7 @@ func (s *Submitter) check(ctx context.Context, req Request) (store.Backfill, err
 		switch {
 		case errors.Is(err, cdc.ErrNoTable):
 			return store.Backfill{}, invalid("unknown table %s: no such table in the source database", req.Table)
-		case errors.Is(err, cdc.ErrNoPrimaryKey):
-			return store.Backfill{}, invalid("%v", err)
-		case errors.As(err, &pgErr) || strings.Contains(err.Error(), "is not of the form"):
+		case permanent(err) || errors.As(err, &pgErr) || strings.Contains(err.Error(), "is not of the form"):
 			return store.Backfill{}, invalid("%v", err)
 		}
 		return store.Backfill{}, err
