@@ -89,7 +89,7 @@ not the backfill: --cancel ID cancels it.
 	f.StringVar(&req.Endpoint, "endpoint", "", "send only to this endpoint block")
 	f.StringVar(&req.Webhook, "webhook", "", "send only to this API webhook (ep_…)")
 	f.StringVar(&rate, "rate", "", "rows read per second, like 2000/s (default: no limit)")
-	f.IntVar(&req.ChunkSize, "chunk-size", 0, "rows per chunk (default 2000)")
+	f.IntVar(&req.ChunkSize, "chunk-size", 0, "the most rows per chunk (default 2000; chunks are sized to about 20ms of delivery)")
 	f.StringVar(&req.IDSeed, "id-seed", "", "seed of the event ids (default: derived from table, where, event and target, so a rerun sends the same ids)")
 	f.StringVar(&cancelID, "cancel", "", "cancel this backfill")
 	f.BoolVar(&detach, "detach", false, "submit and exit without following")

@@ -19,7 +19,7 @@ import (
 
 // Defaults of a Runner.
 const (
-	DefaultChunkSize = 500
+	DefaultChunkSize = 2000
 	// maxChunkSize bounds the rows of one chunk held in memory.
 	maxChunkSize = 50000
 	// maxUnsettled is how many chunks may be emitted and not yet settled
@@ -157,6 +157,8 @@ type unsettled struct {
 	done     int64
 	sent     int64
 	finished bool // the last chunk
+	emitted  time.Time
+	rows     int // rows emitted
 }
 
 // run executes one backfill until it completes, is paused or cancelled,
@@ -194,14 +196,7 @@ func (r *Runner) run(ctx context.Context, b store.Backfill) (err error) {
 	}()
 	log.Info().Int64("rows_total", *b.RowsTotal).Int64("rows_done", b.RowsDone).Strs("after", b.LastKey).Msg("backfill running")
 
-	size := b.ChunkSize
-	if size <= 0 {
-		size = DefaultChunkSize
-	}
-	size = min(size, maxChunkSize)
-	if b.Rate > 0 {
-		size = max(1, min(size, b.Rate/4)) // bursts of at most a quarter second of the rate
-	}
+	sizer := newChunkSizer(b.ChunkSize, b.Rate)
 	var (
 		after     = b.LastKey
 		done      = b.RowsDone
@@ -226,6 +221,7 @@ func (r *Runner) run(ctx context.Context, b store.Backfill) (err error) {
 				case <-r.opts.Stage.settledAt(pending[n].end):
 				}
 			}
+			sizer.settled(pending[n].rows, time.Since(pending[n].emitted))
 			n++
 		}
 		if n == 0 {
@@ -274,6 +270,7 @@ func (r *Runner) run(ctx context.Context, b store.Backfill) (err error) {
 			st, err := record(len(pending) >= maxUnsettled)
 			return err == nil && st == store.BackfillRunning, err
 		}
+		size := sizer.size
 		res, err := r.chunk(ctx, tr, b, after, size, beforeHigh)
 		if err != nil {
 			if permanent(err) {
@@ -298,7 +295,8 @@ func (r *Runner) run(ctx context.Context, b store.Backfill) (err error) {
 		if res.last != nil {
 			after = res.last
 		}
-		pending = append(pending, unsettled{end: res.end, lastKey: after, done: done, sent: sent, finished: res.read < size})
+		pending = append(pending, unsettled{end: res.end, lastKey: after, done: done, sent: sent, finished: res.read < size,
+			emitted: time.Now(), rows: res.emitted})
 		r.mu.Lock()
 		prog.RowsRead, prog.RowsSent = done, sent
 		r.mu.Unlock()
