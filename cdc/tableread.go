@@ -328,13 +328,16 @@ func (tr *TableReader) Chunk(ctx context.Context, after []string, limit int) (Ch
 var messageText = regexp.MustCompile(`^[A-Za-z0-9_.:-]*$`)
 
 // WriteMessage writes a transactional logical decoding message in a
-// transaction of its own and returns once it is committed. Prefix and
+// transaction of its own and returns once it is committed and flushed. Prefix and
 // content are limited to letters, digits and _ . : -.
 func (tr *TableReader) WriteMessage(ctx context.Context, prefix, content string) error {
 	if prefix == "" || !messageText.MatchString(prefix) || !messageText.MatchString(content) {
 		return fmt.Errorf("writing a logical decoding message: prefix %q or content %q has characters other than letters, digits and _ . : -", prefix, content)
 	}
-	q := "START TRANSACTION READ WRITE; SELECT pg_logical_emit_message(true, '" + prefix + "', '" + content + "'); COMMIT"
+	// Flushed at commit, whatever the server's synchronous_commit: the
+	// walsender decodes only flushed WAL, and the stream waits for it.
+	q := "START TRANSACTION READ WRITE; SET LOCAL synchronous_commit = on; SELECT pg_logical_emit_message(true, '" +
+		prefix + "', '" + content + "'); COMMIT"
 	if _, err := tr.conn.Exec(ctx, q).ReadAll(); err != nil {
 		return fmt.Errorf("writing a %s message to the WAL: %w", prefix, err)
 	}

@@ -32,6 +32,9 @@ const (
 	// to come through the stream before it reads the chunk again.
 	defaultHighTimeout = 2 * time.Minute
 	idlePoll           = 2 * time.Second
+	// progressEvery is how often a running backfill writes its progress
+	// and reads its status: a crash re-sends at most about that much.
+	progressEvery = 250 * time.Millisecond
 )
 
 // RunnerOptions configure a Runner.
@@ -205,50 +208,69 @@ func (r *Runner) run(ctx context.Context, b store.Backfill) (err error) {
 		pacedFrom = time.Now()
 		pacedRows int64
 	)
-	// record writes the progress of the chunks settled so far and returns
-	// the status the API left. With waitAll it waits for every emitted
-	// chunk; with too many unsettled it waits for the oldest.
-	record := func(waitAll bool) (store.BackfillStatus, error) {
-		n := 0
-		for n < len(pending) {
-			if !r.opts.Stage.isSettled(pending[n].end) {
-				if !waitAll && (n > 0 || len(pending) <= maxUnsettled) {
+	// record notes the chunks settled so far (waiting for them all with
+	// wait), writes the newest one's progress to the store when flush is
+	// set or progressEvery has passed, and returns the status the API left
+	// (read at most every progressEvery, or at each write).
+	var (
+		toWrite   *unsettled // the newest settled chunk not yet written
+		wroteAt   time.Time
+		checkedAt time.Time
+		status    = store.BackfillRunning
+	)
+	record := func(wait, flush bool) (store.BackfillStatus, error) {
+		for len(pending) > 0 {
+			p := pending[0]
+			if !r.opts.Stage.isSettled(p.end) {
+				if !wait {
 					break
 				}
 				select {
 				case <-ctx.Done():
 					return "", ctx.Err()
-				case <-r.opts.Stage.settledAt(pending[n].end):
+				case <-r.opts.Stage.settledAt(p.end):
 				}
 			}
-			sizer.settled(pending[n].rows, time.Since(pending[n].emitted))
-			n++
+			sizer.settled(p.rows, time.Since(p.emitted))
+			toWrite = &p
+			pending = pending[1:]
 		}
-		if n == 0 {
-			return r.opts.Store.BackfillStatusOf(ctx, b.ID)
-		}
-		last := pending[n-1]
-		pending = pending[n:]
-		st, err := r.opts.Store.RecordBackfillChunk(ctx, b.ID, last.lastKey, last.done, last.sent)
-		if err != nil || !last.finished || st != store.BackfillRunning {
+		now := time.Now()
+		if toWrite == nil || !(flush || toWrite.finished || now.Sub(wroteAt) >= progressEvery) {
+			if now.Sub(checkedAt) < progressEvery {
+				return status, nil
+			}
+			st, err := r.opts.Store.BackfillStatusOf(ctx, b.ID)
+			checkedAt, status = now, st
 			return st, err
+		}
+		last := *toWrite
+		st, err := r.opts.Store.RecordBackfillChunk(ctx, b.ID, last.lastKey, last.done, last.sent)
+		if err != nil {
+			return "", err
+		}
+		toWrite, wroteAt, checkedAt, status = nil, now, now, st
+		if !last.finished || st != store.BackfillRunning {
+			return st, nil
 		}
 		if _, err := r.opts.Store.SetBackfillStatus(ctx, b.ID, store.BackfillCompleted, "", store.BackfillRunning); err != nil {
 			return "", err
 		}
 		log.Info().Int64("rows_done", last.done).Int64("rows_sent", last.sent).Dur("took", time.Since(prog.Started)).Msg("backfill completed")
-		return store.BackfillCompleted, nil
+		status = store.BackfillCompleted
+		return status, nil
 	}
 
 	for {
-		st, err := record(len(pending) > 0 && pending[len(pending)-1].finished)
+		last := len(pending) > 0 && pending[len(pending)-1].finished
+		st, err := record(last, last)
 		if err != nil {
 			return err
 		}
 		if st != store.BackfillRunning {
 			if st == store.BackfillPaused || st == store.BackfillCancelled {
 				// Chunks already emitted go out; record them before stopping.
-				if _, err := record(true); err != nil {
+				if _, err := record(true, true); err != nil {
 					return err
 				}
 				log.Info().Str("status", string(st)).Int64("rows_done", done).Msg("backfill stopped")
@@ -267,7 +289,7 @@ func (r *Runner) run(ctx context.Context, b store.Backfill) (err error) {
 		// Before the chunk's high watermark, make room: record what
 		// settled, and stop if the API paused or cancelled meanwhile.
 		beforeHigh := func() (bool, error) {
-			st, err := record(len(pending) >= maxUnsettled)
+			st, err := record(len(pending) >= maxUnsettled, false)
 			return err == nil && st == store.BackfillRunning, err
 		}
 		size := sizer.size
