@@ -14,10 +14,16 @@ import (
 // between the reader and the dispatcher, the Runner that reads the tables,
 // and the Submitter behind POST /v1/backfills.
 //
-// The seam: the Stage is a cdc.Sink wrapping the dispatcher; it needs the
-// dispatcher's settled watermark (Settled, called beside the reader's Ack)
-// and the evaluator wrapped (Evaluate) so read rows get their backfill's
-// ids and targets.
+// The seam, five hooks (internal/backfill/doc.go has the why):
+//   - the reader asks for the watermark messages (ReaderConfig
+//     MessagePrefixes = backfill.MessagePrefix);
+//   - every transaction from the slot passes Stage.Intercept, in stream
+//     order, before evaluation (here: the Stage is the reader's cdc.Sink);
+//   - evaluation goes through Stage.Evaluate, which gives read rows their
+//     ids and targets (event.Event.Endpoint, honoured by Endpoint.Wants);
+//   - whatever confirms the slot also calls Stage.Settled with the settled
+//     position;
+//   - the Runner runs beside the reader until the relay stops.
 type backfills struct {
 	stage *backfill.Stage
 	*backfill.Runner

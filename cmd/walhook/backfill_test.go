@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/walhook/walhook/cdc"
 	"github.com/walhook/walhook/internal/config"
@@ -125,5 +126,34 @@ func TestReadmeBackfillSnippet(t *testing.T) {
 		New: map[string]any{"id": int64(7), "email": "ada@example.com"}, Key: []string{"id"}}, nil)
 	if len(fails) > 0 || len(evs) != 1 || evs[0].Type != "contact.synced" || evs[0].Key != "7" {
 		t.Fatalf("a read contact made %+v (failures %+v), want one contact.synced keyed 7", evs, fails)
+	}
+}
+
+func TestBackfillProgressLine(t *testing.T) {
+	t.Parallel()
+	began := time.Date(2026, 1, 2, 3, 4, 0, 0, time.UTC)
+	total := int64(1000)
+	p := progressBar{began: began}
+	p.line(backfillStatus{Status: "running", RowsTotal: &total}, began)
+	got := p.line(backfillStatus{Status: "running", RowsTotal: &total, RowsDone: 250}, began.Add(10*time.Second))
+	if want := "[#######.......................] 250/1000 rows  25 rows/s  ETA 30s"; got != want {
+		t.Errorf("line = %q, want %q", got, want)
+	}
+	got = p.line(backfillStatus{Status: "completed", RowsTotal: &total, RowsDone: 1000}, began.Add(40*time.Second))
+	if !strings.HasPrefix(got, "[##############################] 1000/1000 rows") || !strings.HasSuffix(got, "completed") {
+		t.Errorf("final line = %q", got)
+	}
+	if got := (&progressBar{began: began}).line(backfillStatus{Status: "pending"}, began); !strings.Contains(got, "0 rows") || !strings.Contains(got, "ETA -") {
+		t.Errorf("line before counting = %q", got)
+	}
+	for in, want := range map[string]int{"": 0, "2000/s": 2000, "15": 15} {
+		if n, err := parseRate(in); err != nil || n != want {
+			t.Errorf("parseRate(%q) = %d, %v", in, n, err)
+		}
+	}
+	for _, bad := range []string{"fast", "-1/s", "0", "10/m"} {
+		if _, err := parseRate(bad); err == nil {
+			t.Errorf("parseRate(%q) accepted", bad)
+		}
 	}
 }
