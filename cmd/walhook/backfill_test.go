@@ -5,10 +5,12 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/http"
 	"net/http/httptest"
 	"os/exec"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -155,5 +157,60 @@ func TestBackfillProgressLine(t *testing.T) {
 		if _, err := parseRate(bad); err == nil {
 			t.Errorf("parseRate(%q) accepted", bad)
 		}
+	}
+}
+
+// TestFollowBackfill: following ends with success on completed, with an
+// error on failed, and on Ctrl-C (ctx done) detaches without an error and
+// without cancelling.
+func TestFollowBackfill(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	status, methods := "running", []string{}
+	polled := make(chan struct{}, 1)
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		methods = append(methods, r.Method)
+		st := status
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"id": "bf_x", "status": %q, "rows_total": 10, "rows_done": 4, "last_error": "boom"}`, st)
+		select {
+		case polled <- struct{}{}:
+		default:
+		}
+	}))
+	defer api.Close()
+	c := &apiClient{base: api.URL, token: "t", http: api.Client()}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	var out, errOut bytes.Buffer
+	done := make(chan error, 1)
+	go func() { done <- followBackfill(ctx, c, "bf_x", &out, &errOut) }()
+	<-polled
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("detaching: %v", err)
+	}
+	if !strings.Contains(errOut.String(), "detached: backfill bf_x keeps running") {
+		t.Errorf("stderr %q does not say it detached", errOut.String())
+	}
+	mu.Lock()
+	for _, m := range methods {
+		if m != "GET" {
+			t.Errorf("following sent %s: it must not change the backfill", m)
+		}
+	}
+	status = "failed"
+	mu.Unlock()
+	if err := followBackfill(context.Background(), c, "bf_x", &out, &errOut); err == nil || !strings.Contains(err.Error(), "failed after 4 rows: boom") {
+		t.Errorf("a failed backfill: %v", err)
+	}
+	mu.Lock()
+	status = "completed"
+	mu.Unlock()
+	out.Reset()
+	if err := followBackfill(context.Background(), c, "bf_x", &out, &errOut); err != nil || !strings.Contains(out.String(), "completed") {
+		t.Errorf("a completed backfill: %v, %q", err, out.String())
 	}
 }
