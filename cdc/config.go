@@ -4,10 +4,11 @@ import (
 	"context"
 	"fmt"
 	"regexp"
-	"strings"
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/walhook/walhook/internal/pgname"
 )
 
 // ReaderConfig configures a Reader.
@@ -91,12 +92,8 @@ func (c ReaderConfig) validate() error {
 
 // splitTable splits "schema.table" (or "table", in public).
 func splitTable(name string) (schema, table string, err error) {
-	schema, table, ok := strings.Cut(name, ".")
-	if !ok {
-		schema, table = "public", name
-	}
-	if schema == "" || table == "" || strings.Contains(table, ".") {
-		return "", "", fmt.Errorf("cdc: table %q is not of the form schema.table", name)
+	if schema, table, err = pgname.SplitTable(name); err != nil {
+		return "", "", fmt.Errorf("cdc: %w", err)
 	}
 	return schema, table, nil
 }

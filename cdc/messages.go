@@ -3,6 +3,7 @@ package cdc
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"fmt"
 	"slices"
 	"time"
@@ -30,21 +31,21 @@ func (s *receiver) message(msg []byte) error {
 		return nil
 	case 'B':
 		var m pglogrepl.BeginMessage
-		if err := m.Decode(msg[1:]); err != nil {
-			return fmt.Errorf("parsing Begin: %w", err)
+		if err := decode(&m, "Begin", msg[1:]); err != nil {
+			return err
 		}
 		s.cur = &Transaction{XID: m.Xid, CommitTime: m.CommitTime, CommitLSN: m.FinalLSN}
 		return nil
 	case 'C':
 		var m pglogrepl.CommitMessage
-		if err := m.Decode(msg[1:]); err != nil {
-			return fmt.Errorf("parsing Commit: %w", err)
+		if err := decode(&m, "Commit", msg[1:]); err != nil {
+			return err
 		}
 		return s.commit(&m)
 	case 'R':
 		var m pglogrepl.RelationMessage
-		if err := m.Decode(msg[1:]); err != nil {
-			return fmt.Errorf("parsing Relation: %w", err)
+		if err := decode(&m, "Relation", msg[1:]); err != nil {
+			return err
 		}
 		rel := newRelation(&m, s.types)
 		if rel.identity == 'f' || rel.identity == 'n' {
@@ -60,8 +61,8 @@ func (s *receiver) message(msg []byte) error {
 		return nil
 	case 'Y':
 		var m pglogrepl.TypeMessage
-		if err := m.Decode(msg[1:]); err != nil {
-			return fmt.Errorf("parsing Type: %w", err)
+		if err := decode(&m, "Type", msg[1:]); err != nil {
+			return err
 		}
 		// pgoutput sends a type before the Relation that uses it.
 		s.types.names[m.DataType] = m.Name
@@ -70,9 +71,14 @@ func (s *receiver) message(msg []byte) error {
 		if s.cur == nil {
 			return fmt.Errorf("truncate outside a transaction")
 		}
+		// pglogrepl allocates as many relation ids as the message says
+		// before reading them: check that they are all there first.
+		if len(msg) >= 5 && uint64(binary.BigEndian.Uint32(msg[1:]))*4 > uint64(len(msg)-6) {
+			return fmt.Errorf("parsing Truncate: %w", errShortMessage)
+		}
 		var m pglogrepl.TruncateMessage
-		if err := m.Decode(msg[1:]); err != nil {
-			return fmt.Errorf("parsing Truncate: %w", err)
+		if err := decode(&m, "Truncate", msg[1:]); err != nil {
+			return err
 		}
 		for _, id := range m.RelationIDs {
 			rel, ok := s.relations[id]
@@ -93,6 +99,22 @@ func (s *receiver) message(msg []byte) error {
 	default:
 		return fmt.Errorf("unknown pgoutput message type %q", kind)
 	}
+}
+
+// decode decodes a pgoutput message with pglogrepl. pglogrepl indexes past
+// the end of a truncated Relation, Type or Truncate message (a panic), so
+// that panic becomes an error here: bad input from the server must not end
+// the process (FuzzMessage checks it).
+func decode(m pglogrepl.MessageDecoder, name string, src []byte) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("parsing %s: %w (%v)", name, errShortMessage, r)
+		}
+	}()
+	if err := m.Decode(src); err != nil {
+		return fmt.Errorf("parsing %s: %w", name, err)
+	}
+	return nil
 }
 
 // commit completes the current transaction and queues it unless it is

@@ -149,14 +149,7 @@ func ensureSlot(ctx context.Context, conn *pgx.Conn, slot string) (LSN, error) {
 		if db := conn.Config().Database; database != db {
 			return 0, fmt.Errorf("replication slot %s belongs to database %q, not %q: choose another slot name", slot, database, db)
 		}
-		if confirmed == nil {
-			return 0, nil
-		}
-		lsn, err := pglogrepl.ParseLSN(*confirmed)
-		if err != nil {
-			return 0, fmt.Errorf("parsing confirmed_flush_lsn %q of slot %s: %w", *confirmed, slot, err)
-		}
-		return lsn, nil
+		return parseConfirmed(confirmed, slot)
 	}
 }
 
@@ -198,6 +191,12 @@ func slotConfirmed(ctx context.Context, conn *pgx.Conn, slot string) (LSN, error
 	if err != nil {
 		return 0, fmt.Errorf("reading confirmed_flush_lsn of slot %s: %w", slot, err)
 	}
+	return parseConfirmed(confirmed, slot)
+}
+
+// parseConfirmed reads a slot's confirmed_flush_lsn as text (nil: 0, the
+// slot has confirmed nothing yet).
+func parseConfirmed(confirmed *string, slot string) (LSN, error) {
 	if confirmed == nil {
 		return 0, nil
 	}

@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/walhook/walhook/internal/pgname"
 )
 
 // ChangeType is the event_type of outbox rows that hold a captured row
@@ -19,14 +21,7 @@ const Channel = "walhook_outbox"
 
 // SplitTable splits "schema.table" (or "table", in public).
 func SplitTable(name string) (schema, table string, err error) {
-	schema, table, ok := strings.Cut(name, ".")
-	if !ok {
-		schema, table = "public", name
-	}
-	if schema == "" || table == "" || strings.Contains(table, ".") {
-		return "", "", fmt.Errorf("table %q is not of the form schema.table", name)
-	}
-	return schema, table, nil
+	return pgname.SplitTable(name)
 }
 
 // ident quotes "schema.table" for SQL.

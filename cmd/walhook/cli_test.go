@@ -120,6 +120,7 @@ func TestUsageErrors(t *testing.T) {
 		want []string
 	}{
 		{nil, []string{"Available Commands:"}},
+		{[]string{"-c", "walhook.hcl"}, []string{"Available Commands:"}},
 		{[]string{"stauts"}, []string{`unknown command "stauts"; did you mean "status"?`, "Usage: walhook <command> [flags]"}},
 		{[]string{"webhooks"}, []string{"webhooks: needs a command (commands: create, delete, list, test)"}},
 		{[]string{"webhooks", "frobnicate"}, []string{`unknown command "frobnicate"`}},
@@ -249,6 +250,22 @@ func TestBinaryDoesNotLinkTesting(t *testing.T) {
 	for _, pkg := range strings.Fields(string(out)) {
 		if pkg == "testing" || strings.Contains(pkg, "testenv") {
 			t.Errorf("walhook links %s", pkg)
+		}
+	}
+}
+
+// TestHelpShowsNoSecret: no help shows the value of an environment
+// variable a flag defaults to (a database URL carries its password). Not
+// parallel: it sets the environment.
+func TestHelpShowsNoSecret(t *testing.T) {
+	const secret = "s3cret-pw-in-the-environment"
+	for _, name := range []string{"DATABASE_URL", "WALHOOK_ADMIN_TOKEN", "WALHOOK_SECRET", "WALHOOK_STATE_URL"} {
+		t.Setenv(name, "postgres://walhook:"+secret+"@db.example.com/app")
+	}
+	for _, c := range allCommands(t) {
+		args := append(commandArgs(c), "--help")
+		if _, out, _ := walhook(context.Background(), args...); strings.Contains(out, secret) {
+			t.Errorf("walhook %s shows a value from the environment:\n%s", strings.Join(args, " "), out)
 		}
 	}
 }

@@ -191,17 +191,9 @@ func waitSlot(t *testing.T, db *testenv.DB, slot string) {
 // committed row is delivered at least once, and a row delivered twice
 // carries the same webhook-id both times.
 func TestKilledAtRandomMomentsLosesNothing(t *testing.T) {
-	if testing.Short() {
-		t.Skip("process test")
-	}
-	t.Parallel()
-	db := testenv.NewDB(t)
-	secret := signing.GenerateSecret()
-	s := newSink(secret, 0)
-	srv := httptest.NewServer(s)
-	defer srv.Close()
+	db, s, url := processTest(t, 0)
 	slot := testenv.Name(t, "slot")
-	cfg := writeConfig(t, db, slot, srv.URL, secret, "")
+	cfg := writeConfig(t, db, slot, url, s.secret, "")
 
 	d := startDaemon(t, cfg)
 	waitSlot(t, db, slot)
@@ -224,17 +216,9 @@ func TestKilledAtRandomMomentsLosesNothing(t *testing.T) {
 // TestSIGTERMDrainsAndExitsZero: on SIGTERM walhook stops reading, lets the
 // deliveries in memory finish, confirms the slot and exits 0.
 func TestSIGTERMDrainsAndExitsZero(t *testing.T) {
-	if testing.Short() {
-		t.Skip("process test")
-	}
-	t.Parallel()
-	db := testenv.NewDB(t)
-	secret := signing.GenerateSecret()
-	s := newSink(secret, 100*time.Millisecond)
-	srv := httptest.NewServer(s)
-	defer srv.Close()
+	db, s, url := processTest(t, 100*time.Millisecond)
 	slot := testenv.Name(t, "slot")
-	d := startDaemon(t, writeConfig(t, db, slot, srv.URL, secret, ""))
+	d := startDaemon(t, writeConfig(t, db, slot, url, s.secret, ""))
 	waitSlot(t, db, slot)
 
 	rows, err := db.Pool.Query(context.Background(), `INSERT INTO contacts (organization_id, first_name) SELECT 1, 'c' FROM generate_series(1, 50) RETURNING id`)
@@ -278,6 +262,21 @@ func killRepeatedly(t *testing.T, d *daemon, cfg string, n int) *daemon {
 		d = startDaemon(t, cfg)
 	}
 	return d
+}
+
+// processTest starts a test of the walhook binary (skipped with -short):
+// a database, and a sink answering after slow behind an HTTP server at
+// url, with a fresh secret.
+func processTest(t *testing.T, slow time.Duration) (db *testenv.DB, s *sink, url string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("process test")
+	}
+	t.Parallel()
+	s = newSink(signing.GenerateSecret(), slow)
+	srv := httptest.NewServer(s)
+	t.Cleanup(srv.Close)
+	return testenv.NewDB(t), s, srv.URL
 }
 
 // waitDelivered waits until the sink has every row of want.

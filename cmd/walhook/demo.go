@@ -34,7 +34,8 @@ func newDemoCommand(a *app) *cobra.Command {
 		Long: `Starts a throwaway Postgres (or uses $DATABASE_URL), loads the sample CRM schema, runs
 walhook with config.example.hcl's rules (or -c FILE's) against local receivers that verify
 every signature, plays a short story through plain SQL and prints each webhook delivered.
-Ctrl-C stops everything and removes what the demo created.`,
+Ctrl-C stops everything and removes what the demo created. Its logs are for people
+unless --log-format json is given.`,
 		Example: `  walhook demo
   walhook demo --keep --admin           # keep running, with a psql line and the admin API
   walhook demo --database-url "postgres://localhost/postgres"`,
@@ -47,6 +48,9 @@ Ctrl-C stops everything and removes what the demo created.`,
 				stop() // a second Ctrl-C ends the process at once
 			}()
 			defer stop()
+			if o.databaseURL == "" {
+				o.databaseURL = os.Getenv("DATABASE_URL")
+			}
 			o.logFormat = "console"
 			if cmd.Flags().Changed("log-format") {
 				o.logFormat = a.logFormat
@@ -55,7 +59,8 @@ Ctrl-C stops everything and removes what the demo created.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.databaseURL, "database-url", os.Getenv("DATABASE_URL"), "a Postgres server (wal_level=logical) to create the demo database on, instead of a throwaway cluster (default $DATABASE_URL)")
+	// Not os.Getenv as the default: help would print the URL, password included.
+	f.StringVar(&o.databaseURL, "database-url", "", "a Postgres server (wal_level=logical) to create the demo database on, instead of a throwaway cluster (default $DATABASE_URL)")
 	f.BoolVar(&o.keep, "keep", false, "keep running after the story, with a psql command line to make changes by hand, until Ctrl-C")
 	f.BoolVar(&o.admin, "admin", false, "also serve the admin API (with a generated token, printed)")
 	f.StringVar(&o.adminListen, "admin-listen", "", "admin API address with --admin (default: the config's admin.listen)")

@@ -4,14 +4,12 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/walhook/walhook/internal/signing"
 	"github.com/walhook/walhook/internal/testkit"
 	"github.com/walhook/walhook/testenv"
 )
@@ -50,16 +48,8 @@ endpoint "app" {
 // delivered, a row delivered twice carries the same webhook-id, and the
 // table ends empty.
 func TestOutboxKilledWhilePollingLosesNothing(t *testing.T) {
-	if testing.Short() {
-		t.Skip("process test")
-	}
-	t.Parallel()
-	db := testenv.NewDB(t)
-	secret := signing.GenerateSecret()
-	s := newSink(secret, 0)
-	srv := httptest.NewServer(s)
-	defer srv.Close()
-	cfg := writeOutboxConfig(t, db, srv.URL, secret)
+	db, s, url := processTest(t, 0)
+	cfg := writeOutboxConfig(t, db, url, s.secret)
 
 	out, err := exec.Command(binary(t), "outbox", "init", "-c", cfg).CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "ready") {

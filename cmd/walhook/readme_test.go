@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -371,6 +372,37 @@ func TestOperationsMetrics(t *testing.T) {
 	for m := range exported {
 		if !mentioned[m] {
 			t.Errorf("docs/operations.md does not mention %s", m)
+		}
+	}
+}
+
+// TestReadmeGoExample type-checks the README's Go programs (go blocks of
+// package main) against the public packages they import.
+func TestReadmeGoExample(t *testing.T) {
+	t.Parallel()
+	_, blocks := readmeBlocks(t)
+	gos := goBlocks(blocks, "package main\n")
+	if len(gos) == 0 {
+		t.Fatal("README.md has no Go program (a go block starting with package main)")
+	}
+	if err := os.MkdirAll("testdata", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.Remove("testdata") }) // only if empty
+	for _, b := range gos {
+		dir, err := os.MkdirTemp("testdata", "readme-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.RemoveAll(dir) })
+		if err := os.WriteFile(filepath.Join(dir, "main.go"), []byte(b.text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if out, err := exec.Command("go", "vet", "./"+dir).CombinedOutput(); err != nil {
+			t.Errorf("README.md's go block at line %d does not build: %v\n%s", b.line, err, out)
+		}
+		if strings.Contains(b.text, "/internal/") {
+			t.Errorf("README.md's go block at line %d imports an internal package", b.line)
 		}
 	}
 }

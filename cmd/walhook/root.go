@@ -236,7 +236,12 @@ const readsConfigKey = "walhook/reads-config"
 // readsConfig is the Annotations of a command that reads the config file.
 func readsConfig() map[string]string { return map[string]string{readsConfigKey: "yes"} }
 
+// rejectUnreadConfig is the root's PersistentPreRunE. cobra runs only the
+// nearest one, so subcommands define no PersistentPreRun of their own.
 func rejectUnreadConfig(cmd *cobra.Command, _ []string) error {
+	if !cmd.HasParent() {
+		return nil // walhook itself: names the commands
+	}
 	if f := cmd.Flags().Lookup("config"); f != nil && f.Changed && cmd.Annotations[readsConfigKey] == "" {
 		return usageErrorf("this command reads no config file: drop -c/--config")
 	}

@@ -6,20 +6,12 @@ import (
 	"fmt"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/walhook/walhook/internal/termstyle"
 )
 
 // maxPayload caps the payload shown per request, in runes.
 const maxPayload = 200
-
-// ANSI styles for Options.Color.
-const (
-	ansiReset = "\x1b[0m"
-	ansiDim   = "\x1b[2m"
-	ansiBold  = "\x1b[1m"
-	ansiGreen = "\x1b[32m"
-	ansiRed   = "\x1b[31m"
-	ansiCyan  = "\x1b[36m"
-)
 
 // print writes rec to Options.Out as two lines: a summary, then the
 // payload as compact JSON.
@@ -35,16 +27,11 @@ func (r *Receiver) print(rec Received) {
 // Format renders rec as printed by a Receiver: time, event type, id,
 // attempt, signature check and status, then the payload indented.
 func Format(rec Received, color bool) string {
-	style := func(code, s string) string {
-		if !color {
-			return s
-		}
-		return code + s + ansiReset
-	}
+	style := func(code, s string) string { return termstyle.Apply(color, code, s) }
 	var b strings.Builder
-	b.WriteString(style(ansiDim, rec.At.Format("15:04:05.000")))
+	b.WriteString(style(termstyle.Dim, rec.At.Format("15:04:05.000")))
 	b.WriteString("  ")
-	b.WriteString(style(ansiBold+ansiCyan, orDash(rec.Type)))
+	b.WriteString(style(termstyle.Bold+termstyle.Cyan, orDash(rec.Type)))
 	b.WriteString("  ")
 	b.WriteString(orDash(rec.ID))
 	if rec.Attempt > 0 {
@@ -53,20 +40,20 @@ func Format(rec Received, color bool) string {
 	b.WriteString("  ")
 	switch {
 	case rec.Verified:
-		b.WriteString(style(ansiGreen, "signature verified ✓"))
+		b.WriteString(style(termstyle.Green, "signature verified ✓"))
 	case rec.VerifyErr != nil:
-		b.WriteString(style(ansiRed, "✗ "+rec.VerifyErr.Error()))
+		b.WriteString(style(termstyle.Red, "✗ "+rec.VerifyErr.Error()))
 	default:
-		b.WriteString(style(ansiDim, "signature not checked (no secret)"))
+		b.WriteString(style(termstyle.Dim, "signature not checked (no secret)"))
 	}
 	status := fmt.Sprintf("→ %d", rec.Status)
 	if rec.Status >= 300 {
-		status = style(ansiRed, status)
+		status = style(termstyle.Red, status)
 	}
 	b.WriteString("  ")
 	b.WriteString(status)
 	b.WriteString("\n  ")
-	b.WriteString(style(ansiDim, payload(rec.Body)))
+	b.WriteString(style(termstyle.Dim, payload(rec.Body)))
 	b.WriteString("\n")
 	return b.String()
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/walhook/walhook/internal/sender"
 	"github.com/walhook/walhook/internal/signing"
+	"github.com/walhook/walhook/internal/termstyle"
 	"github.com/walhook/walhook/internal/testkit"
 )
 
@@ -146,7 +147,7 @@ func TestRejects(t *testing.T) {
 			t.Errorf("received[%d] = id %q verified %v err %v; want %s, %v", i, got[i].ID, got[i].Verified, got[i].VerifyErr, w.id, w.err)
 		}
 	}
-	if printed := out.String(); !strings.Contains(printed, ansiRed+"✗ ") || !strings.Contains(printed, "larger than 1024 bytes") {
+	if printed := out.String(); !strings.Contains(printed, termstyle.Red+"✗ ") || !strings.Contains(printed, "larger than 1024 bytes") {
 		t.Errorf("output:\n%s", printed)
 	}
 }

@@ -21,6 +21,10 @@ const (
 // be left out) and the key is the decoded bytes. For the other schemes the
 // key is s's bytes as written, including any "whsec_" prefix, as their
 // receivers use it. Errors never contain the secret.
+//
+// Leaving the prefix out is for receivers (walhook listen), as the Standard
+// Webhooks libraries allow it; an endpoint's secret, from the config or the
+// API, must have it (internal/endpointspec.CheckSecret).
 func ParseSecret(scheme, s string) ([]byte, error) {
 	switch scheme {
 	case StandardWebhooks, "":

@@ -19,6 +19,7 @@ import (
 
 	"github.com/walhook/walhook/internal/config"
 	"github.com/walhook/walhook/internal/signing"
+	"github.com/walhook/walhook/internal/termstyle"
 	"github.com/walhook/walhook/relay"
 )
 
@@ -143,7 +144,7 @@ func Run(ctx context.Context, opts Options) error {
 	if err := play(ctx, db.URL, cfg, p, t); err != nil {
 		return canceled(ctx, err)
 	}
-	p.printf("\n%s in %s: %s\n", p.style(ansiBold, "Story done"), time.Since(storyStart).Round(100*time.Millisecond), t.summary())
+	p.printf("\n%s in %s: %s\n", p.style(termstyle.Bold, "Story done"), time.Since(storyStart).Round(100*time.Millisecond), t.summary())
 
 	if opts.Keep {
 		p.printf("\nStill running (--keep): change rows by hand and watch the webhooks arrive.\n"+

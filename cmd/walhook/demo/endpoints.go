@@ -16,6 +16,7 @@ import (
 
 	"github.com/walhook/walhook/internal/config"
 	"github.com/walhook/walhook/internal/receiver"
+	"github.com/walhook/walhook/internal/termstyle"
 )
 
 // failingEvent is the event type whose first delivery the demo's failing
@@ -142,22 +143,7 @@ type printer struct {
 	shown map[string]bool // endpoints whose first request was shown in full
 }
 
-const (
-	ansiReset = "\x1b[0m"
-	ansiDim   = "\x1b[2m"
-	ansiBold  = "\x1b[1m"
-	ansiGreen = "\x1b[32m"
-	ansiRed   = "\x1b[31m"
-	ansiCyan  = "\x1b[36m"
-	ansiYel   = "\x1b[33m"
-)
-
-func (p *printer) style(code, s string) string {
-	if !p.color {
-		return s
-	}
-	return code + s + ansiReset
-}
+func (p *printer) style(code, s string) string { return termstyle.Apply(p.color, code, s) }
 
 // printf writes a line of narration.
 func (p *printer) printf(format string, args ...any) {
@@ -170,9 +156,9 @@ func (p *printer) printf(format string, args ...any) {
 func (p *printer) step(title, sql string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	fmt.Fprintf(p.out, "\n%s %s\n", p.style(ansiBold+ansiYel, "▸"), p.style(ansiBold, title))
+	fmt.Fprintf(p.out, "\n%s %s\n", p.style(termstyle.Bold+termstyle.Yellow, "▸"), p.style(termstyle.Bold, title))
 	for _, line := range strings.Split(strings.TrimSpace(sql), "\n") {
-		fmt.Fprintf(p.out, "    %s\n", p.style(ansiDim, strings.TrimSpace(line)))
+		fmt.Fprintf(p.out, "    %s\n", p.style(termstyle.Dim, strings.TrimSpace(line)))
 	}
 }
 
@@ -183,31 +169,31 @@ func (p *printer) delivery(a arrival, injected bool) {
 	defer p.mu.Unlock()
 	rec := a.rec
 	var b strings.Builder
-	fmt.Fprintf(&b, "  %s  %-19s → %-8s attempt %d  ", p.style(ansiDim, rec.At.Format("15:04:05.000")),
-		p.style(ansiCyan, rec.Type), a.endpoint, max(rec.Attempt, 1))
+	fmt.Fprintf(&b, "  %s  %-19s → %-8s attempt %d  ", p.style(termstyle.Dim, rec.At.Format("15:04:05.000")),
+		p.style(termstyle.Cyan, rec.Type), a.endpoint, max(rec.Attempt, 1))
 	switch {
 	case rec.Verified:
-		b.WriteString(p.style(ansiGreen, "signature verified ✓"))
+		b.WriteString(p.style(termstyle.Green, "signature verified ✓"))
 	case rec.VerifyErr != nil:
-		b.WriteString(p.style(ansiRed, "signature ✗ "+rec.VerifyErr.Error()))
+		b.WriteString(p.style(termstyle.Red, "signature ✗ "+rec.VerifyErr.Error()))
 	default:
 		b.WriteString("signature not checked")
 	}
 	status := fmt.Sprintf("  → %d", rec.Status)
 	if rec.Status >= 300 {
-		status = p.style(ansiRed, status)
+		status = p.style(termstyle.Red, status)
 		if injected {
-			status += p.style(ansiDim, " (the demo makes this endpoint fail; walhook retries)")
+			status += p.style(termstyle.Dim, " (the demo makes this endpoint fail; walhook retries)")
 		}
 	}
 	b.WriteString(status)
 	b.WriteString("\n")
 	if !p.shown[a.endpoint] && rec.Status < 300 {
 		p.shown[a.endpoint] = true
-		b.WriteString(p.style(ansiDim, fmt.Sprintf("      the first request %s received, in full:\n", a.endpoint)))
-		b.WriteString(p.style(ansiDim, indent(fullRequest("/"+a.endpoint, rec), "      ")))
+		b.WriteString(p.style(termstyle.Dim, fmt.Sprintf("      the first request %s received, in full:\n", a.endpoint)))
+		b.WriteString(p.style(termstyle.Dim, indent(fullRequest("/"+a.endpoint, rec), "      ")))
 	} else {
-		b.WriteString("      " + p.style(ansiDim, compact(rec.Body)) + "\n")
+		b.WriteString("      " + p.style(termstyle.Dim, compact(rec.Body)) + "\n")
 	}
 	fmt.Fprint(p.out, b.String())
 }
