@@ -293,6 +293,7 @@ func (r *Runner) run(ctx context.Context, b store.Backfill) (err error) {
 			return err == nil && st == store.BackfillRunning, err
 		}
 		size := sizer.size
+		chunkStart := time.Now()
 		res, err := r.chunk(ctx, tr, b, after, size, beforeHigh)
 		if err != nil {
 			if permanent(err) {
@@ -301,6 +302,11 @@ func (r *Runner) run(ctx context.Context, b store.Backfill) (err error) {
 			return err
 		}
 		r.chunks.Add(1)
+		if e := log.Debug(); e.Enabled() {
+			e.Int("size", size).Int("read", res.read).Int("emitted", res.emitted).Bool("retry", res.retry).
+				Dur("took", time.Since(chunkStart)).Dur("low", res.phases[0]).Dur("read_chunk", res.phases[1]).
+				Dur("wait_previous", res.phases[2]).Dur("high", res.phases[3]).Dur("stream", res.phases[4]).Msg("chunk")
+		}
 		if res.stopped {
 			continue // the status check at the top says why
 		}
@@ -332,6 +338,9 @@ type chunkResult struct {
 	end           cdc.LSN // the high watermark's transaction end
 	retry         bool
 	stopped       bool // beforeHigh said to stop: nothing was emitted
+	// phases times the chunk's steps, for the debug log: low watermark,
+	// read, waiting for the previous chunk, high watermark, stream.
+	phases [5]time.Duration
 }
 
 // chunk reads one chunk between a low and a high watermark and waits for
@@ -348,10 +357,18 @@ func (r *Runner) chunk(ctx context.Context, tr *cdc.TableReader, b store.Backfil
 		r.opts.Stage.abandon(token)
 		return chunkResult{}, err
 	}
+	var phases [5]time.Duration
+	mark := time.Now()
+	lap := func(i int) {
+		now := time.Now()
+		phases[i], mark = now.Sub(mark), now
+	}
 	if err := tr.WriteMessage(ctx, MessagePrefix, "low:"+token); err != nil {
 		return abandon(err)
 	}
+	lap(0)
 	chunk, err := tr.Chunk(ctx, after, size)
+	lap(1)
 	if err != nil {
 		return abandon(err)
 	}
@@ -372,9 +389,11 @@ func (r *Runner) chunk(ctx context.Context, tr *cdc.TableReader, b store.Backfil
 		_, err := abandon(err)
 		return chunkResult{stopped: err == nil}, err
 	}
+	lap(2)
 	if err := tr.WriteMessage(ctx, MessagePrefix, "high:"+token); err != nil {
 		return abandon(err)
 	}
+	lap(3)
 	timer := time.NewTimer(r.opts.HighTimeout)
 	defer timer.Stop()
 	select {
@@ -386,7 +405,8 @@ func (r *Runner) chunk(ctx context.Context, tr *cdc.TableReader, b store.Backfil
 		if c.missing {
 			return chunkResult{}, fmt.Errorf("backfill chunk %s reached its high watermark without its rows", token)
 		}
-		return chunkResult{read: len(rows), emitted: c.emitted, last: last, end: c.endLSN, retry: c.retry}, nil
+		lap(4)
+		return chunkResult{read: len(rows), emitted: c.emitted, last: last, end: c.endLSN, retry: c.retry, phases: phases}, nil
 	}
 }
 
