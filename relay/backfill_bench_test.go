@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/rs/zerolog"
 
 	"github.com/walhook/walhook/internal/config"
@@ -84,15 +83,7 @@ endpoint "bench" {
 		admin := httptest.NewServer(r.AdminHandler())
 
 		// The live stream: 500 single-row transactions a second.
-		pcfg, err := pgxpool.ParseConfig(db.URL)
-		if err != nil {
-			b.Fatal(err)
-		}
-		pcfg.ConnConfig.RuntimeParams["synchronous_commit"] = "on"
-		writers, err := pgxpool.NewWithConfig(context.Background(), pcfg)
-		if err != nil {
-			b.Fatal(err)
-		}
+		writers := syncWriters(b, db)
 		liveCtx, stopLive := context.WithCancel(context.Background())
 		var wg sync.WaitGroup
 		work := make(chan int, liveRate)

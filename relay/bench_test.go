@@ -93,6 +93,23 @@ func (s *verifyingSink) waitCount(b *testing.B, n int, within time.Duration, cou
 	}
 }
 
+// syncWriters is a pool on db whose transactions commit synchronously, as
+// applications' usually do (testenv's cluster defaults to
+// synchronous_commit=off, which delays WAL flushes, and so decoding, by up
+// to wal_writer_delay).
+func syncWriters(b *testing.B, db *testenv.DB) *pgxpool.Pool {
+	pcfg, err := pgxpool.ParseConfig(db.URL)
+	if err != nil {
+		b.Fatal(err)
+	}
+	pcfg.ConnConfig.RuntimeParams["synchronous_commit"] = "on"
+	writers, err := pgxpool.NewWithConfig(context.Background(), pcfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return writers
+}
+
 func benchConfig(b *testing.B, db *testenv.DB, slot, url, secret string) *config.Config {
 	src := fmt.Sprintf(`
 source "postgres" {
@@ -216,18 +233,8 @@ func BenchmarkLatency(b *testing.B) {
 			time.Sleep(10 * time.Millisecond)
 		}
 		// Writers: 4 connections sharing the rate, each row its own
-		// transaction, committed synchronously as applications usually do
-		// (testenv's cluster defaults to synchronous_commit=off, which
-		// delays WAL flushes, and so decoding, by up to wal_writer_delay).
-		pcfg, err := pgxpool.ParseConfig(db.URL)
-		if err != nil {
-			b.Fatal(err)
-		}
-		pcfg.ConnConfig.RuntimeParams["synchronous_commit"] = "on"
-		writers, err := pgxpool.NewWithConfig(context.Background(), pcfg)
-		if err != nil {
-			b.Fatal(err)
-		}
+		// transaction.
+		writers := syncWriters(b, db)
 		defer writers.Close()
 		total := rate * seconds
 		tick := time.NewTicker(time.Second / rate)
