@@ -530,3 +530,23 @@ func TestBackfillPauseResumeCancel(t *testing.T) {
 		t.Errorf("resuming a cancelled backfill = %d, want 409", code)
 	}
 }
+
+// TestBackfillRate: with a rate, rows are read no faster than it allows
+// (chunks of at most a quarter second of it, each when its time comes).
+func TestBackfillRate(t *testing.T) {
+	t.Parallel()
+	db := testenv.NewDB(t)
+	createItems(t, db, 600)
+	rcv := newItemReceiver()
+	_, api := backfillRelay(t, db, itemEvents(`"read"`), endpointBlock("a", serve(t, rcv).URL, ""))
+	began := time.Now()
+	id := api.submit(t, `{"table": "items", "rate": 1000}`)
+	api.waitStatus(t, id, "completed", time.Minute)
+	// 250 rows at 0s, 250 more at 0.25s, the last 100 at 0.5s at the soonest.
+	if took := time.Since(began); took < 500*time.Millisecond {
+		t.Errorf("600 rows at 1000/s took %v, less than the 0.5s the rate allows", took)
+	}
+	if evs := rcv.received(); len(evs) != 600 {
+		t.Errorf("%d events, want 600", len(evs))
+	}
+}
