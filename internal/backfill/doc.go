@@ -17,7 +17,10 @@
 //   - a transaction that committed before the low watermark but was still
 //     running for the chunk's snapshot (pg_current_snapshot of the read)
 //     counts as changed too: its commit record precedes the watermark, its
-//     rows did not reach the read;
+//     rows did not reach the read (a backend between flushing its commit
+//     and leaving the running list, or waiting for a synchronous standby).
+//     If the stream carried it after the window was registered its keys
+//     are known and dropped; if before, the chunk is read again;
 //   - at the high watermark the chunk's remaining rows are appended to the
 //     high watermark's transaction as read changes: they enter the
 //     dispatcher at that place in the stream, after every change the chunk

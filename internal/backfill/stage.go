@@ -66,10 +66,6 @@ func (s *Stage) Apply(ctx context.Context, tx cdc.Transaction) error {
 // only with them); transactions must be intercepted in stream order.
 func (s *Stage) Intercept(tx cdc.Transaction) (out cdc.Transaction, handedOver func()) {
 	s.mu.Lock()
-	if !s.windows.active() {
-		s.mu.Unlock()
-		return tx, func() {}
-	}
 	tx, done := s.windows.process(tx)
 	s.mu.Unlock()
 	if len(done) == 0 {

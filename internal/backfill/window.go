@@ -2,6 +2,7 @@ package backfill
 
 import (
 	"encoding/json"
+	"slices"
 	"strings"
 
 	"github.com/walhook/walhook/cdc"
@@ -32,6 +33,8 @@ type window struct {
 	// changed too.
 	early    map[uint32]*earlyChanges
 	snapshot snapshot
+	// fromSeq is windows.seq when the window was registered.
+	fromSeq uint64
 	// unkeyed is set when a change of the table inside the window could
 	// not be tied to one primary key (a truncate, or a delete whose replica
 	// identity is another index): the chunk is read again.
@@ -66,15 +69,79 @@ type closed struct {
 // of any window it closes appended. Not safe for concurrent use.
 type windows struct {
 	byToken map[string]*window
+	// recent remembers the last transactions that changed rows (a ring of
+	// recentSize), seq counts them: a transaction the stream carried
+	// before a window was registered can still be invisible to the chunk's
+	// snapshot (its backend had flushed its commit record but not yet left
+	// the list of running transactions, or waits for a synchronous
+	// standby), and the chunk is then read again.
+	recent []recentTx
+	seq    uint64
 }
 
-func newWindows() *windows { return &windows{byToken: map[string]*window{}} }
+// recentSize is how many transactions windows remembers.
+const recentSize = 4096
+
+// recentTx is a transaction the stream carried: its id and the tables it
+// changed.
+type recentTx struct {
+	xid    uint32
+	tables []tableName
+}
+
+type tableName struct{ schema, table string }
+
+func newWindows() *windows {
+	return &windows{byToken: map[string]*window{}, recent: make([]recentTx, recentSize)}
+}
 
 // add registers a window before its low watermark is written.
 func (ws *windows) add(w *window) {
 	w.changed = map[string]struct{}{}
 	w.early = map[uint32]*earlyChanges{}
+	w.fromSeq = ws.seq
 	ws.byToken[w.token] = w
+}
+
+// remember records tx in the ring of recent transactions.
+func (ws *windows) remember(tx *cdc.Transaction) {
+	if len(tx.Changes) == 0 {
+		return
+	}
+	r := &ws.recent[ws.seq%recentSize]
+	ws.seq++
+	r.xid, r.tables = tx.XID, r.tables[:0]
+	for i := range tx.Changes {
+		c := &tx.Changes[i]
+		if c.Op == cdc.OpRead {
+			continue
+		}
+		name := tableName{c.Schema, c.Table}
+		if !slices.Contains(r.tables, name) {
+			r.tables = append(r.tables, name)
+		}
+	}
+}
+
+// invisibleBefore reports whether a transaction of w's table that the
+// stream carried before w was registered was still running for w's
+// snapshot (or is too old to tell and the snapshot lists running ones).
+func (ws *windows) invisibleBefore(w *window) bool {
+	if !w.snapshot.set || len(w.snapshot.xip) == 0 {
+		return false
+	}
+	name := tableName{w.schema, w.table}
+	oldest := uint64(0)
+	if ws.seq > recentSize {
+		oldest = ws.seq - recentSize
+	}
+	for seq := oldest; seq < w.fromSeq; seq++ {
+		r := &ws.recent[seq%recentSize]
+		if _, running := w.snapshot.xip[r.xid]; running && slices.Contains(r.tables, name) {
+			return true
+		}
+	}
+	return false
 }
 
 // remove forgets a window (a chunk abandoned by its runner).
@@ -102,6 +169,7 @@ func (ws *windows) active() bool { return len(ws.byToken) > 0 }
 // the stream. Watermarks of unknown tokens (a previous process's, replayed
 // after a restart) are ignored.
 func (ws *windows) process(tx cdc.Transaction) (cdc.Transaction, []closed) {
+	defer ws.remember(&tx)
 	if len(ws.byToken) == 0 {
 		return tx, nil
 	}
@@ -167,7 +235,7 @@ func (ws *windows) message(m cdc.Message) (c closed, rows []cdc.Change, ok bool)
 					}
 				}
 			}
-			if w.unkeyed {
+			if w.unkeyed || ws.invisibleBefore(w) {
 				c.retry = true
 				break
 			}
