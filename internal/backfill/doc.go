@@ -39,10 +39,11 @@
 //
 // The read rows belong to the high watermark's transaction, so the slot is
 // confirmed past it only once every one of their deliveries is settled
-// (DESIGN.md invariant 1). The Runner records the chunk's last key in the
-// state schema when the settled position (Stage.Settled, called by the slot
-// source's settle.Tracker beside the reader's Ack) reaches that transaction's end. After a crash the backfill
-// resumes after the last recorded key; the chunks sent since are sent
+// (docs/architecture.md). The Runner records the chunk's last key in the
+// state schema when the settled position (Stage.Settled, called by the
+// slot source's settle.Tracker beside the reader's Ack) reaches that
+// transaction's end. After a crash the backfill resumes after the last
+// recorded key; the chunks sent since are sent
 // again with the same event ids (event.NewReadID: the backfill's id seed,
 // the row's primary key and the rule), and the watermarks of the dead
 // process, decoded again from the slot, carry tokens no window knows and
