@@ -18,9 +18,12 @@ const (
 	OpUpdate   Op = "update"
 	OpDelete   Op = "delete"
 	OpTruncate Op = "truncate"
+	// OpRead is a row read from the table itself by a backfill, not a
+	// change captured from the WAL: New is the row, Old is nil.
+	OpRead Op = "read"
 )
 
-// Valid reports whether op is one of the four known operations.
+// Valid reports whether op is one of the four operations the WAL carries.
 func (op Op) Valid() bool {
 	switch op {
 	case OpInsert, OpUpdate, OpDelete, OpTruncate:
@@ -71,6 +74,10 @@ type Change struct {
 	EndLSN LSN
 	// Position is the change's index within its transaction, from 0.
 	Position int
+
+	// Backfill is the id of the backfill that read the row (Op read);
+	// empty for changes captured from the WAL.
+	Backfill string
 }
 
 // Transaction is one committed transaction: its changes in commit order.
@@ -80,4 +87,19 @@ type Transaction struct {
 	CommitLSN  LSN
 	EndLSN     LSN
 	Changes    []Change
+	// Messages are the transactional logical decoding messages
+	// (pg_logical_emit_message(true, ...)) whose prefix the reader was asked
+	// for (ReaderConfig.MessagePrefixes), in commit order. A transaction
+	// with messages is handed over even when it changed no row.
+	Messages []Message
+}
+
+// Message is a transactional logical decoding message.
+type Message struct {
+	Prefix  string
+	Content []byte
+	// LSN is where the message was written.
+	LSN LSN
+	// Position is the number of the transaction's changes that precede it.
+	Position int
 }

@@ -30,6 +30,10 @@ type ReaderConfig struct {
 	// tiny logical message into the WAL (on a connection of its own) so an
 	// idle database's slot advances; default 30s, negative disables it.
 	HeartbeatInterval time.Duration
+	// MessagePrefixes lists the prefixes of the transactional logical
+	// decoding messages to hand over in Transaction.Messages. With none,
+	// pgoutput is not asked for messages at all.
+	MessagePrefixes []string
 	// MaxBackoff caps the wait between reconnection attempts; default 30s.
 	MaxBackoff time.Duration
 	// Logger receives the reader's logs.

@@ -1,9 +1,11 @@
 package cdc
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/jackc/pglogrepl"
@@ -90,8 +92,10 @@ func (s *receiver) message(msg []byte) error {
 			})
 		}
 		return nil
-	case 'O', 'M':
-		return nil // origin and logical decoding messages (heartbeats) carry no row change
+	case 'M':
+		return s.decodingMessage(msg[1:])
+	case 'O':
+		return nil // origins carry no row change
 	default:
 		return fmt.Errorf("unknown pgoutput message type %q", kind)
 	}
@@ -126,7 +130,7 @@ func (s *receiver) commit(m *pglogrepl.CommitMessage) error {
 		st.Received = tx.EndLSN
 		st.LastCommitTime = tx.CommitTime
 	})
-	if tx.EndLSN <= s.r.ackedLSN() || len(tx.Changes) == 0 {
+	if tx.EndLSN <= s.r.ackedLSN() || (len(tx.Changes) == 0 && len(tx.Messages) == 0) {
 		return nil
 	}
 	for i := range tx.Changes {
@@ -137,6 +141,26 @@ func (s *receiver) commit(m *pglogrepl.CommitMessage) error {
 		e.Uint32("xid", tx.XID).Str("end_lsn", tx.EndLSN.String()).Int("changes", len(tx.Changes)).Msg("transaction received")
 	}
 	s.pending = tx
+	return nil
+}
+
+// decodingMessage keeps a transactional logical decoding message whose
+// prefix is one of ReaderConfig.MessagePrefixes; it drops the others
+// (heartbeats among them) and every non-transactional message.
+func (s *receiver) decodingMessage(src []byte) error {
+	var m pglogrepl.LogicalDecodingMessage
+	if err := m.Decode(src); err != nil {
+		return fmt.Errorf("parsing logical decoding message: %w", err)
+	}
+	if !m.Transactional || s.cur == nil || !slices.Contains(s.r.cfg.MessagePrefixes, m.Prefix) {
+		return nil
+	}
+	s.cur.Messages = append(s.cur.Messages, Message{
+		Prefix:   m.Prefix,
+		Content:  bytes.Clone(m.Content),
+		LSN:      m.LSN,
+		Position: len(s.cur.Changes),
+	})
 	return nil
 }
 

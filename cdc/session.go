@@ -67,9 +67,11 @@ func (r *Reader) session(ctx context.Context, out chan<- Transaction) (streamed 
 	r.updateStatus(func(st *Status) { st.Connected = true })
 
 	pub := pgx.Identifier{r.cfg.Publication}.Sanitize()
-	err = pglogrepl.StartReplication(setupCtx, conn, r.cfg.Slot, start, pglogrepl.StartReplicationOptions{
-		PluginArgs: []string{"proto_version '1'", "publication_names '" + strings.ReplaceAll(pub, "'", "''") + "'"},
-	})
+	pluginArgs := []string{"proto_version '1'", "publication_names '" + strings.ReplaceAll(pub, "'", "''") + "'"}
+	if len(r.cfg.MessagePrefixes) > 0 {
+		pluginArgs = append(pluginArgs, "messages 'true'")
+	}
+	err = pglogrepl.StartReplication(setupCtx, conn, r.cfg.Slot, start, pglogrepl.StartReplicationOptions{PluginArgs: pluginArgs})
 	if err != nil {
 		return false, fmt.Errorf("starting replication from slot %s at %s: %w", r.cfg.Slot, start, err)
 	}

@@ -37,6 +37,7 @@ func (r *Relay) AdminHandler() http.Handler {
 		SecretOverlap:   a.SecretOverlap,
 		Tester:          r,
 		Ready:           r.Ready,
+		Backfills:       r.adminBackfills(),
 		Metrics:         m,
 		Logger:          r.log.With().Str("component", "admin").Logger(),
 	}

@@ -31,6 +31,10 @@ type verifyingSink struct {
 	lat    []time.Duration
 	bad    int
 	wake   chan struct{}
+	// latencyOf, when set, limits the latencies recorded to events of
+	// that type; byType, when not nil, counts the distinct events by type.
+	latencyOf string
+	byType    map[string]int
 }
 
 func (s *verifyingSink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -44,6 +48,7 @@ func (s *verifyingSink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var ev struct {
+		Type      string    `json:"type"`
 		Timestamp time.Time `json:"timestamp"`
 	}
 	_ = json.Unmarshal(body, &ev)
@@ -51,7 +56,12 @@ func (s *verifyingSink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	id := r.Header.Get("webhook-id")
 	if !s.seen[id] {
 		s.seen[id] = true
-		s.lat = append(s.lat, now.Sub(ev.Timestamp))
+		if s.latencyOf == "" || ev.Type == s.latencyOf {
+			s.lat = append(s.lat, now.Sub(ev.Timestamp))
+		}
+		if s.byType != nil {
+			s.byType[ev.Type]++
+		}
 	}
 	s.mu.Unlock()
 	select {
@@ -65,6 +75,37 @@ func (s *verifyingSink) count() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.seen)
+}
+
+// waitCount waits, woken by each delivery, until count() reaches n.
+func (s *verifyingSink) waitCount(b *testing.B, n int, within time.Duration, count func() int) {
+	deadline := time.Now().Add(within)
+	for count() < n {
+		if time.Now().After(deadline) {
+			b.Fatalf("delivered %d of %d within %v", count(), n, within)
+		}
+		select {
+		case <-s.wake:
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// syncWriters is a pool on db whose transactions commit synchronously, as
+// applications' usually do (testenv's cluster defaults to
+// synchronous_commit=off, which delays WAL flushes, and so decoding, by up
+// to wal_writer_delay).
+func syncWriters(b *testing.B, db *testenv.DB) *pgxpool.Pool {
+	pcfg, err := pgxpool.ParseConfig(db.URL)
+	if err != nil {
+		b.Fatal(err)
+	}
+	pcfg.ConnConfig.RuntimeParams["synchronous_commit"] = "on"
+	writers, err := pgxpool.NewWithConfig(context.Background(), pcfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return writers
 }
 
 func benchConfig(db *testenv.DB, slot, url, secret string) string {
@@ -123,16 +164,7 @@ func BenchmarkDrain(b *testing.B) {
 		b.StartTimer()
 		begin := time.Now()
 		run := runConfig(b, db, src, relay.Options{})
-		deadline := time.Now().Add(5 * time.Minute)
-		for sink.count() < n {
-			if time.Now().After(deadline) {
-				b.Fatalf("delivered %d of %d within 5 minutes", sink.count(), n)
-			}
-			select {
-			case <-sink.wake:
-			case <-time.After(time.Second):
-			}
-		}
+		sink.waitCount(b, n, 5*time.Minute, sink.count)
 		took := time.Since(begin)
 		b.StopTimer()
 		if err := run.stop(); err != nil {
@@ -178,18 +210,8 @@ func BenchmarkLatency(b *testing.B) {
 			time.Sleep(10 * time.Millisecond)
 		}
 		// Writers: 4 connections sharing the rate, each row its own
-		// transaction, committed synchronously as applications usually do
-		// (testenv's cluster defaults to synchronous_commit=off, which
-		// delays WAL flushes, and so decoding, by up to wal_writer_delay).
-		pcfg, err := pgxpool.ParseConfig(db.URL)
-		if err != nil {
-			b.Fatal(err)
-		}
-		pcfg.ConnConfig.RuntimeParams["synchronous_commit"] = "on"
-		writers, err := pgxpool.NewWithConfig(context.Background(), pcfg)
-		if err != nil {
-			b.Fatal(err)
-		}
+		// transaction.
+		writers := syncWriters(b, db)
 		defer writers.Close()
 		total := rate * seconds
 		tick := time.NewTicker(time.Second / rate)

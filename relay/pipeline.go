@@ -8,6 +8,7 @@ import (
 
 	"github.com/walhook/walhook/cdc"
 	"github.com/walhook/walhook/cdc/outbox"
+	"github.com/walhook/walhook/internal/backfill"
 	"github.com/walhook/walhook/internal/config"
 	"github.com/walhook/walhook/internal/dispatch"
 	"github.com/walhook/walhook/internal/event"
@@ -40,10 +41,14 @@ type Source interface {
 type evaluator func(c *cdc.Change, out []event.Event) ([]event.Event, []event.Failure)
 
 // slotSource reads the replication slot. Its tracker turns the settle
-// callbacks of its batches into the slot's watermark.
+// callbacks of its batches into the slot's watermark. Every transaction
+// passes the backfill stage first (relay/backfill.go), which adds the rows
+// of backfill chunks at their high watermarks and learns of each advance
+// of the watermark.
 type slotSource struct {
 	cfg      config.Source
 	reader   *cdc.Reader
+	stage    *backfill.Stage
 	evaluate evaluator
 	tracker  *settle.Tracker
 	consumed *outboxevents.Consumed // delete_consumed; nil otherwise
@@ -53,14 +58,17 @@ type slotSource struct {
 }
 
 func newSlotSource(cfg *config.Config, rs *rules.Rules, obs dispatch.Observer, opts Options, log zerolog.Logger) (*slotSource, error) {
-	s := &slotSource{cfg: cfg.Source, observer: obs, log: log, evaluate: rs.Evaluate}
+	s := &slotSource{cfg: cfg.Source, observer: obs, log: log, evaluate: rs.Evaluate, stage: backfill.NewStage()}
 	s.reader = cdc.NewReader(cdc.ReaderConfig{
 		URL:               cfg.Source.URL,
 		Slot:              cfg.Source.Slot,
 		Publication:       cfg.Source.Publication,
 		Tables:            cfg.Source.Tables,
 		HeartbeatInterval: opts.HeartbeatInterval,
-		Logger:            log,
+		// The backfill watermarks; transactions that carry one come
+		// through even when they change no row.
+		MessagePrefixes: []string{backfill.MessagePrefix},
+		Logger:          log,
 	})
 	ack := s.reader.Ack
 	if o := cfg.Source.Outbox; o != nil {
@@ -78,7 +86,15 @@ func newSlotSource(cfg *config.Config, rs *rules.Rules, obs dispatch.Observer, o
 		}
 		s.evaluate = ob.Evaluate(record)
 	}
-	s.tracker = settle.NewTracker(ack)
+	// Read rows get their backfill's ids and targets; other changes pass.
+	s.evaluate = s.stage.Evaluate(s.evaluate)
+	// The tracker calls this with its lock held: the reader's (or the
+	// consumed rows') Ack and Stage.Settled only store a value and wake
+	// waiters, never block (docs/architecture.md, lock order).
+	s.tracker = settle.NewTracker(func(lsn cdc.LSN) {
+		ack(lsn)
+		s.stage.Settled(lsn)
+	})
 	return s, nil
 }
 
@@ -91,7 +107,14 @@ func (s *slotSource) Run(ctx context.Context, send func(context.Context, dispatc
 	}
 	s.log.Info().Str("slot", s.cfg.Slot).Strs("tables", s.cfg.Tables).Msg("walhook running")
 	return s.reader.Run(ctx, cdc.SinkFunc(func(ctx context.Context, tx cdc.Transaction) error {
-		return send(ctx, s.batch(tx))
+		tx, handedOver := s.stage.Intercept(tx)
+		if err := send(ctx, s.batch(tx)); err != nil {
+			return err
+		}
+		// Dispatch has taken the batch: its end LSN now settles only with
+		// the chunk rows it carries, so the chunk's runner may go on.
+		handedOver()
+		return nil
 	}))
 }
 

@@ -40,6 +40,8 @@ type Relay struct {
 	tail    *console.Tail    // the console's live tail; nil without an admin block
 	ui      *console.Console // the web console; nil without an admin block
 
+	backfills *backfills // mode logical: see backfill.go
+
 	trusted *sender.Client // HCL endpoints: operator-trusted, unrestricted
 	guarded *sender.Client // API endpoints: SSRF guard
 	fixed   []*dispatch.Endpoint
@@ -141,6 +143,7 @@ func New(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts Optio
 		if r.metrics != nil {
 			r.metrics.WatchReader(ss.reader.Status)
 		}
+		r.wireBackfills(ss)
 	}
 	retryPoll := opts.RetryPoll
 	if retryPoll <= 0 {
@@ -249,6 +252,9 @@ func (r *Relay) Run(ctx context.Context) error {
 	loops.Go(r.watchWebhooks)
 	if r.cfg.State.Retention > 0 {
 		loops.Go(r.pruneLoop)
+	}
+	if r.backfills != nil {
+		loops.Go(r.backfills.Run)
 	}
 	if adminListener != nil {
 		loops.Go(func(ctx context.Context) { r.serveAdmin(ctx, adminListener) })

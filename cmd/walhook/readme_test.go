@@ -342,6 +342,7 @@ func TestReadmeLinks(t *testing.T) {
 func TestOperationsMetrics(t *testing.T) {
 	t.Parallel()
 	sources, _ := filepath.Glob("../../internal/metrics/*.go")
+	sources = append(sources, "../../internal/backfill/metrics.go")
 	name := regexp.MustCompile(`"(walhook_[a-z_]+)"`)
 	exported := map[string]bool{}
 	for _, p := range sources {

@@ -99,6 +99,8 @@ type statusReport struct {
 	FailedEvaluations int              `json:"failed_evaluations"`
 	// FailedEvaluationsMore is set when there are more than counted.
 	FailedEvaluationsMore bool `json:"failed_evaluations_more,omitempty"`
+	// Backfills are the unfinished ones and those finished within a day.
+	Backfills []backfillStatus `json:"backfills"`
 }
 
 // status prints the status report.
@@ -123,7 +125,7 @@ func (a *app) status(ctx context.Context, asJSON bool) error {
 }
 
 func collectStatus(ctx context.Context, cfg *config.Config) (*statusReport, error) {
-	rep := &statusReport{State: "ok", Endpoints: []endpointStatus{}}
+	rep := &statusReport{State: "ok", Endpoints: []endpointStatus{}, Backfills: []backfillStatus{}}
 	slot, pub, err := cdc.Inspect(ctx, cfg.Source.URL, cfg.Source.Slot, cfg.Source.Publication)
 	if err != nil {
 		return nil, err
@@ -204,6 +206,9 @@ func collectStatus(ctx context.Context, cfg *config.Config) (*statusReport, erro
 	}
 	rep.FailedEvaluations = len(fails)
 	rep.FailedEvaluationsMore = len(fails) == store.MaxListLimit
+	if rep.Backfills, err = recentBackfills(ctx, st); err != nil {
+		return nil, err
+	}
 	return rep, nil
 }
 
@@ -246,6 +251,7 @@ func printStatus(w io.Writer, rep *statusReport) {
 		more = "+"
 	}
 	fmt.Fprintf(w, "failed evaluations: %d%s\n", rep.FailedEvaluations, more)
+	printBackfills(w, rep.Backfills)
 	if len(rep.Endpoints) == 0 {
 		fmt.Fprintln(w, "endpoints: none")
 		return

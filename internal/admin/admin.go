@@ -51,6 +51,8 @@ type Options struct {
 	// Ready reports readiness for /readyz: nil error means ready. Nil
 	// Ready means always ready.
 	Ready func(ctx context.Context) error
+	// Backfills starts backfills; nil answers 501 on POST /v1/backfills.
+	Backfills Backfills
 	// Metrics is served at /metrics, without authentication; nil: 404.
 	Metrics http.Handler
 	Logger  zerolog.Logger
@@ -134,6 +136,12 @@ func New(opts Options) http.Handler {
 	route(v1, "/v1/events", methods{http.MethodGet: s.listEvents})
 	route(v1, "/v1/events/{name}", methods{http.MethodGet: s.getEvent})
 	route(v1, "/v1/events/{name}/schema", methods{http.MethodGet: s.getEventSchema})
+	// A backfill reads any table of the source and may target any
+	// endpoint: admin tokens only.
+	route(v1, "/v1/backfills", methods{http.MethodGet: adminOnly(s.listBackfills), http.MethodPost: adminOnly(s.createBackfill)})
+	route(v1, "/v1/backfills/{id}", methods{http.MethodGet: adminOnly(s.getBackfill), http.MethodDelete: adminOnly(s.cancelBackfill)})
+	route(v1, "/v1/backfills/{id}/pause", methods{http.MethodPost: adminOnly(s.pauseBackfill)})
+	route(v1, "/v1/backfills/{id}/resume", methods{http.MethodPost: adminOnly(s.resumeBackfill)})
 	v1.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, errorf(http.StatusNotFound, CodeNotFound, "no route %s %s", r.Method, r.URL.Path))
 	})

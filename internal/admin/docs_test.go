@@ -65,6 +65,8 @@ func TestDocsCurlExamples(t *testing.T) {
 		"POST /v1/deliveries/{id}/retry", "POST /v1/webhooks/{id}/recover", "POST /v1/webhooks/{id}/enable",
 		"GET /v1/deliveries", "GET /v1/deliveries/{id}", "POST /v1/tokens", "GET /v1/tokens", "DELETE /v1/tokens/{id}",
 		"GET /v1/events", "GET /v1/events/{name}", "GET /v1/events/{name}/schema", "GET /healthz", "GET /readyz", "GET /metrics",
+		"POST /v1/backfills", "GET /v1/backfills", "GET /v1/backfills/{id}", "DELETE /v1/backfills/{id}",
+		"POST /v1/backfills/{id}/pause", "POST /v1/backfills/{id}/resume",
 	} {
 		if !seen[route] {
 			t.Errorf("docs/api.md has no curl example for %s", route)
@@ -76,7 +78,7 @@ func TestDocsCurlExamples(t *testing.T) {
 func routeOf(path string) string {
 	path, _, _ = strings.Cut(path, "?")
 	parts := strings.Split(path, "/")
-	if len(parts) > 3 && (parts[2] == "webhooks" || parts[2] == "deliveries" || parts[2] == "tokens") {
+	if len(parts) > 3 && (parts[2] == "webhooks" || parts[2] == "deliveries" || parts[2] == "tokens" || parts[2] == "backfills") {
 		parts[3] = "{id}"
 	}
 	if len(parts) > 3 && parts[2] == "events" {

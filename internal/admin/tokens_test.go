@@ -59,6 +59,14 @@ func TestTenantTokens(t *testing.T) {
 	}
 	e.expect(as("GET", "/v1/tokens", nil), http.StatusForbidden)
 	e.expect(as("POST", "/v1/tokens", map[string]any{"tenant": "acme"}), http.StatusForbidden)
+	// Backfills read any table and may target any endpoint: admins only.
+	e.expect(as("GET", "/v1/backfills", nil), http.StatusForbidden)
+	e.expect(as("POST", "/v1/backfills", map[string]any{"table": "contacts"}), http.StatusForbidden)
+	e.expect(as("GET", "/v1/backfills/bf_x", nil), http.StatusForbidden)
+	e.expect(as("DELETE", "/v1/backfills/bf_x", nil), http.StatusForbidden)
+	e.expect(as("POST", "/v1/backfills/bf_x/pause", nil), http.StatusForbidden)
+	e.expect(as("POST", "/v1/backfills/bf_x/resume", nil), http.StatusForbidden)
+	e.expect(e.do("GET", "/v1/backfills", nil), http.StatusOK)
 
 	// Deliveries: every one here has event tenant "acme", but only those to
 	// acme's own webhook are acme's to see.

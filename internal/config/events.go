@@ -34,7 +34,7 @@ var ruleCheckVars = map[string]cty.Value{
 
 var bodyCheckVars = map[string]cty.Value{"event": cty.UnknownVal(EventType)}
 
-var validOps = map[string]bool{"insert": true, "update": true, "delete": true, "truncate": true}
+var validOps = map[string]bool{"insert": true, "update": true, "delete": true, "truncate": true, "read": true}
 
 func (d *decoder) events(cfg *Config, blocks []*eventBlock) {
 	byName := map[string]*eventBlock{}
@@ -58,7 +58,7 @@ func (d *decoder) events(cfg *Config, blocks []*eventBlock) {
 		seen := map[string]bool{}
 		for _, op := range b.On {
 			if !validOps[op] {
-				d.errorf(b.OnRange, "Unknown operation", "%q is not an operation: use insert, update, delete or truncate.", op)
+				d.errorf(b.OnRange, "Unknown operation", "%q is not an operation: use insert, update, delete, truncate or read (rows a backfill reads).", op)
 				continue
 			}
 			if !seen[op] {
@@ -67,7 +67,7 @@ func (d *decoder) events(cfg *Config, blocks []*eventBlock) {
 			}
 		}
 		if present(b.OnRange) && len(b.On) == 0 {
-			d.errorf(b.OnRange, "No operations", "on lists at least one of insert, update, delete, truncate.")
+			d.errorf(b.OnRange, "No operations", "on lists at least one of insert, update, delete, truncate, read.")
 		}
 		e.When = d.ruleExpr(b.When, b.WhenRange, "when")
 		e.Key = d.ruleExpr(b.Key, b.KeyRange, "key")

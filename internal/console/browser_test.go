@@ -252,9 +252,25 @@ func TestConsoleInBrowser(t *testing.T) {
 	})
 
 	t.Run("overview after traffic", func(t *testing.T) {
+		// A backfill of one contact a second, paused at once: it is in
+		// progress for as long as the test looks.
+		var bf struct{ ID string }
+		if code := e.call(t, adminToken, "POST", "/v1/backfills", `{"table": "contacts", "rate": 1}`, &bf); code != http.StatusCreated {
+			t.Fatalf("POST /v1/backfills = %d", code)
+		}
+		if code := e.call(t, adminToken, "POST", "/v1/backfills/"+bf.ID+"/pause", "", nil); code != http.StatusOK {
+			t.Fatalf("pausing the backfill = %d", code)
+		}
 		b.run("opening the overview", chromedp.Navigate(e.base+"/ui/#/overview"), chromedp.WaitVisible(chromedp.CSS("#overview-chart polyline")))
 		b.waitText("#overview-endpoints", "Globex billing")
+		b.waitText("#backfills-table", "public.contacts")
+		b.waitText("#backfills-table", "paused")
 		b.screenshot("overview")
+		if code := e.call(t, adminToken, "DELETE", "/v1/backfills/"+bf.ID, "", nil); code != http.StatusOK {
+			t.Fatalf("cancelling the backfill = %d", code)
+		}
+		b.run("reopening the overview", chromedp.Reload())
+		b.waitText("#overview-backfills", "No backfill in progress.")
 	})
 
 	t.Run("refused without session or CSRF token", func(t *testing.T) {

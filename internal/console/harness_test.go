@@ -76,6 +76,11 @@ event "contact.created" {
   on          = ["insert"]
   tenant      = new.organization_id == 1 ? "acme" : "globex"
 }
+event "contact.snapshot" {
+  description = "A contact as it is now, sent by a backfill"
+  table       = "contacts"
+  on          = ["read"]
+}
 event "deal.stage.changed" {
   table  = "deals"
   on     = ["update"]

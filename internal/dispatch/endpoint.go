@@ -44,6 +44,9 @@ func (e *Endpoint) Wants(ev *event.Event) bool {
 	if e.Tenant != "" && e.Tenant != ev.Tenant {
 		return false
 	}
+	if ev.Endpoint != "" && ev.Endpoint != e.ID {
+		return false
+	}
 	return event.MatchAny(e.Events, ev.Type)
 }
 

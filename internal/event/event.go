@@ -27,6 +27,9 @@ type Event struct {
 	Timestamp time.Time
 	// Data is the event's payload as JSON.
 	Data json.RawMessage
+	// Endpoint, when set, is the id of the only endpoint the event goes to
+	// (a backfill aimed at one subscriber); empty means every subscriber.
+	Endpoint string
 
 	// Where the event came from.
 	Table     string // "schema.table"
@@ -63,6 +66,22 @@ func NewID(commitLSN cdc.LSN, position int, rule string) string {
 	binary.BigEndian.PutUint64(b[8:], uint64(position))
 	h.Write(b[:])
 	h.Write([]byte(rule))
+	sum := h.Sum(nil)
+	return "evt_" + idEncoding.EncodeToString(sum[:16])
+}
+
+// NewReadID returns the deterministic id of the event rule makes from a row
+// a backfill read: "evt_" and 26 characters of Crockford base32 of a
+// SHA-256 over "read", the backfill's id seed, the row's primary key (the
+// JSON array of its key column values, in key order) and the rule, each
+// followed by a NUL byte. Reading the same row again in the same backfill
+// (or in one with the same seed) gives the same id.
+func NewReadID(seed string, key []byte, rule string) string {
+	h := sha256.New()
+	for _, part := range [][]byte{[]byte("read"), []byte(seed), key, []byte(rule)} {
+		h.Write(part)
+		h.Write([]byte{0})
+	}
 	sum := h.Sum(nil)
 	return "evt_" + idEncoding.EncodeToString(sum[:16])
 }

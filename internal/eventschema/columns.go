@@ -94,7 +94,7 @@ func rowsFor(t *cdc.Table, op string) rows {
 	whole := rowSchema(t, false, always)
 	keys := rowSchema(t, true, always)
 	switch op {
-	case "insert":
+	case "insert", "read": // read: a row a backfill read, new the whole row
 		return rows{new: whole, old: null}
 	case "update":
 		r := rows{new: whole, old: whole}

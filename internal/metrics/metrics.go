@@ -19,7 +19,8 @@ import (
 // Metrics holds walhook's metrics. Its Observer methods are cheap and safe
 // for concurrent use.
 type Metrics struct {
-	gatherer prometheus.Gatherer
+	gatherer   prometheus.Gatherer
+	registerer prometheus.Registerer
 
 	changesRead       prometheus.Counter
 	eventsEmitted     *prometheus.CounterVec
@@ -77,6 +78,7 @@ func New(reg prometheus.Registerer) *Metrics {
 	}
 	reg.MustRegister(m.changesRead, m.eventsEmitted, m.evaluationsFailed, m.deliveries, m.attempts,
 		m.attemptDuration, m.overflow, m.disabled, m.state)
+	m.registerer = reg
 	if g, ok := reg.(prometheus.Gatherer); ok {
 		m.gatherer = g
 	} else {
@@ -84,6 +86,10 @@ func New(reg prometheus.Registerer) *Metrics {
 	}
 	return m
 }
+
+// Register adds a collector of another part of walhook (the backfill
+// runner) to the metrics served.
+func (m *Metrics) Register(c prometheus.Collector) error { return m.registerer.Register(c) }
 
 // Handler serves the metrics in the Prometheus exposition format.
 func (m *Metrics) Handler() http.Handler {

@@ -16,7 +16,8 @@
 //     the old row (new is always the whole row); without it they are absent
 //     from new, reading one is an error (a Failure), so write
 //     try(new.col, null) when a rule must cope.
-//   - op: "insert", "update", "delete" or "truncate".
+//   - op: "insert", "update", "delete", "truncate", or "read" for a row a
+//     backfill read from the table (new is the row, old is null).
 //   - table: "schema.table".
 //   - tx: {id, lsn, commit_time} of the transaction.
 //   - changed: on an update of a table with REPLICA IDENTITY FULL, the names

@@ -15,6 +15,7 @@ import (
 var opVals = map[cdc.Op]cty.Value{
 	cdc.OpInsert: cty.StringVal("insert"), cdc.OpUpdate: cty.StringVal("update"),
 	cdc.OpDelete: cty.StringVal("delete"), cdc.OpTruncate: cty.StringVal("truncate"),
+	cdc.OpRead: cty.StringVal("read"),
 }
 
 var nullVal = cty.NullVal(cty.DynamicPseudoType)

@@ -28,10 +28,10 @@ type EventInfo struct {
 
 // tableRules are one table's rules, by op index (see opIndex).
 type tableRules struct {
-	byOp [4][]*rule
+	byOp [5][]*rule
 	// needs is, per op, what the op's rules read together: each change
 	// builds those variables once, for all its rules.
-	needs [4]needs
+	needs [5]needs
 }
 
 // rule is one compiled event block.
@@ -208,6 +208,8 @@ func opIndex(op cdc.Op) int {
 		return 2
 	case cdc.OpTruncate:
 		return 3
+	case cdc.OpRead:
+		return 4
 	}
 	return -1
 }

@@ -239,15 +239,46 @@ async function pageOverview() {
   const cards = el('div', { class: 'cards', id: 'overview-cards' });
   const chart = el('div', { class: 'panel', id: 'overview-chart' });
   const table = el('div', { id: 'overview-endpoints' });
+  const backfills = el('div', { id: 'overview-backfills' });
   shell('overview', el('h1', {}, 'Overview'), el('p', { class: 'sub' }, 'The change source, the retry queue and how the endpoints are doing.'),
-    cards, el('h2', {}, 'Throughput, last 10 minutes'), chart, el('h2', {}, 'Endpoints by health'), table);
-  const draw = (ov, hooks) => {
+    cards, el('h2', {}, 'Throughput, last 10 minutes'), chart, el('h2', {}, 'Backfills in progress'), backfills, el('h2', {}, 'Endpoints by health'), table);
+  const draw = (ov, hooks, bf) => {
     cards.replaceChildren(...overviewCards(ov, hooks));
     chart.replaceChildren(rateChart(ov.rates || []));
+    backfills.replaceChildren(backfillTable(bf));
     table.replaceChildren(endpointTable(hooks.slice().sort((a, b) => health(a).rank - health(b).rank), rt.data || {}));
   };
-  draw(ov, hooks);
-  every(5000, async () => draw(await api('GET', '/ui/api/overview'), await loadHooks()));
+  draw(ov, hooks, await loadBackfills());
+  every(5000, async () => draw(await api('GET', '/ui/api/overview'), await loadHooks(), await loadBackfills()));
+}
+
+// loadBackfills lists the newest backfills (GET /v1/backfills, admins
+// only); null when the list cannot be read.
+async function loadBackfills() {
+  try { return (await api('GET', '/v1/backfills?limit=50')).data; } catch (e) { return null; }
+}
+
+// backfillTable shows the backfills not finished: pending, running or
+// paused, with rows done of the total.
+function backfillTable(all) {
+  if (!all) return el('div', { class: 'panel empty' }, 'Backfills cannot be listed right now.');
+  const open = all.filter((b) => ['pending', 'running', 'paused'].includes(b.status));
+  if (!open.length) return el('div', { class: 'panel empty' }, 'No backfill in progress.');
+  const kind = { running: 'ok', pending: 'info', paused: 'warn' };
+  const progress = (b) => {
+    if (b.rows_total === null || b.rows_total === undefined) return `${b.rows_done} rows`;
+    const pct = b.rows_total > 0 ? Math.min(100, (100 * b.rows_done) / b.rows_total) : 100;
+    return `${b.rows_done} / ${b.rows_total}${b.rows_total_exact ? '' : ' (estimate)'} · ${pct.toFixed(0)}%`;
+  };
+  return el('table', { id: 'backfills-table' },
+    el('thead', {}, el('tr', {}, ['Status', 'Table', 'Rows', 'Sent', 'Limited to', 'Started'].map((t) => el('th', {}, t)))),
+    el('tbody', {}, open.map((b) => el('tr', { 'data-id': b.id },
+      el('td', {}, pill(kind[b.status] || 'info', b.status)),
+      el('td', {}, el('div', {}, el('strong', {}, b.table)), el('div', { class: 'small mono' }, b.id + (b.where ? ' · where ' + b.where : ''))),
+      el('td', {}, progress(b)),
+      el('td', {}, String(b.rows_sent)),
+      el('td', { class: 'small' }, [b.event, b.endpoint_id && hookName(b.endpoint_id)].filter(Boolean).join(' · ') || '—'),
+      el('td', {}, b.started_at ? fmtTime(b.started_at) : '—')))));
 }
 
 function overviewCards(ov, hooks) {

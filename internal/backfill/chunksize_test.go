@@ -1,0 +1,43 @@
+package backfill
+
+import (
+	"testing"
+	"time"
+)
+
+func TestChunkSizer(t *testing.T) {
+	t.Parallel()
+	c := newChunkSizer(0, 0)
+	if c.size != firstChunkSize {
+		t.Fatalf("starts at %d, want %d", c.size, firstChunkSize)
+	}
+	c.settled(500, 100*time.Millisecond) // 5,000 rows/s: 100 rows fit in 20ms
+	if c.size != 100 {
+		t.Errorf("after a slow chunk: %d, want 100", c.size)
+	}
+	c.settled(100, time.Millisecond) // very fast: grows, at most double
+	if c.size != 200 {
+		t.Errorf("after a fast chunk: %d, want 200 (doubling)", c.size)
+	}
+	for i := 0; i < 10; i++ {
+		c.settled(c.size, time.Millisecond)
+	}
+	if c.size != DefaultChunkSize {
+		t.Errorf("grew to %d, want capped at %d", c.size, DefaultChunkSize)
+	}
+	c.settled(500, time.Hour)
+	if c.size != minChunkSize {
+		t.Errorf("after a very slow chunk: %d, want the minimum %d", c.size, minChunkSize)
+	}
+	if r := newChunkSizer(5000, 400); r.size != 100 {
+		t.Errorf("with rate 400/s: %d, want 100 (a quarter second)", r.size)
+	}
+	if r := newChunkSizer(10, 0); r.size != 10 {
+		t.Errorf("chunk size 10: %d", r.size)
+	}
+	r := newChunkSizer(10, 0)
+	r.settled(10, time.Hour)
+	if r.size != 10 {
+		t.Errorf("a chunk size below the minimum stays: %d", r.size)
+	}
+}
