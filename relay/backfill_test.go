@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/walhook/walhook/internal/signing"
+	"github.com/walhook/walhook/internal/testkit"
 	"github.com/walhook/walhook/testenv"
 )
 
@@ -153,7 +154,7 @@ func (a backfillAPI) submit(t *testing.T, body string) string {
 func (a backfillAPI) waitStatus(t *testing.T, id, status string, within time.Duration) map[string]any {
 	t.Helper()
 	var out map[string]any
-	waitUntil(t, within, "backfill "+id+" to be "+status, func() bool {
+	testkit.EventuallyWithin(t, within, "backfill "+id+" to be "+status, func() bool {
 		_, out = a.call(t, "GET", "/v1/backfills/"+id, "")
 		if out["status"] == "failed" && status != "failed" {
 			t.Fatalf("backfill failed: %v", out["last_error"])
@@ -487,7 +488,7 @@ func TestBackfillPauseResumeCancel(t *testing.T) {
 		t.Fatalf("pause = %d %v", code, out)
 	}
 	// The runner stops after recording the chunks already sent.
-	waitUntil(t, time.Minute, "the runner to stop", func() bool {
+	testkit.EventuallyWithin(t, time.Minute, "the runner to stop", func() bool {
 		_, out := api.call(t, "GET", "/v1/backfills/"+id, "")
 		return out["active"] == false
 	})
@@ -518,7 +519,7 @@ func TestBackfillPauseResumeCancel(t *testing.T) {
 	if code, out := api.call(t, "DELETE", "/v1/backfills/"+id2, ""); code != http.StatusOK || out["status"] != "cancelled" {
 		t.Fatalf("cancel = %d %v", code, out)
 	}
-	waitUntil(t, time.Minute, "the runner to stop", func() bool {
+	testkit.EventuallyWithin(t, time.Minute, "the runner to stop", func() bool {
 		_, out := api.call(t, "GET", "/v1/backfills/"+id2, "")
 		return out["active"] == false
 	})
