@@ -30,6 +30,7 @@ func runRun(args []string) int {
 	log := logs.logger()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	defer startPprof(ctx, log)()
 
 	r, err := relay.New(ctx, cfg, log, relay.Options{})
 	if err != nil {
