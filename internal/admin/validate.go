@@ -9,6 +9,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/walhook/walhook/internal/config"
+	"github.com/walhook/walhook/internal/limit"
 	"github.com/walhook/walhook/internal/netguard"
 	"github.com/walhook/walhook/internal/signing"
 )
@@ -33,6 +34,7 @@ type webhookInput struct {
 	Active      *bool             `json:"active"`
 	Headers     map[string]string `json:"headers"`
 	Signing     string            `json:"signing"`
+	RateLimit   string            `json:"rate_limit"`
 }
 
 // webhookPatch is the body of PATCH /v1/webhooks/{id}: absent (or null)
@@ -45,6 +47,7 @@ type webhookPatch struct {
 	Active      *bool              `json:"active"`
 	Headers     *map[string]string `json:"headers"`
 	Signing     *string            `json:"signing"`
+	RateLimit   *string            `json:"rate_limit"` // "" removes the limit
 	// Secret is refused with a pointer to rotate-secret.
 	Secret *string `json:"secret"`
 }
@@ -137,6 +140,16 @@ func (s *server) eventNames() string {
 		names[i] = ev.Name
 	}
 	return strings.Join(names, ", ")
+}
+
+// checkRateLimit validates a rate_limit ("500/s", "3000/m", "10/h"; ""
+// for none) and returns it as stored.
+func checkRateLimit(s string) (string, *apiError) {
+	r, err := limit.ParseRate(s)
+	if err != nil {
+		return "", invalid("rate_limit", "%v", err)
+	}
+	return r.String(), nil
 }
 
 // checkSigning validates a scheme name and returns it with the default

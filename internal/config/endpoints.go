@@ -8,6 +8,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/walhook/walhook/internal/limit"
 )
 
 // Signing schemes an endpoint may use.
@@ -56,6 +58,7 @@ func (d *decoder) endpoints(cfg *Config, blocks []*endpointBlock) {
 			}
 			ep.Concurrency = *b.Concurrency
 		}
+		ep.RateLimit = d.rateLimit(b)
 		if v, ok := d.duration(b.Timeout, b.TimeoutRange); ok {
 			ep.Timeout = v
 		}
@@ -72,6 +75,21 @@ func (d *decoder) endpoints(cfg *Config, blocks []*endpointBlock) {
 		}
 		cfg.Endpoints = append(cfg.Endpoints, ep)
 	}
+}
+
+// rateLimit reads an endpoint's rate_limit ("500/s", "3000/m", "10/h").
+func (d *decoder) rateLimit(b *endpointBlock) limit.Rate {
+	if !present(b.RateLimitRange) || d.failed(b.RateLimitRange) {
+		return limit.Rate{}
+	}
+	r, err := limit.ParseRate(b.RateLimit)
+	if err == nil && r.IsZero() {
+		err = errors.New("an empty rate_limit sets no limit: write requests per unit, like \"500/s\" or \"3000/m\", or leave it out")
+	}
+	if err != nil {
+		d.errorf(b.RateLimitRange, "Invalid rate_limit", "%s", sentence(err))
+	}
+	return r
 }
 
 func (d *decoder) endpointURL(b *endpointBlock) {

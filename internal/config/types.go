@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
+
+	"github.com/walhook/walhook/internal/limit"
 )
 
 // Config is a loaded, validated walhook configuration.
@@ -112,13 +114,16 @@ type Endpoint struct {
 	// (default X-Webhook-Signature).
 	SignatureHeader string
 	Headers         map[string]string
-	Timeout         time.Duration   // default 15s
-	Ordering        string          // "none" (default) | "key"
-	Concurrency     int             // parallel deliveries; default 8
-	Retry           []time.Duration // delays after each failed attempt; default Standard Webhooks schedule
-	DisableAfter    time.Duration   // default 5 days
-	Body            hcl.Expression  // nil: {"id","type","timestamp","data"}
-	DeclRange       hcl.Range
+	Timeout         time.Duration // default 15s
+	Ordering        string        // "none" (default) | "key"
+	Concurrency     int           // parallel deliveries; default 8
+	// RateLimit caps requests per unit of time, first attempts and retries
+	// together (rate_limit = "500/s"); zero means none.
+	RateLimit    limit.Rate
+	Retry        []time.Duration // delays after each failed attempt; default Standard Webhooks schedule
+	DisableAfter time.Duration   // default 5 days
+	Body         hcl.Expression  // nil: {"id","type","timestamp","data"}
+	DeclRange    hcl.Range
 }
 
 // Matches reports whether the endpoint subscribes to eventType.
