@@ -182,3 +182,31 @@ func TestGateLearnsTheRateAnEndpointAccepts(t *testing.T) {
 		t.Fatalf("after 70s learned rate %v/s, want none", r)
 	}
 }
+
+func TestGatesKeepALearnedLimitAcrossRebuilds(t *testing.T) {
+	c := newManualClock()
+	seen := map[string]int{}
+	gs := limit.NewGates(c, func(id string, l int) { seen[id] = l })
+	a := gs.For("cfg:a", 0, limit.Rate{})
+	if a.Ceiling() != limit.DefaultCeiling || seen["cfg:a"] != limit.DefaultInitial {
+		t.Fatalf("new gate: ceiling %d, reported %v", a.Ceiling(), seen)
+	}
+	p, _ := a.Acquire(context.Background())
+	p.Done(sender.Result{StatusCode: 503, Duration: time.Millisecond})
+	if seen["cfg:a"] != 5 {
+		t.Fatalf("after a 503 the gauge says %d, want 5", seen["cfg:a"])
+	}
+	if gs.For("cfg:a", limit.DefaultCeiling, limit.Rate{}) != a {
+		t.Fatal("an unchanged endpoint got a new gate")
+	}
+	if b := gs.For("cfg:a", 16, limit.Rate{}); b == a || b.Ceiling() != 16 {
+		t.Fatal("a new ceiling kept the old gate")
+	}
+	gs.For("ep_b", 0, limit.Rate{N: 5, Per: time.Second})
+	if gone := gs.Retain(map[string]bool{"ep_b": true}); len(gone) != 1 || gone[0] != "cfg:a" {
+		t.Fatalf("Retain dropped %v", gone)
+	}
+	if snap := gs.Snapshot(); len(snap) != 1 || snap["ep_b"] != limit.DefaultInitial {
+		t.Fatalf("Snapshot = %v", snap)
+	}
+}

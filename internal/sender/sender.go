@@ -15,6 +15,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -24,8 +25,11 @@ import (
 
 // Defaults for Options and Request fields left zero.
 const (
-	DefaultMaxResponseBytes    = 64 << 10
-	DefaultMaxIdleConnsPerHost = 64
+	DefaultMaxResponseBytes = 64 << 10
+	// DefaultMaxIdleConnsPerHost keeps a connection for every request an
+	// endpoint may have in flight (limit.DefaultCeiling): with fewer, an
+	// endpoint at its limit would open and close connections all the time.
+	DefaultMaxIdleConnsPerHost = 256
 	DefaultTimeout             = 15 * time.Second
 )
 
@@ -44,7 +48,7 @@ type Options struct {
 	// unrestricted: HCL endpoints are operator-trusted.
 	Guard *netguard.Guard
 	// MaxIdleConnsPerHost caps idle keep-alive connections kept per host;
-	// default 64.
+	// default 256.
 	MaxIdleConnsPerHost int
 }
 
@@ -60,7 +64,9 @@ type Client struct {
 type Request struct {
 	URL string
 	// Header holds the signature and custom headers; it may override the
-	// Content-Type (application/json) and User-Agent set by default.
+	// Content-Type (application/json) and User-Agent set by default. Send
+	// uses it as the request's header, adding those two when absent: give
+	// each attempt a header of its own.
 	Header  http.Header
 	Body    []byte
 	Timeout time.Duration // covers connecting, headers and body; default 15s
@@ -151,13 +157,14 @@ func (c *Client) send(ctx context.Context, req Request) Result {
 	if err != nil {
 		return Result{Err: fmt.Errorf("building request: %w", unwrapURLError(err))}
 	}
-	hr.Header.Set("Content-Type", "application/json")
-	hr.Header.Set("User-Agent", version.UserAgent())
-	for k, vs := range req.Header {
-		hr.Header.Del(k)
-		for _, v := range vs {
-			hr.Header.Add(k, v)
-		}
+	if req.Header != nil {
+		hr.Header = req.Header
+	}
+	if hr.Header.Get("Content-Type") == "" {
+		hr.Header["Content-Type"] = jsonContentType
+	}
+	if hr.Header.Get("User-Agent") == "" {
+		hr.Header["User-Agent"] = []string{version.UserAgent()}
 	}
 
 	resp, err := c.http.Do(hr)
@@ -173,21 +180,43 @@ func (c *Client) send(ctx context.Context, req Request) Result {
 	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
 		res.Err = &RedirectError{StatusCode: resp.StatusCode}
 	}
-	res.Response, res.Truncated = c.readBody(resp.Body)
+	res.Response, res.Truncated = c.readBody(resp.Body, resp.ContentLength)
 	return res
 }
+
+// jsonContentType is the default Content-Type, shared read-only.
+var jsonContentType = []string{"application/json"}
+
+// bodyBuffers are reused to read response bodies; what is kept is copied
+// out, so a typical empty or short answer costs one small allocation.
+var bodyBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
 // readBody reads up to the cap, then drains a little more so the
 // connection can be reused. A body that fails mid-read (timeout, reset)
 // keeps what was read and counts as truncated; the status stands.
-func (c *Client) readBody(body io.Reader) ([]byte, bool) {
-	b, err := io.ReadAll(io.LimitReader(body, c.maxBytes+1))
+func (c *Client) readBody(body io.Reader, contentLength int64) ([]byte, bool) {
+	if contentLength == 0 {
+		return nil, false
+	}
+	buf := bodyBuffers.Get().(*bytes.Buffer)
+	defer func() {
+		if buf.Cap() <= 2*int(c.maxBytes) {
+			buf.Reset()
+			bodyBuffers.Put(buf)
+		}
+	}()
+	buf.Reset()
+	_, err := buf.ReadFrom(io.LimitReader(body, c.maxBytes+1))
 	truncated := err != nil
+	b := buf.Bytes()
 	if int64(len(b)) > c.maxBytes {
 		b, truncated = b[:c.maxBytes], true
 		io.CopyN(io.Discard, body, drainBytes)
 	}
-	return b, truncated
+	if len(b) == 0 {
+		return nil, truncated
+	}
+	return bytes.Clone(b), truncated
 }
 
 // unwrapURLError drops the *url.Error wrapper, whose text repeats the
