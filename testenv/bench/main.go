@@ -37,6 +37,7 @@ type options struct {
 	latencyS  int
 	binary    string
 	pprofAddr string
+	endpoint  string
 }
 
 func main() {
@@ -55,6 +56,7 @@ func main() {
 	flag.IntVar(&o.deadRows, "dead-rows", 200_000, "dead: backlog rows drained to a dead endpoint (1000000 for the full figure)")
 	flag.IntVar(&o.latencyS, "latency-seconds", 10, "latency: seconds of 1,000 rows/s")
 	flag.StringVar(&o.binary, "binary", "", "walhook binary to run (default: go build ./cmd/walhook)")
+	flag.StringVar(&o.endpoint, "endpoint-attrs", "", `extra attributes of the "bench" endpoint, for experiments (e.g. "concurrency = 64"); results with it are not the default config`)
 	flag.StringVar(&o.pprofAddr, "pprof", "", "serve walhook's pprof on this address (WALHOOK_PPROF_ADDR), e.g. 127.0.0.1:6060")
 	flag.Parse()
 	if err := run(o); err != nil {

@@ -126,8 +126,9 @@ endpoint "bench" {
   url    = %q
   events = ["*"]
   secret = %q
+  %s
 }
-%s`, e.db, e.slot, e.slot, url, e.secrets["bench"], extra)
+%s`, e.db, e.slot, e.slot, url, e.secrets["bench"], e.b.o.endpoint, extra)
 	e.cfgPath = filepath.Join(e.b.work, e.name+".hcl")
 	return os.WriteFile(e.cfgPath, []byte(src), 0o600)
 }
