@@ -54,7 +54,9 @@ type Options struct {
 
 // Client sends webhook attempts. It is safe for concurrent use.
 type Client struct {
-	http     *http.Client
+	// rt sends requests as they are: no redirect is followed, and unlike
+	// http.Client it does not copy each request's header in case of one.
+	rt       http.RoundTripper
 	guard    *netguard.Guard
 	maxBytes int64
 	closers  []*http.Transport
@@ -93,12 +95,7 @@ func New(opts Options) *Client {
 		plain := newTransport(opts, opts.Guard.PlaintextControl)
 		rt, c.closers = schemeRouter{secure: secure, plain: plain}, []*http.Transport{secure, plain}
 	}
-	c.http = &http.Client{
-		Transport: rt,
-		CheckRedirect: func(*http.Request, []*http.Request) error {
-			return http.ErrUseLastResponse
-		},
-	}
+	c.rt = rt
 	return c
 }
 
@@ -164,10 +161,16 @@ func (c *Client) send(ctx context.Context, req Request) Result {
 		hr.Header["Content-Type"] = jsonContentType
 	}
 	if hr.Header.Get("User-Agent") == "" {
-		hr.Header["User-Agent"] = []string{version.UserAgent()}
+		hr.Header["User-Agent"] = userAgent
+	}
+	if u := hr.URL.User; u != nil && hr.Header.Get("Authorization") == "" {
+		// Credentials in the URL (https://user:pass@host/) are sent as
+		// basic auth, as http.Client would.
+		pass, _ := u.Password()
+		hr.SetBasicAuth(u.Username(), pass)
 	}
 
-	resp, err := c.http.Do(hr)
+	resp, err := c.rt.RoundTrip(hr)
 	if err != nil {
 		if ctx.Err() != nil {
 			return Result{Err: context.Cause(ctx)}
@@ -184,8 +187,11 @@ func (c *Client) send(ctx context.Context, req Request) Result {
 	return res
 }
 
-// jsonContentType is the default Content-Type, shared read-only.
-var jsonContentType = []string{"application/json"}
+// Default header values, shared read-only by every request.
+var (
+	jsonContentType = []string{"application/json"}
+	userAgent       = []string{version.UserAgent()}
+)
 
 // bodyBuffers are reused to read response bodies; what is kept is copied
 // out, so a typical empty or short answer costs one small allocation.
