@@ -38,6 +38,7 @@ type options struct {
 	binary    string
 	pprofAddr string
 	endpoint  string
+	timeout   time.Duration
 }
 
 func main() {
@@ -57,6 +58,7 @@ func main() {
 	flag.IntVar(&o.latencyS, "latency-seconds", 10, "latency: seconds of 1,000 rows/s")
 	flag.StringVar(&o.binary, "binary", "", "walhook binary to run (default: go build ./cmd/walhook)")
 	flag.StringVar(&o.endpoint, "endpoint-attrs", "", `extra attributes of the "bench" endpoint, for experiments (e.g. "concurrency = 64"); results with it are not the default config`)
+	flag.DurationVar(&o.timeout, "timeout", 10*time.Minute, "longest wait for a scenario's deliveries; an unfinished scenario reports what arrived")
 	flag.StringVar(&o.pprofAddr, "pprof", "", "serve walhook's pprof on this address (WALHOOK_PPROF_ADDR), e.g. 127.0.0.1:6060")
 	flag.Parse()
 	if err := run(o); err != nil {

@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -209,13 +210,16 @@ func (e *runEnv) waitReceived(ctx context.Context, n int, timeout time.Duration)
 		return s, err
 	}
 	if resp.StatusCode != http.StatusOK {
-		return s, fmt.Errorf("only %d of %d deliveries within %s (%d failed verification)", s.Received, n, timeout, s.Bad)
+		return s, fmt.Errorf("%w: %d of %d deliveries within %s (%d failed verification)", errIncomplete, s.Received, n, timeout, s.Bad)
 	}
 	if s.Bad > 0 {
 		return s, fmt.Errorf("%d deliveries failed verification", s.Bad)
 	}
 	return s, nil
 }
+
+// errIncomplete is a scenario whose deliveries did not all arrive in time.
+var errIncomplete = errors.New("incomplete")
 
 // meter takes CPU readings of every process at the start of a measurement.
 type meter struct {
