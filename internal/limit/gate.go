@@ -115,8 +115,16 @@ func (g *Gate) Acquire(ctx context.Context) (*Permit, error) {
 func (g *Gate) waitTurn(ctx context.Context) error {
 	reserved := false
 	for {
-		if wait := g.PausedUntil().Sub(g.clock.Now()); wait > 0 {
-			if err := sleep(ctx, g.clock, wait); err != nil {
+		now := g.clock.Now()
+		var wait time.Duration
+		g.mu.Lock()
+		pause := g.pausedUntil.Sub(now)
+		if pause <= 0 && !reserved {
+			wait = g.learned.reserve(now)
+		}
+		g.mu.Unlock()
+		if pause > 0 {
+			if err := sleep(ctx, g.clock, pause); err != nil {
 				return err
 			}
 			continue
@@ -125,9 +133,6 @@ func (g *Gate) waitTurn(ctx context.Context) error {
 			return nil
 		}
 		reserved = true
-		g.mu.Lock()
-		wait := g.learned.reserve(g.clock.Now())
-		g.mu.Unlock()
 		if g.bucket != nil {
 			wait = max(wait, g.bucket.Reserve())
 		}
