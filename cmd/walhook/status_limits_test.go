@@ -34,8 +34,8 @@ func TestStatusReadsLiveLimitsFromMetrics(t *testing.T) {
 	for e, want := range map[*endpointStatus]string{
 		{ConcurrencyLimit: &l}:                     "24",
 		{ConcurrencyLimit: &l, RateLimit: "500/s"}: "24, 500/s",
-		{}:                                         "-",
-		{RateLimit: "3000/m"}:                      "-, 3000/m",
+		{}:                    "-",
+		{RateLimit: "3000/m"}: "-, 3000/m",
 	} {
 		if got := limitText(*e); got != want {
 			t.Errorf("limitText(%+v) = %q, want %q", *e, got, want)
