@@ -29,6 +29,7 @@ type Metrics struct {
 	attemptDuration   *prometheus.HistogramVec
 	overflow          *prometheus.CounterVec
 	disabled          prometheus.Counter
+	concurrencyLimit  *prometheus.GaugeVec
 
 	state *stateCollector
 }
@@ -73,10 +74,13 @@ func New(reg prometheus.Registerer) *Metrics {
 		disabled: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "walhook_endpoints_disabled_total", Help: "Times an endpoint was disabled (410 Gone or failing too long).",
 		}),
+		concurrencyLimit: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "walhook_endpoint_concurrency_limit", Help: "Requests an endpoint may have in flight now, as adapted to its latency and refusals (at most its concurrency setting).",
+		}, []string{"endpoint"}),
 		state: newStateCollector(),
 	}
 	reg.MustRegister(m.changesRead, m.eventsEmitted, m.evaluationsFailed, m.deliveries, m.attempts,
-		m.attemptDuration, m.overflow, m.disabled, m.state)
+		m.attemptDuration, m.overflow, m.disabled, m.concurrencyLimit, m.state)
 	if g, ok := reg.(prometheus.Gatherer); ok {
 		m.gatherer = g
 	} else {
@@ -131,3 +135,15 @@ func (m *Metrics) Outcome(endpointID, outcome string) {
 
 // Disabled counts an endpoint being disabled.
 func (m *Metrics) Disabled(endpointID string) { m.disabled.Inc() }
+
+// SetConcurrencyLimit sets an endpoint's current concurrency limit (give it
+// as limit.GateOptions.OnLimit, with the endpoint id bound).
+func (m *Metrics) SetConcurrencyLimit(endpointID string, limit int) {
+	m.concurrencyLimit.WithLabelValues(endpointID).Set(float64(limit))
+}
+
+// ForgetEndpoint drops the per-endpoint gauges of an endpoint that was
+// removed.
+func (m *Metrics) ForgetEndpoint(endpointID string) {
+	m.concurrencyLimit.DeleteLabelValues(endpointID)
+}
