@@ -14,8 +14,8 @@ import (
 
 func TestStatusReadsLiveLimitsFromMetrics(t *testing.T) {
 	m := metrics.New(prometheus.NewRegistry())
-	m.SetConcurrencyLimit("cfg:crm", 24)
-	m.SetConcurrencyLimit("ep_x", 3)
+	m.ConcurrencyLimit("cfg:crm", 24)
+	m.ConcurrencyLimit("ep_x", 3)
 	srv := httptest.NewServer(m.Handler())
 	defer srv.Close()
 	cfg := &config.Config{Admin: &config.Admin{Listen: strings.TrimPrefix(srv.URL, "http://")}}

@@ -173,7 +173,7 @@ func TestExampleConfig(t *testing.T) {
 	}
 	crm, legacy := cfg.Endpoints[0], cfg.Endpoints[1]
 	if crm.Ordering != "key" || crm.Timeout != 15*time.Second || crm.DisableAfter != 5*24*time.Hour || crm.Signing != "standard-webhooks" ||
-		crm.Headers["X-Source"] != "walhook" || len(crm.Retry) != 9 || crm.Retry[1] != 5*time.Minute || crm.Body != nil || crm.Concurrency != 8 {
+		crm.Headers["X-Source"] != "walhook" || len(crm.Retry) != 9 || crm.Retry[1] != 5*time.Minute || crm.Body != nil || crm.Concurrency != DefaultConcurrency {
 		t.Errorf("crm = %+v", crm)
 	}
 	if !crm.RateLimit.IsZero() {

@@ -119,7 +119,34 @@ func (a *Adaptive) Limit() int {
 }
 
 // Ceiling is the highest the limit may grow.
-func (a *Adaptive) Ceiling() int { return a.opts.Ceiling }
+func (a *Adaptive) Ceiling() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.opts.Ceiling
+}
+
+// SetCeiling changes the highest the limit may grow (0: DefaultCeiling);
+// a limit above it comes down to it, and with reach the limit is set to
+// the ceiling at once. Slots freed by a higher limit go to waiters.
+func (a *Adaptive) SetCeiling(c int, reach bool) {
+	if c <= 0 {
+		c = DefaultCeiling
+	}
+	a.mu.Lock()
+	before := int(a.limit)
+	a.opts.Ceiling = c
+	a.opts.Min = min(a.opts.Min, c)
+	if reach {
+		a.limit = float64(c)
+	}
+	a.setLocked(a.limit)
+	after := int(a.limit)
+	a.grantLocked()
+	a.mu.Unlock()
+	if after != before && a.opts.OnChange != nil {
+		a.opts.OnChange(after)
+	}
+}
 
 // InFlight is the number of slots held.
 func (a *Adaptive) InFlight() int {

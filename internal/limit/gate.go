@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -36,7 +37,7 @@ type GateOptions struct {
 // 429s and 503s (see learned.go). It is safe for concurrent use.
 type Gate struct {
 	conc   *Adaptive
-	bucket *Bucket // nil: no rate limit
+	bucket atomic.Pointer[Bucket] // nil: no rate limit; SetRate swaps it
 	clock  Clock
 
 	mu          sync.Mutex
@@ -52,7 +53,7 @@ func NewGate(opts GateOptions) *Gate {
 	g := &Gate{clock: opts.Clock}
 	g.conc = NewAdaptive(AdaptiveOptions{Ceiling: opts.Ceiling, Clock: opts.Clock, OnChange: opts.OnLimit})
 	if !opts.Rate.IsZero() {
-		g.bucket = NewBucket(opts.Rate, opts.Clock)
+		g.bucket.Store(NewBucket(opts.Rate, opts.Clock))
 	}
 	return g
 }
@@ -65,11 +66,33 @@ func (g *Gate) Ceiling() int { return g.conc.Ceiling() }
 
 // Rate is the configured rate limit (zero when none).
 func (g *Gate) Rate() Rate {
-	if g.bucket == nil {
+	b := g.bucket.Load()
+	if b == nil {
 		return Rate{}
 	}
-	return g.bucket.Rate()
+	return b.Rate()
 }
+
+// SetRate changes the configured rate limit (zero: none) unless it is
+// unchanged; a new rate starts with a full bucket.
+func (g *Gate) SetRate(r Rate) {
+	if r == g.Rate() {
+		return
+	}
+	if r.IsZero() {
+		g.bucket.Store(nil)
+		return
+	}
+	g.bucket.Store(NewBucket(r, g.clock))
+}
+
+// SetCeiling changes the highest the concurrency limit may grow (0:
+// DefaultCeiling); a current limit above it comes down to it.
+func (g *Gate) SetCeiling(c int) { g.conc.SetCeiling(c, false) }
+
+// SetLimit sets the concurrency limit and its ceiling to n now (an
+// operator's override); adaptation goes on below n.
+func (g *Gate) SetLimit(n int) { g.conc.SetCeiling(n, true) }
 
 // InFlight is the number of attempts holding a slot.
 func (g *Gate) InFlight() int { return g.conc.InFlight() }
@@ -133,8 +156,8 @@ func (g *Gate) waitTurn(ctx context.Context) error {
 			return nil
 		}
 		reserved = true
-		if g.bucket != nil {
-			wait = max(wait, g.bucket.Reserve())
+		if b := g.bucket.Load(); b != nil {
+			wait = max(wait, b.Reserve())
 		}
 		if err := sleep(ctx, g.clock, wait); err != nil {
 			return err

@@ -183,30 +183,62 @@ func TestGateLearnsTheRateAnEndpointAccepts(t *testing.T) {
 	}
 }
 
-func TestGatesKeepALearnedLimitAcrossRebuilds(t *testing.T) {
+func TestGateChangesAtRunTimeKeepWhatItLearned(t *testing.T) {
 	c := newManualClock()
-	seen := map[string]int{}
-	gs := limit.NewGates(c, func(id string, l int) { seen[id] = l })
-	a := gs.For("cfg:a", 0, limit.Rate{})
-	if a.Ceiling() != limit.DefaultCeiling || seen["cfg:a"] != limit.DefaultInitial {
-		t.Fatalf("new gate: ceiling %d, reported %v", a.Ceiling(), seen)
+	var seen []int
+	g := limit.NewGate(limit.GateOptions{Clock: c, OnLimit: func(l int) { seen = append(seen, l) }})
+	if g.Ceiling() != limit.DefaultCeiling || g.Limit() != limit.DefaultInitial {
+		t.Fatalf("new gate: ceiling %d, limit %d", g.Ceiling(), g.Limit())
 	}
-	p, _ := a.Acquire(context.Background())
+	p, _ := g.Acquire(context.Background())
 	p.Done(sender.Result{StatusCode: 503, Duration: time.Millisecond})
-	if seen["cfg:a"] != 5 {
-		t.Fatalf("after a 503 the gauge says %d, want 5", seen["cfg:a"])
+	if g.Limit() != 5 || len(seen) != 1 || seen[0] != 5 {
+		t.Fatalf("after a 503: limit %d, reported %v; want 5", g.Limit(), seen)
 	}
-	if gs.For("cfg:a", limit.DefaultCeiling, limit.Rate{}) != a {
-		t.Fatal("an unchanged endpoint got a new gate")
+	g.SetCeiling(limit.DefaultCeiling)
+	if g.Limit() != 5 {
+		t.Fatalf("an unchanged ceiling moved the learned limit to %d", g.Limit())
 	}
-	if b := gs.For("cfg:a", 16, limit.Rate{}); b == a || b.Ceiling() != 16 {
-		t.Fatal("a new ceiling kept the old gate")
+	g.SetCeiling(3)
+	if g.Limit() != 3 || g.Ceiling() != 3 || seen[len(seen)-1] != 3 {
+		t.Fatalf("a lower ceiling: limit %d, ceiling %d, reported %v", g.Limit(), g.Ceiling(), seen)
 	}
-	gs.For("ep_b", 0, limit.Rate{N: 5, Per: time.Second})
-	if gone := gs.Retain(map[string]bool{"ep_b": true}); len(gone) != 1 || gone[0] != "cfg:a" {
-		t.Fatalf("Retain dropped %v", gone)
+	g.SetLimit(12)
+	if g.Limit() != 12 || g.Ceiling() != 12 {
+		t.Fatalf("SetLimit(12): limit %d, ceiling %d", g.Limit(), g.Ceiling())
 	}
-	if snap := gs.Snapshot(); len(snap) != 1 || snap["ep_b"] != limit.DefaultInitial {
-		t.Fatalf("Snapshot = %v", snap)
+	r := limit.Rate{N: 5, Per: time.Second}
+	g.SetRate(r)
+	if g.Rate() != r {
+		t.Fatalf("SetRate: rate %v", g.Rate())
+	}
+	g.SetRate(limit.Rate{})
+	if !g.Rate().IsZero() {
+		t.Fatalf("SetRate(zero) left %v", g.Rate())
+	}
+}
+
+func TestGateSetLimitLetsAWaiterIn(t *testing.T) {
+	g := limit.NewGate(limit.GateOptions{Ceiling: 1})
+	p, err := g.Acquire(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan error, 1)
+	go func() {
+		q, err := g.Acquire(t.Context())
+		if err == nil {
+			q.Cancel()
+		}
+		got <- err
+	}()
+	g.SetLimit(2)
+	if err := <-got; err != nil {
+		t.Fatalf("waiter not let in after the limit grew: %v", err)
+	}
+	p.Cancel()
+	g.SetLimit(0)
+	if g.Ceiling() != limit.DefaultCeiling {
+		t.Fatalf("SetLimit(0): ceiling %d, want the default", g.Ceiling())
 	}
 }

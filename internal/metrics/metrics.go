@@ -136,14 +136,13 @@ func (m *Metrics) Outcome(endpointID, outcome string) {
 // Disabled counts an endpoint being disabled.
 func (m *Metrics) Disabled(endpointID string) { m.disabled.Inc() }
 
-// SetConcurrencyLimit sets an endpoint's current concurrency limit (give it
-// as limit.GateOptions.OnLimit, with the endpoint id bound).
-func (m *Metrics) SetConcurrencyLimit(endpointID string, limit int) {
+// ConcurrencyLimit sets an endpoint's current concurrency limit
+// (walhook_endpoint_concurrency_limit); 0 drops the gauge of an endpoint
+// that was removed.
+func (m *Metrics) ConcurrencyLimit(endpointID string, limit int) {
+	if limit <= 0 {
+		m.concurrencyLimit.DeleteLabelValues(endpointID)
+		return
+	}
 	m.concurrencyLimit.WithLabelValues(endpointID).Set(float64(limit))
-}
-
-// ForgetEndpoint drops the per-endpoint gauges of an endpoint that was
-// removed.
-func (m *Metrics) ForgetEndpoint(endpointID string) {
-	m.concurrencyLimit.DeleteLabelValues(endpointID)
 }

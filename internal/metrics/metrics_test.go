@@ -183,14 +183,14 @@ func TestStateGaugesEdgeCases(t *testing.T) {
 func TestConcurrencyLimitGauge(t *testing.T) {
 	t.Parallel()
 	m := New(prometheus.NewRegistry())
-	m.SetConcurrencyLimit("cfg:crm", 8)
-	m.SetConcurrencyLimit("cfg:crm", 16)
-	m.SetConcurrencyLimit("ep_x", 1)
+	m.ConcurrencyLimit("cfg:crm", 8)
+	m.ConcurrencyLimit("cfg:crm", 16)
+	m.ConcurrencyLimit("ep_x", 1)
 	got := scrape(t, m.Handler())
 	if got[`walhook_endpoint_concurrency_limit{endpoint="cfg:crm"}`] != 16 || got[`walhook_endpoint_concurrency_limit{endpoint="ep_x"}`] != 1 {
 		t.Fatalf("gauges: %v", got)
 	}
-	m.ForgetEndpoint("ep_x")
+	m.ConcurrencyLimit("ep_x", 0)
 	got = scrape(t, m.Handler())
 	if _, ok := got[`walhook_endpoint_concurrency_limit{endpoint="ep_x"}`]; ok {
 		t.Fatal("a forgotten endpoint keeps its gauge")
