@@ -34,7 +34,7 @@ type GateOptions struct {
 // Gate admits the attempts of one endpoint: a slot under its adaptive
 // concurrency limit, then the end of any pause a Retry-After imposed, then
 // a token of its configured rate limit and of the rate it learned from
-// 429s and 503s (see learned.go). It is safe for concurrent use.
+// 429s (see learned.go). It is safe for concurrent use.
 type Gate struct {
 	conc   *Adaptive
 	bucket atomic.Pointer[Bucket] // nil: no rate limit; SetRate swaps it
@@ -166,7 +166,7 @@ func (g *Gate) waitTurn(ctx context.Context) error {
 }
 
 // LearnedRate is the requests per second the endpoint is paced at after
-// refusing requests (429 or 503); 0 when it is not.
+// refusing requests with 429; 0 when it is not.
 func (g *Gate) LearnedRate() float64 {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -174,15 +174,20 @@ func (g *Gate) LearnedRate() float64 {
 }
 
 // Done reports the attempt's result: its duration and status adjust the
-// limit, and a 429 or 503 with Retry-After pauses the endpoint.
+// limit, a 429 teaches a rate (learned.go), and a 429 or 503 with
+// Retry-After pauses the endpoint. A 503 without Retry-After only cuts the
+// concurrency limit: an endpoint failing at random answers 503s at any
+// rate, and a rate learned from them would only ever fall.
 func (p *Permit) Done(res sender.Result) {
 	out := Classify(res)
 	switch {
 	case refusal(res.StatusCode):
-		now := p.g.clock.Now()
-		p.g.mu.Lock()
-		p.g.learned.refused(now)
-		p.g.mu.Unlock()
+		if res.StatusCode == http.StatusTooManyRequests {
+			now := p.g.clock.Now()
+			p.g.mu.Lock()
+			p.g.learned.refused(now)
+			p.g.mu.Unlock()
+		}
 		if res.RetryAfter > 0 {
 			p.g.Pause(res.RetryAfter)
 		}

@@ -5,10 +5,10 @@ import (
 	"time"
 )
 
-// An endpoint that answers 429 or 503 limits requests per second, which no
+// An endpoint that answers 429 limits requests per second, which no
 // concurrency limit can express: a fast endpoint takes thousands of
 // requests a second through one connection. So the Gate learns a rate too.
-// On a 429 or 503 it paces the endpoint at 90% of what it accepted over
+// On a 429 it paces the endpoint at 90% of what it accepted over
 // the last second, then lets the pace grow 5% a second; once it has grown
 // twentyfold (a minute without refusal) it is dropped.
 const (
