@@ -64,7 +64,7 @@ type AdaptiveOptions struct {
 //     which at least half the limit was in use, grows the limit: doubling
 //     until the first sign of load (slow start), then by √limit.
 //   - A window whose mean exceeds that shrinks the limit in proportion
-//     (at most by half).
+//     (at most by half), but not below Initial.
 //   - An Overload outcome cuts the limit to 70% at once, but only for
 //     requests started after the previous cut: a burst of 429s answering
 //     requests sent together counts once.
@@ -270,8 +270,14 @@ func (a *Adaptive) sampleLocked(rtt time.Duration) {
 	tolerated := time.Duration(float64(a.baseline)*a.opts.Tolerance) + a.opts.Slack
 	switch {
 	case mean > tolerated:
+		// Latency alone never takes the limit below where it starts
+		// (Initial): on a busy machine walhook's own scheduling delays read
+		// as the endpoint's latency, and a limit of 1 or 2 then queues
+		// every delivery behind one request. Refusals, timeouts and
+		// refused connections (overloadLocked) take it lower.
 		a.slowStart = false
-		a.setLocked(a.limit * math.Max(0.5, float64(tolerated)/float64(mean)))
+		floor := math.Min(a.limit, float64(a.opts.Initial))
+		a.setLocked(math.Max(floor, a.limit*math.Max(0.5, float64(tolerated)/float64(mean))))
 	case !used:
 		// The limit is not what holds the endpoint back: leave it.
 	case a.slowStart:

@@ -141,3 +141,21 @@ func TestAdaptiveAcquireWaitsForASlot(t *testing.T) {
 		t.Fatalf("in flight = %d, want 2 (the waiter got the freed slot)", a.InFlight())
 	}
 }
+
+func TestAdaptiveLatencyAloneStopsAtTheInitialLimit(t *testing.T) {
+	c := newManualClock()
+	a := limit.NewAdaptive(limit.AdaptiveOptions{Clock: c})
+	for a.Limit() < 32 {
+		round(t, a, c, a.Limit(), time.Millisecond, limit.Success)
+	}
+	for range 5 { // latency 20× the quiet one, window after window
+		round(t, a, c, a.Limit(), 20*time.Millisecond, limit.Success)
+	}
+	if got := a.Limit(); got != limit.DefaultInitial {
+		t.Fatalf("after slow windows limit = %d, want %d (latency stops at the initial limit)", got, limit.DefaultInitial)
+	}
+	round(t, a, c, 1, 20*time.Millisecond, limit.Overload)
+	if got := a.Limit(); got != 5 {
+		t.Fatalf("after an overload limit = %d, want 5 (refusals go below it)", got)
+	}
+}
