@@ -102,23 +102,45 @@ func editConfig(t *testing.T, path, old, new string) {
 	}
 }
 
-// TestOrderedBacklogSurvivesOneFailingSecond: an ordered endpoint, a
-// 30,000-row backlog (100 rows per transaction, each row its own key) and
-// the endpoint answering 500 for its first second. Every row is delivered.
-func TestOrderedBacklogSurvivesOneFailingSecond(t *testing.T) {
+// TestFaultsThroughTheBinary runs the fault scenarios side by side, and
+// apart from the package's other process tests: they write a lot of WAL,
+// and tests that compare a slot with the cluster-wide WAL position
+// (pg_current_wal_lsn) must not see it move under them.
+func TestFaultsThroughTheBinary(t *testing.T) {
 	if testing.Short() {
 		t.Skip("process test")
 	}
+	for name, f := range map[string]func(*testing.T){
+		"ordered backlog, endpoint failing a second":    testOrderedBacklogSurvivesOneFailingSecond,
+		"ordered backlog, deliveries table locked":      testOrderedBacklogSurvivesALockedDeliveriesTable,
+		"ordered backlog, state connections terminated": testOrderedBacklogSurvivesTerminatedStateConnections,
+		"SIGTERM with the state database hung, restart": testSIGTERMWithTheStateDatabaseHungExitsInTime,
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			f(t)
+		})
+	}
+}
+
+// stopDaemon sends SIGTERM and waits for the process.
+func stopDaemon(t *testing.T, d *daemon) {
+	t.Helper()
+	_ = d.cmd.Process.Signal(syscall.SIGTERM)
+	_ = d.cmd.Wait()
+}
+
+// testOrderedBacklogSurvivesOneFailingSecond: an ordered endpoint, a
+// 30,000-row backlog (100 rows per transaction, each row its own key) and
+// the endpoint answering 500 for its first second. Every row is delivered.
+func testOrderedBacklogSurvivesOneFailingSecond(t *testing.T) {
 	runOrderedBacklog(t, 30000, time.Second, nil)
 }
 
-// TestOrderedBacklogSurvivesALockedDeliveriesTable: the same with the
+// testOrderedBacklogSurvivesALockedDeliveriesTable: the same with the
 // deliveries table locked (ACCESS EXCLUSIVE) for 6s while the endpoint fails,
 // so every store write waits.
-func TestOrderedBacklogSurvivesALockedDeliveriesTable(t *testing.T) {
-	if testing.Short() {
-		t.Skip("process test")
-	}
+func testOrderedBacklogSurvivesALockedDeliveriesTable(t *testing.T) {
 	runOrderedBacklog(t, 10000, time.Second, func(t *testing.T, db *testenv.DB) {
 		ctx := context.Background()
 		tx, err := db.Pool.Begin(ctx)
@@ -135,14 +157,11 @@ func TestOrderedBacklogSurvivesALockedDeliveriesTable(t *testing.T) {
 	})
 }
 
-// TestOrderedBacklogSurvivesTerminatedStateConnections: the state
+// testOrderedBacklogSurvivesTerminatedStateConnections: the state
 // database's connections are terminated three times while the endpoint
 // fails and store writes are under way (after the backlog is committed,
 // so that the test's own connections are not among the ones cut).
-func TestOrderedBacklogSurvivesTerminatedStateConnections(t *testing.T) {
-	if testing.Short() {
-		t.Skip("process test")
-	}
+func testOrderedBacklogSurvivesTerminatedStateConnections(t *testing.T) {
 	runOrderedBacklog(t, 10000, 3*time.Second, func(t *testing.T, db *testenv.DB) {
 		<-inserted(t)
 		for range 3 {
@@ -162,7 +181,6 @@ func TestOrderedBacklogSurvivesTerminatedStateConnections(t *testing.T) {
 // failFor after its first request; fault runs from that first request on,
 // beside the inserts.
 func runOrderedBacklog(t *testing.T, rows int, failFor time.Duration, fault func(*testing.T, *testenv.DB)) {
-	t.Parallel()
 	db := testenv.NewDB(t)
 	secret := signing.GenerateSecret()
 	s := newSink(secret, 0)
@@ -331,15 +349,11 @@ func (p *hangProxy) close() {
 
 func (p *hangProxy) addr() string { return p.l.Addr().String() }
 
-// TestSIGTERMWithTheStateDatabaseHungExitsInTime: deliveries need the
+// testSIGTERMWithTheStateDatabaseHungExitsInTime: deliveries need the
 // store (the endpoint fails), the state database stops answering, and
 // SIGTERM comes: walhook exits within shutdown_timeout without confirming
 // what it could not store, and a restart delivers every row.
-func TestSIGTERMWithTheStateDatabaseHungExitsInTime(t *testing.T) {
-	if testing.Short() {
-		t.Skip("process test")
-	}
-	t.Parallel()
+func testSIGTERMWithTheStateDatabaseHungExitsInTime(t *testing.T) {
 	db := testenv.NewDB(t)
 	secret := signing.GenerateSecret()
 	s := newSink(secret, 0)

@@ -148,17 +148,20 @@ func commitOrder(a, b *store.Delivery) int {
 	return cmp.Or(cmp.Compare(a.CommitLSN, b.CommitLSN), cmp.Compare(a.Position, b.Position), cmp.Compare(a.Seq, b.Seq))
 }
 
-// headLocked reports whether d is the first pending delivery of its key.
-func (m *memStore) headLocked(d *store.Delivery) bool {
-	if d.Key == "" {
-		return true
-	}
-	for _, e := range m.rows {
-		if e != d && e.Status == store.StatusPending && e.EndpointID == d.EndpointID && e.Key == d.Key && commitOrder(e, d) < 0 {
-			return false
+// headsLocked maps each endpoint's keys to their first pending delivery
+// in commit order.
+func (m *memStore) headsLocked() map[[2]string]*store.Delivery {
+	heads := map[[2]string]*store.Delivery{}
+	for _, d := range m.rows {
+		if d.Status != store.StatusPending || d.Key == "" {
+			continue
+		}
+		k := [2]string{d.EndpointID, d.Key}
+		if h := heads[k]; h == nil || commitOrder(d, h) < 0 {
+			heads[k] = d
 		}
 	}
-	return true
+	return heads
 }
 
 func (m *memStore) ClaimDue(ctx context.Context, limit int, _ time.Duration, exclude []string) ([]store.Delivery, error) {
@@ -168,21 +171,20 @@ func (m *memStore) ClaimDue(ctx context.Context, limit int, _ time.Duration, exc
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	now := time.Now()
+	heads := m.headsLocked()
 	var due []*store.Delivery
 	for _, d := range m.rows {
-		if d.Status == store.StatusPending && !d.NextAttemptAt.After(now) && !slices.Contains(exclude, d.EndpointID) {
-			due = append(due, d)
+		if d.Status != store.StatusPending || d.NextAttemptAt.After(now) || slices.Contains(exclude, d.EndpointID) {
+			continue
 		}
+		if d.Key != "" && heads[[2]string{d.EndpointID, d.Key}] != d {
+			continue // held back behind the head of its key
+		}
+		due = append(due, d)
 	}
 	slices.SortFunc(due, func(a, b *store.Delivery) int { return a.NextAttemptAt.Compare(b.NextAttemptAt) })
 	var out []store.Delivery
-	for _, d := range due {
-		if len(out) == limit {
-			break
-		}
-		if !m.headLocked(d) {
-			continue
-		}
+	for _, d := range due[:min(len(due), limit)] {
 		d.NextAttemptAt = now.Add(m.lease)
 		out = append(out, *d)
 	}
