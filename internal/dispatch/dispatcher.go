@@ -68,6 +68,8 @@ type Dispatcher struct {
 
 	loops *lifecycle.Group // pace, retry, health, sweep, persister
 	lanes sync.WaitGroup   // lane workers; they stop when their queue closes
+	// laneWorkers counts lane workers across endpoints (maxLaneWorkers).
+	laneWorkers atomic.Int64
 	// sendCtx ends when the drain's send deadline passes: lanes store
 	// instead of sending. storeCtx ends at the shutdown deadline: store
 	// writes are abandoned (their batches stay unsettled).

@@ -54,6 +54,12 @@ type runner struct {
 // workerIdle is how long a lane worker waits for a job before it leaves.
 const workerIdle = 2 * time.Second
 
+// maxLaneWorkers caps lane workers across endpoints beyond each lane's
+// first: every worker may hold a connection, and a hundred endpoints each
+// growing to its own limit would hold tens of thousands. 1,024 keeps four
+// 50 ms endpoints at 5,000 requests/s each.
+const maxLaneWorkers = 1024
+
 func (d *Dispatcher) runnerFor(ep *Endpoint) *runner {
 	d.mu.Lock()
 	r, ok := d.runners[ep.ID]
@@ -111,14 +117,19 @@ func (d *Dispatcher) spawn(r *runner, i int) bool {
 	q := r.queues[i]
 	r.mu.Lock()
 	n := r.workers[i]
-	start := !r.closed && (n == 0 || (len(q) > 0 && n < want))
+	start := !r.closed && (n == 0 || (len(q) > 0 && n < want && d.laneWorkers.Load() < maxLaneWorkers))
 	if start {
 		r.workers[i]++
+		d.laneWorkers.Add(1)
 		d.lanes.Add(1) // before Shutdown's Wait: it closes the runner first
 	}
 	r.mu.Unlock()
 	if start {
-		go func() { defer d.lanes.Done(); d.work(r, i) }()
+		go func() {
+			defer d.lanes.Done()
+			defer d.laneWorkers.Add(-1)
+			d.work(r, i)
+		}()
 	}
 	return start
 }
