@@ -95,6 +95,7 @@ endpoint "crm" {
     schedule = ["5s", "5m", "30m", "2h", "5h", "10h", "14h", "20h", "24h"]
   }
   disable_after = "5d"                             # failing continuously this long: disabled
+  # concurrency = 256                              # most requests in flight; walhook adapts below it
 }
 
 endpoint "legacy" {
@@ -102,6 +103,7 @@ endpoint "legacy" {
   events  = ["*"]
   secret  = env("LEGACY_SECRET")
   signing = "hmac-sha256"                          # hex HMAC of the body in X-Webhook-Signature
+  rate_limit = "3000/m"                            # at most 3000 requests a minute ("500/s", "10/h"), retries included
   # body reshapes the payload; it sees event (id, type, timestamp, data, key, tenant).
   # Without it: {"id", "type", "timestamp", "data"}.
   body    = { event = event.type, timestamp = event.timestamp, data = event.data }

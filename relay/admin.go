@@ -101,7 +101,7 @@ func (r *Relay) SendTest(ctx context.Context, id string) (store.Attempt, error) 
 		if err != nil {
 			return store.Attempt{}, fmt.Errorf("webhook %s: %w", id, err)
 		}
-		if ep, err = apiEndpoint(w, r.guarded, now); err != nil {
+		if ep, err = apiEndpoint(w, r.guarded, r.keyring, now); err != nil {
 			return store.Attempt{}, err
 		}
 	}

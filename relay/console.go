@@ -47,12 +47,18 @@ func (r *Relay) sourceStatus() console.SourceStatus {
 }
 
 // endpointRuntime is what the dispatcher runs with, by endpoint id: the
-// configured concurrency for now (in-flight counts and rates are left
-// unset until the dispatcher reports them).
+// current adaptive concurrency limit, the attempts in flight and the first
+// attempts per second, once the endpoint has had work (before that, its
+// configured ceiling).
 func (r *Relay) endpointRuntime() map[string]console.EndpointRuntime {
 	out := map[string]console.EndpointRuntime{}
 	for _, ep := range r.dispatcher.Endpoints() {
-		out[ep.ID] = console.EndpointRuntime{Concurrency: ep.Concurrency}
+		rt := console.EndpointRuntime{Concurrency: ep.Concurrency, RateLimit: ep.RateLimit.String()}
+		if load, ok := r.dispatcher.Load(ep.ID); ok {
+			inFlight, rate := load.InFlight, load.Throughput
+			rt.Concurrency, rt.InFlight, rt.RatePerSecond = load.Limit, &inFlight, &rate
+		}
+		out[ep.ID] = rt
 	}
 	return out
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/walhook/walhook/internal/config"
 	"github.com/walhook/walhook/internal/dispatch"
+	"github.com/walhook/walhook/internal/endpointspec"
 	"github.com/walhook/walhook/internal/event"
 	"github.com/walhook/walhook/internal/rules"
 	"github.com/walhook/walhook/internal/sender"
@@ -16,8 +17,8 @@ import (
 
 // configEndpoint turns an HCL endpoint into a dispatcher endpoint. HCL
 // endpoints are operator-trusted: they use the unrestricted client.
-func configEndpoint(ep *config.Endpoint, client *sender.Client) (*dispatch.Endpoint, error) {
-	signer, err := signing.New(ep.Signing, ep.Secrets, signing.Options{SignatureHeader: ep.SignatureHeader})
+func configEndpoint(ep *config.Endpoint, client *sender.Client, keys *signing.Keyring) (*dispatch.Endpoint, error) {
+	signer, err := keys.New(ep.Signing, ep.Secrets, signing.Options{SignatureHeader: ep.SignatureHeader})
 	if err != nil {
 		return nil, fmt.Errorf("endpoint %s: %w", ep.Name, err)
 	}
@@ -37,29 +38,36 @@ func configEndpoint(ep *config.Endpoint, client *sender.Client) (*dispatch.Endpo
 		Timeout:      ep.Timeout,
 		Ordered:      ep.Ordering == config.OrderingKey,
 		Concurrency:  ep.Concurrency,
+		RateLimit:    ep.RateLimit,
 		Retry:        ep.Retry,
 		DisableAfter: ep.DisableAfter,
 		Body:         defaultBody,
+		BodyShape:    defaultBodyShape,
 		Client:       client,
 	}
 	if ep.Body != nil {
 		out.Body = func(ev *event.Event) ([]byte, error) { return rules.RenderBody(ep, ev) }
+		out.BodyShape = out.ID // its own body expression
 	}
 	return out, nil
 }
 
 // apiEndpoint turns a webhook registered through the admin API into a
 // dispatcher endpoint, signing with every secret not yet expired.
-func apiEndpoint(w store.Webhook, client *sender.Client, now time.Time) (*dispatch.Endpoint, error) {
+func apiEndpoint(w store.Webhook, client *sender.Client, keys *signing.Keyring, now time.Time) (*dispatch.Endpoint, error) {
 	var secrets []string
 	for _, s := range w.Secrets {
 		if s.ExpiresAt == nil || s.ExpiresAt.After(now) {
 			secrets = append(secrets, s.Value)
 		}
 	}
-	signer, err := signing.New(w.Signing, secrets, signing.Options{})
+	signer, err := keys.New(w.Signing, secrets, signing.Options{})
 	if err != nil {
 		return nil, fmt.Errorf("webhook %s: %w", w.ID, err)
+	}
+	rate, err := endpointspec.CheckRateLimit(w.RateLimit)
+	if err != nil {
+		return nil, fmt.Errorf("webhook %s: rate_limit: %w", w.ID, err)
 	}
 	h := http.Header{}
 	for k, v := range w.Headers {
@@ -78,12 +86,18 @@ func apiEndpoint(w store.Webhook, client *sender.Client, now time.Time) (*dispat
 		// API webhooks take every endpoint default from package config.
 		Timeout:      config.DefaultEndpointTimeout,
 		Concurrency:  config.DefaultConcurrency,
+		RateLimit:    rate,
 		Retry:        config.DefaultRetrySchedule,
 		DisableAfter: config.DefaultDisableAfter,
 		Body:         defaultBody,
+		BodyShape:    defaultBodyShape,
 		Client:       client,
 	}, nil
 }
+
+// defaultBodyShape is the BodyShape of endpoints sending defaultBody: an
+// event sent to many of them is encoded once.
+const defaultBodyShape = "default"
 
 // defaultBody renders the Standard Webhooks body {"id","type","timestamp","data"}.
 func defaultBody(ev *event.Event) ([]byte, error) { return rules.DefaultBody(ev), nil }

@@ -22,6 +22,7 @@ import (
 	"github.com/walhook/walhook/internal/netguard"
 	"github.com/walhook/walhook/internal/rules"
 	"github.com/walhook/walhook/internal/sender"
+	"github.com/walhook/walhook/internal/signing"
 	"github.com/walhook/walhook/internal/store"
 )
 
@@ -45,6 +46,10 @@ type Relay struct {
 	trusted *sender.Client // HCL endpoints: operator-trusted, unrestricted
 	guarded *sender.Client // API endpoints: SSRF guard
 	fixed   []*dispatch.Endpoint
+	// keyring shares one signing key per distinct secret among the
+	// endpoints' signers, so a secret shared by many endpoints signs an
+	// event once (internal/signing/memo.go).
+	keyring *signing.Keyring
 
 	// reloading lets one Reload run at a time; a semaphore rather than a
 	// mutex, since a reload queries the store and waiters must be able to
@@ -102,8 +107,9 @@ func New(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts Optio
 		guard.Allow, guard.AllowHTTP = cfg.Admin.AllowNetworks, cfg.Admin.AllowHTTP
 	}
 	r.guarded = sender.New(sender.Options{Guard: guard})
+	r.keyring = signing.NewKeyring()
 	for _, ep := range cfg.Endpoints {
-		de, err := configEndpoint(ep, r.trusted)
+		de, err := configEndpoint(ep, r.trusted, r.keyring)
 		if err != nil {
 			r.Close()
 			return nil, err
@@ -210,8 +216,20 @@ func (r *Relay) Reload(ctx context.Context) error {
 	}
 	eps := append([]*dispatch.Endpoint(nil), r.fixed...)
 	now := time.Now()
+	secrets := map[string]bool{}
+	for _, ep := range r.cfg.Endpoints {
+		for _, s := range ep.Secrets {
+			secrets[s] = true
+		}
+	}
 	for _, w := range ws {
-		ep, err := apiEndpoint(w, r.guarded, now)
+		for _, s := range w.Secrets {
+			secrets[s.Value] = true
+		}
+	}
+	r.keyring.Retain(secrets) // rotated-out secrets leave memory
+	for _, w := range ws {
+		ep, err := apiEndpoint(w, r.guarded, r.keyring, now)
 		if err != nil {
 			r.log.Error().Err(err).Str("webhook_id", w.ID).Msg("skipping a webhook that cannot be used")
 			continue

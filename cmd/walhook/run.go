@@ -35,6 +35,7 @@ stored for retry, and the settled position is confirmed to Postgres.`,
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
+			defer startPprof(ctx, log)()
 			r, err := relay.New(ctx, cfg, log, relay.Options{})
 			if err != nil {
 				if ctx.Err() != nil {

@@ -83,6 +83,10 @@ type endpointStatus struct {
 	Pending        int64      `json:"pending"`
 	Due            int64      `json:"due"`
 	Failed         int64      `json:"failed"`
+	// ConcurrencyLimit is the running walhook's current limit (read from
+	// its /metrics); absent when it cannot be reached.
+	ConcurrencyLimit *int   `json:"concurrency_limit,omitempty"`
+	RateLimit        string `json:"rate_limit,omitempty"`
 }
 
 // statusReport is everything `walhook status` shows.
@@ -169,11 +173,14 @@ func collectStatus(ctx context.Context, cfg *config.Config) (*statusReport, erro
 			rep.Endpoints = append(rep.Endpoints, endpointStatus{ID: id, Source: source, Active: active})
 		}
 	}
+	rates := map[string]string{}
 	for _, ep := range cfg.Endpoints {
 		add("cfg:"+ep.Name, "config", true)
+		rates["cfg:"+ep.Name] = ep.RateLimit.String()
 	}
 	for _, h := range hooks {
 		add(h.ID, "api", h.Active)
+		rates[h.ID] = h.RateLimit
 	}
 	// Endpoints with health or deliveries but no longer configured.
 	for _, h := range health {
@@ -199,6 +206,14 @@ func collectStatus(ctx context.Context, cfg *config.Config) (*statusReport, erro
 	for id, eq := range q.ByEndpoint {
 		e := byID[id]
 		e.Pending, e.Due, e.Failed = eq.Pending, eq.Due, eq.Failed
+	}
+	limits := liveLimits(ctx, cfg)
+	for i := range rep.Endpoints {
+		e := &rep.Endpoints[i]
+		e.RateLimit = rates[e.ID]
+		if l, ok := limits[e.ID]; ok {
+			e.ConcurrencyLimit = &l
+		}
 	}
 	fails, err := st.ListFailedEvaluations(ctx, store.MaxListLimit)
 	if err != nil {
@@ -259,9 +274,9 @@ func printStatus(w io.Writer, rep *statusReport) {
 	fmt.Fprintln(w, "endpoints:")
 	eps := rep.Endpoints
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "  ID\tSOURCE\tHEALTH\tPENDING\tDUE\tFAILED")
+	fmt.Fprintln(tw, "  ID\tSOURCE\tHEALTH\tPENDING\tDUE\tFAILED\tLIMIT")
 	for _, e := range eps {
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%d\t%d\t%d\n", e.ID, e.Source, healthText(e), e.Pending, e.Due, e.Failed)
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%d\t%d\t%d\t%s\n", e.ID, e.Source, healthText(e), e.Pending, e.Due, e.Failed, limitText(e))
 	}
 	tw.Flush()
 }

@@ -208,6 +208,7 @@ type webhook struct {
 	Headers     map[string]string `json:"headers"`
 	HeaderNames []string          `json:"header_names"`
 	Signing     string            `json:"signing"`
+	RateLimit   string            `json:"rate_limit"`
 	Secret      string            `json:"secret"`
 	Secrets     []struct {
 		Hint      string     `json:"hint"`

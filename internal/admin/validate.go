@@ -27,6 +27,7 @@ type webhookInput struct {
 	Active      *bool             `json:"active"`
 	Headers     map[string]string `json:"headers"`
 	Signing     string            `json:"signing"`
+	RateLimit   string            `json:"rate_limit"`
 }
 
 // webhookPatch is the body of PATCH /v1/webhooks/{id}: absent (or null)
@@ -39,6 +40,7 @@ type webhookPatch struct {
 	Active      *bool              `json:"active"`
 	Headers     *map[string]string `json:"headers"`
 	Signing     *string            `json:"signing"`
+	RateLimit   *string            `json:"rate_limit"` // "" removes the limit
 	// Secret is refused with a pointer to rotate-secret.
 	Secret *string `json:"secret"`
 }
@@ -99,6 +101,16 @@ func (s *server) eventNames() string {
 		names[i] = ev.Name
 	}
 	return strings.Join(names, ", ")
+}
+
+// checkRateLimit validates a rate_limit ("500/s", "3000/m", "10/h"; ""
+// for none) and returns it as stored.
+func checkRateLimit(s string) (string, *apiError) {
+	r, err := endpointspec.CheckRateLimit(s)
+	if err != nil {
+		return "", invalid("rate_limit", "rate_limit: %v", err)
+	}
+	return r.String(), nil
 }
 
 // checkSigning validates a scheme name and returns it with the default

@@ -25,6 +25,7 @@ type webhookView struct {
 	HeaderNames []string          `json:"header_names,omitempty"`
 	Signing     string            `json:"signing"`
 	Ordering    string            `json:"ordering,omitempty"`
+	RateLimit   string            `json:"rate_limit,omitempty"`
 	// Secret is the newest secret: in full on create and rotation, else a
 	// hint such as "whsec_…abcd".
 	Secret    string       `json:"secret,omitempty"`
@@ -65,7 +66,7 @@ func viewHealth(h store.Health) healthView {
 func viewWebhook(w store.Webhook, h store.Health, reveal bool, now time.Time) webhookView {
 	v := webhookView{
 		ID: w.ID, Source: "api", URL: w.URL, Description: w.Description, Events: w.Events,
-		Tenant: w.Tenant, Active: w.Active, Headers: w.Headers, Signing: w.Signing,
+		Tenant: w.Tenant, Active: w.Active, Headers: w.Headers, Signing: w.Signing, RateLimit: w.RateLimit,
 		Health: viewHealth(h), CreatedAt: &w.CreatedAt, UpdatedAt: &w.UpdatedAt,
 	}
 	if v.Signing == "" {

@@ -152,6 +152,10 @@ func (s *server) createWebhook(w http.ResponseWriter, r *http.Request) *apiError
 	if e := checkHeaders(in.Headers); e != nil {
 		return e
 	}
+	rate, e := checkRateLimit(in.RateLimit)
+	if e != nil {
+		return e
+	}
 	if e := checkText("description", in.Description, maxDescriptionBytes); e != nil {
 		return e
 	}
@@ -172,6 +176,7 @@ func (s *server) createWebhook(w http.ResponseWriter, r *http.Request) *apiError
 	hook, err := s.opts.Store.CreateWebhook(r.Context(), store.Webhook{
 		URL: in.URL, Description: in.Description, Events: in.Events, Tenant: in.Tenant, Active: active,
 		Headers: in.Headers, Signing: scheme, Secrets: []store.Secret{{Value: secret, CreatedAt: now}},
+		RateLimit: rate,
 	})
 	if err != nil {
 		return s.internal(r, "creating the webhook", err)
@@ -249,6 +254,13 @@ func (s *server) patchWebhook(w http.ResponseWriter, r *http.Request) *apiError 
 			return e
 		}
 		hook.Headers = *p.Headers
+	}
+	if p.RateLimit != nil {
+		rate, e := checkRateLimit(*p.RateLimit)
+		if e != nil {
+			return e
+		}
+		hook.RateLimit = rate
 	}
 	if p.Description != nil {
 		if e := checkText("description", *p.Description, maxDescriptionBytes); e != nil {

@@ -337,3 +337,37 @@ func TestOutboundSafety(t *testing.T) {
 	}
 	rcv.next(t)
 }
+
+func TestWebhookRateLimit(t *testing.T) {
+	t.Parallel()
+	e := setup(t, nil)
+	r := e.expect(e.do("POST", "/v1/webhooks", map[string]any{"url": "https://example.com/rl", "events": []string{"*"}, "rate_limit": "500/sec"}), http.StatusCreated)
+	var created webhook
+	r.json(t, &created)
+	if created.RateLimit != "500/s" {
+		t.Fatalf("created rate_limit = %q, want 500/s (normalized)", created.RateLimit)
+	}
+	r = e.expect(e.do("POST", "/v1/webhooks", map[string]any{"url": "https://example.com/rl", "events": []string{"*"}, "rate_limit": "500/day"}), http.StatusBadRequest)
+	if r.apiError(t).Error.Field != "rate_limit" {
+		t.Errorf("bad rate_limit on create: %s", r.body)
+	}
+	var patched webhook
+	e.expect(e.do("PATCH", "/v1/webhooks/"+created.ID, map[string]any{"rate_limit": "3000/m"}), http.StatusOK).json(t, &patched)
+	if patched.RateLimit != "3000/m" {
+		t.Errorf("patched rate_limit = %q", patched.RateLimit)
+	}
+	r = e.expect(e.do("PATCH", "/v1/webhooks/"+created.ID, map[string]any{"rate_limit": "0/s"}), http.StatusBadRequest)
+	if r.apiError(t).Error.Field != "rate_limit" {
+		t.Errorf("bad rate_limit on PATCH: %s", r.body)
+	}
+	var got webhook
+	e.expect(e.do("GET", "/v1/webhooks/"+created.ID, nil), http.StatusOK).json(t, &got)
+	if got.RateLimit != "3000/m" {
+		t.Errorf("after a refused PATCH rate_limit = %q, want 3000/m kept", got.RateLimit)
+	}
+	var cleared webhook
+	e.expect(e.do("PATCH", "/v1/webhooks/"+created.ID, map[string]any{"rate_limit": ""}), http.StatusOK).json(t, &cleared)
+	if cleared.RateLimit != "" || cleared.URL != created.URL {
+		t.Errorf("after clearing rate_limit: %+v", cleared)
+	}
+}

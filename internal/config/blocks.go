@@ -116,6 +116,8 @@ type endpointBlock struct {
 	OrderingRange        hcl.Range         `hcl:"ordering,attr_value_range"`
 	Concurrency          *int              `hcl:"concurrency,optional"`
 	ConcurrencyRange     hcl.Range         `hcl:"concurrency,attr_value_range"`
+	RateLimit            string            `hcl:"rate_limit,optional"`
+	RateLimitRange       hcl.Range         `hcl:"rate_limit,attr_value_range"`
 	Retry                *retryBlock       `hcl:"retry,block"`
 	DisableAfter         string            `hcl:"disable_after,optional"`
 	DisableAfterRange    hcl.Range         `hcl:"disable_after,attr_value_range"`

@@ -84,6 +84,10 @@ func TestMalformed(t *testing.T) {
 		{"bad duration", base + endpoint("  secret = \""+okSecret+"\"\n  timeout = \"15 seconds\" # <-"), "Invalid duration \"15 seconds\""},
 		{"zero duration", base + endpoint("  secret = \""+okSecret+"\"\n  disable_after = \"0s\" # <-"), "must be positive"},
 		{"concurrency", base + endpoint("  secret = \""+okSecret+"\"\n  concurrency = 0 # <-"), "concurrency must be at least 1"},
+		{"rate_limit unit", base + endpoint("  secret = \""+okSecret+"\"\n  rate_limit = \"500/day\" # <-"), "the unit after / is s, m or h"},
+		{"rate_limit count", base + endpoint("  secret = \""+okSecret+"\"\n  rate_limit = \"0/s\" # <-"), "Invalid rate_limit"},
+		{"rate_limit no unit", base + endpoint("  secret = \""+okSecret+"\"\n  rate_limit = \"500\" # <-"), "like \"500/s\" or \"3000/m\""},
+		{"rate_limit empty", base + endpoint("  secret = \""+okSecret+"\"\n  rate_limit = \"\" # <-"), "empty rate_limit sets no limit"},
 		{"empty retry schedule", base + endpoint("  secret = \""+okSecret+"\"\n  retry {\n    schedule = [] # <-\n  }"), "Empty retry schedule"},
 		{"negative retry", base + endpoint("  secret = \""+okSecret+"\"\n  retry {\n    schedule = [\"5s\", \"-1m\"] # <-\n  }"), "must not be negative"},
 		{"bad header", base + strings.Replace(endpoint("  secret = \""+okSecret+"\"\n  headers = { \"X Bad\" = \"1\" }"), "{", "{ # <-", 1), "not a valid HTTP header name"},
@@ -169,8 +173,14 @@ func TestExampleConfig(t *testing.T) {
 	}
 	crm, legacy := cfg.Endpoints[0], cfg.Endpoints[1]
 	if crm.Ordering != "key" || crm.Timeout != 15*time.Second || crm.DisableAfter != 5*24*time.Hour || crm.Signing != "standard-webhooks" ||
-		crm.Headers["X-Source"] != "walhook" || len(crm.Retry) != 9 || crm.Retry[1] != 5*time.Minute || crm.Body != nil || crm.Concurrency != 8 {
+		crm.Headers["X-Source"] != "walhook" || len(crm.Retry) != 9 || crm.Retry[1] != 5*time.Minute || crm.Body != nil || crm.Concurrency != DefaultConcurrency {
 		t.Errorf("crm = %+v", crm)
+	}
+	if !crm.RateLimit.IsZero() {
+		t.Errorf("crm rate limit = %v, want none", crm.RateLimit)
+	}
+	if legacy.RateLimit.String() != "3000/m" {
+		t.Errorf("legacy rate limit = %v, want 3000/m", legacy.RateLimit)
 	}
 	if legacy.Signing != "hmac-sha256" || legacy.Ordering != "none" || legacy.Body == nil || legacy.Secrets[0] != "legacy-secret-0123456789" {
 		t.Errorf("legacy = %+v", legacy)

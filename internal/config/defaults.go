@@ -1,6 +1,10 @@
 package config
 
-import "time"
+import (
+	"time"
+
+	"github.com/walhook/walhook/internal/limit"
+)
 
 // Defaults are resolved here, once: the decoded Config and the endpoints
 // registered through the API carry every value, and the packages that use
@@ -9,8 +13,11 @@ import "time"
 // Endpoint defaults, for HCL endpoints and API webhooks alike.
 const (
 	DefaultEndpointTimeout = 15 * time.Second
-	DefaultConcurrency     = 8
-	DefaultDisableAfter    = 5 * 24 * time.Hour
+	// DefaultConcurrency is the ceiling of an endpoint's adaptive
+	// concurrency limit when it sets none: the limit starts at
+	// limit.DefaultInitial and grows while the endpoint keeps up.
+	DefaultConcurrency  = limit.DefaultCeiling
+	DefaultDisableAfter = 5 * 24 * time.Hour
 )
 
 // DefaultDelivery is the delivery block's defaults.

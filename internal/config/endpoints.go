@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/walhook/walhook/internal/endpointspec"
+	"github.com/walhook/walhook/internal/limit"
 )
 
 func (d *decoder) endpoints(cfg *Config, blocks []*endpointBlock) {
@@ -48,6 +49,7 @@ func (d *decoder) endpoints(cfg *Config, blocks []*endpointBlock) {
 			}
 			ep.Concurrency = *b.Concurrency
 		}
+		ep.RateLimit = d.rateLimit(b)
 		if v, ok := d.duration(b.Timeout, b.TimeoutRange); ok {
 			ep.Timeout = v
 		}
@@ -64,6 +66,21 @@ func (d *decoder) endpoints(cfg *Config, blocks []*endpointBlock) {
 		}
 		cfg.Endpoints = append(cfg.Endpoints, ep)
 	}
+}
+
+// rateLimit reads an endpoint's rate_limit ("500/s", "3000/m", "10/h").
+func (d *decoder) rateLimit(b *endpointBlock) limit.Rate {
+	if !present(b.RateLimitRange) || d.failed(b.RateLimitRange) {
+		return limit.Rate{}
+	}
+	r, err := endpointspec.CheckRateLimit(b.RateLimit)
+	switch {
+	case err != nil:
+		d.errorf(b.RateLimitRange, "Invalid rate_limit", "%s", sentence(err))
+	case r.IsZero():
+		d.errorf(b.RateLimitRange, "Invalid rate_limit", "An empty rate_limit sets no limit: write requests per unit, like \"500/s\" or \"3000/m\", or leave it out.")
+	}
+	return r
 }
 
 func (d *decoder) endpointURL(b *endpointBlock) {

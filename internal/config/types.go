@@ -7,6 +7,7 @@ import (
 	"github.com/hashicorp/hcl/v2"
 
 	"github.com/walhook/walhook/internal/event"
+	"github.com/walhook/walhook/internal/limit"
 )
 
 // Config is a loaded, validated walhook configuration.
@@ -141,13 +142,18 @@ type Endpoint struct {
 	// (default X-Webhook-Signature).
 	SignatureHeader string
 	Headers         map[string]string
-	Timeout         time.Duration   // default 15s
-	Ordering        Ordering        // OrderingNone (default) | OrderingKey
-	Concurrency     int             // parallel deliveries; default 8
-	Retry           []time.Duration // delays after each failed attempt; default Standard Webhooks schedule
-	DisableAfter    time.Duration   // default 5 days
-	Body            hcl.Expression  // nil: {"id","type","timestamp","data"}
-	DeclRange       hcl.Range
+	Timeout         time.Duration // default 15s
+	Ordering        Ordering      // OrderingNone (default) | OrderingKey
+	// Concurrency is the ceiling of the endpoint's adaptive in-flight
+	// limit (internal/limit); default DefaultConcurrency.
+	Concurrency int
+	// RateLimit caps requests per unit of time, first attempts and retries
+	// together (rate_limit = "500/s"); zero means none.
+	RateLimit    limit.Rate
+	Retry        []time.Duration // delays after each failed attempt; default Standard Webhooks schedule
+	DisableAfter time.Duration   // default 5 days
+	Body         hcl.Expression  // nil: {"id","type","timestamp","data"}
+	DeclRange    hcl.Range
 }
 
 // Matches reports whether the endpoint subscribes to eventType.

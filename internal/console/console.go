@@ -44,10 +44,13 @@ type SourceStatus struct {
 }
 
 // EndpointRuntime is what the running dispatcher knows of an endpoint.
-// Concurrency is the configured limit; InFlight and RatePerSecond are
-// filled when the dispatcher reports them (nil: not known).
+// Concurrency is its current adaptive limit (the configured ceiling
+// before it had work); InFlight and RatePerSecond (first attempts per
+// second) are filled when the dispatcher reports them (nil: not known).
+// RateLimit is the configured rate_limit ("500/s"), empty for none.
 type EndpointRuntime struct {
 	Concurrency   int      `json:"concurrency"`
+	RateLimit     string   `json:"rate_limit,omitempty"`
 	InFlight      *int     `json:"in_flight,omitempty"`
 	RatePerSecond *float64 `json:"rate_per_second,omitempty"`
 }

@@ -138,11 +138,12 @@ func (t *Tail) Rates() []RatePoint {
 
 // The other observer methods are not shown by the console.
 
-func (t *Tail) ChangesRead(int)        {}
-func (t *Tail) EvaluationsFailed(int)  {}
-func (t *Tail) Overflowed(string)      {}
-func (t *Tail) Outcome(string, string) {}
-func (t *Tail) Disabled(string)        {}
+func (t *Tail) ChangesRead(int)              {}
+func (t *Tail) EvaluationsFailed(int)        {}
+func (t *Tail) Overflowed(string)            {}
+func (t *Tail) ConcurrencyLimit(string, int) {}
+func (t *Tail) Outcome(string, string)       {}
+func (t *Tail) Disabled(string)              {}
 
 // Chart resolution: rateBuckets buckets of rateStep.
 const (

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/walhook/walhook/internal/event"
+	"github.com/walhook/walhook/internal/limit"
 	"github.com/walhook/walhook/internal/sender"
 	"github.com/walhook/walhook/internal/signing"
 	"github.com/walhook/walhook/internal/store"
@@ -21,6 +22,9 @@ type message struct {
 	body       []byte
 	tenant     string
 	number     int // 1 for the first attempt
+	// memo is shared by the first attempts of one event to several
+	// endpoints, so a shared secret signs a shared body once; nil: none.
+	memo *signing.Memo
 }
 
 // errCanceled is an attempt cut short by our own shutdown: not the
@@ -28,15 +32,19 @@ type message struct {
 var errCanceled = errors.New("attempt canceled by shutdown")
 
 // attempt is the one place where an attempt to an endpoint starts and
-// finishes, for first attempts, retries and test events alike: it takes a
-// unit of the endpoint's in-flight gate (nil: none), signs and posts m,
-// and reports the attempt to the observer.
-func (d *Dispatcher) attempt(ctx context.Context, g *gate, ep *Endpoint, m message) (store.Attempt, sender.Result, error) {
+// finishes, for first attempts, retries and test events alike: it is
+// admitted by the endpoint's gate (nil: none) — a slot under its adaptive
+// concurrency limit, the end of a Retry-After pause, a token of its rate
+// limit — signs and posts m, tells the gate how the attempt went (latency,
+// 429/503, timeouts move the limit), and reports the attempt to the
+// observer.
+func (d *Dispatcher) attempt(ctx context.Context, g *limit.Gate, ep *Endpoint, m message) (store.Attempt, sender.Result, error) {
+	var permit *limit.Permit
 	if g != nil {
-		if err := g.acquire(ctx); err != nil {
+		var err error
+		if permit, err = g.Acquire(ctx); err != nil {
 			return store.Attempt{}, sender.Result{}, errCanceled
 		}
-		defer g.release()
 	}
 	started := time.Now()
 	h := make(http.Header, len(ep.Header)+4)
@@ -45,11 +53,17 @@ func (d *Dispatcher) attempt(ctx context.Context, g *gate, ep *Endpoint, m messa
 	}
 	h.Set("Webhook-Attempt", strconv.Itoa(m.number))
 	if ep.Signer != nil {
-		ep.Signer.Sign(h, signing.Message{ID: m.id, Type: m.typ, Timestamp: started, Body: m.body})
+		ep.Signer.Sign(h, signing.Message{ID: m.id, Type: m.typ, Timestamp: started, Body: m.body, Memo: m.memo})
 	}
 	res := ep.Client.Send(ctx, sender.Request{URL: ep.URL, Header: h, Body: m.body, Timeout: ep.Timeout})
 	if res.Err != nil && ctx.Err() != nil {
+		if permit != nil {
+			permit.Cancel() // says nothing about the endpoint
+		}
 		return store.Attempt{}, res, errCanceled
+	}
+	if permit != nil {
+		permit.Done(res)
 	}
 	a := store.Attempt{
 		DeliveryID:  m.deliveryID,
@@ -78,7 +92,7 @@ func (d *Dispatcher) SendTest(ctx context.Context, ep *Endpoint, ev *event.Event
 	if err != nil {
 		return store.Attempt{}, fmt.Errorf("rendering the test event for %s: %w", ep.Name, err)
 	}
-	var g *gate
+	var g *limit.Gate
 	d.mu.Lock()
 	if r := d.runners[ep.ID]; r != nil {
 		g = r.gate

@@ -8,12 +8,18 @@ import (
 // debugState describes the dispatcher's runners, for a failing test.
 func (d *Dispatcher) debugState() string {
 	d.mu.Lock()
-	defer d.mu.Unlock()
-	var b strings.Builder
+	runners := make(map[string]*runner, len(d.runners))
 	for id, r := range d.runners {
-		r.gate.mu.Lock()
-		fmt.Fprintf(&b, "%s: retrying %d/%d, gate %d/%d waiting %d, workers %d", id, r.retrying.Load(), r.retryCap, r.gate.used, r.gate.limit, r.gate.waiting, r.workers)
-		r.gate.mu.Unlock()
+		runners[id] = r
+	}
+	d.mu.Unlock()
+	var b strings.Builder
+	for id, r := range runners { // the gate's and runner's locks are not taken under d.mu
+		r.mu.Lock()
+		workers := append([]int(nil), r.workers...)
+		r.mu.Unlock()
+		fmt.Fprintf(&b, "%s: retrying %d, gate %d/%d (ceiling %d, paused until %s), workers %v", id, r.retrying.Load(),
+			r.gate.InFlight(), r.gate.Limit(), r.gate.Ceiling(), r.gate.PausedUntil().Format("15:04:05.000"), workers)
 		for _, q := range r.queues {
 			fmt.Fprintf(&b, " q=%d", len(q))
 		}

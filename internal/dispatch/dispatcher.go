@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -12,7 +13,9 @@ import (
 
 	"github.com/walhook/walhook/internal/event"
 	"github.com/walhook/walhook/internal/lifecycle"
+	"github.com/walhook/walhook/internal/limit"
 	"github.com/walhook/walhook/internal/settle"
+	"github.com/walhook/walhook/internal/signing"
 	"github.com/walhook/walhook/internal/store"
 )
 
@@ -65,6 +68,8 @@ type Dispatcher struct {
 
 	loops *lifecycle.Group // pace, retry, health, sweep, persister
 	lanes sync.WaitGroup   // lane workers; they stop when their queue closes
+	// laneWorkers counts lane workers across endpoints (maxLaneWorkers).
+	laneWorkers atomic.Int64
 	// sendCtx ends when the drain's send deadline passes: lanes store
 	// instead of sending. storeCtx ends at the shutdown deadline: store
 	// writes are abandoned (their batches stay unsettled).
@@ -133,8 +138,21 @@ func (d *Dispatcher) SetEndpoints(ctx context.Context, eps []*Endpoint) error {
 		if err := ep.check(); err != nil {
 			return err
 		}
+	}
+	for _, ep := range eps {
 		t.list = append(t.list, ep)
 		t.byID[ep.ID] = ep
+		d.mu.Lock()
+		r := d.runners[ep.ID]
+		d.mu.Unlock()
+		if r != nil {
+			// A changed endpoint keeps its gate and what it learned.
+			r.gate.SetCeiling(ep.Concurrency)
+			r.gate.SetRate(ep.RateLimit)
+			if _, known := old.byID[ep.ID]; !known {
+				d.obs.ConcurrencyLimit(ep.ID, r.gate.Limit())
+			}
+		}
 		if _, known := old.byID[ep.ID]; !known && ep.Ordered {
 			keys, err := d.store.PendingKeys(ctx, ep.ID, nil)
 			if err != nil {
@@ -146,29 +164,54 @@ func (d *Dispatcher) SetEndpoints(ctx context.Context, eps []*Endpoint) error {
 		}
 	}
 	d.table.Store(t)
+	for id := range old.byID {
+		if _, kept := t.byID[id]; !kept {
+			d.obs.ConcurrencyLimit(id, 0)
+		}
+	}
 	return nil
 }
 
-// SetInFlightLimit changes how many attempts (first attempts and retries
-// together) may be in flight to an endpoint at once; it applies from the
-// next attempt. The default is twice the endpoint's concurrency: as many
-// first attempts as its concurrency, and as many retries. An unordered
-// endpoint gets more lane workers when n exceeds them; an ordered one keeps
-// one worker per lane (its lanes fix the key order), so its first attempts
-// never exceed its concurrency. It reports false when the endpoint has no
-// lanes yet.
+// SetInFlightLimit sets how many attempts (first attempts and retries
+// together) may be in flight to an endpoint now, and makes it the ceiling
+// of its adaptive limit until the next SetEndpoints; it applies from the
+// next attempt. An unordered endpoint starts more lane workers when jobs
+// wait; an ordered one keeps one worker per lane (its lanes fix the key
+// order). It reports false when the endpoint has no lanes yet.
 func (d *Dispatcher) SetInFlightLimit(endpointID string, n int) bool {
 	d.mu.Lock()
-	defer d.mu.Unlock()
 	r := d.runners[endpointID]
+	d.mu.Unlock()
 	if r == nil {
 		return false
 	}
-	if r.keys == nil && n > r.workers && !d.closing.Load() {
-		d.addWorkersLocked(r, r.queues[0], n-r.workers)
+	r.gate.SetLimit(n)
+	for i := range r.queues {
+		for d.spawn(r, i) {
+		}
 	}
-	r.gate.setLimit(n) // only counters: fine under d.mu (gate.mu is a leaf)
 	return true
+}
+
+// EndpointLoad is what the dispatcher knows of an endpoint's load now.
+type EndpointLoad struct {
+	Limit    int        // current adaptive concurrency limit
+	InFlight int        // attempts holding a slot
+	Rate     limit.Rate // the configured rate limit; zero: none
+	// Throughput is first attempts per second, smoothed over a second.
+	Throughput float64
+}
+
+// Load reports an endpoint's load; false when it has no lanes yet.
+func (d *Dispatcher) Load(endpointID string) (EndpointLoad, bool) {
+	d.mu.Lock()
+	r := d.runners[endpointID]
+	d.mu.Unlock()
+	if r == nil {
+		return EndpointLoad{}, false
+	}
+	return EndpointLoad{Limit: r.gate.Limit(), InFlight: r.gate.InFlight(), Rate: r.gate.Rate(),
+		Throughput: math.Float64frombits(r.throughput.Load())}, true
 }
 
 type table struct {
@@ -183,6 +226,7 @@ type job struct {
 	body []byte
 	key  string // ordering key; empty unless the endpoint orders
 	tx   *settle.Tx
+	memo *signing.Memo // shared by the jobs of one event; nil when it has one
 }
 
 // Dispatch is the dispatcher's entry point: it turns a batch into
@@ -201,6 +245,8 @@ func (d *Dispatcher) Dispatch(ctx context.Context, b Batch) error {
 		ev := &b.Events[i]
 		d.obs.EventEmitted(ev.Type)
 		var own *event.Event // the batch's events may be scratch space: jobs keep a copy
+		var bodies *event.Bodies
+		first := len(jobs)
 		for _, ep := range tbl.list {
 			if !ep.Wants(ev) {
 				continue
@@ -209,7 +255,16 @@ func (d *Dispatcher) Dispatch(ctx context.Context, b Batch) error {
 				cp := *ev
 				own = &cp
 			}
-			body, err := ep.Body(own)
+			var body []byte
+			var err error
+			if ep.BodyShape == "" {
+				body, err = ep.Body(own)
+			} else {
+				if bodies == nil {
+					bodies = event.NewBodies(own)
+				}
+				body, err = bodies.Render(ep.BodyShape, ep.Body)
+			}
 			if err != nil {
 				failures = append(failures, event.Failure{
 					Rule: "endpoint " + ep.Name + " body", Table: own.Table, CommitLSN: own.CommitLSN,
@@ -224,6 +279,13 @@ func (d *Dispatcher) Dispatch(ctx context.Context, b Batch) error {
 				j.key = own.Key
 			}
 			jobs = append(jobs, j)
+		}
+		if len(jobs)-first > 1 {
+			// Fan-out: endpoints sharing a secret and a body sign once.
+			memo := &signing.Memo{}
+			for _, j := range jobs[first:] {
+				j.memo = memo
+			}
 		}
 	}
 
@@ -270,7 +332,8 @@ func (d *Dispatcher) route(ctx context.Context, j *job) error {
 		<-d.inflight
 		return d.storeJob(ctx, r, j, false)
 	}
-	q := r.queueFor(j.key)
+	lane := r.queueIndex(j.key)
+	q := r.queues[lane]
 	if allowed := r.allowed.Load(); allowed < r.maxQueue && int64(len(q)) >= allowed {
 		// The endpoint is slower than its queue: store rather than wait.
 		<-d.inflight
@@ -279,6 +342,7 @@ func (d *Dispatcher) route(ctx context.Context, j *job) error {
 	}
 	select {
 	case q <- j:
+		d.spawn(r, lane)
 		return nil
 	default:
 	}
@@ -288,6 +352,7 @@ func (d *Dispatcher) route(ctx context.Context, j *job) error {
 	var err error
 	select {
 	case q <- j:
+		d.spawn(r, lane)
 		return nil
 	case <-t.C:
 	case <-ctx.Done():

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/walhook/walhook/internal/event"
+	"github.com/walhook/walhook/internal/limit"
 	"github.com/walhook/walhook/internal/sender"
 	"github.com/walhook/walhook/internal/signing"
 )
@@ -22,18 +23,28 @@ type Endpoint struct {
 	URL    string
 	Events []string
 	// Tenant, when set, restricts the endpoint to events of that tenant.
-	Tenant       string
-	Active       bool
-	Signer       signing.Signer
-	Header       http.Header // extra headers sent with every request
-	Timeout      time.Duration
-	Ordered      bool // ordering = "key"
-	Concurrency  int
+	Tenant  string
+	Active  bool
+	Signer  signing.Signer
+	Header  http.Header // extra headers sent with every request
+	Timeout time.Duration
+	Ordered bool // ordering = "key"
+	// Concurrency is the ceiling of the endpoint's adaptive in-flight
+	// limit (internal/limit), first attempts and retries together.
+	Concurrency int
+	// RateLimit caps attempts per unit of time, first attempts and
+	// retries together; zero: none.
+	RateLimit    limit.Rate
 	Retry        []time.Duration
 	DisableAfter time.Duration
 	// Body renders the request body of an event.
-	Body   func(*event.Event) ([]byte, error)
-	Client *sender.Client
+	Body func(*event.Event) ([]byte, error)
+	// BodyShape names what Body renders: endpoints with the same non-empty
+	// shape render an event to the same bytes, so Dispatch encodes it once
+	// for all of them (and a shared secret signs it once). Empty: Body is
+	// called for this endpoint alone.
+	BodyShape string
+	Client    *sender.Client
 }
 
 // Wants reports whether the endpoint subscribes to ev.

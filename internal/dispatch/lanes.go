@@ -5,36 +5,44 @@ import (
 	"net/http"
 	"sync"
 	"sync/atomic"
+	"time"
 
+	"github.com/walhook/walhook/internal/limit"
 	"github.com/walhook/walhook/internal/store"
 )
 
 // runner holds one endpoint's lanes. An unordered endpoint has one queue
 // served by several workers; an ordered one has Concurrency queues with
-// one worker each, a key always going to the same queue, and a ledger.
+// at most one worker each, a key always going to the same queue, and a
+// ledger. Workers start on demand and leave when idle, so an endpoint
+// costs goroutines only while it has work (see spawn and work).
 type runner struct {
 	id     string
 	keys   *ledger // nil unless the endpoint orders by key
 	queues []chan *job
 	seed   maphash.Seed
-	// gate caps attempts in flight to the endpoint, first attempts and
-	// retries together: by default twice its concurrency, since its lanes
-	// make at most concurrency first attempts at once and its retries are
-	// claimed up to concurrency (retryCap). SetInFlightLimit changes it.
-	gate *gate
+	// gate admits every attempt to the endpoint, first attempts and
+	// retries together (internal/limit): an adaptive concurrency limit
+	// with the endpoint's concurrency as its ceiling, Retry-After pauses
+	// and the rate limit. An unordered lane runs as many workers as the
+	// limit allows; SetEndpoints and SetInFlightLimit change it in place,
+	// so what it learned survives a rebuild of the routing table.
+	gate *limit.Gate
 	// retrying counts this endpoint's retries claimed and not finished.
 	retrying atomic.Int64
-	retryCap int
-	// workers is how many lane workers run (guarded by Dispatcher.mu).
-	workers int
 
-	closeOnce sync.Once
+	// mu guards workers and closed; a leaf lock (Dispatcher.mu → runner.mu
+	// when lanes close).
+	mu      sync.Mutex
+	workers []int // per lane
+	closed  bool
 
 	// Pacing (see pace.go): jobs finished in memory, the queue length a
 	// lane may reach before new jobs go to the store, and the measured rate.
 	// Only the pace loop touches the plain fields.
 	finished   atomic.Int64
 	allowed    atomic.Int64
+	throughput atomic.Uint64 // float64 bits: first attempts per second, smoothed
 	lastDone   int64
 	rate       float64 // jobs per second, smoothed
 	backlogged int     // consecutive pace intervals with a backlog
@@ -43,17 +51,38 @@ type runner struct {
 	maxQueue   int64
 }
 
+// workerIdle is how long a lane worker waits for a job before it leaves.
+const workerIdle = 2 * time.Second
+
+// maxLaneWorkers caps lane workers across endpoints beyond each lane's
+// first: every worker may hold a connection, and a hundred endpoints each
+// growing to its own limit would hold tens of thousands. 1,024 keeps four
+// 50 ms endpoints at 5,000 requests/s each.
+const maxLaneWorkers = 1024
+
 func (d *Dispatcher) runnerFor(ep *Endpoint) *runner {
 	d.mu.Lock()
-	defer d.mu.Unlock()
-	if r, ok := d.runners[ep.ID]; ok {
-		return r
+	r, ok := d.runners[ep.ID]
+	if !ok {
+		r = d.newRunner(ep)
+		d.runners[ep.ID] = r
 	}
-	r := &runner{id: ep.ID, seed: maphash.MakeSeed(), gate: newGate(2 * ep.Concurrency), retryCap: ep.Concurrency}
-	lanes, workers := 1, ep.Concurrency
+	d.mu.Unlock()
+	if !ok {
+		d.obs.ConcurrencyLimit(ep.ID, r.gate.Limit())
+	}
+	return r
+}
+
+func (d *Dispatcher) newRunner(ep *Endpoint) *runner {
+	id, obs := ep.ID, d.obs
+	r := &runner{id: id, seed: maphash.MakeSeed()}
+	r.gate = limit.NewGate(limit.GateOptions{Ceiling: ep.Concurrency, Rate: ep.RateLimit,
+		OnLimit: func(l int) { obs.ConcurrencyLimit(id, l) }})
+	lanes := 1
 	if ep.Ordered {
 		r.keys = newLedger()
-		lanes, workers = ep.Concurrency, 1
+		lanes = ep.Concurrency
 	}
 	// A lane's channel can hold its share of MaxInFlight; how much of it
 	// may be used at a time is paced by the endpoint's measured speed.
@@ -65,44 +94,127 @@ func (d *Dispatcher) runnerFor(ep *Endpoint) *runner {
 	for i := 0; i < lanes; i++ {
 		r.queues = append(r.queues, make(chan *job, r.maxQueue))
 	}
-	for _, q := range r.queues {
-		d.addWorkersLocked(r, q, workers)
-	}
-	d.runners[ep.ID] = r
+	r.workers = make([]int, lanes)
 	return r
 }
 
-// addWorkersLocked starts n more workers on lane q. Caller holds d.mu.
-func (d *Dispatcher) addWorkersLocked(r *runner, q chan *job, n int) {
-	for range n {
-		r.workers++
-		d.lanes.Add(1)
-		go func() { defer d.lanes.Done(); d.work(r, q) }()
+// wantWorkers is how many workers one lane may have: one on an ordered
+// endpoint's lane (it keeps the key order), the gate's current limit
+// otherwise.
+func (r *runner) wantWorkers() int {
+	if r.keys != nil {
+		return 1
 	}
+	return r.gate.Limit()
 }
 
-func (r *runner) queueFor(key string) chan *job {
+// spawn starts a worker on lane i when the lane has none, or has jobs no
+// worker took and fewer workers than wanted. It reports whether it did.
+// Called after a job is queued and after a worker finishes a job (the
+// limit may have grown).
+func (d *Dispatcher) spawn(r *runner, i int) bool {
+	want := r.wantWorkers() // outside r.mu: the gate has its own lock
+	q := r.queues[i]
+	r.mu.Lock()
+	n := r.workers[i]
+	start := !r.closed && (n == 0 || (len(q) > 0 && n < want && d.laneWorkers.Load() < maxLaneWorkers))
+	if start {
+		r.workers[i]++
+		d.laneWorkers.Add(1)
+		d.lanes.Add(1) // before Shutdown's Wait: it closes the runner first
+	}
+	r.mu.Unlock()
+	if start {
+		go func() {
+			defer d.lanes.Done()
+			defer d.laneWorkers.Add(-1)
+			d.work(r, i)
+		}()
+	}
+	return start
+}
+
+// leave reports whether a worker of lane i should stop, and counts it out
+// if so: when idle with nothing queued, or (after a job) when the lane has
+// more workers than the limit now wants. The last worker of a lane with
+// jobs queued stays.
+func (r *runner) leave(i int, idle bool) bool {
+	want := r.wantWorkers()
+	q := r.queues[i]
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := r.workers[i]
+	stop := (idle && len(q) == 0) || (!idle && n > want && (n > 1 || len(q) == 0))
+	if stop {
+		r.workers[i]--
+	}
+	return stop
+}
+
+func (r *runner) queueIndex(key string) int {
 	if len(r.queues) == 1 {
-		return r.queues[0]
+		return 0
 	}
-	return r.queues[maphash.String(r.seed, key)%uint64(len(r.queues))]
+	return int(maphash.String(r.seed, key) % uint64(len(r.queues)))
 }
 
-// close closes the lanes; called once routing has stopped.
+// close closes the lanes; called once routing has stopped. No worker
+// starts after it.
 func (r *runner) close() {
-	r.closeOnce.Do(func() {
-		for _, q := range r.queues {
-			close(q)
-		}
-	})
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return
+	}
+	r.closed = true
+	for _, q := range r.queues {
+		close(q)
+	}
 }
 
-// work serves one lane until it is closed.
-func (d *Dispatcher) work(r *runner, q chan *job) {
-	for j := range q {
+// work serves lane i until it is closed, the worker is idle for
+// workerIdle, or the lane has more workers than the limit wants.
+func (d *Dispatcher) work(r *runner, i int) {
+	q := r.queues[i]
+	var idle *time.Timer
+	defer func() {
+		if idle != nil {
+			idle.Stop()
+		}
+	}()
+	for {
+		var j *job
+		ok := true
+		select {
+		case j, ok = <-q:
+		default:
+			if idle == nil {
+				idle = time.NewTimer(workerIdle)
+			} else {
+				idle.Reset(workerIdle)
+			}
+			select {
+			case j, ok = <-q:
+			case <-idle.C:
+				if r.leave(i, true) {
+					return
+				}
+				continue
+			}
+		}
+		if !ok {
+			r.mu.Lock()
+			r.workers[i]--
+			r.mu.Unlock()
+			return
+		}
 		d.first(r, j)
 		r.finished.Add(1)
 		<-d.inflight
+		if r.leave(i, false) {
+			return
+		}
+		d.spawn(r, i)
 	}
 }
 
@@ -124,7 +236,7 @@ func (d *Dispatcher) first(r *runner, j *job) {
 		return
 	}
 
-	m := message{id: j.ev.ID, typ: j.ev.Type, body: j.body, tenant: j.ev.Tenant, deliveryID: store.DeliveryID(j.ev.ID, j.ep.ID), number: 1}
+	m := message{id: j.ev.ID, typ: j.ev.Type, body: j.body, tenant: j.ev.Tenant, deliveryID: store.DeliveryID(j.ev.ID, j.ep.ID), number: 1, memo: j.memo}
 	a, res, err := d.attempt(ctx, r.gate, j.ep, m)
 	if err != nil {
 		// Cut short by our own shutdown: not the endpoint's failure.

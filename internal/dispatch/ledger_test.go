@@ -83,25 +83,3 @@ func TestLedgerForgetsIdleKeys(t *testing.T) {
 		t.Fatalf("ledger keeps %d entries after every delivery was accepted", n)
 	}
 }
-
-func TestGateLimitChangesAtRunTime(t *testing.T) {
-	g := newGate(1)
-	if err := g.acquire(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	if !g.full() {
-		t.Fatal("gate of 1 with 1 taken is not full")
-	}
-	got := make(chan error, 1)
-	go func() { got <- g.acquire(t.Context()) }()
-	g.setLimit(2)
-	if err := <-got; err != nil {
-		t.Fatalf("waiter not let in after the limit grew: %v", err)
-	}
-	g.release()
-	g.release()
-	g.setLimit(0)
-	if g.capacity() != 1 {
-		t.Fatalf("limit %d, want at least 1", g.capacity())
-	}
-}

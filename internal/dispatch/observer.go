@@ -17,6 +17,10 @@ type Observer interface {
 	// "delivered", "retrying", "failed".
 	Outcome(endpointID, outcome string)
 	Disabled(endpointID string)
+	// ConcurrencyLimit reports an endpoint's new adaptive concurrency
+	// limit; 0 when the endpoint was removed. Called outside every lock of
+	// the dispatcher, possibly out of order under concurrency.
+	ConcurrencyLimit(endpointID string, limit int)
 }
 
 type nopObserver struct{}
@@ -28,6 +32,7 @@ func (nopObserver) Attempted(store.Attempt, string) {}
 func (nopObserver) Overflowed(string)               {}
 func (nopObserver) Outcome(string, string)          {}
 func (nopObserver) Disabled(string)                 {}
+func (nopObserver) ConcurrencyLimit(string, int)    {}
 
 // Observers tells each of its observers everything.
 type Observers []Observer
@@ -73,5 +78,11 @@ func (os Observers) Outcome(endpointID, outcome string) {
 func (os Observers) Disabled(endpointID string) {
 	for _, o := range os {
 		o.Disabled(endpointID)
+	}
+}
+
+func (os Observers) ConcurrencyLimit(endpointID string, limit int) {
+	for _, o := range os {
+		o.ConcurrencyLimit(endpointID, limit)
 	}
 }

@@ -2,6 +2,7 @@ package dispatch
 
 import (
 	"context"
+	"math"
 	"time"
 
 	"github.com/walhook/walhook/internal/store"
@@ -48,6 +49,8 @@ func (d *Dispatcher) pace(r *runner) {
 	delta := done - r.lastDone
 	r.lastDone = done
 	perSec := float64(delta) / paceInterval.Seconds()
+	smoothed := 0.25*perSec + 0.75*math.Float64frombits(r.throughput.Load())
+	r.throughput.Store(math.Float64bits(smoothed))
 
 	backlog := int64(0)
 	for _, q := range r.queues {

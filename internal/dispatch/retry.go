@@ -88,9 +88,9 @@ func (d *Dispatcher) lease() time.Duration {
 }
 
 // reserveRetry counts one more retry of r in flight unless it already has
-// as many as it may (its concurrency, or its in-flight limit when lower).
+// as many as its gate's current concurrency limit.
 func (r *runner) reserveRetry() bool {
-	limit := int64(min(r.retryCap, r.gate.capacity()))
+	limit := int64(r.gate.Limit())
 	for {
 		n := r.retrying.Load()
 		if n >= limit {
@@ -121,16 +121,21 @@ func (d *Dispatcher) postpone(ctx context.Context, dl store.Delivery, until time
 // the delivery is left to its lease (which is longer).
 const completeWithin = 20 * time.Second
 
-// saturated lists endpoints with as many retries in flight as they may
-// have (their concurrency, or their in-flight limit when lower), so the
-// claim leaves their rows for later instead of queueing them here.
+// saturated lists endpoints with as many retries in flight as their
+// current concurrency limit, or paused by a Retry-After, so the claim
+// leaves their rows for later instead of queueing them here.
 func (d *Dispatcher) saturated() []string {
 	d.mu.Lock()
-	defer d.mu.Unlock()
+	runners := make([]*runner, 0, len(d.runners))
+	for _, r := range d.runners {
+		runners = append(runners, r)
+	}
+	d.mu.Unlock()
+	now := time.Now()
 	var ids []string
-	for id, r := range d.runners {
-		if r.retrying.Load() >= int64(min(r.retryCap, r.gate.capacity())) {
-			ids = append(ids, id)
+	for _, r := range runners { // the gate's lock is not taken under d.mu
+		if r.retrying.Load() >= int64(r.gate.Limit()) || r.gate.PausedUntil().After(now) {
+			ids = append(ids, r.id)
 		}
 	}
 	return ids
@@ -154,6 +159,12 @@ func (d *Dispatcher) retry(ctx context.Context, r *runner, dl store.Delivery) {
 	}
 	if !ep.Active || d.health.disabledFresh(bg, ep.ID) {
 		d.complete(bg, ep, dl, store.Attempt{AttemptedAt: now, Error: "endpoint disabled; not sent"}, store.Outcome{Status: store.StatusFailed})
+		return
+	}
+	if until := r.gate.PausedUntil(); until.After(now) {
+		// A Retry-After paused the whole endpoint: hand the delivery back,
+		// due when the pause ends, rather than hold a retry worker.
+		d.postpone(bg, dl, until)
 		return
 	}
 	n := dl.Attempts + 1

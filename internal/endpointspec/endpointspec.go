@@ -24,6 +24,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/walhook/walhook/internal/limit"
 	"github.com/walhook/walhook/internal/signing"
 )
 
@@ -187,4 +188,13 @@ func validHeaderValue(v string) bool {
 		}
 	}
 	return true
+}
+
+// CheckRateLimit checks a rate_limit: requests per second, minute or hour
+// ("500/s", "3000/m", "10/h"), first attempts and retries together. An
+// empty one is no limit (the zero Rate); the config refuses it where the
+// attribute is written, the API takes it as removing the limit. Its error
+// names the value ("rate \"5/d\": the unit after / is s, m or h").
+func CheckRateLimit(s string) (limit.Rate, error) {
+	return limit.ParseRate(s)
 }

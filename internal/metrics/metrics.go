@@ -30,6 +30,7 @@ type Metrics struct {
 	attemptDuration   *prometheus.HistogramVec
 	overflow          *prometheus.CounterVec
 	disabled          prometheus.Counter
+	concurrencyLimit  *prometheus.GaugeVec
 
 	state *stateCollector
 }
@@ -74,10 +75,13 @@ func New(reg prometheus.Registerer) *Metrics {
 		disabled: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "walhook_endpoints_disabled_total", Help: "Times an endpoint was disabled (410 Gone or failing too long).",
 		}),
+		concurrencyLimit: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "walhook_endpoint_concurrency_limit", Help: "Requests an endpoint may have in flight now, as adapted to its latency and refusals (at most its concurrency setting).",
+		}, []string{"endpoint"}),
 		state: newStateCollector(),
 	}
 	reg.MustRegister(m.changesRead, m.eventsEmitted, m.evaluationsFailed, m.deliveries, m.attempts,
-		m.attemptDuration, m.overflow, m.disabled, m.state)
+		m.attemptDuration, m.overflow, m.disabled, m.concurrencyLimit, m.state)
 	m.registerer = reg
 	if g, ok := reg.(prometheus.Gatherer); ok {
 		m.gatherer = g
@@ -137,3 +141,14 @@ func (m *Metrics) Outcome(endpointID, outcome string) {
 
 // Disabled counts an endpoint being disabled.
 func (m *Metrics) Disabled(endpointID string) { m.disabled.Inc() }
+
+// ConcurrencyLimit sets an endpoint's current concurrency limit
+// (walhook_endpoint_concurrency_limit); 0 drops the gauge of an endpoint
+// that was removed.
+func (m *Metrics) ConcurrencyLimit(endpointID string, limit int) {
+	if limit <= 0 {
+		m.concurrencyLimit.DeleteLabelValues(endpointID)
+		return
+	}
+	m.concurrencyLimit.WithLabelValues(endpointID).Set(float64(limit))
+}

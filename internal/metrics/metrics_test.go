@@ -179,3 +179,20 @@ func TestStateGaugesEdgeCases(t *testing.T) {
 		}
 	}
 }
+
+func TestConcurrencyLimitGauge(t *testing.T) {
+	t.Parallel()
+	m := New(prometheus.NewRegistry())
+	m.ConcurrencyLimit("cfg:crm", 8)
+	m.ConcurrencyLimit("cfg:crm", 16)
+	m.ConcurrencyLimit("ep_x", 1)
+	got := scrape(t, m.Handler())
+	if got[`walhook_endpoint_concurrency_limit{endpoint="cfg:crm"}`] != 16 || got[`walhook_endpoint_concurrency_limit{endpoint="ep_x"}`] != 1 {
+		t.Fatalf("gauges: %v", got)
+	}
+	m.ConcurrencyLimit("ep_x", 0)
+	got = scrape(t, m.Handler())
+	if _, ok := got[`walhook_endpoint_concurrency_limit{endpoint="ep_x"}`]; ok {
+		t.Fatal("a forgotten endpoint keeps its gauge")
+	}
+}

@@ -15,6 +15,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -24,8 +25,11 @@ import (
 
 // Defaults for Options fields left zero.
 const (
-	DefaultMaxResponseBytes    = 64 << 10
-	DefaultMaxIdleConnsPerHost = 64
+	DefaultMaxResponseBytes = 64 << 10
+	// DefaultMaxIdleConnsPerHost keeps a connection for every request an
+	// endpoint may have in flight (limit.DefaultCeiling): with fewer, an
+	// endpoint at its limit would open and close connections all the time.
+	DefaultMaxIdleConnsPerHost = 256
 )
 
 // drainBytes is how much of a response beyond the cap is read and
@@ -43,13 +47,15 @@ type Options struct {
 	// unrestricted: HCL endpoints are operator-trusted.
 	Guard *netguard.Guard
 	// MaxIdleConnsPerHost caps idle keep-alive connections kept per host;
-	// default 64.
+	// default 256.
 	MaxIdleConnsPerHost int
 }
 
 // Client sends webhook attempts. It is safe for concurrent use.
 type Client struct {
-	http     *http.Client
+	// rt sends requests as they are: no redirect is followed, and unlike
+	// http.Client it does not copy each request's header in case of one.
+	rt       http.RoundTripper
 	guard    *netguard.Guard
 	maxBytes int64
 	closers  []*http.Transport
@@ -59,7 +65,9 @@ type Client struct {
 type Request struct {
 	URL string
 	// Header holds the signature and custom headers; it may override the
-	// Content-Type (application/json) and User-Agent set by default.
+	// Content-Type (application/json) and User-Agent set by default. Send
+	// uses it as the request's header, adding those two when absent: give
+	// each attempt a header of its own.
 	Header http.Header
 	Body   []byte
 	// Timeout covers connecting, headers and body; zero leaves the request
@@ -89,12 +97,7 @@ func New(opts Options) *Client {
 		plain := newTransport(opts, opts.Guard.PlaintextControl)
 		rt, c.closers = schemeRouter{secure: secure, plain: plain}, []*http.Transport{secure, plain}
 	}
-	c.http = &http.Client{
-		Transport: rt,
-		CheckRedirect: func(*http.Request, []*http.Request) error {
-			return http.ErrUseLastResponse
-		},
-	}
+	c.rt = rt
 	return c
 }
 
@@ -152,16 +155,23 @@ func (c *Client) send(ctx context.Context, req Request) Result {
 	if err != nil {
 		return Result{Err: fmt.Errorf("building request: %w", unwrapURLError(err))}
 	}
-	hr.Header.Set("Content-Type", "application/json")
-	hr.Header.Set("User-Agent", version.UserAgent())
-	for k, vs := range req.Header {
-		hr.Header.Del(k)
-		for _, v := range vs {
-			hr.Header.Add(k, v)
-		}
+	if req.Header != nil {
+		hr.Header = req.Header
+	}
+	if hr.Header.Get("Content-Type") == "" {
+		hr.Header["Content-Type"] = jsonContentType
+	}
+	if hr.Header.Get("User-Agent") == "" {
+		hr.Header["User-Agent"] = userAgent
+	}
+	if u := hr.URL.User; u != nil && hr.Header.Get("Authorization") == "" {
+		// Credentials in the URL (https://user:pass@host/) are sent as
+		// basic auth, as http.Client would.
+		pass, _ := u.Password()
+		hr.SetBasicAuth(u.Username(), pass)
 	}
 
-	resp, err := c.http.Do(hr)
+	resp, err := c.rt.RoundTrip(hr)
 	if err != nil {
 		if ctx.Err() != nil {
 			return Result{Err: context.Cause(ctx)}
@@ -174,21 +184,46 @@ func (c *Client) send(ctx context.Context, req Request) Result {
 	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
 		res.Err = &RedirectError{StatusCode: resp.StatusCode}
 	}
-	res.Response, res.Truncated = c.readBody(resp.Body)
+	res.Response, res.Truncated = c.readBody(resp.Body, resp.ContentLength)
 	return res
 }
+
+// Default header values, shared read-only by every request.
+var (
+	jsonContentType = []string{"application/json"}
+	userAgent       = []string{version.UserAgent()}
+)
+
+// bodyBuffers are reused to read response bodies; what is kept is copied
+// out, so a typical empty or short answer costs one small allocation.
+var bodyBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
 // readBody reads up to the cap, then drains a little more so the
 // connection can be reused. A body that fails mid-read (timeout, reset)
 // keeps what was read and counts as truncated; the status stands.
-func (c *Client) readBody(body io.Reader) ([]byte, bool) {
-	b, err := io.ReadAll(io.LimitReader(body, c.maxBytes+1))
+func (c *Client) readBody(body io.Reader, contentLength int64) ([]byte, bool) {
+	if contentLength == 0 {
+		return nil, false
+	}
+	buf := bodyBuffers.Get().(*bytes.Buffer)
+	defer func() {
+		if buf.Cap() <= 2*int(c.maxBytes) {
+			buf.Reset()
+			bodyBuffers.Put(buf)
+		}
+	}()
+	buf.Reset()
+	_, err := buf.ReadFrom(io.LimitReader(body, c.maxBytes+1))
 	truncated := err != nil
+	b := buf.Bytes()
 	if int64(len(b)) > c.maxBytes {
 		b, truncated = b[:c.maxBytes], true
 		io.CopyN(io.Discard, body, drainBytes)
 	}
-	return b, truncated
+	if len(b) == 0 {
+		return nil, truncated
+	}
+	return bytes.Clone(b), truncated
 }
 
 // unwrapURLError drops the *url.Error wrapper, whose text repeats the

@@ -358,3 +358,28 @@ func BenchmarkSend(b *testing.B) {
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "req/s")
 	})
 }
+
+func TestSendURLCredentialsAsBasicAuth(t *testing.T) {
+	t.Parallel()
+	got := make(chan *http.Request, 2)
+	srv, _ := server(t, func(w http.ResponseWriter, r *http.Request) {
+		got <- r
+		w.WriteHeader(http.StatusNoContent)
+	})
+	c := newClient(t, Options{})
+	u := strings.Replace(srv.URL, "http://", "http://hook:s3cret@", 1)
+	if res := c.Send(context.Background(), Request{URL: u, Body: []byte(`{}`)}); !res.OK() {
+		t.Fatalf("Send = %+v", res)
+	}
+	if user, pass, ok := (<-got).BasicAuth(); !ok || user != "hook" || pass != "s3cret" {
+		t.Errorf("basic auth = %q %q %v", user, pass, ok)
+	}
+	// An Authorization header given by the caller wins.
+	h := http.Header{"Authorization": {"Bearer t0ken"}}
+	if res := c.Send(context.Background(), Request{URL: u, Header: h, Body: []byte(`{}`)}); !res.OK() {
+		t.Fatalf("Send = %+v", res)
+	}
+	if a := (<-got).Header.Get("Authorization"); a != "Bearer t0ken" {
+		t.Errorf("Authorization = %q", a)
+	}
+}

@@ -45,6 +45,9 @@ type Message struct {
 	// Timestamp is the attempt's time; every attempt is signed afresh.
 	Timestamp time.Time
 	Body      []byte
+	// Memo, when set, is shared by the attempts of one event to many
+	// endpoints: a secret they share signs once (see memo.go).
+	Memo *Memo
 }
 
 // Signer sets the signature headers of its scheme on an outgoing request.
@@ -66,7 +69,7 @@ type Options struct {
 type signer struct {
 	scheme string
 	header string
-	keys   [][]byte
+	keys   []*macKey
 }
 
 var _ Signer = (*signer)(nil)
@@ -86,7 +89,11 @@ func New(scheme string, secrets []string, opts Options) (Signer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &signer{scheme: scheme, header: header, keys: keys}, nil
+	macs := make([]*macKey, len(keys))
+	for i, k := range keys {
+		macs[i] = newMACKey(k)
+	}
+	return &signer{scheme: scheme, header: header, keys: macs}, nil
 }
 
 // signatureHeader returns the header carrying scheme's signature.
@@ -140,55 +147,58 @@ func (s *signer) Sign(h http.Header, m Message) {
 	case StandardWebhooks:
 		h.Set(HeaderWebhookID, m.ID)
 		h.Set(HeaderWebhookTimestamp, ts)
-		h.Set(HeaderWebhookSignature, s.standardSignatures(m.ID, ts, m.Body))
+		h.Set(HeaderWebhookSignature, s.standardSignatures(m.Memo, m.ID, ts, m.Body))
 	case HMACSHA256:
 		h.Set(HeaderID, m.ID)
 		h.Set(HeaderEvent, m.Type)
 		h.Set(HeaderTimestamp, ts)
-		s.setEach(h, "", m.Body)
+		s.setEach(h, m.Memo, "", m.Body)
 	case Stripe:
 		h.Set(HeaderID, m.ID)
 		h.Set(HeaderEvent, m.Type)
-		h.Set(s.header, s.stripeSignature(ts, m.Body))
+		h.Set(s.header, s.stripeSignature(m.Memo, ts, m.Body))
 	case GitHub:
 		h.Set(HeaderID, m.ID)
 		h.Set(HeaderEvent, m.Type)
-		s.setEach(h, "sha256=", m.Body)
+		s.setEach(h, m.Memo, "sha256=", m.Body)
 	}
 }
 
 // standardSignatures returns "v1,<sig> v1,<sig>…", one per key.
-func (s *signer) standardSignatures(id, ts string, body []byte) string {
+func (s *signer) standardSignatures(memo *Memo, id, ts string, body []byte) string {
 	b := make([]byte, 0, len(s.keys)*48)
+	var mac [sha256.Size]byte
 	for i, k := range s.keys {
 		if i > 0 {
 			b = append(b, ' ')
 		}
 		b = append(b, "v1,"...)
-		b = base64.StdEncoding.AppendEncode(b, standardMAC(k, id, ts, body))
+		b = base64.StdEncoding.AppendEncode(b, memo.sum(mac[:0], k, body, id, ts))
 	}
 	return string(b)
 }
 
 // stripeSignature returns "t=<ts>,v1=<hex>,v1=<hex>…", one v1 per key.
-func (s *signer) stripeSignature(ts string, body []byte) string {
+func (s *signer) stripeSignature(memo *Memo, ts string, body []byte) string {
 	b := make([]byte, 0, len(ts)+2+len(s.keys)*68)
 	b = append(b, "t="...)
 	b = append(b, ts...)
+	var mac [sha256.Size]byte
 	for _, k := range s.keys {
 		b = append(b, ",v1="...)
-		b = hex.AppendEncode(b, stripeMAC(k, ts, body))
+		b = hex.AppendEncode(b, memo.sum(mac[:0], k, body, ts))
 	}
 	return string(b)
 }
 
 // setEach adds one header line per key: prefix + hex HMAC of the body.
-func (s *signer) setEach(h http.Header, prefix string, body []byte) {
+func (s *signer) setEach(h http.Header, memo *Memo, prefix string, body []byte) {
 	h.Del(s.header)
+	var mac [sha256.Size]byte
 	for _, k := range s.keys {
 		b := make([]byte, 0, len(prefix)+64)
 		b = append(b, prefix...)
-		b = hex.AppendEncode(b, bodyMAC(k, body))
+		b = hex.AppendEncode(b, memo.sum(mac[:0], k, body))
 		h.Add(s.header, string(b))
 	}
 }

@@ -88,8 +88,11 @@ type Webhook struct {
 	Headers     map[string]string
 	Signing     string
 	Secrets     []Secret // newest first
-	CreatedAt   time.Time
-	UpdatedAt   time.Time
+	// RateLimit caps requests to the webhook ("500/s", "3000/m", "10/h",
+	// as limit.ParseRate reads it); empty means none.
+	RateLimit string
+	CreatedAt time.Time
+	UpdatedAt time.Time
 }
 
 // Secret is a signing secret; a rotated-out one signs until ExpiresAt.

@@ -84,6 +84,9 @@ func (t *tally) Attempted(a store.Attempt, _ string) {
 // Overflowed implements dispatch.Observer.
 func (t *tally) Overflowed(string) {}
 
+// ConcurrencyLimit implements dispatch.Observer.
+func (t *tally) ConcurrencyLimit(string, int) {}
+
 // Outcome implements dispatch.Observer.
 func (t *tally) Outcome(_, outcome string) {
 	if outcome == "failed" {

@@ -331,6 +331,7 @@ function runtimeText(rt) {
   if (!rt) return '—';
   let s = `${rt.in_flight !== undefined ? rt.in_flight + ' / ' : ''}${rt.concurrency}`;
   if (rt.rate_per_second !== undefined) s += ` · ${rt.rate_per_second.toFixed(1)}/s`;
+  if (rt.rate_limit) s += ` (limit ${rt.rate_limit})`;
   return s;
 }
 

@@ -1,0 +1,172 @@
+// Command bench measures what a user of walhook gets: it builds the
+// walhook binary, starts a throwaway Postgres (internal/pgcluster), runs `walhook run`
+// with a default config (no concurrency set) against a receiver in its own
+// process that verifies every signature with the official Standard
+// Webhooks library, and reports events/s, CPU seconds per 1,000 events of
+// walhook, the receiver and all Postgres processes, and peak RSS.
+//
+//	go run ./testenv/bench                       # every scenario
+//	go run ./testenv/bench -scenario drain       # one (drain, fanout, slow, ratelimited, latency, dead)
+//	go run ./testenv/bench -scenario dead -dead-rows 1000000
+//
+// Results go to stdout as Markdown table rows with the load average beside
+// each: the machine may be shared, so compare runs made under similar load.
+// docs/operations.md records results and how to read them.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/walhook/walhook/internal/pgcluster"
+)
+
+type options struct {
+	scenario  string
+	rows      int
+	slowRows  int
+	rateRows  int
+	deadRows  int
+	latencyS  int
+	binary    string
+	pprofAddr string
+	endpoint  string
+	timeout   time.Duration
+}
+
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == "receive" {
+		if err := runReceiver(os.Args[2:]); err != nil {
+			fmt.Fprintln(os.Stderr, "receiver:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	var o options
+	flag.StringVar(&o.scenario, "scenario", "all", "drain, fanout, slow, ratelimited, latency, dead or all (comma-separated list allowed)")
+	flag.IntVar(&o.rows, "rows", 50_000, "drain: backlog rows (100 inserts per transaction)")
+	flag.IntVar(&o.slowRows, "slow-rows", 20_000, "slow: backlog rows for the 50 ms endpoint")
+	flag.IntVar(&o.rateRows, "rate-rows", 3_000, "ratelimited: backlog rows for the endpoint taking 200 requests/s")
+	flag.IntVar(&o.deadRows, "dead-rows", 200_000, "dead: backlog rows drained to a dead endpoint (1000000 for the full figure)")
+	flag.IntVar(&o.latencyS, "latency-seconds", 10, "latency: seconds of 1,000 rows/s")
+	flag.StringVar(&o.binary, "binary", "", "walhook binary to run (default: go build ./cmd/walhook)")
+	flag.StringVar(&o.endpoint, "endpoint-attrs", "", `extra attributes of the "bench" endpoint, for experiments (e.g. "concurrency = 64"); results with it are not the default config`)
+	flag.DurationVar(&o.timeout, "timeout", 10*time.Minute, "longest wait for a scenario's deliveries; an unfinished scenario reports what arrived")
+	flag.StringVar(&o.pprofAddr, "pprof", "", "serve walhook's pprof on this address (WALHOOK_PPROF_ADDR), e.g. 127.0.0.1:6060")
+	flag.Parse()
+	if err := run(o); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(o options) error {
+	ctx := context.Background()
+	work, err := os.MkdirTemp("", "walhook-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+	if err := os.Chmod(work, 0o755); err != nil {
+		return err
+	}
+	if o.binary == "" {
+		o.binary = filepath.Join(work, "walhook")
+		fmt.Fprintln(os.Stderr, "building walhook…")
+		if out, err := exec.Command("go", "build", "-o", o.binary, "./cmd/walhook").CombinedOutput(); err != nil {
+			return fmt.Errorf("building walhook (run from the repository root): %w\n%s", err, out)
+		}
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(os.Stderr, "starting Postgres…")
+	cluster, err := pgcluster.Start(ctx, pgcluster.Options{})
+	if err != nil {
+		return err
+	}
+	defer cluster.Stop()
+	postmaster, err := postmasterPID(cluster)
+	if err != nil {
+		return err
+	}
+	b := &bench{o: o, work: work, self: self, cluster: cluster, postmaster: postmaster}
+
+	scenarios := map[string]func(context.Context) (result, error){
+		"drain":       b.drain,
+		"fanout":      b.fanout,
+		"slow":        b.slow,
+		"ratelimited": b.rateLimited,
+		"latency":     b.latency,
+		"dead":        b.dead,
+	}
+	order := []string{"drain", "fanout", "slow", "ratelimited", "latency", "dead"}
+	if o.scenario != "all" {
+		order = strings.Split(o.scenario, ",")
+	}
+	fmt.Println(resultHeader)
+	for _, name := range order {
+		fn, ok := scenarios[name]
+		if !ok {
+			return fmt.Errorf("unknown scenario %q", name)
+		}
+		fmt.Fprintf(os.Stderr, "scenario %s…\n", name)
+		res, err := fn(ctx)
+		if err != nil {
+			return fmt.Errorf("scenario %s: %w", name, err)
+		}
+		res.name = name
+		fmt.Println(res.row())
+	}
+	return nil
+}
+
+// postmasterPID reads the first line of the cluster's postmaster.pid.
+func postmasterPID(c *pgcluster.Cluster) (int, error) {
+	b, err := os.ReadFile(filepath.Join(c.Dir(), "data", "postmaster.pid"))
+	if err != nil {
+		return 0, fmt.Errorf("reading postmaster.pid: %w", err)
+	}
+	var pid int
+	if _, err := fmt.Sscanf(string(b), "%d", &pid); err != nil {
+		return 0, errors.New("postmaster.pid holds no pid")
+	}
+	return pid, nil
+}
+
+// result is one scenario's figures.
+type result struct {
+	name     string
+	events   int // deliveries verified by the receiver (or stored, for dead)
+	took     time.Duration
+	walhook  time.Duration // CPU
+	receiver time.Duration
+	postgres time.Duration
+	rssMB    float64 // walhook peak
+	recvMB   float64
+	extra    string
+	load     string // /proc/loadavg at the start and the end
+}
+
+const resultHeader = `| scenario | events | seconds | events/s | CPU s/1k walhook | receiver | postgres | walhook peak RSS MB | receiver RSS MB | notes | loadavg start → end |
+| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |`
+
+func (r result) row() string {
+	per1k := func(d time.Duration) string {
+		if r.events == 0 {
+			return "–"
+		}
+		return fmt.Sprintf("%.3f", d.Seconds()*1000/float64(r.events))
+	}
+	return fmt.Sprintf("| %s | %d | %.2f | %.0f | %s | %s | %s | %.0f | %.0f | %s | %s |",
+		r.name, r.events, r.took.Seconds(), float64(r.events)/r.took.Seconds(),
+		per1k(r.walhook), per1k(r.receiver), per1k(r.postgres), r.rssMB, r.recvMB, r.extra, r.load)
+}
