@@ -269,7 +269,7 @@ func (r *Relay) Run(ctx context.Context) error {
 	loops := lifecycle.New(ctx)
 	loops.Go(r.watchWebhooks)
 	if r.cfg.State.Retention > 0 {
-		loops.Go(r.pruneLoop)
+		loops.Every(pruneFirst, pruneEvery, r.prune)
 	}
 	if r.backfills != nil {
 		loops.Go(r.backfills.Run)

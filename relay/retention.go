@@ -13,20 +13,6 @@ const (
 	pruneBatch = 5000
 )
 
-func (r *Relay) pruneLoop(ctx context.Context) {
-	t := time.NewTimer(pruneFirst)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		r.prune(ctx)
-		t.Reset(pruneEvery)
-	}
-}
-
 // prune deletes what the retention lets go, a batch at a time.
 func (r *Relay) prune(ctx context.Context) {
 	before := time.Now().Add(-r.cfg.State.Retention)

@@ -115,10 +115,10 @@ func (d *Dispatcher) Start(ctx context.Context) error {
 	d.storeCtx, d.cancelStore = context.WithCancel(base)
 	d.loops = lifecycle.New(ctx)
 	d.persist.start(d.storeCtx)
-	d.loops.Go(d.paceLoop)
+	d.loops.Every(paceInterval, paceInterval, d.paceAll)
 	d.loops.Go(d.retryLoop)
-	d.loops.Go(d.health.loop)
-	d.loops.Go(d.sweepLoop)
+	d.loops.Every(healthRefresh, healthRefresh, d.health.refreshLogged)
+	d.loops.Every(sweepInterval, sweepInterval, d.sweepAll)
 	return nil
 }
 

@@ -44,18 +44,11 @@ func (h *healthCache) refresh(ctx context.Context) error {
 	return nil
 }
 
-func (h *healthCache) loop(ctx context.Context) {
-	t := time.NewTicker(healthRefresh)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			if err := h.refresh(ctx); err != nil && ctx.Err() == nil {
-				h.log.Warn().Err(err).Msg("refreshing endpoint health")
-			}
-		}
+// refreshLogged is refresh for the background loop: a failure is logged
+// and the cache keeps what it had.
+func (h *healthCache) refreshLogged(ctx context.Context) {
+	if err := h.refresh(ctx); err != nil && ctx.Err() == nil {
+		h.log.Warn().Err(err).Msg("refreshing endpoint health")
 	}
 }
 

@@ -22,24 +22,16 @@ const (
 	paceWarmup = 4
 )
 
-func (d *Dispatcher) paceLoop(ctx context.Context) {
-	t := time.NewTicker(paceInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		d.mu.Lock()
-		runners := make([]*runner, 0, len(d.runners))
-		for _, r := range d.runners {
-			runners = append(runners, r)
-		}
-		d.mu.Unlock()
-		for _, r := range runners {
-			d.pace(r)
-		}
+// paceAll paces every endpoint's queue; it runs every paceInterval.
+func (d *Dispatcher) paceAll(context.Context) {
+	d.mu.Lock()
+	runners := make([]*runner, 0, len(d.runners))
+	for _, r := range d.runners {
+		runners = append(runners, r)
+	}
+	d.mu.Unlock()
+	for _, r := range runners {
+		d.pace(r)
 	}
 }
 

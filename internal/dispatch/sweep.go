@@ -7,21 +7,13 @@ import (
 
 const sweepInterval = time.Second
 
-// sweepLoop returns blocked keys of ordered endpoints to the in-memory
-// path once the store has nothing pending for them.
-func (d *Dispatcher) sweepLoop(ctx context.Context) {
-	t := time.NewTicker(sweepInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		for _, r := range d.orderedRunners() {
-			if err := d.sweep(ctx, r); err != nil && ctx.Err() == nil {
-				d.log.Warn().Err(err).Str("endpoint_id", r.id).Msg("checking blocked ordering keys")
-			}
+// sweepAll returns blocked keys of ordered endpoints to the in-memory
+// path once the store has nothing pending for them; it runs every
+// sweepInterval.
+func (d *Dispatcher) sweepAll(ctx context.Context) {
+	for _, r := range d.orderedRunners() {
+		if err := d.sweep(ctx, r); err != nil && ctx.Err() == nil {
+			d.log.Warn().Err(err).Str("endpoint_id", r.id).Msg("checking blocked ordering keys")
 		}
 	}
 }

@@ -7,6 +7,7 @@ package lifecycle
 import (
 	"context"
 	"sync"
+	"time"
 )
 
 // Group owns a set of goroutines.
@@ -30,6 +31,25 @@ func (g *Group) Go(fn func(ctx context.Context)) {
 		defer g.wg.Done()
 		fn(g.ctx)
 	}()
+}
+
+// Every starts a loop owned by the group that calls fn once first has
+// passed and then again interval after each call returns, until the group
+// stops.
+func (g *Group) Every(first, interval time.Duration, fn func(ctx context.Context)) {
+	g.Go(func(ctx context.Context) {
+		t := time.NewTimer(first)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			fn(ctx)
+			t.Reset(interval)
+		}
+	})
 }
 
 // Context is the context the group's loops run with.

@@ -3,6 +3,7 @@ package lifecycle_test
 import (
 	"context"
 	"testing"
+	"time"
 
 	"go.uber.org/goleak"
 
@@ -45,4 +46,19 @@ func TestParentEndStopsLoops(t *testing.T) {
 	if g.Context().Err() == nil {
 		t.Fatal("the group's context is still live after its parent ended")
 	}
+}
+
+func TestEveryCallsUntilStopped(t *testing.T) {
+	g := lifecycle.New(context.Background())
+	calls := make(chan struct{})
+	g.Every(time.Millisecond, time.Millisecond, func(ctx context.Context) {
+		select {
+		case calls <- struct{}{}:
+		case <-ctx.Done():
+		}
+	})
+	for range 3 {
+		<-calls // called again after each call returns
+	}
+	g.StopAndWait() // returns only once the loop has ended (goleak checks it)
 }
