@@ -123,11 +123,17 @@ func (s *Store) ListBackfills(ctx context.Context, limit int) ([]Backfill, error
 
 // NextBackfill marks the oldest pending or running backfill running and
 // returns it; ErrNotFound when there is none.
+//
+// The status is tested again outside the subquery: when a pause or cancel
+// holds the row's lock, the update waits for it and then rechecks only
+// its own WHERE against the new row, never the subquery, so without that
+// test a paused backfill would be set running again.
 func (s *Store) NextBackfill(ctx context.Context) (Backfill, error) {
 	b, err := scanBackfill(s.pool.QueryRow(ctx, s.sql(`UPDATE {s}.backfills
 		SET status = 'running', started_at = coalesce(started_at, now()), updated_at = now()
 		WHERE id = (SELECT id FROM {s}.backfills WHERE status IN ('pending', 'running')
 			ORDER BY created_at, id LIMIT 1)
+		  AND status IN ('pending', 'running')
 		RETURNING `+backfillColumns)))
 	if err != nil {
 		return Backfill{}, fmt.Errorf("claiming the next backfill: %w", notFound(err))

@@ -2,8 +2,10 @@ package store
 
 import (
 	"errors"
+	"fmt"
 	"reflect"
 	"testing"
+	"time"
 )
 
 // TestBackfillLifecycle: backfills are claimed oldest first, record their
@@ -63,5 +65,60 @@ func TestBackfillLifecycle(t *testing.T) {
 	list, err := s.ListBackfills(ctx(t), 10)
 	if err != nil || len(list) != 2 || list[0].ID != second.ID {
 		t.Fatalf("ListBackfills = %d, %v; want both, newest first", len(list), err)
+	}
+}
+
+// TestNextBackfillRespectsAConcurrentPause: a pause that commits while
+// NextBackfill waits for the row's lock wins; the claim finds nothing
+// instead of setting the paused backfill running again (the recheck
+// after the lock applies the status condition, not only the id).
+func TestNextBackfillRespectsAConcurrentPause(t *testing.T) {
+	t.Parallel()
+	s, db := setup(t)
+	b, err := s.CreateBackfill(ctx(t), Backfill{Table: "public.items", IDSeed: "s1", ChunkSize: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The pause holds the row lock, uncommitted, while the claim runs.
+	pause, err := db.Pool.Begin(ctx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pause.Rollback(ctx(t))
+	if _, err := pause.Exec(ctx(t), s.sql(`UPDATE {s}.backfills SET status = 'paused' WHERE id = $1`), b.ID); err != nil {
+		t.Fatal(err)
+	}
+	claimed := make(chan error, 1)
+	go func() {
+		got, err := s.NextBackfill(ctx(t))
+		if err == nil {
+			err = fmt.Errorf("claimed %s (%s)", got.ID, got.Status)
+		}
+		claimed <- err
+	}()
+	// Wait until the claim is blocked on the row lock, then commit.
+	for {
+		var waiting bool
+		if err := db.Pool.QueryRow(ctx(t), `SELECT EXISTS (SELECT 1 FROM pg_stat_activity
+			WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%backfills%')`).Scan(&waiting); err != nil {
+			t.Fatal(err)
+		}
+		if waiting {
+			break
+		}
+		select {
+		case err := <-claimed:
+			t.Fatalf("NextBackfill returned before the pause committed: %v", err)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	if err := pause.Commit(ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-claimed; !errors.Is(err, ErrNotFound) {
+		t.Fatalf("NextBackfill after a concurrent pause: %v, want ErrNotFound", err)
+	}
+	if st, err := s.BackfillStatusOf(ctx(t), b.ID); err != nil || st != BackfillPaused {
+		t.Fatalf("status = %v, %v; want paused", st, err)
 	}
 }
