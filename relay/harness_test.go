@@ -121,7 +121,11 @@ func runConfig(t testing.TB, db *testenv.DB, src string, opts ...relay.Options) 
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	log := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)
-	if os.Getenv("WALHOOK_TEST_LOG") != "" {
+	switch os.Getenv("WALHOOK_TEST_LOG") {
+	case "":
+	case "stderr": // whole, unbuffered: benchmarks keep only part of their log
+		log = zerolog.New(os.Stderr).Level(zerolog.DebugLevel)
+	default:
 		log = log.Level(zerolog.DebugLevel)
 	}
 	r, err := relay.New(ctx, cfg, log, o)

@@ -6,7 +6,7 @@ import "time"
 // watermark, and live events that follow wait behind them; so the runner
 // sizes chunks to what the endpoints deliver in about chunkTarget.
 const (
-	chunkTarget  = 20 * time.Millisecond
+	chunkTarget  = 15 * time.Millisecond
 	minChunkSize = 50
 	// firstChunkSize is where sizing starts, before any chunk was timed.
 	firstChunkSize = 500
@@ -19,6 +19,9 @@ const (
 // of it.
 type chunkSizer struct {
 	size, max int
+	// perRow is how long a row took from its chunk's high watermark to
+	// being settled, smoothed; zero until a chunk was timed.
+	perRow time.Duration
 }
 
 func newChunkSizer(chunkSize, rate int) *chunkSizer {
@@ -40,6 +43,13 @@ func (c *chunkSizer) settled(rows int, took time.Duration) {
 	if rows == 0 || took <= 0 {
 		return
 	}
+	c.perRow = smooth(c.perRow, took/time.Duration(rows))
 	fit := int(float64(rows) * float64(chunkTarget) / float64(took))
 	c.size = min(max(fit, minChunkSize, 1), 2*c.size, c.max)
+}
+
+// expected is how long a chunk of rows should take to settle, from the
+// chunks timed so far; false before any was.
+func (c *chunkSizer) expected(rows int) (time.Duration, bool) {
+	return time.Duration(rows) * c.perRow, c.perRow > 0
 }

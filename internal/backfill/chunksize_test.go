@@ -8,16 +8,23 @@ import (
 func TestChunkSizer(t *testing.T) {
 	t.Parallel()
 	c := newChunkSizer(0, 0)
+	if _, ok := c.expected(100); ok {
+		t.Error("a sizer that timed no chunk claims to know how long one takes")
+	}
 	if c.size != firstChunkSize {
 		t.Fatalf("starts at %d, want %d", c.size, firstChunkSize)
 	}
-	c.settled(500, 100*time.Millisecond) // 5,000 rows/s: 100 rows fit in 20ms
-	if c.size != 100 {
-		t.Errorf("after a slow chunk: %d, want 100", c.size)
+	c.settled(500, 100*time.Millisecond) // 5,000 rows/s
+	fit := int(5000 * chunkTarget.Seconds())
+	if c.size != fit {
+		t.Errorf("after a slow chunk: %d, want %d (what 5,000 rows/s deliver in %s)", c.size, fit, chunkTarget)
 	}
-	c.settled(100, time.Millisecond) // very fast: grows, at most double
-	if c.size != 200 {
-		t.Errorf("after a fast chunk: %d, want 200 (doubling)", c.size)
+	if d, ok := c.expected(100); !ok || d != 20*time.Millisecond {
+		t.Errorf("100 rows are expected to take %s (%v), want 20ms", d, ok)
+	}
+	c.settled(fit, time.Millisecond) // very fast: grows, at most double
+	if c.size != 2*fit {
+		t.Errorf("after a fast chunk: %d, want %d (doubling)", c.size, 2*fit)
 	}
 	for i := 0; i < 10; i++ {
 		c.settled(c.size, time.Millisecond)

@@ -23,10 +23,12 @@ const (
 	// maxChunkSize bounds the rows of one chunk held in memory.
 	maxChunkSize = 50000
 	// maxUnsettled is how many chunks may be emitted and not yet settled
-	// when the next one's rows go out. One: the next chunk is read while
-	// the previous one is delivered, and its rows join the stream once the
-	// previous chunk is settled, so live events queue behind at most about
-	// one chunk of backfilled rows.
+	// when the next one's high watermark is written. One: the next chunk
+	// is read while the previous one is delivered, and its rows join the
+	// stream as the previous chunk finishes (the runner writes the high
+	// watermark that long ahead of the previous chunk's expected end, see
+	// beforeHigh), so live events queue behind about one chunk of
+	// backfilled rows.
 	maxUnsettled = 1
 	// defaultHighTimeout is how long a runner waits for its high watermark
 	// to come through the stream before it reads the chunk again.
@@ -156,6 +158,7 @@ func permanent(err error) bool {
 // unsettled is a chunk emitted and not yet settled.
 type unsettled struct {
 	end      cdc.LSN
+	settled  *settleWaiter // closed once end is settled
 	lastKey  []string
 	done     int64
 	sent     int64
@@ -208,8 +211,8 @@ func (r *Runner) run(ctx context.Context, b store.Backfill) (err error) {
 		pacedFrom = time.Now()
 		pacedRows int64
 	)
-	// record notes the chunks settled so far (waiting for them all with
-	// wait), writes the newest one's progress to the store when flush is
+	// record notes the chunks settled so far (waiting until at most keep
+	// are not), writes the newest one's progress to the store when flush is
 	// set or progressEvery has passed, and returns the status the API left
 	// (read at most every progressEvery, or at each write).
 	var (
@@ -218,20 +221,20 @@ func (r *Runner) run(ctx context.Context, b store.Backfill) (err error) {
 		checkedAt time.Time
 		status    = store.BackfillRunning
 	)
-	record := func(wait, flush bool) (store.BackfillStatus, error) {
+	record := func(keep int, flush bool) (store.BackfillStatus, error) {
 		for len(pending) > 0 {
 			p := pending[0]
-			if !r.opts.Stage.isSettled(p.end) {
-				if !wait {
+			if !p.settled.settled() {
+				if len(pending) <= keep {
 					break
 				}
 				select {
 				case <-ctx.Done():
 					return "", ctx.Err()
-				case <-r.opts.Stage.settledAt(p.end):
+				case <-p.settled.done:
 				}
 			}
-			sizer.settled(p.rows, time.Since(p.emitted))
+			sizer.settled(p.rows, p.settled.at.Sub(p.emitted))
 			toWrite = &p
 			pending = pending[1:]
 		}
@@ -261,16 +264,23 @@ func (r *Runner) run(ctx context.Context, b store.Backfill) (err error) {
 		return status, nil
 	}
 
+	// lead is how long a chunk's high watermark takes to bring its rows to
+	// the dispatcher (see beforeHigh), smoothed.
+	var lead time.Duration
 	for {
-		last := len(pending) > 0 && pending[len(pending)-1].finished
-		st, err := record(last, last)
+		keep := len(pending)
+		last := keep > 0 && pending[keep-1].finished
+		if last {
+			keep = 0
+		}
+		st, err := record(keep, last)
 		if err != nil {
 			return err
 		}
 		if st != store.BackfillRunning {
 			if st == store.BackfillPaused || st == store.BackfillCancelled {
 				// Chunks already emitted go out; record them before stopping.
-				if _, err := record(true, true); err != nil {
+				if _, err := record(0, true); err != nil {
 					return err
 				}
 				log.Info().Str("status", string(st)).Int64("rows_done", done).Msg("backfill stopped")
@@ -286,10 +296,31 @@ func (r *Runner) run(ctx context.Context, b store.Backfill) (err error) {
 				}
 			}
 		}
-		// Before the chunk's high watermark, make room: record what
+		// Before the chunk's high watermark, make room: wait for the
+		// chunks before the newest to settle, and for the newest until
+		// about lead before it should be (so its successor's rows arrive
+		// as it finishes, not a watermark's round trip later); record what
 		// settled, and stop if the API paused or cancelled meanwhile.
 		beforeHigh := func() (bool, error) {
-			st, err := record(len(pending) >= maxUnsettled, false)
+			if _, err := record(maxUnsettled, false); err != nil {
+				return false, err
+			}
+			if len(pending) > 0 {
+				// Until a chunk was timed, wait for it to settle.
+				p, timeout := pending[0], (<-chan time.Time)(nil)
+				if took, ok := sizer.expected(p.rows); ok {
+					timer := time.NewTimer(time.Until(p.emitted.Add(took - lead)))
+					defer timer.Stop()
+					timeout = timer.C
+				}
+				select {
+				case <-ctx.Done():
+					return false, ctx.Err()
+				case <-p.settled.done:
+				case <-timeout:
+				}
+			}
+			st, err := record(len(pending), false)
 			return err == nil && st == store.BackfillRunning, err
 		}
 		size := sizer.size
@@ -323,8 +354,9 @@ func (r *Runner) run(ctx context.Context, b store.Backfill) (err error) {
 		if res.last != nil {
 			after = res.last
 		}
-		pending = append(pending, unsettled{end: res.end, lastKey: after, done: done, sent: sent, finished: res.read < size,
-			emitted: time.Now(), rows: res.emitted})
+		pending = append(pending, unsettled{end: res.end, settled: r.opts.Stage.watch(res.end), lastKey: after, done: done,
+			sent: sent, finished: res.read < size, emitted: time.Now(), rows: res.emitted})
+		lead = smooth(lead, res.phases[3]+res.phases[4])
 		r.mu.Lock()
 		prog.RowsRead, prog.RowsSent = done, sent
 		r.mu.Unlock()
@@ -421,4 +453,13 @@ func (r *Runner) fail(ctx context.Context, b store.Backfill, err error) error {
 		return serr
 	}
 	return nil
+}
+
+// smooth folds sample into an exponentially weighted average (a quarter
+// weight for the new sample); the first sample is taken as it is.
+func smooth(avg, sample time.Duration) time.Duration {
+	if avg == 0 {
+		return sample
+	}
+	return avg + (sample-avg)/4
 }

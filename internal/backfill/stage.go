@@ -3,6 +3,7 @@ package backfill
 import (
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/walhook/walhook/cdc"
 	"github.com/walhook/walhook/internal/event"
@@ -23,12 +24,25 @@ type Stage struct {
 	settled cdc.LSN
 	// settleWaiters are runners waiting for the settled position to reach
 	// a LSN.
-	settleWaiters []settleWaiter
+	settleWaiters []*settleWaiter
 }
 
+// settleWaiter is closed once the settled position reaches lsn; at is
+// when, and may be read once done is closed.
 type settleWaiter struct {
 	lsn  cdc.LSN
 	done chan struct{}
+	at   time.Time
+}
+
+// settled reports, without waiting, whether w is closed.
+func (w *settleWaiter) settled() bool {
+	select {
+	case <-w.done:
+		return true
+	default:
+		return false
+	}
 }
 
 // Target is what the events of a backfill's rows are and where they go.
@@ -77,6 +91,7 @@ func (s *Stage) Intercept(tx cdc.Transaction) (out cdc.Transaction, handedOver f
 // held. It takes only the stage's own (leaf) lock, closes channels and
 // never blocks.
 func (s *Stage) Settled(lsn cdc.LSN) {
+	now := time.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if lsn <= s.settled {
@@ -86,6 +101,7 @@ func (s *Stage) Settled(lsn cdc.LSN) {
 	kept := s.settleWaiters[:0]
 	for _, w := range s.settleWaiters {
 		if w.lsn <= lsn {
+			w.at = now
 			close(w.done)
 		} else {
 			kept = append(kept, w)
@@ -95,24 +111,19 @@ func (s *Stage) Settled(lsn cdc.LSN) {
 	s.settleWaiters = kept
 }
 
-// isSettled reports whether the settled position reached lsn.
-func (s *Stage) isSettled(lsn cdc.LSN) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return lsn <= s.settled
-}
-
-// settledAt returns a channel closed once the settled position reaches lsn.
-func (s *Stage) settledAt(lsn cdc.LSN) <-chan struct{} {
-	done := make(chan struct{})
+// watch returns a waiter closed once the settled position reaches lsn (at
+// once when it has).
+func (s *Stage) watch(lsn cdc.LSN) *settleWaiter {
+	w := &settleWaiter{lsn: lsn, done: make(chan struct{})}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if lsn <= s.settled {
-		close(done)
-		return done
+		w.at = time.Now()
+		close(w.done)
+		return w
 	}
-	s.settleWaiters = append(s.settleWaiters, settleWaiter{lsn: lsn, done: done})
-	return done
+	s.settleWaiters = append(s.settleWaiters, w)
+	return w
 }
 
 // openWindow registers a chunk's window before its low watermark is

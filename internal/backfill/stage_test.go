@@ -2,6 +2,7 @@ package backfill
 
 import (
 	"testing"
+	"time"
 
 	"github.com/walhook/walhook/cdc"
 	"github.com/walhook/walhook/internal/event"
@@ -60,17 +61,19 @@ func TestStageAppliesWindowAndTargets(t *testing.T) {
 func TestStageSettled(t *testing.T) {
 	t.Parallel()
 	s := NewStage()
-	at := s.settledAt(30)
+	w := s.watch(30)
 	s.Settled(20)
-	select {
-	case <-at:
+	if w.settled() {
 		t.Fatal("settled at 20 released a wait for 30")
-	default:
 	}
+	before := time.Now()
 	s.Settled(30)
-	<-at
-	if !s.isSettled(25) || s.isSettled(31) {
-		t.Error("isSettled disagrees with Settled(30)")
+	<-w.done
+	if w.at.Before(before) {
+		t.Errorf("settled at %v, before Settled(30) was called at %v", w.at, before)
 	}
-	<-s.settledAt(10) // already settled: closed at once
+	if !s.watch(25).settled() || s.watch(31).settled() {
+		t.Error("watch disagrees with Settled(30)")
+	}
+	<-s.watch(10).done // already settled: closed at once
 }

@@ -6,7 +6,7 @@
 // walhook, the receiver and all Postgres processes, and peak RSS.
 //
 //	go run ./testenv/bench                       # every scenario
-//	go run ./testenv/bench -scenario drain       # one (drain, fanout, slow, ratelimited, latency, dead)
+//	go run ./testenv/bench -scenario drain       # one (drain, fanout, slow, ratelimited, latency, dead, backfill)
 //	go run ./testenv/bench -scenario dead -dead-rows 1000000
 //
 // Results go to stdout as Markdown table rows with the load average beside
@@ -29,16 +29,20 @@ import (
 )
 
 type options struct {
-	scenario  string
-	rows      int
-	slowRows  int
-	rateRows  int
-	deadRows  int
-	latencyS  int
-	binary    string
-	pprofAddr string
-	endpoint  string
-	timeout   time.Duration
+	scenario string
+	rows     int
+	slowRows int
+	rateRows int
+	deadRows int
+	latencyS int
+	// backfillRows is the table size of the backfill scenario.
+	backfillRows int
+	binary       string
+	pprofAddr    string
+	logLevel     string
+	logDir       string
+	endpoint     string
+	timeout      time.Duration
 }
 
 func main() {
@@ -50,15 +54,18 @@ func main() {
 		return
 	}
 	var o options
-	flag.StringVar(&o.scenario, "scenario", "all", "drain, fanout, slow, ratelimited, latency, dead or all (comma-separated list allowed)")
+	flag.StringVar(&o.scenario, "scenario", "all", "drain, fanout, slow, ratelimited, latency, dead, backfill or all (comma-separated list allowed)")
 	flag.IntVar(&o.rows, "rows", 50_000, "drain: backlog rows (100 inserts per transaction)")
 	flag.IntVar(&o.slowRows, "slow-rows", 20_000, "slow: backlog rows for the 50 ms endpoint")
 	flag.IntVar(&o.rateRows, "rate-rows", 3_000, "ratelimited: backlog rows for the endpoint taking 200 requests/s")
 	flag.IntVar(&o.deadRows, "dead-rows", 200_000, "dead: backlog rows drained to a dead endpoint (1000000 for the full figure)")
 	flag.IntVar(&o.latencyS, "latency-seconds", 10, "latency: seconds of 1,000 rows/s")
+	flag.IntVar(&o.backfillRows, "backfill-rows", 1_000_000, "backfill: rows in the table backfilled")
 	flag.StringVar(&o.binary, "binary", "", "walhook binary to run (default: go build ./cmd/walhook)")
 	flag.StringVar(&o.endpoint, "endpoint-attrs", "", `extra attributes of the "bench" endpoint, for experiments (e.g. "concurrency = 64"); results with it are not the default config`)
 	flag.DurationVar(&o.timeout, "timeout", 10*time.Minute, "longest wait for a scenario's deliveries; an unfinished scenario reports what arrived")
+	flag.StringVar(&o.logLevel, "log-level", "warn", "walhook's --log-level")
+	flag.StringVar(&o.logDir, "log-dir", "", "keep walhook's logs in this directory (default: a temporary one, removed at the end)")
 	flag.StringVar(&o.pprofAddr, "pprof", "", "serve walhook's pprof on this address (WALHOOK_PPROF_ADDR), e.g. 127.0.0.1:6060")
 	flag.Parse()
 	if err := run(o); err != nil {
@@ -107,8 +114,9 @@ func run(o options) error {
 		"ratelimited": b.rateLimited,
 		"latency":     b.latency,
 		"dead":        b.dead,
+		"backfill":    b.backfill,
 	}
-	order := []string{"drain", "fanout", "slow", "ratelimited", "latency", "dead"}
+	order := []string{"drain", "fanout", "slow", "ratelimited", "latency", "dead", "backfill"}
 	if o.scenario != "all" {
 		order = strings.Split(o.scenario, ",")
 	}

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -39,12 +40,17 @@ type receiverStats struct {
 	P50ms          float64 `json:"p50_ms"` // commit-to-delivery (body timestamp to receipt)
 	P99ms          float64 `json:"p99_ms"`
 	MaxMs          float64 `json:"max_ms"`
+	// ByType counts the distinct deliveries verified per event type.
+	ByType map[string]int `json:"by_type"`
 }
 
 type receiver struct {
 	hooks     map[string]*standardwebhooks.Webhook
 	delay     time.Duration
 	perSecond int // above it answer 429 with Retry-After: 1; 0: no limit
+	// latencyType, when set, limits the latencies recorded to events of
+	// that type.
+	latencyType string
 
 	mu      sync.Mutex
 	seen    map[string]struct{}
@@ -56,9 +62,11 @@ type receiver struct {
 	waiters []waiter
 }
 
+// waiter waits for n distinct deliveries, of type typ when it is set.
 type waiter struct {
-	n  int
-	ch chan struct{}
+	n   int
+	typ string
+	ch  chan struct{}
 }
 
 func runReceiver(args []string) error {
@@ -66,6 +74,7 @@ func runReceiver(args []string) error {
 	secrets := fs.String("secrets", "", "JSON file: endpoint name -> whsec_ secret")
 	delay := fs.Duration("delay", 0, "answer every request after this long")
 	perSecond := fs.Int("rate", 0, "answer 429 (Retry-After: 1) beyond this many requests per second")
+	latencyType := fs.String("latency-type", "", "record commit-to-delivery latencies of this event type only")
 	_ = fs.Parse(args)
 	raw, err := os.ReadFile(*secrets)
 	if err != nil {
@@ -75,7 +84,8 @@ func runReceiver(args []string) error {
 	if err := json.Unmarshal(raw, &byName); err != nil {
 		return fmt.Errorf("parsing secrets: %w", err)
 	}
-	r := &receiver{hooks: map[string]*standardwebhooks.Webhook{}, delay: *delay, perSecond: *perSecond, seen: map[string]struct{}{}}
+	r := &receiver{hooks: map[string]*standardwebhooks.Webhook{}, delay: *delay, perSecond: *perSecond, latencyType: *latencyType,
+		seen: map[string]struct{}{}, stats: receiverStats{ByType: map[string]int{}}}
 	for name, s := range byName {
 		wh, err := standardwebhooks.NewWebhook(s)
 		if err != nil {
@@ -146,6 +156,7 @@ func (r *receiver) hook(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	var ev struct {
+		Type      string    `json:"type"`
 		Timestamp time.Time `json:"timestamp"`
 	}
 	_ = json.Unmarshal(body, &ev)
@@ -162,7 +173,10 @@ func (r *receiver) hook(w http.ResponseWriter, req *http.Request) {
 	} else {
 		r.seen[key] = struct{}{}
 		r.stats.Received++
-		r.lat = append(r.lat, now.Sub(ev.Timestamp))
+		r.stats.ByType[ev.Type]++
+		if r.latencyType == "" || ev.Type == r.latencyType {
+			r.lat = append(r.lat, now.Sub(ev.Timestamp))
+		}
 		r.wakeLocked()
 	}
 	r.mu.Unlock()
@@ -173,7 +187,7 @@ func (r *receiver) hook(w http.ResponseWriter, req *http.Request) {
 func (r *receiver) wakeLocked() {
 	kept := r.waiters[:0]
 	for _, wt := range r.waiters {
-		if r.stats.Received >= wt.n {
+		if r.countLocked(wt.typ) >= wt.n {
 			close(wt.ch)
 		} else {
 			kept = append(kept, wt)
@@ -182,20 +196,30 @@ func (r *receiver) wakeLocked() {
 	r.waiters = kept
 }
 
-// wait answers once n distinct deliveries arrived (200) or after timeout
-// (408), with the stats.
+// countLocked is how many distinct deliveries arrived, of type typ when it
+// is set.
+func (r *receiver) countLocked(typ string) int {
+	if typ == "" {
+		return r.stats.Received
+	}
+	return r.stats.ByType[typ]
+}
+
+// wait answers once n distinct deliveries arrived (of the event type
+// "type" when given) (200) or after timeout (408), with the stats.
 func (r *receiver) wait(w http.ResponseWriter, req *http.Request) {
 	n, _ := strconv.Atoi(req.URL.Query().Get("n"))
+	typ := req.URL.Query().Get("type")
 	timeout, err := time.ParseDuration(req.URL.Query().Get("timeout"))
 	if err != nil {
 		timeout = 10 * time.Minute
 	}
 	ch := make(chan struct{})
 	r.mu.Lock()
-	if r.stats.Received >= n {
+	if r.countLocked(typ) >= n {
 		close(ch)
 	} else {
-		r.waiters = append(r.waiters, waiter{n: n, ch: ch})
+		r.waiters = append(r.waiters, waiter{n: n, typ: typ, ch: ch})
 	}
 	r.mu.Unlock()
 	t := time.NewTimer(timeout)
@@ -213,6 +237,7 @@ func (r *receiver) wait(w http.ResponseWriter, req *http.Request) {
 func (r *receiver) snapshot() receiverStats {
 	r.mu.Lock()
 	s := r.stats
+	s.ByType = maps.Clone(r.stats.ByType)
 	lat := slices.Clone(r.lat)
 	r.mu.Unlock()
 	if len(lat) > 0 {

@@ -78,37 +78,16 @@ func (b *bench) fanout(ctx context.Context) (result, error) {
 		return result{}, err
 	}
 	defer e.stop(ctx)
-	admin, err := freeAddr()
-	if err != nil {
-		return result{}, err
-	}
-	token := newSecret()
-	if err := e.config(e.hookURL("bench"), fmt.Sprintf(`admin {
-  listen         = %q
-  token          = %q
+	admin, err := e.startWithAdmin(ctx, `
   allow_networks = ["127.0.0.0/8"]
-  allow_http     = true
-}`, admin, token)); err != nil {
-		return result{}, err
-	}
-	if err := e.startWalhook(); err != nil {
-		return result{}, err
-	}
-	if err := waitHTTP(ctx, "http://"+admin+"/readyz", time.Minute); err != nil {
+  allow_http     = true`, "")
+	if err != nil {
 		return result{}, err
 	}
 	for _, n := range hookNames(hooks) {
 		body, _ := json.Marshal(map[string]any{"url": e.hookURL(n), "events": []string{"*"}, "secret": secrets[n]})
-		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+admin+"/v1/webhooks", bytes.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+token)
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
+		if err := admin.post(ctx, "/v1/webhooks", body); err != nil {
 			return result{}, fmt.Errorf("registering webhook %s: %w", n, err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusCreated {
-			return result{}, fmt.Errorf("registering webhook %s: status %d", n, resp.StatusCode)
 		}
 	}
 	m := e.startMeter()
@@ -120,6 +99,48 @@ func (b *bench) fanout(ctx context.Context) (result, error) {
 	res := m.finish(want)
 	res.extra = fmt.Sprintf("%d requests", s.Requests)
 	return res, err
+}
+
+// adminAPI is a running walhook's admin listener.
+type adminAPI struct{ addr, token string }
+
+// startWithAdmin writes the config with an admin block (its attributes
+// beside listen and token) and extra HCL, starts walhook and waits until
+// it is ready.
+func (e *runEnv) startWithAdmin(ctx context.Context, attrs, extra string) (adminAPI, error) {
+	addr, err := freeAddr()
+	if err != nil {
+		return adminAPI{}, err
+	}
+	a := adminAPI{addr: addr, token: newSecret()}
+	if err := e.config(e.hookURL("bench"), fmt.Sprintf(`admin {
+  listen = %q
+  token  = %q
+  %s
+}
+%s`, a.addr, a.token, attrs, extra)); err != nil {
+		return adminAPI{}, err
+	}
+	if err := e.startWalhook(); err != nil {
+		return adminAPI{}, err
+	}
+	return a, waitHTTP(ctx, "http://"+a.addr+"/readyz", time.Minute)
+}
+
+// post sends body to path and wants 201 Created.
+func (a adminAPI) post(ctx context.Context, path string, body []byte) error {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+a.addr+path, bytes.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+a.token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		return fmt.Errorf("POST %s: status %d", path, resp.StatusCode)
+	}
+	return nil
 }
 
 // waitHTTP polls url until it answers 200.
@@ -159,19 +180,32 @@ func (b *bench) latency(ctx context.Context) (result, error) {
 	if err := e.waitSlotActive(ctx); err != nil {
 		return result{}, err
 	}
+	const rate = 1000
+	total := rate * b.o.latencyS
+	m := e.startMeter()
+	if _, err := e.writeLive(ctx, rate, total, nil); err != nil {
+		return result{}, err
+	}
+	s, err := e.waitReceived(ctx, total, time.Minute)
+	res := m.finish(total)
+	res.extra = fmt.Sprintf("commit-to-delivery p50 %.1f ms, p99 %.1f ms, max %.1f ms", s.P50ms, s.P99ms, s.MaxMs)
+	return res, err
+}
+
+// writeLive inserts contacts at rate rows a second, one row per
+// transaction committed synchronously by 4 writers, until it wrote total
+// rows (when total > 0) or stop is closed; it returns how many it wrote.
+func (e *runEnv) writeLive(ctx context.Context, rate, total int, stop <-chan struct{}) (int, error) {
 	pcfg, err := pgxpool.ParseConfig(e.db)
 	if err != nil {
-		return result{}, err
+		return 0, err
 	}
 	pcfg.ConnConfig.RuntimeParams["synchronous_commit"] = "on"
 	writers, err := pgxpool.NewWithConfig(ctx, pcfg)
 	if err != nil {
-		return result{}, err
+		return 0, err
 	}
 	defer writers.Close()
-	const rate = 1000
-	total := rate * b.o.latencyS
-	m := e.startMeter()
 	work := make(chan int, rate)
 	var wg sync.WaitGroup
 	errs := make(chan error, 4)
@@ -189,23 +223,27 @@ func (b *bench) latency(ctx context.Context) (result, error) {
 			}
 		}()
 	}
-	tick := time.NewTicker(time.Second / rate)
-	for j := 0; j < total; j++ {
-		<-tick.C
-		work <- j
+	tick := time.NewTicker(time.Second / time.Duration(rate))
+	written := 0
+loop:
+	for total <= 0 || written < total {
+		select {
+		case <-stop:
+			break loop
+		case <-tick.C:
+			work <- written
+			written++
+		}
 	}
 	tick.Stop()
 	close(work)
 	wg.Wait()
 	select {
 	case err := <-errs:
-		return result{}, fmt.Errorf("writing: %w", err)
+		return written, fmt.Errorf("writing: %w", err)
 	default:
 	}
-	s, err := e.waitReceived(ctx, total, time.Minute)
-	res := m.finish(total)
-	res.extra = fmt.Sprintf("commit-to-delivery p50 %.1f ms, p99 %.1f ms, max %.1f ms", s.P50ms, s.P99ms, s.MaxMs)
-	return res, err
+	return written, nil
 }
 
 func (e *runEnv) waitSlotActive(ctx context.Context) error {

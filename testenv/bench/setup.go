@@ -12,6 +12,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -136,8 +137,8 @@ endpoint "bench" {
 
 // startWalhook runs `walhook run` on the config.
 func (e *runEnv) startWalhook() error {
-	e.walhook = exec.Command(e.b.o.binary, "run", "-c", e.cfgPath, "--log-level", "warn")
-	logf, err := os.Create(filepath.Join(e.b.work, e.name+".log"))
+	e.walhook = exec.Command(e.b.o.binary, "run", "-c", e.cfgPath, "--log-level", e.b.o.logLevel)
+	logf, err := os.Create(e.logPath())
 	if err != nil {
 		return err
 	}
@@ -147,6 +148,15 @@ func (e *runEnv) startWalhook() error {
 		e.walhook.Env = append(e.walhook.Env, "WALHOOK_PPROF_ADDR="+e.b.o.pprofAddr)
 	}
 	return e.walhook.Start()
+}
+
+// logPath is where walhook's log goes.
+func (e *runEnv) logPath() string {
+	dir := e.b.o.logDir
+	if dir == "" {
+		dir = e.b.work
+	}
+	return filepath.Join(dir, e.name+".log")
 }
 
 // stop ends walhook and the receiver and drops the database.
@@ -165,7 +175,7 @@ func (e *runEnv) stop(ctx context.Context) {
 		}
 	}
 	if e.walhook != nil {
-		if tail := logTail(filepath.Join(e.b.work, e.name+".log")); tail != "" {
+		if tail := logTail(e.logPath()); tail != "" {
 			fmt.Fprintf(os.Stderr, "walhook log (%s), last lines:\n%s\n", e.name, tail)
 		}
 	}
@@ -198,9 +208,15 @@ func (e *runEnv) backlog(ctx context.Context, n, perTx int) error {
 
 // waitReceived waits until the receiver verified n deliveries.
 func (e *runEnv) waitReceived(ctx context.Context, n int, timeout time.Duration) (receiverStats, error) {
+	return e.waitReceivedOf(ctx, "", n, timeout)
+}
+
+// waitReceivedOf waits until the receiver verified n deliveries of the
+// event type typ (of any type when it is empty).
+func (e *runEnv) waitReceivedOf(ctx context.Context, typ string, n int, timeout time.Duration) (receiverStats, error) {
 	var s receiverStats
-	url := fmt.Sprintf("http://%s/wait?n=%d&timeout=%s", e.recvAddr, n, timeout)
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	u := fmt.Sprintf("http://%s/wait?n=%d&timeout=%s&type=%s", e.recvAddr, n, timeout, url.QueryEscape(typ))
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return s, err
