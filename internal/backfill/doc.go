@@ -30,8 +30,12 @@
 //     did not.
 //
 // So for every key the events follow the order in which the row changed,
-// and the live stream never waits for more than one chunk (the Runner lets
-// a chunk's rows out only once the previous chunk is settled). A change of
+// and the live stream waits for little more than one chunk: the Runner
+// sizes chunks to about chunkTarget of delivery, and writes a chunk's high
+// watermark only once the chunks before the previous one are settled and
+// the previous one is about to be (its expected settling time less the
+// watermark's measured round trip through the stream), so the endpoint
+// never idles between chunks and at most two chunks are unsettled. A change of
 // the table the window cannot tie to one key (a truncate, or a delete whose
 // replica identity is not the primary key) makes the chunk read again.
 //

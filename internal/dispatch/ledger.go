@@ -86,6 +86,27 @@ func (l *ledger) divertLocked(s *keyState) {
 	l.toStoreLocked(s)
 }
 
+// takeDiverted takes the job at the head of q, if there is one, and
+// counts it as on its way to the store (the caller hands it to the
+// persister, which calls stored) in one step under the ledger's lock. A
+// lane's worker asks beginAttempt about the job behind it under the same
+// lock, so it finds the key blocked; were the job taken first and diverted
+// after, the worker could attempt the next delivery of its key in between.
+// The receive never waits (select with default), so the lock stays a leaf.
+func (l *ledger) takeDiverted(q chan *job) *job {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	select {
+	case j := <-q:
+		if j != nil {
+			l.divertLocked(l.state(j.key))
+		}
+		return j
+	default:
+		return nil
+	}
+}
+
 // beginAttempt is asked by a lane before a first attempt: true means
 // go ahead; false means an earlier delivery of the key went to the store
 // meanwhile, so this one was diverted and must be handed to the persister.

@@ -83,3 +83,38 @@ func TestLedgerForgetsIdleKeys(t *testing.T) {
 		t.Fatalf("ledger keeps %d entries after every delivery was accepted", n)
 	}
 }
+
+// TestLedgerTakeDivertedBlocksTheKeyAsItTakes: pacing takes a queued job
+// for the store and the ledger counts it as on its way there in the same
+// step, so the lane's worker, taking the next job of the key, is told to
+// divert it too rather than attempt it ahead of the first.
+func TestLedgerTakeDivertedBlocksTheKeyAsItTakes(t *testing.T) {
+	l := newLedger()
+	q := make(chan *job, 4)
+	for range 2 {
+		if !l.admit("a") {
+			t.Fatal("a key with nothing stored is refused memory")
+		}
+		q <- &job{key: "a"}
+	}
+	first := l.takeDiverted(q)
+	if first == nil || first.key != "a" {
+		t.Fatalf("took %v, want the head of the queue", first)
+	}
+	next := <-q
+	if l.beginAttempt(next.key) {
+		t.Fatal("the job behind one taken for the store was attempted ahead of it")
+	}
+	if got := l.takeDiverted(q); got != nil {
+		t.Fatalf("took %v from an empty queue", got)
+	}
+	close(q)
+	if got := l.takeDiverted(q); got != nil {
+		t.Fatalf("took %v from a closed queue", got)
+	}
+	l.stored("a")
+	l.stored("a")
+	if l.busy("a") {
+		t.Fatal("key busy once both writes ended")
+	}
+}

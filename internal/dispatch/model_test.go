@@ -61,7 +61,8 @@ func (rc *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rc.mu.Lock()
 	rc.attempts++
 	if rc.ordered && b.N > 1 && rc.accepted[b.Key] < b.N-1 {
-		rc.bad = append(rc.bad, fmt.Sprintf("%s: attempt of n=%d while n=%d is the last accepted", b.Key, b.N, rc.accepted[b.Key]))
+		rc.bad = append(rc.bad, fmt.Sprintf("%s: attempt of n=%d (its attempt %s) while n=%d is the last accepted",
+			b.Key, b.N, r.Header.Get("Webhook-Attempt"), rc.accepted[b.Key]))
 	}
 	rc.mu.Unlock()
 	if rc.faults.Load() {

@@ -71,11 +71,7 @@ func (d *Dispatcher) pace(r *runner) {
 
 	for _, q := range r.queues {
 		for int64(len(q)) > allowed {
-			var j *job
-			select {
-			case j = <-q:
-			default:
-			}
+			j := r.takeForStore(q)
 			if j == nil {
 				break
 			}
@@ -84,9 +80,25 @@ func (d *Dispatcher) pace(r *runner) {
 	}
 }
 
-// spill moves a queued job to the store, due now.
+// takeForStore takes the job at the head of q, without waiting; nil when
+// there is none. On an ordered endpoint the ledger counts it as on its way
+// to the store in the same step: the lane's worker may take the job behind
+// it at once, and must then find its key blocked.
+func (r *runner) takeForStore(q chan *job) *job {
+	if r.keys != nil {
+		return r.keys.takeDiverted(q)
+	}
+	select {
+	case j := <-q:
+		return j
+	default:
+		return nil
+	}
+}
+
+// spill moves a job taken by takeForStore to the store, due now.
 func (d *Dispatcher) spill(r *runner, j *job) {
 	<-d.inflight
 	d.obs.Overflowed(j.ep.ID)
-	d.storeFromMemory(r, j, item{d: newDelivery(j, store.StatusPending, ""), tx: j.tx, fresh: true})
+	d.persist.hand(d.storeCtx, item{d: newDelivery(j, store.StatusPending, ""), tx: j.tx, fresh: true, keys: r.keys})
 }
