@@ -63,11 +63,12 @@ func (r *Relay) endpointRuntime() map[string]console.EndpointRuntime {
 	return out
 }
 
-// requestHeaders rebuilds the headers an attempt of d was sent with: the
-// endpoint's headers (values of config endpoints masked, they may hold
-// credentials), the sender's and the signer's, timestamped at the attempt.
-// Signatures are not stored, so their values are masked too. Nil when the
-// endpoint is gone.
+// requestHeaders rebuilds the headers an attempt of d was sent with, for
+// attempts logged before migration 007 stored them: the endpoint's headers
+// (values of config endpoints masked, they may hold credentials), the
+// sender's and the signer's, timestamped at the attempt. Those signatures
+// were not stored, so their values are masked too. Nil when the endpoint
+// is gone.
 func (r *Relay) requestHeaders(d store.Delivery, a store.Attempt) http.Header {
 	ep := r.dispatcher.Endpoint(d.EndpointID)
 	if ep == nil {

@@ -110,8 +110,9 @@ func (s *server) answerDeliveries(w http.ResponseWriter, r *http.Request, f stor
 }
 
 // getDelivery answers GET /v1/deliveries/{id}: the delivery, every
-// attempt, and (when the relay can rebuild them) each attempt's request
-// headers.
+// attempt, and each attempt's request headers: as logged with the attempt,
+// or, for attempts logged without them (before migration 007), rebuilt by
+// the relay when it can.
 func (s *server) getDelivery(w http.ResponseWriter, r *http.Request) *apiError {
 	d, e := s.scopedDelivery(r)
 	if e != nil {
@@ -122,8 +123,11 @@ func (s *server) getDelivery(w http.ResponseWriter, r *http.Request) *apiError {
 		return s.internal(r, "listing attempts", err)
 	}
 	v := viewDelivery(d, attempts[d.ID])
-	if s.opts.RequestHeaders != nil {
-		for i, a := range attempts[d.ID] {
+	for i, a := range attempts[d.ID] {
+		switch {
+		case a.RequestHeaders != nil:
+			v.Attempts[i].RequestHeaders = a.RequestHeaders
+		case s.opts.RequestHeaders != nil:
 			v.Attempts[i].RequestHeaders = flatHeaders(s.opts.RequestHeaders(d, a))
 		}
 	}

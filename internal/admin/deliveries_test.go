@@ -37,6 +37,8 @@ type delivery struct {
 		Error      string  `json:"error"`
 		Response   string  `json:"response"`
 		DurationMS float64 `json:"duration_ms"`
+		// Single-delivery reads only.
+		RequestHeaders map[string]string `json:"request_headers"`
 	} `json:"attempts"`
 }
 

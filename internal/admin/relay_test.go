@@ -18,6 +18,7 @@ import (
 	"github.com/walhook/walhook/internal/metrics"
 	"github.com/walhook/walhook/internal/netguard"
 	"github.com/walhook/walhook/internal/rules"
+	"github.com/walhook/walhook/internal/signing"
 	"github.com/walhook/walhook/internal/store"
 	"github.com/walhook/walhook/internal/testkit"
 	"github.com/walhook/walhook/relay"
@@ -30,23 +31,36 @@ type switchable struct {
 	status   atomic.Int32
 	mu       sync.Mutex
 	answered map[int]int
-	arrived  chan int // each request's answered status
+	first    map[int]http.Header // the headers of the first request answered with each status
+	arrived  chan int            // each request's answered status
 }
 
 func newSwitchable(t *testing.T, status int) (*switchable, *httptest.Server) {
-	s := &switchable{answered: map[int]int{}, arrived: make(chan int, 100)}
+	s := &switchable{answered: map[int]int{}, first: map[int]http.Header{}, arrived: make(chan int, 100)}
 	s.status.Store(int32(status))
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.Copy(io.Discard, r.Body)
 		st := int(s.status.Load())
 		s.mu.Lock()
 		s.answered[st]++
+		if s.first[st] == nil {
+			s.first[st] = r.Header.Clone()
+		}
 		s.mu.Unlock()
 		w.WriteHeader(st)
 		s.arrived <- st
 	}))
 	t.Cleanup(srv.Close)
 	return s, srv
+}
+
+// headerOf turns a view's flat headers back into an http.Header.
+func headerOf(flat map[string]string) http.Header {
+	h := http.Header{}
+	for k, v := range flat {
+		h.Set(k, v)
+	}
+	return h
 }
 
 // await waits for a request answered with status.
@@ -149,6 +163,22 @@ event "contact.created" {
 	})
 	if first.Status != "pending" || first.Attempts[0].StatusCode != 503 || first.EventType != "contact.created" || first.Tenant != "1" {
 		t.Errorf("first delivery = %+v", first)
+	}
+	// The delivery's page shows the headers the attempt was sent with, as
+	// the endpoint received them: its signature verifies with the secret.
+	var one1 delivery
+	e.expect(e.do("GET", "/v1/deliveries/"+first.ID, nil), http.StatusOK).json(t, &one1)
+	shown := one1.Attempts[0].RequestHeaders
+	one.mu.Lock()
+	received := one.first[http.StatusServiceUnavailable]
+	one.mu.Unlock()
+	for _, name := range []string{"Webhook-Id", "Webhook-Timestamp", "Webhook-Signature", "Webhook-Attempt", "Content-Type", "User-Agent"} {
+		if shown[name] == "" || shown[name] != received.Get(name) {
+			t.Errorf("attempt shows %s %q, the endpoint received %q", name, shown[name], received.Get(name))
+		}
+	}
+	if err := signing.Verify(signing.StandardWebhooks, []string{hook.Secret}, headerOf(shown), one1.Payload, time.Now(), time.Hour); err != nil {
+		t.Errorf("the signature shown does not verify against the payload: %v", err)
 	}
 
 	// Retry through the API delivers again, now.

@@ -149,9 +149,10 @@ type attemptView struct {
 	OK          bool      `json:"ok"`
 	Error       string    `json:"error,omitempty"`
 	Response    string    `json:"response"`
-	// RequestHeaders are rebuilt from the endpoint as it is now, with the
-	// signature masked (signatures are not stored); single-delivery reads
-	// only.
+	// RequestHeaders are the headers the attempt was sent with,
+	// credentials masked; for attempts logged before migration 007, rebuilt
+	// from the endpoint as it is now with the signature masked.
+	// Single-delivery reads only.
 	RequestHeaders map[string]string `json:"request_headers,omitempty"`
 }
 

@@ -204,8 +204,14 @@ func TestConsoleInBrowser(t *testing.T) {
 		b.screenshot("deliveries")
 		b.run("opening it", chromedp.Click(chromedp.CSS("#deliveries-body tr[data-id]")))
 		b.waitText("#attempts", "database is down: connection refused")
+		// The headers as sent: the signature itself, the config file's
+		// header masked.
 		b.waitText("#attempts", "Webhook-Signature")
-		b.waitText("#attempts", "signature computed per attempt; not stored")
+		b.waitText("#attempts", "v1,")
+		b.waitText("#attempts", "(set in the config file)")
+		if value(b, "reading the attempts", chromedp.Evaluate[bool](`document.querySelector('#attempts').textContent.includes('sk_live_console_test')`)) {
+			t.Fatal("a config endpoint's header value is in the attempts")
+		}
 		b.waitText("#delivery-status", "failed")
 		b.screenshot("delivery-failed")
 

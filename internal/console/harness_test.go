@@ -92,6 +92,7 @@ endpoint "crm" {
   url    = %q
   events = ["contact.*", "deal.*"]
   secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+  headers = { "X-Api-Key" = "sk_live_console_test" }
   retry {
     schedule = ["200ms"]
   }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/walhook/walhook/internal/event"
@@ -25,6 +26,9 @@ type message struct {
 	// memo is shared by the first attempts of one event to several
 	// endpoints, so a shared secret signs a shared body once; nil: none.
 	memo *signing.Memo
+	// logged is set when the attempt is logged whatever its outcome (test
+	// events), so its request headers are kept.
+	logged bool
 }
 
 // errCanceled is an attempt cut short by our own shutdown: not the
@@ -79,8 +83,41 @@ func (d *Dispatcher) attempt(ctx context.Context, g *limit.Gate, ep *Endpoint, m
 	if !res.OK() {
 		a.Error = res.ErrorText()
 	}
+	if !res.OK() || m.logged || d.opts.LogAttempts {
+		// Only attempts that go to the log keep their headers: a
+		// successful first attempt is not logged by default.
+		a.RequestHeaders = loggedHeaders(ep, h)
+	}
 	d.obs.Attempted(a, m.tenant)
 	return a, res, nil
+}
+
+// What the attempts log shows instead of a header value that may be a
+// credential: a config endpoint's own headers (the config file may give
+// them secrets) and the credential headers of any endpoint (the sender
+// turns a URL's user:password into Authorization).
+const (
+	maskedConfig     = "(set in the config file)"
+	maskedCredential = "(credentials, not shown)"
+)
+
+// loggedHeaders is h, as sent, the way the attempts log keeps it: one value
+// per name (joined by ", "), credentials masked. The signature headers are
+// kept: they are not secret, and they let the endpoint's owner check their
+// verification against what was sent. h is only read: Send has returned.
+func loggedHeaders(ep *Endpoint, h http.Header) map[string]string {
+	out := make(map[string]string, len(h))
+	for k, vs := range h {
+		switch _, own := ep.Header[k]; {
+		case own && ep.Source == "config":
+			out[k] = maskedConfig
+		case k == "Authorization" || k == "Proxy-Authorization" || k == "Cookie":
+			out[k] = maskedCredential
+		default:
+			out[k] = strings.Join(vs, ", ")
+		}
+	}
+	return out
 }
 
 // SendTest sends ev (a webhook.test event) to ep now, even when ep is
@@ -98,7 +135,7 @@ func (d *Dispatcher) SendTest(ctx context.Context, ep *Endpoint, ev *event.Event
 		g = r.gate
 	}
 	d.mu.Unlock()
-	m := message{deliveryID: store.DeliveryID(ev.ID, ep.ID), id: ev.ID, typ: ev.Type, body: body, tenant: ev.Tenant, number: 1}
+	m := message{deliveryID: store.DeliveryID(ev.ID, ep.ID), id: ev.ID, typ: ev.Type, body: body, tenant: ev.Tenant, number: 1, logged: true}
 	a, _, err := d.attempt(ctx, g, ep, m)
 	if err != nil {
 		return store.Attempt{}, fmt.Errorf("sending a test event to %s: %w", ep.Name, ctx.Err())

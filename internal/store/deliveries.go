@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"time"
 
@@ -193,9 +194,9 @@ func (s *Store) Complete(ctx context.Context, d Delivery, a Attempt, outcome Out
 	RETURNING 1
 ), a AS (
 	INSERT INTO {s}.attempts (delivery_id, event_id, event_type, endpoint_id, number, attempted_at,
-		duration, status_code, error, response)
+		duration, status_code, error, response, request_headers)
 	VALUES ($1, $2, $3, $4, coalesce(nullif($15::int, 0), (SELECT attempts FROM d), $11), $16,
-		$17::bigint * interval '1 microsecond', $13, $14, $18)
+		$17::bigint * interval '1 microsecond', $13, $14, $18, nullif($21::text, '')::jsonb)
 	` + attemptOnce + `
 	RETURNING 1
 )
@@ -220,7 +221,7 @@ RETURNING ` + healthColumns)
 		int64(d.CommitLSN), string(outcome.Status), firstAttempts, timestamptz(outcome.NextAttemptAt),
 		a.StatusCode, a.Error,
 		a.Number, at, a.Duration.Microseconds(), a.Response,
-		outcome.Status == StatusDelivered, d.Position)
+		outcome.Status == StatusDelivered, d.Position, headersJSON(a.RequestHeaders))
 	h, err := scanHealth(row)
 	if err != nil {
 		return Health{}, fmt.Errorf("completing delivery %s: %w", id, err)
@@ -245,6 +246,7 @@ func (s *Store) logAttempts(ctx context.Context, db execer, ds []Delivery, as []
 		deliveryID, eventID, eventType, endpointID, errs, resp = make([]string, n), make([]string, n),
 			make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 		number, code = make([]int32, n), make([]int32, n)
+		headers      = make([]string, n)
 		at           = make([]time.Time, n)
 		dur          = make([]int64, n)
 	)
@@ -263,21 +265,35 @@ func (s *Store) logAttempts(ctx context.Context, db execer, ds []Delivery, as []
 		dur[i] = a.Duration.Microseconds()
 		code[i] = int32(a.StatusCode)
 		errs[i], resp[i] = a.Error, a.Response
+		headers[i] = headersJSON(a.RequestHeaders)
 	}
 	q := s.sql(`WITH d AS (` + insertDeliveries + `)
 INSERT INTO {s}.attempts (delivery_id, event_id, event_type, endpoint_id, number, attempted_at,
-	duration, status_code, error, response)
+	duration, status_code, error, response, request_headers)
 SELECT delivery_id, event_id, event_type, endpoint_id, number, attempted_at,
-	duration_us * interval '1 microsecond', status_code, error, response
+	duration_us * interval '1 microsecond', status_code, error, response, nullif(headers, '')::jsonb
 FROM unnest($16::text[], $17::text[], $18::text[], $19::text[], $20::int[], $21::timestamptz[],
-	$22::bigint[], $23::int[], $24::text[], $25::text[])
-	AS u(delivery_id, event_id, event_type, endpoint_id, number, attempted_at, duration_us, status_code, error, response)
+	$22::bigint[], $23::int[], $24::text[], $25::text[], $26::text[])
+	AS u(delivery_id, event_id, event_type, endpoint_id, number, attempted_at, duration_us, status_code, error, response, headers)
 ` + attemptOnce)
-	args := append(da.args(), deliveryID, eventID, eventType, endpointID, number, at, dur, code, errs, resp)
+	args := append(da.args(), deliveryID, eventID, eventType, endpointID, number, at, dur, code, errs, resp, headers)
 	if _, err := db.Exec(ctx, q, args...); err != nil {
 		return fmt.Errorf("logging %d attempts: %w", len(as), err)
 	}
 	return nil
+}
+
+// headersJSON is an attempt's request headers as a JSON object; empty
+// (stored as NULL) when none were recorded.
+func headersJSON(h map[string]string) string {
+	if h == nil {
+		return ""
+	}
+	b, err := json.Marshal(h)
+	if err != nil { // a map of strings always marshals
+		return ""
+	}
+	return string(b)
 }
 
 // attemptOnce makes logging an attempt idempotent (migration 003): a batch

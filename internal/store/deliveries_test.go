@@ -2,6 +2,7 @@ package store
 
 import (
 	"errors"
+	"reflect"
 	"testing"
 	"time"
 )
@@ -65,8 +66,9 @@ func TestCompleteTransitionsAndHealth(t *testing.T) {
 
 	t0 := time.Now().Add(-time.Minute).Truncate(time.Microsecond)
 	next := time.Now().Add(5 * time.Second).Truncate(time.Microsecond)
+	sent := map[string]string{"Webhook-Id": d.EventID, "Webhook-Signature": "v1,abc=", "X-Api-Key": "(set in the config file)"}
 	h, err := s.Complete(ctx(t), d, Attempt{Number: 1, AttemptedAt: t0, Duration: 1500 * time.Millisecond,
-		StatusCode: 500, Error: "500 Internal Server Error", Response: "boom"}, Outcome{Status: StatusPending, NextAttemptAt: next})
+		StatusCode: 500, Error: "500 Internal Server Error", Response: "boom", RequestHeaders: sent}, Outcome{Status: StatusPending, NextAttemptAt: next})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,6 +127,20 @@ func TestCompleteTransitionsAndHealth(t *testing.T) {
 		first.Duration != 1500*time.Millisecond || first.Response != "boom" || first.EventID != d.EventID ||
 		first.EventType != d.EventType || first.EndpointID != "cfg:a" || first.ID == 0 {
 		t.Fatalf("attempt rows: %+v", log)
+	}
+	// Request headers are kept as sent; an attempt that recorded none reads nil.
+	if !reflect.DeepEqual(first.RequestHeaders, sent) || log[1].RequestHeaders != nil || log[2].RequestHeaders != nil {
+		t.Fatalf("request headers: first %v, second %v, third %v", first.RequestHeaders, log[2].RequestHeaders, log[1].RequestHeaders)
+	}
+	// Through the batch path (first attempts logged by the persister) too.
+	logged := map[string]string{"Webhook-Attempt": "1", "Content-Type": "application/json"}
+	other := delivery(2, "cfg:a", "")
+	if err := s.WriteBatch(ctx(t), Batch{Deliveries: []Delivery{other}, Attempts: []Attempt{{DeliveryID: other.ID, EventID: other.EventID,
+		EventType: other.EventType, EndpointID: "cfg:a", Number: 1, AttemptedAt: t0, StatusCode: 503, Error: "503", RequestHeaders: logged}}}); err != nil {
+		t.Fatal(err)
+	}
+	if as, err := s.ListAttempts(ctx(t), []string{other.ID}); err != nil || len(as[other.ID]) != 1 || !reflect.DeepEqual(as[other.ID][0].RequestHeaders, logged) {
+		t.Fatalf("attempts logged by WriteBatch: %+v, %v", as, err)
 	}
 
 	// Exhausted: failed. Complete also stores a delivery it has not seen.

@@ -115,7 +115,7 @@ func (s *Store) ListAttempts(ctx context.Context, deliveryIDs []string) (map[str
 		return out, nil
 	}
 	rows, err := s.pool.Query(ctx, s.sql(`SELECT id, delivery_id, event_id, event_type, endpoint_id, number,
-		attempted_at, duration, status_code, error, response
+		attempted_at, duration, status_code, error, response, request_headers
 		FROM {s}.attempts WHERE delivery_id = ANY($1)
 		ORDER BY delivery_id, attempted_at DESC, id DESC`), deliveryIDs)
 	if err != nil {
@@ -124,9 +124,10 @@ func (s *Store) ListAttempts(ctx context.Context, deliveryIDs []string) (map[str
 	var a Attempt
 	var dur pgtype.Interval
 	_, err = pgx.ForEachRow(rows, []any{&a.ID, &a.DeliveryID, &a.EventID, &a.EventType, &a.EndpointID, &a.Number,
-		&a.AttemptedAt, &dur, &a.StatusCode, &a.Error, &a.Response}, func() error {
+		&a.AttemptedAt, &dur, &a.StatusCode, &a.Error, &a.Response, &a.RequestHeaders}, func() error {
 		a.Duration = time.Duration(dur.Microseconds+(int64(dur.Days)+int64(dur.Months)*30)*86400e6) * time.Microsecond
 		out[a.DeliveryID] = append(out[a.DeliveryID], a)
+		a.RequestHeaders = nil // the next row decodes into a map of its own
 		return nil
 	})
 	if err != nil {

@@ -60,6 +60,10 @@ type Attempt struct {
 	StatusCode  int    // 0 when no response came
 	Error       string // empty on success
 	Response    string // response body, truncated
+	// RequestHeaders are the headers the attempt was sent with, each name's
+	// values joined by ", " (the values of a config endpoint's own headers
+	// masked by the dispatcher); nil when not recorded.
+	RequestHeaders map[string]string
 }
 
 // OK reports whether the attempt was accepted (a 2xx answer).
