@@ -23,12 +23,15 @@ type ledger struct {
 	mu   sync.Mutex
 	keys map[string]*keyState
 	gen  uint64
+	// commits counts the writes that ended (stored), for committedSince.
+	commits uint64
 }
 
 type keyState struct {
-	inMemory int    // deliveries queued in a lane or being attempted
-	storing  int    // store writes handed to the persister, not yet committed
-	stored   uint64 // generation of the last write; 0 when none is pending
+	inMemory  int    // deliveries queued in a lane or being attempted
+	storing   int    // store writes handed to the persister, not yet committed
+	stored    uint64 // generation of the last write; 0 when none is pending
+	committed uint64 // the commits count at the key's last write that ended
 }
 
 func newLedger() *ledger { return &ledger{keys: map[string]*keyState{}} }
@@ -138,7 +141,28 @@ func (l *ledger) stored(key string) {
 	defer l.mu.Unlock()
 	s := l.state(key)
 	s.storing--
+	l.commits++
+	s.committed = l.commits
 	l.forget(key, s)
+}
+
+// commitCount is how many writes have ended so far; the retry loop reads
+// it before it claims (see committedSince).
+func (l *ledger) commitCount() uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.commits
+}
+
+// committedSince reports whether a write of key ended after commitCount
+// returned since. A claim whose snapshot was taken before that write
+// committed may have handed out a later delivery of the key as its first:
+// the caller asks the store again (Store.FirstOfKey) before attempting it.
+func (l *ledger) committedSince(key string, since uint64) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	s := l.keys[key]
+	return s != nil && s.committed > since
 }
 
 // busy reports whether a stored delivery of key must wait: something of

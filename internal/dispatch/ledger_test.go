@@ -118,3 +118,25 @@ func TestLedgerTakeDivertedBlocksTheKeyAsItTakes(t *testing.T) {
 		t.Fatal("key busy once both writes ended")
 	}
 }
+
+// TestLedgerCommittedSince: a write of a key that ends after the retry
+// loop read the commit count is reported, so the loop asks the store who
+// is first of the key before attempting what its claim returned.
+func TestLedgerCommittedSince(t *testing.T) {
+	l := newLedger()
+	if !l.admit("a") {
+		t.Fatal("a key with nothing stored is refused memory")
+	}
+	l.divert("a") // its first attempt failed: on its way to the store
+	since := l.commitCount()
+	if l.committedSince("a", since) || l.committedSince("b", since) {
+		t.Fatal("no write ended yet")
+	}
+	l.stored("a")
+	if !l.committedSince("a", since) {
+		t.Fatal("a write of the key ended after the count was read, and was not reported")
+	}
+	if l.committedSince("a", l.commitCount()) {
+		t.Fatal("a write that ended before the count was read is reported")
+	}
+}

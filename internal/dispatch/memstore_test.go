@@ -250,6 +250,20 @@ func (m *memStore) PendingKeys(ctx context.Context, endpointID string, keys []st
 	return out, nil
 }
 
+func (m *memStore) FirstOfKey(ctx context.Context, d store.Delivery) (bool, error) {
+	if err := m.fault(ctx); err != nil {
+		return false, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, e := range m.rows {
+		if e.Status == store.StatusPending && e.EndpointID == d.EndpointID && e.Key == d.Key && commitOrder(e, &d) < 0 {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
 func (m *memStore) AllHealth(ctx context.Context) ([]store.Health, error) {
 	if err := m.fault(ctx); err != nil {
 		return nil, err

@@ -30,6 +30,7 @@ func (d *Dispatcher) retryLoop(ctx context.Context) {
 			if free == 0 {
 				break
 			}
+			since := d.commitCounts() // before the claim's snapshot: see retry
 			cctx, cancel := context.WithTimeout(ctx, storeTimeout)
 			ds, err := d.store.ClaimDue(cctx, free, d.lease(), d.saturated())
 			cancel()
@@ -60,7 +61,7 @@ func (d *Dispatcher) retryLoop(ctx context.Context) {
 					if r != nil {
 						defer r.retrying.Add(-1)
 					}
-					d.retry(ctx, r, dl)
+					d.retry(ctx, r, dl, since[dl.EndpointID])
 				}()
 			}
 			if len(ds) < free {
@@ -141,9 +142,20 @@ func (d *Dispatcher) saturated() []string {
 	return ids
 }
 
+// commitCounts reads each ordered endpoint's ledger.commitCount.
+func (d *Dispatcher) commitCounts() map[string]uint64 {
+	runners := d.orderedRunners()
+	out := make(map[string]uint64, len(runners))
+	for _, r := range runners { // the ledger's lock is not taken under d.mu
+		out[r.id] = r.keys.commitCount()
+	}
+	return out
+}
+
 // retry makes one attempt of a stored delivery and records the outcome.
 // r is the endpoint's runner, nil when the endpoint no longer exists.
-func (d *Dispatcher) retry(ctx context.Context, r *runner, dl store.Delivery) {
+// since is r's ledger.commitCount read before the claim that returned dl.
+func (d *Dispatcher) retry(ctx context.Context, r *runner, dl store.Delivery, since uint64) {
 	bg := d.storeCtx
 	ep := d.Endpoint(dl.EndpointID)
 	now := time.Now()
@@ -151,11 +163,24 @@ func (d *Dispatcher) retry(ctx context.Context, r *runner, dl store.Delivery) {
 		d.complete(bg, nil, dl, store.Attempt{AttemptedAt: now, Error: "endpoint no longer exists; not sent"}, store.Outcome{Status: store.StatusFailed})
 		return
 	}
-	if r.keys != nil && dl.Key != "" && r.keys.busy(dl.Key) {
-		// An earlier delivery of this key is in memory or on its way to
-		// the store: wait for it.
-		d.postpone(bg, dl, now.Add(time.Second))
-		return
+	if r.keys != nil && dl.Key != "" {
+		if r.keys.busy(dl.Key) {
+			// An earlier delivery of this key is in memory or on its way
+			// to the store: wait for it.
+			d.postpone(bg, dl, now.Add(time.Second))
+			return
+		}
+		// Nothing of the key is in memory or on its way now, but a write
+		// of it may have committed after the claim's snapshot: an earlier
+		// delivery that went from memory to the store meanwhile, which
+		// the claim could not see. Then the store says who is first.
+		if r.keys.committedSince(dl.Key, since) {
+			first, err := d.store.FirstOfKey(bg, dl)
+			if err != nil || !first {
+				d.release(bg, dl)
+				return
+			}
+		}
 	}
 	if !ep.Active || d.health.disabledFresh(bg, ep.ID) {
 		d.complete(bg, ep, dl, store.Attempt{AttemptedAt: now, Error: "endpoint disabled; not sent"}, store.Outcome{Status: store.StatusFailed})

@@ -19,6 +19,7 @@ type Store interface {
 	Complete(ctx context.Context, d store.Delivery, a store.Attempt, out store.Outcome) (store.Health, error)
 	Postpone(ctx context.Context, id string, until time.Time) error
 	PendingKeys(ctx context.Context, endpointID string, keys []string) ([]string, error)
+	FirstOfKey(ctx context.Context, d store.Delivery) (bool, error)
 	AllHealth(ctx context.Context) ([]store.Health, error)
 	Health(ctx context.Context, endpointID string) (store.Health, error)
 	RecordHealth(ctx context.Context, endpointID string, ok bool, failures int, at time.Time) (store.Health, error)

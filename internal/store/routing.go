@@ -71,3 +71,18 @@ func (s *Store) Postpone(ctx context.Context, id string, until time.Time) error 
 	}
 	return nil
 }
+
+// FirstOfKey reports whether no pending delivery of d's endpoint and key
+// comes before d in commit order (commit LSN, position, seq): d is the one
+// ClaimDue would give for its key now.
+func (s *Store) FirstOfKey(ctx context.Context, d Delivery) (bool, error) {
+	var earlier bool
+	err := s.pool.QueryRow(ctx, s.sql(`SELECT EXISTS (SELECT 1 FROM {s}.deliveries e
+		WHERE e.status = 'pending' AND e.endpoint_id = $1 AND e.key = $2
+		  AND (e.commit_lsn, e.position, e.seq) < ($3, $4, $5))`),
+		d.EndpointID, d.Key, int64(d.CommitLSN), d.Position, d.Seq).Scan(&earlier)
+	if err != nil {
+		return false, fmt.Errorf("checking the order of delivery %s: %w", d.ID, err)
+	}
+	return !earlier, nil
+}

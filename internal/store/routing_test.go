@@ -80,3 +80,27 @@ func TestRecordHealthPendingKeysPostpone(t *testing.T) {
 		t.Fatalf("postponed delivery: %+v", got)
 	}
 }
+
+// TestFirstOfKey: a delivery is first of its key while no pending delivery
+// of the same endpoint and key comes before it in commit order.
+func TestFirstOfKey(t *testing.T) {
+	t.Parallel()
+	s, _ := setup(t)
+	early, late, other := delivery(1, "cfg:a", "k"), delivery(2, "cfg:a", "k"), delivery(3, "cfg:b", "k")
+	early.CommitLSN, late.CommitLSN, other.CommitLSN = 100, 200, 50
+	mustPersist(t, s, late, other)
+	got := mustGet(t, s, late.ID)
+	if first, err := s.FirstOfKey(ctx(t), got); err != nil || !first {
+		t.Fatalf("alone of its key (another endpoint's earlier one aside): first = %v, %v", first, err)
+	}
+	mustPersist(t, s, early) // stored after it, earlier in commit order
+	if first, err := s.FirstOfKey(ctx(t), got); err != nil || first {
+		t.Fatalf("with an earlier pending delivery of its key: first = %v, %v", first, err)
+	}
+	if _, err := s.Complete(ctx(t), mustGet(t, s, early.ID), Attempt{StatusCode: 204}, Outcome{Status: StatusDelivered}); err != nil {
+		t.Fatal(err)
+	}
+	if first, err := s.FirstOfKey(ctx(t), got); err != nil || !first {
+		t.Fatalf("once the earlier one is delivered: first = %v, %v", first, err)
+	}
+}
