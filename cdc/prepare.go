@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5"
@@ -154,7 +155,8 @@ func ensureSlot(ctx context.Context, conn *pgx.Conn, slot string) (LSN, error) {
 }
 
 // Teardown drops the replication slot and the publication if present. It
-// fails if a reader still streams from the slot.
+// fails if a reader still streams from the slot after releaseWait (a reader
+// that has just stopped releases the slot a moment later).
 func Teardown(ctx context.Context, url, slot, publication string) error {
 	conn, err := pgx.Connect(ctx, url)
 	if err != nil {
@@ -162,18 +164,8 @@ func Teardown(ctx context.Context, url, slot, publication string) error {
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
 	if slot != "" {
-		var pid *int32
-		err := conn.QueryRow(ctx, `SELECT active_pid FROM pg_replication_slots WHERE slot_name = $1`, slot).Scan(&pid)
-		switch {
-		case errors.Is(err, pgx.ErrNoRows):
-		case err != nil:
-			return fmt.Errorf("looking up replication slot %s: %w", slot, err)
-		case pid != nil:
-			return fmt.Errorf("replication slot %s is in use by pid %d: stop the reader first", slot, *pid)
-		default:
-			if _, err := conn.Exec(ctx, `SELECT pg_drop_replication_slot($1)`, slot); err != nil {
-				return fmt.Errorf("dropping replication slot %s: %w", slot, err)
-			}
+		if err := dropSlot(ctx, conn, slot); err != nil {
+			return err
 		}
 	}
 	if publication != "" {
@@ -182,6 +174,48 @@ func Teardown(ctx context.Context, url, slot, publication string) error {
 		}
 	}
 	return nil
+}
+
+// releaseWait is how long Teardown waits for a slot to be let go of: a
+// reader that has just stopped leaves its walsender exiting for a moment,
+// and the slot stays active until it has.
+const releaseWait = 5 * time.Second
+
+// dropSlot drops slot unless a reader holds it (for longer than
+// releaseWait); a slot that does not exist is no error.
+func dropSlot(ctx context.Context, conn *pgx.Conn, slot string) error {
+	deadline := time.Now().Add(releaseWait)
+	for {
+		var pid *int32
+		err := conn.QueryRow(ctx, `SELECT active_pid FROM pg_replication_slots WHERE slot_name = $1`, slot).Scan(&pid)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("looking up replication slot %s: %w", slot, err)
+		}
+		if pid == nil {
+			_, err = conn.Exec(ctx, `SELECT pg_drop_replication_slot($1)`, slot)
+			var pgErr *pgconn.PgError
+			if !errors.As(err, &pgErr) || pgErr.Code != "55006" { // object_in_use: taken again meanwhile
+				if err != nil {
+					return fmt.Errorf("dropping replication slot %s: %w", slot, err)
+				}
+				return nil
+			}
+		}
+		if time.Now().After(deadline) {
+			if pid != nil {
+				return fmt.Errorf("replication slot %s is in use by pid %d: stop the reader first", slot, *pid)
+			}
+			return fmt.Errorf("replication slot %s stayed in use for %s: stop the reader first", slot, releaseWait)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("dropping replication slot %s: %w", slot, ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 // slotConfirmed returns the confirmed_flush_lsn of slot.
