@@ -134,7 +134,7 @@ func testOrderedBacklogSurvivesOneFailingSecond(t *testing.T) {
 // deliveries table locked (ACCESS EXCLUSIVE) for 6s while the endpoint fails,
 // so every store write waits.
 func testOrderedBacklogSurvivesALockedDeliveriesTable(t *testing.T) {
-	runOrderedBacklog(t, 10000, time.Second, func(t *testing.T, db *testenv.DB) {
+	runOrderedBacklog(t, 10000, time.Second, func(t *testing.T, db *testenv.DB, _ <-chan struct{}) {
 		ctx := context.Background()
 		tx, err := db.Pool.Begin(ctx)
 		if err != nil {
@@ -155,8 +155,8 @@ func testOrderedBacklogSurvivesALockedDeliveriesTable(t *testing.T) {
 // fails and store writes are under way (after the backlog is committed,
 // so that the test's own connections are not among the ones cut).
 func testOrderedBacklogSurvivesTerminatedStateConnections(t *testing.T) {
-	runOrderedBacklog(t, 10000, 3*time.Second, func(t *testing.T, db *testenv.DB) {
-		<-inserted(t)
+	runOrderedBacklog(t, 10000, 3*time.Second, func(t *testing.T, db *testenv.DB, inserted <-chan struct{}) {
+		<-inserted
 		for range 3 {
 			// Every client connection to the database but our own; the
 			// walsender of the slot is left alone.
@@ -172,8 +172,9 @@ func testOrderedBacklogSurvivesTerminatedStateConnections(t *testing.T) {
 
 // runOrderedBacklog commits rows to an ordered endpoint that fails for
 // failFor after its first request; fault runs from that first request on,
-// beside the inserts.
-func runOrderedBacklog(t *testing.T, rows int, failFor time.Duration, fault func(*testing.T, *testenv.DB)) {
+// beside the inserts, and is given a channel closed once the backlog is
+// committed.
+func runOrderedBacklog(t *testing.T, rows int, failFor time.Duration, fault func(t *testing.T, db *testenv.DB, inserted <-chan struct{})) {
 	db := testenv.NewDB(t)
 	secret := signing.GenerateSecret()
 	s := newSink(secret, 0)
@@ -185,16 +186,16 @@ func runOrderedBacklog(t *testing.T, rows int, failFor time.Duration, fault func
 	defer d.stop(t)
 	waitSlot(t, db, slot)
 
-	faulted := make(chan struct{})
+	faulted, inserted := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(faulted)
 		<-f.began
 		if fault != nil {
-			fault(t, db)
+			fault(t, db, inserted)
 		}
 	}()
 	ids := insertBacklog(t, db, rows, 100)
-	close(insertDone(t))
+	close(inserted)
 	waitProgress(t, s, d, ids)
 	<-faulted
 }
@@ -235,26 +236,6 @@ func waitProgress(t *testing.T, s *sink, d *daemon, want []int64) {
 		}
 	}
 }
-
-var (
-	insertedMu sync.Mutex
-	insertedCh = map[string]chan struct{}{}
-)
-
-// insertDone is closed by runOrderedBacklog once the backlog is
-// committed; inserted waits on it.
-func insertDone(t *testing.T) chan struct{} {
-	insertedMu.Lock()
-	defer insertedMu.Unlock()
-	ch := insertedCh[t.Name()]
-	if ch == nil {
-		ch = make(chan struct{})
-		insertedCh[t.Name()] = ch
-	}
-	return ch
-}
-
-func inserted(t *testing.T) <-chan struct{} { return insertDone(t) }
 
 // hangProxy forwards TCP connections to a Postgres server until hang is
 // called; from then on it forwards nothing, in either direction, on old
