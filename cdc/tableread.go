@@ -55,8 +55,9 @@ type TableReader struct {
 }
 
 // OpenTableReader connects to url, describes table ("schema.table" or
-// "table" in public) and checks where with EXPLAIN. Errors wrap
-// ErrNoTable and ErrNoPrimaryKey when the table is the problem.
+// "table" in public) and checks where (see checkWhere). Errors wrap
+// ErrNoTable and ErrNoPrimaryKey when the table is the problem, and
+// ErrCondition or ErrUnsafeCondition when the clause is.
 func OpenTableReader(ctx context.Context, url, table string, opts TableReadOptions) (*TableReader, error) {
 	schema, name, err := splitTable(table)
 	if err != nil {
@@ -97,10 +98,9 @@ func OpenTableReader(ctx context.Context, url, table string, opts TableReadOptio
 	}
 	tr.buildQueries()
 	if tr.where != "" {
-		q := "EXPLAIN SELECT 1 FROM " + tr.qualified() + " WHERE (" + tr.where + ")"
-		if err := tr.conn.ExecParams(ctx, q, nil, nil, nil, nil).Read().Err; err != nil {
+		if err := tr.checkWhere(ctx); err != nil {
 			tr.Close(ctx)
-			return nil, fmt.Errorf("checking the where clause %q on %s: %w", tr.where, table, err)
+			return nil, err
 		}
 	}
 	return tr, nil

@@ -135,3 +135,59 @@ func TestMessagesByPrefix(t *testing.T) {
 		t.Fatalf("second transaction %+v, want two changes and the message at position 1", txns[1])
 	}
 }
+
+// TestTableReaderRefusesUnsafeWhere: a where clause runs as walhook's role,
+// so one that could do more than filter the table's rows is refused up
+// front: volatile functions and operators (they may write, wait or kill),
+// other tables or views, subqueries. Immutable and stable ones pass.
+func TestTableReaderRefusesUnsafeWhere(t *testing.T) {
+	t.Parallel()
+	db := testenv.NewEmptyDB(t)
+	db.Exec(t, `CREATE TABLE keyed (id int PRIMARY KEY, name text, at timestamptz, amount numeric)`)
+	db.Exec(t, `CREATE TABLE other (id int)`)
+	db.Exec(t, `CREATE SEQUENCE vseq`)
+	db.Exec(t, `CREATE FUNCTION writes() RETURNS int LANGUAGE sql AS 'INSERT INTO other VALUES (1) RETURNING id'`)
+	db.Exec(t, `CREATE FUNCTION pure(x int) RETURNS int LANGUAGE sql IMMUTABLE AS 'SELECT x + 1'`)
+	ctx := context.Background()
+	refused := map[string]string{
+		"nextval('vseq') > 0":              "nextval",
+		"(select pg_sleep(6)) is not null": "subquery",
+		"pg_sleep(0) is not null":          "pg_sleep",
+		"random() < 0.5":                   "random",
+		"writes() > 0":                     "writes",
+		"id in (select id from other)":     "other",
+		"(select count(*) from pg_stat_activity where pg_terminate_backend(pid)) >= 0": "pg_terminate_backend",
+		"exists (select 1 from keyed k where k.id = keyed.id + 1)":                     "subquery",
+	}
+	for where, names := range refused {
+		_, err := cdc.OpenTableReader(ctx, db.URL, "keyed", cdc.TableReadOptions{Where: where})
+		if !errors.Is(err, cdc.ErrUnsafeCondition) || !strings.Contains(err.Error(), names) {
+			t.Errorf("where %q: %v, want ErrUnsafeCondition naming %s", where, err, names)
+		}
+	}
+	for _, where := range []string{
+		"id > 10 AND name ILIKE 'a%'",
+		"at > now() - interval '1 day'",
+		"amount::text ~ '^1' OR lower(name) = 'x'",
+		"pure(id) = 2 AND coalesce(name, '') <> '' AND id = ANY(ARRAY[1,2,3])",
+		"date_trunc('day', at) = '2026-01-01'::timestamptz",
+	} {
+		tr, err := cdc.OpenTableReader(ctx, db.URL, "keyed", cdc.TableReadOptions{Where: where})
+		if err != nil {
+			t.Errorf("where %q refused: %v", where, err)
+			continue
+		}
+		tr.Close(ctx)
+	}
+	var n int
+	if err := db.Pool.QueryRow(ctx, `SELECT count(*) FROM other`).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("other has %d rows (%v): a check ran the clause's function", n, err)
+	}
+	if v, err := db.Pool.Query(ctx, `SELECT 1 FROM pg_class WHERE relname = 'walhook_where_check'`); err != nil {
+		t.Fatal(err)
+	} else if v.Next() {
+		t.Fatal("the check's temporary view outlived the check")
+	} else {
+		v.Close()
+	}
+}

@@ -443,6 +443,9 @@ func TestBackfillValidation(t *testing.T) {
 	db := testenv.NewDB(t)
 	createItems(t, db, 10)
 	db.Exec(t, `CREATE TABLE nokey (a int)`)
+	db.Exec(t, `CREATE SEQUENCE items_seq`)
+	db.Exec(t, `CREATE TABLE bumps (n int)`)
+	db.Exec(t, `CREATE FUNCTION bump() RETURNS int LANGUAGE sql AS 'INSERT INTO bumps VALUES (1) RETURNING n'`)
 	rcv := newItemReceiver()
 	_, api := backfillRelay(t, db, itemEvents(`"read"`)+`
 event "contact.created" {
@@ -460,6 +463,14 @@ event "contact.created" {
 		{`{"table": "items", "endpoint": "nope"}`, "unknown endpoint"},
 		{`{"table": "items", "webhook": "ep_nope"}`, "unknown webhook"},
 		{`{"table": "items", "endpoint": "a", "webhook": "ep_x"}`, "not both"},
+		// Clauses that would do more than filter rows, refused before
+		// anything runs (docs/operations.md, backfills).
+		{`{"table": "items", "where": "nextval('items_seq') > 0"}`, "function nextval"},
+		{`{"table": "items", "where": "(select pg_sleep(6)) is not null"}`, "a subquery"},
+		{`{"table": "items", "where": "bump() > 0"}`, "function bump()"},
+		{`{"table": "items", "where": "(select count(*) from pg_stat_activity where pg_terminate_backend(pid)) >= 0"}`, "pg_terminate_backend"},
+		// Passes every check, fails when run: refused with the database's message.
+		{`{"table": "items", "where": "note::int > 0"}`, "invalid input syntax for type integer"},
 	} {
 		code, out := api.call(t, "POST", "/v1/backfills", tc.body)
 		msg := fmt.Sprint(out["error"])
@@ -470,6 +481,79 @@ event "contact.created" {
 	if _, out := api.call(t, "GET", "/v1/backfills", ""); len(out["data"].([]any)) != 0 {
 		t.Errorf("refused requests were stored: %v", out["data"])
 	}
+	var bumps int
+	if err := db.Pool.QueryRow(context.Background(), `SELECT count(*) FROM bumps`).Scan(&bumps); err != nil || bumps != 0 {
+		t.Errorf("the refused function ran %d times (%v)", bumps, err)
+	}
+}
+
+// TestBackfillFailuresDoNotHoldTheQueue: a backfill whose reads start
+// failing for good fails with the database's message in last_error, one
+// whose reads fail for a while says why while it waits, and the backfills
+// queued behind either run meanwhile.
+func TestBackfillFailuresDoNotHoldTheQueue(t *testing.T) {
+	t.Parallel()
+	db := testenv.NewDB(t)
+	createItems(t, db, 3000)
+	db.Exec(t, `CREATE TABLE others (id bigint PRIMARY KEY, v bigint NOT NULL DEFAULT 0)`)
+	db.Exec(t, `INSERT INTO others (id) SELECT generate_series(1, 200)`)
+	db.Exec(t, `UPDATE items SET note = id::text`)
+	rcv := newItemReceiver()
+	_, api := backfillRelay(t, db, itemEvents(`"read"`)+`
+event "other.synced" {
+  table = "others"
+  on    = ["read"]
+  data  = { op = op, id = new.id, v = new.v }
+}`, fmt.Sprintf(`
+endpoint "a" {
+  url    = %q
+  events = ["item.synced", "other.synced"]
+  secret = %q
+}`, serve(t, rcv).URL, signing.GenerateSecret()))
+	ctx := context.Background()
+
+	// Held: a transaction holds a lock every read of items waits for, so
+	// its reads fail on lock_timeout (transient) until it ends.
+	lock, err := db.Pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Rollback(ctx)
+	if _, err := lock.Exec(ctx, `LOCK TABLE items IN ACCESS EXCLUSIVE MODE`); err != nil {
+		t.Fatal(err)
+	}
+	// Submitting reads the table too, so submit before the lock is taken
+	// for the first one: a second transaction takes the lock after.
+	lock.Rollback(ctx)
+	held := api.submit(t, `{"table": "items", "chunk_size": 500}`)
+	lock, err = db.Pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Rollback(ctx)
+	if _, err := lock.Exec(ctx, `LOCK TABLE items IN ACCESS EXCLUSIVE MODE`); err != nil {
+		t.Fatal(err)
+	}
+	behind := api.submit(t, `{"table": "others"}`)
+	api.waitStatus(t, behind, "completed", time.Minute)
+	_, out := api.call(t, "GET", "/v1/backfills/"+held, "")
+	if out["status"] != "running" || !strings.Contains(fmt.Sprint(out["last_error"]), "resuming in") {
+		t.Fatalf("the held backfill is %v with last_error %q: want running, saying why it waits", out["status"], out["last_error"])
+	}
+	lock.Rollback(ctx)
+	api.waitStatus(t, held, "completed", time.Minute)
+
+	// Broken: the clause worked when submitted, then a row makes it fail
+	// for good: the backfill fails with the database's word and the next runs.
+	// The rate makes the runner reach row 2,900 seconds after the update.
+	broken := api.submit(t, `{"table": "items", "where": "note::int > 0", "rate": 500, "id_seed": "broken"}`)
+	db.Exec(t, `UPDATE items SET note = 'not a number' WHERE id = 2900`)
+	next := api.submit(t, `{"table": "others", "id_seed": "again"}`)
+	out = api.waitStatus(t, broken, "failed", time.Minute)
+	if !strings.Contains(fmt.Sprint(out["last_error"]), "invalid input syntax") {
+		t.Errorf("failed backfill's last_error %q does not give the database's reason", out["last_error"])
+	}
+	api.waitStatus(t, next, "completed", time.Minute)
 }
 
 // TestBackfillPauseResumeCancel: a paused backfill stops sending until

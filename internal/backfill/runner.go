@@ -110,19 +110,30 @@ func (r *Runner) Active() (Progress, bool) {
 	return *r.active, true
 }
 
-// Run executes backfills until ctx is done.
+// Run executes backfills until ctx is done. A backfill interrupted by a
+// transient error waits to be resumed (with a growing backoff, its reason
+// in last_error) while the backfills behind it run: one failing backfill
+// never holds up the queue.
 func (r *Runner) Run(ctx context.Context) {
-	backoff := time.Second
+	waiting := map[string]*retrying{}
 	for ctx.Err() == nil {
 		if r.opts.Streaming == nil || r.opts.Streaming() {
-			b, err := r.opts.Store.NextBackfill(ctx)
+			now := time.Now()
+			var skip []string
+			for id, w := range waiting {
+				switch {
+				case w.at.After(now):
+					skip = append(skip, id)
+				case now.Sub(w.at) > forgetRetry: // finished, paused or cancelled meanwhile
+					delete(waiting, id)
+				}
+			}
+			b, err := r.opts.Store.NextBackfill(ctx, skip...)
 			if err == nil {
 				if err := r.run(ctx, b); err != nil && ctx.Err() == nil {
-					r.log.Warn().Err(err).Str("backfill_id", b.ID).Dur("retry_in", backoff).Msg("backfill interrupted; resuming from its last settled chunk")
-					r.sleep(ctx, backoff)
-					backoff = min(2*backoff, time.Minute)
+					r.retryLater(ctx, b, err, waiting)
 				} else {
-					backoff = time.Second
+					delete(waiting, b.ID)
 				}
 				continue
 			}
@@ -138,6 +149,65 @@ func (r *Runner) Run(ctx context.Context) {
 	}
 }
 
+// Retrying a backfill after a transient error.
+const (
+	firstRetry = time.Second
+	maxRetry   = time.Minute
+	// maxTimeouts is how many reads in a row may exceed statement_timeout
+	// before the backfill fails: one that always does would retry forever.
+	maxTimeouts = 3
+	// forgetRetry is how long after its retry time a backfill that was
+	// not picked up again is forgotten.
+	forgetRetry = 10 * time.Minute
+)
+
+// retrying is a backfill waiting to be resumed after a transient error.
+type retrying struct {
+	at       time.Time
+	wait     time.Duration
+	timeouts int // reads in a row that exceeded statement_timeout
+}
+
+// retryLater records a transient error of b: b waits (its reason shown
+// in last_error) and the next backfill may run meanwhile; after
+// maxTimeouts timeouts in a row it fails instead.
+func (r *Runner) retryLater(ctx context.Context, b store.Backfill, err error, waiting map[string]*retrying) {
+	w := waiting[b.ID]
+	if w == nil {
+		w = &retrying{wait: firstRetry / 2}
+		waiting[b.ID] = w
+	}
+	if timedOut(err) {
+		w.timeouts++
+	} else {
+		w.timeouts = 0
+	}
+	if w.timeouts >= maxTimeouts {
+		delete(waiting, b.ID)
+		err = fmt.Errorf("%d reads in a row exceeded the statement timeout (%s); make the where clause cheaper, or the table's key index usable: %w",
+			w.timeouts, r.statementTimeout(), err)
+		r.log.Error().Err(err).Str("backfill_id", b.ID).Msg("backfill failed")
+		if _, serr := r.opts.Store.SetBackfillStatus(ctx, b.ID, store.BackfillFailed, err.Error(), store.BackfillRunning); serr != nil && !errors.Is(serr, store.ErrBackfillState) {
+			r.log.Warn().Err(serr).Str("backfill_id", b.ID).Msg("recording a failed backfill")
+		}
+		return
+	}
+	w.wait = min(2*w.wait, maxRetry)
+	w.at = time.Now().Add(w.wait)
+	reason := fmt.Sprintf("interrupted, resuming in %s from the last settled chunk: %v", w.wait, err)
+	r.log.Warn().Err(err).Str("backfill_id", b.ID).Str("retry_in", w.wait.String()).Msg("backfill interrupted; the next one may run meanwhile")
+	if _, serr := r.opts.Store.SetBackfillStatus(ctx, b.ID, store.BackfillRunning, reason, store.BackfillRunning); serr != nil && !errors.Is(serr, store.ErrBackfillState) {
+		r.log.Warn().Err(serr).Str("backfill_id", b.ID).Msg("recording why a backfill waits")
+	}
+}
+
+func (r *Runner) statementTimeout() time.Duration {
+	if r.opts.StatementTimeout > 0 {
+		return r.opts.StatementTimeout
+	}
+	return 5 * time.Second
+}
+
 func (r *Runner) sleep(ctx context.Context, d time.Duration) {
 	select {
 	case <-ctx.Done():
@@ -146,13 +216,32 @@ func (r *Runner) sleep(ctx context.Context, d time.Duration) {
 }
 
 // permanent reports errors a retry cannot fix: the table is gone or has
-// no primary key, or the where clause is refused or no longer works.
+// no primary key, the where clause is refused, or reading fails for a
+// reason that stays (SQLSTATE classes 42 syntax and privileges, 22 data,
+// 21 cardinality, 0A not supported, 2F/38/39/P0 a function the clause
+// calls raised an error, and 25006 a write in the read-only transaction).
+// Connection losses, shutdowns, lock and statement timeouts, conflicts
+// and resource errors are transient.
 func permanent(err error) bool {
-	if errors.Is(err, cdc.ErrNoTable) || errors.Is(err, cdc.ErrNoPrimaryKey) || errors.Is(err, cdc.ErrCondition) {
+	if errors.Is(err, cdc.ErrNoTable) || errors.Is(err, cdc.ErrNoPrimaryKey) ||
+		errors.Is(err, cdc.ErrCondition) || errors.Is(err, cdc.ErrUnsafeCondition) {
 		return true
 	}
 	var pgErr *pgconn.PgError
-	return errors.As(err, &pgErr) && (pgErr.Code[:2] == "42" || pgErr.Code[:2] == "22")
+	if !errors.As(err, &pgErr) || len(pgErr.Code) != 5 {
+		return false
+	}
+	switch pgErr.Code[:2] {
+	case "42", "22", "21", "0A", "2F", "38", "39", "P0":
+		return true
+	}
+	return pgErr.Code == "25006"
+}
+
+// timedOut reports a read cancelled by statement_timeout.
+func timedOut(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "57014"
 }
 
 // unsettled is a chunk emitted and not yet settled.

@@ -102,8 +102,21 @@ func (s *Submitter) check(ctx context.Context, req Request) (store.Backfill, err
 		}
 		return store.Backfill{}, err
 	}
+	defer tr.Close(ctx)
+	// Run the count and the first chunk now, so that a clause that passes
+	// the checks but fails when run is refused with the database's word
+	// rather than accepted and failing later.
+	total, exact, err := tr.Count(ctx)
+	if err == nil {
+		_, err = tr.Chunk(ctx, nil, newChunkSizer(req.ChunkSize, req.Rate).size)
+	}
+	if err != nil {
+		if permanent(err) || timedOut(err) {
+			return store.Backfill{}, invalid("%v", err)
+		}
+		return store.Backfill{}, fmt.Errorf("trying the backfill's first read: %w", err)
+	}
 	t := tr.Table()
-	tr.Close(ctx)
 	table := t.Schema + "." + t.Name
 
 	var reads []string // events that read the table
@@ -164,6 +177,6 @@ func (s *Submitter) check(ctx context.Context, req Request) (store.Backfill, err
 	}
 	return store.Backfill{
 		Table: table, Where: strings.TrimSpace(req.Where), Event: req.Event, EndpointID: endpointID,
-		IDSeed: seed, Rate: req.Rate, ChunkSize: req.ChunkSize,
+		IDSeed: seed, Rate: req.Rate, ChunkSize: req.ChunkSize, RowsTotal: &total, TotalExact: exact,
 	}, nil
 }

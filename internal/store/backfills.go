@@ -83,15 +83,15 @@ func NewBackfillID() string {
 }
 
 // CreateBackfill stores a new pending backfill, with a generated id when
-// b.ID is empty.
+// b.ID is empty, and its row count when b.RowsTotal is set.
 func (s *Store) CreateBackfill(ctx context.Context, b Backfill) (Backfill, error) {
 	if b.ID == "" {
 		b.ID = NewBackfillID()
 	}
 	out, err := scanBackfill(s.pool.QueryRow(ctx, s.sql(`INSERT INTO {s}.backfills
-		(id, table_name, where_sql, event, endpoint_id, id_seed, rate, chunk_size)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING `+backfillColumns),
-		b.ID, b.Table, b.Where, b.Event, b.EndpointID, b.IDSeed, b.Rate, b.ChunkSize))
+		(id, table_name, where_sql, event, endpoint_id, id_seed, rate, chunk_size, rows_total, total_exact)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING `+backfillColumns),
+		b.ID, b.Table, b.Where, b.Event, b.EndpointID, b.IDSeed, b.Rate, b.ChunkSize, b.RowsTotal, b.TotalExact))
 	if err != nil {
 		return Backfill{}, fmt.Errorf("creating backfill %s: %w", b.ID, err)
 	}
@@ -122,19 +122,20 @@ func (s *Store) ListBackfills(ctx context.Context, limit int) ([]Backfill, error
 }
 
 // NextBackfill marks the oldest pending or running backfill running and
-// returns it; ErrNotFound when there is none.
+// returns it, leaving out the ids in skip (backfills waiting to retry);
+// ErrNotFound when there is none.
 //
 // The status is tested again outside the subquery: when a pause or cancel
 // holds the row's lock, the update waits for it and then rechecks only
 // its own WHERE against the new row, never the subquery, so without that
 // test a paused backfill would be set running again.
-func (s *Store) NextBackfill(ctx context.Context) (Backfill, error) {
+func (s *Store) NextBackfill(ctx context.Context, skip ...string) (Backfill, error) {
 	b, err := scanBackfill(s.pool.QueryRow(ctx, s.sql(`UPDATE {s}.backfills
 		SET status = 'running', started_at = coalesce(started_at, now()), updated_at = now()
-		WHERE id = (SELECT id FROM {s}.backfills WHERE status IN ('pending', 'running')
+		WHERE id = (SELECT id FROM {s}.backfills WHERE status IN ('pending', 'running') AND id <> ALL($1::text[])
 			ORDER BY created_at, id LIMIT 1)
 		  AND status IN ('pending', 'running')
-		RETURNING `+backfillColumns)))
+		RETURNING `+backfillColumns), append([]string{}, skip...)))
 	if err != nil {
 		return Backfill{}, fmt.Errorf("claiming the next backfill: %w", notFound(err))
 	}
