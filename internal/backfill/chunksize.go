@@ -15,8 +15,8 @@ const (
 // chunkSizer picks the size of the next chunk from how fast the previous
 // ones were settled: between minChunkSize and the backfill's chunk size
 // (DefaultChunkSize when it gave none), so that one chunk takes about
-// chunkTarget to deliver. With a rate, a chunk is at most a quarter second
-// of it.
+// chunkTarget to deliver. With a rate, a chunk is at most its burst
+// (rateBurst).
 type chunkSizer struct {
 	size, max int
 	// perRow is how long a row took from its chunk's high watermark to
@@ -31,7 +31,7 @@ func newChunkSizer(chunkSize, rate int) *chunkSizer {
 	}
 	limit = min(limit, maxChunkSize)
 	if rate > 0 {
-		limit = max(1, min(limit, rate/4))
+		limit = min(limit, rateBurst(rate))
 	}
 	return &chunkSizer{size: min(limit, firstChunkSize), max: limit}
 }

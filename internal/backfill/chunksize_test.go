@@ -36,8 +36,8 @@ func TestChunkSizer(t *testing.T) {
 	if c.size != minChunkSize {
 		t.Errorf("after a very slow chunk: %d, want the minimum %d", c.size, minChunkSize)
 	}
-	if r := newChunkSizer(5000, 400); r.size != 100 {
-		t.Errorf("with rate 400/s: %d, want 100 (a quarter second)", r.size)
+	if r := newChunkSizer(5000, 400); r.size != 20 {
+		t.Errorf("with rate 400/s: %d, want 20 (its burst, a twentieth of a second)", r.size)
 	}
 	if r := newChunkSizer(10, 0); r.size != 10 {
 		t.Errorf("chunk size 10: %d", r.size)

@@ -293,13 +293,15 @@ func (r *Runner) run(ctx context.Context, b store.Backfill) (err error) {
 
 	sizer := newChunkSizer(b.ChunkSize, b.Rate)
 	var (
-		after     = b.LastKey
-		done      = b.RowsDone
-		sent      = b.RowsSent
-		pending   []unsettled
-		pacedFrom = time.Now()
-		pacedRows int64
+		after   = b.LastKey
+		done    = b.RowsDone
+		sent    = b.RowsSent
+		pending []unsettled
+		bucket  *tokenBucket // caps the rows read over any window; nil without a rate
 	)
+	if b.Rate > 0 {
+		bucket = newTokenBucket(b.Rate, rateBurst(b.Rate), time.Now())
+	}
 	// record notes the chunks settled so far (waiting until at most keep
 	// are not), writes the newest one's progress to the store when flush is
 	// set or progressEvery has passed, and returns the status the API left
@@ -376,9 +378,9 @@ func (r *Runner) run(ctx context.Context, b store.Backfill) (err error) {
 			}
 			return nil
 		}
-		if b.Rate > 0 {
-			due := pacedFrom.Add(time.Duration(float64(pacedRows) / float64(b.Rate) * float64(time.Second)))
-			if wait := time.Until(due); wait > 0 {
+		size := sizer.size
+		if bucket != nil {
+			if wait := bucket.take(size, time.Now()); wait > 0 {
 				r.sleep(ctx, wait)
 				if ctx.Err() != nil {
 					return ctx.Err()
@@ -412,7 +414,6 @@ func (r *Runner) run(ctx context.Context, b store.Backfill) (err error) {
 			st, err := record(len(pending), false)
 			return err == nil && st == store.BackfillRunning, err
 		}
-		size := sizer.size
 		chunkStart := time.Now()
 		res, err := r.chunk(ctx, tr, b, after, size, beforeHigh)
 		if err != nil {
@@ -437,7 +438,6 @@ func (r *Runner) run(ctx context.Context, b store.Backfill) (err error) {
 		}
 		done += int64(res.read)
 		sent += int64(res.emitted)
-		pacedRows += int64(res.read)
 		r.rowsRead.Add(int64(res.read))
 		r.rowsEmitted.Add(int64(res.emitted))
 		if res.last != nil {
