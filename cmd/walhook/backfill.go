@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -22,7 +21,7 @@ func init() { register(newBackfillCommand) }
 func newBackfillCommand(a *app) *cobra.Command {
 	var af apiFlags
 	var req backfill.Request
-	var rate, cancelID string
+	var rate, cancelID, followID string
 	var detach bool
 	cmd := &cobra.Command{
 		Use:   "backfill --table T [--where SQL] [--event NAME] [--endpoint NAME | --webhook ID] [--rate N/s]",
@@ -33,53 +32,64 @@ is null). The running walhook that holds the slot reads the table in primary
 key chunks, in step with the live stream, so no row's events arrive out of
 order.
 
-The command submits the backfill through the admin API and follows it with a
-progress bar; it exits 0 when the backfill completes. Ctrl-C stops following,
-not the backfill: --cancel ID cancels it.
+The command submits the backfill through the admin API (or, when the config
+has no admin block and no --api is given, into the state schema, where the
+running walhook picks it up) and follows it with a progress bar; it exits 0
+when the backfill completes. Ctrl-C stops following, not the backfill:
+--follow ID follows it again, --cancel ID cancels it.
 
 ` + webhooksNote,
 		Example: `  walhook backfill -c walhook.hcl --table contacts
   walhook backfill -c walhook.hcl --table deals --where "updated_at > now() - interval '7 days'" --endpoint crm
   walhook backfill -c walhook.hcl --table contacts --webhook ep_2b7c --rate 500/s
+  walhook backfill -c walhook.hcl --follow bf_3k2j
   walhook backfill -c walhook.hcl --cancel bf_3k2j`,
 		Args:        noArgs,
 		Annotations: readsConfig(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := a.newAPIClient(af.api, af.token)
-			if err != nil {
-				return err
-			}
 			ctx := cmd.Context()
-			if cancelID != "" {
-				var st backfillStatus
-				cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-				defer cancel()
-				if err := c.do(cctx, "DELETE", "/v1/backfills/"+url.PathEscape(cancelID), nil, &st); err != nil {
-					return err
-				}
-				fmt.Fprintf(a.stdout, "cancelled %s after %d rows\n", st.ID, st.RowsDone)
-				return nil
-			}
-			if req.Table == "" {
-				return usageErrorf("--table is required (or --cancel ID)")
+			if req.Table == "" && cancelID == "" && followID == "" {
+				return usageErrorf("--table is required (or --cancel ID, or --follow ID)")
 			}
 			if req.Endpoint != "" && req.Webhook != "" {
 				return usageErrorf("give --endpoint or --webhook, not both")
 			}
+			var err error
 			if req.Rate, err = parseRate(rate); err != nil {
 				return usageErrorf("%v", err)
 			}
-			var st backfillStatus
-			sctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+			b, err := a.backfillBackend(ctx, af)
+			if err != nil {
+				return err
+			}
+			defer b.close()
+			switch {
+			case cancelID != "":
+				cctx, cancel := context.WithTimeout(ctx, requestTimeout)
+				defer cancel()
+				st, err := b.cancel(cctx, cancelID)
+				if err != nil {
+					return err
+				}
+				// Chunks read before the cancel still go out: report the
+				// count once the runner has recorded them.
+				st = settledCounts(cctx, b, st)
+				fmt.Fprintf(a.stdout, "cancelled %s after %d rows read, %d sent as read events\n", st.ID, st.RowsDone, st.RowsSent)
+				return nil
+			case followID != "":
+				return followBackfill(ctx, b, followID, a.stdout, a.stderr)
+			}
+			sctx, cancel := context.WithTimeout(ctx, requestTimeout)
 			defer cancel()
-			if err := c.do(sctx, "POST", "/v1/backfills", req, &st); err != nil {
+			st, err := b.submit(sctx, req)
+			if err != nil {
 				return err
 			}
 			fmt.Fprintf(a.stdout, "backfill %s of %s started\n", st.ID, st.Table)
 			if detach {
 				return nil
 			}
-			return followBackfill(ctx, c, st.ID, a.stdout, a.stderr)
+			return followBackfill(ctx, b, st.ID, a.stdout, a.stderr)
 		},
 	}
 	f := cmd.Flags()
@@ -89,13 +99,52 @@ not the backfill: --cancel ID cancels it.
 	f.StringVar(&req.Endpoint, "endpoint", "", "send only to this endpoint block")
 	f.StringVar(&req.Webhook, "webhook", "", "send only to this API webhook (ep_…)")
 	f.StringVar(&rate, "rate", "", "rows read per second, like 2000/s (default: no limit)")
-	f.IntVar(&req.ChunkSize, "chunk-size", 0, "the most rows per chunk (default 2000; chunks are sized to about 20ms of delivery)")
+	f.IntVar(&req.ChunkSize, "chunk-size", 0, "the most rows per chunk (default 2000; chunks are sized to about 15ms of delivery)")
 	f.StringVar(&req.IDSeed, "id-seed", "", "seed of the event ids (default: derived from table, where, event and target, so a rerun sends the same ids)")
 	f.StringVar(&cancelID, "cancel", "", "cancel this backfill")
+	f.StringVar(&followID, "follow", "", "follow this backfill's progress (after --detach or Ctrl-C)")
 	f.BoolVar(&detach, "detach", false, "submit and exit without following")
 	f.StringVar(&af.api, "api", "", "admin API base URL (default http://<admin.listen> of the config)")
 	f.StringVar(&af.token, "token", "", "admin API bearer token (default $WALHOOK_ADMIN_TOKEN, then admin.token)")
 	return cmd
+}
+
+// backfillBackend picks where backfills go: the admin API when --api is
+// given or the config has an admin block, else the state schema.
+func (a *app) backfillBackend(ctx context.Context, af apiFlags) (backfillBackend, error) {
+	if af.api == "" {
+		cfg, err := a.config()
+		if err != nil {
+			return nil, err
+		}
+		if cfg.Admin == nil {
+			return newStateBackfills(ctx, cfg)
+		}
+	}
+	c, err := a.newAPIClient(af.api, af.token)
+	if err != nil {
+		return nil, err
+	}
+	return apiBackfills{c}, nil
+}
+
+// settledCounts waits (within ctx) for the runner to stop reading a
+// cancelled backfill, so its counts include the chunks read before the
+// cancel, which still go out; without an API it returns st as it is.
+func settledCounts(ctx context.Context, b backfillBackend, st backfillStatus) backfillStatus {
+	for st.Active {
+		select {
+		case <-ctx.Done():
+			return st
+		case <-time.After(100 * time.Millisecond):
+		}
+		next, err := b.get(ctx, st.ID)
+		if err != nil {
+			return st
+		}
+		st = next
+	}
+	return st
 }
 
 // parseRate reads "2000/s" or "2000" as rows per second; "" is no limit.
@@ -113,7 +162,7 @@ func parseRate(s string) (int, error) {
 // followBackfill shows the backfill's progress until it ends: exit 0 when
 // it completes, 1 when it fails or is cancelled. When ctx ends (Ctrl-C) it
 // stops following and leaves the backfill running.
-func followBackfill(ctx context.Context, c *apiClient, id string, stdout, stderr io.Writer) error {
+func followBackfill(ctx context.Context, b backfillBackend, id string, stdout, stderr io.Writer) error {
 	live := false
 	if f, ok := stderr.(*os.File); ok {
 		live = isTerminal(f)
@@ -123,12 +172,11 @@ func followBackfill(ctx context.Context, c *apiClient, id string, stdout, stderr
 	defer tick.Stop()
 	lastLine := time.Time{}
 	for {
-		var st backfillStatus
 		rctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-		err := c.do(rctx, "GET", "/v1/backfills/"+url.PathEscape(id), nil, &st)
+		st, err := b.get(rctx, id)
 		cancel()
 		if ctx.Err() != nil {
-			fmt.Fprintf(stderr, "\ndetached: backfill %s keeps running (walhook backfill --cancel %s stops it)\n", id, id)
+			fmt.Fprintf(stderr, "\ndetached: backfill %s keeps running (walhook backfill --follow %s follows it again, --cancel %s stops it)\n", id, id, id)
 			return nil
 		}
 		if err != nil {
@@ -223,6 +271,8 @@ type backfillStatus struct {
 	RowsDone  int64  `json:"rows_done"`
 	RowsSent  int64  `json:"rows_sent"`
 	LastError string `json:"last_error,omitempty"`
+	// Active is true while a runner reads the backfill (API only).
+	Active bool `json:"active"`
 }
 
 // recentBackfills lists the unfinished backfills and those finished within

@@ -189,7 +189,7 @@ func TestFollowBackfill(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var out, errOut bytes.Buffer
 	done := make(chan error, 1)
-	go func() { done <- followBackfill(ctx, c, "bf_x", &out, &errOut) }()
+	go func() { done <- followBackfill(ctx, apiBackfills{c}, "bf_x", &out, &errOut) }()
 	<-polled
 	cancel()
 	if err := <-done; err != nil {
@@ -206,14 +206,63 @@ func TestFollowBackfill(t *testing.T) {
 	}
 	status = "failed"
 	mu.Unlock()
-	if err := followBackfill(context.Background(), c, "bf_x", &out, &errOut); err == nil || !strings.Contains(err.Error(), "failed after 4 rows: boom") {
+	if err := followBackfill(context.Background(), apiBackfills{c}, "bf_x", &out, &errOut); err == nil || !strings.Contains(err.Error(), "failed after 4 rows: boom") {
 		t.Errorf("a failed backfill: %v", err)
 	}
 	mu.Lock()
 	status = "completed"
 	mu.Unlock()
 	out.Reset()
-	if err := followBackfill(context.Background(), c, "bf_x", &out, &errOut); err != nil || !strings.Contains(out.String(), "completed") {
+	if err := followBackfill(context.Background(), apiBackfills{c}, "bf_x", &out, &errOut); err != nil || !strings.Contains(out.String(), "completed") {
 		t.Errorf("a completed backfill: %v, %q", err, out.String())
 	}
+}
+
+// TestBackfillWithoutAdminBlock: with a config that has no admin block
+// (the README's minimal one), walhook backfill submits into the state
+// schema, the running walhook picks the backfill up, and the command
+// follows it to completion; --follow re-attaches to it afterwards.
+func TestBackfillWithoutAdminBlock(t *testing.T) {
+	if testing.Short() {
+		t.Skip("process test")
+	}
+	t.Parallel()
+	const rows = 500
+	db := testenv.NewDB(t)
+	db.Exec(t, `INSERT INTO contacts (organization_id, first_name) SELECT 1, 'c' || i FROM generate_series(1, $1) i`, rows)
+	var ids []int64
+	for i := int64(1); i <= rows; i++ {
+		ids = append(ids, i)
+	}
+	secret := signing.GenerateSecret()
+	s := newSink(secret, 0)
+	srv := httptest.NewServer(s)
+	defer srv.Close()
+	slot := testenv.Name(t, "slot")
+	cfg := writeConfig(t, db, slot, srv.URL, secret, `
+event "contact.synced" {
+  table = "contacts"
+  on    = ["read"]
+}`)
+	d := startDaemon(t, cfg)
+	waitSlot(t, db, slot)
+	out, err := exec.Command(binary(t), "backfill", "-c", cfg, "--table", "contacts").CombinedOutput()
+	if err != nil {
+		t.Fatalf("walhook backfill without an admin block: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), fmt.Sprintf("completed: %d rows read", rows)) {
+		t.Fatalf("walhook backfill did not follow the backfill to its end:\n%s", out)
+	}
+	waitDelivered(t, s, ids)
+	id := regexp.MustCompile(`bf_[a-z0-9]+`).FindString(string(out))
+	out, err = exec.Command(binary(t), "backfill", "-c", cfg, "--follow", id).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "backfill "+id+" completed") {
+		t.Errorf("walhook backfill --follow %s: %v\n%s", id, err, out)
+	}
+	// A request the API would refuse is refused the same way.
+	out, err = exec.Command(binary(t), "backfill", "-c", cfg, "--table", "contacts", "--where", "nextval('contacts_id_seq') > 0").CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "nextval") {
+		t.Errorf("an unsafe --where without an admin block: %v\n%s", err, out)
+	}
+	d.stop(t)
 }
