@@ -584,6 +584,12 @@ func TestBackfillPauseResumeCancel(t *testing.T) {
 	if code, _ := api.call(t, "POST", "/v1/backfills/"+id+"/pause", ""); code != http.StatusConflict {
 		t.Errorf("pausing a paused backfill = %d, want 409", code)
 	}
+	// The same rows again while it is unfinished (a blank where is no
+	// where): refused, naming it.
+	if code, out := api.call(t, "POST", "/v1/backfills", `{"table": "items", "where": "   "}`); code != http.StatusBadRequest ||
+		!strings.Contains(fmt.Sprint(out["error"]), id) {
+		t.Errorf("a duplicate of %s = %d %v, want 400 naming it", id, code, out)
+	}
 	if code, out := api.call(t, "POST", "/v1/backfills/"+id+"/resume", ""); code != http.StatusOK || out["status"] != "pending" {
 		t.Fatalf("resume = %d %v", code, out)
 	}

@@ -238,10 +238,12 @@ func (p *progressBar) line(st backfillStatus, now time.Time) string {
 	}
 	var b strings.Builder
 	filled := 0
-	if total > 0 {
-		filled = int(float64(width) * float64(st.RowsDone) / float64(total))
-	} else if total == 0 {
+	switch {
+	case st.Status == "completed" || total == 0:
+		// Rows deleted after the count leave done short of total.
 		filled = width
+	case total > 0:
+		filled = int(float64(width) * float64(st.RowsDone) / float64(total))
 	}
 	b.WriteString("[" + strings.Repeat("#", filled) + strings.Repeat(".", width-filled) + "] ")
 	if total >= 0 {

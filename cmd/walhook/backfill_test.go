@@ -148,6 +148,12 @@ func TestBackfillProgressLine(t *testing.T) {
 	if !strings.HasPrefix(got, "[##############################] 1000/1000 rows") || !strings.HasSuffix(got, "completed") {
 		t.Errorf("final line = %q", got)
 	}
+	// Rows deleted after the count: done ends short of the total, and the
+	// bar still shows the backfill done.
+	got = p.line(backfillStatus{Status: "completed", RowsTotal: &total, RowsDone: 940}, began.Add(40*time.Second))
+	if !strings.HasPrefix(got, "[##############################] 940/1000 rows") {
+		t.Errorf("final line after deletes = %q, want a full bar", got)
+	}
 	if got := (&progressBar{began: began}).line(backfillStatus{Status: "pending"}, began); !strings.Contains(got, "0 rows") || !strings.Contains(got, "ETA -") {
 		t.Errorf("line before counting = %q", got)
 	}

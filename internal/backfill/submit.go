@@ -175,6 +175,13 @@ func (s *Submitter) check(ctx context.Context, req Request) (store.Backfill, err
 		sum := sha256.Sum256([]byte(strings.Join([]string{table, strings.TrimSpace(req.Where), req.Event, endpointID}, "\x00")))
 		seed = "bfs_" + hex.EncodeToString(sum[:12])
 	}
+	switch dup, err := s.Store.UnfinishedBackfill(ctx, seed); {
+	case err == nil:
+		return store.Backfill{}, invalid("backfill %s sends the same rows under the same ids and is %s: follow it (walhook backfill --follow %s), cancel it first, or give another id_seed to send the rows again under new ids",
+			dup.ID, dup.Status, dup.ID)
+	case !errors.Is(err, store.ErrNotFound):
+		return store.Backfill{}, err
+	}
 	return store.Backfill{
 		Table: table, Where: strings.TrimSpace(req.Where), Event: req.Event, EndpointID: endpointID,
 		IDSeed: seed, Rate: req.Rate, ChunkSize: req.ChunkSize, RowsTotal: &total, TotalExact: exact,

@@ -121,6 +121,18 @@ func (s *Store) ListBackfills(ctx context.Context, limit int) ([]Backfill, error
 	return out, nil
 }
 
+// UnfinishedBackfill returns a pending, running or paused backfill with
+// the id seed given (one that sends the same rows under the same ids), or
+// ErrNotFound.
+func (s *Store) UnfinishedBackfill(ctx context.Context, idSeed string) (Backfill, error) {
+	b, err := scanBackfill(s.pool.QueryRow(ctx, s.sql(`SELECT `+backfillColumns+` FROM {s}.backfills
+		WHERE id_seed = $1 AND status IN ('pending', 'running', 'paused') ORDER BY created_at LIMIT 1`), idSeed))
+	if err != nil {
+		return Backfill{}, fmt.Errorf("looking for an unfinished backfill: %w", notFound(err))
+	}
+	return b, nil
+}
+
 // NextBackfill marks the oldest pending or running backfill running and
 // returns it, leaving out the ids in skip (backfills waiting to retry);
 // ErrNotFound when there is none.
