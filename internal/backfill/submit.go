@@ -172,8 +172,7 @@ func (s *Submitter) check(ctx context.Context, req Request) (store.Backfill, err
 
 	seed := req.IDSeed
 	if seed == "" {
-		sum := sha256.Sum256([]byte(strings.Join([]string{table, strings.TrimSpace(req.Where), req.Event, endpointID}, "\x00")))
-		seed = "bfs_" + hex.EncodeToString(sum[:12])
+		seed = DefaultIDSeed(table, req.Where, req.Event, endpointID)
 	}
 	switch dup, err := s.Store.UnfinishedBackfill(ctx, seed); {
 	case err == nil:
@@ -186,4 +185,13 @@ func (s *Submitter) check(ctx context.Context, req Request) (store.Backfill, err
 		Table: table, Where: strings.TrimSpace(req.Where), Event: req.Event, EndpointID: endpointID,
 		IDSeed: seed, Rate: req.Rate, ChunkSize: req.ChunkSize, RowsTotal: &total, TotalExact: exact,
 	}, nil
+}
+
+// DefaultIDSeed is the id seed of a backfill that names none: "bfs_" and
+// the hex of the first 12 bytes of a SHA-256 over the table
+// ("schema.table"), the trimmed where clause, the event and the target's
+// id, joined by NUL bytes (docs/operations.md, "Event ids").
+func DefaultIDSeed(table, where, event, endpointID string) string {
+	sum := sha256.Sum256([]byte(strings.Join([]string{table, strings.TrimSpace(where), event, endpointID}, "\x00")))
+	return "bfs_" + hex.EncodeToString(sum[:12])
 }
