@@ -339,3 +339,53 @@ func (r *Reader) publicationNames(ctx context.Context, conn *pgx.Conn) string {
 	}
 	return "'" + strings.ReplaceAll(names, "'", "''") + "'"
 }
+
+// CheckCapture reports, changing nothing, the tables of cfg that Prepare
+// would refuse (see ensurePublication): missing, without a replica
+// identity while their rules want updates or deletes, or needing the
+// inserts-only publication while the slot cannot decode through it yet.
+func CheckCapture(ctx context.Context, conn *pgx.Conn, cfg ReaderConfig) ([]TableProblem, error) {
+	plan, err := planCapture(ctx, conn, cfg)
+	if err != nil || len(plan.problems) > 0 || len(plan.inserts) == 0 {
+		return plan.problems, err
+	}
+	inserts := InsertsPublication(cfg.Publication)
+	var pubExists bool
+	var restartText, current *string
+	err = conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_publication WHERE pubname = $1),
+			(SELECT coalesce(restart_lsn::text, '0/0') FROM pg_replication_slots WHERE slot_name = $2),
+			pg_current_wal_insert_lsn()::text`, inserts, cfg.Slot).Scan(&pubExists, &restartText, &current)
+	if err != nil {
+		return nil, fmt.Errorf("reading publication %s and slot %s: %w", inserts, cfg.Slot, err)
+	}
+	var ok bool
+	var from, restart LSN
+	switch {
+	case restartText == nil: // no slot yet: it will be created after the publication
+		return nil, nil
+	case pubExists:
+		if ok, from, restart, err = insertsDecodable(ctx, conn, inserts, cfg.Slot); err != nil || ok {
+			return nil, err
+		}
+	default: // Prepare would create it now
+		if from, err = pglogrepl.ParseLSN(*current); err != nil {
+			return nil, fmt.Errorf("parsing the WAL position: %w", err)
+		}
+		if restart, err = pglogrepl.ParseLSN(*restartText); err != nil {
+			return nil, fmt.Errorf("parsing restart_lsn of slot %s: %w", cfg.Slot, err)
+		}
+	}
+	return notDecodable(cfg, plan.inserts, from, restart), nil
+}
+
+// notDecodable is the problem of each of tables, which need the
+// inserts-only publication, usable from from while cfg's slot reads from
+// restart.
+func notDecodable(cfg ReaderConfig, tables []string, from, restart LSN) []TableProblem {
+	problems := make([]TableProblem, len(tables))
+	for i, t := range tables {
+		problems[i] = TableProblem{Kind: InsertsNotDecodable, Table: t, By: cfg.Uses[t].By, Publication: cfg.Publication,
+			UsableFrom: from, SlotRestart: restart, Slot: cfg.Slot}
+	}
+	return problems
+}

@@ -122,12 +122,7 @@ func ensurePublication(ctx context.Context, conn *pgx.Conn, cfg ReaderConfig) er
 	if err != nil || ok {
 		return err
 	}
-	problems := make([]TableProblem, len(plan.inserts))
-	for i, t := range plan.inserts {
-		problems[i] = TableProblem{Kind: InsertsNotDecodable, Table: t, By: cfg.Uses[t].By, Publication: cfg.Publication,
-			UsableFrom: from, SlotRestart: restart, Slot: cfg.Slot}
-	}
-	return &CaptureError{Problems: problems}
+	return &CaptureError{Problems: notDecodable(cfg, plan.inserts, from, restart)}
 }
 
 // querier is a connection or a transaction.
