@@ -102,6 +102,12 @@ func (p TableProblem) Error() string {
 	case TableMissing:
 		return fmt.Sprintf("table %s does not exist: create it, or correct or remove the rules that name it", table)
 	case InsertsNotDecodable:
+		if p.UsableFrom == 0 {
+			return fmt.Sprintf("table %s has no replica identity, so walhook captures its inserts through publication %s, which publishes no update or delete; "+
+				"that publication has no comment saying from which position it is usable, and Postgres before 18 cannot decode through a publication newer than the slot's position: "+
+				"if it was created before slot %s, its owner runs COMMENT ON PUBLICATION %s IS 'usable from 0/0'; otherwise give the table a primary key or REPLICA IDENTITY FULL",
+				table, inserts, p.Slot, pgx.Identifier{inserts}.Sanitize())
+		}
 		return fmt.Sprintf("table %s has no replica identity, so walhook captures its inserts through publication %s, which publishes no update or delete; "+
 			"that publication is usable from LSN %s, but slot %s reads from %s, and Postgres before 18 cannot decode through a publication newer than the slot's position: "+
 			"give the table a primary key or REPLICA IDENTITY FULL, or run walhook once without the rules on this table until pg_replication_slots shows restart_lsn past %s, then add them back",

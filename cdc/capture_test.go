@@ -308,3 +308,18 @@ func TestInsertsPublicationNewerThanSlot(t *testing.T) {
 		}
 	}
 }
+
+// TestInsertsPublicationName: the companion's name fits in a Postgres
+// identifier, cut on a character boundary.
+func TestInsertsPublicationName(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ pub, want string }{
+		{"walhook", "walhook_inserts"},
+		{strings.Repeat("a", 63), strings.Repeat("a", 55) + "_inserts"},
+		{strings.Repeat("a", 54) + "é", strings.Repeat("a", 54) + "_inserts"},
+	} {
+		if got := cdc.InsertsPublication(tc.pub); got != tc.want || len(got) > 63 {
+			t.Errorf("InsertsPublication(%q) = %q, want %q", tc.pub, got, tc.want)
+		}
+	}
+}

@@ -231,7 +231,12 @@ func stampInserts(ctx context.Context, conn *pgx.Conn, inserts string) error {
 		return fmt.Errorf("reading the WAL position: %w", err)
 	}
 	text := "walhook: publishes only the inserts and truncates of tables without a replica identity; usable from " + lsn
-	if _, err := conn.Exec(ctx, "COMMENT ON PUBLICATION "+pgx.Identifier{inserts}.Sanitize()+" IS '"+text+"'"); err != nil {
+	_, err := conn.Exec(ctx, "COMMENT ON PUBLICATION "+pgx.Identifier{inserts}.Sanitize()+" IS '"+text+"'")
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "42501" {
+		return nil // another role owns it: its owner records the position (docs/operations.md)
+	}
+	if err != nil {
 		return fmt.Errorf("recording the position of publication %s: %w", inserts, err)
 	}
 	return nil
