@@ -222,6 +222,14 @@ func TestOlderPublicationHeldTableWithoutKey(t *testing.T) {
 	if err := appWrites(ctx, db, "nopk2"); err != nil {
 		t.Errorf("after the refusal: the application's writes fail: %v", err)
 	}
+
+	cfg.Tables = []string{"nopk"}
+	if err := cdc.Prepare(ctx, "", cfg); err != nil {
+		t.Fatalf("Prepare with the table without a key only: %v", err)
+	}
+	if got := members(t, db, cfg.Publication); len(got) != 0 {
+		t.Errorf("publication holds %v, want nothing", got)
+	}
 }
 
 // TestMissingTableStopsReader: a rule on a table that does not exist stops
