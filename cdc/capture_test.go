@@ -78,7 +78,9 @@ func members(t *testing.T, db *testenv.DB, publication string) []string {
 // kind of table, once walhook has prepared its publications (or refused
 // to), the application's INSERT, UPDATE and DELETE on the table succeed;
 // a table is published with updates and deletes only when it has a
-// usable replica identity; a refusal says what to do.
+// usable replica identity; a refusal says what to do. Each kind walhook
+// treats as unusable is checked to be one Postgres refuses an UPDATE of
+// once it is published with updates.
 func TestApplicationWritesSurviveEveryRule(t *testing.T) {
 	t.Parallel()
 	db := testenv.NewDB(t)
@@ -127,6 +129,16 @@ func TestApplicationWritesSurviveEveryRule(t *testing.T) {
 					if got := members(t, db, cfg.Publication); len(got) != 0 {
 						t.Errorf("refused, but publication %s holds %v", cfg.Publication, got)
 					}
+				}
+				if !kind.usable {
+					// Postgres does refuse an UPDATE of this kind of table once published.
+					probe := "probe_" + name
+					db.Exec(t, `CREATE PUBLICATION `+probe+` FOR TABLE `+table)
+					_, err := db.Pool.Exec(ctx, `UPDATE `+table+` SET v = v WHERE id = 1`)
+					if err == nil || !strings.Contains(err.Error(), "replica identity") {
+						t.Errorf("an UPDATE of the table published with updates = %v, want Postgres to refuse it", err)
+					}
+					db.Exec(t, `DROP PUBLICATION `+probe)
 				}
 				if err := appWrites(ctx, db, table); err != nil {
 					t.Errorf("the application's writes fail: %v", err)
