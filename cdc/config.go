@@ -18,11 +18,17 @@ type ReaderConfig struct {
 	URL string
 	// Slot is the permanent pgoutput replication slot, created if missing.
 	Slot string
-	// Publication is created if missing and kept equal to Tables.
+	// Publication is created if missing and kept equal to Tables (but
+	// for those captured through InsertsPublication(Publication)).
 	Publication string
 	// Tables lists the published tables as "schema.table" ("table" means
 	// "public.table").
 	Tables []string
+	// Uses says, by "schema.table", what the rules want of each table; a
+	// table without an entry is taken to want every operation. A table
+	// without a replica identity whose rules want no update or delete is
+	// captured through InsertsPublication(Publication).
+	Uses map[string]TableUse
 	// StatusInterval is the longest time between two standby status
 	// updates; default 10s.
 	StatusInterval time.Duration

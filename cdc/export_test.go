@@ -1,5 +1,11 @@
 package cdc
 
+import (
+	"context"
+
+	"github.com/jackc/pgx/v5"
+)
+
 // ReaderTestSignals are a Reader's signals, for the tests of package cdc.
 type ReaderTestSignals struct {
 	// Streaming delivers the start position of every session that streams.
@@ -13,4 +19,9 @@ func (r *Reader) InitTestSignals() ReaderTestSignals {
 	r.testSignals.streaming.Init()
 	r.testSignals.interrupted.Init()
 	return ReaderTestSignals{Streaming: r.testSignals.streaming.C(), Interrupted: r.testSignals.interrupted.C()}
+}
+
+// EnsurePublication is ensurePublication, for tests that need no slot.
+func EnsurePublication(ctx context.Context, conn *pgx.Conn, cfg ReaderConfig) error {
+	return ensurePublication(ctx, conn, cfg)
 }

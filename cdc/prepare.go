@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
 	"strings"
 	"time"
 
@@ -42,8 +41,8 @@ func CheckPrerequisites(ctx context.Context, conn *pgx.Conn) error {
 	return nil
 }
 
-// Prepare checks the prerequisites, then creates the publication (or sets
-// its tables to cfg.Tables) and the permanent pgoutput slot if missing.
+// Prepare checks the prerequisites, then creates the publications (or sets
+// their tables to cfg.Tables, see ensurePublication) and the permanent pgoutput slot if missing.
 // url overrides cfg.URL when not empty.
 func Prepare(ctx context.Context, url string, cfg ReaderConfig) error {
 	if url != "" {
@@ -67,62 +66,62 @@ func prepare(ctx context.Context, conn *pgx.Conn, cfg ReaderConfig) (LSN, error)
 	if err := CheckPrerequisites(ctx, conn); err != nil {
 		return 0, err
 	}
-	if err := ensurePublication(ctx, conn, cfg.Publication, cfg.Tables); err != nil {
+	if err := ensurePublication(ctx, conn, cfg); err != nil {
 		return 0, err
 	}
 	return ensureSlot(ctx, conn, cfg.Slot)
 }
 
-func ensurePublication(ctx context.Context, conn *pgx.Conn, name string, tables []string) error {
-	want := make([]string, 0, len(tables))
-	idents := make([]string, 0, len(tables))
-	for _, t := range tables {
-		schema, table, err := splitTable(t)
+// ensurePublication puts every table of cfg into the publication that
+// captures what its rules want (cfg.Uses) without making Postgres refuse
+// the application's UPDATE or DELETE on it: cfg.Publication, which
+// publishes every operation, for a table with a usable replica identity;
+// its inserts-only companion (InsertsPublication) for a table without one
+// whose rules want no update or delete. It creates both publications if
+// missing. A table that is missing, or has no replica identity while its
+// rules want updates or deletes, fails it with a *CaptureError before any
+// table is added; such a table found in cfg.Publication (put there by an
+// older walhook) is taken out first, so the application's writes work
+// again. See docs/operations.md, "Tables without a primary key".
+func ensurePublication(ctx context.Context, conn *pgx.Conn, cfg ReaderConfig) error {
+	plan, err := planCapture(ctx, conn, cfg)
+	if err != nil {
+		return err
+	}
+	if len(plan.problems) > 0 {
+		if err := releaseUnsafe(ctx, conn, cfg.Publication, plan.problems); err != nil {
+			return err
+		}
+		return &CaptureError{Problems: plan.problems}
+	}
+	inserts := InsertsPublication(cfg.Publication)
+	for attempt := 0; ; attempt++ {
+		err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+			if err := syncPublication(ctx, tx, cfg.Publication, "", plan.main); err != nil {
+				return err
+			}
+			return syncPublication(ctx, tx, inserts, "insert, truncate", plan.inserts)
+		})
+		var pgErr *pgconn.PgError
+		if attempt == 0 && errors.As(err, &pgErr) && pgErr.Code == "42710" {
+			continue // created concurrently by another instance: look again
+		}
 		if err != nil {
 			return err
 		}
-		want = append(want, schema+"."+table)
-		idents = append(idents, pgx.Identifier{schema, table}.Sanitize())
+		break
 	}
-	sort.Strings(want)
-	list := strings.Join(idents, ", ")
-	pub := pgx.Identifier{name}.Sanitize()
-
-	var allTables bool
-	err := conn.QueryRow(ctx, `SELECT puballtables FROM pg_publication WHERE pubname = $1`, name).Scan(&allTables)
-	if errors.Is(err, pgx.ErrNoRows) {
-		_, err = conn.Exec(ctx, "CREATE PUBLICATION "+pub+" FOR TABLE "+list)
-		var pgErr *pgconn.PgError
-		if errors.As(err, &pgErr) && pgErr.Code == "42710" {
-			err = nil // created concurrently by another instance; checked below next time
-		}
-		if err != nil {
-			return fmt.Errorf("creating publication %s for %s: %w", name, list, err)
-		}
+	if err := stampInserts(ctx, conn, inserts); err != nil {
+		return err
+	}
+	if len(plan.inserts) == 0 {
 		return nil
 	}
-	if err != nil {
-		return fmt.Errorf("looking up publication %s: %w", name, err)
+	ok, from, restart, err := insertsDecodable(ctx, conn, inserts, cfg.Slot)
+	if err != nil || ok {
+		return err
 	}
-	if allTables {
-		return fmt.Errorf("publication %s is FOR ALL TABLES, but walhook keeps its publication to the configured tables: drop it or choose another publication name", name)
-	}
-	rows, err := conn.Query(ctx, `SELECT schemaname || '.' || tablename FROM pg_publication_tables WHERE pubname = $1`, name)
-	if err != nil {
-		return fmt.Errorf("listing the tables of publication %s: %w", name, err)
-	}
-	have, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		return fmt.Errorf("listing the tables of publication %s: %w", name, err)
-	}
-	sort.Strings(have)
-	if strings.Join(have, ",") == strings.Join(want, ",") {
-		return nil
-	}
-	if _, err := conn.Exec(ctx, "ALTER PUBLICATION "+pub+" SET TABLE "+list); err != nil {
-		return fmt.Errorf("setting the tables of publication %s to %s: %w", name, list, err)
-	}
-	return nil
+	return &CaptureError{Problems: notDecodable(cfg, plan.inserts, from, restart)}
 }
 
 // ensureSlot creates the permanent pgoutput slot if missing and returns its
@@ -154,7 +153,8 @@ func ensureSlot(ctx context.Context, conn *pgx.Conn, slot string) (LSN, error) {
 	}
 }
 
-// Teardown drops the replication slot and the publication if present. It
+// Teardown drops the replication slot and the publication (with its
+// inserts-only companion) if present. It
 // fails if a reader still streams from the slot after releaseWait (a reader
 // that has just stopped releases the slot a moment later).
 func Teardown(ctx context.Context, url, slot, publication string) error {
@@ -168,9 +168,12 @@ func Teardown(ctx context.Context, url, slot, publication string) error {
 			return err
 		}
 	}
-	if publication != "" {
-		if _, err := conn.Exec(ctx, "DROP PUBLICATION IF EXISTS "+pgx.Identifier{publication}.Sanitize()); err != nil {
-			return fmt.Errorf("dropping publication %s: %w", publication, err)
+	for _, pub := range []string{publication, InsertsPublication(publication)} {
+		if publication == "" {
+			break
+		}
+		if _, err := conn.Exec(ctx, "DROP PUBLICATION IF EXISTS "+pgx.Identifier{pub}.Sanitize()); err != nil {
+			return fmt.Errorf("dropping publication %s: %w", pub, err)
 		}
 	}
 	return nil

@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/jackc/pglogrepl"
@@ -66,8 +65,7 @@ func (r *Reader) session(ctx context.Context, out chan<- Transaction) (streamed 
 	}()
 	r.updateStatus(func(st *Status) { st.Connected = true })
 
-	pub := pgx.Identifier{r.cfg.Publication}.Sanitize()
-	pluginArgs := []string{"proto_version '1'", "publication_names '" + strings.ReplaceAll(pub, "'", "''") + "'"}
+	pluginArgs := []string{"proto_version '1'", "publication_names " + r.publicationNames(setupCtx, sql)}
 	if len(r.cfg.MessagePrefixes) > 0 {
 		pluginArgs = append(pluginArgs, "messages 'true'")
 	}

@@ -64,6 +64,7 @@ func newSlotSource(cfg *config.Config, rs *rules.Rules, obs dispatch.Observer, o
 		Slot:              cfg.Source.Slot,
 		Publication:       cfg.Source.Publication,
 		Tables:            cfg.Source.Tables,
+		Uses:              cfg.TableUses(),
 		HeartbeatInterval: opts.HeartbeatInterval,
 		// The backfill watermarks; transactions that carry one come
 		// through even when they change no row.

@@ -24,7 +24,9 @@ func newValidateCommand(a *app) *cobra.Command {
 		Short: "Check a config file (and with --db, the database) without starting",
 		Long: `Checks a config file and prints every problem with its file, line and column.
 With --db it also connects to source.url and checks the tables, columns,
-REPLICA IDENTITY (also for large TOASTable columns read on update), that an
+REPLICA IDENTITY (also for large TOASTable columns read on update), tables
+without a primary key that run could not publish without making Postgres
+refuse the application's UPDATE and DELETE (see docs/operations.md), that an
 existing replication slot of that name belongs to this database, and wal_level. Exits 0 when there is no error, 1 when there is.`,
 		Example: `  walhook validate -c walhook.hcl
   walhook validate --config walhook.hcl --db`,
@@ -58,6 +60,7 @@ func (a *app) validate(ctx context.Context, db bool, timeout time.Duration) erro
 	if !diags.HasErrors() && db {
 		ctx, cancel := context.WithTimeout(ctx, timeout)
 		diags = append(diags, config.CheckDatabase(ctx, cfg)...)
+		diags = append(diags, checkCapture(ctx, cfg)...)
 		cancel()
 	}
 	if err := config.WriteDiagnostics(a.stderr, sources, diags); err != nil {
