@@ -14,3 +14,6 @@ func (r *Reader) InitTestSignals() ReaderTestSignals {
 	r.testSignals.interrupted.Init()
 	return ReaderTestSignals{Streaming: r.testSignals.streaming.C(), Interrupted: r.testSignals.interrupted.C()}
 }
+
+// StreamGap classifies a stream error as Reader.stream does.
+func StreamGap(r *Reader, err error) error { return r.streamGap(err) }

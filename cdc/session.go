@@ -44,17 +44,9 @@ func (r *Reader) session(ctx context.Context, out chan<- Transaction) (streamed 
 		defer cancel()
 		_ = sql.Close(closeCtx)
 	}()
-	confirmed, err := prepare(setupCtx, sql, r.cfg)
-	if err != nil {
+	if err := CheckPrerequisites(setupCtx, sql); err != nil {
 		return false, err
 	}
-	r.mu.Lock()
-	if confirmed > r.acked {
-		r.acked = confirmed
-	}
-	start := r.acked
-	r.mu.Unlock()
-
 	conn, err := connectReplication(setupCtx, r.cfg.URL)
 	if err != nil {
 		return false, err
@@ -64,6 +56,16 @@ func (r *Reader) session(ctx context.Context, out chan<- Transaction) (streamed 
 		defer cancel()
 		_ = conn.Close(closeCtx)
 	}()
+	confirmed, err := r.claimSlot(setupCtx, sql, conn)
+	if err != nil {
+		return false, err
+	}
+	r.mu.Lock()
+	if confirmed > r.acked {
+		r.acked = confirmed
+	}
+	start := r.acked
+	r.mu.Unlock()
 	r.updateStatus(func(st *Status) { st.Connected = true })
 
 	pub := pgx.Identifier{r.cfg.Publication}.Sanitize()
@@ -234,7 +236,7 @@ func (s *receiver) handOff(ctx context.Context) (bool, error) {
 // sendStatus reports the acknowledged position as written, flushed and
 // applied. It never reports a received but unacknowledged position.
 func (s *receiver) sendStatus() error {
-	acked := s.r.ackedLSN()
+	acked := s.r.confirmable() // never beyond the recorded position
 	s.nextStatus = time.Now().Add(s.r.cfg.StatusInterval)
 	if acked == 0 {
 		return nil
