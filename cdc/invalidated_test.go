@@ -66,7 +66,7 @@ func TestInvalidatedSlot(t *testing.T) {
 	err = runUntilError(t, cfg)
 	wantGap(t, err, cfg, recs.get(t, "inval").Confirmed, "Postgres invalidated it (wal_status lost)")
 	rec := recs.get(t, "inval")
-	check, err := cdc.CheckSlot(ctx, cluster.URL, "inval", "inval", &rec)
+	check, err := cdc.CheckSlot(ctx, cluster.URL, "inval", "inval", recs)
 	if err != nil || !errors.Is(check.Problem, cdc.ErrGap) || !strings.Contains(check.Problem.Error(), "wal_status lost") {
 		t.Fatalf("CheckSlot: %+v, %v; want the same gap", check, err)
 	}

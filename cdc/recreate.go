@@ -37,6 +37,8 @@ type SlotCheck struct {
 	SystemID    string
 	Slot        SlotStatus
 	Publication PublicationStatus
+	// Record is walhook's record of the slot; nil when there is none.
+	Record *SlotRecord
 	// Problem is nil when walhook could stream from the slot (or create or
 	// adopt it); else a *GapError, or an error wrapping ErrPrerequisite
 	// for a slot that is not this database's to use.
@@ -48,9 +50,9 @@ type SlotCheck struct {
 func (c SlotCheck) Elsewhere() bool { return c.Slot.Exists && c.Slot.Database != c.Database }
 
 // CheckSlot reads the slot and the publication at url and judges them
-// against rec (nil: walhook has no record of the slot), changing nothing.
-func CheckSlot(ctx context.Context, url, slot, publication string, rec *SlotRecord) (SlotCheck, error) {
-	var c SlotCheck
+// against walhook's record of the slot in records (nil: no records), as a
+// session start would, changing nothing. Record is the record (nil: none).
+func CheckSlot(ctx context.Context, url, slot, publication string, records SlotRecords) (c SlotCheck, err error) {
 	conn, err := pgx.Connect(ctx, url)
 	if err != nil {
 		return c, fmt.Errorf("connecting to the source database: %w", err)
@@ -62,14 +64,25 @@ func CheckSlot(ctx context.Context, url, slot, publication string, rec *SlotReco
 	if c.SystemID, err = systemID(ctx, conn); err != nil {
 		return c, err
 	}
+	// The slot before the record, as in claimSlot: a walhook that runs
+	// records a position before confirming it.
 	if c.Slot, err = ReadSlotStatus(ctx, conn, slot); err != nil {
 		return c, err
 	}
 	if c.Publication, err = readPublicationStatus(ctx, conn, publication); err != nil {
 		return c, err
 	}
+	if records != nil {
+		rec, found, err := records.LoadSlot(ctx, slot)
+		if err != nil {
+			return c, fmt.Errorf("reading the record of replication slot %s: %w", slot, err)
+		}
+		if found {
+			c.Record = &rec
+		}
+	}
 	_, c.Problem = judgeSlot(slotFacts{slot: slot, publication: publication, systemID: c.SystemID, database: c.Database,
-		status: c.Slot, pubExists: c.Publication.Exists, rec: rec, ownPosition: true})
+		status: c.Slot, pubExists: c.Publication.Exists, rec: c.Record, ownPosition: true})
 	return c, nil
 }
 

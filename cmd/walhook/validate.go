@@ -25,7 +25,9 @@ func newValidateCommand(a *app) *cobra.Command {
 		Long: `Checks a config file and prints every problem with its file, line and column.
 With --db it also connects to source.url and checks the tables, columns,
 REPLICA IDENTITY (also for large TOASTable columns read on update), that an
-existing replication slot of that name belongs to this database, and wal_level. Exits 0 when there is no error, 1 when there is.`,
+existing replication slot of that name belongs to this database, that the slot
+walhook recorded is still there, valid and where walhook left it, that its
+publication exists, and wal_level. Exits 0 when there is no error, 1 when there is.`,
 		Example: `  walhook validate -c walhook.hcl
   walhook validate --config walhook.hcl --db`,
 		Args:        noArgs,
@@ -58,6 +60,7 @@ func (a *app) validate(ctx context.Context, db bool, timeout time.Duration) erro
 	if !diags.HasErrors() && db {
 		ctx, cancel := context.WithTimeout(ctx, timeout)
 		diags = append(diags, config.CheckDatabase(ctx, cfg)...)
+		diags = append(diags, slotDiagnostics(ctx, cfg)...)
 		cancel()
 	}
 	if err := config.WriteDiagnostics(a.stderr, sources, diags); err != nil {
