@@ -35,6 +35,9 @@ type Reader struct {
 	recorded LSN
 	claimed  bool
 	gap      bool
+	// settled is the highest position acknowledged through Ack (acked
+	// also moves past idle WAL).
+	settled LSN
 
 	// applied is the EndLSN of the last transaction handed to the Sink
 	// without error; only the goroutine calling Run touches it.
@@ -70,6 +73,7 @@ func (r *Reader) Ack(lsn LSN) {
 	if lsn > r.acked {
 		r.acked = lsn
 	}
+	r.settled = max(r.settled, lsn)
 	r.mu.Unlock()
 }
 

@@ -129,8 +129,11 @@ func (r *Reader) claimSlot(ctx context.Context, sql *pgx.Conn, repl *pgconn.PgCo
 		return 0, fmt.Errorf("reading the record of replication slot %s: %w", r.cfg.Slot, err)
 	}
 	if found {
-		// Whatever this Reader confirmed is at most what it acknowledged.
-		rec.Confirmed = max(rec.Confirmed, r.ackedLSN())
+		if !r.durable {
+			// A memory record is not advanced: whatever this Reader
+			// confirmed is at most what it acknowledged.
+			rec.Confirmed = max(rec.Confirmed, r.ackedLSN())
+		}
 		f.rec = &rec
 	}
 	verdict, err := judgeSlot(f)

@@ -190,7 +190,10 @@ func TestSlotLostWhileStopped(t *testing.T) {
 		}, "the last position walhook confirmed: someone re-created or advanced it"},
 		{"advanced", func(t *testing.T, db *testenv.DB, cfg cdc.ReaderConfig) {
 			insertContact(t, db, 3)
-			db.Exec(t, `SELECT pg_replication_slot_advance($1, pg_current_wal_lsn())`, cfg.Slot)
+			testkit.Eventually(t, "advancing the slot once its walsender has exited", func() bool {
+				_, err := db.Pool.Exec(context.Background(), `SELECT pg_replication_slot_advance($1, pg_current_wal_lsn())`, cfg.Slot)
+				return err == nil
+			})
 		}, "someone re-created or advanced it"},
 		{"publication", func(t *testing.T, db *testenv.DB, cfg cdc.ReaderConfig) {
 			db.Exec(t, `DROP PUBLICATION `+cfg.Publication)

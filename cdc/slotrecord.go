@@ -96,14 +96,23 @@ func (r *Reader) setRecorded(lsn LSN) {
 	r.mu.Unlock()
 }
 
+// idleRecordInterval is how often a position that moved only past idle
+// WAL (no transaction settled) is recorded. Recording writes WAL when the
+// state schema is in the source database, which the next keepalive turns
+// into idle WAL to record: recording that at once would write every
+// RecordInterval forever on an idle database.
+const idleRecordInterval = 30 * time.Second
+
 // record writes the acknowledged position to the records when it moved
 // past the recorded one, every RecordInterval until ctx ends: one write a
-// second at most, whatever the transaction rate. A write that fails only
-// holds confirmation back; it is tried again at the next tick.
+// second at most, whatever the transaction rate (every idleRecordInterval
+// when no transaction settled). A write that fails only holds confirmation
+// back; it is tried again at the next tick.
 func (r *Reader) record(ctx context.Context) {
 	t := time.NewTicker(r.cfg.RecordInterval)
 	defer t.Stop()
 	failing := false
+	var lastWrite time.Time
 	for {
 		select {
 		case <-ctx.Done():
@@ -111,11 +120,12 @@ func (r *Reader) record(ctx context.Context) {
 		case <-t.C:
 		}
 		r.mu.Lock()
-		acked, recorded, claimed := r.acked, r.recorded, r.claimed
+		acked, settled, recorded, claimed := r.acked, r.settled, r.recorded, r.claimed
 		r.mu.Unlock()
-		if !claimed || acked <= recorded {
+		if !claimed || acked <= recorded || (settled <= recorded && time.Since(lastWrite) < idleRecordInterval) {
 			continue
 		}
+		lastWrite = time.Now()
 		wctx, cancel := context.WithTimeout(ctx, recordTimeout)
 		err := r.records.AdvanceSlot(wctx, r.cfg.Slot, acked)
 		cancel()
