@@ -35,13 +35,18 @@ func (s *Store) SlotRecord(ctx context.Context, slot string) (SlotRecord, error)
 	return r, nil
 }
 
-// SaveSlotRecord records r as the slot walhook owns, replacing any record
-// of the same slot name (a slot adopted, created or re-created).
+// SaveSlotRecord records r as the slot walhook owns (a slot adopted,
+// created or re-created), replacing any record of the same slot name. On
+// the same server and database the recorded position never moves back: an
+// instance that adopts a slot another has just created and confirmed must
+// not undo the other's record.
 func (s *Store) SaveSlotRecord(ctx context.Context, r SlotRecord) error {
-	_, err := s.pool.Exec(ctx, s.sql(`INSERT INTO {s}.slots (slot_name, database_name, system_id, confirmed_lsn)
+	_, err := s.pool.Exec(ctx, s.sql(`INSERT INTO {s}.slots AS o (slot_name, database_name, system_id, confirmed_lsn)
 		VALUES ($1, $2, $3, $4::pg_lsn)
 		ON CONFLICT (slot_name) DO UPDATE SET database_name = excluded.database_name, system_id = excluded.system_id,
-			confirmed_lsn = excluded.confirmed_lsn, created_at = now(), updated_at = now()`),
+			confirmed_lsn = CASE WHEN o.database_name = excluded.database_name AND o.system_id = excluded.system_id
+				THEN greatest(o.confirmed_lsn, excluded.confirmed_lsn) ELSE excluded.confirmed_lsn END,
+			created_at = now(), updated_at = now()`),
 		r.Slot, r.Database, r.SystemID, r.Confirmed.String())
 	if err != nil {
 		return fmt.Errorf("recording replication slot %s: %w", r.Slot, err)

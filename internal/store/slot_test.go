@@ -5,8 +5,9 @@ import (
 	"testing"
 )
 
-// TestSlotRecord: a slot's record is saved, only ever advanced, replaced by
-// a new save, and deleted only for its own database.
+// TestSlotRecord: a slot's record is saved, only ever advanced on one
+// server, replaced by a save on another, and deleted only for its own
+// database.
 func TestSlotRecord(t *testing.T) {
 	t.Parallel()
 	s, _ := setup(t)
@@ -32,8 +33,14 @@ func TestSlotRecord(t *testing.T) {
 	if err := s.SaveSlotRecord(ctx(t), SlotRecord{Slot: "wh", Database: "app", SystemID: "7301", Confirmed: 0x1_0000_0008}); err != nil {
 		t.Fatal(err)
 	}
-	if r, _ := s.SlotRecord(ctx(t), "wh"); r.Confirmed != 0x1_0000_0008 {
-		t.Fatalf("a new save (re-created slot) keeps %s, want 1/8", r.Confirmed)
+	if r, _ := s.SlotRecord(ctx(t), "wh"); r.Confirmed != 0x1_0000_0020 {
+		t.Fatalf("a save behind the record on the same server keeps %s, want 1/20", r.Confirmed)
+	}
+	if err := s.SaveSlotRecord(ctx(t), SlotRecord{Slot: "wh", Database: "app", SystemID: "9999", Confirmed: 0x1_0000_0008}); err != nil {
+		t.Fatal(err)
+	}
+	if r, _ := s.SlotRecord(ctx(t), "wh"); r.Confirmed != 0x1_0000_0008 || r.SystemID != "9999" {
+		t.Fatalf("a save on another server keeps %+v, want 1/8 on 9999", r)
 	}
 	if found, err := s.DeleteSlotRecord(ctx(t), "wh", "other"); err != nil || found {
 		t.Fatalf("deleting the record for another database: %v, %v; want it left", found, err)
