@@ -151,7 +151,10 @@ func (r *Reader) ConfirmSettled(ctx context.Context, lsn LSN) error {
 	r.mu.Lock()
 	claimed, gap := r.claimed, r.gap
 	r.mu.Unlock()
-	if gap || !claimed {
+	if gap {
+		return fmt.Errorf("not confirming %s: replication slot %s cannot go on (see the error it stopped with)", lsn, r.cfg.Slot)
+	}
+	if !claimed {
 		return fmt.Errorf("not confirming %s: walhook did not stream from slot %s", lsn, r.cfg.Slot)
 	}
 	if err := r.records.AdvanceSlot(ctx, r.cfg.Slot, lsn); err != nil {
