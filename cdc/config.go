@@ -42,6 +42,12 @@ type ReaderConfig struct {
 	MessagePrefixes []string
 	// MaxBackoff caps the wait between reconnection attempts; default 30s.
 	MaxBackoff time.Duration
+	// Records keeps the record of the slot walhook owns (SlotRecords);
+	// nil keeps it in memory, for this Reader's life only.
+	Records SlotRecords
+	// RecordInterval is how often the acknowledged position is recorded
+	// (when it moved) before being confirmed; default 1s.
+	RecordInterval time.Duration
 	// Logger receives the reader's logs.
 	Logger zerolog.Logger
 }
@@ -51,6 +57,7 @@ const (
 	DefaultStatusInterval    = 10 * time.Second
 	DefaultHeartbeatInterval = 30 * time.Second
 	DefaultMaxBackoff        = 30 * time.Second
+	DefaultRecordInterval    = time.Second
 	minBackoff               = 250 * time.Millisecond
 	// queuedTransactions bounds the committed transactions received but
 	// not yet handed to the Sink.
@@ -63,6 +70,9 @@ func (c ReaderConfig) withDefaults() ReaderConfig {
 	}
 	if c.HeartbeatInterval == 0 {
 		c.HeartbeatInterval = DefaultHeartbeatInterval
+	}
+	if c.RecordInterval <= 0 {
+		c.RecordInterval = DefaultRecordInterval
 	}
 	if c.MaxBackoff <= 0 {
 		c.MaxBackoff = DefaultMaxBackoff

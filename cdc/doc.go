@@ -17,6 +17,20 @@
 // changes after the last acknowledgement may come again, and the Reader
 // drops transactions at or before the position it knows to be settled.
 //
+// # Knowing the slot
+//
+// A Reader keeps a SlotRecord of the slot it owns (ReaderConfig.Records: the
+// relay keeps it in the state store; without it, in memory): the server's
+// system identifier, the database, and a position that is never behind what
+// it confirmed, because a position is recorded before any standby status or
+// Reader.ConfirmSettled reports it. Every session judges the slot against
+// the record before streaming. A slot that is missing, confirmed beyond the
+// record (re-created or advanced by someone else), invalidated, of another
+// server or database, or whose publication is gone cannot go on from where
+// the Reader left off: Run returns a *GapError (ErrGap) naming the slot, the
+// recorded position and the way out, and never creates a slot over a
+// recorded one. Without a record the slot is created, or adopted if present.
+//
 // # Values
 //
 // Column values arrive in text format and are decoded into JSON-faithful Go

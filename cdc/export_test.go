@@ -25,3 +25,6 @@ func (r *Reader) InitTestSignals() ReaderTestSignals {
 func EnsurePublication(ctx context.Context, conn *pgx.Conn, cfg ReaderConfig) error {
 	return ensurePublication(ctx, conn, cfg)
 }
+
+// StreamGap classifies a stream error as Reader.stream does.
+func StreamGap(r *Reader, err error) error { return r.streamGap(err) }

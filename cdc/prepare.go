@@ -125,46 +125,65 @@ func ensurePublication(ctx context.Context, conn *pgx.Conn, cfg ReaderConfig) er
 }
 
 // ensureSlot creates the permanent pgoutput slot if missing and returns its
-// confirmed_flush_lsn.
+// confirmed_flush_lsn. It is for Prepare, where creating is the intent; a
+// Reader's session judges the slot against its record instead (claimSlot).
 func ensureSlot(ctx context.Context, conn *pgx.Conn, slot string) (LSN, error) {
-	for attempt := 0; ; attempt++ {
-		var plugin, database string
-		var confirmed *string
-		err := conn.QueryRow(ctx, `SELECT coalesce(plugin, ''), coalesce(database, ''), confirmed_flush_lsn::text
-			FROM pg_replication_slots WHERE slot_name = $1`, slot).Scan(&plugin, &database, &confirmed)
-		if errors.Is(err, pgx.ErrNoRows) && attempt == 0 {
-			_, err = conn.Exec(ctx, `SELECT pg_create_logical_replication_slot($1, 'pgoutput')`, slot)
-			var pgErr *pgconn.PgError
-			if err != nil && !(errors.As(err, &pgErr) && pgErr.Code == "42710") {
-				return 0, fmt.Errorf("creating replication slot %s: %w", slot, err)
-			}
-			continue
-		}
-		if err != nil {
-			return 0, fmt.Errorf("looking up replication slot %s: %w", slot, err)
-		}
-		if plugin != "pgoutput" {
-			return 0, fmt.Errorf("replication slot %s exists but uses plugin %q, not pgoutput: drop it or choose another slot name", slot, plugin)
-		}
-		if db := conn.Config().Database; database != db {
-			return 0, fmt.Errorf("replication slot %s belongs to database %q, not %q (a logical slot decodes only its own database): set source.slot to another name, or drop the old slot if nothing uses it (SELECT pg_drop_replication_slot('%s') connected to %s)", slot, database, db, slot, database)
-		}
-		return parseConfirmed(confirmed, slot)
+	s, err := ReadSlotStatus(ctx, conn, slot)
+	if err != nil {
+		return 0, err
 	}
+	if !s.Exists {
+		return createSlot(ctx, conn, slot)
+	}
+	if s.Plugin != "pgoutput" {
+		return 0, fmt.Errorf("replication slot %s exists but uses plugin %q, not pgoutput: drop it or choose another slot name", slot, s.Plugin)
+	}
+	db, err := currentDatabase(ctx, conn)
+	if err != nil {
+		return 0, err
+	}
+	if s.Database != db {
+		return 0, elsewhereError(slot, s.Database, db)
+	}
+	return parseConfirmed(nullable(s.ConfirmedLSN), slot)
+}
+
+// createSlot creates the permanent pgoutput slot (one created meanwhile by
+// another instance will do) and returns its confirmed_flush_lsn.
+func createSlot(ctx context.Context, conn *pgx.Conn, slot string) (LSN, error) {
+	_, err := conn.Exec(ctx, `SELECT pg_create_logical_replication_slot($1, 'pgoutput')`, slot)
+	var pgErr *pgconn.PgError
+	if err != nil && !(errors.As(err, &pgErr) && pgErr.Code == "42710") {
+		return 0, fmt.Errorf("creating replication slot %s: %w", slot, err)
+	}
+	return slotConfirmed(ctx, conn, slot)
 }
 
 // Teardown drops the replication slot and the publication (with its
 // inserts-only companion) if present. It
 // fails if a reader still streams from the slot after releaseWait (a reader
-// that has just stopped releases the slot a moment later).
+// that has just stopped releases the slot a moment later). A slot of that
+// name in another database is not this database's: it is left, and the
+// error (wrapping ErrSlotElsewhere) says whose it is.
 func Teardown(ctx context.Context, url, slot, publication string) error {
 	conn, err := pgx.Connect(ctx, url)
 	if err != nil {
 		return fmt.Errorf("connecting to the source database: %w", err)
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
+	var elsewhere error
 	if slot != "" {
-		if err := dropSlot(ctx, conn, slot); err != nil {
+		s, err := ReadSlotStatus(ctx, conn, slot)
+		if err != nil {
+			return err
+		}
+		db, err := currentDatabase(ctx, conn)
+		if err != nil {
+			return err
+		}
+		if s.Exists && s.Database != db {
+			elsewhere = fmt.Errorf("%w: replication slot %s belongs to database %q, not %q, so it was left as it is", ErrSlotElsewhere, slot, s.Database, db)
+		} else if err := dropSlot(ctx, conn, slot); err != nil {
 			return err
 		}
 	}
@@ -176,8 +195,12 @@ func Teardown(ctx context.Context, url, slot, publication string) error {
 			return fmt.Errorf("dropping publication %s: %w", pub, err)
 		}
 	}
-	return nil
+	return elsewhere
 }
+
+// ErrSlotElsewhere marks a replication slot of the configured name that
+// belongs to another database than the configured one.
+var ErrSlotElsewhere = errors.New("replication slot of another database")
 
 // releaseWait is how long Teardown waits for a slot to be let go of: a
 // reader that has just stopped leaves its walsender exiting for a moment,

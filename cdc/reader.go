@@ -21,9 +21,23 @@ type Reader struct {
 	cfg ReaderConfig
 	log zerolog.Logger
 
+	// records keeps the record of the slot; durable when the caller gave
+	// it (ReaderConfig.Records), so confirmation waits for the record.
+	records SlotRecords
+	durable bool
+
 	mu     sync.Mutex
 	acked  LSN // highest position settled by the consumer (or idle-advanced)
 	status Status
+	// recorded is the position durably recorded: confirmation never goes
+	// beyond it. claimed: a session judged the slot walhook's (and it is
+	// recorded); gap: the Reader stopped on a gap.
+	recorded LSN
+	claimed  bool
+	gap      bool
+	// settled is the highest position acknowledged through Ack (acked
+	// also moves past idle WAL).
+	settled LSN
 
 	// applied is the EndLSN of the last transaction handed to the Sink
 	// without error; only the goroutine calling Run touches it.
@@ -44,7 +58,11 @@ type readerTestSignals struct {
 // NewReader returns a Reader for cfg; Run starts it.
 func NewReader(cfg ReaderConfig) *Reader {
 	cfg = cfg.withDefaults()
-	return &Reader{cfg: cfg, log: cfg.Logger.With().Str("component", "cdc").Str("slot", cfg.Slot).Logger()}
+	r := &Reader{cfg: cfg, log: cfg.Logger.With().Str("component", "cdc").Str("slot", cfg.Slot).Logger(), records: cfg.Records, durable: cfg.Records != nil}
+	if r.records == nil {
+		r.records = &memoryRecords{}
+	}
+	return r
 }
 
 // Ack records that every transaction up to lsn (a Transaction.EndLSN) is
@@ -55,6 +73,7 @@ func (r *Reader) Ack(lsn LSN) {
 	if lsn > r.acked {
 		r.acked = lsn
 	}
+	r.settled = max(r.settled, lsn)
 	r.mu.Unlock()
 }
 
@@ -82,7 +101,8 @@ func (r *Reader) updateStatus(f func(*Status)) {
 // capped exponential backoff, after connection errors, server restarts and
 // while another process holds the slot. It also returns an error wrapping
 // ErrPrerequisite when the server or role cannot do logical replication,
-// and on an invalid configuration.
+// one wrapping ErrGap when the slot cannot go on from where walhook left
+// off (GapError), and on an invalid configuration.
 func (r *Reader) Run(ctx context.Context, sink Sink) error {
 	if err := r.cfg.validate(); err != nil {
 		return err
@@ -126,6 +146,12 @@ var activePID = regexp.MustCompile(`(?i)PID (\d+)`)
 // stream runs replication sessions one after another until ctx is done,
 // waiting with capped exponential backoff between them.
 func (r *Reader) stream(ctx context.Context, out chan<- Transaction) error {
+	if r.durable {
+		rctx, stop := context.WithCancel(ctx)
+		recorded := make(chan struct{})
+		go func() { defer close(recorded); r.record(rctx) }()
+		defer func() { stop(); <-recorded }()
+	}
 	backoff := minBackoff
 	for {
 		began := time.Now()
@@ -141,6 +167,17 @@ func (r *Reader) stream(ctx context.Context, out chan<- Transaction) error {
 		}
 		if errors.Is(err, ErrPrerequisite) {
 			r.log.Error().Err(err).Msg("logical replication is not possible")
+			return err
+		}
+		if gap := r.streamGap(err); gap != nil {
+			err = gap
+		}
+		if errors.Is(err, ErrGap) {
+			r.mu.Lock()
+			r.gap = true
+			r.mu.Unlock()
+			r.updateStatus(func(s *Status) { s.LastError = err.Error() })
+			r.log.Error().Err(err).Msg("changes were lost to the replication stream; stopping")
 			return err
 		}
 		if streamed && time.Since(began) >= stableSession {

@@ -43,17 +43,9 @@ func (r *Reader) session(ctx context.Context, out chan<- Transaction) (streamed 
 		defer cancel()
 		_ = sql.Close(closeCtx)
 	}()
-	confirmed, err := prepare(setupCtx, sql, r.cfg)
-	if err != nil {
+	if err := CheckPrerequisites(setupCtx, sql); err != nil {
 		return false, err
 	}
-	r.mu.Lock()
-	if confirmed > r.acked {
-		r.acked = confirmed
-	}
-	start := r.acked
-	r.mu.Unlock()
-
 	conn, err := connectReplication(setupCtx, r.cfg.URL)
 	if err != nil {
 		return false, err
@@ -63,6 +55,16 @@ func (r *Reader) session(ctx context.Context, out chan<- Transaction) (streamed 
 		defer cancel()
 		_ = conn.Close(closeCtx)
 	}()
+	confirmed, err := r.claimSlot(setupCtx, sql, conn)
+	if err != nil {
+		return false, err
+	}
+	r.mu.Lock()
+	if confirmed > r.acked {
+		r.acked = confirmed
+	}
+	start := r.acked
+	r.mu.Unlock()
 	r.updateStatus(func(st *Status) { st.Connected = true })
 
 	pluginArgs := []string{"proto_version '1'", "publication_names " + r.publicationNames(setupCtx, sql)}
@@ -232,7 +234,7 @@ func (s *receiver) handOff(ctx context.Context) (bool, error) {
 // sendStatus reports the acknowledged position as written, flushed and
 // applied. It never reports a received but unacknowledged position.
 func (s *receiver) sendStatus() error {
-	acked := s.r.ackedLSN()
+	acked := s.r.confirmable() // never beyond the recorded position
 	s.nextStatus = time.Now().Add(s.r.cfg.StatusInterval)
 	if acked == 0 {
 		return nil

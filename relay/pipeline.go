@@ -57,7 +57,7 @@ type slotSource struct {
 	events   []event.Event // scratch: Dispatch copies what it keeps
 }
 
-func newSlotSource(cfg *config.Config, rs *rules.Rules, obs dispatch.Observer, opts Options, log zerolog.Logger) (*slotSource, error) {
+func newSlotSource(cfg *config.Config, rs *rules.Rules, records cdc.SlotRecords, obs dispatch.Observer, opts Options, log zerolog.Logger) (*slotSource, error) {
 	s := &slotSource{cfg: cfg.Source, observer: obs, log: log, evaluate: rs.Evaluate, stage: backfill.NewStage()}
 	s.reader = cdc.NewReader(cdc.ReaderConfig{
 		URL:               cfg.Source.URL,
@@ -69,6 +69,7 @@ func newSlotSource(cfg *config.Config, rs *rules.Rules, obs dispatch.Observer, o
 		// The backfill watermarks; transactions that carry one come
 		// through even when they change no row.
 		MessagePrefixes: []string{backfill.MessagePrefix},
+		Records:         records, // the slot walhook owns, in the state store
 		Logger:          log,
 	})
 	ack := s.reader.Ack
@@ -150,7 +151,7 @@ func (s *slotSource) Finish(ctx context.Context) {
 	if settled == 0 {
 		return
 	}
-	if err := cdc.Confirm(ctx, s.cfg.URL, s.cfg.Slot, settled); err != nil {
+	if err := s.reader.ConfirmSettled(ctx, settled); err != nil {
 		s.log.Warn().Err(err).Stringer("lsn", settled).Msg("confirming the settled position at shutdown; changes after the last confirmation will be delivered again")
 		return
 	}

@@ -140,7 +140,7 @@ func New(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts Optio
 		}
 		r.source = ps
 	} else {
-		ss, err := newSlotSource(cfg, r.rules, observer, opts, log)
+		ss, err := newSlotSource(cfg, r.rules, SlotRecords(r.store), observer, opts, log)
 		if err != nil {
 			r.Close()
 			return nil, err

@@ -4,30 +4,9 @@ import (
 	"fmt"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/walhook/walhook/internal/testkit"
 	"github.com/walhook/walhook/testenv"
 )
-
-// waitExit waits for d to exit by itself and returns its log, with the
-// JSON escapes of quotes undone.
-func (d *daemon) waitExit(t *testing.T) string {
-	t.Helper()
-	exited := make(chan error, 1)
-	go func() { exited <- d.cmd.Wait() }()
-	select {
-	case err := <-exited:
-		if err == nil {
-			t.Errorf("walhook run exited 0, want an error")
-		}
-	case <-time.After(testkit.Timeout):
-		_ = d.cmd.Process.Kill()
-		<-exited
-		t.Fatalf("walhook run did not stop by itself:\n%s", d.log)
-	}
-	return strings.ReplaceAll(d.log.String(), `\"`, `"`)
-}
 
 // nopkWrites runs the application's INSERT, UPDATE and DELETE on nopk and
 // fails the test if Postgres refuses one.
@@ -61,7 +40,10 @@ func TestRunBesideATableWithoutKey(t *testing.T) {
 	d.stop(t)
 
 	cfg = writeConfig(t, db, slot, url, s.secret, rule("nopk", `["insert", "update"]`))
-	log := startDaemon(t, cfg).waitExit(t)
+	code, log := startDaemon(t, cfg).waitExit(t)
+	if code == 0 {
+		t.Errorf("walhook run exited 0, want an error")
+	}
 	for _, want := range []string{`table public.nopk (read by event "nopk.changed" (` + cfg + `:`, "has no primary key",
 		"ALTER TABLE public.nopk REPLICA IDENTITY FULL;", `restrict its rules to on = ["insert", "truncate", "read"]`} {
 		if !strings.Contains(log, want) {
@@ -71,7 +53,10 @@ func TestRunBesideATableWithoutKey(t *testing.T) {
 	nopkWrites(t, db, 1004)
 
 	cfg = writeConfig(t, db, slot, url, s.secret, rule("gone", `["insert"]`))
-	log = startDaemon(t, cfg).waitExit(t)
+	code, log = startDaemon(t, cfg).waitExit(t)
+	if code == 0 {
+		t.Errorf("walhook run exited 0, want an error")
+	}
 	if want := `table public.gone (read by event "gone.changed" (` + cfg + `:`; !strings.Contains(log, want) || !strings.Contains(log, "does not exist") {
 		t.Errorf("log lacks %q ... does not exist:\n%s", want, log)
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/walhook/walhook/cdc"
 	"github.com/walhook/walhook/internal/config"
 	"github.com/walhook/walhook/internal/store"
+	"github.com/walhook/walhook/relay"
 )
 
 func init() { register(newStatusCommand) }
@@ -68,6 +69,16 @@ type slotStatus struct {
 	Publication  string `json:"publication"`
 	PubExists    bool   `json:"publication_exists"`
 	PubTables    int    `json:"publication_tables"`
+	// Database is the database the slot belongs to; OtherDatabase is set
+	// when that is not the config's (the slot is then not this config's,
+	// and nothing else of it is shown).
+	Database      string `json:"database,omitempty"`
+	OtherDatabase bool   `json:"other_database,omitempty"`
+	// RecordedLSN is the last position walhook recorded as confirmed.
+	RecordedLSN string `json:"recorded_lsn,omitempty"`
+	// Problem says why walhook cannot stream from the slot (a gap, with
+	// the way out), if it cannot.
+	Problem string `json:"problem,omitempty"`
 }
 
 // endpointStatus is one endpoint's health and queue.
@@ -130,24 +141,27 @@ func (a *app) status(ctx context.Context, asJSON bool) error {
 
 func collectStatus(ctx context.Context, cfg *config.Config) (*statusReport, error) {
 	rep := &statusReport{State: "ok", Endpoints: []endpointStatus{}, Backfills: []backfillStatus{}}
-	slot, pub, err := cdc.Inspect(ctx, cfg.Source.URL, cfg.Source.Slot, cfg.Source.Publication)
+	st, pool, err := openState(ctx, cfg)
+	switch {
+	case errors.Is(err, store.ErrNoSchema):
+		rep.State = err.Error()
+	case err != nil:
+		return nil, err
+	default:
+		defer pool.Close()
+	}
+	var records cdc.SlotRecords
+	if st != nil {
+		records = relay.SlotRecords(st)
+	}
+	check, err := cdc.CheckSlot(ctx, cfg.Source.URL, cfg.Source.Slot, cfg.Source.Publication, records)
 	if err != nil {
 		return nil, err
 	}
-	rep.Slot = slotStatus{Name: slot.Name, Exists: slot.Exists, Active: slot.Active, ConfirmedLSN: slot.ConfirmedLSN,
-		LagBytes: slot.LagBytes, WALStatus: slot.WALStatus, Publication: pub.Name, PubExists: pub.Exists, PubTables: pub.Tables}
-	if slot.ActivePID != 0 {
-		rep.Slot.ActivePID = &slot.ActivePID
-	}
-	st, pool, err := openState(ctx, cfg)
-	if errors.Is(err, store.ErrNoSchema) {
-		rep.State = err.Error()
+	rep.Slot = newSlotStatus(check)
+	if st == nil {
 		return rep, nil
 	}
-	if err != nil {
-		return nil, err
-	}
-	defer pool.Close()
 	q, err := st.Stats(ctx)
 	if err != nil {
 		return nil, err
@@ -227,9 +241,35 @@ func collectStatus(ctx context.Context, cfg *config.Config) (*statusReport, erro
 	return rep, nil
 }
 
+// newSlotStatus is the slot part of the report: a slot of another
+// database is named as such, not shown as this config's.
+func newSlotStatus(c cdc.SlotCheck) slotStatus {
+	s, pub := c.Slot, c.Publication
+	out := slotStatus{Name: s.Name, Exists: s.Exists, Publication: pub.Name, PubExists: pub.Exists, PubTables: pub.Tables, Database: s.Database}
+	if c.Record != nil {
+		out.RecordedLSN = c.Record.Confirmed.String()
+	}
+	if c.Problem != nil {
+		out.Problem = c.Problem.Error()
+	}
+	if c.Elsewhere() {
+		out.OtherDatabase = true
+		return out
+	}
+	out.Active, out.ConfirmedLSN, out.LagBytes, out.WALStatus = s.Active, s.ConfirmedLSN, s.LagBytes, s.WALStatus
+	if s.ActivePID != 0 {
+		out.ActivePID = &s.ActivePID
+	}
+	return out
+}
+
 func printStatus(w io.Writer, rep *statusReport) {
 	s := rep.Slot
 	switch {
+	case s.OtherDatabase:
+		fmt.Fprintf(w, "slot %s: belongs to database %s, not this config's (walhook cannot use it; set source.slot to another name)\n", s.Name, s.Database)
+	case !s.Exists && s.RecordedLSN != "":
+		fmt.Fprintf(w, "slot %s: missing (walhook last confirmed %s)\n", s.Name, s.RecordedLSN)
 	case !s.Exists:
 		fmt.Fprintf(w, "slot %s: not created (walhook creates it at start)\n", s.Name)
 	default:
@@ -250,6 +290,9 @@ func printStatus(w io.Writer, rep *statusReport) {
 		fmt.Fprintf(w, "publication %s: %d tables\n", s.Publication, s.PubTables)
 	} else {
 		fmt.Fprintf(w, "publication %s: not created\n", s.Publication)
+	}
+	if s.Problem != "" {
+		fmt.Fprintf(w, "problem: %s\n", s.Problem)
 	}
 	if rep.Queue == nil {
 		fmt.Fprintf(w, "state: %s\n", rep.State)

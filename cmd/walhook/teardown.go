@@ -64,22 +64,43 @@ func (a *app) teardown(ctx context.Context, state, yes bool) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	slot, pub, err := cdc.Inspect(ctx, src.URL, src.Slot, src.Publication)
+	check, err := cdc.CheckSlot(ctx, src.URL, src.Slot, src.Publication, nil)
 	if err != nil {
 		return err
 	}
-	if err := cdc.Teardown(ctx, src.URL, src.Slot, src.Publication); err != nil {
+	err = cdc.Teardown(ctx, src.URL, src.Slot, src.Publication)
+	switch {
+	case errors.Is(err, cdc.ErrSlotElsewhere):
+		fmt.Fprintf(a.stdout, "left replication slot %s: it belongs to database %s, not %s, so it is not this config's\n", src.Slot, check.Slot.Database, check.Database)
+	case err != nil:
 		return err
+	default:
+		fmt.Fprintln(a.stdout, dropped("replication slot", src.Slot, check.Slot.Exists))
 	}
-	fmt.Fprintln(a.stdout, dropped("replication slot", src.Slot, slot.Exists))
-	fmt.Fprintln(a.stdout, dropped("publication", src.Publication, pub.Exists))
+	fmt.Fprintln(a.stdout, dropped("publication", src.Publication, check.Publication.Exists))
 	if state {
 		if err := dropState(ctx, cfg); err != nil {
 			return err
 		}
 		fmt.Fprintf(a.stdout, "dropped state schema %s\n", cfg.State.Schema)
+		return nil
 	}
-	return nil
+	return forgetSlot(ctx, cfg, check.Database)
+}
+
+// forgetSlot removes walhook's record of the slot of database (kept in the
+// state schema), if there is one.
+func forgetSlot(ctx context.Context, cfg *config.Config, database string) error {
+	st, pool, err := openState(ctx, cfg)
+	if errors.Is(err, store.ErrNoSchema) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	_, err = st.DeleteSlotRecord(ctx, cfg.Source.Slot, database)
+	return err
 }
 
 func dropped(what, name string, existed bool) string {

@@ -27,7 +27,9 @@ With --db it also connects to source.url and checks the tables, columns,
 REPLICA IDENTITY (also for large TOASTable columns read on update), tables
 without a primary key that run could not publish without making Postgres
 refuse the application's UPDATE and DELETE (see docs/operations.md), that an
-existing replication slot of that name belongs to this database, and wal_level. Exits 0 when there is no error, 1 when there is.`,
+existing replication slot of that name belongs to this database, that the slot
+walhook recorded is still there, valid and where walhook left it, that its
+publication exists, and wal_level. Exits 0 when there is no error, 1 when there is.`,
 		Example: `  walhook validate -c walhook.hcl
   walhook validate --config walhook.hcl --db`,
 		Args:        noArgs,
@@ -61,6 +63,7 @@ func (a *app) validate(ctx context.Context, db bool, timeout time.Duration) erro
 		ctx, cancel := context.WithTimeout(ctx, timeout)
 		diags = append(diags, config.CheckDatabase(ctx, cfg)...)
 		diags = append(diags, checkCapture(ctx, cfg)...)
+		diags = append(diags, slotDiagnostics(ctx, cfg)...)
 		cancel()
 	}
 	if err := config.WriteDiagnostics(a.stderr, sources, diags); err != nil {
