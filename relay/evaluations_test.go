@@ -107,3 +107,77 @@ delivery {
 		return err == nil && len(fs) == 2 && *fs[0].ReplayEvents == 1 && fs[1].Replays == 2
 	})
 }
+
+// TestReplayAfterTheBodyIsFixed: an endpoint body that cannot be rendered
+// for one event is a failed evaluation; the other endpoint gets the event.
+// After a restart with the body fixed, the replay sends that event to the
+// fixed endpoint only, under its id.
+func TestReplayAfterTheBodyIsFixed(t *testing.T) {
+	t.Parallel()
+	db := testenv.NewDB(t)
+	secret := signing.GenerateSecret()
+	shaped := receiver.New(receiver.Options{Secrets: []string{secret}})
+	plain := receiver.New(receiver.Options{Secrets: []string{secret}})
+	shapedSrv, plainSrv := serve(t, shaped), serve(t, plain)
+	slot := testenv.Name(t, "slot")
+	config := func(body string) string {
+		return fmt.Sprintf(`
+source "postgres" {
+  url         = %q
+  slot        = %q
+  publication = %q
+}
+event "contact.created" {
+  table = "contacts"
+  on    = ["insert"]
+}
+%s
+%s
+delivery {
+  shutdown_timeout = "10s"
+}`, db.URL, slot, slot, endpoint("shaped", shapedSrv.URL, secret, "body = "+body), endpoint("plain", plainSrv.URL, secret, ""))
+	}
+	broken := runConfig(t, db, config(`{ name = upper(event.data.last_name) }`))
+	broken.waitStreaming(t)
+	db.Exec(t, `INSERT INTO contacts (organization_id, first_name) VALUES (1, 'Ada')`)
+	end := currentLSN(t, db)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := plain.WaitFor(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	var fs []store.FailedEvaluation
+	testkit.EventuallyWithin(t, 20*time.Second, "the body failure", func() bool {
+		var err error
+		fs, _, err = broken.stateStore(t).ListEvaluations(ctx, store.EvaluationFilter{Rule: "endpoint shaped body"})
+		return err == nil && len(fs) == 1
+	})
+	want := plain.Received()[0].ID
+	if f := fs[0]; f.EventID != want || f.Endpoint != "cfg:shaped" || !f.Replayable {
+		t.Fatalf("body failure %+v, want event %s", f, want)
+	}
+	testkit.EventuallyWithin(t, 20*time.Second, "the slot to pass the transaction", func() bool { return confirmedPast(t, db, slot, end) })
+	if err := broken.stop(); err != nil {
+		t.Fatal(err)
+	}
+
+	fixed := runConfig(t, db, config(`{ name = upper(coalesce(event.data.last_name, event.data.first_name)) }`))
+	fixed.waitStreaming(t)
+	if q, err := fixed.stateStore(t).RequestReplays(ctx, []int64{fs[0].ID}); err != nil || len(q) != 1 {
+		t.Fatalf("RequestReplays: %v, %v", q, err)
+	}
+	fixed.relay.WakeReplays()
+	if err := shaped.WaitFor(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	if got := shaped.Received()[0]; got.ID != want || !got.Verified || string(got.Body) != `{"name":"ADA"}` {
+		t.Fatalf("replayed %s (verified %t): %s", got.ID, got.Verified, got.Body)
+	}
+	testkit.EventuallyWithin(t, 20*time.Second, "the failure marked replayed", func() bool {
+		f, err := fixed.stateStore(t).GetEvaluation(ctx, fs[0].ID)
+		return err == nil && f.Status == store.EvaluationReplayed
+	})
+	if n := len(plain.Received()); n != 1 {
+		t.Fatalf("the endpoint that had the event got %d deliveries", n)
+	}
+}
