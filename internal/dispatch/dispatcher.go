@@ -236,7 +236,9 @@ type job struct {
 // deliveries and routes them. It never waits on an endpoint: what memory
 // cannot hold goes to the store. It waits only for room in memory or in
 // the persister's queue (backpressure on the source), and returns early
-// with ctx's error. Batches are dispatched one at a time, in source order.
+// with ctx's error. A source dispatches its batches one at a time, in
+// source order; other feeders (the relay's replays of failed evaluations)
+// may call it at the same time.
 func (d *Dispatcher) Dispatch(ctx context.Context, b Batch) error {
 	if d.closing.Load() {
 		return errors.New("dispatcher is shutting down")
