@@ -89,17 +89,20 @@ type EvaluationFilter struct {
 	Rule   string
 	Table  string // "schema.table"
 	Status string
-	Limit  int    // DefaultListLimit when 0, at most MaxListLimit
-	Cursor string // from a previous page
+	// NotReplayed leaves out those replayed.
+	NotReplayed bool
+	Limit       int    // DefaultListLimit when 0, at most MaxListLimit
+	Cursor      string // from a previous page
 }
 
 const evaluationColumns = `id, rule, table_name, op, xid, commit_lsn, end_lsn, position, error,
 	coalesce(row::text, ''), coalesce(old_row::text, ''), event_type, event_id, endpoint_id, replay IS NOT NULL,
 	status, replays, replay_events, replay_requested_at, replayed_at, created_at, updated_at`
 
-// ListFailedEvaluations returns the newest failed evaluations first.
+// ListFailedEvaluations returns the newest failed evaluations not
+// replayed yet first.
 func (s *Store) ListFailedEvaluations(ctx context.Context, limit int) ([]FailedEvaluation, error) {
-	fs, _, err := s.ListEvaluations(ctx, EvaluationFilter{Limit: limit})
+	fs, _, err := s.ListEvaluations(ctx, EvaluationFilter{Limit: limit, NotReplayed: true})
 	return fs, err
 }
 
@@ -121,6 +124,9 @@ func (s *Store) ListEvaluations(ctx context.Context, f EvaluationFilter) ([]Fail
 	}
 	if f.Status != "" {
 		where = append(where, "status = "+arg(f.Status))
+	}
+	if f.NotReplayed {
+		where = append(where, "status <> 'replayed'")
 	}
 	if f.Cursor != "" {
 		id, err := decodeEvaluationCursor(f.Cursor)

@@ -108,6 +108,10 @@ func TestReplayClaimsAreExclusiveAndEndOnce(t *testing.T) {
 	if f := got(ids[0]); f.Status != EvaluationReplayed || f.Replays != 1 || f.ReplayEvents == nil || *f.ReplayEvents != 1 || f.ReplayedAt == nil {
 		t.Fatalf("replayed one: %+v", f)
 	}
+	// walhook status counts the failed evaluations not replayed.
+	if open, err := s.ListFailedEvaluations(ctx(t), 10); err != nil || len(open) != 3 {
+		t.Fatalf("not replayed: %d, %v", len(open), err)
+	}
 	if f := got(ids[1]); f.Status != EvaluationFailed || f.Error != "still broken" || f.Replays != 1 {
 		t.Fatalf("failed again: %+v", f)
 	}
