@@ -36,6 +36,7 @@ func (s *Store) RecordFailures(ctx context.Context, fs []FailedEvaluation) error
 }
 
 func (s *Store) recordFailures(ctx context.Context, db execer, fs []FailedEvaluation) error {
+	fs = lastOfEachKey(fs)
 	if len(fs) == 0 {
 		return nil
 	}
@@ -49,12 +50,16 @@ func (s *Store) recordFailures(ctx context.Context, db execer, fs []FailedEvalua
 		rule[i], table[i], op[i], errs[i] = f.Rule, f.Table, f.Op, f.Error
 		evType[i], evID[i], endpoint[i] = f.EventType, f.EventID, f.Endpoint
 		xid[i], lsn[i], end[i], pos[i] = int64(f.XID), int64(f.CommitLSN), int64(f.EndLSN), int32(f.Position)
-		row[i], old[i], replay[i] = jsonText(f.Row), jsonText(f.Old), jsonText(f.Replay)
+		row[i], old[i] = jsonText(f.Row), jsonText(f.Old)
+		if len(f.Replay) > 0 {
+			r := string(f.Replay)
+			replay[i] = &r
+		}
 	}
 	_, err := db.Exec(ctx, s.sql(`INSERT INTO {s}.failed_evaluations AS fe (rule, table_name, op, xid, commit_lsn, end_lsn,
 			position, error, row, old_row, event_type, event_id, endpoint_id, replay)
 		SELECT rule, table_name, op, xid, commit_lsn, end_lsn, position, error, row::jsonb, old_row::jsonb,
-			event_type, event_id, endpoint_id, replay::jsonb
+			event_type, event_id, endpoint_id, replay
 		FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[], $7::int[], $8::text[],
 			$9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[])
 			AS u(rule, table_name, op, xid, commit_lsn, end_lsn, position, error, row, old_row, event_type, event_id, endpoint_id, replay)
@@ -68,6 +73,30 @@ func (s *Store) recordFailures(ctx context.Context, db execer, fs []FailedEvalua
 		return fmt.Errorf("recording %d failed evaluations: %w", n, err)
 	}
 	return nil
+}
+
+// lastOfEachKey keeps the last failure of each (commit LSN, position,
+// rule): one statement's ON CONFLICT DO UPDATE may not touch a row twice,
+// and a batch can hold one change twice (read again after a reconnect
+// while its first failures were still on their way to the store).
+func lastOfEachKey(fs []FailedEvaluation) []FailedEvaluation {
+	type key struct {
+		lsn  uint64
+		pos  int
+		rule string
+	}
+	at := make(map[key]int, len(fs))
+	out := fs[:0:0]
+	for _, f := range fs {
+		k := key{f.CommitLSN, f.Position, f.Rule}
+		if i, seen := at[k]; seen {
+			out[i] = f
+			continue
+		}
+		at[k] = len(out)
+		out = append(out, f)
+	}
+	return out
 }
 
 // jsonText is b as the text of a jsonb value: nil when empty, a JSON string
@@ -257,7 +286,7 @@ func (s *Store) ClaimReplays(ctx context.Context, token string, n int, lease tim
 			WHERE status = 'replay_requested' OR (status = 'replaying' AND claimed_until < now())
 			ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED) due
 		WHERE fe.id = due.id
-		RETURNING fe.id, fe.rule, fe.replay::text`), token, n, lease.Milliseconds())
+		RETURNING fe.id, fe.rule, fe.replay`), token, n, lease.Milliseconds())
 	if err != nil {
 		return nil, fmt.Errorf("claiming replays: %w", err)
 	}

@@ -24,7 +24,7 @@ func TestListEvaluationsFiltersAndPages(t *testing.T) {
 		fs = append(fs, failure(i, "deal.big", "public.deals", true))
 	}
 	fs = append(fs, failure(0, "contact.new", "public.contacts", false))
-	if err := s.RecordFailures(ctx(t), fs); err != nil {
+	if err := s.RecordFailures(ctx(t), append(fs, fs[0])); err != nil { // one change twice in a batch
 		t.Fatal(err)
 	}
 	page, next, err := s.ListEvaluations(ctx(t), EvaluationFilter{Rule: "deal.big", Limit: 3})

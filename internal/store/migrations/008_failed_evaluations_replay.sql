@@ -1,8 +1,9 @@
 -- Failed evaluations can be listed and replayed after the rule or the
 -- endpoint's body is fixed (docs/operations.md, "Failed evaluations").
 -- replay holds the change as the rule saw it (or the event whose body
--- failed), values tagged with their types; NULL for failures recorded
--- before this migration, which cannot be replayed. A replay request is
+-- failed) as JSON with values tagged by type, kept as text (written for
+-- every failure, read only by a replay); NULL for failures recorded before
+-- this migration, which cannot be replayed. A replay request is
 -- claimed by one running walhook (claim, claimed_until) with SKIP LOCKED.
 ALTER TABLE {{.schema}}.failed_evaluations
 	ADD COLUMN end_lsn             bigint NOT NULL DEFAULT 0,
@@ -10,7 +11,7 @@ ALTER TABLE {{.schema}}.failed_evaluations
 	ADD COLUMN event_type          text NOT NULL DEFAULT '',
 	ADD COLUMN event_id            text NOT NULL DEFAULT '',
 	ADD COLUMN endpoint_id         text NOT NULL DEFAULT '',
-	ADD COLUMN replay              jsonb,
+	ADD COLUMN replay              text,
 	ADD COLUMN status              text NOT NULL DEFAULT 'failed'
 		CHECK (status IN ('failed', 'replay_requested', 'replaying', 'replayed')),
 	ADD COLUMN replays             integer NOT NULL DEFAULT 0,
