@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/walhook/walhook/cdc"
 )
@@ -128,53 +129,121 @@ func DecodeReplay(b []byte) (Replay, error) {
 
 // encodeRow writes a row with its values tagged by Go type: null, strings
 // and bools as themselves, numbers and JSON as {"int"|"uint"|"num"|"float"|
-// "json": text}, arrays as arrays. A nil row is omitted.
+// "json": text}, arrays as arrays. A nil row is omitted. It appends by hand:
+// a rule failing on every row of a large transaction encodes each of them.
 func encodeRow(row map[string]any) (json.RawMessage, error) {
 	if row == nil {
 		return nil, nil
 	}
-	m := make(map[string]any, len(row))
+	b := make([]byte, 0, 64*len(row))
+	b = append(b, '{')
+	first := true
 	for k, v := range row {
-		m[k] = encodeValue(v)
+		if !first {
+			b = append(b, ',')
+		}
+		first = false
+		b = appendJSONString(b, k)
+		b = append(b, ':')
+		b = appendValue(b, v)
 	}
-	return json.Marshal(m)
+	return append(b, '}'), nil
 }
 
-func encodeValue(v any) any {
-	switch x := v.(type) {
-	case nil, string, bool:
-		return x
-	case int64:
-		return map[string]string{"int": strconv.FormatInt(x, 10)}
-	case int:
-		return map[string]string{"int": strconv.Itoa(x)}
-	case int32:
-		return map[string]string{"int": strconv.FormatInt(int64(x), 10)}
-	case uint64:
-		return map[string]string{"uint": strconv.FormatUint(x, 10)}
-	case uint32:
-		return map[string]string{"uint": strconv.FormatUint(uint64(x), 10)}
-	case json.Number:
-		return map[string]string{"num": string(x)}
-	case float64:
-		return map[string]string{"float": strconv.FormatFloat(x, 'g', -1, 64)}
-	case json.RawMessage:
-		return map[string]string{"json": string(x)}
-	case []any:
-		out := make([]any, len(x))
-		for i, e := range x {
-			out[i] = encodeValue(e)
-		}
-		return out
-	case map[string]any:
-		m := make(map[string]any, len(x))
-		for k, e := range x {
-			m[k] = encodeValue(e)
-		}
-		return map[string]any{"obj": m}
-	default:
-		return fmt.Sprint(x)
+func appendValue(b []byte, v any) []byte {
+	tagged := func(tag, text string) []byte {
+		b = append(b, `{"`...)
+		b = append(b, tag...)
+		b = append(b, `":`...)
+		b = appendJSONString(b, text)
+		return append(b, '}')
 	}
+	switch x := v.(type) {
+	case nil:
+		return append(b, "null"...)
+	case string:
+		return appendJSONString(b, x)
+	case bool:
+		return strconv.AppendBool(b, x)
+	case int64:
+		return tagged("int", strconv.FormatInt(x, 10))
+	case int:
+		return tagged("int", strconv.Itoa(x))
+	case int32:
+		return tagged("int", strconv.FormatInt(int64(x), 10))
+	case uint64:
+		return tagged("uint", strconv.FormatUint(x, 10))
+	case uint32:
+		return tagged("uint", strconv.FormatUint(uint64(x), 10))
+	case json.Number:
+		return tagged("num", string(x))
+	case float64:
+		return tagged("float", strconv.FormatFloat(x, 'g', -1, 64))
+	case json.RawMessage:
+		return tagged("json", string(x))
+	case []any:
+		b = append(b, '[')
+		for i, e := range x {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendValue(b, e)
+		}
+		return append(b, ']')
+	case map[string]any:
+		b = append(b, `{"obj":{`...)
+		first := true
+		for k, e := range x {
+			if !first {
+				b = append(b, ',')
+			}
+			first = false
+			b = appendJSONString(b, k)
+			b = append(b, ':')
+			b = appendValue(b, e)
+		}
+		return append(b, "}}"...)
+	default:
+		return appendJSONString(b, fmt.Sprint(x))
+	}
+}
+
+// appendJSONString writes s as a JSON string; invalid UTF-8 becomes U+FFFD.
+func appendJSONString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			switch {
+			case c == '"' || c == '\\':
+				b = append(b, '\\', c)
+			case c < 0x20:
+				switch c {
+				case '\n':
+					b = append(b, '\\', 'n')
+				case '\r':
+					b = append(b, '\\', 'r')
+				case '\t':
+					b = append(b, '\\', 't')
+				default:
+					b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+				}
+			default:
+				b = append(b, c)
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, "\\ufffd"...)
+		} else {
+			b = append(b, s[i:i+size]...)
+		}
+		i += size
+	}
+	return append(b, '"')
 }
 
 func decodeRow(raw json.RawMessage) (map[string]any, error) {

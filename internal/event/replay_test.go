@@ -15,7 +15,7 @@ func TestReplayRoundTripKeepsValueTypes(t *testing.T) {
 		Schema: "public", Table: "deals", Op: cdc.OpUpdate,
 		New: map[string]any{
 			"id": int64(7), "amount": json.Number("12.30"), "ratio": 0.1, "big": uint64(1 << 63),
-			"name": "Ada", "ok": true, "note": nil, "doc": json.RawMessage(`{"b": 1,  "a": [1.50]}`),
+			"name": "Ada \"the\" \\ first\n\t\x01 ✓", `we"ird key`: "x", "ok": true, "neg": int64(-5), "note": nil, "doc": json.RawMessage(`{"b": 1,  "a": [1.50]}`),
 			"tags": []any{"a", nil}, "scores": []any{json.Number("1.0"), "NaN"},
 		},
 		Old:     map[string]any{"id": int64(7)},
@@ -42,5 +42,22 @@ func TestReplayRoundTripKeepsValueTypes(t *testing.T) {
 	}
 	if b, _ := event.EncodeReplay(&event.Failure{Rule: "x"}); b != nil {
 		t.Fatalf("a failure without a change encodes as %s", b)
+	}
+}
+
+func BenchmarkEncodeReplay(b *testing.B) {
+	c := &cdc.Change{
+		Schema: "public", Table: "contacts", Op: cdc.OpInsert,
+		New: map[string]any{"id": int64(7), "organization_id": int64(1), "first_name": "Ada", "last_name": nil,
+			"email": "ada@example.com", "amount": json.Number("12.30"), "meta": json.RawMessage(`{"plan":"pro"}`)},
+		Columns: []string{"id", "organization_id", "first_name", "last_name", "email", "amount", "meta"}, Key: []string{"id"},
+		XID: 9, CommitTime: time.Now(), CommitLSN: 100, EndLSN: 120, Position: 3,
+	}
+	f := &event.Failure{EventType: "contact.created", EventID: "evt_x", Change: c}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := event.EncodeReplay(f); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
