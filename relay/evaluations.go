@@ -30,7 +30,7 @@ import (
 // settled (delivered, or durably in the retry store); a re-evaluation that
 // fails again records the failure again, with the new error.
 const (
-	replayBatch = 100
+	replayBatch = 500
 	replayLease = 2 * time.Minute
 	replayPoll  = 5 * time.Second
 )
