@@ -38,6 +38,7 @@ func (r *Relay) AdminHandler() http.Handler {
 		Tester:          r,
 		Ready:           r.Ready,
 		Backfills:       r.adminBackfills(),
+		Replays:         r.replays,
 		Metrics:         m,
 		Logger:          r.log.With().Str("component", "admin").Logger(),
 	}

@@ -42,6 +42,7 @@ type Relay struct {
 	ui      *console.Console // the web console; nil without an admin block
 
 	backfills *backfills // mode logical: see backfill.go
+	replays   *replayer  // replays of failed evaluations: see evaluations.go
 
 	trusted *sender.Client // HCL endpoints: operator-trusted, unrestricted
 	guarded *sender.Client // API endpoints: SSRF guard
@@ -168,6 +169,7 @@ func New(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts Optio
 		r.Close()
 		return nil, err
 	}
+	r.replays = newReplayer(r.store, r.rules, r.dispatcher, log)
 	if r.metrics != nil {
 		r.metrics.WatchQueue(r.store.Stats)
 		r.metrics.WatchHealth(r.store.AllHealth)
@@ -274,6 +276,7 @@ func (r *Relay) Run(ctx context.Context) error {
 	if r.backfills != nil {
 		loops.Go(r.backfills.Run)
 	}
+	loops.Go(r.replays.Run)
 	if adminListener != nil {
 		loops.Go(func(ctx context.Context) { r.serveAdmin(ctx, adminListener) })
 	}

@@ -161,7 +161,7 @@ var configCommands = [][]string{
 	{"deliveries", "list"}, {"deliveries", "retry", "dlv_1"}, {"deliveries", "recover", "--endpoint", "cfg:crm", "--since", "1h"},
 	{"webhooks", "list"}, {"webhooks", "create", "--url", "https://x.example.com"}, {"webhooks", "delete", "ep_1"}, {"webhooks", "test", "ep_1"},
 	{"outbox", "init"}, {"triggers", "install"}, {"triggers", "uninstall"}, {"events"}, {"events", "--schema", "contact.created"},
-	{"backfill", "--table", "contacts"},
+	{"backfill", "--table", "contacts"}, {"evaluations", "list"}, {"evaluations", "replay", "--all"},
 }
 
 // TestConfigFlag: every command that reads a config takes -c and --config

@@ -53,6 +53,9 @@ type Options struct {
 	Ready func(ctx context.Context) error
 	// Backfills starts backfills; nil answers 501 on POST /v1/backfills.
 	Backfills Backfills
+	// Replays is woken after a replay of failed evaluations is asked for;
+	// nil: the running walhook finds the request at its next poll.
+	Replays Replays
 	// Metrics is served at /metrics, without authentication; nil: 404.
 	Metrics http.Handler
 	Logger  zerolog.Logger
@@ -142,6 +145,11 @@ func New(opts Options) http.Handler {
 	route(v1, "/v1/backfills/{id}", methods{http.MethodGet: adminOnly(s.getBackfill), http.MethodDelete: adminOnly(s.cancelBackfill)})
 	route(v1, "/v1/backfills/{id}/pause", methods{http.MethodPost: adminOnly(s.pauseBackfill)})
 	route(v1, "/v1/backfills/{id}/resume", methods{http.MethodPost: adminOnly(s.resumeBackfill)})
+	// Failed evaluations hold rows of any table: admin tokens only.
+	route(v1, "/v1/evaluations", methods{http.MethodGet: adminOnly(s.listEvaluations)})
+	route(v1, "/v1/evaluations/replay", methods{http.MethodPost: adminOnly(s.replayEvaluations)})
+	route(v1, "/v1/evaluations/{id}", methods{http.MethodGet: adminOnly(s.getEvaluation)})
+	route(v1, "/v1/evaluations/{id}/replay", methods{http.MethodPost: adminOnly(s.replayEvaluation)})
 	v1.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, errorf(http.StatusNotFound, CodeNotFound, "no route %s %s", r.Method, r.URL.Path))
 	})

@@ -67,6 +67,7 @@ func TestDocsCurlExamples(t *testing.T) {
 		"GET /v1/events", "GET /v1/events/{name}", "GET /v1/events/{name}/schema", "GET /healthz", "GET /readyz", "GET /metrics",
 		"POST /v1/backfills", "GET /v1/backfills", "GET /v1/backfills/{id}", "DELETE /v1/backfills/{id}",
 		"POST /v1/backfills/{id}/pause", "POST /v1/backfills/{id}/resume",
+		"GET /v1/evaluations", "GET /v1/evaluations/{id}", "POST /v1/evaluations/{id}/replay", "POST /v1/evaluations/replay",
 	} {
 		if !seen[route] {
 			t.Errorf("docs/api.md has no curl example for %s", route)
@@ -78,7 +79,8 @@ func TestDocsCurlExamples(t *testing.T) {
 func routeOf(path string) string {
 	path, _, _ = strings.Cut(path, "?")
 	parts := strings.Split(path, "/")
-	if len(parts) > 3 && (parts[2] == "webhooks" || parts[2] == "deliveries" || parts[2] == "tokens" || parts[2] == "backfills") {
+	if len(parts) > 3 && (parts[2] == "webhooks" || parts[2] == "deliveries" || parts[2] == "tokens" || parts[2] == "backfills" ||
+		parts[2] == "evaluations" && parts[3] != "replay") {
 		parts[3] = "{id}"
 	}
 	if len(parts) > 3 && parts[2] == "events" {

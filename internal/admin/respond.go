@@ -23,6 +23,7 @@ const (
 	CodeNotFound         = "not_found"              // 404
 	CodeMethodNotAllowed = "method_not_allowed"     // 405
 	CodeReadOnly         = "read_only"              // 409: config endpoints cannot be changed through the API
+	CodeNotReplayable    = "not_replayable"         // 409: a failed evaluation kept no change, or is being replayed
 	CodeBodyTooLarge     = "body_too_large"         // 413
 	CodeMediaType        = "unsupported_media_type" // 415
 	CodeInternal         = "internal"               // 500

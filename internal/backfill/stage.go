@@ -198,15 +198,15 @@ func (s *Stage) Evaluate(evaluate func(*cdc.Change, []event.Event) ([]event.Even
 			ev.Endpoint = t.EndpointID
 			kept = append(kept, ev)
 		}
-		if t.Event != "" {
-			fs := failures[:0]
-			for _, f := range failures {
-				if f.Rule == t.Event {
-					fs = append(fs, f)
-				}
+		fs := failures[:0]
+		for _, f := range failures {
+			if t.Event != "" && f.Rule != t.Event {
+				continue
 			}
-			failures = fs
+			// A replay sends the event as this backfill would have.
+			f.EventID, f.Endpoint = event.NewReadID(t.IDSeed, []byte(key), f.EventType), t.EndpointID
+			fs = append(fs, f)
 		}
-		return kept, failures
+		return kept, fs
 	}
 }

@@ -51,6 +51,14 @@ func TestStageAppliesWindowAndTargets(t *testing.T) {
 	if len(evs) != 1 || evs[0].ID != want || evs[0].Endpoint != "cfg:crm" || len(fails) != 0 {
 		t.Fatalf("events %+v failures %+v; want one contact.synced with id %s for cfg:crm", evs, fails, want)
 	}
+	// A failure of the backfill's event keeps the id and endpoint a replay
+	// sends its event under.
+	failing := s.Evaluate(func(c *cdc.Change, out []event.Event) ([]event.Event, []event.Failure) {
+		return out, []event.Failure{{Rule: "contact.synced", EventType: "contact.synced", EventID: "stream-id"}}
+	})
+	if _, fails := failing(&got[1].Changes[0], nil); len(fails) != 1 || fails[0].EventID != want || fails[0].Endpoint != "cfg:crm" {
+		t.Fatalf("failures %+v; want id %s for cfg:crm", fails, want)
+	}
 	// A live change keeps the stream's ids and every target.
 	live := live(cdc.OpInsert, "contacts", map[string]any{"id": int64(1)}, nil)
 	if evs, _ := evaluate(&live, nil); len(evs) != 2 || evs[0].ID != "stream-id" || evs[0].Endpoint != "" {

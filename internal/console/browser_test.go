@@ -257,6 +257,28 @@ func TestConsoleInBrowser(t *testing.T) {
 		b.screenshot("events")
 	})
 
+	t.Run("failed evaluations and replay", func(t *testing.T) {
+		// deal.closed reads closed_at, null here: the rule fails on the row.
+		e.db.Exec(t, `INSERT INTO deals (organization_id, title) VALUES (1, 'No close date')`)
+		b.run("finding the failed evaluation", chromedp.Navigate(e.base+"/ui/#/evaluations?rule=deal.closed"),
+			poll(`(() => { if (document.querySelector('#evaluations-body tr[data-id]')) return true;
+				if (!window.__evalReload) { window.__evalReload = setInterval(() => dispatchEvent(new HashChangeEvent('hashchange')), 300); } return false; })()`),
+			poll(`(clearInterval(window.__evalReload), window.__evalReload = 0, true)`))
+		b.waitText("#evaluations-body", "public.deals")
+		b.waitText("#evaluations-body", "No close date") // the row, as text
+		b.waitText("#evaluations-body", "failed")
+		b.screenshot("evaluations")
+		b.run("pressing replay", chromedp.Click(chromedp.CSS("#evaluations-body tr[data-id] button.replay")))
+		b.waitText("#evaluations-notice", "queued for replay")
+		// The running config still has the broken rule: the replay fails
+		// again, and the list says so once reloaded.
+		b.run("waiting for the replay to end",
+			poll(`(() => { if (document.querySelector('#evaluations-body tr[data-id] button.replay')) return true;
+				if (!window.__evalReload) { window.__evalReload = setInterval(() => dispatchEvent(new HashChangeEvent('hashchange')), 300); } return false; })()`),
+			poll(`(clearInterval(window.__evalReload), window.__evalReload = 0, true)`))
+		b.waitText("#evaluations-body", "failed")
+	})
+
 	t.Run("overview after traffic", func(t *testing.T) {
 		// A backfill of one contact a second, paused at once: it is in
 		// progress for as long as the test looks.
@@ -315,6 +337,12 @@ func TestConsoleInBrowser(t *testing.T) {
 		}
 		if s := b.fetchStatus("GET", "/v1/webhooks/cfg:crm", nil); s != http.StatusNotFound {
 			t.Fatalf("acme reading the config endpoint = %d, want 404", s)
+		}
+		if s := b.fetchStatus("GET", "/v1/evaluations", nil); s != http.StatusForbidden {
+			t.Fatalf("acme listing failed evaluations = %d, want 403", s)
+		}
+		if value(b, "looking for the evaluations link", chromedp.Evaluate[bool](`!!document.querySelector('#nav-evaluations')`)) {
+			t.Fatal("a tenant sees the failed evaluations page in the menu")
 		}
 		if s := b.fetchStatus("GET", "/v1/tokens", nil); s != http.StatusForbidden {
 			t.Fatalf("acme listing tokens = %d, want 403", s)

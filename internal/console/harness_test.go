@@ -81,6 +81,11 @@ event "contact.snapshot" {
   table       = "contacts"
   on          = ["read"]
 }
+event "deal.closed" {
+  table = "deals"
+  on    = ["insert"]
+  when  = length(new.closed_at) > 0
+}
 event "deal.stage.changed" {
   table  = "deals"
   on     = ["update"]

@@ -62,9 +62,10 @@ type Dispatcher struct {
 	mu      sync.Mutex // guards runners; a leaf lock
 	runners map[string]*runner
 
-	health  *healthCache
-	persist *persister
-	wake    chan struct{}
+	health   *healthCache
+	persist  *persister
+	failures *failureLog // rate-limited warn lines of failed evaluations
+	wake     chan struct{}
 
 	loops *lifecycle.Group // pace, retry, health, sweep, persister
 	lanes sync.WaitGroup   // lane workers; they stop when their queue closes
@@ -101,6 +102,7 @@ func New(opts Options) (*Dispatcher, error) {
 	d.table.Store(&table{byID: map[string]*Endpoint{}})
 	d.health = newHealthCache(opts.Store, d.log)
 	d.persist = newPersister(d)
+	d.failures = newFailureLog(d.log, failureLogFirst)
 	return d, nil
 }
 
@@ -119,6 +121,7 @@ func (d *Dispatcher) Start(ctx context.Context) error {
 	d.loops.Go(d.retryLoop)
 	d.loops.Every(healthRefresh, healthRefresh, d.health.refreshLogged)
 	d.loops.Every(sweepInterval, sweepInterval, d.sweepAll)
+	d.loops.Every(failureLogPeriod, failureLogPeriod, func(context.Context) { d.failures.flush() })
 	return nil
 }
 
@@ -233,7 +236,9 @@ type job struct {
 // deliveries and routes them. It never waits on an endpoint: what memory
 // cannot hold goes to the store. It waits only for room in memory or in
 // the persister's queue (backpressure on the source), and returns early
-// with ctx's error. Batches are dispatched one at a time, in source order.
+// with ctx's error. A source dispatches its batches one at a time, in
+// source order; other feeders (the relay's replays of failed evaluations)
+// may call it at the same time.
 func (d *Dispatcher) Dispatch(ctx context.Context, b Batch) error {
 	if d.closing.Load() {
 		return errors.New("dispatcher is shutting down")
@@ -271,6 +276,8 @@ func (d *Dispatcher) Dispatch(ctx context.Context, b Batch) error {
 					EndLSN: own.EndLSN, Position: own.Position, XID: b.XID,
 					Error: fmt.Sprintf("rendering the body of %s for endpoint %s: %v", own.Type, ep.Name, err),
 					Row:   own.Data,
+					// A replay sends this event to this endpoint again.
+					EventType: own.Type, EventID: own.ID, Endpoint: ep.ID, Event: own,
 				})
 				continue
 			}
@@ -295,10 +302,7 @@ func (d *Dispatcher) Dispatch(ctx context.Context, b Batch) error {
 	}
 	stx := settle.NewTx(n, b.Settled)
 	if len(failures) > 0 {
-		for _, f := range failures {
-			d.log.Warn().Str("rule", f.Rule).Str("table", f.Table).Stringer("lsn", f.CommitLSN).
-				Int("position", f.Position).Str("error", f.Error).Msg("rule failed on a change; recorded as a failed evaluation")
-		}
+		d.failures.record(failures)
 		d.obs.EvaluationsFailed(len(failures))
 		if err := d.persist.add(ctx, item{failures: failures, tx: stx}); err != nil {
 			return err
@@ -445,6 +449,7 @@ func (d *Dispatcher) Shutdown(ctx context.Context) error {
 	d.loops.Stop()
 	err := d.persist.stop()
 	d.loops.Wait()
+	d.failures.flush()
 	d.cancelSend()
 	d.cancelStore()
 	if err != nil {

@@ -6,6 +6,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/rs/zerolog"
+
 	"github.com/walhook/walhook/internal/event"
 	"github.com/walhook/walhook/internal/settle"
 	"github.com/walhook/walhook/internal/store"
@@ -152,11 +154,8 @@ func (p *persister) write(batch []item) {
 	fresh := false
 	for _, it := range batch {
 		if it.failures != nil {
-			for _, f := range it.failures {
-				b.Failures = append(b.Failures, store.FailedEvaluation{
-					Rule: f.Rule, Table: f.Table, Op: string(f.Op), XID: f.XID,
-					CommitLSN: uint64(f.CommitLSN), Position: f.Position, Error: f.Error, Row: f.Row,
-				})
+			for i := range it.failures {
+				b.Failures = append(b.Failures, storedFailure(&it.failures[i], d.log))
 			}
 			continue
 		}
@@ -233,5 +232,21 @@ func (p *persister) logLoop() {
 			p.d.log.Error().Err(err).Int("attempts", len(as)).Msg("writing successful attempts to the attempts log")
 		}
 		cancel()
+	}
+}
+
+// storedFailure is a failed evaluation as the store keeps it, with what a
+// replay needs.
+func storedFailure(f *event.Failure, log zerolog.Logger) store.FailedEvaluation {
+	replay, err := event.EncodeReplay(f)
+	if err != nil {
+		// Kept without it: listed, but it cannot be replayed.
+		log.Error().Err(err).Str("rule", f.Rule).Stringer("lsn", f.CommitLSN).Int("position", f.Position).
+			Msg("keeping a failed evaluation without its change")
+	}
+	return store.FailedEvaluation{
+		Rule: f.Rule, Table: f.Table, Op: string(f.Op), XID: f.XID,
+		CommitLSN: uint64(f.CommitLSN), EndLSN: uint64(f.EndLSN), Position: f.Position, Error: f.Error, Row: f.Row,
+		Old: f.Old, EventType: f.EventType, EventID: f.EventID, Endpoint: f.Endpoint, Replay: replay,
 	}
 }

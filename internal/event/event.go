@@ -39,9 +39,12 @@ type Event struct {
 }
 
 // Failure records a rule that failed on one change (for example a `when`
-// that met a null). It is persisted and exposed, never dropped silently.
+// that met a null), or an endpoint body that could not be rendered. It is
+// persisted and exposed, never dropped silently, and it keeps what a replay
+// needs (Change or Event) to evaluate it again after a fix
+// (docs/operations.md, "Failed evaluations").
 type Failure struct {
-	Rule      string // the event name of the rule
+	Rule      string // the event name of the rule ("endpoint NAME body", "outbox")
 	Table     string
 	Op        cdc.Op
 	XID       uint32
@@ -52,6 +55,23 @@ type Failure struct {
 	// Row is the change's data (new, or old on delete) as JSON, for replay
 	// and diagnosis. It may hold personal data: log it only at debug level.
 	Row json.RawMessage
+	// Old is the row before an update as JSON (only its key columns unless
+	// the table has REPLICA IDENTITY FULL); empty otherwise.
+	Old json.RawMessage
+
+	// EventType is the type of the event the failure stands for: the rule's
+	// event name, or the type of the event whose body failed.
+	EventType string
+	// EventID is the id that event has, or would have had: a replay sends
+	// the event under it.
+	EventID string
+	// Endpoint, when set, is the only endpoint a replay sends to: the one
+	// whose body failed, or a backfill's target.
+	Endpoint string
+	// Change is the change as the rule saw it (nil when not kept).
+	Change *cdc.Change
+	// Event is the event whose body failed to render (body failures).
+	Event *Event
 }
 
 var idEncoding = base32.NewEncoding("0123456789abcdefghjkmnpqrstvwxyz").WithPadding(base32.NoPadding)

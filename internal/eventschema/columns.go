@@ -112,14 +112,19 @@ func rowsFor(t *cdc.Table, op string) rows {
 	return rows{new: null, old: null} // truncate
 }
 
-// defaultData is the schema of the default data for op: new, old on
-// delete, null on truncate.
-func (r rows) defaultData(op string) *Schema {
+// defaultData is the schema of the default data for op on table
+// ("schema.table"): new, old on delete, and on truncate the table and the
+// operation.
+func (r rows) defaultData(op, table string) *Schema {
 	switch op {
 	case "delete":
 		return r.old
 	case "truncate":
-		return typed("null")
+		return &Schema{
+			Type: Types{"object"}, AdditionalProperties: boolPtr(false),
+			Properties: Properties{{"table", constOf(table)}, {"op", constOf("truncate")}},
+			Required:   []string{"table", "op"},
+		}
 	}
 	return r.new
 }

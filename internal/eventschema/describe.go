@@ -69,7 +69,7 @@ func DataSchema(e *config.Event, t *cdc.Table) *Schema {
 	for _, op := range e.Ops {
 		r := rowsFor(t, op)
 		if e.Data == nil {
-			options = append(options, r.defaultData(op))
+			options = append(options, r.defaultData(op, t.Schema+"."+t.Name))
 			continue
 		}
 		options = append(options, exprSchema(e.Data, rowScope(t, op, r)))

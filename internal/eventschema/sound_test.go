@@ -227,3 +227,27 @@ endpoint "reshaped" {
 		t.Errorf("only %d bodies were checked", checked)
 	}
 }
+
+// TestTruncateDataNamesTableAndOp: a truncate's default data names the
+// table and the operation, and its schema says so exactly.
+func TestTruncateDataNamesTableAndOp(t *testing.T) {
+	t.Parallel()
+	block := "event \"things.truncated\" {\n  table = \"things\"\n  on = [\"truncate\"]\n}\n"
+	e, _ := parseEvent(t, block)
+	table := soundTable('d')
+	schema := DataSchema(e, table)
+	evs, fails := compileRules(t, block).Evaluate(&cdc.Change{Schema: "public", Table: "things", Op: cdc.OpTruncate}, nil)
+	if len(evs) != 1 || len(fails) != 0 {
+		t.Fatalf("events %v, failures %v", evs, fails)
+	}
+	if got := string(evs[0].Data); got != `{"table":"public.things","op":"truncate"}` {
+		t.Fatalf("truncate data = %s", got)
+	}
+	cs := compile(t, schema)
+	if err := accepts(t, cs, string(evs[0].Data)); err != nil {
+		t.Fatalf("the truncate data does not hold its schema %s: %v", marshal(t, schema), err)
+	}
+	if err := accepts(t, cs, `{"table":"public.other","op":"truncate"}`); err == nil {
+		t.Fatalf("the schema accepts another table: %s", marshal(t, schema))
+	}
+}

@@ -110,6 +110,9 @@ func (s *Source) row(r *outbox.Row, commit, end cdc.LSN, position int, out []eve
 	for i := n; i < len(out); i++ {
 		out[i].ID = EventID(s.table, r.ID, out[i].Type)
 	}
+	for i := range fs {
+		fs[i].EventID = EventID(s.table, r.ID, fs[i].EventType) // what a replay sends it as
+	}
 	return out, fs
 }
 

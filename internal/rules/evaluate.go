@@ -2,6 +2,7 @@ package rules
 
 import (
 	"fmt"
+	"maps"
 	"strings"
 	"time"
 
@@ -24,6 +25,19 @@ var nullVal = cty.NullVal(cty.DynamicPseudoType)
 // order, and returns them with the failures of rules that could not be
 // evaluated on c. A change of a table or op no rule names yields nothing.
 func (r *Rules) Evaluate(c *cdc.Change, out []event.Event) ([]event.Event, []event.Failure) {
+	return r.evaluate(c, "", out)
+}
+
+// EvaluateRule is Evaluate limited to the rules named rule (the event
+// name): what a replay of a failed evaluation runs.
+func (r *Rules) EvaluateRule(c *cdc.Change, rule string, out []event.Event) ([]event.Event, []event.Failure) {
+	if rule == "" {
+		return out, nil
+	}
+	return r.evaluate(c, rule, out)
+}
+
+func (r *Rules) evaluate(c *cdc.Change, only string, out []event.Event) ([]event.Event, []event.Failure) {
 	byTable := r.tables[c.Schema]
 	if byTable == nil {
 		return out, nil
@@ -36,6 +50,9 @@ func (r *Rules) Evaluate(c *cdc.Change, out []event.Event) ([]event.Event, []eve
 	s := scope{r: r, c: c, needs: &tr.needs[i]}
 	var failures []event.Failure
 	for _, ru := range tr.byOp[i] {
+		if only != "" && ru.name != only {
+			continue
+		}
 		ev, ok, err := s.apply(ru)
 		if err != nil {
 			failures = append(failures, s.failure(ru, err))
@@ -339,29 +356,48 @@ func (s *scope) defaultKey() string {
 	return k
 }
 
-// defaultData is new (old on delete) as JSON, or null on truncate.
+// defaultData is new (old on delete) as JSON, or on truncate the table and
+// the operation: {"table": "schema.table", "op": "truncate"}.
 func (s *scope) defaultData() []byte {
 	if s.row == nil {
 		row := s.c.New
 		if s.c.Op == cdc.OpDelete || row == nil {
 			row = s.c.Old
 		}
-		if row == nil {
+		switch {
+		case s.c.Op == cdc.OpTruncate:
+			s.row = truncateData(s.tableName())
+		case row == nil:
 			s.row = []byte("null")
-		} else {
+		default:
 			s.row = appendRow(make([]byte, 0, 256), row, s.c.Columns)
 		}
 	}
 	return s.row
 }
 
+// truncateData is the default data of a truncate event.
+func truncateData(table string) []byte {
+	b := appendString([]byte(`{"table":`), table)
+	return append(b, `,"op":"truncate"}`...)
+}
+
+// failure records that rule ru failed on the change, with a copy of the
+// change (its rows cloned) for a replay after a fix.
 func (s *scope) failure(ru *rule, err error) event.Failure {
 	c := s.c
-	return event.Failure{
+	cp := *c
+	cp.New, cp.Old = maps.Clone(c.New), maps.Clone(c.Old)
+	f := event.Failure{
 		Rule: ru.name, Table: s.tableName(), Op: c.Op, XID: c.XID,
 		CommitLSN: c.CommitLSN, EndLSN: c.EndLSN, Position: c.Position,
 		Error: err.Error(), Row: s.defaultData(),
+		EventType: ru.name, EventID: event.NewID(c.CommitLSN, c.Position, ru.name), Change: &cp,
 	}
+	if c.Op == cdc.OpUpdate && c.Old != nil {
+		f.Old = appendRow(make([]byte, 0, 128), c.Old, c.Columns)
+	}
+	return f
 }
 
 // diagError joins HCL diagnostics into one error, with their positions.

@@ -32,7 +32,8 @@ SELECT (SELECT count(*) FROM gone) + (SELECT count(*) FROM a)`},
 SELECT count(*) FROM a`},
 		{"failed evaluations", `WITH f AS (
 	DELETE FROM {s}.failed_evaluations WHERE id IN (
-		SELECT id FROM {s}.failed_evaluations WHERE created_at < $1 LIMIT $2)
+		SELECT id FROM {s}.failed_evaluations WHERE created_at < $1
+		  AND status NOT IN ('replay_requested', 'replaying') LIMIT $2)
 	RETURNING 1
 )
 SELECT count(*) FROM f`},

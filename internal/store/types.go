@@ -106,7 +106,8 @@ type Secret struct {
 	ExpiresAt *time.Time `json:"expires_at,omitempty"`
 }
 
-// FailedEvaluation is a rule that failed on a captured change.
+// FailedEvaluation is a rule that failed on a captured change, or an
+// endpoint body that could not be rendered.
 type FailedEvaluation struct {
 	ID        int64
 	Rule      string
@@ -114,8 +115,26 @@ type FailedEvaluation struct {
 	Op        string
 	XID       uint32
 	CommitLSN uint64
+	EndLSN    uint64
 	Position  int
 	Error     string
 	Row       []byte // JSON
-	CreatedAt time.Time
+	Old       []byte // JSON: the row before an update; nil otherwise
+	// EventType, EventID and Endpoint are the event the failure stands for
+	// and, when set, the only endpoint a replay sends it to.
+	EventType string
+	EventID   string
+	Endpoint  string
+	// Replay is what a replay evaluates again (event.EncodeReplay); written
+	// by RecordFailures, not read by the listings (see Replayable).
+	Replay     []byte
+	Replayable bool
+	// Status is failed, replay_requested, replaying or replayed.
+	Status            string
+	Replays           int  // replays that ended
+	ReplayEvents      *int // events the last replay dispatched
+	ReplayRequestedAt *time.Time
+	ReplayedAt        *time.Time
+	CreatedAt         time.Time
+	UpdatedAt         time.Time
 }

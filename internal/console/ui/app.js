@@ -190,7 +190,8 @@ function shell(active, ...content) {
   const tenantOnly = state.tenant || state.viewTenant;
   const links = [
     !tenantOnly && ['overview', 'Overview'],
-    ['endpoints', 'Endpoints'], ['deliveries', 'Deliveries'], ['events', 'Events'], ['tail', 'Live tail'],
+    ['endpoints', 'Endpoints'], ['deliveries', 'Deliveries'], !tenantOnly && ['evaluations', 'Failed evaluations'],
+    ['events', 'Events'], ['tail', 'Live tail'],
   ].filter(Boolean);
   const nav = el('nav', {}, links.map(([id, label]) => el('a', { href: '#/' + id, class: id === active ? 'active' : '', id: 'nav-' + id }, label)));
   const who = el('div', { class: 'who' },
@@ -216,7 +217,7 @@ async function route() {
   }
   const { parts, query } = parseHash();
   const page = parts[0] || defaultRoute().slice(2);
-  const pages = { overview: pageOverview, endpoints: pageEndpoints, deliveries: pageDeliveries, events: pageEvents, tail: pageTail };
+  const pages = { overview: pageOverview, endpoints: pageEndpoints, deliveries: pageDeliveries, evaluations: pageEvaluations, events: pageEvents, tail: pageTail };
   const render = pages[page] || pageOverview;
   try {
     await render(parts.slice(1), query);
@@ -513,6 +514,81 @@ async function pageDelivery(id) {
     const t = setTimeout(() => { if (parseHash().parts[1] === id) pageDelivery(id).catch(() => {}); }, 1000);
     state.cleanup.push(() => clearTimeout(t));
   }
+}
+
+// ---- failed evaluations ------------------------------------------------------
+
+function evaluationPill(s) {
+  return pill({ failed: 'bad', replay_requested: 'info', replaying: 'info', replayed: 'ok' }[s] || 'muted', s.replace('_', ' '));
+}
+
+// pageEvaluations lists failed evaluations (GET /v1/evaluations, admins
+// only) and replays them after a fix: one, or every failed one of the
+// filter (POST /v1/evaluations/…/replay).
+async function pageEvaluations(parts, query) {
+  const params = new URLSearchParams();
+  for (const k of ['rule', 'table', 'status']) if (query.get(k)) params.set(k, query.get(k));
+  params.set('limit', '50');
+  const notice = el('div', { id: 'evaluations-notice' });
+  const f = el('form', { class: 'filters', id: 'evaluation-filters', onsubmit: (e) => {
+    e.preventDefault();
+    const q = new URLSearchParams();
+    for (const k of ['rule', 'table', 'status']) {
+      const inp = document.getElementById('fe-' + k);
+      if (inp && inp.value) q.set(k, inp.value);
+    }
+    location.hash = '#/evaluations?' + q.toString();
+  } },
+  el('label', {}, 'Rule', el('input', { id: 'fe-rule', value: query.get('rule') || '', size: 18 })),
+  el('label', {}, 'Table', el('input', { id: 'fe-table', value: query.get('table') || '', size: 18, placeholder: 'schema.table' })),
+  el('label', {}, 'Status', el('select', { id: 'fe-status' }, el('option', { value: '' }, 'any'),
+    ['failed', 'replay_requested', 'replaying', 'replayed'].map((v) => el('option', { value: v, selected: v === query.get('status') }, v.replace('_', ' '))))),
+  el('button', { class: 'primary', type: 'submit', id: 'fe-apply' }, 'Filter'));
+  const replayAll = el('button', { id: 'btn-replay-all', onclick: async () => {
+    replayAll.disabled = true;
+    try {
+      const body = { rule: query.get('rule') || '', table: query.get('table') || '' };
+      if (!body.rule && !body.table) body.all = true;
+      const r = await api('POST', '/v1/evaluations/replay', body);
+      await pageEvaluations(parts, query);
+      document.getElementById('evaluations-notice').replaceChildren(flash('ok', `${r.requested} failed evaluations queued for replay.`));
+    } catch (err) { notice.replaceChildren(flash('bad', err.message)); replayAll.disabled = false; }
+  } }, 'Replay every failed one of this filter');
+  const tbody = el('tbody', { id: 'evaluations-body' });
+  const more = el('div', { class: 'actions' });
+  shell('evaluations', el('h1', {}, 'Failed evaluations'),
+    el('p', { class: 'sub' }, 'Rules that failed on a row, and endpoint bodies that could not be rendered: the change is kept. Fix the rule or the body in the config, restart walhook, then replay: the events go out under the ids they would have had.'),
+    f, notice, el('div', { class: 'actions' }, replayAll),
+    el('table', { id: 'evaluations-table' }, el('thead', {}, el('tr', {}, ['Status', 'Created', 'Rule', 'Change', 'Error', 'Row', ''].map((t) => el('th', {}, t)))), tbody), more);
+  const row = (v) => {
+    const btn = v.replayable && v.status !== 'replaying' && v.status !== 'replay_requested'
+      ? el('button', { class: 'replay', onclick: async (e) => {
+        e.target.disabled = true;
+        try {
+          const n = await api('POST', '/v1/evaluations/' + v.id + '/replay');
+          tr.replaceWith(row(n));
+          notice.replaceChildren(flash('ok', `Evaluation ${v.id} queued for replay.`));
+        } catch (err) { notice.replaceChildren(flash('bad', err.message)); e.target.disabled = false; }
+      } }, 'Replay')
+      : (v.replayable ? '' : el('span', { class: 'small' }, 'not replayable'));
+    const done = v.status === 'replayed' ? el('div', { class: 'small' }, `${v.replay_events} events · ${fmtTime(v.replayed_at)}`) : null;
+    const tr = el('tr', { 'data-id': String(v.id) },
+      el('td', {}, evaluationPill(v.status), done), el('td', {}, fmtTime(v.created_at)),
+      el('td', { class: 'mono' }, v.rule),
+      el('td', {}, el('div', {}, v.table, ' ', v.op ? pill('info', v.op) : null), el('div', { class: 'small mono' }, `${v.commit_lsn} #${v.position}`)),
+      el('td', { class: 'small' }, v.error),
+      el('td', {}, el('details', {}, el('summary', {}, 'row'), el('pre', {}, pretty(v.row)), v.old ? el('h3', {}, 'old') : null, v.old ? el('pre', {}, pretty(v.old)) : null)),
+      el('td', {}, btn));
+    return tr;
+  };
+  const load = async (cursor) => {
+    if (cursor) params.set('cursor', cursor);
+    const res = await api('GET', '/v1/evaluations?' + params.toString());
+    if (!res.data.length && !cursor) tbody.append(el('tr', {}, el('td', { colspan: 7, class: 'empty' }, 'No failed evaluations match.')));
+    for (const v of res.data) tbody.append(row(v));
+    more.replaceChildren(res.next_cursor ? el('button', { id: 'evaluations-more', onclick: () => load(res.next_cursor) }, 'Load more') : '');
+  };
+  await load('');
 }
 
 // ---- events ---------------------------------------------------------------
