@@ -36,7 +36,8 @@ func toCty(v any) (cty.Value, error) {
 		if math.IsNaN(x) || math.IsInf(x, 0) {
 			return cty.StringVal(strconv.FormatFloat(x, 'g', -1, 64)), nil
 		}
-		return cty.NumberFloatVal(x), nil
+		// As the decimal Postgres writes for it, with that text (1e+20).
+		return exactNumberVal(strconv.FormatFloat(x, 'g', -1, 64)), nil
 	case json.Number:
 		return exactNumberVal(string(x)), nil
 	case json.RawMessage:
