@@ -23,6 +23,7 @@ var functions = func() map[string]function.Function {
 	out["pow"] = powFunc
 	out["log"] = logFunc
 	out["range"] = rangeFunc
+	out["format"] = formatFunc
 	return out
 }()
 
