@@ -262,6 +262,9 @@ func numCases() []numCase {
 	add(`parseint("123456789012345678901234567890", 10)`, "123456789012345678901234567890")
 	add(`parseint("-ffffffffffffffffffff", 16)`, "-1208925819614629174706175")
 	add(`tonumber("12345678901234567890.5")`, "12345678901234567890.5")
+	long := strings.Repeat("1234567890", 20) + ".5"
+	add(`tonumber("`+long+`") * 2`, plain(new(big.Rat).Mul(rat(long), big.NewRat(2, 1))))
+	add(`tonumber(null)`, "null")
 
 	// Tiny and huge exponents.
 	add("1e-300 * 1e-5", plain(new(big.Rat).Mul(rat("1e-300"), rat("1e-5"))))

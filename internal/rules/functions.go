@@ -24,6 +24,7 @@ var functions = func() map[string]function.Function {
 	out["log"] = logFunc
 	out["range"] = rangeFunc
 	out["format"] = formatFunc
+	out["tonumber"] = toNumberFunc(out["tonumber"])
 	return out
 }()
 
@@ -209,3 +210,31 @@ var rangeFunc = function.New(&function.Spec{
 		return cty.ListVal(vals), nil
 	},
 })
+
+// toNumberFunc is tonumber with a string read at the precision its digits
+// need (cty reads it at 512 bits, about 150 digits); anything else is left
+// to base.
+func toNumberFunc(base function.Function) function.Function {
+	return function.New(&function.Spec{
+		Description:  base.Description(),
+		Params:       base.Params(),
+		Type: func(args []cty.Value) (cty.Type, error) { return base.ReturnType(typesOf(args)) },
+		Impl: func(args []cty.Value, _ cty.Type) (cty.Value, error) {
+			v, marks := args[0].Unmark()
+			if v.Type() == cty.String && v.IsKnown() && !v.IsNull() {
+				if n := numberVal(v.AsString()); n.Type() == cty.Number {
+					return n.WithMarks(marks), nil
+				}
+			}
+			return base.Call(args)
+		},
+	})
+}
+
+func typesOf(args []cty.Value) []cty.Type {
+	out := make([]cty.Type, len(args))
+	for i, a := range args {
+		out[i] = a.Type()
+	}
+	return out
+}
