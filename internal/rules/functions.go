@@ -216,9 +216,9 @@ var rangeFunc = function.New(&function.Spec{
 // to base.
 func toNumberFunc(base function.Function) function.Function {
 	return function.New(&function.Spec{
-		Description:  base.Description(),
-		Params:       base.Params(),
-		Type: func(args []cty.Value) (cty.Type, error) { return base.ReturnType(typesOf(args)) },
+		Description: base.Description(),
+		Params:      base.Params(),
+		Type:        func(args []cty.Value) (cty.Type, error) { return base.ReturnType(typesOf(args)) },
 		Impl: func(args []cty.Value, _ cty.Type) (cty.Value, error) {
 			v, marks := args[0].Unmark()
 			if v.Type() == cty.String && v.IsKnown() && !v.IsNull() {
