@@ -19,10 +19,12 @@ import (
 // Every number that enters a rule is made so that this is the decimal it
 // came from: HCL parses literals at 512 bits, numberVal parses column and
 // JSON texts at 512 bits or more (enough for every digit), integers are
-// exact. Every operation that computes a new number (the arithmetic
-// operators, comparisons, max, min, pow, log, range: see arith.go) reads its
-// operands' decimals, computes with math/big exactly, and makes the result
-// with numberFromRat, which again picks a precision that keeps every digit.
+// exact. Every operation that computes a new number or compares two (the
+// arithmetic operators, ==, <, ... in arith.go; max, min, pow, log, range
+// and tonumber in functions.go; format's %f, %e and %g in format.go) reads
+// its operands' decimals, computes with math/big exactly, and makes the
+// result with numberFromRat, which again picks a precision that keeps every
+// digit.
 // Functions that only pick, truncate or round to an integer (abs, ceil,
 // floor, int, signum, parseint, coalesce, ...) keep the property on their
 // own, and so do cty's own number-to-text conversions (tostring, templates,
