@@ -17,7 +17,7 @@ import (
 // expressions against; init replaces those operations' implementations, so
 // every HCL expression this process evaluates computes exactly, whatever
 // tree it sits in. The functions that compute numbers are replaced in the
-// rules' function table (Functions).
+// rules' function table (functions.go).
 
 func init() {
 	hclsyntax.OpAdd.Impl = exactBinary("Returns the exact sum of two numbers.", func(a, b *big.Rat) (*big.Rat, error) {
