@@ -247,9 +247,10 @@ func callSchema(e *hclsyntax.FunctionCallExpr, sc scope) *Schema {
 			}
 		}
 		return typed(want)
-	case "length", "strlen", "parseint", "signum", "int":
-		return typed("number")
-	case "abs", "ceil", "floor", "max", "min", "pow", "log":
+	case "length", "strlen", "parseint", "signum", "int", "ceil", "floor":
+		// Whole numbers, written without a fraction (docs/config.md, "Exact numbers").
+		return typed("integer")
+	case "abs", "max", "min", "pow", "log":
 		return typed("number")
 	case "can", "contains":
 		return typed("boolean")

@@ -122,7 +122,7 @@ func TestExpressionSchemas(t *testing.T) {
 		{`{ a = new.amount, b = "x", c = 1, d = [true, null] }`,
 			`{"type":"object","properties":{"a":` + num + `,"b":{"const":"x"},"c":{"const":1},"d":{"type":"array","prefixItems":[{"const":true},{"type":"null"}],"minItems":2,"maxItems":2}},"required":["a","b","c","d"],"additionalProperties":false}`},
 		{`{ title = upper(new.title), n = length(new.title), ok = new.id > 1, j = jsonencode(new) }`,
-			`{"type":"object","properties":{"title":{"type":"string"},"n":{"type":"number"},"ok":{"type":"boolean"},"j":{"type":"string"}},"required":["title","n","ok","j"],"additionalProperties":false}`},
+			`{"type":"object","properties":{"title":{"type":"string"},"n":{"type":"integer"},"ok":{"type":"boolean"},"j":{"type":"string"}},"required":["title","n","ok","j"],"additionalProperties":false}`},
 		{`coalesce(new.body, "none")`, `{"anyOf":[{"type":"string","x-postgres-type":"text"},{"const":"none"}]}`},
 		{`"${new.id}"`, `{"type":"integer","x-postgres-type":"integer"}`},
 		{`"id ${new.id}"`, `{"type":"string"}`},

@@ -48,7 +48,7 @@ func RenderBody(ep *config.Endpoint, ev *event.Event) ([]byte, error) {
 		}
 	}
 	ctx := &hcl.EvalContext{
-		Functions: config.Functions(),
+		Functions: functions,
 		Variables: map[string]cty.Value{"event": cty.ObjectVal(map[string]cty.Value{
 			"id":        cty.StringVal(ev.ID),
 			"type":      cty.StringVal(ev.Type),

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
-	"math/big"
 	"sort"
 	"strconv"
 	"unicode/utf8"
@@ -300,26 +299,6 @@ func appendObject(b []byte, v cty.Value, ty cty.Type, order []string, inherited 
 		}
 	}
 	return append(b, '}'), nil
-}
-
-// appendNumber writes f exactly: integers as integers, others in shortest
-// decimal form that round-trips at f's precision.
-func appendNumber(b []byte, f *big.Float) ([]byte, error) {
-	if f.IsInf() {
-		return nil, fmt.Errorf("cannot write infinity as JSON")
-	}
-	if f.IsInt() {
-		if f.MinPrec() <= 63 {
-			i, _ := f.Int64()
-			return strconv.AppendInt(b, i, 10), nil
-		}
-		return f.Append(b, 'f', 0), nil
-	}
-	exp := f.MantExp(nil)
-	if exp < -20 || exp > 200 {
-		return f.Append(b, 'g', -1), nil
-	}
-	return f.Append(b, 'f', -1), nil
 }
 
 func containsString(list []string, s string) bool {

@@ -85,7 +85,7 @@ func Compile(cfg *config.Config) (*Rules, error) { return compileRules(cfg, true
 func compileRules(cfg *config.Config, fast bool) (*Rules, error) {
 	r := &Rules{
 		tables: map[string]map[string]*tableRules{},
-		base:   &hcl.EvalContext{Functions: config.Functions()},
+		base:   &hcl.EvalContext{Functions: functions},
 	}
 	for _, e := range cfg.Events {
 		ru := &rule{

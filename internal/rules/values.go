@@ -36,7 +36,8 @@ func toCty(v any) (cty.Value, error) {
 		if math.IsNaN(x) || math.IsInf(x, 0) {
 			return cty.StringVal(strconv.FormatFloat(x, 'g', -1, 64)), nil
 		}
-		return cty.NumberFloatVal(x), nil
+		// As the decimal Postgres writes for it, with that text (1e+20).
+		return exactNumberVal(strconv.FormatFloat(x, 'g', -1, 64)), nil
 	case json.Number:
 		return exactNumberVal(string(x)), nil
 	case json.RawMessage:
@@ -210,10 +211,11 @@ func numberVal(s string) cty.Value {
 type exactNumber struct{ text string }
 
 // exactNumberVal is numberVal, marked with its text when that text carries
-// more than the number (a scale, an exponent) and can be written as JSON.
+// more than the number (a scale, an exponent, a negative zero) and can be
+// written as JSON.
 func exactNumberVal(s string) cty.Value {
 	v := numberVal(s)
-	if v.Type() == cty.Number && strings.ContainsAny(s, ".eE") && isJSONNumber(s) {
+	if v.Type() == cty.Number && (strings.ContainsAny(s, ".eE") || strings.HasPrefix(s, "-0")) && isJSONNumber(s) {
 		return v.Mark(exactNumber{text: s})
 	}
 	return v
@@ -228,8 +230,7 @@ func exactText(f *big.Float, marks cty.ValueMarks) (text string, ok bool) {
 		if !isExact || (ok && e.text == text) {
 			continue
 		}
-		n := numberVal(e.text)
-		if n.Type() != cty.Number || n.AsBigFloat().Cmp(f) != 0 {
+		if !sameDecimal(e.text, f) {
 			continue
 		}
 		if ok {
@@ -238,4 +239,15 @@ func exactText(f *big.Float, marks cty.ValueMarks) (text string, ok bool) {
 		text, ok = e.text, true
 	}
 	return text, ok
+}
+
+// sameDecimal reports whether the number text has f's exact decimal.
+func sameDecimal(text string, f *big.Float) bool {
+	n := numberVal(text)
+	if n.Type() != cty.Number {
+		return false
+	}
+	a, err1 := decimalOf(n.AsBigFloat())
+	b, err2 := decimalOf(f)
+	return err1 == nil && err2 == nil && a.Cmp(b) == 0
 }
