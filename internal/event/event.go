@@ -31,8 +31,10 @@ type Event struct {
 	// (a backfill aimed at one subscriber); empty means every subscriber.
 	Endpoint string
 
-	// Where the event came from.
-	Table     string // "schema.table"
+	// Where the event came from: the table ("schema.table") and the
+	// operation; both empty for an outbox event (the application named it).
+	Table     string
+	Op        cdc.Op
 	CommitLSN cdc.LSN
 	EndLSN    cdc.LSN
 	Position  int // the change's position within its transaction

@@ -24,7 +24,7 @@ type Event struct {
 	Table       string   `json:"table"`
 	Ops         []string `json:"ops"`
 	// Schema is the JSON Schema (2020-12) of the default request body,
-	// {"id", "type", "timestamp", "data"}.
+	// {"id", "type", "timestamp", "op", "table", "data"}.
 	Schema  *Schema         `json:"schema"`
 	Example json.RawMessage `json:"example"`
 	// Bodies lists the endpoints with a body expression that receive this
@@ -49,14 +49,14 @@ func Describe(e *config.Event, t *cdc.Table, endpoints []*config.Endpoint) *Even
 	data := DataSchema(e, t)
 	ev := &Event{
 		Name: e.Name, Description: e.Description, Table: e.QualifiedTable(), Ops: append([]string(nil), e.Ops...),
-		Schema: document(e, envelope(e.Name, data)), Bodies: []Body{},
+		Schema: document(e, envelope(e, data)), Bodies: []Body{},
 	}
 	ev.Example = Example(ev.Schema)
 	for _, ep := range endpoints {
 		if ep.Body == nil || !ep.Matches(e.Name) {
 			continue
 		}
-		s := document(e, exprSchema(ep.Body, scope{"event": eventVar(e.Name, data)}))
+		s := document(e, exprSchema(ep.Body, scope{"event": eventVar(e, data)}))
 		ev.Bodies = append(ev.Bodies, Body{EndpointID: "cfg:" + ep.Name, Endpoint: ep.Name, Schema: s, Example: Example(s)})
 	}
 	return ev
@@ -101,23 +101,34 @@ func rowScope(t *cdc.Table, op string, r rows) scope {
 	}
 }
 
-// envelope is the default body around data.
-func envelope(name string, data *Schema) *Schema {
+// envelope is the default body of event e around data: op is one of the
+// rule's operations, table the rule's table.
+func envelope(e *config.Event, data *Schema) *Schema {
+	ops := make([]any, len(e.Ops))
+	for i, op := range e.Ops {
+		ops[i] = op
+	}
+	op := &Schema{Type: Types{"string"}, Enum: ops}
+	if len(ops) == 1 {
+		op = constOf(ops[0])
+	}
 	return &Schema{
 		Type: Types{"object"}, AdditionalProperties: boolPtr(false),
 		Properties: Properties{
-			{"id", &Schema{Type: Types{"string"}, Examples: []any{event.NewID(0x16B3748, 0, name)}}},
-			{"type", constOf(name)},
+			{"id", &Schema{Type: Types{"string"}, Examples: []any{event.NewID(0x16B3748, 0, e.Name)}}},
+			{"type", constOf(e.Name)},
 			{"timestamp", &Schema{Type: Types{"string"}, Format: "date-time"}},
+			{"op", op},
+			{"table", constOf(e.QualifiedTable())},
 			{"data", data},
 		},
-		Required: []string{"id", "type", "timestamp", "data"},
+		Required: []string{"id", "type", "timestamp", "op", "table", "data"},
 	}
 }
 
 // eventVar is the event variable of an endpoint's body expression.
-func eventVar(name string, data *Schema) *Schema {
-	s := envelope(name, data)
+func eventVar(e *config.Event, data *Schema) *Schema {
+	s := envelope(e, data)
 	s.Properties = append(s.Properties, Property{"key", typed("string")}, Property{"tenant", typed("string")})
 	s.Required = append(s.Required, "key", "tenant")
 	return s

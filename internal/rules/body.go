@@ -14,17 +14,25 @@ import (
 // with a Z, fractional seconds only when present.
 func Timestamp(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
 
-// DefaultBody is the default request body:
-// {"id": ..., "type": ..., "timestamp": ..., "data": ...}.
+// DefaultBody is the default request body: {"id": ..., "type": ...,
+// "timestamp": ..., "op": ..., "table": ..., "data": ...}, where op and
+// table say what happened to which table (left out for outbox events).
 func DefaultBody(ev *event.Event) []byte {
-	b := make([]byte, 0, 96+len(ev.ID)+len(ev.Type)+len(ev.Data))
+	b := make([]byte, 0, 128+len(ev.ID)+len(ev.Type)+len(ev.Table)+len(ev.Data))
 	b = append(b, `{"id":`...)
 	b = appendString(b, ev.ID)
 	b = append(b, `,"type":`...)
 	b = appendString(b, ev.Type)
 	b = append(b, `,"timestamp":"`...)
 	b = ev.Timestamp.UTC().AppendFormat(b, time.RFC3339Nano)
-	b = append(b, `","data":`...)
+	b = append(b, '"')
+	if ev.Op != "" {
+		b = append(b, `,"op":`...)
+		b = appendString(b, string(ev.Op))
+		b = append(b, `,"table":`...)
+		b = appendString(b, ev.Table)
+	}
+	b = append(b, `,"data":`...)
 	if len(ev.Data) == 0 {
 		b = append(b, "null"...)
 	} else {
@@ -34,8 +42,8 @@ func DefaultBody(ev *event.Event) []byte {
 }
 
 // RenderBody is the body ep sends for ev: DefaultBody, or ep's body
-// expression evaluated with the variable event (id, type, timestamp, data,
-// key, tenant) and written as JSON.
+// expression evaluated with the variable event (id, type, timestamp, op,
+// table, data, key, tenant) and written as JSON.
 func RenderBody(ep *config.Endpoint, ev *event.Event) ([]byte, error) {
 	if ep.Body == nil {
 		return DefaultBody(ev), nil
@@ -56,6 +64,8 @@ func RenderBody(ep *config.Endpoint, ev *event.Event) ([]byte, error) {
 			"data":      data,
 			"key":       cty.StringVal(ev.Key),
 			"tenant":    cty.StringVal(ev.Tenant),
+			"op":        cty.StringVal(string(ev.Op)),
+			"table":     cty.StringVal(ev.Table),
 		})},
 	}
 	v, diags := ep.Body.Value(ctx)
@@ -73,4 +83,4 @@ func RenderBody(ep *config.Endpoint, ev *event.Event) ([]byte, error) {
 }
 
 // bodyOrder puts a body object's usual fields first.
-var bodyOrder = []string{"id", "event", "type", "timestamp", "data"}
+var bodyOrder = []string{"id", "event", "type", "timestamp", "op", "table", "data"}

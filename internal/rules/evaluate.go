@@ -125,6 +125,7 @@ matched:
 		Type:      ru.name,
 		Timestamp: c.CommitTime,
 		Table:     ru.table,
+		Op:        c.Op,
 		CommitLSN: c.CommitLSN,
 		EndLSN:    c.EndLSN,
 		Position:  c.Position,
