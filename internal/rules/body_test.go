@@ -37,6 +37,12 @@ func TestDefaultBody(t *testing.T) {
 	if got := string(DefaultBody(ev)); !strings.HasSuffix(got, `"data":null}`) {
 		t.Errorf("body without data = %s", got)
 	}
+	// An event from a table says what happened to which table.
+	ev.Op, ev.Table = "update", "public.deals"
+	want = `{"id":"evt_0123","type":"deal.stage.changed","timestamp":"2026-11-23T14:05:06.123456Z","op":"update","table":"public.deals","data":null}`
+	if got := string(DefaultBody(ev)); got != want {
+		t.Errorf("body of a table event =\n%s\nwant\n%s", got, want)
+	}
 }
 
 func TestCustomBody(t *testing.T) {
