@@ -141,7 +141,7 @@ func collectStatus(ctx context.Context, cfg *config.Config) (*statusReport, erro
 	}
 	st, pool, err := openState(ctx, cfg)
 	if errors.Is(err, store.ErrNoSchema) {
-		rep.State = err.Error()
+		rep.State = missingStateText(cfg, slot.Exists, err)
 		return rep, nil
 	}
 	if err != nil {
@@ -225,6 +225,27 @@ func collectStatus(ctx context.Context, cfg *config.Config) (*statusReport, erro
 		return nil, err
 	}
 	return rep, nil
+}
+
+// missingStateText says why there is no state schema: walhook has not run
+// against the database yet, or (its slot is there) the schema was dropped
+// since it did.
+func missingStateText(cfg *config.Config, slotExists bool, err error) string {
+	if !slotExists {
+		return err.Error()
+	}
+	schema := cfg.State.Schema
+	if schema == "" {
+		schema = store.DefaultSchema
+	}
+	where := ""
+	if cfg.State.URL != "" {
+		where = " (or state.url now names another database)"
+	}
+	return fmt.Sprintf("state schema %q is missing, but slot %s exists, so walhook has run against this database: "+
+		"the schema was dropped%s, and with it the pending retries, the attempts log and the webhooks registered through the API. "+
+		"A running walhook is not ready (see /readyz) and settles nothing that needs the store; restart it to create the schema again",
+		schema, cfg.Source.Slot, where)
 }
 
 func printStatus(w io.Writer, rep *statusReport) {
