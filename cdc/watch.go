@@ -101,65 +101,77 @@ type TablesView struct {
 }
 
 // ReadTables reads the tables view of publication and the configured
-// tables, naming the relations oids too (tables seen before).
+// tables, naming the relations oids too (tables seen before). It reads
+// everything in one snapshot, so that a table dropped and created again
+// meanwhile is seen either before or after, never half.
 func ReadTables(ctx context.Context, conn *pgx.Conn, publication string, tables []string, oids []uint32) (TablesView, error) {
 	v := TablesView{Configured: map[string]uint32{}, Published: map[uint32]bool{}, Names: map[uint32]string{}}
-	idents := make([]string, len(tables))
+	schemas, names := make([]string, len(tables)), make([]string, len(tables))
 	for i, t := range tables {
-		schema, table, err := splitTable(t)
-		if err != nil {
+		var err error
+		if schemas[i], names[i], err = splitTable(t); err != nil {
 			return v, err
 		}
-		idents[i] = pgx.Identifier{schema, table}.Sanitize()
 	}
-	rows, err := conn.Query(ctx, `SELECT t.name, coalesce(to_regclass(t.ident)::oid, 0)
-		FROM unnest($1::text[], $2::text[]) AS t(name, ident)`, tables, idents)
-	if err != nil {
-		return v, fmt.Errorf("looking up the configured tables: %w", err)
-	}
-	var name string
-	var oid uint32
-	if _, err := pgx.ForEachRow(rows, []any{&name, &oid}, func() error { v.Configured[name] = oid; return nil }); err != nil {
-		return v, fmt.Errorf("looking up the configured tables: %w", err)
-	}
-	if err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_publication WHERE pubname = $1)`, publication).Scan(&v.PublicationExists); err != nil {
-		return v, fmt.Errorf("looking up publication %s: %w", publication, err)
-	}
-	rows, err = conn.Query(ctx, `SELECT c.oid, n.nspname || '.' || c.relname, true
-		FROM pg_publication p JOIN pg_publication_rel pr ON pr.prpubid = p.oid
-		JOIN pg_class c ON c.oid = pr.prrelid JOIN pg_namespace n ON n.oid = c.relnamespace
-		WHERE p.pubname = $1
-		UNION ALL
-		SELECT c.oid, n.nspname || '.' || c.relname, false
-		FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-		WHERE c.oid = ANY ($2::oid[])`, publication, oids)
-	if err != nil {
-		return v, fmt.Errorf("listing the tables of publication %s: %w", publication, err)
-	}
-	var published bool
-	_, err = pgx.ForEachRow(rows, []any{&oid, &name, &published}, func() error {
-		v.Names[oid] = name
-		if published {
-			v.Published[oid] = true
+	err := pgx.BeginTxFunc(ctx, conn, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `SELECT t.name, coalesce(c.oid, 0)
+			FROM unnest($1::text[], $2::text[], $3::text[]) AS t(name, nsp, rel)
+			LEFT JOIN pg_namespace n ON n.nspname = t.nsp
+			LEFT JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = t.rel AND c.relkind IN ('r', 'p')`,
+			tables, schemas, names)
+		if err != nil {
+			return fmt.Errorf("looking up the configured tables: %w", err)
+		}
+		var name string
+		var oid uint32
+		if _, err := pgx.ForEachRow(rows, []any{&name, &oid}, func() error { v.Configured[name] = oid; return nil }); err != nil {
+			return fmt.Errorf("looking up the configured tables: %w", err)
+		}
+		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_publication WHERE pubname = $1)`, publication).Scan(&v.PublicationExists); err != nil {
+			return fmt.Errorf("looking up publication %s: %w", publication, err)
+		}
+		rows, err = tx.Query(ctx, `SELECT c.oid, n.nspname || '.' || c.relname, true
+			FROM pg_publication p JOIN pg_publication_rel pr ON pr.prpubid = p.oid
+			JOIN pg_class c ON c.oid = pr.prrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+			WHERE p.pubname = $1
+			UNION ALL
+			SELECT c.oid, n.nspname || '.' || c.relname, false
+			FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+			WHERE c.oid = ANY ($2::oid[])`, publication, oids)
+		if err != nil {
+			return fmt.Errorf("listing the tables of publication %s: %w", publication, err)
+		}
+		var published bool
+		_, err = pgx.ForEachRow(rows, []any{&oid, &name, &published}, func() error {
+			v.Names[oid] = name
+			if published {
+				v.Published[oid] = true
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("listing the tables of publication %s: %w", publication, err)
 		}
 		return nil
 	})
-	if err != nil {
-		return v, fmt.Errorf("listing the tables of publication %s: %w", publication, err)
-	}
-	return v, nil
+	return v, err
 }
 
-// RowsInserted is pg_stat_all_tables.n_tup_ins of the table oid: the rows
-// inserted into it since it was created (or the statistics were reset), as
-// far as the statistics have been reported (a second or so behind).
-func RowsInserted(ctx context.Context, conn *pgx.Conn, oid uint32) (int64, error) {
-	var n int64
-	err := conn.QueryRow(ctx, `SELECT coalesce((SELECT n_tup_ins FROM pg_stat_all_tables WHERE relid = $1), 0)`, oid).Scan(&n)
+// CountRows counts the rows of table ("schema.table"), stopping at limit:
+// more reports that there are more.
+func CountRows(ctx context.Context, conn *pgx.Conn, table string, limit int64) (n int64, more bool, err error) {
+	schema, name, err := splitTable(table)
 	if err != nil {
-		return 0, fmt.Errorf("reading the insert count of relation %d: %w", oid, err)
+		return 0, false, err
 	}
-	return n, nil
+	q := "SELECT count(*) FROM (SELECT FROM " + pgx.Identifier{schema, name}.Sanitize() + " LIMIT $1) r"
+	if err := conn.QueryRow(ctx, q, limit+1).Scan(&n); err != nil {
+		return 0, false, fmt.Errorf("counting the rows of %s: %w", table, err)
+	}
+	if n > limit {
+		return limit, true, nil
+	}
+	return n, false, nil
 }
 
 // CurrentLSN is the server's WAL position now.
