@@ -105,7 +105,7 @@ source "postgres" {
 
 // testOptions are the relay options tests run with: retries, heartbeats
 // and the watcher's reads of the slot come quickly.
-var testOptions = relay.Options{RetryPoll: 20 * time.Millisecond, HeartbeatInterval: 500 * time.Millisecond, WatchInterval: 200 * time.Millisecond}
+var testOptions = relay.Options{RetryPoll: 20 * time.Millisecond, HeartbeatInterval: 500 * time.Millisecond, WatchInterval: time.Second}
 
 // runConfig parses a whole config and runs a relay from it until stop or
 // the end of the test; opts default to testOptions. It is the one place
