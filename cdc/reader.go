@@ -38,6 +38,8 @@ type Reader struct {
 	// settled is the highest position acknowledged through Ack (acked
 	// also moves past idle WAL).
 	settled LSN
+	// unconfirmed: transactions handed over and not yet acked (lag.go).
+	unconfirmed unconfirmedCommits
 
 	// applied is the EndLSN of the last transaction handed to the Sink
 	// without error; only the goroutine calling Run touches it.
@@ -124,6 +126,7 @@ func (r *Reader) Run(ctx context.Context, sink Sink) error {
 			if tx.EndLSN <= r.applied || tx.EndLSN <= r.ackedLSN() {
 				continue // already handed over before a reconnection, or settled
 			}
+			r.handedOver(tx.EndLSN, tx.CommitTime)
 			if err := sink.Apply(ctx, tx); err != nil {
 				cancel()
 				<-streamDone

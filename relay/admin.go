@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/walhook/walhook/internal/admin"
@@ -76,19 +77,43 @@ func (r *Relay) serveAdmin(ctx context.Context, l net.Listener) {
 }
 
 // Ready reports whether this instance is reading its source (streaming
-// from the slot, or connected to the outbox table) and can reach the state
-// database: what /readyz answers. A standby instance (waiting for the slot
-// held by another) is alive but not ready, and says why.
+// from the slot, or connected to the outbox table), can use its state
+// store (the database answers and the state schema is there) and captures
+// every configured table: what /readyz answers. A standby instance
+// (waiting for the slot held by another) is alive but not ready, and says
+// why. Every reason that holds is given, joined with "; ".
 func (r *Relay) Ready(ctx context.Context) error {
+	var reasons []error
 	if err := r.source.Ready(); err != nil {
-		return err
+		reasons = append(reasons, err)
 	}
 	pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	if err := r.statePool.Ping(pctx); err != nil {
-		return fmt.Errorf("state database: %w", err)
+	if err := r.store.Usable(pctx); err != nil {
+		reasons = append(reasons, fmt.Errorf("state store: %w", err))
 	}
-	return nil
+	if r.watch != nil {
+		if err := r.watch.Ready(); err != nil {
+			reasons = append(reasons, err)
+		}
+	}
+	return joinReasons(reasons)
+}
+
+// joinReasons joins errors into one whose text is theirs separated by
+// "; " (errors.Join separates with newlines, awkward in a JSON reason).
+func joinReasons(errs []error) error {
+	switch len(errs) {
+	case 0:
+		return nil
+	case 1:
+		return errs[0]
+	}
+	msgs := make([]string, len(errs))
+	for i, err := range errs {
+		msgs[i] = err.Error()
+	}
+	return fmt.Errorf("%w; %s", errs[0], strings.Join(msgs[1:], "; "))
 }
 
 // SendTest sends a webhook.test event to an endpoint now, signed with its

@@ -35,11 +35,16 @@ func (r *Relay) sourceStatus() console.SourceStatus {
 			Streaming: st.Connected && st.Listening, LastError: st.LastError}
 	case *slotSource:
 		st := src.reader.Status()
-		lagBytes, lagSeconds := metrics.LagBytes(st), metrics.LagSeconds(st, time.Now())
+		lagSeconds := metrics.LagSeconds(src.reader.OldestUnconfirmed(), time.Now())
 		out := console.SourceStatus{Mode: "logical", Name: r.cfg.Source.Slot, Connected: st.Connected, Streaming: st.Streaming,
-			LagBytes: &lagBytes, LagSeconds: &lagSeconds, LastError: st.LastError}
-		if st.Acked != 0 {
-			out.ConfirmedLSN = st.Acked.String()
+			LagSeconds: &lagSeconds, LastError: st.LastError}
+		// Lag in bytes and the confirmed position as Postgres sees them.
+		if v, ok := r.watch.slotView(); ok && v.Exists {
+			lagBytes := float64(v.LagBytes())
+			out.LagBytes = &lagBytes
+			if v.Confirmed != 0 {
+				out.ConfirmedLSN = v.Confirmed.String()
+			}
 		}
 		return out
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -102,14 +103,21 @@ source "postgres" {
 	return h
 }
 
-// testOptions are the relay options tests run with: retries and
-// heartbeats come quickly.
-var testOptions = relay.Options{RetryPoll: 20 * time.Millisecond, HeartbeatInterval: 500 * time.Millisecond}
+// testOptions are the relay options tests run with: retries, heartbeats
+// and the watcher's reads of the slot come quickly.
+var testOptions = relay.Options{RetryPoll: 20 * time.Millisecond, HeartbeatInterval: 500 * time.Millisecond, WatchInterval: time.Second}
 
 // runConfig parses a whole config and runs a relay from it until stop or
 // the end of the test; opts default to testOptions. It is the one place
 // tests build and run a relay.
 func runConfig(t testing.TB, db *testenv.DB, src string, opts ...relay.Options) *running {
+	t.Helper()
+	return runConfigLogged(t, db, src, nil, opts...)
+}
+
+// runConfigLogged is runConfig that also writes the relay's log (warn
+// level and up) to logs, unless it is nil.
+func runConfigLogged(t testing.TB, db *testenv.DB, src string, logs io.Writer, opts ...relay.Options) *running {
 	t.Helper()
 	cfg, diags := config.Parse([]byte(src), "test.hcl")
 	if diags.HasErrors() {
@@ -120,7 +128,11 @@ func runConfig(t testing.TB, db *testenv.DB, src string, opts ...relay.Options) 
 		o = opts[0]
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	log := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)
+	var out io.Writer = zerolog.NewTestWriter(t)
+	if logs != nil {
+		out = io.MultiWriter(out, logs)
+	}
+	log := zerolog.New(out).Level(zerolog.WarnLevel)
 	switch os.Getenv("WALHOOK_TEST_LOG") {
 	case "":
 	case "stderr": // whole, unbuffered: benchmarks keep only part of their log

@@ -43,6 +43,7 @@ type Relay struct {
 
 	backfills *backfills // mode logical: see backfill.go
 	replays   *replayer  // replays of failed evaluations: see evaluations.go
+	watch     *watcher   // mode logical: see watch.go
 
 	trusted *sender.Client // HCL endpoints: operator-trusted, unrestricted
 	guarded *sender.Client // API endpoints: SSRF guard
@@ -69,6 +70,9 @@ type Options struct {
 	RetryPoll time.Duration
 	// HeartbeatInterval overrides the reader's heartbeat interval.
 	HeartbeatInterval time.Duration
+	// WatchInterval overrides how often the slot and the watched tables
+	// are read from Postgres's catalog (default 5s; see watch.go).
+	WatchInterval time.Duration
 }
 
 // New connects to the state database, migrates it and builds the relay.
@@ -147,8 +151,13 @@ func New(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts Optio
 			return nil, err
 		}
 		r.source = ss
+		r.watch = newWatcher(slotWatchConfig{
+			url: cfg.Source.URL, slot: cfg.Source.Slot, publication: cfg.Source.Publication, tables: cfg.Source.Tables,
+			uses: cfg.TableUses(), interval: opts.WatchInterval, reader: ss.reader, metrics: r.metrics, log: log,
+		})
 		if r.metrics != nil {
 			r.metrics.WatchReader(ss.reader.Status)
+			r.metrics.WatchReplication(r.watch.replication)
 		}
 		r.wireBackfills(ss)
 	}
@@ -173,6 +182,8 @@ func New(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts Optio
 	if r.metrics != nil {
 		r.metrics.WatchQueue(r.store.Stats)
 		r.metrics.WatchHealth(r.store.AllHealth)
+	}
+	if r.metrics != nil && cfg.Admin != nil { // Options.Metrics alone serves no console
 		r.ui = r.newConsole()
 	}
 	return r, nil
@@ -277,6 +288,9 @@ func (r *Relay) Run(ctx context.Context) error {
 		loops.Go(r.backfills.Run)
 	}
 	loops.Go(r.replays.Run)
+	if r.watch != nil {
+		loops.Go(r.watch.run)
+	}
 	if adminListener != nil {
 		loops.Go(func(ctx context.Context) { r.serveAdmin(ctx, adminListener) })
 	}

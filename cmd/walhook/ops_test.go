@@ -246,6 +246,10 @@ func TestStatus(t *testing.T) {
 func TestStatusBeforeFirstRun(t *testing.T) {
 	t.Parallel()
 	e := setupOps(t, false)
+	// walhook creates its slot only after its state schema.
+	if err := cdc.Teardown(context.Background(), e.db.URL, e.slot, ""); err != nil {
+		t.Fatal(err)
+	}
 	var out, errOut bytes.Buffer
 	if code := execute(context.Background(), []string{"status", "-c", e.cfgPath}, testApp(&out, &errOut)); code != 0 {
 		t.Fatalf("status exit %d: %s", code, errOut.String())

@@ -160,6 +160,9 @@ func collectStatus(ctx context.Context, cfg *config.Config) (*statusReport, erro
 	}
 	rep.Slot = newSlotStatus(check)
 	if st == nil {
+		if check.Slot.Exists && !check.Elsewhere() {
+			rep.State = missingStateText(cfg, true, store.ErrNoSchema)
+		}
 		return rep, nil
 	}
 	q, err := st.Stats(ctx)
@@ -261,6 +264,27 @@ func newSlotStatus(c cdc.SlotCheck) slotStatus {
 		out.ActivePID = &s.ActivePID
 	}
 	return out
+}
+
+// missingStateText says why there is no state schema: walhook has not run
+// against the database yet, or (its slot is there) the schema was dropped
+// since it did.
+func missingStateText(cfg *config.Config, slotExists bool, err error) string {
+	if !slotExists {
+		return err.Error()
+	}
+	schema := cfg.State.Schema
+	if schema == "" {
+		schema = store.DefaultSchema
+	}
+	where := ""
+	if cfg.State.URL != "" {
+		where = " (or state.url now names another database)"
+	}
+	return fmt.Sprintf("state schema %q is missing, but slot %s exists, so walhook has run against this database: "+
+		"the schema was dropped%s, and with it the pending retries, the attempts log and the webhooks registered through the API. "+
+		"A running walhook is not ready (see /readyz) and settles nothing that needs the store; restart it to create the schema again",
+		schema, cfg.Source.Slot, where)
 }
 
 func printStatus(w io.Writer, rep *statusReport) {

@@ -31,6 +31,7 @@ type Metrics struct {
 	overflow          *prometheus.CounterVec
 	disabled          prometheus.Counter
 	concurrencyLimit  *prometheus.GaugeVec
+	captureGaps       *prometheus.CounterVec
 
 	state *stateCollector
 }
@@ -78,10 +79,16 @@ func New(reg prometheus.Registerer) *Metrics {
 		concurrencyLimit: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "walhook_endpoint_concurrency_limit", Help: "Requests an endpoint may have in flight now, as adapted to its latency and refusals (at most its concurrency setting).",
 		}, []string{"endpoint"}),
+		captureGaps: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "walhook_capture_gaps_total", Help: "Times changes went uncaptured or stopped matching rules, by reason (table_recreated, table_unpublished, table_renamed, table_dropped, table_missing); the log says what was missed and what to run.",
+		}, []string{"reason"}),
 		state: newStateCollector(),
 	}
+	for _, r := range gapReasons {
+		m.captureGaps.WithLabelValues(r) // from 0, so that increase() sees the first
+	}
 	reg.MustRegister(m.changesRead, m.eventsEmitted, m.evaluationsFailed, m.deliveries, m.attempts,
-		m.attemptDuration, m.overflow, m.disabled, m.concurrencyLimit, m.state)
+		m.attemptDuration, m.overflow, m.disabled, m.concurrencyLimit, m.captureGaps, m.state)
 	m.registerer = reg
 	if g, ok := reg.(prometheus.Gatherer); ok {
 		m.gatherer = g

@@ -37,10 +37,9 @@ func (m *Metrics) WatchHealth(f func(ctx context.Context) ([]store.Health, error
 	m.state.healthAt = time.Time{}
 }
 
-// WatchReader makes the replication gauges read f at scrape time:
-// walhook_replication_lag_bytes, walhook_replication_lag_seconds,
-// walhook_confirmed_lsn, walhook_source_connected,
-// walhook_source_streaming.
+// WatchReader makes the reader's gauges read f at scrape time:
+// walhook_source_connected, walhook_source_streaming. The lag gauges come
+// from Postgres's view of the slot (WatchReplication).
 func (m *Metrics) WatchReader(f func() cdc.Status) {
 	m.state.mu.Lock()
 	defer m.state.mu.Unlock()
@@ -51,15 +50,16 @@ func (m *Metrics) WatchReader(f func() cdc.Status) {
 // scraped. Gauges whose source is not watched, or failed to read with no
 // earlier value, are left out of the scrape.
 type stateCollector struct {
-	queueDepth, queueDue, oldestDue, failed, disabled  *prometheus.Desc
-	lagBytes, lagSeconds, confirmed, connected, stream *prometheus.Desc
-	readErrors                                         *prometheus.Desc
+	queueDepth, queueDue, oldestDue, failed, disabled *prometheus.Desc
+	connected, stream, readErrors                     *prometheus.Desc
+	replicationDescs
 
-	mu     sync.Mutex // serialises scrapes and guards everything below
-	queue  func(ctx context.Context) (store.QueueStats, error)
-	health func(ctx context.Context) ([]store.Health, error)
-	reader func() cdc.Status
-	now    func() time.Time
+	mu          sync.Mutex // serialises scrapes and guards everything below
+	queue       func(ctx context.Context) (store.QueueStats, error)
+	health      func(ctx context.Context) ([]store.Health, error)
+	reader      func() cdc.Status
+	replication func() Replication
+	now         func() time.Time
 
 	queueAt, healthAt time.Time // when the cached values were read
 	queueOK, healthOK bool
@@ -71,25 +71,26 @@ type stateCollector struct {
 func newStateCollector() *stateCollector {
 	d := func(name, help string) *prometheus.Desc { return prometheus.NewDesc(name, help, nil, nil) }
 	return &stateCollector{
-		queueDepth: d("walhook_retry_queue_depth", "Pending deliveries in the retry store."),
-		queueDue:   d("walhook_retry_due", "Pending deliveries due now (not yet attempted again)."),
-		oldestDue:  d("walhook_retry_oldest_due_seconds", "How long the oldest due delivery has been due; 0 when none is."),
-		failed:     d("walhook_deliveries_failed", "Failed deliveries stored (replayable with retry or recover)."),
-		disabled:   d("walhook_endpoints_disabled", "Endpoints currently disabled."),
-		lagBytes:   d("walhook_replication_lag_bytes", "WAL bytes between the server's end and the position confirmed to the slot."),
-		lagSeconds: d("walhook_replication_lag_seconds", "Age of the last received commit while it is not yet confirmed; 0 when caught up."),
-		confirmed:  d("walhook_confirmed_lsn", "The LSN last confirmed to the replication slot, as a number."),
-		connected:  d("walhook_source_connected", "1 while the replication connection is open."),
-		stream:     d("walhook_source_streaming", "1 while the slot is held and changes are flowing."),
-		readErrors: d("walhook_metrics_read_errors_total", "Failed reads of the state database while computing gauges."),
-		now:        time.Now,
+		queueDepth:       d("walhook_retry_queue_depth", "Pending deliveries in the retry store."),
+		queueDue:         d("walhook_retry_due", "Pending deliveries due now (not yet attempted again)."),
+		oldestDue:        d("walhook_retry_oldest_due_seconds", "How long the oldest due delivery has been due; 0 when none is."),
+		failed:           d("walhook_deliveries_failed", "Failed deliveries stored (replayable with retry or recover)."),
+		disabled:         d("walhook_endpoints_disabled", "Endpoints currently disabled."),
+		connected:        d("walhook_source_connected", "1 while the replication connection is open."),
+		stream:           d("walhook_source_streaming", "1 while the slot is held and changes are flowing."),
+		readErrors:       d("walhook_metrics_read_errors_total", "Failed reads of the state database while computing gauges."),
+		replicationDescs: newReplicationDescs(),
+		now:              time.Now,
 	}
 }
 
 // Describe sends every gauge's description.
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.queueDepth, c.queueDue, c.oldestDue, c.failed, c.disabled,
-		c.lagBytes, c.lagSeconds, c.confirmed, c.connected, c.stream, c.readErrors} {
+		c.connected, c.stream, c.readErrors} {
+		ch <- d
+	}
+	for _, d := range c.replicationDescs.all() {
 		ch <- d
 	}
 }
@@ -151,31 +152,13 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	if c.reader != nil {
 		st := c.reader()
-		gauge(c.lagBytes, LagBytes(st))
-		gauge(c.lagSeconds, LagSeconds(st, now))
-		gauge(c.confirmed, float64(st.Acked))
 		gauge(c.connected, boolValue(st.Connected))
 		gauge(c.stream, boolValue(st.Streaming))
 	}
+	if c.replication != nil {
+		c.replicationDescs.collect(ch, c.replication(), now)
+	}
 	ch <- prometheus.MustNewConstMetric(c.readErrors, prometheus.CounterValue, c.errors)
-}
-
-// LagBytes is ServerWALEnd - Acked, 0 when either is unknown or the
-// difference is negative.
-func LagBytes(st cdc.Status) float64 {
-	if st.Acked == 0 || st.ServerWALEnd <= st.Acked {
-		return 0
-	}
-	return float64(st.ServerWALEnd - st.Acked)
-}
-
-// LagSeconds is the age of the last received commit while something
-// received is not yet confirmed.
-func LagSeconds(st cdc.Status, now time.Time) float64 {
-	if st.Received <= st.Acked || st.LastCommitTime.IsZero() || !now.After(st.LastCommitTime) {
-		return 0
-	}
-	return now.Sub(st.LastCommitTime).Seconds()
 }
 
 func boolValue(b bool) float64 {
