@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -22,10 +23,11 @@ import (
 	"github.com/walhook/walhook/testenv"
 )
 
-// Shutdown tests: the source database (holding the state schema too) is
-// shut down while walhook works through a backlog it cannot settle, and
-// must not be held up by it (docs/architecture.md, "Letting go of a
-// database that shuts down"). Each runs its own cluster, since it stops it.
+// Shutdown tests: the source database (holding the state schema too), or
+// a separate state database, is shut down while walhook works through a
+// backlog it cannot settle, and must not be held up by it
+// (docs/architecture.md, "Letting go of a database that shuts down").
+// Each runs its own cluster, since it stops it.
 
 // failFirst answers 500 to every delivery's first attempt, after a delay,
 // and passes the others on.
@@ -50,7 +52,7 @@ func (f failFirst) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // finishes (pg_ctl waits up to 60 s; the time taken is logged), and once
 // the database is back every row is delivered, under one webhook-id.
 func TestFastShutdownOfTheSourceDatabaseIsNotHeldUp(t *testing.T) {
-	testShutdownIsNotHeldUp(t, "fast", 20000)
+	testShutdownIsNotHeldUp(t, "fast", 20000, false)
 }
 
 // TestSmartShutdownOfTheSourceDatabaseIsNotHeldUp: the same with
@@ -59,32 +61,46 @@ func TestFastShutdownOfTheSourceDatabaseIsNotHeldUp(t *testing.T) {
 // refuses new ones; walhook notices within its probe interval (5 s) and
 // closes them.
 func TestSmartShutdownOfTheSourceDatabaseIsNotHeldUp(t *testing.T) {
-	testShutdownIsNotHeldUp(t, "smart", 5000)
+	testShutdownIsNotHeldUp(t, "smart", 5000, false)
 }
 
-// testShutdownIsNotHeldUp shuts the source database down with pg_ctl in
-// mode while walhook works through a backlog of rows.
-func testShutdownIsNotHeldUp(t *testing.T, mode string, rows int) {
+// TestSmartShutdownOfASeparateStateDatabaseIsNotHeldUp: the state schema
+// in a database of another cluster (state.url), shut down with
+// `pg_ctl stop -m smart` while failed deliveries need it. walhook's state
+// pool and LISTEN connections are released within its probe interval.
+func TestSmartShutdownOfASeparateStateDatabaseIsNotHeldUp(t *testing.T) {
+	testShutdownIsNotHeldUp(t, "smart", 2000, true)
+}
+
+// testShutdownIsNotHeldUp shuts the source database (or, with
+// separateState, a state database of its own) down with pg_ctl in mode
+// while walhook works through a backlog of rows.
+func testShutdownIsNotHeldUp(t *testing.T, mode string, rows int, separateState bool) {
 	if testing.Short() {
 		t.Skip("process test")
 	}
 	t.Parallel()
 	pg := ownCluster(t)
+	stopped, extra := pg, ""
+	if separateState {
+		stopped = ownCluster(t)
+		extra = fmt.Sprintf("state {\n  url = %q\n}\n", stopped.db.URL)
+	}
 	secret := signing.GenerateSecret()
 	s := newSink(secret, 100*time.Millisecond)
 	srv := httptest.NewServer(failFirst{next: s, delay: 100 * time.Millisecond})
 	defer srv.Close()
 	slot := testenv.Name(t, "slot")
-	d := startDaemon(t, writeConfig(t, pg.db, slot, srv.URL, secret, ""))
+	d := startDaemon(t, writeConfig(t, pg.db, slot, srv.URL, secret, extra))
 	waitSlot(t, pg.db, slot)
 
 	ids := insertBacklog(t, pg.db, rows, 100)
 	testkit.AwaitCond(t, testkit.Timeout, "a first delivery", s.arrived, func() bool { return len(s.missing(ids)) < len(ids) })
-	pg.db.Pool.Close() // the test's own sessions must not be what a shutdown waits for
+	stopped.db.Pool.Close() // the test's own sessions must not be what a shutdown waits for
 
 	began := time.Now()
-	if out, err := pg.ctl(t, "stop", "-w", "-t", "60", "-m", mode).CombinedOutput(); err != nil {
-		t.Fatalf("pg_ctl stop -m %s: %v\n%s\npostgres log:\n%s", mode, err, out, pg.log(t))
+	if out, err := stopped.ctl(t, "stop", "-w", "-t", "60", "-m", mode).CombinedOutput(); err != nil {
+		t.Fatalf("pg_ctl stop -m %s: %v\n%s\npostgres log:\n%s", mode, err, out, stopped.log(t))
 	}
 	t.Logf("pg_ctl stop -m %s with walhook attached took %s (%d of %d rows delivered by then)",
 		mode, time.Since(began).Round(10*time.Millisecond), len(ids)-len(s.missing(ids)), len(ids))
@@ -93,7 +109,7 @@ func testShutdownIsNotHeldUp(t *testing.T, mode string, rows int) {
 			t.Logf("walhook: %s", line)
 		}
 	}
-	if out, err := pg.ctl(t, "start", "-w", "-t", "60", "-l", filepath.Join(pg.cluster.Dir(), "postgres.log")).CombinedOutput(); err != nil {
+	if out, err := stopped.ctl(t, "start", "-w", "-t", "60", "-l", filepath.Join(stopped.cluster.Dir(), "postgres.log")).CombinedOutput(); err != nil {
 		t.Fatalf("pg_ctl start: %v\n%s", err, out)
 	}
 	waitProgress(t, s, d, ids)
