@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/walhook/walhook/internal/pgcluster"
@@ -206,4 +207,77 @@ func TestSIGKILLDuringABacklogDrain(t *testing.T) {
 	waitDelivered(t, s, ids)
 	d.stop(t)
 	t.Logf("killed with %d of %d rows delivered; %d deliveries repeated after the restart (same webhook-id)", before, len(ids), s.checkOnce(t))
+}
+
+// TestFastRestartsUnderLoad: six fast restarts of the source database
+// while a writer commits rows and walhook delivers them to a healthy
+// endpoint. Every shutdown finishes (the time each took is logged), and
+// every row whose commit the writer saw arrives, under one webhook-id.
+func TestFastRestartsUnderLoad(t *testing.T) {
+	if testing.Short() {
+		t.Skip("process test")
+	}
+	t.Parallel()
+	pg := ownCluster(t)
+	secret := signing.GenerateSecret()
+	s := newSink(secret, 0)
+	srv := httptest.NewServer(s)
+	defer srv.Close()
+	slot := testenv.Name(t, "slot")
+	d := startDaemon(t, writeConfig(t, pg.db, slot, srv.URL, secret, ""))
+	waitSlot(t, pg.db, slot)
+
+	stopWriting := writeThroughRestarts(pg.db)
+	var took []string
+	for range 6 {
+		time.Sleep(time.Second) // load between restarts: the fault being tested, not a wait
+		began := time.Now()
+		if out, err := pg.ctl(t, "stop", "-w", "-t", "60", "-m", "fast").CombinedOutput(); err != nil {
+			stopWriting()
+			t.Fatalf("pg_ctl stop -m fast: %v\n%s\npostgres log:\n%s", err, out, pg.log(t))
+		}
+		took = append(took, time.Since(began).Round(10*time.Millisecond).String())
+		if out, err := pg.ctl(t, "start", "-w", "-t", "60", "-l", filepath.Join(pg.cluster.Dir(), "postgres.log")).CombinedOutput(); err != nil {
+			stopWriting()
+			t.Fatalf("pg_ctl start: %v\n%s", err, out)
+		}
+	}
+	want := stopWriting()
+	t.Logf("six fast shutdowns took %v", took)
+	waitProgress(t, s, d, want)
+	d.stop(t)
+	t.Logf("%d rows committed across the restarts, all delivered; %d duplicate deliveries (same webhook-id)", len(want), s.checkOnce(t))
+}
+
+// writeThroughRestarts commits five rows at a time into db's contacts
+// until the returned stop is called, going on after failed inserts (the
+// database is restarting); stop returns the ids whose commit it saw.
+func writeThroughRestarts(db *testenv.DB) (stop func() []int64) {
+	var committed []int64
+	quit, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-quit:
+				return
+			case <-time.After(5 * time.Millisecond):
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			rows, err := db.Pool.Query(ctx, `INSERT INTO contacts (organization_id, first_name) SELECT 1, 'c' FROM generate_series(1, 5) RETURNING id`)
+			if err == nil {
+				var ids []int64
+				ids, err = pgx.CollectRows(rows, pgx.RowTo[int64])
+				if err == nil {
+					committed = append(committed, ids...)
+				}
+			}
+			cancel()
+		}
+	}()
+	return func() []int64 {
+		close(quit)
+		<-done
+		return committed
+	}
 }
