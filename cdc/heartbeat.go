@@ -31,7 +31,11 @@ const (
 // probeInterval. When the server refuses a new connection as shutting
 // down, watch calls shuttingDown and returns (see shutdown.go).
 func (r *Reader) watch(ctx context.Context, shuttingDown func(error)) {
-	ticker := time.NewTicker(watchInterval)
+	tick := watchInterval
+	if h := r.cfg.HeartbeatInterval; h > 0 && h < tick {
+		tick = h
+	}
+	ticker := time.NewTicker(tick)
 	defer ticker.Stop()
 	var conn *pgx.Conn
 	var opened time.Time
