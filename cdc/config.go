@@ -30,8 +30,13 @@ type ReaderConfig struct {
 	// captured through InsertsPublication(Publication).
 	Uses map[string]TableUse
 	// StatusInterval is the longest time between two standby status
-	// updates; default 10s.
+	// updates, on an idle stream too; default 10s.
 	StatusInterval time.Duration
+	// ConfirmInterval is how soon a settled position that moved is
+	// confirmed to the slot (a status update at most this often on a busy
+	// stream), which bounds what a crash reads again; default 1s, at most
+	// StatusInterval.
+	ConfirmInterval time.Duration
 	// HeartbeatInterval is how often the reader, while streaming, writes a
 	// tiny logical message into the WAL (on a connection of its own) so an
 	// idle database's slot advances; default 30s, negative disables it.
@@ -55,6 +60,7 @@ type ReaderConfig struct {
 // Default intervals of a ReaderConfig.
 const (
 	DefaultStatusInterval    = 10 * time.Second
+	DefaultConfirmInterval   = time.Second
 	DefaultHeartbeatInterval = 30 * time.Second
 	DefaultMaxBackoff        = 30 * time.Second
 	DefaultRecordInterval    = time.Second
@@ -68,6 +74,10 @@ func (c ReaderConfig) withDefaults() ReaderConfig {
 	if c.StatusInterval <= 0 {
 		c.StatusInterval = DefaultStatusInterval
 	}
+	if c.ConfirmInterval <= 0 {
+		c.ConfirmInterval = DefaultConfirmInterval
+	}
+	c.ConfirmInterval = min(c.ConfirmInterval, c.StatusInterval)
 	if c.HeartbeatInterval == 0 {
 		c.HeartbeatInterval = DefaultHeartbeatInterval
 	}

@@ -90,11 +90,13 @@ func (r *Reader) session(ctx context.Context, out chan<- Transaction) (streamed 
 	r.updateStatus(func(st *Status) { st.Streaming = true; st.LastError = "" })
 	r.testSignals.streaming.Emit(start)
 
-	sessCtx, stop := context.WithCancel(ctx)
-	defer stop()
-	heartbeatDone := make(chan struct{})
-	go func() { defer close(heartbeatDone); r.heartbeat(sessCtx) }()
-	defer func() { stop(); <-heartbeatDone }()
+	// The watch ends the session, with ErrServerShutdown as its cause, when
+	// the server shuts down (see shutdown.go).
+	sessCtx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
+	watchDone := make(chan struct{})
+	go func() { defer close(watchDone); r.watch(sessCtx, stop) }()
+	defer func() { stop(nil); <-watchDone }()
 
 	s := &receiver{
 		r:          r,
@@ -107,9 +109,17 @@ func (r *Reader) session(ctx context.Context, out chan<- Transaction) (streamed 
 		lastSent:   0,
 	}
 	err = s.run(sessCtx)
+	if cause := context.Cause(sessCtx); err == nil && ctx.Err() == nil && errors.Is(cause, ErrServerShutdown) {
+		err = cause
+	}
 	// Final status: whatever the consumer settled meanwhile.
 	if serr := s.sendStatus(); serr != nil && err == nil && ctx.Err() == nil {
 		err = serr
+	}
+	if errors.Is(err, ErrServerShutdown) {
+		acked := r.ackedLSN()
+		r.log.Warn().Err(err).Str("confirmed_lsn", acked.String()).
+			Msgf("letting go of the replication connection so that the source database can shut down; changes after %s will be read again once it is back", acked)
 	}
 	return true, err
 }
@@ -148,8 +158,10 @@ type receiver struct {
 	pending    *Transaction // complete, waiting for room in out
 	lastQueued LSN          // EndLSN of the last transaction put in out
 	lastSent   LSN
-	nextStatus time.Time
+	lastStatus time.Time // when the last standby status was sent
+	nextStatus time.Time // when to look at the settled position again
 	deadline   time.Time
+	shutdown   shutdownWatch
 }
 
 func (s *receiver) run(ctx context.Context) error {
@@ -165,7 +177,7 @@ func (s *receiver) run(ctx context.Context) error {
 			}
 		}
 		if !time.Now().Before(s.nextStatus) {
-			if err := s.sendStatus(); err != nil {
+			if err := s.statusTick(); err != nil {
 				return err
 			}
 		}
@@ -231,11 +243,24 @@ func (s *receiver) handOff(ctx context.Context) (bool, error) {
 	}
 }
 
+// statusTick sends a standby status if one is due: the acknowledged
+// position moved since the last one (so the slot follows it within
+// ConfirmInterval, with at most one status per ConfirmInterval on a busy
+// stream), or StatusInterval passed (an idle stream's keepalive).
+func (s *receiver) statusTick() error {
+	if s.r.confirmable() != s.lastSent || !time.Now().Before(s.lastStatus.Add(s.r.cfg.StatusInterval)) {
+		return s.sendStatus()
+	}
+	s.nextStatus = time.Now().Add(s.r.cfg.ConfirmInterval)
+	return nil
+}
+
 // sendStatus reports the acknowledged position as written, flushed and
 // applied. It never reports a received but unacknowledged position.
 func (s *receiver) sendStatus() error {
 	acked := s.r.confirmable() // never beyond the recorded position
-	s.nextStatus = time.Now().Add(s.r.cfg.StatusInterval)
+	s.lastStatus = time.Now()
+	s.nextStatus = s.lastStatus.Add(s.r.cfg.ConfirmInterval)
 	if acked == 0 {
 		return nil
 	}
@@ -267,7 +292,13 @@ func (s *receiver) copyData(data []byte) error {
 		s.r.updateStatus(func(st *Status) { st.ServerWALEnd = pkm.ServerWALEnd })
 		advanced := s.advanceIdle(pkm.ServerWALEnd)
 		if pkm.ReplyRequested || advanced {
-			return s.sendStatus()
+			if err := s.sendStatus(); err != nil {
+				return err
+			}
+		}
+		if acked := s.r.ackedLSN(); s.shutdown.keepalive(time.Now(), pkm.ReplyRequested, pkm.ServerWALEnd, acked) {
+			return fmt.Errorf("%w: the server has waited %s for a confirmation of %s, and only %s is settled",
+				ErrServerShutdown, shutdownGrace, pkm.ServerWALEnd, acked)
 		}
 	case pglogrepl.XLogDataByteID:
 		if len(data) < 25 {

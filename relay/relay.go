@@ -11,9 +11,11 @@ import (
 	"net"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/rs/zerolog"
 
+	"github.com/walhook/walhook/cdc"
 	"github.com/walhook/walhook/internal/config"
 	"github.com/walhook/walhook/internal/console"
 	"github.com/walhook/walhook/internal/dispatch"
@@ -57,6 +59,9 @@ type Relay struct {
 	// mutex, since a reload queries the store and waiters must be able to
 	// give up with their ctx.
 	reloading chan struct{}
+	// released tells the webhook watcher to give up its LISTEN connection:
+	// the state database is shutting down (see watchState).
+	released chan struct{}
 }
 
 // Options tune a Relay beyond its config (tests and the demo use them).
@@ -79,7 +84,7 @@ type Options struct {
 // It retries the connection until ctx ends, so walhook may start before
 // its database.
 func New(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts Options) (*Relay, error) {
-	r := &Relay{cfg: cfg, log: log, reloading: make(chan struct{}, 1)}
+	r := &Relay{cfg: cfg, log: log, reloading: make(chan struct{}, 1), released: make(chan struct{}, 1)}
 	pcfg, err := pgxpool.ParseConfig(cfg.StateURL())
 	if err != nil {
 		return nil, fmt.Errorf("parsing the state database URL: %w", err)
@@ -281,6 +286,7 @@ func (r *Relay) Run(ctx context.Context) error {
 
 	loops := lifecycle.New(ctx)
 	loops.Go(r.watchWebhooks)
+	loops.Go(r.watchState)
 	if r.cfg.State.Retention > 0 {
 		loops.Every(pruneFirst, pruneEvery, r.prune)
 	}
@@ -331,7 +337,7 @@ func (r *Relay) watchWebhooks(ctx context.Context) {
 	defer listen.StopAndWait()
 	listen.Go(func(ctx context.Context) {
 		for ctx.Err() == nil {
-			err := r.store.WatchWebhooks(ctx, poke, func(int64) { poke() })
+			err := r.listen(ctx, poke)
 			if err != nil && ctx.Err() == nil {
 				r.log.Warn().Err(err).Msg("listening for webhook changes; retrying")
 			}
@@ -354,6 +360,67 @@ func (r *Relay) watchWebhooks(ctx context.Context) {
 		}
 		if err := r.Reload(ctx); err != nil && ctx.Err() == nil {
 			r.log.Warn().Err(err).Msg("reloading webhooks")
+		}
+	}
+}
+
+// listen runs the store's webhook LISTEN until ctx ends, it fails, or
+// watchState releases the state database's connections.
+func (r *Relay) listen(ctx context.Context, poke func()) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- r.store.WatchWebhooks(ctx, poke, func(int64) { poke() }) }()
+	select {
+	case err := <-done:
+		return err
+	case <-r.released:
+		cancel()
+		<-done
+		return errors.New("the state database is shutting down: released the LISTEN connection")
+	}
+}
+
+// stateProbeInterval is how often watchState opens a new connection to the
+// state database.
+const stateProbeInterval = 5 * time.Second
+
+// watchState lets go of the state database's connections while it refuses
+// new sessions as shutting down (SQLSTATE 57P03). A smart shutdown waits
+// for every open session to end and only refuses new ones, so walhook's
+// idle pool connections and its LISTEN would hold it up for good; a fast
+// shutdown has terminated them already. Work that needs the store fails
+// meanwhile (new connections are refused) and is retried once the
+// database is back. See docs/architecture.md, "Letting go of a database
+// that shuts down".
+func (r *Relay) watchState(ctx context.Context) {
+	t := time.NewTicker(stateProbeInterval)
+	defer t.Stop()
+	stopping := false
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		probeCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		conn, err := pgx.Connect(probeCtx, r.cfg.StateURL())
+		if err == nil {
+			_ = conn.Close(probeCtx)
+		}
+		cancel()
+		if !cdc.RefusedAsShuttingDown(err) {
+			stopping = false
+			continue
+		}
+		if !stopping {
+			r.log.Warn().Err(err).Msg("the state database is shutting down: closing walhook's connections to it so that it can")
+		}
+		stopping = true
+		r.statePool.Reset()
+		select {
+		case r.released <- struct{}{}:
+		default:
 		}
 	}
 }
