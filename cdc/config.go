@@ -46,9 +46,15 @@ const (
 	DefaultHeartbeatInterval = 30 * time.Second
 	DefaultMaxBackoff        = 30 * time.Second
 	minBackoff               = 250 * time.Millisecond
-	// queuedTransactions bounds the committed transactions received but
-	// not yet handed to the Sink.
+	// queuedTransactions bounds the transactions (or pieces of one)
+	// received but not yet handed to the Sink.
 	queuedTransactions = 64
+	// pieceChanges and pieceBytes end a piece of a large transaction
+	// (Transaction.Part): after this many changes, or once its change
+	// messages, as received, reach this size. Together with
+	// queuedTransactions they bound what the reader holds.
+	pieceChanges = 1000
+	pieceBytes   = 256 << 10
 )
 
 func (c ReaderConfig) withDefaults() ReaderConfig {
@@ -98,9 +104,12 @@ func splitTable(name string) (schema, table string, err error) {
 	return schema, table, nil
 }
 
-// Sink consumes committed transactions. Apply is called from one goroutine,
-// in commit order; an error stops the Reader. The Sink settles a
-// transaction by calling Reader.Ack with its EndLSN, then or later.
+// Sink consumes committed transactions, a large one in pieces
+// (Transaction.Part, More). Apply is called from one goroutine, in commit
+// order, the pieces of a transaction in order and with nothing between
+// them; an error stops the Reader. The Sink settles a transaction by
+// calling Reader.Ack with its EndLSN (on its final piece), then or later.
+// A piece handed over once is not handed over again after a reconnection.
 type Sink interface {
 	Apply(ctx context.Context, tx Transaction) error
 }

@@ -25,9 +25,9 @@ type Reader struct {
 	acked  LSN // highest position settled by the consumer (or idle-advanced)
 	status Status
 
-	// applied is the EndLSN of the last transaction handed to the Sink
-	// without error; only the goroutine calling Run touches it.
-	applied LSN
+	// applied is what was handed to the Sink without error; only the
+	// goroutine calling Run touches it.
+	applied handedOver
 
 	testSignals readerTestSignals
 }
@@ -101,7 +101,13 @@ func (r *Reader) Run(ctx context.Context, sink Sink) error {
 			}
 			return err
 		case tx := <-txns:
-			if tx.EndLSN <= r.applied || tx.EndLSN <= r.ackedLSN() {
+			fresh, err := r.applied.trim(&tx, r.ackedLSN())
+			if err != nil {
+				cancel()
+				<-streamDone
+				return err
+			}
+			if !fresh {
 				continue // already handed over before a reconnection, or settled
 			}
 			if err := sink.Apply(ctx, tx); err != nil {
@@ -112,7 +118,7 @@ func (r *Reader) Run(ctx context.Context, sink Sink) error {
 				}
 				return fmt.Errorf("applying transaction %d ending at %s: %w", tx.XID, tx.EndLSN, err)
 			}
-			r.applied = tx.EndLSN
+			r.applied.record(&tx)
 		}
 	}
 }
