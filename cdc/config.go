@@ -38,6 +38,10 @@ type ReaderConfig struct {
 	MaxBackoff time.Duration
 	// Logger receives the reader's logs.
 	Logger zerolog.Logger
+
+	// pieceChanges ends a piece of a large transaction; pieceChanges by
+	// default (tests set it lower through export_test.go).
+	pieceChanges int
 }
 
 // Default intervals of a ReaderConfig.
@@ -69,6 +73,9 @@ func (c ReaderConfig) withDefaults() ReaderConfig {
 	}
 	if c.MaxBackoff < minBackoff {
 		c.MaxBackoff = minBackoff
+	}
+	if c.pieceChanges <= 0 {
+		c.pieceChanges = pieceChanges
 	}
 	return c
 }

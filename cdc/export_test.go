@@ -14,3 +14,7 @@ func (r *Reader) InitTestSignals() ReaderTestSignals {
 	r.testSignals.interrupted.Init()
 	return ReaderTestSignals{Streaming: r.testSignals.streaming.C(), Interrupted: r.testSignals.interrupted.C()}
 }
+
+// SetPieceChanges sets after how many changes a piece of a large
+// transaction ends.
+func SetPieceChanges(cfg *ReaderConfig, n int) { cfg.pieceChanges = n }

@@ -16,6 +16,8 @@ type handedOver struct {
 	// skipped: the open transaction was settled before and is dropped
 	// piece by piece.
 	skipped bool
+	// resent counts the interrupted transactions the server sent again.
+	resent int
 }
 
 // trim removes from tx what was handed over already and reports whether
@@ -37,6 +39,9 @@ func (h *handedOver) trim(tx *Transaction, acked LSN) (bool, error) {
 		// piece. A piece ends right after a change, so a message at the
 		// position of the first change not handed over was not handed
 		// over either.
+		if tx.Part == 0 && h.next > 0 {
+			h.resent++
+		}
 		tx.Changes = dropChanges(tx.Changes, h.next)
 		tx.Messages = dropMessages(tx.Messages, h.next)
 		return !tx.More || len(tx.Changes) > 0 || len(tx.Messages) > 0, nil

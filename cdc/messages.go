@@ -131,13 +131,14 @@ type piecing struct {
 }
 
 // cutPiece hands the changes of the current transaction received so far
-// over as a piece once it reached pieceChanges changes or pieceBytes, and
+// over as a piece once it reached pieceChanges changes (the config's) or
+// pieceBytes, and
 // goes on with an empty piece of the same transaction. Positions go on
 // counting across pieces; a piece ends right after a change, so a
 // decoding message at a piece's end goes to the next piece.
 func (s *receiver) cutPiece() {
 	tx := s.cur
-	if len(tx.Changes) < pieceChanges && s.piece.bytes < pieceBytes {
+	if len(tx.Changes) < s.r.cfg.pieceChanges && s.piece.bytes < pieceBytes {
 		return
 	}
 	stamp(tx)

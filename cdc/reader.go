@@ -101,7 +101,12 @@ func (r *Reader) Run(ctx context.Context, sink Sink) error {
 			}
 			return err
 		case tx := <-txns:
+			resent := r.applied.resent
 			fresh, err := r.applied.trim(&tx, r.ackedLSN())
+			if r.applied.resent > resent {
+				r.log.Info().Uint32("xid", tx.XID).Stringer("commit_lsn", tx.CommitLSN).Int("handed_over", r.applied.next).
+					Msg("a transaction interrupted by the reconnection is sent again; skipping the changes already handed over")
+			}
 			if err != nil {
 				cancel()
 				<-streamDone
