@@ -26,10 +26,10 @@ func (s *receiver) message(msg []byte) error {
 		if err != nil {
 			return err
 		}
+		s.cutPiece()
 		c.Position = s.piece.base + len(s.cur.Changes)
 		s.cur.Changes = append(s.cur.Changes, c)
 		s.piece.bytes += len(msg)
-		s.cutPiece()
 		return nil
 	case 'B':
 		var m pglogrepl.BeginMessage
@@ -83,6 +83,7 @@ func (s *receiver) message(msg []byte) error {
 		if err := decode(&m, "Truncate", msg[1:]); err != nil {
 			return err
 		}
+		s.cutPiece()
 		for _, id := range m.RelationIDs {
 			rel, ok := s.relations[id]
 			if !ok {
@@ -95,7 +96,6 @@ func (s *receiver) message(msg []byte) error {
 			})
 		}
 		s.piece.bytes += len(msg)
-		s.cutPiece()
 		return nil
 	case 'M':
 		return s.decodingMessage(msg[1:])
@@ -198,6 +198,7 @@ func (s *receiver) decodingMessage(src []byte) error {
 	if !m.Transactional || s.cur == nil || !slices.Contains(s.r.cfg.MessagePrefixes, m.Prefix) {
 		return nil
 	}
+	s.cutPiece()
 	s.cur.Messages = append(s.cur.Messages, Message{
 		Prefix:   m.Prefix,
 		Content:  bytes.Clone(m.Content),
