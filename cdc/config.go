@@ -51,8 +51,9 @@ const (
 	DefaultMaxBackoff        = 30 * time.Second
 	minBackoff               = 250 * time.Millisecond
 	// queuedTransactions bounds the transactions (or pieces of one)
-	// received but not yet handed to the Sink.
-	queuedTransactions = 64
+	// received but not yet handed to the Sink: with pieces of up to
+	// pieceChanges changes, a few tens of MB at most.
+	queuedTransactions = 16
 	// pieceChanges and pieceBytes end a piece of a large transaction
 	// (Transaction.Part): after this many changes, or once its change
 	// messages, as received, reach this size. Together with

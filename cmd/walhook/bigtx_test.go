@@ -122,8 +122,15 @@ func TestBigTransactionBoundedMemory(t *testing.T) {
 	deadline := time.NewTimer(*bigTxWait)
 	defer deadline.Stop()
 	peak := 0
+	liveIDs := want[len(want)-len(liveCommitted):]
+	liveDone := false
 	for {
 		peak = max(peak, vmHWM(t, d.cmd.Process.Pid))
+		if !liveDone && len(s.missing(liveIDs)) == 0 {
+			liveDone = true
+			t.Logf("live rows delivered %s after the big transaction's commit; %d rows delivered, peak RSS %d MB so far",
+				time.Since(committed).Round(time.Millisecond), s.count(), peak>>20)
+		}
 		missing := s.missing(want)
 		if len(missing) == 0 {
 			break
@@ -139,10 +146,7 @@ func TestBigTransactionBoundedMemory(t *testing.T) {
 	if repeats := s.checkOnce(t); repeats > 0 {
 		t.Logf("%d deliveries repeated an id", repeats)
 	}
-	s.mu.Lock()
-	distinct := len(s.ids)
-	s.mu.Unlock()
-	if distinct != len(want) {
+	if distinct := s.count(); distinct != len(want) {
 		t.Errorf("%d distinct rows delivered, want %d", distinct, len(want))
 	}
 	timing.mu.Lock()
@@ -159,6 +163,13 @@ func TestBigTransactionBoundedMemory(t *testing.T) {
 		t.Errorf("walhook's peak RSS was %d MB for a transaction of %d rows, want under 200 MB", peak>>20, rows)
 	}
 	d.stop(t)
+}
+
+// count is how many distinct rows s received.
+func (s *sink) count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.ids)
 }
 
 // vmHWM is the peak resident set size of process pid, in bytes.
