@@ -130,12 +130,13 @@ type piecing struct {
 	bytes int
 }
 
-// cutPiece hands the changes of the current transaction received so far
-// over as a piece once it reached pieceChanges changes (the config's) or
-// pieceBytes, and
-// goes on with an empty piece of the same transaction. Positions go on
-// counting across pieces; a piece ends right after a change, so a
-// decoding message at a piece's end goes to the next piece.
+// cutPiece is called before a change or a decoding message is added to
+// the current transaction: once the piece being received holds
+// pieceChanges changes (the config's) or pieceBytes of change messages, it
+// is handed over, and the transaction goes on in an empty piece. Positions
+// go on counting across pieces. So a piece ends right after a change, a
+// message after a piece's last change goes to the next piece, and a
+// transaction that ends with a full piece has no empty last piece.
 func (s *receiver) cutPiece() {
 	tx := s.cur
 	if len(tx.Changes) < s.r.cfg.pieceChanges && s.piece.bytes < pieceBytes {

@@ -147,7 +147,8 @@ func (s *slotSource) batch(tx cdc.Transaction) dispatch.Batch {
 	}
 	stx := s.open
 	stx.Add(1)
-	return dispatch.Batch{Events: events, Failures: failures, XID: tx.XID, Settled: stx.Done}
+	bulk := tx.More || tx.Part > 0
+	return dispatch.Batch{Events: events, Failures: failures, XID: tx.XID, Settled: stx.Done, Bulk: bulk}
 }
 
 func (s *slotSource) Finish(ctx context.Context) {
