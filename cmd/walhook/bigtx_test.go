@@ -71,9 +71,9 @@ func TestBigTransactionBoundedMemory(t *testing.T) {
 	if rows == 0 {
 		// The retry store drains a few hundred deliveries a second on a
 		// small shared machine: the CI size keeps the test short.
-		rows = 5000
+		rows = 10000
 		if raceEnabled {
-			rows = 3000
+			rows = 5000
 		}
 	}
 	if testing.Short() {
