@@ -70,9 +70,12 @@ type Change struct {
 	// CommitLSN is the position of the transaction's commit record.
 	CommitLSN LSN
 	// EndLSN is the position just past the commit record: the value to
-	// acknowledge once every change of the transaction is settled.
+	// acknowledge once every change of the transaction is settled. Zero in
+	// a piece of a transaction that is not its last (Transaction.More):
+	// the server sends it only with the commit.
 	EndLSN LSN
-	// Position is the change's index within its transaction, from 0.
+	// Position is the change's index within its whole transaction, from 0,
+	// across the transaction's pieces.
 	Position int
 
 	// Backfill is the id of the backfill that read the row (Op read);
@@ -80,13 +83,27 @@ type Change struct {
 	Backfill string
 }
 
-// Transaction is one committed transaction: its changes in commit order.
+// Transaction is one committed transaction, or one piece of a large one:
+// its changes in commit order.
+//
+// A transaction is handed over in pieces as its changes arrive, so memory
+// does not grow with its size (doc.go): a piece ends after pieceChanges
+// changes or pieceBytes of change messages, whichever comes first, and a
+// smaller transaction is one piece (Part 0, not More). XID, CommitTime and
+// CommitLSN are set on every piece (pgoutput sends them in its Begin);
+// EndLSN only on the final piece, so the transaction can be acknowledged
+// only once all its pieces are settled.
 type Transaction struct {
 	XID        uint32
 	CommitTime time.Time
 	CommitLSN  LSN
-	EndLSN     LSN
-	Changes    []Change
+	EndLSN     LSN // zero while More
+	// Part numbers the pieces of one transaction from 0.
+	Part int
+	// More reports that more pieces of the transaction follow; false on
+	// its last piece (or the whole transaction).
+	More    bool
+	Changes []Change
 	// Messages are the transactional logical decoding messages
 	// (pg_logical_emit_message(true, ...)) whose prefix the reader was asked
 	// for (ReaderConfig.MessagePrefixes), in commit order. A transaction
@@ -100,6 +117,7 @@ type Message struct {
 	Content []byte
 	// LSN is where the message was written.
 	LSN LSN
-	// Position is the number of the transaction's changes that precede it.
+	// Position is the number of the transaction's changes that precede it
+	// (across its pieces).
 	Position int
 }

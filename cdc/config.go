@@ -55,6 +55,10 @@ type ReaderConfig struct {
 	RecordInterval time.Duration
 	// Logger receives the reader's logs.
 	Logger zerolog.Logger
+
+	// pieceChanges ends a piece of a large transaction; pieceChanges by
+	// default (tests set it lower through export_test.go).
+	pieceChanges int
 }
 
 // Default intervals of a ReaderConfig.
@@ -65,9 +69,16 @@ const (
 	DefaultMaxBackoff        = 30 * time.Second
 	DefaultRecordInterval    = time.Second
 	minBackoff               = 250 * time.Millisecond
-	// queuedTransactions bounds the committed transactions received but
-	// not yet handed to the Sink.
-	queuedTransactions = 64
+	// queuedTransactions bounds the transactions (or pieces of one)
+	// received but not yet handed to the Sink: with pieces of up to
+	// pieceChanges changes, a few tens of MB at most.
+	queuedTransactions = 16
+	// pieceChanges and pieceBytes end a piece of a large transaction
+	// (Transaction.Part): after this many changes, or once its change
+	// messages, as received, reach this size. Together with
+	// queuedTransactions they bound what the reader holds.
+	pieceChanges = 1000
+	pieceBytes   = 256 << 10
 )
 
 func (c ReaderConfig) withDefaults() ReaderConfig {
@@ -89,6 +100,9 @@ func (c ReaderConfig) withDefaults() ReaderConfig {
 	}
 	if c.MaxBackoff < minBackoff {
 		c.MaxBackoff = minBackoff
+	}
+	if c.pieceChanges <= 0 {
+		c.pieceChanges = pieceChanges
 	}
 	return c
 }
@@ -124,9 +138,12 @@ func splitTable(name string) (schema, table string, err error) {
 	return schema, table, nil
 }
 
-// Sink consumes committed transactions. Apply is called from one goroutine,
-// in commit order; an error stops the Reader. The Sink settles a
-// transaction by calling Reader.Ack with its EndLSN, then or later.
+// Sink consumes committed transactions, a large one in pieces
+// (Transaction.Part, More). Apply is called from one goroutine, in commit
+// order, the pieces of a transaction in order and with nothing between
+// them; an error stops the Reader. The Sink settles a transaction by
+// calling Reader.Ack with its EndLSN (on its final piece), then or later.
+// A piece handed over once is not handed over again after a reconnection.
 type Sink interface {
 	Apply(ctx context.Context, tx Transaction) error
 }

@@ -2,6 +2,20 @@
 // logical replication slot (pgoutput, protocol version 1) and hands them,
 // one committed transaction at a time and in commit order, to a Sink.
 //
+// # Large transactions
+//
+// pgoutput (protocol version 1) sends a transaction once it committed, but
+// the Reader does not wait for its Commit message to hand it over: it
+// hands a large transaction over in pieces as the changes arrive (see
+// Transaction), so what the Reader holds does not grow with the size of a
+// transaction. Every piece carries the transaction's XID, commit time and
+// commit LSN (from its Begin message), and positions count across the
+// whole transaction; only the last piece carries the end LSN, so only then
+// can the transaction be acknowledged. A reconnection in the middle of a
+// transaction makes the server send it again from its start: the Reader
+// drops the changes it already handed over in this process, so the Sink
+// sees each position once.
+//
 // # The acknowledgement invariant
 //
 // The slot is confirmed only up to what the consumer has settled: every

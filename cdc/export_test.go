@@ -28,3 +28,7 @@ func EnsurePublication(ctx context.Context, conn *pgx.Conn, cfg ReaderConfig) er
 
 // StreamGap classifies a stream error as Reader.stream does.
 func StreamGap(r *Reader, err error) error { return r.streamGap(err) }
+
+// SetPieceChanges sets after how many changes a piece of a large
+// transaction ends.
+func SetPieceChanges(cfg *ReaderConfig, n int) { cfg.pieceChanges = n }

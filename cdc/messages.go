@@ -26,8 +26,10 @@ func (s *receiver) message(msg []byte) error {
 		if err != nil {
 			return err
 		}
-		c.Position = len(s.cur.Changes)
+		s.cutPiece()
+		c.Position = s.piece.base + len(s.cur.Changes)
 		s.cur.Changes = append(s.cur.Changes, c)
+		s.piece.bytes += len(msg)
 		return nil
 	case 'B':
 		var m pglogrepl.BeginMessage
@@ -35,6 +37,7 @@ func (s *receiver) message(msg []byte) error {
 			return err
 		}
 		s.cur = &Transaction{XID: m.Xid, CommitTime: m.CommitTime, CommitLSN: m.FinalLSN}
+		s.piece = piecing{}
 		return nil
 	case 'C':
 		var m pglogrepl.CommitMessage
@@ -80,6 +83,7 @@ func (s *receiver) message(msg []byte) error {
 		if err := decode(&m, "Truncate", msg[1:]); err != nil {
 			return err
 		}
+		s.cutPiece()
 		for _, id := range m.RelationIDs {
 			rel, ok := s.relations[id]
 			if !ok {
@@ -88,9 +92,10 @@ func (s *receiver) message(msg []byte) error {
 			s.cur.Changes = append(s.cur.Changes, Change{
 				Schema: rel.schema, Table: rel.table, Op: OpTruncate,
 				Columns: rel.names, Key: rel.key, OldFull: rel.identity == 'f',
-				Position: len(s.cur.Changes),
+				Position: s.piece.base + len(s.cur.Changes),
 			})
 		}
+		s.piece.bytes += len(msg)
 		return nil
 	case 'M':
 		return s.decodingMessage(msg[1:])
@@ -117,8 +122,49 @@ func decode(m pglogrepl.MessageDecoder, name string, src []byte) (err error) {
 	return nil
 }
 
-// commit completes the current transaction and queues it unless it is
-// already settled.
+// piecing follows the transaction being received across its pieces.
+type piecing struct {
+	// base is how many of its changes earlier pieces carried.
+	base int
+	// bytes is the size of the change messages of the current piece.
+	bytes int
+}
+
+// cutPiece is called before a change or a decoding message is added to
+// the current transaction: once the piece being received holds
+// pieceChanges changes (the config's) or pieceBytes of change messages, it
+// is handed over, and the transaction goes on in an empty piece. Positions
+// go on counting across pieces. So a piece ends right after a change, a
+// message after a piece's last change goes to the next piece, and a
+// transaction that ends with a full piece has no empty last piece.
+func (s *receiver) cutPiece() {
+	tx := s.cur
+	if len(tx.Changes) < s.r.cfg.pieceChanges && s.piece.bytes < pieceBytes {
+		return
+	}
+	stamp(tx)
+	if e := s.r.log.Debug(); e.Enabled() {
+		e.Uint32("xid", tx.XID).Str("commit_lsn", tx.CommitLSN.String()).Int("part", tx.Part).
+			Int("changes", len(tx.Changes)).Msg("piece of a transaction received")
+	}
+	tx.More = true
+	s.pending = tx
+	s.cur = &Transaction{XID: tx.XID, CommitTime: tx.CommitTime, CommitLSN: tx.CommitLSN, Part: tx.Part + 1}
+	s.piece = piecing{base: s.piece.base + len(tx.Changes)}
+}
+
+// stamp copies a transaction's (or piece's) identity onto its changes.
+func stamp(tx *Transaction) {
+	for i := range tx.Changes {
+		c := &tx.Changes[i]
+		c.XID, c.CommitTime, c.CommitLSN, c.EndLSN = tx.XID, tx.CommitTime, tx.CommitLSN, tx.EndLSN
+	}
+}
+
+// commit completes the current transaction and queues its last piece
+// unless the transaction is already settled or changed nothing we hand
+// over. The last piece of a transaction handed over in pieces is always
+// queued: it carries the end LSN that settles them.
 func (s *receiver) commit(m *pglogrepl.CommitMessage) error {
 	tx := s.cur
 	s.cur = nil
@@ -130,15 +176,13 @@ func (s *receiver) commit(m *pglogrepl.CommitMessage) error {
 		st.Received = tx.EndLSN
 		st.LastCommitTime = tx.CommitTime
 	})
-	if tx.EndLSN <= s.r.ackedLSN() || (len(tx.Changes) == 0 && len(tx.Messages) == 0) {
+	if tx.Part == 0 && (tx.EndLSN <= s.r.ackedLSN() || (len(tx.Changes) == 0 && len(tx.Messages) == 0)) {
 		return nil
 	}
-	for i := range tx.Changes {
-		c := &tx.Changes[i]
-		c.XID, c.CommitTime, c.CommitLSN, c.EndLSN = tx.XID, tx.CommitTime, tx.CommitLSN, tx.EndLSN
-	}
+	stamp(tx)
 	if e := s.r.log.Debug(); e.Enabled() {
-		e.Uint32("xid", tx.XID).Str("end_lsn", tx.EndLSN.String()).Int("changes", len(tx.Changes)).Msg("transaction received")
+		e.Uint32("xid", tx.XID).Str("end_lsn", tx.EndLSN.String()).Int("part", tx.Part).
+			Int("changes", s.piece.base+len(tx.Changes)).Msg("transaction received")
 	}
 	s.pending = tx
 	return nil
@@ -155,11 +199,12 @@ func (s *receiver) decodingMessage(src []byte) error {
 	if !m.Transactional || s.cur == nil || !slices.Contains(s.r.cfg.MessagePrefixes, m.Prefix) {
 		return nil
 	}
+	s.cutPiece()
 	s.cur.Messages = append(s.cur.Messages, Message{
 		Prefix:   m.Prefix,
 		Content:  bytes.Clone(m.Content),
 		LSN:      m.LSN,
-		Position: len(s.cur.Changes),
+		Position: s.piece.base + len(s.cur.Changes),
 	})
 	return nil
 }

@@ -1,6 +1,7 @@
 package cdc
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -41,9 +42,9 @@ type Reader struct {
 	// unconfirmed: transactions handed over and not yet acked (lag.go).
 	unconfirmed unconfirmedCommits
 
-	// applied is the EndLSN of the last transaction handed to the Sink
-	// without error; only the goroutine calling Run touches it.
-	applied LSN
+	// applied is what was handed to the Sink without error; only the
+	// goroutine calling Run touches it.
+	applied handedOver
 
 	testSignals readerTestSignals
 }
@@ -123,10 +124,24 @@ func (r *Reader) Run(ctx context.Context, sink Sink) error {
 			}
 			return err
 		case tx := <-txns:
-			if tx.EndLSN <= r.applied || tx.EndLSN <= r.ackedLSN() {
+			resent := r.applied.resent
+			fresh, err := r.applied.trim(&tx, r.ackedLSN())
+			if r.applied.resent > resent {
+				r.log.Info().Uint32("xid", tx.XID).Stringer("commit_lsn", tx.CommitLSN).Int("handed_over", r.applied.next).
+					Msg("a transaction interrupted by the reconnection is sent again; skipping the changes already handed over")
+			}
+			if err != nil {
+				cancel()
+				<-streamDone
+				return err
+			}
+			if !fresh {
 				continue // already handed over before a reconnection, or settled
 			}
-			r.handedOver(tx.EndLSN, tx.CommitTime)
+			// A piece before the last has no end LSN yet; its commit LSN
+			// stands in (no transaction ends between the two, so the
+			// watermark passes it only when this one settles).
+			r.handedOver(cmp.Or(tx.EndLSN, tx.CommitLSN), tx.CommitTime)
 			if err := sink.Apply(ctx, tx); err != nil {
 				cancel()
 				<-streamDone
@@ -135,7 +150,7 @@ func (r *Reader) Run(ctx context.Context, sink Sink) error {
 				}
 				return fmt.Errorf("applying transaction %d ending at %s: %w", tx.XID, tx.EndLSN, err)
 			}
-			r.applied = tx.EndLSN
+			r.applied.record(&tx)
 		}
 	}
 }

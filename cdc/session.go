@@ -154,8 +154,9 @@ type receiver struct {
 	types     *typeDecoders
 	relations map[uint32]*relation
 
-	cur        *Transaction // transaction being received
-	pending    *Transaction // complete, waiting for room in out
+	cur        *Transaction // transaction (or its current piece) being received
+	piece      piecing      // where cur's piece starts in its transaction
+	pending    *Transaction // a complete transaction or piece, waiting for room in out
 	lastQueued LSN          // EndLSN of the last transaction put in out
 	lastSent   LSN
 	lastStatus time.Time // when the last standby status was sent
@@ -219,8 +220,7 @@ func (s *receiver) run(ctx context.Context) error {
 func (s *receiver) handOff(ctx context.Context) (bool, error) {
 	select {
 	case s.out <- *s.pending:
-		s.lastQueued = s.pending.EndLSN
-		s.pending = nil
+		s.queued()
 		return true, nil
 	default:
 	}
@@ -229,8 +229,7 @@ func (s *receiver) handOff(ctx context.Context) (bool, error) {
 		select {
 		case s.out <- *s.pending:
 			timer.Stop()
-			s.lastQueued = s.pending.EndLSN
-			s.pending = nil
+			s.queued()
 			return true, nil
 		case <-timer.C:
 			if err := s.sendStatus(); err != nil {
@@ -253,6 +252,14 @@ func (s *receiver) statusTick() error {
 	}
 	s.nextStatus = time.Now().Add(s.r.cfg.ConfirmInterval)
 	return nil
+}
+
+// queued records that the pending transaction or piece is in out.
+func (s *receiver) queued() {
+	if !s.pending.More {
+		s.lastQueued = s.pending.EndLSN
+	}
+	s.pending = nil
 }
 
 // sendStatus reports the acknowledged position as written, flushed and

@@ -19,8 +19,29 @@ import (
 // attempts fail, and a failing key holds back only itself.
 func TestOrderingByKeyUnderFailures(t *testing.T) {
 	t.Parallel()
+	orderingByKey(t, 20, 15, func(db *testenv.DB, steps int) {
+		for step := 1; step <= steps; step++ {
+			// One transaction per step moves every deal, interleaving keys.
+			db.Exec(t, `UPDATE deals SET stage = $1`, fmt.Sprintf("s%d", step))
+		}
+	})
+}
+
+// TestOrderingByKeyInOneBigTransaction: the same with every step in one
+// transaction of 3,000 changes, which reaches the dispatcher in pieces
+// whose deliveries mostly go through the store (dispatch.Batch.Bulk).
+func TestOrderingByKeyInOneBigTransaction(t *testing.T) {
+	t.Parallel()
+	orderingByKey(t, 20, 150, func(db *testenv.DB, steps int) {
+		db.Exec(t, `DO $$ BEGIN FOR s IN 1..`+fmt.Sprint(steps)+` LOOP UPDATE deals SET stage = 's' || s; END LOOP; END $$`)
+	})
+}
+
+// orderingByKey moves deals through steps stages with write and checks
+// that an ordered endpoint failing a third of the attempts receives every
+// deal's stages in commit order.
+func orderingByKey(t *testing.T, deals, steps int, write func(db *testenv.DB, steps int)) {
 	db := testenv.NewDB(t)
-	const deals, steps = 20, 15
 
 	var mu sync.Mutex
 	accepted := map[string][]int{} // deal id -> stages accepted, in arrival order
@@ -72,10 +93,7 @@ endpoint "ordered" {
 }`, srv.URL, signing.GenerateSecret()))
 
 	db.Exec(t, `INSERT INTO deals (organization_id, title) SELECT 1, 'd' || i FROM generate_series(1, $1) i`, deals)
-	for step := 1; step <= steps; step++ {
-		// One transaction per step moves every deal, interleaving keys.
-		db.Exec(t, `UPDATE deals SET stage = $1`, fmt.Sprintf("s%d", step))
-	}
+	write(db, steps)
 	deadline := time.After(90 * time.Second)
 	for {
 		mu.Lock()

@@ -251,6 +251,9 @@ endpoint "app" {
 	ids := insertOutbox(t, db, 1, 30)
 	db.Exec(t, `BEGIN; INSERT INTO contacts (organization_id, first_name) VALUES (1, 'a');
 		INSERT INTO webhook_outbox (event_type, payload) VALUES ('contact.welcomed', '{"n": 0}'); COMMIT`)
+	// One transaction the reader hands over in three pieces: its rows are
+	// deleted once all of it is settled.
+	ids = append(ids, insertOutbox(t, db, 100, 2500)...)
 	c.waitDistinct(t, len(ids)+2, 60*time.Second)
 	testkit.EventuallyWithin(t, 30*time.Second, "consumed rows to be deleted", func() bool { return outboxRows(t, db) == 0 })
 	c.mu.Lock()

@@ -55,6 +55,9 @@ type slotSource struct {
 	observer dispatch.Observer
 	log      zerolog.Logger
 	events   []event.Event // scratch: Dispatch copies what it keeps
+	// open is the tracker's entry of a transaction whose pieces are
+	// being handed over (cdc.Transaction.Part); nil between transactions.
+	open *settle.Tx
 }
 
 func newSlotSource(cfg *config.Config, rs *rules.Rules, records cdc.SlotRecords, obs dispatch.Observer, opts Options, log zerolog.Logger) (*slotSource, error) {
@@ -113,6 +116,12 @@ func (s *slotSource) Run(ctx context.Context, send func(context.Context, dispatc
 		if err := send(ctx, s.batch(tx)); err != nil {
 			return err
 		}
+		if !tx.More {
+			// Every piece is with the dispatcher: the transaction may
+			// now settle, at its end LSN.
+			s.open.Close(tx.EndLSN)
+			s.open = nil
+		}
 		// Dispatch has taken the batch: its end LSN now settles only with
 		// the chunk rows it carries, so the chunk's runner may go on.
 		handedOver()
@@ -120,8 +129,11 @@ func (s *slotSource) Run(ctx context.Context, send func(context.Context, dispatc
 	}))
 }
 
-// batch is the evaluate stage for one transaction; the tracker learns of
-// the transaction before it is dispatched, in commit order.
+// batch is the evaluate stage for one transaction, or one piece of a large
+// one (each piece is a batch of its own, so memory does not grow with the
+// transaction); the tracker learns of the transaction before its first
+// piece is dispatched, in commit order, and it settles once every piece's
+// batch is settled and its last piece was handed over.
 func (s *slotSource) batch(tx cdc.Transaction) dispatch.Batch {
 	s.observer.ChangesRead(len(tx.Changes))
 	events := s.events[:0]
@@ -132,8 +144,13 @@ func (s *slotSource) batch(tx cdc.Transaction) dispatch.Batch {
 		failures = append(failures, fs...)
 	}
 	s.events = events[:0]
-	stx := s.tracker.Begin(tx.EndLSN, 1)
-	return dispatch.Batch{Events: events, Failures: failures, XID: tx.XID, Settled: stx.Done}
+	if s.open == nil {
+		s.open = s.tracker.Open()
+	}
+	stx := s.open
+	stx.Add(1)
+	bulk := tx.More || tx.Part > 0
+	return dispatch.Batch{Events: events, Failures: failures, XID: tx.XID, Settled: stx.Done, Bulk: bulk}
 }
 
 func (s *slotSource) Finish(ctx context.Context) {

@@ -77,6 +77,20 @@ type windows struct {
 	// standby), and the chunk is then read again.
 	recent []recentTx
 	seq    uint64
+	// carry follows the transaction being processed across its pieces
+	// (cdc.Transaction.Part).
+	carry carry
+}
+
+// carry is what a transaction handed over in pieces has shown so far: a
+// high watermark in a piece that is not the last closes its window, but
+// the chunk's rows and the outcome wait for the last piece, which has the
+// end LSN the rows settle with and after whose changes they go.
+type carry struct {
+	commit cdc.LSN
+	next   int // position after the transaction's last change so far
+	done   []closed
+	extra  []cdc.Change
 }
 
 // recentSize is how many transactions windows remembers.
@@ -103,14 +117,20 @@ func (ws *windows) add(w *window) {
 	ws.byToken[w.token] = w
 }
 
-// remember records tx in the ring of recent transactions.
+// remember records tx in the ring of recent transactions; the pieces of
+// one transaction share its entry.
 func (ws *windows) remember(tx *cdc.Transaction) {
 	if len(tx.Changes) == 0 {
 		return
 	}
-	r := &ws.recent[ws.seq%recentSize]
-	ws.seq++
-	r.xid, r.tables = tx.XID, r.tables[:0]
+	var r *recentTx
+	if last := &ws.recent[(ws.seq+recentSize-1)%recentSize]; tx.Part > 0 && ws.seq > 0 && last.xid == tx.XID {
+		r = last
+	} else {
+		r = &ws.recent[ws.seq%recentSize]
+		ws.seq++
+		r.xid, r.tables = tx.XID, r.tables[:0]
+	}
 	for i := range tx.Changes {
 		c := &tx.Changes[i]
 		if c.Op == cdc.OpRead {
@@ -166,27 +186,47 @@ func (ws *windows) active() bool { return len(ws.byToken) > 0 }
 // a closed window that the stream did not change are appended to tx as
 // changes with Op read, after tx's own changes: the high watermark is
 // written in a transaction of its own, so they sit exactly at its place in
-// the stream. Watermarks of unknown tokens (a previous process's, replayed
-// after a restart) are ignored.
+// the stream. A transaction handed over in pieces gets them, and reports
+// the windows closed, with its last piece. Watermarks of unknown tokens (a
+// previous process's, replayed after a restart) are ignored.
 func (ws *windows) process(tx cdc.Transaction) (cdc.Transaction, []closed) {
 	defer ws.remember(&tx)
-	if len(ws.byToken) == 0 {
+	if tx.CommitLSN != ws.carry.commit {
+		ws.carry = carry{commit: tx.CommitLSN}
+	}
+	if n := len(tx.Changes); n > 0 {
+		ws.carry.next = tx.Changes[n-1].Position + 1
+	}
+	if len(ws.byToken) == 0 && len(ws.carry.done) == 0 {
 		return tx, nil
 	}
-	var done []closed
-	var extra []cdc.Change
+	// Positions of changes and messages count from the transaction's
+	// start; base is where this piece starts.
+	base := 0
+	if len(tx.Changes) > 0 {
+		base = tx.Changes[0].Position
+	} else if len(tx.Messages) > 0 {
+		base = tx.Messages[0].Position
+	}
 	next := 0 // next message to apply
 	for i := 0; i <= len(tx.Changes); i++ {
-		for ; next < len(tx.Messages) && tx.Messages[next].Position <= i; next++ {
+		for ; next < len(tx.Messages) && tx.Messages[next].Position-base <= i; next++ {
 			if c, rows, ok := ws.message(tx.Messages[next]); ok {
-				c.endLSN = tx.EndLSN
-				done = append(done, c)
-				extra = append(extra, rows...)
+				ws.carry.done = append(ws.carry.done, c)
+				ws.carry.extra = append(ws.carry.extra, rows...)
 			}
 		}
 		if i < len(tx.Changes) {
 			ws.change(&tx.Changes[i])
 		}
+	}
+	if tx.More {
+		return tx, nil
+	}
+	done, extra, pos := ws.carry.done, ws.carry.extra, ws.carry.next
+	ws.carry = carry{}
+	for i := range done {
+		done[i].endLSN = tx.EndLSN
 	}
 	if len(extra) == 0 {
 		return tx, done
@@ -195,7 +235,8 @@ func (ws *windows) process(tx cdc.Transaction) (cdc.Transaction, []closed) {
 	changes = append(changes, tx.Changes...)
 	for _, r := range extra {
 		r.XID, r.CommitTime, r.CommitLSN, r.EndLSN = tx.XID, tx.CommitTime, tx.CommitLSN, tx.EndLSN
-		r.Position = len(changes)
+		r.Position = pos
+		pos++
 		changes = append(changes, r)
 	}
 	tx.Changes = changes

@@ -97,6 +97,7 @@ func TestWindowMessagesInOrderWithChanges(t *testing.T) {
 		live(cdc.OpUpdate, "contacts", map[string]any{"id": int64(1)}, nil),
 		live(cdc.OpUpdate, "contacts", map[string]any{"id": int64(2)}, nil),
 	}, Messages: []cdc.Message{mark("low", "b", 1), mark("high", "b", 2)}}
+	tx.Changes[1].Position = 1
 	out, done := ws.process(tx)
 	if len(done) != 1 {
 		t.Fatalf("closed = %v", done)
@@ -235,5 +236,47 @@ func TestWindowInvisibleBeforeRegistration(t *testing.T) {
 				t.Errorf("%d rows emitted, want %d", len(out.Changes), want)
 			}
 		})
+	}
+}
+
+// TestWindowAcrossPieces: a transaction handed over in pieces closes a
+// window in a piece that is not its last; the chunk's rows and the
+// outcome come with the last piece, after every change of the
+// transaction, with its end LSN.
+func TestWindowAcrossPieces(t *testing.T) {
+	t.Parallel()
+	ws := newWindows()
+	newChunk(ws, "p", 3)
+	update := func(id int64, pos int) cdc.Change {
+		c := live(cdc.OpUpdate, "contacts", map[string]any{"id": id}, nil)
+		c.Position = pos
+		return c
+	}
+	// Piece 0: update 1, low; piece 1: update 2, high; piece 2: update 9.
+	p0 := cdc.Transaction{CommitLSN: 70, XID: 7, More: true, Changes: []cdc.Change{update(1, 0)},
+		Messages: []cdc.Message{mark("low", "p", 1)}}
+	p1 := cdc.Transaction{CommitLSN: 70, XID: 7, Part: 1, More: true, Changes: []cdc.Change{update(2, 1)},
+		Messages: []cdc.Message{mark("high", "p", 2)}}
+	p2 := cdc.Transaction{CommitLSN: 70, EndLSN: 80, XID: 7, Part: 2, Changes: []cdc.Change{update(9, 2)}}
+	for _, p := range []cdc.Transaction{p0, p1} {
+		out, done := ws.process(p)
+		if len(done) != 0 || len(out.Changes) != 1 {
+			t.Fatalf("piece %d: closed %v, %d changes; want nothing before the last piece", p.Part, done, len(out.Changes))
+		}
+	}
+	out, done := ws.process(p2)
+	if len(done) != 1 || done[0].token != "p" || done[0].endLSN != 80 || done[0].emitted != 2 {
+		t.Fatalf("last piece: closed %+v, want p with 2 rows at 80", done)
+	}
+	if got := ids(out.Changes); !reflect.DeepEqual(got, []int64{1, 3}) {
+		t.Errorf("emitted %v, want [1 3] (2 changed inside the window)", got)
+	}
+	for i, c := range out.Changes {
+		if c.Position != 2+i || (i > 0 && (c.EndLSN != 80 || c.CommitLSN != 70 || c.XID != 7)) {
+			t.Errorf("change %d: position %d end %s commit %s xid %d; want positions 2.. after the transaction's changes", i, c.Position, c.EndLSN, c.CommitLSN, c.XID)
+		}
+	}
+	if ws.seq != 1 {
+		t.Errorf("the pieces took %d entries of the recent transactions, want 1", ws.seq)
 	}
 }

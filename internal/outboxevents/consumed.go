@@ -33,9 +33,15 @@ type Consumed struct {
 	acked   cdc.LSN
 }
 
+// consumedTx is the outbox rows one transaction inserted. It is known by
+// its commit LSN: its end LSN comes only with its last piece, after its
+// rows were evaluated (cdc.Transaction.Part). A watermark is always the
+// end LSN of a transaction, and no transaction ends between another's
+// commit LSN and end LSN, so the transaction is settled exactly when its
+// commit LSN is below the watermark.
 type consumedTx struct {
-	end cdc.LSN
-	ids []int64
+	commit cdc.LSN
+	ids    []int64
 }
 
 // NewConsumed returns a Consumed for table ("schema.table") in the
@@ -59,16 +65,17 @@ func NewConsumed(url, table string, ack func(cdc.LSN), log zerolog.Logger) (*Con
 	}, nil
 }
 
-// Record notes that the transaction ending at end inserted row id. Calls
-// come in commit order, before the transaction is begun in the tracker.
-func (c *Consumed) Record(end cdc.LSN, id int64) {
+// Record notes that the transaction committed at commit inserted row id.
+// Calls come in commit order, before the transaction (or the piece of it
+// holding the row) is dispatched, so before it can settle.
+func (c *Consumed) Record(commit cdc.LSN, id int64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if n := len(c.pending); n > 0 && c.pending[n-1].end == end {
+	if n := len(c.pending); n > 0 && c.pending[n-1].commit == commit {
 		c.pending[n-1].ids = append(c.pending[n-1].ids, id)
 		return
 	}
-	c.pending = append(c.pending, consumedTx{end: end, ids: []int64{id}})
+	c.pending = append(c.pending, consumedTx{commit: commit, ids: []int64{id}})
 }
 
 // Ack takes a new settled watermark; it never blocks (the tracker calls it
@@ -115,7 +122,7 @@ func (c *Consumed) Flush(ctx context.Context) error {
 	lsn := c.settled
 	var ids []int64
 	n := 0
-	for n < len(c.pending) && c.pending[n].end <= lsn {
+	for n < len(c.pending) && c.pending[n].commit < lsn {
 		ids = append(ids, c.pending[n].ids...)
 		n++
 	}

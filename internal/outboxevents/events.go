@@ -120,8 +120,8 @@ func (s *Source) row(r *outbox.Row, commit, end cdc.LSN, position int, out []eve
 // outbox table: an insert into the table becomes its event directly (with
 // the id polling would give it); other changes of the table are ignored;
 // changes of other tables go through the rules. consumed, when not nil,
-// is told the row id of each insert.
-func (s *Source) Evaluate(consumed func(end cdc.LSN, id int64)) func(c *cdc.Change, out []event.Event) ([]event.Event, []event.Failure) {
+// is told the commit LSN and row id of each insert.
+func (s *Source) Evaluate(consumed func(commit cdc.LSN, id int64)) func(c *cdc.Change, out []event.Event) ([]event.Event, []event.Failure) {
 	return func(c *cdc.Change, out []event.Event) ([]event.Event, []event.Failure) {
 		if c.Table != s.name || c.Schema != s.schema {
 			return s.rules.Evaluate(c, out)
@@ -138,7 +138,7 @@ func (s *Source) Evaluate(consumed func(end cdc.LSN, id int64)) func(c *cdc.Chan
 			}}
 		}
 		if consumed != nil {
-			consumed(c.EndLSN, r.ID)
+			consumed(c.CommitLSN, r.ID)
 		}
 		out, fs := s.row(&r, c.CommitLSN, c.EndLSN, c.Position, out)
 		for i := range fs {

@@ -63,6 +63,22 @@ func (t *Tracker) Begin(end cdc.LSN, n int) *Tx {
 	return tx
 }
 
+// Open registers a transaction whose end LSN is not known yet (one handed
+// over in pieces, cdc.Transaction.Part), in commit order: the watermark
+// does not pass it before Close, whatever Add and Done do meanwhile.
+func (t *Tracker) Open() *Tx { return t.Begin(0, 1) }
+
+// Close gives a transaction registered with Open its end LSN: from now on
+// it is settled once its outstanding deliveries are. Call it once, after
+// the last Add.
+func (tx *Tx) Close(end cdc.LSN) {
+	t := tx.t
+	t.mu.Lock()
+	tx.end = end
+	t.mu.Unlock()
+	tx.Done()
+}
+
 // Add adds n more outstanding deliveries to a transaction not yet settled.
 func (tx *Tx) Add(n int) {
 	if tx.t == nil {

@@ -1,6 +1,7 @@
 package settle
 
 import (
+	"fmt"
 	"math/rand"
 	"sync"
 	"testing"
@@ -147,4 +148,39 @@ func TestStandaloneTx(t *testing.T) {
 	if calls != 2 {
 		t.Fatal("empty standalone Tx not done at once")
 	}
+}
+
+// TestOpenHoldsWatermarkUntilClose: a transaction handed over in pieces
+// blocks the watermark while its end is unknown, even when every piece
+// handed over so far is settled, and settles at its end once closed.
+func TestOpenHoldsWatermarkUntilClose(t *testing.T) {
+	var acks []cdc.LSN
+	tr := NewTracker(func(l cdc.LSN) { acks = append(acks, l) })
+	before := tr.Begin(100, 1)
+	open := tr.Open()
+	after := tr.Begin(300, 0)
+	open.Add(1) // first piece
+	open.Done()
+	open.Add(1) // second piece
+	before.Done()
+	if got := tr.Settled(); got != 100 {
+		t.Fatalf("settled = %v, want 100: the open transaction holds the watermark", got)
+	}
+	open.Done()
+	if got := tr.Settled(); got != 100 {
+		t.Fatalf("settled = %v with every piece settled but the transaction not closed, want 100", got)
+	}
+	open.Add(1) // last piece
+	open.Close(200)
+	if got := tr.Settled(); got != 100 {
+		t.Fatalf("settled = %v with the last piece outstanding, want 100", got)
+	}
+	open.Done()
+	if got := tr.Settled(); got != 300 || open.End() != 200 {
+		t.Fatalf("settled = %v (end %v), want 300 once the closed transaction settled", got, open.End())
+	}
+	if fmt.Sprint(acks) != "[0/64 0/12C]" {
+		t.Fatalf("acks = %v, want 100 then 300", acks)
+	}
+	_ = after
 }
