@@ -149,8 +149,7 @@ func (s *slotSource) batch(tx cdc.Transaction) dispatch.Batch {
 	}
 	stx := s.open
 	stx.Add(1)
-	bulk := tx.More || tx.Part > 0
-	return dispatch.Batch{Events: events, Failures: failures, XID: tx.XID, Settled: stx.Done, Bulk: bulk}
+	return dispatch.Batch{Events: events, Failures: failures, XID: tx.XID, Settled: stx.Done}
 }
 
 func (s *slotSource) Finish(ctx context.Context) {

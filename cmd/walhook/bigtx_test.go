@@ -87,10 +87,6 @@ func TestBigTransactionBoundedMemory(t *testing.T) {
 	db := testenv.NewDB(t)
 	slot := testenv.Name(t, "slot")
 	cfg := writeConfig(t, db, slot, srv.URL, s.secret, "")
-	// Most of a big transaction's deliveries go through the retry store
-	// (Batch.Bulk): more retry workers drain it faster.
-	editConfig(t, cfg, `shutdown_timeout = "10s"`, `shutdown_timeout = "10s"
-  retry_workers    = 64`)
 	d := startDaemon(t, cfg)
 	waitSlot(t, db, slot)
 
