@@ -371,3 +371,35 @@ func TestWebhookRateLimit(t *testing.T) {
 		t.Errorf("after clearing rate_limit: %+v", cleared)
 	}
 }
+
+// TestMalformedURLsRefused: a URL a conforming client cannot send as it is
+// (raw space, tab, CR/LF, other control characters) or with a fragment is
+// refused at create and on PATCH with a 400 naming the field and the byte.
+func TestMalformedURLsRefused(t *testing.T) {
+	t.Parallel()
+	e := setup(t, nil)
+	cases := []struct{ url, want string }{
+		{"https://example.com/p?q=a b<c>", "url has a raw space at byte 25: percent-encode it (%20)"},
+		{"https://example.com/a b", "a raw space at byte 21"},
+		{"https://example.com/p?q=a\tb", "a tab at byte 25"},
+		{"https://example.com/p?q=a\r\nX-Injected: 1", "a carriage return at byte 25"},
+		{"https://example.com/p?q=a\nb", "a line feed at byte 25"},
+		{"https://example.com/p?q=\x00", "the control character 0x00"},
+		{"https://example.com/p?q=\"x\"", `a raw "\"" at byte 24`},
+		{"https://example.com/p#frag", "must not have a #fragment"},
+		{"https://example.com/p#", "must not have a #fragment"},
+	}
+	hook := e.create(map[string]any{"url": "https://example.com/ok?q=a%20b", "events": []string{"*"}})
+	for _, c := range cases {
+		for _, r := range []response{
+			e.do("POST", "/v1/webhooks", map[string]any{"url": c.url, "events": []string{"*"}}),
+			e.do("PATCH", "/v1/webhooks/"+hook.ID, map[string]any{"url": c.url}),
+		} {
+			e.expect(r, http.StatusBadRequest)
+			if eb := r.apiError(t); eb.Error.Code != admin.CodeValidation || eb.Error.Field != "url" ||
+				!strings.Contains(eb.Error.Message, c.want) {
+				t.Errorf("%q: %+v, want a validation error saying %q", c.url, eb.Error, c.want)
+			}
+		}
+	}
+}

@@ -36,14 +36,20 @@ const (
 	MaxHeaderValueBytes = 4096
 )
 
-// CheckURL checks an endpoint URL: an absolute http(s) URL with a host and
-// no fragment. Whether its address may be called is netguard's decision.
+// CheckURL checks an endpoint URL: an absolute http(s) URL with a host,
+// no fragment, and only characters an HTTP client can put in a request
+// line as they are (no raw space, control character or one of "<>\^`{|}
+// : percent-encode them). Whether its address may be called is netguard's
+// decision.
 func CheckURL(raw string) error {
 	if raw == "" {
 		return errors.New("is required")
 	}
 	if len(raw) > MaxURLBytes {
 		return fmt.Errorf("is longer than %d bytes", MaxURLBytes)
+	}
+	if err := checkURLChars(raw); err != nil {
+		return err
 	}
 	u, err := url.Parse(raw)
 	if err != nil {
@@ -55,8 +61,36 @@ func CheckURL(raw string) error {
 	if u.Hostname() == "" {
 		return errors.New("has no host")
 	}
-	if u.Fragment != "" {
-		return errors.New("must not have a #fragment")
+	if u.Fragment != "" || strings.Contains(raw, "#") {
+		return errors.New("must not have a #fragment (a fragment is never sent to the server)")
+	}
+	return nil
+}
+
+// checkURLChars refuses the bytes a conforming client cannot send in a
+// request line as they are: a client would send a raw space or control
+// character in the query as it is, and the receiver answers 400.
+func checkURLChars(raw string) error {
+	for i := 0; i < len(raw); i++ {
+		c := raw[i]
+		var what string
+		switch {
+		case c == ' ':
+			what = "a raw space"
+		case c == '\t':
+			what = "a tab"
+		case c == '\r':
+			what = "a carriage return"
+		case c == '\n':
+			what = "a line feed"
+		case c < 0x20 || c == 0x7f:
+			what = fmt.Sprintf("the control character 0x%02X", c)
+		case strings.IndexByte(`"<>\^`+"`"+`{|}`, c) >= 0:
+			what = fmt.Sprintf("a raw %q", string(c))
+		default:
+			continue
+		}
+		return fmt.Errorf("has %s at byte %d: percent-encode it (%%%02X)", what, i, c)
 	}
 	return nil
 }
