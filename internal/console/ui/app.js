@@ -352,7 +352,8 @@ async function pageEndpoints(parts) {
   if (parts[0]) return pageEndpoint(parts[0]);
   const [hooks, rt] = await Promise.all([loadHooks(), api('GET', '/ui/api/runtime')]);
   shell('endpoints', el('h1', {}, 'Endpoints'),
-    el('p', { class: 'sub' }, 'Endpoints from the config file and registered through the API. Concurrency shows what is configured; in-flight counts appear when the dispatcher reports them.'),
+    el('p', { class: 'sub' }, (state.tenant || state.viewTenant) ? 'Your webhooks. Concurrency is how many requests each may have open at once; in-flight counts appear while deliveries are under way.'
+      : 'Endpoints from the config file and registered through the API. Concurrency shows what is configured; in-flight counts appear when the dispatcher reports them.'),
     endpointTable(hooks, rt.data || {}));
 }
 
@@ -520,14 +521,15 @@ async function pageDelivery(id) {
 async function pageEvents() {
   const res = await api('GET', '/v1/events');
   const details = await Promise.all(res.data.map((e) => api('GET', '/v1/events/' + encodeURIComponent(e.name)).catch(() => null)));
-  shell('events', el('h1', {}, 'Events'), el('p', { class: 'sub' }, 'The event catalogue: which changes become which events.'),
+  const tenant = state.tenant || state.viewTenant;
+  shell('events', el('h1', {}, 'Events'), el('p', { class: 'sub' }, tenant ? 'The events your webhooks can subscribe to, with the body each one receives.' : 'The event catalogue: which changes become which events.'),
     el('div', { id: 'events-list' }, res.data.length ? res.data.map((e, i) => {
       const x = details[i] || {};
       return el('div', { class: 'panel event', 'data-event': e.name },
         el('h3', {}, e.name), e.description ? el('p', { class: 'small' }, e.description) : null,
-        el('dl', { class: 'grid2' }, el('dt', {}, 'Table'), el('dd', { class: 'mono' }, e.table),
+        e.table ? el('dl', { class: 'grid2' }, el('dt', {}, 'Table'), el('dd', { class: 'mono' }, e.table),
           el('dt', {}, 'Operations'), el('dd', {}, (e.ops || []).map((o) => pill('info', o)), ' '),
-          el('dt', {}, 'When'), el('dd', { class: 'mono' }, e.when || x.when || 'every change')),
+          el('dt', {}, 'When'), el('dd', { class: 'mono' }, e.when || x.when || 'every change')) : null,
         x.schema ? el('details', {}, el('summary', {}, 'JSON Schema'), el('pre', {}, pretty(x.schema))) : null,
         x.example ? el('details', {}, el('summary', {}, 'Example'), el('pre', {}, pretty(x.example))) : null);
     }) : el('div', { class: 'panel empty' }, 'No events are defined.')));
