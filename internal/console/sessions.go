@@ -84,6 +84,25 @@ func (ss *sessions) get(cookie string) (session, bool) {
 	return *s, true
 }
 
+// alive reports whether the session of a cookie value is still live,
+// without marking it seen: an open stream does not keep a session from
+// its idle end.
+func (ss *sessions) alive(cookie string) bool {
+	key := sha256.Sum256([]byte(cookie))
+	now := ss.now()
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	s, ok := ss.byHash[key]
+	if !ok {
+		return false
+	}
+	if now.Sub(s.seen) > sessionIdle || now.Sub(s.created) > sessionMax {
+		delete(ss.byHash, key)
+		return false
+	}
+	return true
+}
+
 // end removes a session.
 func (ss *sessions) end(cookie string) {
 	ss.mu.Lock()

@@ -580,6 +580,13 @@ async function pageTail() {
     if (paused) { held.push(ev); if (held.length > 500) held.shift(); status.textContent = `paused · ${held.length} new`; } else show(ev);
   });
   es.addEventListener('dropped', (m) => { status.textContent = `live · ${m.data} attempts missed (browser too slow)`; });
+  es.addEventListener('ended', (m) => {
+    es.close();
+    dot.classList.remove('live');
+    status.textContent = 'ended: ' + m.data;
+    state.csrf = '';
+    renderLogin('Your session has ended (' + m.data + '); log in again.');
+  });
   state.cleanup.push(() => es.close());
 }
 
