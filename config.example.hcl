@@ -23,6 +23,9 @@ state {                                   # optional: where retry state lives
 admin {                                   # optional: API, /metrics, /healthz, /readyz
   listen = "127.0.0.1:8080"
   token  = env("WALHOOK_ADMIN_TOKEN")     # bearer token for the admin API
+  # Behind a TLS-terminating reverse proxy (docs/console.md):
+  # public_url      = "https://hooks.example.com"
+  # trusted_proxies = ["10.0.0.0/8"]      # X-Forwarded-* believed from these only
 }
 
 # delivery {                              # optional: process-wide delivery settings

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/walhook/walhook/internal/admin"
+	"github.com/walhook/walhook/internal/config"
 	"github.com/walhook/walhook/internal/event"
 	"github.com/walhook/walhook/internal/eventschema"
 	"github.com/walhook/walhook/internal/lifecycle"
@@ -43,8 +44,16 @@ func (r *Relay) AdminHandler() http.Handler {
 	}
 	if r.ui != nil {
 		opts.Sessions, opts.Console = r.ui, r.ui
+		opts.Backoff = r.ui.Backoff()
 	}
+	opts.Frontend = adminFrontend(a)
 	return admin.New(opts)
+}
+
+// adminFrontend is how clients reach the admin listener (admin.public_url,
+// admin.trusted_proxies).
+func adminFrontend(a *config.Admin) *admin.Frontend {
+	return &admin.Frontend{PublicURL: a.PublicURL, TrustedProxies: a.TrustedProxies}
 }
 
 // serveAdmin serves the admin listener until ctx ends.

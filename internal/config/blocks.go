@@ -61,6 +61,10 @@ type adminBlock struct {
 	AllowHTTP          bool      `hcl:"allow_http,optional"`
 	SecretOverlap      string    `hcl:"secret_overlap,optional"`
 	SecretOverlapRange hcl.Range `hcl:"secret_overlap,attr_value_range"`
+	PublicURL          string    `hcl:"public_url,optional"`
+	PublicURLRange     hcl.Range `hcl:"public_url,attr_value_range"`
+	TrustedProxies     []string  `hcl:"trusted_proxies,optional"`
+	TrustedRange       hcl.Range `hcl:"trusted_proxies,attr_value_range"`
 	DefRange           hcl.Range `hcl:",def_range"`
 }
 

@@ -63,6 +63,9 @@ func TestMalformed(t *testing.T) {
 		{"function arity", base + "event \"b\" {\n  table = \"t\"\n  on = [\"update\"]\n  when = length() > 0 # <-\n}\n", "Not enough function arguments"},
 		{"when not a bool", base + "event \"b\" {\n  table = \"t\"\n  on = [\"update\"]\n  when = { a = 1 } # <-\n}\n", "when must be a bool"},
 		{"key not a string", base + "event \"b\" {\n  table = \"t\"\n  on = [\"update\"]\n  key = [new.id] # <-\n}\n", "key must be a string or number"},
+		{"public_url with a path", base + "admin {\n  token = \"0123456789abcdef\"\n  public_url = \"https://hooks.example.com/walhook\" # <-\n}\n", "is an origin only"},
+		{"public_url scheme", base + "admin {\n  token = \"0123456789abcdef\"\n  public_url = \"hooks.example.com\" # <-\n}\n", "must be an http:// or https:// URL"},
+		{"trusted_proxies", base + "admin {\n  token = \"0123456789abcdef\"\n  trusted_proxies = [\"10.0.0.0/33\"] # <-\n}\n", "is not a CIDR network"},
 		{"unknown op", base + "event \"b\" {\n  table = \"t\"\n  on = [\"upsert\"] # <-\n}\n", "\"upsert\" is not an operation"},
 		{"bad table name", base + "event \"b\" {\n  table = \"a.b.c\" # <-\n  on = [\"insert\"]\n}\n", "is not a table name"},
 		{"duplicate event", base + "event \"item.created\" { # <-\n  table = \"t\"\n  on = [\"insert\"]\n}\n", "Duplicate event name"},
@@ -285,5 +288,23 @@ endpoint "e" {
 	}
 	if len(cfg.Endpoints[0].Secrets) != 2 {
 		t.Errorf("secrets = %v", cfg.Endpoints[0].Secrets)
+	}
+}
+
+func TestAdminBehindProxy(t *testing.T) {
+	t.Parallel()
+	src := base + `admin {
+  token           = "0123456789abcdef"
+  public_url      = "HTTPS://Hooks.Example.com/"
+  trusted_proxies = ["10.0.0.0/8", "192.0.2.7"]
+}
+`
+	cfg, diags := Parse([]byte(src), "proxy.hcl")
+	if diags.HasErrors() {
+		t.Fatal(diags.Error())
+	}
+	a := cfg.Admin
+	if a.PublicURL != "https://hooks.example.com" || len(a.TrustedProxies) != 2 || a.TrustedProxies[1].String() != "192.0.2.7/32" {
+		t.Errorf("admin = %+v", a)
 	}
 }

@@ -1,13 +1,17 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
+	"net/url"
 	"regexp"
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/hashicorp/hcl/v2"
 )
 
 // identifierRE is what slot, publication and state schema names must match:
@@ -119,7 +123,25 @@ func (d *decoder) admin(cfg *Config, b *adminBlock) {
 			}
 		}
 	}
-	for _, s := range b.AllowNetworks {
+	a.AllowNetworks = d.networks(b.AllowNetworks, b.AllowNetworksRange)
+	a.TrustedProxies = d.networks(b.TrustedProxies, b.TrustedRange)
+	if v, ok := d.duration(b.SecretOverlap, b.SecretOverlapRange); ok {
+		a.SecretOverlap = v
+	}
+	if present(b.PublicURLRange) && !d.failed(b.PublicURLRange) {
+		origin, err := publicOrigin(b.PublicURL)
+		if err != nil {
+			d.errorf(b.PublicURLRange, "Invalid public_url", "public_url %q %s.", b.PublicURL, err)
+		}
+		a.PublicURL = origin
+	}
+	cfg.Admin = a
+}
+
+// networks parses CIDR networks or single addresses.
+func (d *decoder) networks(list []string, rng hcl.Range) []netip.Prefix {
+	var out []netip.Prefix
+	for _, s := range list {
 		p, err := netip.ParsePrefix(s)
 		if err != nil {
 			if addr, aerr := netip.ParseAddr(s); aerr == nil {
@@ -127,15 +149,32 @@ func (d *decoder) admin(cfg *Config, b *adminBlock) {
 			}
 		}
 		if err != nil {
-			d.errorf(b.AllowNetworksRange, "Invalid network", "%q is not a CIDR network like \"10.0.0.0/8\" or an IP address.", s)
+			d.errorf(rng, "Invalid network", "%q is not a CIDR network like \"10.0.0.0/8\" or an IP address.", s)
 			continue
 		}
-		a.AllowNetworks = append(a.AllowNetworks, p.Masked())
+		out = append(out, p.Masked())
 	}
-	if v, ok := d.duration(b.SecretOverlap, b.SecretOverlapRange); ok {
-		a.SecretOverlap = v
+	return out
+}
+
+// publicOrigin checks a public_url and returns its origin
+// ("https://host[:port]"): http or https, a host, and no path, query or
+// fragment beyond a trailing slash.
+func publicOrigin(raw string) (string, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "", fmt.Errorf("does not parse as a URL: %w", err)
 	}
-	cfg.Admin = a
+	if s := strings.ToLower(u.Scheme); s != "https" && s != "http" {
+		return "", errors.New("must be an http:// or https:// URL")
+	}
+	if u.Host == "" {
+		return "", errors.New("has no host")
+	}
+	if (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || u.ForceQuery || u.User != nil {
+		return "", errors.New("is an origin only, scheme and host like \"https://hooks.example.com\": the console is always at /ui/")
+	}
+	return strings.ToLower(u.Scheme) + "://" + strings.ToLower(u.Host), nil
 }
 
 func (d *decoder) delivery(cfg *Config, b *deliveryBlock) {
