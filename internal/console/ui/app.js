@@ -71,6 +71,52 @@ function pretty(v) {
   return JSON.stringify(v, null, 2);
 }
 
+// formatJSON re-indents JSON text token by token, never turning it into
+// values, so every number and string stays exactly as written
+// (9007199254740993 and 500.00 included); null when text is not JSON.
+function formatJSON(text) {
+  try { JSON.parse(text); } catch (e) { return null; }
+  const literal = /-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?|true|false|null/y;
+  const blank = (c) => c === ' ' || c === '\t' || c === '\n' || c === '\r';
+  let out = '';
+  let depth = 0;
+  const newline = () => '\n' + '  '.repeat(depth);
+  for (let i = 0; i < text.length;) {
+    const c = text[i];
+    if (blank(c)) { i++; continue; }
+    if (c === '"') {
+      let j = i + 1;
+      while (text[j] !== '"') j += text[j] === '\\' ? 2 : 1;
+      out += text.slice(i, j + 1);
+      i = j + 1;
+    } else if (c === '{' || c === '[') {
+      let j = i + 1;
+      while (blank(text[j])) j++;
+      if (text[j] === (c === '{' ? '}' : ']')) { out += c + text[j]; i = j + 1; continue; }
+      depth++;
+      out += c + newline();
+      i++;
+    } else if (c === '}' || c === ']') {
+      depth--;
+      out += newline() + c;
+      i++;
+    } else if (c === ',') {
+      out += ',' + newline();
+      i++;
+    } else if (c === ':') {
+      out += ': ';
+      i++;
+    } else {
+      literal.lastIndex = i;
+      const m = literal.exec(text);
+      if (!m) return null;
+      out += m[0];
+      i += m[0].length;
+    }
+  }
+  return out;
+}
+
 // ---- API ---------------------------------------------------------------
 
 class APIError extends Error {
@@ -478,15 +524,22 @@ async function pageDeliveries(parts, query) {
 
 async function pageDelivery(id) {
   const [d] = await Promise.all([api('GET', scoped('/v1/deliveries/' + encodeURIComponent(id))), state.hooks ? null : loadHooks()]);
-  const notice = el('div', { id: 'delivery-notice' });
+  // The retry notice stays while the delivery waits for its new attempt,
+  // across the page's refreshes.
+  if (state.retried && (state.retried !== id || d.status !== 'pending')) state.retried = '';
+  const notice = el('div', { id: 'delivery-notice' }, state.retried === id ? flash('ok', 'Queued for a new attempt now.') : '');
   const retry = el('button', { class: 'primary', id: 'btn-retry', onclick: async () => {
     retry.disabled = true;
     try {
       await api('POST', scoped('/v1/deliveries/' + encodeURIComponent(id) + '/retry'));
+      state.retried = id;
       await pageDelivery(id);
-      document.getElementById('delivery-notice').replaceChildren(flash('ok', 'Queued for a new attempt now.'));
     } catch (err) { notice.replaceChildren(flash('bad', err.message)); retry.disabled = false; }
   } }, 'Retry now');
+  // The body exactly as sent: formatted token by token (numbers as
+  // written), or raw when it is not JSON.
+  const sent = typeof d.body === 'string' ? d.body : JSON.stringify(d.payload);
+  const formatted = formatJSON(sent);
   const dl4 = (pairs) => el('dl', { class: 'grid4' }, pairs.filter(Boolean).flatMap(([k, v]) => [el('dt', {}, k), el('dd', {}, v)]));
   const attempts = d.attempts.length ? d.attempts.map((a) => el('div', { class: 'attempt', 'data-attempt': a.number },
     el('header', {}, el('strong', {}, 'Attempt ' + a.number), attemptPill(a), el('span', { class: 'small' }, fmtTime(a.attempted_at)), el('span', { class: 'small' }, a.duration_ms.toFixed(1) + ' ms')),
@@ -509,7 +562,8 @@ async function pageDelivery(id) {
       ['Commit LSN', d.commit_lsn],
     ])),
     el('h2', {}, `Attempts (${d.attempts.length}), newest first`), el('div', { id: 'attempts' }, attempts),
-    el('h2', {}, 'Request body (the same on every attempt)'), el('pre', { id: 'payload' }, pretty(d.payload)));
+    el('h2', {}, 'Request body (the same on every attempt)'), el('pre', { id: 'payload' }, formatted === null ? sent : formatted),
+    formatted !== null && formatted !== sent ? el('details', { id: 'payload-raw-box' }, el('summary', {}, 'Exactly as sent'), el('pre', { id: 'payload-raw' }, sent)) : null);
   if (d.status === 'pending') {
     const t = setTimeout(() => { if (parseHash().parts[1] === id) pageDelivery(id).catch(() => {}); }, 1000);
     state.cleanup.push(() => clearTimeout(t));
