@@ -38,6 +38,13 @@ type consoleEnv struct {
 
 func startConsoleEnv(t *testing.T) *consoleEnv {
 	t.Helper()
+	return startConsoleEnvWith(t, "")
+}
+
+// startConsoleEnvWith is startConsoleEnv with more admin attributes
+// (adminExtra, HCL lines).
+func startConsoleEnvWith(t *testing.T, adminExtra string) *consoleEnv {
+	t.Helper()
 	e := &consoleEnv{db: testenv.NewDB(t)}
 	e.crm = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
@@ -102,12 +109,13 @@ admin {
   token          = %q
   allow_networks = ["127.0.0.0/8"]
   allow_http     = true
+%s
 }
 delivery {
   shutdown_timeout = "5s"
   log_attempts     = "all"
 }
-`, e.db.URL, slot, slot, e.crm.URL, addr, adminToken)
+`, e.db.URL, slot, slot, e.crm.URL, addr, adminToken, adminExtra)
 	cfg, diags := config.Parse([]byte(src), "console_test.hcl")
 	if diags.HasErrors() {
 		t.Fatalf("config: %v", diags)
