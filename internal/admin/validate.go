@@ -129,6 +129,9 @@ func checkSecret(scheme, secret string) *apiError {
 	if err := endpointspec.CheckSecret(scheme, secret); err != nil {
 		return invalid("secret", "secret is not valid for %s signing: %v", scheme, err)
 	}
+	if err := endpointspec.CheckSecretStrength(scheme, secret); err != nil {
+		return invalid("secret", "secret is too weak for %s signing: %v", scheme, err)
+	}
 	return nil
 }
 

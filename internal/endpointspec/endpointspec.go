@@ -5,7 +5,9 @@
 //
 // Secrets: a standard-webhooks secret is "whsec_" followed by the base64
 // of 24 to 64 random bytes, in the config and in the API alike; the other
-// schemes take any non-empty string. (signing.ParseSecret, which receivers
+// schemes take any string of at least 16 bytes (the API refuses a shorter
+// one, the config warns). No secret has whitespace at its ends or control
+// characters. (signing.ParseSecret, which receivers
 // such as `walhook listen` use, also reads one without the prefix, as the
 // Standard Webhooks libraries do; walhook never stores one.)
 //
@@ -122,9 +124,24 @@ func CheckSigning(scheme string) (string, error) {
 	return "", fmt.Errorf("is one of %s, not %q", strings.Join(signing.Schemes, ", "), scheme)
 }
 
-// CheckSecret checks a signing secret for scheme. The error never contains
-// the secret.
+// MinSecretBytes is the shortest secret of the schemes that take any
+// string (hmac-sha256, stripe, github): CheckSecretStrength's rule.
+const MinSecretBytes = 16
+
+// CheckSecret checks a signing secret for scheme: never whitespace at its
+// ends or control characters anywhere (a secret read from a file with its
+// trailing newline would sign with the newline, and the receiver without),
+// and for standard-webhooks "whsec_" and base64 of 24 to 64 bytes. The
+// error never contains the secret.
 func CheckSecret(scheme, secret string) error {
+	if secret != "" && strings.TrimSpace(secret) != secret {
+		return errors.New("the secret has whitespace at its start or end (a trailing newline from a file?); remove it, the receiver would not sign with it")
+	}
+	for _, r := range secret {
+		if r < 0x20 || r == 0x7f {
+			return errors.New("the secret contains a control character")
+		}
+	}
 	if scheme != signing.StandardWebhooks && scheme != "" {
 		if secret == "" {
 			return errors.New("the secret is empty")
@@ -146,6 +163,17 @@ func CheckSecret(scheme, secret string) error {
 		return fmt.Errorf("a standard-webhooks secret holds 24 to 64 bytes; this one holds %d", len(key))
 	}
 	return nil
+}
+
+// CheckSecretStrength checks that a secret of a scheme that takes any
+// string holds at least MinSecretBytes (a standard-webhooks secret's
+// length is CheckSecret's rule). The API refuses a weaker secret; the
+// config file warns. The error never contains the secret.
+func CheckSecretStrength(scheme, secret string) error {
+	if scheme == signing.StandardWebhooks || scheme == "" || len(secret) >= MinSecretBytes {
+		return nil
+	}
+	return fmt.Errorf("a %s secret holds at least %d bytes; this one holds %d (generate one with: openssl rand -hex 32)", scheme, MinSecretBytes, len(secret))
 }
 
 // reservedHeaders are set by walhook itself and cannot be overridden.
