@@ -22,6 +22,7 @@ import (
 	"net/http"
 	"net/url"
 	"path"
+	"regexp"
 	"sort"
 	"strings"
 	"unicode/utf8"
@@ -174,6 +175,20 @@ func CheckSecretStrength(scheme, secret string) error {
 		return nil
 	}
 	return fmt.Errorf("a %s secret holds at least %d bytes; this one holds %d (generate one with: openssl rand -hex 32)", scheme, MinSecretBytes, len(secret))
+}
+
+// tenantRE is what a tenant name given to the API must match: a letter or
+// digit, then letters, digits and . _ : @ -, at most 128 bytes. Safe in a
+// URL path segment (/ui/t/<tenant>/), a log line and a page.
+var tenantRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$`)
+
+// CheckTenant checks a tenant name (non-empty; "no tenant" is the
+// caller's case).
+func CheckTenant(name string) error {
+	if !tenantRE.MatchString(name) {
+		return errors.New("must start with a letter or digit and hold only letters, digits and . _ : @ - (at most 128 bytes)")
+	}
+	return nil
 }
 
 // reservedHeaders are set by walhook itself and cannot be overridden.
