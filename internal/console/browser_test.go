@@ -249,6 +249,14 @@ func TestConsoleInBrowser(t *testing.T) {
 		b.waitText("#tail-body", "contact.created")
 		b.waitText("#tail-body", "Acme CRM sync")
 		b.screenshot("tail")
+		// The filter and "failures only" apply to the rows already shown.
+		visible := `document.querySelectorAll('#tail-body tr[data-delivery]:not([hidden])').length`
+		b.run("filtering the shown rows", chromedp.SendKeys(chromedp.CSS("#tail-filter"), "no-such-event"), poll(visible+` === 0`))
+		b.run("clearing the filter",
+			poll(`(() => { const f = document.querySelector('#tail-filter'); f.value = ''; f.dispatchEvent(new Event('input')); return true; })()`),
+			poll(visible+` > 0`))
+		b.run("failures only", chromedp.Click(chromedp.CSS("#tail-failures")), poll(visible+` === 0`))
+		b.run("all again", chromedp.Click(chromedp.CSS("#tail-failures")), poll(visible+` > 0`))
 	})
 
 	t.Run("events", func(t *testing.T) {

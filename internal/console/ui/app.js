@@ -616,14 +616,23 @@ async function pageTail() {
     const q = typeFilter.value.trim().toLowerCase();
     return !q || ev.event_type.toLowerCase().includes(q) || hookName(ev.endpoint_id).toLowerCase().includes(q) || ev.endpoint_id.toLowerCase().includes(q);
   };
+  // Every row is kept with its attempt; the filter hides and shows rows,
+  // those already shown included.
+  const refilter = () => {
+    for (const row of tbody.querySelectorAll('tr[data-delivery]')) row.hidden = !matches(row.attempt);
+  };
+  typeFilter.addEventListener('input', refilter);
+  failuresOnly.addEventListener('change', refilter);
   const show = (ev) => {
-    if (!matches(ev)) return;
     empty.remove();
     const a = { ok: ev.ok, status_code: ev.status_code };
-    tbody.prepend(el('tr', { class: 'fresh', 'data-delivery': ev.delivery_id },
+    const row = el('tr', { class: 'fresh', 'data-delivery': ev.delivery_id },
       el('td', {}, fmtClock(ev.attempted_at)), el('td', {}, attemptPill(a)), el('td', { class: 'mono' }, ev.event_type),
       el('td', {}, hookName(ev.endpoint_id)), el('td', { class: 'num' }, String(ev.attempt)), el('td', { class: 'num' }, ev.duration_ms.toFixed(1) + ' ms'),
-      el('td', {}, el('a', { href: '#/deliveries/' + ev.delivery_id, class: 'mono' }, ev.delivery_id.slice(0, 14) + '…'))));
+      el('td', {}, el('a', { href: '#/deliveries/' + ev.delivery_id, class: 'mono' }, ev.delivery_id.slice(0, 14) + '…')));
+    row.attempt = ev;
+    row.hidden = !matches(ev);
+    tbody.prepend(row);
     while (tbody.children.length > 200) tbody.lastChild.remove();
   };
   const es = new EventSource(scoped('/ui/api/tail'));
