@@ -26,6 +26,9 @@ admin {                                   # optional: API, /metrics, /healthz, /
   # Behind a TLS-terminating reverse proxy (docs/console.md):
   # public_url      = "https://hooks.example.com"
   # trusted_proxies = ["10.0.0.0/8"]      # X-Forwarded-* believed from these only
+  # Or HTTPS on the listener itself (files re-read when they change):
+  # tls_cert = "/etc/walhook/tls/fullchain.pem"
+  # tls_key  = "/etc/walhook/tls/privkey.pem"
 }
 
 # delivery {                              # optional: process-wide delivery settings

@@ -65,6 +65,8 @@ func TestMalformed(t *testing.T) {
 		{"key not a string", base + "event \"b\" {\n  table = \"t\"\n  on = [\"update\"]\n  key = [new.id] # <-\n}\n", "key must be a string or number"},
 		{"public_url with a path", base + "admin {\n  token = \"0123456789abcdef\"\n  public_url = \"https://hooks.example.com/walhook\" # <-\n}\n", "is an origin only"},
 		{"public_url scheme", base + "admin {\n  token = \"0123456789abcdef\"\n  public_url = \"hooks.example.com\" # <-\n}\n", "must be an http:// or https:// URL"},
+		{"tls_cert without tls_key", base + "admin {\n  token = \"0123456789abcdef\"\n  tls_cert = \"/etc/walhook/cert.pem\" # <-\n}\n", "tls_cert needs tls_key"},
+		{"tls pair that does not load", base + "admin {\n  token = \"0123456789abcdef\"\n  tls_cert = \"/nonexistent/cert.pem\" # <-\n  tls_key = \"/nonexistent/key.pem\"\n}\n", "do not load as a pair"},
 		{"trusted_proxies", base + "admin {\n  token = \"0123456789abcdef\"\n  trusted_proxies = [\"10.0.0.0/33\"] # <-\n}\n", "is not a CIDR network"},
 		{"unknown op", base + "event \"b\" {\n  table = \"t\"\n  on = [\"upsert\"] # <-\n}\n", "\"upsert\" is not an operation"},
 		{"bad table name", base + "event \"b\" {\n  table = \"a.b.c\" # <-\n  on = [\"insert\"]\n}\n", "is not a table name"},

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -135,7 +136,31 @@ func (d *decoder) admin(cfg *Config, b *adminBlock) {
 		}
 		a.PublicURL = origin
 	}
+	d.adminTLS(a, b)
 	cfg.Admin = a
+}
+
+// adminTLS checks tls_cert and tls_key: both or neither, and a pair that
+// loads.
+func (d *decoder) adminTLS(a *Admin, b *adminBlock) {
+	if d.failed(b.TLSCertRange) || d.failed(b.TLSKeyRange) {
+		return
+	}
+	switch {
+	case b.TLSCert == "" && b.TLSKey == "":
+		return
+	case b.TLSCert == "":
+		d.errorf(b.TLSKeyRange, "Missing tls_cert", "tls_key needs tls_cert, the PEM certificate (chain) it belongs to.")
+		return
+	case b.TLSKey == "":
+		d.errorf(b.TLSCertRange, "Missing tls_key", "tls_cert needs tls_key, the PEM private key of the certificate.")
+		return
+	}
+	if _, err := tls.LoadX509KeyPair(b.TLSCert, b.TLSKey); err != nil {
+		d.errorf(b.TLSCertRange, "Invalid TLS certificate", "The certificate %q and key %q do not load as a pair: %v.", b.TLSCert, b.TLSKey, err)
+		return
+	}
+	a.TLSCert, a.TLSKey = b.TLSCert, b.TLSKey
 }
 
 // networks parses CIDR networks or single addresses.

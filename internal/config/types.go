@@ -103,6 +103,9 @@ type Admin struct {
 	// TrustedProxies are the proxy addresses whose X-Forwarded-Proto,
 	// -Host and -For headers are believed.
 	TrustedProxies []netip.Prefix
+	// TLSCert and TLSKey are PEM files: with both, the admin listener
+	// serves HTTPS and reads them again when they change.
+	TLSCert, TLSKey string
 }
 
 // Delivery holds process-wide delivery settings (the optional delivery block).
