@@ -2,6 +2,7 @@ package console_test
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -30,7 +31,8 @@ const adminToken = "console-admin-token-0123456789"
 type consoleEnv struct {
 	db      *testenv.DB
 	relay   *relay.Relay
-	base    string // http://127.0.0.1:port of the admin listener
+	base    string // http://127.0.0.1:port of the admin listener (https:// with tls_cert)
+	client  *http.Client
 	failing atomic.Bool
 	crm     *httptest.Server
 	tenants *httptest.Server
@@ -69,7 +71,13 @@ func startConsoleEnvWith(t *testing.T, adminExtra string) *consoleEnv {
 	}
 	addr := l.Addr().String()
 	l.Close()
-	e.base = "http://" + addr
+	e.base, e.client = "http://"+addr, http.DefaultClient
+	if strings.Contains(adminExtra, "tls_cert") {
+		// The test's self-signed certificate.
+		e.base = "https://" + addr
+		e.client = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+		t.Cleanup(e.client.CloseIdleConnections)
+	}
 	slot := testenv.Name(t, "slot")
 	src := fmt.Sprintf(`
 source "postgres" {
@@ -140,7 +148,7 @@ delivery {
 	})
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		res, err := http.Get(e.base + "/readyz")
+		res, err := e.client.Get(e.base + "/readyz")
 		if err == nil {
 			res.Body.Close()
 			if res.StatusCode == http.StatusOK {
@@ -167,7 +175,7 @@ func (e *consoleEnv) call(t *testing.T, token, method, path, body string, out an
 	if body != "" {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	res, err := http.DefaultClient.Do(req)
+	res, err := e.client.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
