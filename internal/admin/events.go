@@ -96,7 +96,7 @@ func (s *server) getEvent(w http.ResponseWriter, r *http.Request) *apiError {
 		return aerr
 	}
 	if scoped(r) {
-		writeJSON(w, http.StatusOK, tenantEvent{Name: ev.Name, Description: ev.Description, Schema: ev.Schema, Example: ev.Example})
+		writeJSON(w, http.StatusOK, tenantEvent{Name: ev.Name, Description: ev.Description, Schema: tenantSchema(ev), Example: ev.Example})
 		return nil
 	}
 	writeJSON(w, http.StatusOK, ev)
@@ -111,12 +111,16 @@ func (s *server) getEventSchema(w http.ResponseWriter, r *http.Request) *apiErro
 		return aerr
 	}
 	ep := r.URL.Query().Get("endpoint")
-	if ep == "" {
+	p, _ := PrincipalFrom(r.Context())
+	switch {
+	case p.Scoped() && ep == "":
+		writeJSON(w, http.StatusOK, tenantSchema(ev))
+		return nil
+	case p.Scoped():
+		return s.tenantBodySchema(w, r, p.Tenant, ev, ep)
+	case ep == "":
 		writeJSON(w, http.StatusOK, ev.Schema)
 		return nil
-	}
-	if p, _ := PrincipalFrom(r.Context()); p.Scoped() {
-		return s.tenantBodySchema(w, r, p.Tenant, ev, ep)
 	}
 	for _, b := range ev.Bodies {
 		if b.EndpointID == ep || b.Endpoint == ep {
@@ -145,11 +149,26 @@ func (s *server) tenantBodySchema(w http.ResponseWriter, r *http.Request, tenant
 			return s.internal(r, "reading the webhook", err)
 		}
 		if err == nil && hook.Tenant == tenant {
-			writeJSON(w, http.StatusOK, ev.Schema)
+			writeJSON(w, http.StatusOK, tenantSchema(ev))
 			return nil
 		}
 	}
 	e := errorf(http.StatusBadRequest, CodeInvalidRequest, "endpoint %q is not one of your webhooks", ep)
 	e.Field = "endpoint"
 	return e
+}
+
+// tenantSchema is the default body's schema as a tenant sees it: its
+// description is the event's own, never the generated one that names the
+// source table.
+func tenantSchema(ev *eventschema.Event) *eventschema.Schema {
+	if ev.Schema == nil {
+		return nil
+	}
+	s := *ev.Schema
+	s.Description = ev.Description
+	if s.Description == "" {
+		s.Description = "The " + ev.Name + " event."
+	}
+	return &s
 }

@@ -23,7 +23,7 @@ func (fakeSchemas) Describe(_ context.Context, name string) (*eventschema.Event,
 		}
 		return &eventschema.Event{
 			Name: e.Name, Description: e.Description, Table: e.Table, Ops: e.Ops,
-			Schema:  &eventschema.Schema{Title: "default body of " + name},
+			Schema:  &eventschema.Schema{Title: "default body of " + name, Description: "The " + name + " event: insert of " + e.Table + "."},
 			Example: json.RawMessage(`{"id":"evt_1"}`),
 			Bodies: []eventschema.Body{{EndpointID: configEndpoint.ID, Endpoint: configEndpoint.Name,
 				Schema: &eventschema.Schema{Title: "crm body"}, Example: json.RawMessage(`{"crm":true}`)}},

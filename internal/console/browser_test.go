@@ -328,6 +328,20 @@ func TestConsoleInBrowser(t *testing.T) {
 		if s := b.fetchStatus("GET", "/v1/tokens", nil); s != http.StatusForbidden {
 			t.Fatalf("acme listing tokens = %d, want 403", s)
 		}
+		// The tenant's events: names, descriptions and body schemas, never
+		// tables, rule conditions or config endpoints.
+		b.run("acme's events", chromedp.Navigate(e.base+"/ui/t/acme/#/events"), chromedp.WaitVisible(chromedp.CSS("#events-list")))
+		b.waitText("#events-list", "A contact was added to the CRM")
+		events := b.text("main")
+		for _, leak := range []string{"contacts", "deals", "old.stage", "crm", "Operations"} {
+			if strings.Contains(strings.ReplaceAll(events, "CRM", ""), leak) {
+				t.Fatalf("acme's events page shows %q:\n%s", leak, events)
+			}
+		}
+		if !strings.Contains(events, "your webhooks can subscribe to") {
+			t.Fatalf("acme's events page is worded for an operator:\n%s", events)
+		}
+		b.screenshot("tenant-events")
 	})
 
 	if ext := b.externalRequests(host); len(ext) > 0 {
