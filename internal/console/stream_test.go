@@ -161,9 +161,11 @@ func TestTailEndsWithSession(t *testing.T) {
 			t.Fatalf("logout: %v %v", err, res)
 		}
 		res.Body.Close()
+		start := time.Now()
 		if why := ended(lines); why != "the console session has ended" {
 			t.Errorf("the stream ended saying %q", why)
 		}
+		t.Logf("the stream ended %v after the logout", time.Since(start).Round(time.Millisecond))
 	})
 	t.Run("revocation", func(t *testing.T) {
 		client, _, lines, body := open(token)
@@ -171,9 +173,11 @@ func TestTailEndsWithSession(t *testing.T) {
 		if _, err := st.RevokeAPIToken(ctx, tok.ID); err != nil {
 			t.Fatal(err)
 		}
+		start := time.Now()
 		if why := ended(lines); why != "the tenant token of this session was revoked" {
 			t.Errorf("the stream ended saying %q", why)
 		}
+		t.Logf("the stream ended %v after the revocation", time.Since(start).Round(time.Millisecond))
 		res, err := client.Get(srv.URL + "/ui/api/tail")
 		if err != nil {
 			t.Fatal(err)
