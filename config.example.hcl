@@ -23,6 +23,12 @@ state {                                   # optional: where retry state lives
 admin {                                   # optional: API, /metrics, /healthz, /readyz
   listen = "127.0.0.1:8080"
   token  = env("WALHOOK_ADMIN_TOKEN")     # bearer token for the admin API
+  # Behind a TLS-terminating reverse proxy (docs/console.md):
+  # public_url      = "https://hooks.example.com"
+  # trusted_proxies = ["10.0.0.0/8"]      # X-Forwarded-* believed from these only
+  # Or HTTPS on the listener itself (files re-read when they change):
+  # tls_cert = "/etc/walhook/tls/fullchain.pem"
+  # tls_key  = "/etc/walhook/tls/privkey.pem"
 }
 
 # delivery {                              # optional: process-wide delivery settings

@@ -2,6 +2,7 @@ package relay
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/walhook/walhook/internal/admin"
+	"github.com/walhook/walhook/internal/config"
 	"github.com/walhook/walhook/internal/event"
 	"github.com/walhook/walhook/internal/eventschema"
 	"github.com/walhook/walhook/internal/lifecycle"
@@ -45,8 +47,16 @@ func (r *Relay) AdminHandler() http.Handler {
 	}
 	if r.ui != nil {
 		opts.Sessions, opts.Console = r.ui, r.ui
+		opts.Backoff = r.ui.Backoff()
 	}
+	opts.Frontend = adminFrontend(a)
 	return admin.New(opts)
+}
+
+// adminFrontend is how clients reach the admin listener (admin.public_url,
+// admin.trusted_proxies).
+func adminFrontend(a *config.Admin) *admin.Frontend {
+	return &admin.Frontend{PublicURL: a.PublicURL, TrustedProxies: a.TrustedProxies}
 }
 
 // serveAdmin serves the admin listener until ctx ends.
@@ -62,6 +72,18 @@ func (r *Relay) serveAdmin(ctx context.Context, l net.Listener) {
 		// Live tail streams would hold Shutdown until its deadline.
 		srv.RegisterOnShutdown(r.tail.Close)
 	}
+	scheme := "http"
+	if a := r.cfg.Admin; a.TLSCert != "" {
+		certs, err := admin.NewCertReloader(a.TLSCert, a.TLSKey, r.log.With().Str("component", "admin").Logger())
+		if err != nil {
+			r.log.Error().Err(err).Msg("admin listener not started")
+			_ = l.Close()
+			return
+		}
+		srv.TLSConfig = &tls.Config{GetCertificate: certs.GetCertificate, MinVersion: tls.VersionTLS12}
+		l = tls.NewListener(l, srv.TLSConfig)
+		scheme = "https"
+	}
 	shut := lifecycle.New(ctx)
 	shut.Go(func(ctx context.Context) {
 		<-ctx.Done()
@@ -69,7 +91,7 @@ func (r *Relay) serveAdmin(ctx context.Context, l net.Listener) {
 		defer cancel()
 		_ = srv.Shutdown(sctx)
 	})
-	r.log.Info().Str("listen", l.Addr().String()).Msg("admin API, /metrics, /healthz and /readyz listening")
+	r.log.Info().Str("listen", l.Addr().String()).Str("scheme", scheme).Msg("admin API, /metrics, /healthz and /readyz listening")
 	if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		r.log.Error().Err(err).Msg("admin listener stopped")
 	}

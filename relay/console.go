@@ -16,13 +16,21 @@ import (
 
 // newConsole builds the web console over this relay (docs/console.md).
 func (r *Relay) newConsole() *console.Console {
+	backoff := admin.NewAuthBackoff(time.Now)
+	if r.metrics != nil {
+		if err := r.metrics.Register(backoff); err != nil {
+			r.log.Warn().Err(err).Msg("registering the authentication backoff metrics")
+		}
+	}
 	return console.New(console.Options{
-		Auth:    admin.NewAuthenticator(r.cfg.Admin.Tokens, r.store),
-		Store:   r.store,
-		Tail:    r.tail,
-		Source:  r.sourceStatus,
-		Runtime: r.endpointRuntime,
-		Logger:  r.log,
+		Auth:     admin.NewAuthenticator(r.cfg.Admin.Tokens, r.store),
+		Store:    r.store,
+		Tail:     r.tail,
+		Source:   r.sourceStatus,
+		Runtime:  r.endpointRuntime,
+		Frontend: adminFrontend(r.cfg.Admin),
+		Backoff:  backoff,
+		Logger:   r.log,
 	})
 }
 

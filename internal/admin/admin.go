@@ -58,6 +58,12 @@ type Options struct {
 	Replays Replays
 	// Metrics is served at /metrics, without authentication; nil: 404.
 	Metrics http.Handler
+	// Frontend says how clients reach the listener (a proxy, public_url):
+	// whose address a failed token counts against. Nil: directly.
+	Frontend *Frontend
+	// Backoff slows failed bearer tokens per client address; share the
+	// console's. Nil: one of its own.
+	Backoff *AuthBackoff
 	Logger  zerolog.Logger
 }
 
@@ -117,6 +123,9 @@ func New(opts Options) http.Handler {
 	if opts.SecretOverlap <= 0 {
 		opts.SecretOverlap = DefaultSecretOverlap
 	}
+	if opts.Backoff == nil {
+		opts.Backoff = NewAuthBackoff(time.Now)
+	}
 	s := &server{opts: opts, config: map[string]ConfigEndpoint{}, log: opts.Logger.With().Str("component", "admin").Logger()}
 	s.auth = NewAuthenticator(opts.Tokens, opts.Store)
 	for _, ep := range opts.ConfigEndpoints {
@@ -172,7 +181,11 @@ func New(opts Options) http.Handler {
 	root.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, errorf(http.StatusNotFound, CodeNotFound, "no route %s %s", r.Method, r.URL.Path))
 	})
-	return root
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// No response of the listener is to be sniffed into another type.
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		root.ServeHTTP(w, r)
+	})
 }
 
 // handler is a route's handler: it answers itself or returns an error to

@@ -164,7 +164,11 @@ func TestValidation(t *testing.T) {
 		{"header reserved", base(func(m map[string]any) { m["headers"] = map[string]string{"Webhook-Signature": "x"} }), "headers", "set by walhook"},
 		{"header host", base(func(m map[string]any) { m["headers"] = map[string]string{"host": "evil"} }), "headers", "set by walhook"},
 		{"header value", base(func(m map[string]any) { m["headers"] = map[string]string{"X-Team": "a\r\nX-Injected: 1"} }), "headers", "control characters"},
-		{"tenant too long", base(func(m map[string]any) { m["tenant"] = strings.Repeat("t", 300) }), "tenant", "longer"},
+		{"tenant too long", base(func(m map[string]any) { m["tenant"] = strings.Repeat("t", 300) }), "tenant", "at most 128 bytes"},
+		{"tenant with a slash", base(func(m map[string]any) { m["tenant"] = "a/b" }), "tenant", "must start with a letter or digit and hold only"},
+		{"tenant dot dot", base(func(m map[string]any) { m["tenant"] = ".." }), "tenant", "must start with a letter or digit"},
+		{"tenant markup", base(func(m map[string]any) { m["tenant"] = "<b>acme</b>" }), "tenant", "must start with a letter or digit"},
+		{"tenant space", base(func(m map[string]any) { m["tenant"] = "acme corp" }), "tenant", "must start with a letter or digit"},
 		{"description NUL", base(func(m map[string]any) { m["description"] = "a\x00b" }), "description", "NUL"},
 	}
 	for _, c := range cases {

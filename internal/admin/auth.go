@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/walhook/walhook/internal/store"
 )
@@ -110,6 +112,9 @@ func (s *server) authenticate(next http.Handler) http.Handler {
 		if auth == "" && s.opts.Sessions != nil {
 			p, ok, err := s.opts.Sessions.SessionPrincipal(r)
 			switch {
+			case errors.Is(err, ErrForeignOrigin):
+				writeError(w, errorf(http.StatusForbidden, CodeForbidden, "%v", err))
+				return
 			case errors.Is(err, ErrCSRF):
 				writeError(w, errorf(http.StatusForbidden, CodeForbidden, "%v: send the X-CSRF-Token header the console gave this session", err))
 				return
@@ -127,8 +132,17 @@ func (s *server) authenticate(next http.Handler) http.Handler {
 			writeError(w, errorf(http.StatusUnauthorized, CodeUnauthorized, "missing bearer token: send Authorization: Bearer <token> (admin.token in the config)"))
 			return
 		}
+		addr := s.opts.Frontend.ClientAddr(r)
+		if wait := s.opts.Backoff.Wait(addr, RouteAPI); wait > 0 {
+			secs := int((wait + time.Second - 1) / time.Second)
+			w.Header().Set("Retry-After", strconv.Itoa(secs))
+			writeError(w, errorf(http.StatusTooManyRequests, CodeTooManyAttempts, "too many wrong tokens from this address; try again in %ds", secs))
+			return
+		}
 		p, err := s.auth.Check(r.Context(), token)
 		if errors.Is(err, ErrInvalidToken) {
+			s.opts.Backoff.Failed(addr, RouteAPI)
+			s.log.Warn().Str("remote", addr).Msg("a wrong bearer token")
 			w.Header().Set("WWW-Authenticate", `Bearer realm="walhook", error="invalid_token"`)
 			writeError(w, errorf(http.StatusUnauthorized, CodeUnauthorized, "invalid bearer token"))
 			return

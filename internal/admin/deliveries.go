@@ -123,6 +123,8 @@ func (s *server) getDelivery(w http.ResponseWriter, r *http.Request) *apiError {
 		return s.internal(r, "listing attempts", err)
 	}
 	v := viewDelivery(d, attempts[d.ID])
+	body := string(d.Body)
+	v.Body = &body
 	for i, a := range attempts[d.ID] {
 		switch {
 		case a.RequestHeaders != nil:

@@ -30,6 +30,7 @@ type delivery struct {
 	LastStatus    int             `json:"last_status"`
 	LastError     string          `json:"last_error"`
 	Payload       json.RawMessage `json:"payload"`
+	Body          *string         `json:"body"` // single-delivery reads only
 	Attempts      []struct {
 		Number     int     `json:"number"`
 		StatusCode int     `json:"status_code"`
@@ -179,10 +180,11 @@ func TestRetryAndRecover(t *testing.T) {
 	hook := e.create(map[string]any{"url": "https://example.com/hook", "events": []string{"*"}})
 	failed := failDeliveries(t, e, hook.ID, 4, 2, true, "contact.created")
 
-	// Retry one: pending, due now, fresh schedule, attempts kept in the log.
+	// Retry one: pending, due now, its attempt count kept (the next attempt
+	// is number 3), attempts kept in the log.
 	var d delivery
 	e.expect(e.do("POST", "/v1/deliveries/"+failed[0].ID+"/retry", nil), http.StatusOK).json(t, &d)
-	if d.Status != "pending" || d.AttemptCount != 0 || d.NextAttemptAt == nil || time.Until(*d.NextAttemptAt) > time.Second || len(d.Attempts) != 2 {
+	if d.Status != "pending" || d.AttemptCount != 2 || d.NextAttemptAt == nil || time.Until(*d.NextAttemptAt) > time.Second || len(d.Attempts) != 2 {
 		t.Errorf("retried = %+v", d)
 	}
 	st, err := e.store.Stats(ctx)

@@ -2,12 +2,15 @@ package admin
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"net/url"
+	"strings"
 
 	"github.com/walhook/walhook/internal/eventschema"
 	"github.com/walhook/walhook/internal/rules"
+	"github.com/walhook/walhook/internal/store"
 )
 
 // EventSchemas describes events with their JSON Schema and an example
@@ -24,10 +27,37 @@ type eventEntry struct {
 	SchemaURL string `json:"schema_url"`
 }
 
+// tenantEvent is an event as a tenant sees it: what it can subscribe to
+// and the body it would receive, without the source table, the rule's
+// condition or the config endpoints that receive it.
+type tenantEvent struct {
+	Name        string              `json:"name"`
+	Description string              `json:"description,omitempty"`
+	SchemaURL   string              `json:"schema_url,omitempty"`
+	Schema      *eventschema.Schema `json:"schema,omitempty"`
+	Example     json.RawMessage     `json:"example,omitempty"`
+}
+
+// scoped reports whether the request acts as a tenant.
+func scoped(r *http.Request) bool {
+	p, _ := PrincipalFrom(r.Context())
+	return p.Scoped()
+}
+
+func schemaURL(name string) string { return "/v1/events/" + url.PathEscape(name) + "/schema" }
+
 func (s *server) listEvents(w http.ResponseWriter, r *http.Request) *apiError {
+	if scoped(r) {
+		events := make([]tenantEvent, len(s.opts.Events))
+		for i, e := range s.opts.Events {
+			events[i] = tenantEvent{Name: e.Name, Description: e.Description, SchemaURL: schemaURL(e.Name)}
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"data": events})
+		return nil
+	}
 	events := make([]eventEntry, len(s.opts.Events))
 	for i, e := range s.opts.Events {
-		events[i] = eventEntry{EventInfo: e, SchemaURL: "/v1/events/" + url.PathEscape(e.Name) + "/schema"}
+		events[i] = eventEntry{EventInfo: e, SchemaURL: schemaURL(e.Name)}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"data": events})
 	return nil
@@ -52,6 +82,9 @@ func (s *server) describeEvent(r *http.Request) (*eventschema.Event, *apiError) 
 	}
 	if err != nil {
 		s.log.Warn().Err(err).Str("event", name).Msg("describing an event")
+		if scoped(r) {
+			return nil, errorf(http.StatusServiceUnavailable, CodeNotReady, "the schema of event %s cannot be read now; try again later", name)
+		}
 		return nil, errorf(http.StatusServiceUnavailable, CodeNotReady, "cannot read the table of event %s from the source database: %v", name, err)
 	}
 	return ev, nil
@@ -61,6 +94,10 @@ func (s *server) getEvent(w http.ResponseWriter, r *http.Request) *apiError {
 	ev, aerr := s.describeEvent(r)
 	if aerr != nil {
 		return aerr
+	}
+	if scoped(r) {
+		writeJSON(w, http.StatusOK, tenantEvent{Name: ev.Name, Description: ev.Description, Schema: tenantSchema(ev), Example: ev.Example})
+		return nil
 	}
 	writeJSON(w, http.StatusOK, ev)
 	return nil
@@ -74,7 +111,14 @@ func (s *server) getEventSchema(w http.ResponseWriter, r *http.Request) *apiErro
 		return aerr
 	}
 	ep := r.URL.Query().Get("endpoint")
-	if ep == "" {
+	p, _ := PrincipalFrom(r.Context())
+	switch {
+	case p.Scoped() && ep == "":
+		writeJSON(w, http.StatusOK, tenantSchema(ev))
+		return nil
+	case p.Scoped():
+		return s.tenantBodySchema(w, r, p.Tenant, ev, ep)
+	case ep == "":
 		writeJSON(w, http.StatusOK, ev.Schema)
 		return nil
 	}
@@ -93,4 +137,38 @@ func (s *server) getEventSchema(w http.ResponseWriter, r *http.Request) *apiErro
 	e := errorf(http.StatusBadRequest, CodeInvalidRequest, "endpoint %q is not an HCL endpoint; API-registered webhooks receive the default body", ep)
 	e.Field = "endpoint"
 	return e
+}
+
+// tenantBodySchema answers ?endpoint= for a tenant: its own webhooks
+// receive the default body; any other name, a config endpoint's included,
+// gets the answer of a name that does not exist.
+func (s *server) tenantBodySchema(w http.ResponseWriter, r *http.Request, tenant string, ev *eventschema.Event, ep string) *apiError {
+	if strings.HasPrefix(ep, "ep_") && s.opts.Store != nil {
+		hook, err := s.opts.Store.GetWebhook(r.Context(), ep)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return s.internal(r, "reading the webhook", err)
+		}
+		if err == nil && hook.Tenant == tenant {
+			writeJSON(w, http.StatusOK, tenantSchema(ev))
+			return nil
+		}
+	}
+	e := errorf(http.StatusBadRequest, CodeInvalidRequest, "endpoint %q is not one of your webhooks", ep)
+	e.Field = "endpoint"
+	return e
+}
+
+// tenantSchema is the default body's schema as a tenant sees it: its
+// description is the event's own, never the generated one that names the
+// source table.
+func tenantSchema(ev *eventschema.Event) *eventschema.Schema {
+	if ev.Schema == nil {
+		return nil
+	}
+	s := *ev.Schema
+	s.Description = ev.Description
+	if s.Description == "" {
+		s.Description = "The " + ev.Name + " event."
+	}
+	return &s
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -180,6 +181,13 @@ event "contact.created" {
 	if err := signing.Verify(signing.StandardWebhooks, []string{hook.Secret}, headerOf(shown), one1.Payload, time.Now(), time.Hour); err != nil {
 		t.Errorf("the signature shown does not verify against the payload: %v", err)
 	}
+	// body is the exact bytes signed and sent; a list does not carry it.
+	if one1.Body == nil || first.Body != nil {
+		t.Fatalf("body on the single read %v, on the list %v", one1.Body, first.Body)
+	}
+	if err := signing.Verify(signing.StandardWebhooks, []string{hook.Secret}, headerOf(shown), []byte(*one1.Body), time.Now(), time.Hour); err != nil {
+		t.Errorf("the signature shown does not verify against body: %v", err)
+	}
 
 	// Retry through the API delivers again, now.
 	one.status.Store(http.StatusOK)
@@ -189,6 +197,22 @@ event "contact.created" {
 		d, err := st.GetDelivery(context.Background(), first.ID)
 		return err == nil && d.Status == "delivered"
 	})
+	// The retry continued the numbering: the receiver got the next
+	// Webhook-Attempt, and the log holds each number once.
+	var retried delivery
+	e.expect(e.do("GET", "/v1/deliveries/"+first.ID, nil), http.StatusOK).json(t, &retried)
+	one.mu.Lock()
+	gotAttempt := one.first[http.StatusOK].Get("Webhook-Attempt")
+	one.mu.Unlock()
+	for i, a := range retried.Attempts {
+		if a.Number != len(retried.Attempts)-i {
+			t.Errorf("after a retry the attempts are numbered %+v, want %d down to 1", retried.Attempts, len(retried.Attempts))
+			break
+		}
+	}
+	if want := strconv.Itoa(len(retried.Attempts)); len(retried.Attempts) < 2 || gotAttempt != want {
+		t.Errorf("the retried attempt reached the endpoint with Webhook-Attempt %q, want %s", gotAttempt, want)
+	}
 
 	// 410 Gone disables the endpoint and fails the delivery.
 	one.status.Store(http.StatusGone)

@@ -26,6 +26,7 @@ const (
 	CodeNotReplayable    = "not_replayable"         // 409: a failed evaluation kept no change, or is being replayed
 	CodeBodyTooLarge     = "body_too_large"         // 413
 	CodeMediaType        = "unsupported_media_type" // 415
+	CodeTooManyAttempts  = "too_many_attempts"      // 429: too many wrong tokens from this address
 	CodeInternal         = "internal"               // 500
 	CodeNotAvailable     = "not_available"          // 501: the feature is not wired in this process
 	CodeNotReady         = "not_ready"              // 503

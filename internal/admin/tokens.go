@@ -41,7 +41,7 @@ func (s *server) createToken(w http.ResponseWriter, r *http.Request) *apiError {
 	if strings.TrimSpace(in.Tenant) == "" {
 		return invalid("tenant", "tenant is required: the token sees this tenant's webhooks and deliveries only")
 	}
-	if e := checkText("tenant", in.Tenant, maxTenantBytes); e != nil {
+	if e := checkTenant(in.Tenant); e != nil {
 		return e
 	}
 	if e := checkText("name", in.Name, maxDescriptionBytes); e != nil {

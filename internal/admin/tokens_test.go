@@ -30,6 +30,12 @@ func TestTenantTokens(t *testing.T) {
 		t.Fatalf("created token %+v", tok)
 	}
 	e.expect(e.do("POST", "/v1/tokens", map[string]any{"name": "no tenant"}), http.StatusBadRequest)
+	for _, bad := range []string{"a/b", "..", "<i>x</i>", "acme\n"} {
+		e.expect(e.do("POST", "/v1/tokens", map[string]any{"tenant": bad, "name": "bad tenant"}), http.StatusBadRequest)
+	}
+	for _, good := range []string{"org_42", "acme.eu-1", "7c9e6679-7425-40de-944b-e07fc1f90ae7", "team@acme"} {
+		e.expect(e.do("POST", "/v1/tokens", map[string]any{"tenant": good, "name": "good tenant"}), http.StatusCreated)
+	}
 	list := e.expect(e.do("GET", "/v1/tokens?tenant=acme", nil), http.StatusOK)
 	if strings.Contains(string(list.body), tok.Token) || !strings.Contains(string(list.body), tok.ID) {
 		t.Fatalf("token list shows the token or misses it: %s", list.body)

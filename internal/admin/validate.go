@@ -14,7 +14,6 @@ import (
 // Limits on webhook fields besides the endpoint's own (internal/endpointspec).
 const (
 	maxDescriptionBytes = 1024
-	maxTenantBytes      = 256
 )
 
 // webhookInput is the body of POST /v1/webhooks.
@@ -129,6 +128,9 @@ func checkSecret(scheme, secret string) *apiError {
 	if err := endpointspec.CheckSecret(scheme, secret); err != nil {
 		return invalid("secret", "secret is not valid for %s signing: %v", scheme, err)
 	}
+	if err := endpointspec.CheckSecretStrength(scheme, secret); err != nil {
+		return invalid("secret", "secret is too weak for %s signing: %v", scheme, err)
+	}
 	return nil
 }
 
@@ -147,6 +149,18 @@ func checkText(field, v string, max int) *apiError {
 	}
 	if !utf8.ValidString(v) || strings.ContainsRune(v, 0) {
 		return invalid(field, "%s must be valid UTF-8 without NUL bytes", field)
+	}
+	return nil
+}
+
+// checkTenant validates a tenant name given to the API; empty is no
+// tenant.
+func checkTenant(name string) *apiError {
+	if name == "" {
+		return nil
+	}
+	if err := endpointspec.CheckTenant(name); err != nil {
+		return invalid("tenant", "tenant %v", err)
 	}
 	return nil
 }

@@ -135,9 +135,13 @@ type deliveryView struct {
 	LastStatus    int             `json:"last_status,omitempty"`
 	LastError     string          `json:"last_error,omitempty"`
 	Payload       json.RawMessage `json:"payload"`
-	CreatedAt     time.Time       `json:"created_at"`
-	UpdatedAt     time.Time       `json:"updated_at"`
-	Attempts      []attemptView   `json:"attempts"`
+	// Body is the request body exactly as sent, as a string; single
+	// delivery reads only (payload is the same JSON, whitespace aside, but
+	// a JSON parser may round its numbers).
+	Body      *string       `json:"body,omitempty"`
+	CreatedAt time.Time     `json:"created_at"`
+	UpdatedAt time.Time     `json:"updated_at"`
+	Attempts  []attemptView `json:"attempts"`
 }
 
 // attemptView is one HTTP attempt.

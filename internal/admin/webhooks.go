@@ -159,7 +159,7 @@ func (s *server) createWebhook(w http.ResponseWriter, r *http.Request) *apiError
 	if e := checkText("description", in.Description, maxDescriptionBytes); e != nil {
 		return e
 	}
-	if e := checkText("tenant", in.Tenant, maxTenantBytes); e != nil {
+	if e := checkTenant(in.Tenant); e != nil {
 		return e
 	}
 	if p, _ := PrincipalFrom(r.Context()); p.Scoped() {
@@ -269,7 +269,7 @@ func (s *server) patchWebhook(w http.ResponseWriter, r *http.Request) *apiError 
 		hook.Description = *p.Description
 	}
 	if p.Tenant != nil {
-		if e := checkText("tenant", *p.Tenant, maxTenantBytes); e != nil {
+		if e := checkTenant(*p.Tenant); e != nil {
 			return e
 		}
 		if pr, _ := PrincipalFrom(r.Context()); pr.Scoped() && *p.Tenant != pr.Tenant {

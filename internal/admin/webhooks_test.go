@@ -63,9 +63,9 @@ func TestWebhookLifecycle(t *testing.T) {
 		t.Errorf("PATCH secret: %s", r.body)
 	}
 	// A secret that suits one scheme only blocks switching to another.
-	hmacHook := e.create(map[string]any{"url": "https://example.com/h", "events": []string{"*"}, "signing": "hmac-sha256", "secret": "plain-secret"})
+	hmacHook := e.create(map[string]any{"url": "https://example.com/h", "events": []string{"*"}, "signing": "hmac-sha256", "secret": "plain-secret-0123456789"})
 	r = e.expect(e.do("PATCH", "/v1/webhooks/"+hmacHook.ID, map[string]any{"signing": "standard-webhooks"}), http.StatusBadRequest)
-	if r.apiError(t).Error.Field != "signing" || strings.Contains(string(r.body), "plain-secret") {
+	if r.apiError(t).Error.Field != "signing" || strings.Contains(string(r.body), "plain-secret-0123456789") {
 		t.Errorf("PATCH signing: %s", r.body)
 	}
 	e.expect(e.do("PATCH", "/v1/webhooks/"+hmacHook.ID, map[string]any{"signing": "github"}), http.StatusOK)
@@ -369,5 +369,64 @@ func TestWebhookRateLimit(t *testing.T) {
 	e.expect(e.do("PATCH", "/v1/webhooks/"+created.ID, map[string]any{"rate_limit": ""}), http.StatusOK).json(t, &cleared)
 	if cleared.RateLimit != "" || cleared.URL != created.URL {
 		t.Errorf("after clearing rate_limit: %+v", cleared)
+	}
+}
+
+// TestMalformedURLsRefused: a URL a conforming client cannot send as it is
+// (raw space, tab, CR/LF, other control characters) or with a fragment is
+// refused at create and on PATCH with a 400 naming the field and the byte.
+func TestMalformedURLsRefused(t *testing.T) {
+	t.Parallel()
+	e := setup(t, nil)
+	cases := []struct{ url, want string }{
+		{"https://example.com/p?q=a b<c>", "url has a raw space at byte 25: percent-encode it (%20)"},
+		{"https://example.com/a b", "a raw space at byte 21"},
+		{"https://example.com/p?q=a\tb", "a tab at byte 25"},
+		{"https://example.com/p?q=a\r\nX-Injected: 1", "a carriage return at byte 25"},
+		{"https://example.com/p?q=a\nb", "a line feed at byte 25"},
+		{"https://example.com/p?q=\x00", "the control character 0x00"},
+		{"https://example.com/p?q=\"x\"", `a raw "\"" at byte 24`},
+		{"https://example.com/p#frag", "must not have a #fragment"},
+		{"https://example.com/p#", "must not have a #fragment"},
+	}
+	hook := e.create(map[string]any{"url": "https://example.com/ok?q=a%20b", "events": []string{"*"}})
+	for _, c := range cases {
+		for _, r := range []response{
+			e.do("POST", "/v1/webhooks", map[string]any{"url": c.url, "events": []string{"*"}}),
+			e.do("PATCH", "/v1/webhooks/"+hook.ID, map[string]any{"url": c.url}),
+		} {
+			e.expect(r, http.StatusBadRequest)
+			if eb := r.apiError(t); eb.Error.Code != admin.CodeValidation || eb.Error.Field != "url" ||
+				!strings.Contains(eb.Error.Message, c.want) {
+				t.Errorf("%q: %+v, want a validation error saying %q", c.url, eb.Error, c.want)
+			}
+		}
+	}
+}
+
+// TestWeakSecretsRefused: a secret shorter than 16 bytes for the schemes
+// that take any string, and any secret with whitespace at its ends or
+// control characters, is refused at create, PATCH and rotation; generated
+// secrets pass.
+func TestWeakSecretsRefused(t *testing.T) {
+	t.Parallel()
+	e := setup(t, nil)
+	const good = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+	cases := []struct{ signing, secret, want string }{
+		{"hmac-sha256", "a", "holds at least 16 bytes; this one holds 1"},
+		{"github", "short-secret", "holds at least 16 bytes"},
+		{"standard-webhooks", good + "\n", "whitespace at its start or end"},
+		{"hmac-sha256", "a-long-enough-secret ", "whitespace at its start or end"},
+	}
+	for _, c := range cases {
+		r := e.expect(e.do("POST", "/v1/webhooks", map[string]any{"url": "https://example.com/h", "events": []string{"*"}, "signing": c.signing, "secret": c.secret}), http.StatusBadRequest)
+		if eb := r.apiError(t); eb.Error.Field != "secret" || !strings.Contains(eb.Error.Message, c.want) || (len(c.secret) > 4 && strings.Contains(string(r.body), strings.TrimSpace(c.secret))) {
+			t.Errorf("%s %q: %+v", c.signing, c.secret, eb.Error)
+		}
+	}
+	for _, scheme := range []string{"hmac-sha256", "github", "stripe", "standard-webhooks"} {
+		hook := e.create(map[string]any{"url": "https://example.com/h", "events": []string{"*"}, "signing": scheme})
+		e.expect(e.do("POST", "/v1/webhooks/"+hook.ID+"/rotate-secret", map[string]any{"secret": "tiny"}), http.StatusBadRequest)
+		e.expect(e.do("POST", "/v1/webhooks/"+hook.ID+"/rotate-secret", nil), http.StatusOK)
 	}
 }

@@ -61,6 +61,14 @@ type adminBlock struct {
 	AllowHTTP          bool      `hcl:"allow_http,optional"`
 	SecretOverlap      string    `hcl:"secret_overlap,optional"`
 	SecretOverlapRange hcl.Range `hcl:"secret_overlap,attr_value_range"`
+	PublicURL          string    `hcl:"public_url,optional"`
+	PublicURLRange     hcl.Range `hcl:"public_url,attr_value_range"`
+	TrustedProxies     []string  `hcl:"trusted_proxies,optional"`
+	TrustedRange       hcl.Range `hcl:"trusted_proxies,attr_value_range"`
+	TLSCert            string    `hcl:"tls_cert,optional"`
+	TLSCertRange       hcl.Range `hcl:"tls_cert,attr_value_range"`
+	TLSKey             string    `hcl:"tls_key,optional"`
+	TLSKeyRange        hcl.Range `hcl:"tls_key,attr_value_range"`
 	DefRange           hcl.Range `hcl:",def_range"`
 }
 

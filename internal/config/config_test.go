@@ -63,6 +63,11 @@ func TestMalformed(t *testing.T) {
 		{"function arity", base + "event \"b\" {\n  table = \"t\"\n  on = [\"update\"]\n  when = length() > 0 # <-\n}\n", "Not enough function arguments"},
 		{"when not a bool", base + "event \"b\" {\n  table = \"t\"\n  on = [\"update\"]\n  when = { a = 1 } # <-\n}\n", "when must be a bool"},
 		{"key not a string", base + "event \"b\" {\n  table = \"t\"\n  on = [\"update\"]\n  key = [new.id] # <-\n}\n", "key must be a string or number"},
+		{"public_url with a path", base + "admin {\n  token = \"0123456789abcdef\"\n  public_url = \"https://hooks.example.com/walhook\" # <-\n}\n", "is an origin only"},
+		{"public_url scheme", base + "admin {\n  token = \"0123456789abcdef\"\n  public_url = \"hooks.example.com\" # <-\n}\n", "must be an http:// or https:// URL"},
+		{"tls_cert without tls_key", base + "admin {\n  token = \"0123456789abcdef\"\n  tls_cert = \"/etc/walhook/cert.pem\" # <-\n}\n", "tls_cert needs tls_key"},
+		{"tls pair that does not load", base + "admin {\n  token = \"0123456789abcdef\"\n  tls_cert = \"/nonexistent/cert.pem\" # <-\n  tls_key = \"/nonexistent/key.pem\"\n}\n", "do not load as a pair"},
+		{"trusted_proxies", base + "admin {\n  token = \"0123456789abcdef\"\n  trusted_proxies = [\"10.0.0.0/33\"] # <-\n}\n", "is not a CIDR network"},
 		{"unknown op", base + "event \"b\" {\n  table = \"t\"\n  on = [\"upsert\"] # <-\n}\n", "\"upsert\" is not an operation"},
 		{"bad table name", base + "event \"b\" {\n  table = \"a.b.c\" # <-\n  on = [\"insert\"]\n}\n", "is not a table name"},
 		{"duplicate event", base + "event \"item.created\" { # <-\n  table = \"t\"\n  on = [\"insert\"]\n}\n", "Duplicate event name"},
@@ -72,7 +77,10 @@ func TestMalformed(t *testing.T) {
 		{"no events", base + "endpoint \"e\" {\n  url = \"https://example.com/hook\"\n  events = [] # <-\n  secret = \"" + okSecret + "\"\n}\n", "subscribes to no event"},
 		{"url scheme", base + "endpoint \"e\" {\n  url = \"ftp://example.com/x\" # <-\n  events = [\"*\"]\n  secret = \"" + okSecret + "\"\n}\n", "must be an http:// or https:// URL"},
 		{"url without host", base + "endpoint \"e\" {\n  url = \"https:///path\" # <-\n  events = [\"*\"]\n  secret = \"" + okSecret + "\"\n}\n", "has no host"},
-		{"url does not parse", base + "endpoint \"e\" {\n  url = \"http://exa mple.com:x/\" # <-\n  events = [\"*\"]\n  secret = \"" + okSecret + "\"\n}\n", "does not parse"},
+		{"url does not parse", base + "endpoint \"e\" {\n  url = \"http://[::1/\" # <-\n  events = [\"*\"]\n  secret = \"" + okSecret + "\"\n}\n", "does not parse"},
+		{"url with a raw space", base + "endpoint \"e\" {\n  url = \"http://host/p?q=a b\" # <-\n  events = [\"*\"]\n  secret = \"" + okSecret + "\"\n}\n", "has a raw space at byte 17: percent-encode it (%20)"},
+		{"url with a tab", base + "endpoint \"e\" {\n  url = \"http://host/p\\tq\" # <-\n  events = [\"*\"]\n  secret = \"" + okSecret + "\"\n}\n", "has a tab at byte 13"},
+		{"url with a fragment", base + "endpoint \"e\" {\n  url = \"http://host/p#\" # <-\n  events = [\"*\"]\n  secret = \"" + okSecret + "\"\n}\n", "must not have a #fragment"},
 		{"missing secret", base + "endpoint \"e\" { # <-\n  url = \"https://example.com/hook\"\n  events = [\"*\"]\n}\n", "needs secret"},
 		{"secret without prefix", base + endpoint("  secret = \"abcdefabcdefabcdefabcdefabcdef\" # <-"), "starts with \"whsec_\""},
 		{"secret not base64", base + endpoint("  secret = \"whsec_not base64!\" # <-"), "not valid base64"},
@@ -282,5 +290,23 @@ endpoint "e" {
 	}
 	if len(cfg.Endpoints[0].Secrets) != 2 {
 		t.Errorf("secrets = %v", cfg.Endpoints[0].Secrets)
+	}
+}
+
+func TestAdminBehindProxy(t *testing.T) {
+	t.Parallel()
+	src := base + `admin {
+  token           = "0123456789abcdef"
+  public_url      = "HTTPS://Hooks.Example.com/"
+  trusted_proxies = ["10.0.0.0/8", "192.0.2.7"]
+}
+`
+	cfg, diags := Parse([]byte(src), "proxy.hcl")
+	if diags.HasErrors() {
+		t.Fatal(diags.Error())
+	}
+	a := cfg.Admin
+	if a.PublicURL != "https://hooks.example.com" || len(a.TrustedProxies) != 2 || a.TrustedProxies[1].String() != "192.0.2.7/32" {
+		t.Errorf("admin = %+v", a)
 	}
 }

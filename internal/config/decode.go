@@ -1,13 +1,18 @@
 package config
 
 import (
+	"crypto/tls"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
+	"net/url"
 	"regexp"
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/hashicorp/hcl/v2"
 )
 
 // identifierRE is what slot, publication and state schema names must match:
@@ -119,7 +124,49 @@ func (d *decoder) admin(cfg *Config, b *adminBlock) {
 			}
 		}
 	}
-	for _, s := range b.AllowNetworks {
+	a.AllowNetworks = d.networks(b.AllowNetworks, b.AllowNetworksRange)
+	a.TrustedProxies = d.networks(b.TrustedProxies, b.TrustedRange)
+	if v, ok := d.duration(b.SecretOverlap, b.SecretOverlapRange); ok {
+		a.SecretOverlap = v
+	}
+	if present(b.PublicURLRange) && !d.failed(b.PublicURLRange) {
+		origin, err := publicOrigin(b.PublicURL)
+		if err != nil {
+			d.errorf(b.PublicURLRange, "Invalid public_url", "public_url %q %s.", b.PublicURL, err)
+		}
+		a.PublicURL = origin
+	}
+	d.adminTLS(a, b)
+	cfg.Admin = a
+}
+
+// adminTLS checks tls_cert and tls_key: both or neither, and a pair that
+// loads.
+func (d *decoder) adminTLS(a *Admin, b *adminBlock) {
+	if d.failed(b.TLSCertRange) || d.failed(b.TLSKeyRange) {
+		return
+	}
+	switch {
+	case b.TLSCert == "" && b.TLSKey == "":
+		return
+	case b.TLSCert == "":
+		d.errorf(b.TLSKeyRange, "Missing tls_cert", "tls_key needs tls_cert, the PEM certificate (chain) it belongs to.")
+		return
+	case b.TLSKey == "":
+		d.errorf(b.TLSCertRange, "Missing tls_key", "tls_cert needs tls_key, the PEM private key of the certificate.")
+		return
+	}
+	if _, err := tls.LoadX509KeyPair(b.TLSCert, b.TLSKey); err != nil {
+		d.errorf(b.TLSCertRange, "Invalid TLS certificate", "The certificate %q and key %q do not load as a pair: %v.", b.TLSCert, b.TLSKey, err)
+		return
+	}
+	a.TLSCert, a.TLSKey = b.TLSCert, b.TLSKey
+}
+
+// networks parses CIDR networks or single addresses.
+func (d *decoder) networks(list []string, rng hcl.Range) []netip.Prefix {
+	var out []netip.Prefix
+	for _, s := range list {
 		p, err := netip.ParsePrefix(s)
 		if err != nil {
 			if addr, aerr := netip.ParseAddr(s); aerr == nil {
@@ -127,15 +174,32 @@ func (d *decoder) admin(cfg *Config, b *adminBlock) {
 			}
 		}
 		if err != nil {
-			d.errorf(b.AllowNetworksRange, "Invalid network", "%q is not a CIDR network like \"10.0.0.0/8\" or an IP address.", s)
+			d.errorf(rng, "Invalid network", "%q is not a CIDR network like \"10.0.0.0/8\" or an IP address.", s)
 			continue
 		}
-		a.AllowNetworks = append(a.AllowNetworks, p.Masked())
+		out = append(out, p.Masked())
 	}
-	if v, ok := d.duration(b.SecretOverlap, b.SecretOverlapRange); ok {
-		a.SecretOverlap = v
+	return out
+}
+
+// publicOrigin checks a public_url and returns its origin
+// ("https://host[:port]"): http or https, a host, and no path, query or
+// fragment beyond a trailing slash.
+func publicOrigin(raw string) (string, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "", fmt.Errorf("does not parse as a URL: %w", err)
 	}
-	cfg.Admin = a
+	if s := strings.ToLower(u.Scheme); s != "https" && s != "http" {
+		return "", errors.New("must be an http:// or https:// URL")
+	}
+	if u.Host == "" {
+		return "", errors.New("has no host")
+	}
+	if (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || u.ForceQuery || u.User != nil {
+		return "", errors.New("is an origin only, scheme and host like \"https://hooks.example.com\": the console is always at /ui/")
+	}
+	return strings.ToLower(u.Scheme) + "://" + strings.ToLower(u.Host), nil
 }
 
 func (d *decoder) delivery(cfg *Config, b *deliveryBlock) {

@@ -159,8 +159,8 @@ func (d *decoder) endpointSecrets(b *endpointBlock, signing string) []string {
 	for _, s := range secrets {
 		if err := endpointspec.CheckSecret(signing, s); err != nil {
 			d.errorf(r, "Malformed secret", "%s", sentence(err))
-		} else if signing != "standard-webhooks" && len(s) < 16 {
-			d.warnf(r, "Short secret", "A %d-byte secret is weak; use at least 16 random bytes.", len(s))
+		} else if err := endpointspec.CheckSecretStrength(signing, s); err != nil {
+			d.warnf(r, "Short secret", "%s The admin API refuses such a secret.", sentence(err))
 		}
 	}
 	return secrets

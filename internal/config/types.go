@@ -96,6 +96,16 @@ type Admin struct {
 	AllowHTTP bool
 	// SecretOverlap is how long a rotated-out secret keeps signing; default 24h.
 	SecretOverlap time.Duration
+	// PublicURL is the origin browsers reach the console at through a
+	// TLS-terminating proxy ("https://hooks.example.com"); empty: the
+	// listener's own (docs/console.md, "Behind a proxy").
+	PublicURL string
+	// TrustedProxies are the proxy addresses whose X-Forwarded-Proto,
+	// -Host and -For headers are believed.
+	TrustedProxies []netip.Prefix
+	// TLSCert and TLSKey are PEM files: with both, the admin listener
+	// serves HTTPS and reads them again when they change.
+	TLSCert, TLSKey string
 }
 
 // Delivery holds process-wide delivery settings (the optional delivery block).

@@ -40,7 +40,7 @@ type browser struct {
 	urls []string
 }
 
-func newBrowser(t *testing.T) *browser {
+func newBrowser(t *testing.T, extra ...chromedp.ExecAllocatorOption) *browser {
 	t.Helper()
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(chromium(t)),
@@ -51,6 +51,7 @@ func newBrowser(t *testing.T) *browser {
 		chromedp.UserDataDir(t.TempDir()),
 		chromedp.WindowSize(1280, 900),
 	)
+	opts = append(opts, extra...)
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancelCtx := chromedp.NewContext(actx)
 	t.Cleanup(func() { cancelCtx(); cancelAlloc() })
@@ -248,6 +249,14 @@ func TestConsoleInBrowser(t *testing.T) {
 		b.waitText("#tail-body", "contact.created")
 		b.waitText("#tail-body", "Acme CRM sync")
 		b.screenshot("tail")
+		// The filter and "failures only" apply to the rows already shown.
+		visible := `document.querySelectorAll('#tail-body tr[data-delivery]:not([hidden])').length`
+		b.run("filtering the shown rows", chromedp.SendKeys(chromedp.CSS("#tail-filter"), "no-such-event"), poll(visible+` === 0`))
+		b.run("clearing the filter",
+			poll(`(() => { const f = document.querySelector('#tail-filter'); f.value = ''; f.dispatchEvent(new Event('input')); return true; })()`),
+			poll(visible+` > 0`))
+		b.run("failures only", chromedp.Click(chromedp.CSS("#tail-failures")), poll(visible+` === 0`))
+		b.run("all again", chromedp.Click(chromedp.CSS("#tail-failures")), poll(visible+` > 0`))
 	})
 
 	t.Run("events", func(t *testing.T) {
@@ -347,6 +356,20 @@ func TestConsoleInBrowser(t *testing.T) {
 		if s := b.fetchStatus("GET", "/v1/tokens", nil); s != http.StatusForbidden {
 			t.Fatalf("acme listing tokens = %d, want 403", s)
 		}
+		// The tenant's events: names, descriptions and body schemas, never
+		// tables, rule conditions or config endpoints.
+		b.run("acme's events", chromedp.Navigate(e.base+"/ui/t/acme/#/events"), chromedp.WaitVisible(chromedp.CSS("#events-list")))
+		b.waitText("#events-list", "A contact was added to the CRM")
+		events := b.text("main")
+		for _, leak := range []string{"contacts", "deals", "old.stage", "crm", "Operations"} {
+			if strings.Contains(strings.ReplaceAll(events, "CRM", ""), leak) {
+				t.Fatalf("acme's events page shows %q:\n%s", leak, events)
+			}
+		}
+		if !strings.Contains(events, "your webhooks can subscribe to") {
+			t.Fatalf("acme's events page is worded for an operator:\n%s", events)
+		}
+		b.screenshot("tenant-events")
 	})
 
 	if ext := b.externalRequests(host); len(ext) > 0 {

@@ -9,7 +9,6 @@ import (
 	"embed"
 	"encoding/json"
 	"errors"
-	"io"
 	"io/fs"
 	"net/http"
 	"strconv"
@@ -64,6 +63,12 @@ type Options struct {
 	Source func() SourceStatus
 	// Runtime reports the dispatcher's endpoints by id; nil: none.
 	Runtime func() map[string]EndpointRuntime
+	// Frontend says how browsers reach the console (a proxy, public_url);
+	// nil: directly.
+	Frontend *admin.Frontend
+	// Backoff slows failed logins per client address; share it with the
+	// admin API (admin.Options.Backoff). Nil: one of the console's own.
+	Backoff *admin.AuthBackoff
 	Logger  zerolog.Logger
 }
 
@@ -71,7 +76,6 @@ type Options struct {
 type Console struct {
 	opts     Options
 	sessions *sessions
-	throttle *throttle
 	static   http.Handler
 	mux      *http.ServeMux
 	log      zerolog.Logger
@@ -84,6 +88,9 @@ func New(opts Options) *Console {
 	if opts.Tail == nil {
 		opts.Tail = NewTail()
 	}
+	if opts.Backoff == nil {
+		opts.Backoff = admin.NewAuthBackoff(time.Now)
+	}
 	sub, err := fs.Sub(uiFiles, "ui")
 	if err != nil {
 		panic("console: embedded ui directory missing: " + err.Error()) // the embed directive guarantees it
@@ -91,7 +98,6 @@ func New(opts Options) *Console {
 	c := &Console{
 		opts:     opts,
 		sessions: newSessions(time.Now),
-		throttle: newThrottle(time.Now),
 		static:   http.StripPrefix("/ui/assets/", http.FileServerFS(sub)),
 		mux:      http.NewServeMux(),
 		log:      opts.Logger.With().Str("component", "console").Logger(),
@@ -110,6 +116,10 @@ func New(opts Options) *Console {
 	})
 	return c
 }
+
+// Backoff is the failed-authentication backoff the console uses, to be
+// shared with the admin API and registered with the metrics.
+func (c *Console) Backoff() *admin.AuthBackoff { return c.opts.Backoff }
 
 // Tail is the console's live tail (a dispatch.Observer to wire in).
 func (c *Console) Tail() *Tail { return c.opts.Tail }
@@ -156,7 +166,7 @@ func (c *Console) SessionPrincipal(r *http.Request) (admin.Principal, bool, erro
 	if !ok {
 		return admin.Principal{}, false, errSessionEnded
 	}
-	if err := checkCSRF(r, s); err != nil {
+	if err := checkCSRF(r, s, c.opts.Frontend); err != nil {
 		return admin.Principal{}, false, err
 	}
 	if s.p.Scoped() && c.opts.Store != nil {
@@ -177,7 +187,7 @@ func (c *Console) withSession(next func(w http.ResponseWriter, r *http.Request, 
 	return func(w http.ResponseWriter, r *http.Request) {
 		p, ok, err := c.SessionPrincipal(r)
 		switch {
-		case errors.Is(err, admin.ErrCSRF):
+		case errors.Is(err, admin.ErrCSRF), errors.Is(err, admin.ErrForeignOrigin):
 			writeJSON(w, http.StatusForbidden, errorBody(admin.CodeForbidden, err.Error()))
 		case err != nil:
 			writeJSON(w, http.StatusUnauthorized, errorBody(admin.CodeUnauthorized, err.Error()))
@@ -189,6 +199,9 @@ func (c *Console) withSession(next func(w http.ResponseWriter, r *http.Request, 
 	}
 }
 
+// maxLoginBytes caps the body of POST /ui/api/login; larger gets 413.
+const maxLoginBytes = 4096
+
 // loginInput is the body of POST /ui/api/login.
 type loginInput struct {
 	Token string `json:"token"`
@@ -197,16 +210,16 @@ type loginInput struct {
 // login exchanges a token (admin or tenant) for a session cookie. Wrong
 // tokens are refused, and repeated failures from one address must wait.
 func (c *Console) login(w http.ResponseWriter, r *http.Request) {
-	addr := clientAddr(r)
-	if wait := c.throttle.wait(addr); wait > 0 {
+	addr := c.opts.Frontend.ClientAddr(r)
+	if wait := c.opts.Backoff.Wait(addr, admin.RouteConsole); wait > 0 {
 		secs := int((wait + time.Second - 1) / time.Second)
 		w.Header().Set("Retry-After", strconv.Itoa(secs))
-		writeJSON(w, http.StatusTooManyRequests, errorBody("too_many_attempts",
+		writeJSON(w, http.StatusTooManyRequests, errorBody(admin.CodeTooManyAttempts,
 			"too many wrong tokens from this address; try again in "+strconv.Itoa(secs)+"s"))
 		return
 	}
-	if o := r.Header.Get("Origin"); o != "" && o != origin(r) {
-		writeJSON(w, http.StatusForbidden, errorBody(admin.CodeForbidden, "login from another origin is refused"))
+	if err := c.opts.Frontend.CheckOrigin(r); err != nil {
+		writeJSON(w, http.StatusForbidden, errorBody(admin.CodeForbidden, "login refused: "+err.Error()))
 		return
 	}
 	if mt, _, _ := strings.Cut(r.Header.Get("Content-Type"), ";"); strings.TrimSpace(mt) != "application/json" {
@@ -214,13 +227,18 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var in loginInput
-	if err := json.NewDecoder(io.LimitReader(r.Body, 4096)).Decode(&in); err != nil {
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxLoginBytes)).Decode(&in); err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			writeJSON(w, http.StatusRequestEntityTooLarge, errorBody(admin.CodeBodyTooLarge, "a login body is at most "+strconv.Itoa(maxLoginBytes)+" bytes"))
+			return
+		}
 		writeJSON(w, http.StatusBadRequest, errorBody(admin.CodeInvalidRequest, "send the token as JSON: {\"token\": \"…\"}"))
 		return
 	}
 	p, err := c.opts.Auth.Check(r.Context(), in.Token)
 	if errors.Is(err, admin.ErrInvalidToken) {
-		c.throttle.failed(addr)
+		c.opts.Backoff.Failed(addr, admin.RouteConsole)
 		c.log.Warn().Str("remote", addr).Msg("console login with a wrong token")
 		writeJSON(w, http.StatusUnauthorized, errorBody(admin.CodeUnauthorized, "wrong token"))
 		return
@@ -230,10 +248,9 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusInternalServerError, errorBody(admin.CodeInternal, "checking the token failed; see the walhook log"))
 		return
 	}
-	c.throttle.succeeded(addr)
 	cookie, csrf := c.sessions.start(p)
 	http.SetCookie(w, &http.Cookie{
-		Name: CookieName, Value: cookie, Path: "/", HttpOnly: true, Secure: r.TLS != nil,
+		Name: CookieName, Value: cookie, Path: "/", HttpOnly: true, Secure: c.opts.Frontend.Secure(r),
 		SameSite: http.SameSiteStrictMode, MaxAge: int(sessionMax / time.Second),
 	})
 	c.log.Info().Str("remote", addr).Str("tenant", p.Tenant).Msg("console login")
@@ -245,14 +262,14 @@ func (c *Console) logout(w http.ResponseWriter, r *http.Request) {
 	ck, err := r.Cookie(CookieName)
 	if err == nil {
 		if s, ok := c.sessions.get(ck.Value); ok {
-			if err := checkCSRF(r, s); err != nil {
+			if err := checkCSRF(r, s, c.opts.Frontend); err != nil {
 				writeJSON(w, http.StatusForbidden, errorBody(admin.CodeForbidden, err.Error()))
 				return
 			}
 			c.sessions.end(ck.Value)
 		}
 	}
-	http.SetCookie(w, &http.Cookie{Name: CookieName, Value: "", Path: "/", HttpOnly: true, Secure: r.TLS != nil,
+	http.SetCookie(w, &http.Cookie{Name: CookieName, Value: "", Path: "/", HttpOnly: true, Secure: c.opts.Frontend.Secure(r),
 		SameSite: http.SameSiteStrictMode, MaxAge: -1})
 	w.WriteHeader(http.StatusNoContent)
 }

@@ -2,6 +2,7 @@ package console_test
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -30,13 +31,21 @@ const adminToken = "console-admin-token-0123456789"
 type consoleEnv struct {
 	db      *testenv.DB
 	relay   *relay.Relay
-	base    string // http://127.0.0.1:port of the admin listener
+	base    string // http://127.0.0.1:port of the admin listener (https:// with tls_cert)
+	client  *http.Client
 	failing atomic.Bool
 	crm     *httptest.Server
 	tenants *httptest.Server
 }
 
 func startConsoleEnv(t *testing.T) *consoleEnv {
+	t.Helper()
+	return startConsoleEnvWith(t, "")
+}
+
+// startConsoleEnvWith is startConsoleEnv with more admin attributes
+// (adminExtra, HCL lines).
+func startConsoleEnvWith(t *testing.T, adminExtra string) *consoleEnv {
 	t.Helper()
 	e := &consoleEnv{db: testenv.NewDB(t)}
 	e.crm = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -62,7 +71,13 @@ func startConsoleEnv(t *testing.T) *consoleEnv {
 	}
 	addr := l.Addr().String()
 	l.Close()
-	e.base = "http://" + addr
+	e.base, e.client = "http://"+addr, http.DefaultClient
+	if strings.Contains(adminExtra, "tls_cert") {
+		// The test's self-signed certificate.
+		e.base = "https://" + addr
+		e.client = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+		t.Cleanup(e.client.CloseIdleConnections)
+	}
 	slot := testenv.Name(t, "slot")
 	src := fmt.Sprintf(`
 source "postgres" {
@@ -107,12 +122,13 @@ admin {
   token          = %q
   allow_networks = ["127.0.0.0/8"]
   allow_http     = true
+%s
 }
 delivery {
   shutdown_timeout = "5s"
   log_attempts     = "all"
 }
-`, e.db.URL, slot, slot, e.crm.URL, addr, adminToken)
+`, e.db.URL, slot, slot, e.crm.URL, addr, adminToken, adminExtra)
 	cfg, diags := config.Parse([]byte(src), "console_test.hcl")
 	if diags.HasErrors() {
 		t.Fatalf("config: %v", diags)
@@ -137,7 +153,7 @@ delivery {
 	})
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		res, err := http.Get(e.base + "/readyz")
+		res, err := e.client.Get(e.base + "/readyz")
 		if err == nil {
 			res.Body.Close()
 			if res.StatusCode == http.StatusOK {
@@ -164,7 +180,7 @@ func (e *consoleEnv) call(t *testing.T, token, method, path, body string, out an
 	if body != "" {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	res, err := http.DefaultClient.Do(req)
+	res, err := e.client.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,7 +6,6 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"errors"
-	"net"
 	"net/http"
 	"sync"
 	"time"
@@ -84,6 +83,25 @@ func (ss *sessions) get(cookie string) (session, bool) {
 	return *s, true
 }
 
+// alive reports whether the session of a cookie value is still live,
+// without marking it seen: an open stream does not keep a session from
+// its idle end.
+func (ss *sessions) alive(cookie string) bool {
+	key := sha256.Sum256([]byte(cookie))
+	now := ss.now()
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	s, ok := ss.byHash[key]
+	if !ok {
+		return false
+	}
+	if now.Sub(s.seen) > sessionIdle || now.Sub(s.created) > sessionMax {
+		delete(ss.byHash, key)
+		return false
+	}
+	return true
+}
+
 // end removes a session.
 func (ss *sessions) end(cookie string) {
 	ss.mu.Lock()
@@ -105,114 +123,19 @@ func safeMethod(m string) bool {
 	return m == http.MethodGet || m == http.MethodHead || m == http.MethodOptions
 }
 
-// checkCSRF requires, on a state-changing request, the session's CSRF
-// token in the X-CSRF-Token header and, when the browser names one, an
-// Origin equal to this host's.
-func checkCSRF(r *http.Request, s session) error {
+// checkCSRF requires, on a state-changing request, an Origin (when the
+// browser names one) equal to the console's own and the session's CSRF
+// token in the X-CSRF-Token header.
+func checkCSRF(r *http.Request, s session, front *admin.Frontend) error {
 	if safeMethod(r.Method) {
 		return nil
 	}
-	if o := r.Header.Get("Origin"); o != "" && o != origin(r) {
-		return admin.ErrCSRF
+	if err := front.CheckOrigin(r); err != nil {
+		return err
 	}
 	given := r.Header.Get(CSRFHeader)
 	if given == "" || subtle.ConstantTimeCompare([]byte(given), []byte(s.csrf)) != 1 {
 		return admin.ErrCSRF
 	}
 	return nil
-}
-
-// origin is the request's own origin, as a browser would send it.
-func origin(r *http.Request) string {
-	if r.TLS != nil {
-		return "https://" + r.Host
-	}
-	return "http://" + r.Host
-}
-
-// Login throttling: after loginFreeFailures failures from one address,
-// each further attempt must wait twice as long as the last, from
-// loginFirstWait up to loginMaxWait; loginForget without a failure forgets
-// the address.
-const (
-	loginFreeFailures = 3
-	loginFirstWait    = time.Second
-	loginMaxWait      = 5 * time.Minute
-	loginForget       = 15 * time.Minute
-	loginMaxTracked   = 10000
-)
-
-// throttle slows down repeated login failures per client address.
-type throttle struct {
-	mu     sync.Mutex
-	byAddr map[string]*failures
-	now    func() time.Time
-}
-
-type failures struct {
-	n     int
-	last  time.Time
-	until time.Time // no attempt before this
-}
-
-func newThrottle(now func() time.Time) *throttle {
-	return &throttle{byAddr: map[string]*failures{}, now: now}
-}
-
-// clientAddr is the client's IP (the port differs per connection).
-func clientAddr(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
-}
-
-// wait returns how long addr must still wait before trying again; 0 when
-// it may try now.
-func (t *throttle) wait(addr string) time.Duration {
-	now := t.now()
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	f, ok := t.byAddr[addr]
-	if !ok || !now.Before(f.until) {
-		return 0
-	}
-	return f.until.Sub(now)
-}
-
-// failed records a failed login from addr.
-func (t *throttle) failed(addr string) {
-	now := t.now()
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	f, ok := t.byAddr[addr]
-	if !ok || now.Sub(f.last) > loginForget {
-		if len(t.byAddr) >= loginMaxTracked {
-			t.pruneLocked(now)
-		}
-		f = &failures{}
-		t.byAddr[addr] = f
-	}
-	f.n++
-	f.last = now
-	if f.n >= loginFreeFailures {
-		wait := loginFirstWait << min(f.n-loginFreeFailures, 20)
-		f.until = now.Add(min(wait, loginMaxWait))
-	}
-}
-
-// succeeded forgets addr's failures.
-func (t *throttle) succeeded(addr string) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	delete(t.byAddr, addr)
-}
-
-func (t *throttle) pruneLocked(now time.Time) {
-	for a, f := range t.byAddr {
-		if now.Sub(f.last) > loginForget {
-			delete(t.byAddr, a)
-		}
-	}
 }

@@ -5,7 +5,9 @@
 //
 // Secrets: a standard-webhooks secret is "whsec_" followed by the base64
 // of 24 to 64 random bytes, in the config and in the API alike; the other
-// schemes take any non-empty string. (signing.ParseSecret, which receivers
+// schemes take any string of at least 16 bytes (the API refuses a shorter
+// one, the config warns). No secret has whitespace at its ends or control
+// characters. (signing.ParseSecret, which receivers
 // such as `walhook listen` use, also reads one without the prefix, as the
 // Standard Webhooks libraries do; walhook never stores one.)
 //
@@ -20,6 +22,7 @@ import (
 	"net/http"
 	"net/url"
 	"path"
+	"regexp"
 	"sort"
 	"strings"
 	"unicode/utf8"
@@ -36,14 +39,20 @@ const (
 	MaxHeaderValueBytes = 4096
 )
 
-// CheckURL checks an endpoint URL: an absolute http(s) URL with a host and
-// no fragment. Whether its address may be called is netguard's decision.
+// CheckURL checks an endpoint URL: an absolute http(s) URL with a host,
+// no fragment, and only characters an HTTP client can put in a request
+// line as they are (no raw space, control character or one of "<>\^`{|}
+// : percent-encode them). Whether its address may be called is netguard's
+// decision.
 func CheckURL(raw string) error {
 	if raw == "" {
 		return errors.New("is required")
 	}
 	if len(raw) > MaxURLBytes {
 		return fmt.Errorf("is longer than %d bytes", MaxURLBytes)
+	}
+	if err := checkURLChars(raw); err != nil {
+		return err
 	}
 	u, err := url.Parse(raw)
 	if err != nil {
@@ -55,8 +64,36 @@ func CheckURL(raw string) error {
 	if u.Hostname() == "" {
 		return errors.New("has no host")
 	}
-	if u.Fragment != "" {
-		return errors.New("must not have a #fragment")
+	if u.Fragment != "" || strings.Contains(raw, "#") {
+		return errors.New("must not have a #fragment (a fragment is never sent to the server)")
+	}
+	return nil
+}
+
+// checkURLChars refuses the bytes a conforming client cannot send in a
+// request line as they are: a client would send a raw space or control
+// character in the query as it is, and the receiver answers 400.
+func checkURLChars(raw string) error {
+	for i := 0; i < len(raw); i++ {
+		c := raw[i]
+		var what string
+		switch {
+		case c == ' ':
+			what = "a raw space"
+		case c == '\t':
+			what = "a tab"
+		case c == '\r':
+			what = "a carriage return"
+		case c == '\n':
+			what = "a line feed"
+		case c < 0x20 || c == 0x7f:
+			what = fmt.Sprintf("the control character 0x%02X", c)
+		case strings.IndexByte(`"<>\^`+"`"+`{|}`, c) >= 0:
+			what = fmt.Sprintf("a raw %q", string(c))
+		default:
+			continue
+		}
+		return fmt.Errorf("has %s at byte %d: percent-encode it (%%%02X)", what, i, c)
 	}
 	return nil
 }
@@ -88,9 +125,24 @@ func CheckSigning(scheme string) (string, error) {
 	return "", fmt.Errorf("is one of %s, not %q", strings.Join(signing.Schemes, ", "), scheme)
 }
 
-// CheckSecret checks a signing secret for scheme. The error never contains
-// the secret.
+// MinSecretBytes is the shortest secret of the schemes that take any
+// string (hmac-sha256, stripe, github): CheckSecretStrength's rule.
+const MinSecretBytes = 16
+
+// CheckSecret checks a signing secret for scheme: never whitespace at its
+// ends or control characters anywhere (a secret read from a file with its
+// trailing newline would sign with the newline, and the receiver without),
+// and for standard-webhooks "whsec_" and base64 of 24 to 64 bytes. The
+// error never contains the secret.
 func CheckSecret(scheme, secret string) error {
+	if secret != "" && strings.TrimSpace(secret) != secret {
+		return errors.New("the secret has whitespace at its start or end (a trailing newline from a file?); remove it, the receiver would not sign with it")
+	}
+	for _, r := range secret {
+		if r < 0x20 || r == 0x7f {
+			return errors.New("the secret contains a control character")
+		}
+	}
 	if scheme != signing.StandardWebhooks && scheme != "" {
 		if secret == "" {
 			return errors.New("the secret is empty")
@@ -110,6 +162,31 @@ func CheckSecret(scheme, secret string) error {
 	}
 	if len(key) < 24 || len(key) > 64 {
 		return fmt.Errorf("a standard-webhooks secret holds 24 to 64 bytes; this one holds %d", len(key))
+	}
+	return nil
+}
+
+// CheckSecretStrength checks that a secret of a scheme that takes any
+// string holds at least MinSecretBytes (a standard-webhooks secret's
+// length is CheckSecret's rule). The API refuses a weaker secret; the
+// config file warns. The error never contains the secret.
+func CheckSecretStrength(scheme, secret string) error {
+	if scheme == signing.StandardWebhooks || scheme == "" || len(secret) >= MinSecretBytes {
+		return nil
+	}
+	return fmt.Errorf("a %s secret holds at least %d bytes; this one holds %d (generate one with: openssl rand -hex 32)", scheme, MinSecretBytes, len(secret))
+}
+
+// tenantRE is what a tenant name given to the API must match: a letter or
+// digit, then letters, digits and . _ : @ -, at most 128 bytes. Safe in a
+// URL path segment (/ui/t/<tenant>/), a log line and a page.
+var tenantRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$`)
+
+// CheckTenant checks a tenant name (non-empty; "no tenant" is the
+// caller's case).
+func CheckTenant(name string) error {
+	if !tenantRE.MatchString(name) {
+		return errors.New("must start with a letter or digit and hold only letters, digits and . _ : @ - (at most 128 bytes)")
 	}
 	return nil
 }

@@ -19,7 +19,18 @@ func TestCheckURL(t *testing.T) {
 		"/hook":                              "http:// or https://",
 		"https:///hook":                      "has no host",
 		"https://example.com/#x":             "#fragment",
-		"http://exa mple.com:x/":             "does not parse",
+		"http://[::1/":                       "does not parse",
+		"http://exa mple.com:x/":             "a raw space at byte 10",
+		"http://host/p?q=a b<c>":             "a raw space at byte 17: percent-encode it (%20)",
+		"http://host/p?q=a%20b<c>":           `a raw "<" at byte 21`,
+		"http://host/p\tq":                   "a tab at byte 13",
+		"http://host/p\r\nX: y":              "a carriage return at byte 13",
+		"http://host/p\n":                    "a line feed at byte 13",
+		"http://host/p\x00":                  "the control character 0x00",
+		"http://host/p\x7f":                  "the control character 0x7F",
+		"https://example.com/#":              "#fragment",
+		"https://example.com/p?a=1&b=%7B%7D": "",
+		"https://münchen.example/ä?q=ö":      "",
 		"https://example.com/" + strings.Repeat("a", MaxURLBytes): "longer than 2048 bytes",
 	} {
 		checkErr(t, "CheckURL("+raw+")", CheckURL(raw), want)
@@ -62,8 +73,13 @@ func TestCheckSecret(t *testing.T) {
 		{"standard-webhooks", "whsec_" + strings.Repeat("QUFB", 22), "this one holds 66"},
 		{"standard-webhooks", "", "empty"},
 		{"hmac-sha256", "any-string-secret-of-theirs", ""},
-		{"github", "x", ""},
+		{"github", "x", ""}, // CheckSecretStrength's business
 		{"stripe", "", "empty"},
+		{"standard-webhooks", good + "\n", "whitespace at its start or end"},
+		{"standard-webhooks", " " + good, "whitespace at its start or end"},
+		{"standard-webhooks", "whsec_MfKQ9r8GKYqrTwjU\nPD8ILPZIo2LaLaSw", "control character"},
+		{"hmac-sha256", "any-string-secret-of-theirs\r\n", "whitespace at its start or end"},
+		{"hmac-sha256", "any-string\x00secret-of-theirs", "control character"},
 	}
 	for _, c := range cases {
 		err := CheckSecret(c.scheme, c.secret)
@@ -109,5 +125,22 @@ func checkErr(t *testing.T, what string, err error, want string) {
 		t.Errorf("%s: %v, want no error", what, err)
 	case want != "" && (err == nil || !strings.Contains(err.Error(), want)):
 		t.Errorf("%s: %v, want an error saying %q", what, err, want)
+	}
+}
+
+func TestCheckSecretStrength(t *testing.T) {
+	t.Parallel()
+	cases := []struct{ scheme, secret, want string }{
+		{"hmac-sha256", "a", "a hmac-sha256 secret holds at least 16 bytes; this one holds 1"},
+		{"github", "fifteen-bytes!!", "holds 15"},
+		{"stripe", "sixteen-bytes!!!", ""},
+		{"standard-webhooks", "whsec_short", ""}, // CheckSecret's business
+	}
+	for _, c := range cases {
+		err := CheckSecretStrength(c.scheme, c.secret)
+		checkErr(t, "CheckSecretStrength("+c.scheme+")", err, c.want)
+		if err != nil && len(c.secret) > 4 && strings.Contains(err.Error(), c.secret) {
+			t.Errorf("the error repeats the secret: %v", err)
+		}
 	}
 }

@@ -275,9 +275,11 @@ func TestRetryRecoverFailPending(t *testing.T) {
 	if g := mustGet(t, s, ds[0].ID); g.Status != StatusFailed {
 		t.Fatalf("recovered a delivery older than since: %+v", g)
 	}
-	// Retry works on any status.
+	// Retry works on any status and keeps the attempt count: the next
+	// attempt continues the numbering.
+	before := mustGet(t, s, ds[0].ID)
 	r, err := s.Retry(ctx(t), ds[0].ID)
-	if err != nil || r.Status != StatusPending || r.Attempts != 0 || r.ID != ds[0].ID {
+	if err != nil || r.Status != StatusPending || r.Attempts != before.Attempts || r.ID != ds[0].ID || time.Until(r.NextAttemptAt) > 0 {
 		t.Fatalf("Retry = %+v, %v", r, err)
 	}
 	if _, err := s.Retry(ctx(t), "dlv_missing"); !errors.Is(err, ErrNotFound) {

@@ -136,13 +136,15 @@ func (s *Store) ListAttempts(ctx context.Context, deliveryIDs []string) (map[str
 	return out, nil
 }
 
-// Retry makes a delivery, whatever its status, pending and due now, with a
-// fresh retry schedule (attempts back to 0; the attempts log keeps every
-// attempt). A delivery held back by its key waits for the key's earlier
+// Retry makes a delivery, whatever its status, pending and due now. Its
+// attempt count is kept, so the new attempt continues the numbering (in
+// the attempts log and the Webhook-Attempt header) and the rest of its
+// retry schedule: a delivery whose schedule is spent gets this one
+// attempt. A delivery held back by its key waits for the key's earlier
 // ones. It returns ErrNotFound when there is no such delivery.
 func (s *Store) Retry(ctx context.Context, deliveryID string) (Delivery, error) {
 	d, err := scanDelivery(s.pool.QueryRow(ctx, s.sql(`UPDATE {s}.deliveries
-		SET status = 'pending', attempts = 0, next_attempt_at = now(), updated_at = now()
+		SET status = 'pending', next_attempt_at = now(), updated_at = now()
 		WHERE id = $1 RETURNING `+deliveryColumns), deliveryID))
 	if err != nil {
 		return Delivery{}, fmt.Errorf("retrying delivery %s: %w", deliveryID, notFound(err))

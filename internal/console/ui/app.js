@@ -71,6 +71,52 @@ function pretty(v) {
   return JSON.stringify(v, null, 2);
 }
 
+// formatJSON re-indents JSON text token by token, never turning it into
+// values, so every number and string stays exactly as written
+// (9007199254740993 and 500.00 included); null when text is not JSON.
+function formatJSON(text) {
+  try { JSON.parse(text); } catch (e) { return null; }
+  const literal = /-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?|true|false|null/y;
+  const blank = (c) => c === ' ' || c === '\t' || c === '\n' || c === '\r';
+  let out = '';
+  let depth = 0;
+  const newline = () => '\n' + '  '.repeat(depth);
+  for (let i = 0; i < text.length;) {
+    const c = text[i];
+    if (blank(c)) { i++; continue; }
+    if (c === '"') {
+      let j = i + 1;
+      while (text[j] !== '"') j += text[j] === '\\' ? 2 : 1;
+      out += text.slice(i, j + 1);
+      i = j + 1;
+    } else if (c === '{' || c === '[') {
+      let j = i + 1;
+      while (blank(text[j])) j++;
+      if (text[j] === (c === '{' ? '}' : ']')) { out += c + text[j]; i = j + 1; continue; }
+      depth++;
+      out += c + newline();
+      i++;
+    } else if (c === '}' || c === ']') {
+      depth--;
+      out += newline() + c;
+      i++;
+    } else if (c === ',') {
+      out += ',' + newline();
+      i++;
+    } else if (c === ':') {
+      out += ': ';
+      i++;
+    } else {
+      literal.lastIndex = i;
+      const m = literal.exec(text);
+      if (!m) return null;
+      out += m[0];
+      i += m[0].length;
+    }
+  }
+  return out;
+}
+
 // ---- API ---------------------------------------------------------------
 
 class APIError extends Error {
@@ -353,7 +399,8 @@ async function pageEndpoints(parts) {
   if (parts[0]) return pageEndpoint(parts[0]);
   const [hooks, rt] = await Promise.all([loadHooks(), api('GET', '/ui/api/runtime')]);
   shell('endpoints', el('h1', {}, 'Endpoints'),
-    el('p', { class: 'sub' }, 'Endpoints from the config file and registered through the API. Concurrency shows what is configured; in-flight counts appear when the dispatcher reports them.'),
+    el('p', { class: 'sub' }, (state.tenant || state.viewTenant) ? 'Your webhooks. Concurrency is how many requests each may have open at once; in-flight counts appear while deliveries are under way.'
+      : 'Endpoints from the config file and registered through the API. Concurrency shows what is configured; in-flight counts appear when the dispatcher reports them.'),
     endpointTable(hooks, rt.data || {}));
 }
 
@@ -478,15 +525,22 @@ async function pageDeliveries(parts, query) {
 
 async function pageDelivery(id) {
   const [d] = await Promise.all([api('GET', scoped('/v1/deliveries/' + encodeURIComponent(id))), state.hooks ? null : loadHooks()]);
-  const notice = el('div', { id: 'delivery-notice' });
+  // The retry notice stays while the delivery waits for its new attempt,
+  // across the page's refreshes.
+  if (state.retried && (state.retried !== id || d.status !== 'pending')) state.retried = '';
+  const notice = el('div', { id: 'delivery-notice' }, state.retried === id ? flash('ok', 'Queued for a new attempt now.') : '');
   const retry = el('button', { class: 'primary', id: 'btn-retry', onclick: async () => {
     retry.disabled = true;
     try {
       await api('POST', scoped('/v1/deliveries/' + encodeURIComponent(id) + '/retry'));
+      state.retried = id;
       await pageDelivery(id);
-      document.getElementById('delivery-notice').replaceChildren(flash('ok', 'Queued for a new attempt now.'));
     } catch (err) { notice.replaceChildren(flash('bad', err.message)); retry.disabled = false; }
   } }, 'Retry now');
+  // The body exactly as sent: formatted token by token (numbers as
+  // written), or raw when it is not JSON.
+  const sent = typeof d.body === 'string' ? d.body : JSON.stringify(d.payload);
+  const formatted = formatJSON(sent);
   const dl4 = (pairs) => el('dl', { class: 'grid4' }, pairs.filter(Boolean).flatMap(([k, v]) => [el('dt', {}, k), el('dd', {}, v)]));
   const attempts = d.attempts.length ? d.attempts.map((a) => el('div', { class: 'attempt', 'data-attempt': a.number },
     el('header', {}, el('strong', {}, 'Attempt ' + a.number), attemptPill(a), el('span', { class: 'small' }, fmtTime(a.attempted_at)), el('span', { class: 'small' }, a.duration_ms.toFixed(1) + ' ms')),
@@ -509,7 +563,8 @@ async function pageDelivery(id) {
       ['Commit LSN', d.commit_lsn],
     ])),
     el('h2', {}, `Attempts (${d.attempts.length}), newest first`), el('div', { id: 'attempts' }, attempts),
-    el('h2', {}, 'Request body (the same on every attempt)'), el('pre', { id: 'payload' }, pretty(d.payload)));
+    el('h2', {}, 'Request body (the same on every attempt)'), el('pre', { id: 'payload' }, formatted === null ? sent : formatted),
+    formatted !== null && formatted !== sent ? el('details', { id: 'payload-raw-box' }, el('summary', {}, 'Exactly as sent'), el('pre', { id: 'payload-raw' }, sent)) : null);
   if (d.status === 'pending') {
     const t = setTimeout(() => { if (parseHash().parts[1] === id) pageDelivery(id).catch(() => {}); }, 1000);
     state.cleanup.push(() => clearTimeout(t));
@@ -596,14 +651,15 @@ async function pageEvaluations(parts, query) {
 async function pageEvents() {
   const res = await api('GET', '/v1/events');
   const details = await Promise.all(res.data.map((e) => api('GET', '/v1/events/' + encodeURIComponent(e.name)).catch(() => null)));
-  shell('events', el('h1', {}, 'Events'), el('p', { class: 'sub' }, 'The event catalogue: which changes become which events.'),
+  const tenant = state.tenant || state.viewTenant;
+  shell('events', el('h1', {}, 'Events'), el('p', { class: 'sub' }, tenant ? 'The events your webhooks can subscribe to, with the body each one receives.' : 'The event catalogue: which changes become which events.'),
     el('div', { id: 'events-list' }, res.data.length ? res.data.map((e, i) => {
       const x = details[i] || {};
       return el('div', { class: 'panel event', 'data-event': e.name },
         el('h3', {}, e.name), e.description ? el('p', { class: 'small' }, e.description) : null,
-        el('dl', { class: 'grid2' }, el('dt', {}, 'Table'), el('dd', { class: 'mono' }, e.table),
+        e.table ? el('dl', { class: 'grid2' }, el('dt', {}, 'Table'), el('dd', { class: 'mono' }, e.table),
           el('dt', {}, 'Operations'), el('dd', {}, (e.ops || []).map((o) => pill('info', o)), ' '),
-          el('dt', {}, 'When'), el('dd', { class: 'mono' }, e.when || x.when || 'every change')),
+          el('dt', {}, 'When'), el('dd', { class: 'mono' }, e.when || x.when || 'every change')) : null,
         x.schema ? el('details', {}, el('summary', {}, 'JSON Schema'), el('pre', {}, pretty(x.schema))) : null,
         x.example ? el('details', {}, el('summary', {}, 'Example'), el('pre', {}, pretty(x.example))) : null);
     }) : el('div', { class: 'panel empty' }, 'No events are defined.')));
@@ -636,14 +692,23 @@ async function pageTail() {
     const q = typeFilter.value.trim().toLowerCase();
     return !q || ev.event_type.toLowerCase().includes(q) || hookName(ev.endpoint_id).toLowerCase().includes(q) || ev.endpoint_id.toLowerCase().includes(q);
   };
+  // Every row is kept with its attempt; the filter hides and shows rows,
+  // those already shown included.
+  const refilter = () => {
+    for (const row of tbody.querySelectorAll('tr[data-delivery]')) row.hidden = !matches(row.attempt);
+  };
+  typeFilter.addEventListener('input', refilter);
+  failuresOnly.addEventListener('change', refilter);
   const show = (ev) => {
-    if (!matches(ev)) return;
     empty.remove();
     const a = { ok: ev.ok, status_code: ev.status_code };
-    tbody.prepend(el('tr', { class: 'fresh', 'data-delivery': ev.delivery_id },
+    const row = el('tr', { class: 'fresh', 'data-delivery': ev.delivery_id },
       el('td', {}, fmtClock(ev.attempted_at)), el('td', {}, attemptPill(a)), el('td', { class: 'mono' }, ev.event_type),
       el('td', {}, hookName(ev.endpoint_id)), el('td', { class: 'num' }, String(ev.attempt)), el('td', { class: 'num' }, ev.duration_ms.toFixed(1) + ' ms'),
-      el('td', {}, el('a', { href: '#/deliveries/' + ev.delivery_id, class: 'mono' }, ev.delivery_id.slice(0, 14) + '…'))));
+      el('td', {}, el('a', { href: '#/deliveries/' + ev.delivery_id, class: 'mono' }, ev.delivery_id.slice(0, 14) + '…')));
+    row.attempt = ev;
+    row.hidden = !matches(ev);
+    tbody.prepend(row);
     while (tbody.children.length > 200) tbody.lastChild.remove();
   };
   const es = new EventSource(scoped('/ui/api/tail'));
@@ -654,6 +719,13 @@ async function pageTail() {
     if (paused) { held.push(ev); if (held.length > 500) held.shift(); status.textContent = `paused · ${held.length} new`; } else show(ev);
   });
   es.addEventListener('dropped', (m) => { status.textContent = `live · ${m.data} attempts missed (browser too slow)`; });
+  es.addEventListener('ended', (m) => {
+    es.close();
+    dot.classList.remove('live');
+    status.textContent = 'ended: ' + m.data;
+    state.csrf = '';
+    renderLogin('Your session has ended (' + m.data + '); log in again.');
+  });
   state.cleanup.push(() => es.close());
 }
 
