@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/walhook/walhook/internal/store"
@@ -32,6 +33,8 @@ type memStore struct {
 	maxDelay time.Duration
 	// blockWrites, when not nil, holds every WriteBatch until it is closed.
 	blockWrites chan struct{}
+	// postponed counts Postpone calls (claimed deliveries handed back).
+	postponed atomic.Int64
 }
 
 type attemptID struct {
@@ -218,6 +221,7 @@ func (m *memStore) Complete(ctx context.Context, d store.Delivery, a store.Attem
 }
 
 func (m *memStore) Postpone(ctx context.Context, id string, until time.Time) error {
+	m.postponed.Add(1)
 	if err := m.fault(ctx); err != nil {
 		return err
 	}

@@ -30,9 +30,20 @@ func (d *Dispatcher) retryLoop(ctx context.Context) {
 			if free == 0 {
 				break
 			}
+			exclude, room := d.claimRoom()
+			if room >= 0 {
+				// Claim no more than the endpoints can take: a claimed
+				// delivery beyond an endpoint's retry cap is handed back,
+				// a write for nothing (with one endpoint at a limit of 8
+				// and 32 workers, 24 of every claim).
+				free = min(free, room)
+			}
+			if free == 0 {
+				break
+			}
 			since := d.commitCounts() // before the claim's snapshot: see retry
 			cctx, cancel := context.WithTimeout(ctx, storeTimeout)
-			ds, err := d.store.ClaimDue(cctx, free, d.lease(), d.saturated())
+			ds, err := d.store.ClaimDue(cctx, free, d.lease(), exclude)
 			cancel()
 			if err != nil {
 				if ctx.Err() == nil {
@@ -122,24 +133,36 @@ func (d *Dispatcher) postpone(ctx context.Context, dl store.Delivery, until time
 // the delivery is left to its lease (which is longer).
 const completeWithin = 20 * time.Second
 
-// saturated lists endpoints with as many retries in flight as their
-// current concurrency limit, or paused by a Retry-After, so the claim
-// leaves their rows for later instead of queueing them here.
-func (d *Dispatcher) saturated() []string {
+// claimRoom returns the endpoints a claim leaves out (at their retry cap,
+// or paused) and how many retries the others can start now: the sum of
+// their free retry slots, or -1 when an endpoint of the routing table has
+// no runner yet (its room is not known, so claims are not capped).
+func (d *Dispatcher) claimRoom() (exclude []string, room int) {
+	list := d.table.Load().list
 	d.mu.Lock()
 	runners := make([]*runner, 0, len(d.runners))
 	for _, r := range d.runners {
 		runners = append(runners, r)
 	}
-	d.mu.Unlock()
-	now := time.Now()
-	var ids []string
-	for _, r := range runners { // the gate's lock is not taken under d.mu
-		if r.retrying.Load() >= int64(r.gate.Limit()) || r.gate.PausedUntil().After(now) {
-			ids = append(ids, r.id)
+	for _, ep := range list {
+		if _, ok := d.runners[ep.ID]; !ok {
+			room = -1
 		}
 	}
-	return ids
+	if len(d.runners) == 0 {
+		room = -1
+	}
+	d.mu.Unlock()
+	now := time.Now()
+	for _, r := range runners { // the gate's lock is not taken under d.mu
+		free := int64(r.gate.Limit()) - r.retrying.Load()
+		if free <= 0 || r.gate.PausedUntil().After(now) {
+			exclude = append(exclude, r.id)
+		} else if room >= 0 {
+			room += int(free)
+		}
+	}
+	return exclude, room
 }
 
 // commitCounts reads each ordered endpoint's ledger.commitCount.
