@@ -208,13 +208,13 @@ func (r *Reader) stream(ctx context.Context, out chan<- Transaction) error {
 			if m := activePID.FindStringSubmatch(pgErr.Message); m != nil {
 				pid = m[1]
 			}
-			r.log.Info().Str("pid", pid).Dur("retry_in", wait).
+			r.log.Info().Str("pid", pid).Stringer("retry_in", wait).
 				Msgf("replication slot %s is in use by pid %s; retrying", r.cfg.Slot, pid)
 			r.updateStatus(func(s *Status) {
 				s.LastError = fmt.Sprintf("replication slot %s is in use by pid %s; retrying", r.cfg.Slot, pid)
 			})
 		} else if err != nil {
-			r.log.Warn().Err(err).Dur("retry_in", wait).Msg("replication interrupted; reconnecting")
+			r.log.Warn().Err(err).Stringer("retry_in", wait).Msg("replication interrupted; reconnecting")
 		}
 		r.testSignals.interrupted.Emit(r.Status().LastError)
 		select {

@@ -75,7 +75,7 @@ func (p *replayer) Run(ctx context.Context) {
 		for ctx.Err() == nil {
 			n, err := p.replayOnce(ctx)
 			if err != nil && ctx.Err() == nil {
-				p.log.Warn().Err(err).Dur("retry_in", replayPoll).Msg("replaying failed evaluations")
+				p.log.Warn().Err(err).Stringer("retry_in", replayPoll).Msg("replaying failed evaluations")
 			}
 			if err != nil || n < replayBatch {
 				break

@@ -98,7 +98,7 @@ func New(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts Optio
 		if err == nil {
 			break
 		}
-		log.Warn().Err(err).Dur("retry_in", wait).Msg("opening the state store")
+		log.Warn().Err(err).Stringer("retry_in", wait).Msg("opening the state store")
 		select {
 		case <-ctx.Done():
 			r.statePool.Close()
@@ -305,7 +305,7 @@ func (r *Relay) Run(ctx context.Context) error {
 	loops.StopAndWait()
 
 	timeout := r.cfg.Delivery.ShutdownTimeout
-	r.log.Info().Dur("timeout", timeout).Msg("stopping: draining deliveries in memory")
+	r.log.Info().Stringer("timeout", timeout).Msg("stopping: draining deliveries in memory")
 	closeBy = time.Now().Add(timeout)
 	sctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), closeBy)
 	defer cancel()

@@ -31,6 +31,6 @@ func (r *Relay) prune(ctx context.Context) {
 		}
 	}
 	if total > 0 {
-		r.log.Info().Int64("rows", total).Dur("retention", r.cfg.State.Retention).Msg("pruned the delivery log")
+		r.log.Info().Int64("rows", total).Stringer("retention", r.cfg.State.Retention).Msg("pruned the delivery log")
 	}
 }

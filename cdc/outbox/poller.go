@@ -204,7 +204,7 @@ func (p *Poller) Run(ctx context.Context, sink Sink) error {
 			}
 			backoff = min(max(2*backoff, 250*time.Millisecond), p.cfg.MaxBackoff)
 			p.setStatus(func(s *Status) { s.Connected, s.LastError = false, err.Error() })
-			p.log.Warn().Err(err).Dur("retry_in", backoff).Msg("claiming outbox rows")
+			p.log.Warn().Err(err).Stringer("retry_in", backoff).Msg("claiming outbox rows")
 			if !wait(backoff, false) {
 				return nil
 			}
@@ -363,7 +363,7 @@ func (p *Poller) listen(ctx context.Context) {
 			return
 		}
 		backoff = min(max(2*backoff, 250*time.Millisecond), p.cfg.MaxBackoff)
-		p.log.Warn().Err(err).Dur("retry_in", backoff).Msg("listening for outbox notifications; polling meanwhile")
+		p.log.Warn().Err(err).Stringer("retry_in", backoff).Msg("listening for outbox notifications; polling meanwhile")
 		select {
 		case <-ctx.Done():
 			return

@@ -62,7 +62,7 @@ func (s *server) rotateSecret(w http.ResponseWriter, r *http.Request) *apiError 
 	if e != nil {
 		return e
 	}
-	s.log.Info().Str("webhook_id", out.ID).Dur("overlap", overlap).Msg("webhook secret rotated")
+	s.log.Info().Str("webhook_id", out.ID).Stringer("overlap", overlap).Msg("webhook secret rotated")
 	writeJSON(w, http.StatusOK, viewWebhook(out, h, true, now))
 	return nil
 }

@@ -350,7 +350,7 @@ func (r *Runner) run(ctx context.Context, b store.Backfill) (err error) {
 		if _, err := r.opts.Store.SetBackfillStatus(ctx, b.ID, store.BackfillCompleted, "", store.BackfillRunning); err != nil {
 			return "", err
 		}
-		log.Info().Int64("rows_done", last.done).Int64("rows_sent", last.sent).Dur("took", time.Since(prog.Started)).Msg("backfill completed")
+		log.Info().Int64("rows_done", last.done).Int64("rows_sent", last.sent).Stringer("took", time.Since(prog.Started)).Msg("backfill completed")
 		status = store.BackfillCompleted
 		return status, nil
 	}
@@ -425,8 +425,8 @@ func (r *Runner) run(ctx context.Context, b store.Backfill) (err error) {
 		r.chunks.Add(1)
 		if e := log.Debug(); e.Enabled() {
 			e.Int("size", size).Int("read", res.read).Int("emitted", res.emitted).Bool("retry", res.retry).
-				Dur("took", time.Since(chunkStart)).Dur("low", res.phases[0]).Dur("read_chunk", res.phases[1]).
-				Dur("wait_previous", res.phases[2]).Dur("high", res.phases[3]).Dur("stream", res.phases[4]).Msg("chunk")
+				Dur("took", time.Since(chunkStart)).Stringer("low", res.phases[0]).Stringer("read_chunk", res.phases[1]).
+				Dur("wait_previous", res.phases[2]).Stringer("high", res.phases[3]).Stringer("stream", res.phases[4]).Msg("chunk")
 		}
 		if res.stopped {
 			continue // the status check at the top says why

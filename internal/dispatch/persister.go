@@ -200,7 +200,7 @@ func (p *persister) write(batch []item) {
 // first (the shutdown deadline).
 func (p *persister) retry(write func(context.Context) error, deliveries int) bool {
 	err := retryStore(p.ctx, 0, write, func(err error, wait time.Duration) {
-		p.d.log.Error().Err(err).Int("deliveries", deliveries).Dur("retry_in", wait).
+		p.d.log.Error().Err(err).Int("deliveries", deliveries).Stringer("retry_in", wait).
 			Msg("writing to the retry store failed; the source holds these changes until it succeeds")
 	})
 	return err == nil

@@ -99,7 +99,7 @@ func (c *Consumed) Run(ctx context.Context) {
 		var retry <-chan time.Time
 		if err := c.Flush(ctx); err != nil {
 			backoff = min(max(2*backoff, 250*time.Millisecond), 30*time.Second)
-			c.log.Warn().Err(err).Dur("retry_in", backoff).Msg("deleting consumed outbox rows; the slot waits")
+			c.log.Warn().Err(err).Stringer("retry_in", backoff).Msg("deleting consumed outbox rows; the slot waits")
 			retry = time.After(backoff)
 		} else {
 			backoff = 0
