@@ -30,7 +30,7 @@ func valueSchema(vt cdc.ValueType, col *cdc.Column) *Schema {
 	case cdc.KindBool:
 		return typed("boolean")
 	case cdc.KindTimestamptz, cdc.KindTimestamp:
-		return &Schema{Type: Types{"string"}, Format: "date-time"}
+		return specialDates(&Schema{Type: Types{"string"}, Format: "date-time"})
 	case cdc.KindJSON:
 		return &Schema{}
 	case cdc.KindBytea:
@@ -45,7 +45,7 @@ func valueSchema(vt cdc.ValueType, col *cdc.Column) *Schema {
 	case pgtype.UUIDOID:
 		s.Format = "uuid"
 	case pgtype.DateOID:
-		s.Format = "date"
+		return specialDates(&Schema{Type: Types{"string"}, Format: "date"})
 	}
 	if col != nil {
 		s.MaxLength = col.MaxLength
@@ -127,4 +127,15 @@ func (r rows) defaultData(op, table string) *Schema {
 		}
 	}
 	return r.new
+}
+
+// specialDates is a date or timestamp schema that also admits what
+// Postgres writes outside RFC 3339 and walhook passes on as is: infinity,
+// -infinity and BC values ("0044-03-15 BC"), so a validator that asserts
+// formats accepts every value sent.
+func specialDates(s *Schema) *Schema {
+	return &Schema{AnyOf: []*Schema{s,
+		{Type: Types{"string"}, Enum: []any{"infinity", "-infinity"}},
+		{Type: Types{"string"}, Pattern: " BC$"},
+	}}
 }

@@ -19,6 +19,7 @@ type Schema struct {
 	Format          string          `json:"format,omitempty"`
 	ContentEncoding string          `json:"contentEncoding,omitempty"`
 	MaxLength       int             `json:"maxLength,omitempty"`
+	Pattern         string          `json:"pattern,omitempty"`
 	Const           json.RawMessage `json:"const,omitempty"`
 	Enum            []any           `json:"enum,omitempty"`
 	Properties      Properties      `json:"properties,omitempty"`

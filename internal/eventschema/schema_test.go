@@ -190,3 +190,30 @@ endpoint "plain" {
 		t.Errorf("example = %s", ev.Example)
 	}
 }
+
+// TestSpecialDatesValidate: infinity, -infinity and BC dates and
+// timestamps, which walhook sends as Postgres writes them, pass a
+// validator that asserts formats; other non-dates do not.
+func TestSpecialDatesValidate(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		oid       uint32
+		name      string
+		good, bad []string
+	}{
+		{pgtype.TimestamptzOID, "timestamptz", []string{`"2026-11-23T14:05:06.123456Z"`, `"infinity"`, `"-infinity"`, `"0044-03-15 12:00:00+00 BC"`}, []string{`"yesterday"`, `"2026-13-45"`}},
+		{pgtype.DateOID, "date", []string{`"2026-11-23"`, `"infinity"`, `"0044-03-15 BC"`}, []string{`"2026-11-23T00:00:00Z"`, `"soon"`}},
+	} {
+		cs := compile(t, valueSchema(cdc.ColumnValueType(tc.oid, tc.name), nil))
+		for _, v := range tc.good {
+			if err := accepts(t, cs, v); err != nil {
+				t.Errorf("%s %s refused: %v", tc.name, v, err)
+			}
+		}
+		for _, v := range tc.bad {
+			if accepts(t, cs, v) == nil {
+				t.Errorf("%s %s accepted", tc.name, v)
+			}
+		}
+	}
+}
