@@ -143,6 +143,12 @@ func (w *watcher) poll(ctx context.Context) {
 	// had then put every configured table in the publication.
 	streaming := w.reader.Status().Streaming
 	err := w.read(ctx, streaming)
+	// The connection is not kept between reads: a smart shutdown of the
+	// database waits for every open session and refuses only new ones, so
+	// a kept one would hold the shutdown up (docs/architecture.md, "Letting
+	// go of a database that shuts down"). One connection per read, every
+	// few seconds, costs the server little.
+	w.closeConn(ctx)
 	if err == nil {
 		if w.readErr != "" {
 			w.log.Info().Msg("reading the slot and the watched tables again")
@@ -153,7 +159,6 @@ func (w *watcher) poll(ctx context.Context) {
 	w.mu.Lock()
 	w.viewOK = false
 	w.mu.Unlock()
-	w.closeConn(ctx)
 	if ctx.Err() != nil && errors.Is(err, context.Canceled) {
 		return
 	}

@@ -162,6 +162,7 @@ var configCommands = [][]string{
 	{"webhooks", "list"}, {"webhooks", "create", "--url", "https://x.example.com"}, {"webhooks", "delete", "ep_1"}, {"webhooks", "test", "ep_1"},
 	{"outbox", "init"}, {"triggers", "install"}, {"triggers", "uninstall"}, {"events"}, {"events", "--schema", "contact.created"},
 	{"backfill", "--table", "contacts"}, {"evaluations", "list"}, {"evaluations", "replay", "--all"},
+	{"slot", "recreate", "--yes"},
 }
 
 // TestConfigFlag: every command that reads a config takes -c and --config

@@ -338,6 +338,10 @@ func TestReadmeLinks(t *testing.T) {
 }
 
 // TestOperationsMetrics checks that docs/operations.md names every metric
+// notMetrics are names in docs/operations.md that look like metrics and
+// are not: the default publication of tables without a primary key.
+var notMetrics = map[string]bool{"walhook_inserts": true}
+
 // walhook exports, and no other.
 func TestOperationsMetrics(t *testing.T) {
 	t.Parallel()
@@ -364,6 +368,9 @@ func TestOperationsMetrics(t *testing.T) {
 	mentioned := map[string]bool{}
 	for _, m := range regexp.MustCompile(`\bwalhook_[a-z_]+`).FindAllString(doc, -1) {
 		m = strings.TrimSuffix(strings.TrimSuffix(strings.TrimSuffix(m, "_bucket"), "_sum"), "_count")
+		if notMetrics[m] {
+			continue
+		}
 		mentioned[m] = true
 		if !exported[m] {
 			t.Errorf("docs/operations.md names %s, which walhook does not export", m)
