@@ -83,13 +83,21 @@ type Options struct {
 // New connects to the state database, migrates it and builds the relay.
 // It retries the connection until ctx ends, so walhook may start before
 // its database.
+// statePoolSize is the most connections walhook holds to the state
+// database: the claim and completion writers, the persister, health, the
+// API and the console share them.
+const statePoolSize = 16
+
 func New(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts Options) (*Relay, error) {
 	r := &Relay{cfg: cfg, log: log, reloading: make(chan struct{}, 1), released: make(chan struct{}, 1)}
 	pcfg, err := pgxpool.ParseConfig(cfg.StateURL())
 	if err != nil {
 		return nil, fmt.Errorf("parsing the state database URL: %w", err)
 	}
-	pcfg.MaxConns = int32(max(8, cfg.Delivery.RetryWorkers+4))
+	// Retries hold no connection while they are attempted: their claims
+	// and outcomes are written in groups (docs/architecture.md, "The retry
+	// store"), so the pool does not grow with retry_workers.
+	pcfg.MaxConns = statePoolSize
 	if r.statePool, err = pgxpool.NewWithConfig(ctx, pcfg); err != nil {
 		return nil, fmt.Errorf("connecting to the state database: %w", err)
 	}

@@ -173,7 +173,7 @@ func TestExampleConfig(t *testing.T) {
 	if cfg.Admin == nil || cfg.Admin.Listen != "127.0.0.1:8080" || len(cfg.Admin.Tokens) != 1 || cfg.Admin.SecretOverlap != 24*time.Hour {
 		t.Errorf("admin = %+v", cfg.Admin)
 	}
-	if cfg.Delivery.MaxInFlight != 10000 || cfg.Delivery.LogAttempts != "failures" || cfg.Delivery.RetryWorkers != 16 || cfg.Delivery.ShutdownTimeout != 30*time.Second {
+	if cfg.Delivery.MaxInFlight != 10000 || cfg.Delivery.LogAttempts != "failures" || cfg.Delivery.RetryWorkers != 64 || cfg.Delivery.ShutdownTimeout != 30*time.Second {
 		t.Errorf("delivery = %+v", cfg.Delivery)
 	}
 	if len(cfg.Events) != 5 || cfg.Events[2].Name != "deal.stage.changed" || cfg.Events[2].When == nil || cfg.Events[0].When != nil {

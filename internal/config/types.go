@@ -116,7 +116,7 @@ type Delivery struct {
 	// LogAttempts is LogFailures (default) or LogAll: whether successful
 	// first attempts are written (batched) to the attempts log.
 	LogAttempts LogAttempts
-	// RetryWorkers is how many retry deliveries run at once; default 16.
+	// RetryWorkers is how many retry deliveries run at once; default 64.
 	RetryWorkers int
 	// ShutdownTimeout bounds the drain on SIGTERM; default 30s.
 	ShutdownTimeout time.Duration

@@ -194,12 +194,21 @@ func (m *memStore) ClaimDue(ctx context.Context, limit int, _ time.Duration, exc
 	return out, nil
 }
 
-func (m *memStore) Complete(ctx context.Context, d store.Delivery, a store.Attempt, out store.Outcome) (store.Health, error) {
+func (m *memStore) CompleteAll(ctx context.Context, cs []store.Completion) (map[string]store.Health, error) {
 	if err := m.fault(ctx); err != nil {
-		return store.Health{}, err
+		return nil, err
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	hs := map[string]store.Health{}
+	for _, c := range cs {
+		h := m.completeLocked(c.Delivery, c.Attempt, c.Outcome)
+		hs[h.EndpointID] = h
+	}
+	return hs, nil
+}
+
+func (m *memStore) completeLocked(d store.Delivery, a store.Attempt, out store.Outcome) store.Health {
 	row, ok := m.rows[d.ID]
 	if !ok {
 		m.insertLocked([]store.Delivery{d})
@@ -217,7 +226,7 @@ func (m *memStore) Complete(ctx context.Context, d store.Delivery, a store.Attem
 	if a.Number > 0 {
 		m.attempts[attemptID{a.DeliveryID, a.Number, a.AttemptedAt.UnixMicro()}] = a
 	}
-	return m.recordHealthLocked(d.EndpointID, out.Status == store.StatusDelivered, 1, a.AttemptedAt), nil
+	return m.recordHealthLocked(d.EndpointID, out.Status == store.StatusDelivered, 1, a.AttemptedAt)
 }
 
 func (m *memStore) Postpone(ctx context.Context, id string, until time.Time) error {

@@ -13,11 +13,14 @@ import (
 // walhook instance runs it; FOR UPDATE SKIP LOCKED and a lease keep two
 // instances from attempting the same delivery at once.
 func (d *Dispatcher) retryLoop(ctx context.Context) {
+	comp := d.startCompleter()
+	defer comp.stop() // after the workers: deferred calls run last first
 	sem := make(chan struct{}, d.opts.RetryWorkers)
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	timer := time.NewTimer(0)
 	defer timer.Stop()
+	var lastClaim time.Time
 	for {
 		select {
 		case <-ctx.Done():
@@ -25,8 +28,10 @@ func (d *Dispatcher) retryLoop(ctx context.Context) {
 		case <-timer.C:
 		case <-d.wake:
 		}
+		next := d.opts.RetryPoll
 		for ctx.Err() == nil {
-			free := cap(sem) - len(sem)
+			busy := len(sem)
+			free := cap(sem) - busy
 			if free == 0 {
 				break
 			}
@@ -41,10 +46,18 @@ func (d *Dispatcher) retryLoop(ctx context.Context) {
 			if free == 0 {
 				break
 			}
+			if wait := claimGather - time.Since(lastClaim); busy > 0 && free < busy && wait > 0 {
+				// Retries are running and each that ends frees a slot:
+				// wait a moment for more, so that a claim takes many
+				// rows rather than one per finished retry.
+				next = min(next, wait)
+				break
+			}
 			since := d.commitCounts() // before the claim's snapshot: see retry
 			cctx, cancel := context.WithTimeout(ctx, storeTimeout)
 			ds, err := d.store.ClaimDue(cctx, free, d.lease(), exclude)
 			cancel()
+			lastClaim = time.Now()
 			if err != nil {
 				if ctx.Err() == nil {
 					d.log.Warn().Err(err).Msg("claiming due retries")
@@ -65,14 +78,23 @@ func (d *Dispatcher) retryLoop(ctx context.Context) {
 				}
 				sem <- struct{}{} // never blocks: at most free were claimed
 				wg.Add(1)
+				// The endpoint's retry slot is free again once its attempt
+				// ended (writing the outcome is the store's load, not the
+				// endpoint's); the worker's once the outcome is handed to
+				// the completer.
+				attempted := func() {}
+				if r != nil {
+					attempted = sync.OnceFunc(func() {
+						r.retrying.Add(-1)
+						d.signal()
+					})
+				}
 				go func() {
 					defer wg.Done()
 					defer d.signal() // a slot is free: claim more at once
 					defer func() { <-sem }()
-					if r != nil {
-						defer r.retrying.Add(-1)
-					}
-					d.retry(ctx, r, dl, since[dl.EndpointID])
+					defer attempted()
+					d.retry(ctx, comp, r, dl, since[dl.EndpointID], attempted)
 				}()
 			}
 			if len(ds) < free {
@@ -85,9 +107,13 @@ func (d *Dispatcher) retryLoop(ctx context.Context) {
 			default:
 			}
 		}
-		timer.Reset(d.opts.RetryPoll)
+		timer.Reset(next)
 	}
 }
+
+// claimGather is how long the retry loop may wait, while retries run, for
+// enough of them to end that a claim takes many rows.
+const claimGather = 5 * time.Millisecond
 
 // lease is how long a claimed delivery stays invisible to other claims:
 // long enough for the slowest endpoint's attempt, and a wait at its gate.
@@ -178,12 +204,13 @@ func (d *Dispatcher) commitCounts() map[string]uint64 {
 // retry makes one attempt of a stored delivery and records the outcome.
 // r is the endpoint's runner, nil when the endpoint no longer exists.
 // since is r's ledger.commitCount read before the claim that returned dl.
-func (d *Dispatcher) retry(ctx context.Context, r *runner, dl store.Delivery, since uint64) {
+// attempted is called once the endpoint no longer serves the attempt.
+func (d *Dispatcher) retry(ctx context.Context, comp *completer, r *runner, dl store.Delivery, since uint64, attempted func()) {
 	bg := d.storeCtx
 	ep := d.Endpoint(dl.EndpointID)
 	now := time.Now()
 	if ep == nil || r == nil {
-		d.complete(bg, nil, dl, store.Attempt{AttemptedAt: now, Error: "endpoint no longer exists; not sent"}, store.Outcome{Status: store.StatusFailed})
+		d.complete(bg, comp, nil, dl, store.Attempt{AttemptedAt: now, Error: "endpoint no longer exists; not sent"}, store.Outcome{Status: store.StatusFailed})
 		return
 	}
 	if r.keys != nil && dl.Key != "" {
@@ -206,7 +233,7 @@ func (d *Dispatcher) retry(ctx context.Context, r *runner, dl store.Delivery, si
 		}
 	}
 	if !ep.Active || d.health.disabledFresh(bg, ep.ID) {
-		d.complete(bg, ep, dl, store.Attempt{AttemptedAt: now, Error: "endpoint disabled; not sent"}, store.Outcome{Status: store.StatusFailed})
+		d.complete(bg, comp, ep, dl, store.Attempt{AttemptedAt: now, Error: "endpoint disabled; not sent"}, store.Outcome{Status: store.StatusFailed})
 		return
 	}
 	if until := r.gate.PausedUntil(); until.After(now) {
@@ -218,6 +245,7 @@ func (d *Dispatcher) retry(ctx context.Context, r *runner, dl store.Delivery, si
 	n := dl.Attempts + 1
 	m := message{deliveryID: dl.ID, id: dl.EventID, typ: dl.EventType, body: dl.Body, tenant: dl.Tenant, number: n}
 	a, res, err := d.attempt(ctx, r.gate, ep, m)
+	attempted()
 	if err != nil {
 		return // our shutdown: the lease expires and the delivery is due again
 	}
@@ -234,39 +262,40 @@ func (d *Dispatcher) retry(ctx context.Context, r *runner, dl store.Delivery, si
 			out.Status = store.StatusFailed
 		}
 	}
-	h := d.complete(bg, ep, dl, a, out)
-	if disable == "" && !res.OK() && failingTooLong(ep, h, time.Now()) {
-		disable = "failing continuously for " + ep.DisableAfter.String()
-	}
-	if disable != "" {
-		d.disable(bg, ep, disable)
-	}
+	d.complete(bg, comp, ep, dl, a, out, func(h store.Health) {
+		if disable == "" && !res.OK() && failingTooLong(ep, h, time.Now()) {
+			disable = "failing continuously for " + ep.DisableAfter.String()
+		}
+		if disable != "" {
+			d.disable(bg, ep, disable)
+		}
+	})
 }
 
-// complete records an attempt's outcome, trying for a while (Complete may
-// be repeated); if the store cannot be reached by then, the lease runs out
-// and the delivery is attempted again.
-func (d *Dispatcher) complete(ctx context.Context, ep *Endpoint, dl store.Delivery, a store.Attempt, out store.Outcome) store.Health {
+// complete hands an attempt's outcome to the completer's next group write,
+// which tries for a while (a completion may be repeated); if the store
+// cannot be reached by then, the lease runs out and the delivery is
+// attempted again. then, when set, runs after a successful write with the
+// endpoint's new health (in the completer: it must not wait long).
+func (d *Dispatcher) complete(ctx context.Context, comp *completer, ep *Endpoint, dl store.Delivery, a store.Attempt, out store.Outcome, then ...func(store.Health)) {
 	a.DeliveryID, a.EventID, a.EventType, a.EndpointID = dl.ID, dl.EventID, dl.EventType, dl.EndpointID
 	if a.Number == 0 {
 		a.Number = dl.Attempts + 1
 	}
-	var h store.Health
-	err := retryStore(ctx, completeWithin, func(ctx context.Context) error {
-		var err error
-		h, err = d.store.Complete(ctx, dl, a, out)
-		return err
-	}, nil)
-	if err != nil {
-		d.log.Error().Err(err).Str("delivery_id", dl.ID).Msg("recording a retry's outcome; it will be attempted again")
-		return d.health.get(dl.EndpointID)
-	}
-	d.health.set(h)
-	outcome := map[store.Status]string{store.StatusDelivered: "delivered", store.StatusPending: "retrying", store.StatusFailed: "failed"}[out.Status]
-	d.obs.Outcome(dl.EndpointID, outcome)
-	if ep != nil && out.Status == store.StatusFailed {
-		d.log.Warn().Str("endpoint", ep.Name).Str("delivery_id", dl.ID).Str("event_id", dl.EventID).
-			Int("attempts", a.Number).Str("error", a.Error).Msg("delivery failed for good; replay it with retry or recover")
-	}
-	return h
+	comp.complete(ctx, store.Completion{Delivery: dl, Attempt: a, Outcome: out}, func(h store.Health, err error) {
+		if err != nil {
+			d.log.Error().Err(err).Str("delivery_id", dl.ID).Msg("recording a retry's outcome; it will be attempted again")
+			return
+		}
+		d.health.set(h)
+		outcome := map[store.Status]string{store.StatusDelivered: "delivered", store.StatusPending: "retrying", store.StatusFailed: "failed"}[out.Status]
+		d.obs.Outcome(dl.EndpointID, outcome)
+		if ep != nil && out.Status == store.StatusFailed {
+			d.log.Warn().Str("endpoint", ep.Name).Str("delivery_id", dl.ID).Str("event_id", dl.EventID).
+				Int("attempts", a.Number).Str("error", a.Error).Msg("delivery failed for good; replay it with retry or recover")
+		}
+		for _, f := range then {
+			f(h)
+		}
+	})
 }

@@ -16,7 +16,9 @@ type Store interface {
 	// LogAttempts logs successful first attempts (log_attempts = "all").
 	LogAttempts(ctx context.Context, ds []store.Delivery, as []store.Attempt) error
 	ClaimDue(ctx context.Context, limit int, lease time.Duration, exclude []string) ([]store.Delivery, error)
-	Complete(ctx context.Context, d store.Delivery, a store.Attempt, out store.Outcome) (store.Health, error)
+	// CompleteAll records attempts of claimed deliveries and their
+	// outcomes in one write, and returns the endpoints' health after it.
+	CompleteAll(ctx context.Context, cs []store.Completion) (map[string]store.Health, error)
 	Postpone(ctx context.Context, id string, until time.Time) error
 	PendingKeys(ctx context.Context, endpointID string, keys []string) ([]string, error)
 	FirstOfKey(ctx context.Context, d store.Delivery) (bool, error)
