@@ -3,6 +3,7 @@ package relay
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/rs/zerolog"
 
@@ -12,6 +13,7 @@ import (
 	"github.com/walhook/walhook/internal/config"
 	"github.com/walhook/walhook/internal/dispatch"
 	"github.com/walhook/walhook/internal/event"
+	"github.com/walhook/walhook/internal/metrics"
 	"github.com/walhook/walhook/internal/outboxevents"
 	"github.com/walhook/walhook/internal/rules"
 	"github.com/walhook/walhook/internal/settle"
@@ -51,6 +53,7 @@ type slotSource struct {
 	stage    *backfill.Stage
 	evaluate evaluator
 	tracker  *settle.Tracker
+	outbox   *outboxevents.Source   // the outbox table the slot carries; nil without one
 	consumed *outboxevents.Consumed // delete_consumed; nil otherwise
 	observer dispatch.Observer
 	log      zerolog.Logger
@@ -60,7 +63,7 @@ type slotSource struct {
 	open *settle.Tx
 }
 
-func newSlotSource(cfg *config.Config, rs *rules.Rules, records cdc.SlotRecords, obs dispatch.Observer, opts Options, log zerolog.Logger) (*slotSource, error) {
+func newSlotSource(cfg *config.Config, rs *rules.Rules, records cdc.SlotRecords, obs dispatch.Observer, m *metrics.Metrics, opts Options, log zerolog.Logger) (*slotSource, error) {
 	s := &slotSource{cfg: cfg.Source, observer: obs, log: log, evaluate: rs.Evaluate, stage: backfill.NewStage()}
 	s.reader = cdc.NewReader(cdc.ReaderConfig{
 		URL:               cfg.Source.URL,
@@ -77,10 +80,11 @@ func newSlotSource(cfg *config.Config, rs *rules.Rules, records cdc.SlotRecords,
 	})
 	ack := s.reader.Ack
 	if o := cfg.Source.Outbox; o != nil {
-		ob, err := outboxevents.NewSource(o.Table, rs)
+		ob, err := outboxevents.NewSource(o.Table, rs, outboxOptions(m, log))
 		if err != nil {
 			return nil, fmt.Errorf("outbox table: %w", err)
 		}
+		s.outbox = ob
 		var record func(cdc.LSN, int64)
 		if o.DeleteConsumed {
 			s.consumed, err = outboxevents.NewConsumed(cfg.Source.URL, ob.Table(), s.reader.Ack, log.With().Str("component", "outbox").Logger())
@@ -109,6 +113,22 @@ func (s *slotSource) Run(ctx context.Context, send func(context.Context, dispatc
 		cctx, cancel := context.WithCancel(ctx)
 		defer func() { cancel(); <-done }()
 		go func() { defer close(done); s.consumed.Run(cctx) }()
+	}
+	if s.outbox != nil {
+		// The ids of outbox rows name the cluster and database: read them
+		// before the first row, waiting for the database like the reader.
+		for backoff := 250 * time.Millisecond; ; backoff = min(2*backoff, 30*time.Second) {
+			err := s.outbox.Resolve(ctx, s.cfg.URL)
+			if err == nil {
+				break
+			}
+			s.log.Warn().Err(err).Stringer("retry_in", backoff).Msg("reading the outbox table's origin")
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(backoff):
+			}
+		}
 	}
 	s.log.Info().Str("slot", s.cfg.Slot).Strs("tables", s.cfg.Tables).Msg("walhook running")
 	return s.reader.Run(ctx, cdc.SinkFunc(func(ctx context.Context, tx cdc.Transaction) error {
@@ -149,7 +169,11 @@ func (s *slotSource) batch(tx cdc.Transaction) dispatch.Batch {
 	}
 	stx := s.open
 	stx.Add(1)
-	return dispatch.Batch{Events: events, Failures: failures, XID: tx.XID, Settled: stx.Done}
+	b := dispatch.Batch{Events: events, Failures: failures, XID: tx.XID, Settled: stx.Done}
+	if s.outbox != nil {
+		b.Unrouted = s.outbox.Unrouted
+	}
+	return b
 }
 
 func (s *slotSource) Finish(ctx context.Context) {
@@ -194,9 +218,19 @@ type pollSource struct {
 	scratch []event.Event
 }
 
-func newPollSource(cfg *config.Config, rs *rules.Rules, log zerolog.Logger) (*pollSource, error) {
+// outboxOptions are the options of the outbox Source: skipped rows are
+// counted in m (when there are metrics) and logged.
+func outboxOptions(m *metrics.Metrics, log zerolog.Logger) outboxevents.Options {
+	opts := outboxevents.Options{Logger: log.With().Str("component", "outbox").Logger()}
+	if m != nil {
+		opts.Skipped = m.OutboxRowSkipped
+	}
+	return opts
+}
+
+func newPollSource(cfg *config.Config, rs *rules.Rules, m *metrics.Metrics, log zerolog.Logger) (*pollSource, error) {
 	o := cfg.Source.Outbox
-	ob, err := outboxevents.NewSource(o.Table, rs)
+	ob, err := outboxevents.NewSource(o.Table, rs, outboxOptions(m, log))
 	if err != nil {
 		return nil, fmt.Errorf("outbox table: %w", err)
 	}
@@ -218,7 +252,7 @@ func (s *pollSource) Run(ctx context.Context, send func(context.Context, dispatc
 	return s.poller.Run(ctx, outbox.SinkFunc(func(ctx context.Context, rows []outbox.Row, settled func()) error {
 		events, failures := s.outbox.Events(rows, s.scratch[:0])
 		s.scratch = events[:0]
-		return send(ctx, dispatch.Batch{Events: events, Failures: failures, Settled: settled})
+		return send(ctx, dispatch.Batch{Events: events, Failures: failures, Settled: settled, Unrouted: s.outbox.Unrouted})
 	}))
 }
 

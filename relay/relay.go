@@ -143,14 +143,14 @@ func New(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts Optio
 		observer = dispatch.Observers{observer, r.tail}
 	}
 	if cfg.Source.Mode == config.ModeOutbox {
-		ps, err := newPollSource(cfg, r.rules, log)
+		ps, err := newPollSource(cfg, r.rules, r.metrics, log)
 		if err != nil {
 			r.Close()
 			return nil, err
 		}
 		r.source = ps
 	} else {
-		ss, err := newSlotSource(cfg, r.rules, SlotRecords(r.store), observer, opts, log)
+		ss, err := newSlotSource(cfg, r.rules, SlotRecords(r.store), observer, r.metrics, opts, log)
 		if err != nil {
 			r.Close()
 			return nil, err
@@ -184,6 +184,12 @@ func New(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts Optio
 		return nil, err
 	}
 	r.replays = newReplayer(r.store, r.rules, r.dispatcher, log)
+	switch s := r.source.(type) {
+	case *pollSource:
+		r.replays.outbox = s.outbox
+	case *slotSource:
+		r.replays.outbox = s.outbox
+	}
 	if r.metrics != nil {
 		r.metrics.WatchQueue(r.store.Stats)
 		r.metrics.WatchHealth(r.store.AllHealth)
