@@ -38,8 +38,8 @@ const (
 
 // replayer is the relay's loop that replays failed evaluations.
 type replayer struct {
-	store    *store.Store
-	rules    *rules.Rules
+	store *store.Store
+	rules *rules.Rules
 	// outbox re-evaluates the outbox rows of failures of rule "outbox"
 	// (nil without an outbox table).
 	outbox   *outboxevents.Source
