@@ -16,6 +16,7 @@ import (
 	"encoding/base32"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -134,7 +135,7 @@ func (s *Source) Events(rows []outbox.Row, out []event.Event) ([]event.Event, []
 	for i := range rows {
 		r := &rows[i]
 		var fs []event.Failure
-		out, fs = s.row(r, at{commit: cdc.LSN(r.ID), end: cdc.LSN(r.ID)}, out)
+		out, fs = s.row(r, at{commit: cdc.LSN(r.ID), end: cdc.LSN(r.ID), polled: true}, out)
 		failures = append(failures, fs...)
 	}
 	return out, failures
@@ -148,6 +149,17 @@ type at struct {
 	position    int
 	xid         uint32
 	insert      *cdc.Change
+	polled      bool
+}
+
+// failedAt is the position a failed evaluation of a polled row is stored
+// under, in place of its commit and end LSN. The state store keeps one
+// failed evaluation per position and rule, and polling has no WAL position:
+// the row id would name a row of before a TRUNCATE ... RESTART IDENTITY
+// too, so the position is the row's event id, folded to 63 bits.
+func failedAt(eventID string) cdc.LSN {
+	sum := sha256.Sum256([]byte(eventID))
+	return cdc.LSN(binary.BigEndian.Uint64(sum[:8]) >> 1)
 }
 
 // row appends the events of one outbox row.
@@ -189,9 +201,17 @@ func (s *Source) captured(r *outbox.Row, pos at, out []event.Event) ([]event.Eve
 		out[i].ID = EventID(r.Origin, r.ID, r.CreatedAt, out[i].Type)
 	}
 	for i := range fs {
-		fs[i].EventID = EventID(r.Origin, r.ID, r.CreatedAt, fs[i].EventType) // what a replay sends it as
-		if fs[i].XID == 0 {
-			fs[i].XID = pos.xid
+		f := &fs[i]
+		f.EventID = EventID(r.Origin, r.ID, r.CreatedAt, f.EventType) // what a replay sends it as
+		if f.XID == 0 {
+			f.XID = pos.xid
+		}
+		if pos.polled {
+			f.CommitLSN = failedAt(EventID(r.Origin, r.ID, r.CreatedAt, ""))
+			f.EndLSN = f.CommitLSN
+			if f.Change != nil { // a replay's failure replaces this one
+				f.Change.CommitLSN, f.Change.EndLSN = f.CommitLSN, f.EndLSN
+			}
 		}
 	}
 	return out, fs
@@ -250,15 +270,22 @@ func checkPayload(p json.RawMessage) error {
 // keeps the row as an insert into the outbox table, which a replay
 // (Replay) evaluates again under the id the row's event would have had.
 func (s *Source) failure(r *outbox.Row, pos at, err error) event.Failure {
+	id := EventID(r.Origin, r.ID, r.CreatedAt, "")
+	if pos.polled {
+		pos.commit = failedAt(id)
+		pos.end = pos.commit
+	}
 	c := pos.insert
 	if c == nil {
 		c = s.insertOf(r)
+		// A replay's failure has the same position, and replaces this one.
+		c.CommitLSN, c.EndLSN, c.Position = pos.commit, pos.end, pos.position
 	}
 	row, _ := json.Marshal(c.New)
 	return event.Failure{
 		Rule: "outbox", Table: s.table, Op: cdc.OpInsert, XID: pos.xid, CommitLSN: pos.commit, EndLSN: pos.end,
 		Position: pos.position, Error: fmt.Sprintf("outbox row %d: %v", r.ID, err), Row: row,
-		EventType: r.Type(), EventID: EventID(r.Origin, r.ID, r.CreatedAt, ""), Change: c,
+		EventType: r.Type(), EventID: id, Change: c,
 	}
 }
 
@@ -302,18 +329,19 @@ func (s *Source) Evaluate(consumed func(commit cdc.LSN, id int64)) func(c *cdc.C
 		}
 		pos := at{commit: c.CommitLSN, end: c.EndLSN, position: c.Position, xid: c.XID, insert: c}
 		r, err := s.rowOf(c)
-		if err != nil {
-			if r.ID == 0 {
-				row, _ := json.Marshal(c.New)
-				return out, []event.Failure{{
-					Rule: "outbox", Table: s.table, Op: c.Op, XID: c.XID, CommitLSN: c.CommitLSN, EndLSN: c.EndLSN,
-					Position: c.Position, Error: err.Error(), Row: row,
-				}}
-			}
-			return out, []event.Failure{s.failure(&r, pos, err)}
+		if errors.Is(err, errNoID) {
+			row, _ := json.Marshal(c.New)
+			return out, []event.Failure{{
+				Rule: "outbox", Table: s.table, Op: c.Op, XID: c.XID, CommitLSN: c.CommitLSN, EndLSN: c.EndLSN,
+				Position: c.Position, Error: err.Error(), Row: row,
+			}}
 		}
+		// A row ends as its events or its failure: consumed either way.
 		if consumed != nil {
 			consumed(c.CommitLSN, r.ID)
+		}
+		if err != nil {
+			return out, []event.Failure{s.failure(&r, pos, err)}
 		}
 		return s.row(&r, pos, out)
 	}
@@ -343,6 +371,10 @@ func (s *Source) Replay(c *cdc.Change, id string) ([]event.Event, []event.Failur
 	return evs, fs
 }
 
+// errNoID is the failure of an inserted row without an id: it cannot be
+// named, deleted or replayed.
+var errNoID = errors.New("outbox row without an integer id (columns id, event_type, key, tenant, payload, created_at expected)")
+
 // rowOf reads an outbox row from an inserted tuple as the Reader decodes
 // it. The error says what is wrong with the row; the row's id is set when
 // it has one.
@@ -354,7 +386,7 @@ func (s *Source) rowOf(c *cdc.Change) (outbox.Row, error) {
 	}
 	id, ok := m["id"].(int64)
 	if !ok {
-		return r, fmt.Errorf("outbox row without an integer id (columns id, event_type, key, tenant, payload, created_at expected)")
+		return r, errNoID
 	}
 	r.ID = id
 	switch t := m["event_type"].(type) {

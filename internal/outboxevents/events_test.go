@@ -152,6 +152,7 @@ func TestBadRowsFail(t *testing.T) {
 				t.Fatalf("polling: %d events and %d failures, want 2 and 1: %+v", len(evs), len(fs), fs)
 			}
 			checkFailure(t, "polling", fs[0], c.want, EventID(origin, 5, bad.CreatedAt, ""))
+			polled := fs[0]
 
 			evs, fs = src.Evaluate(nil)(&cdc.Change{Schema: "public", Table: "outbox", Relation: origin.Table, Op: cdc.OpInsert, New: slotRow}, nil)
 			if len(evs) != 0 || len(fs) != 1 {
@@ -159,11 +160,14 @@ func TestBadRowsFail(t *testing.T) {
 			}
 			checkFailure(t, "slot", fs[0], c.want, EventID(origin, 5, bad.CreatedAt, ""))
 
-			// A replay of the kept row fails again, for the same reason.
-			polled, _ := src.Events([]outbox.Row{bad}, nil)
-			_, rfs := src.Replay(roundTrip(t, polled, fs), fs[0].EventID)
-			if len(rfs) != 1 || !strings.Contains(rfs[0].Error, c.want) {
-				t.Errorf("replay: %+v", rfs)
+			// A replay of the kept row fails again, for the same reason,
+			// under the same position (the store replaces the failure).
+			for _, f := range []event.Failure{polled, fs[0]} {
+				_, rfs := src.Replay(roundTrip(t, f), f.EventID)
+				if len(rfs) != 1 || !strings.Contains(rfs[0].Error, c.want) || rfs[0].EventID != f.EventID ||
+					rfs[0].CommitLSN != f.CommitLSN || rfs[0].Position != f.Position || rfs[0].Rule != f.Rule {
+					t.Errorf("replay of %+v: %+v", f, rfs)
+				}
 			}
 		})
 	}
@@ -179,10 +183,10 @@ func checkFailure(t *testing.T, path string, f event.Failure, want, id string) {
 	}
 }
 
-// roundTrip is the change of failure fs[0] as the state store keeps it.
-func roundTrip(t *testing.T, _ []event.Event, fs []event.Failure) *cdc.Change {
+// roundTrip is the change of failure f as the state store keeps it.
+func roundTrip(t *testing.T, f event.Failure) *cdc.Change {
 	t.Helper()
-	b, err := event.EncodeReplay(&fs[0])
+	b, err := event.EncodeReplay(&f)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -206,7 +210,7 @@ func TestReplayAfterDeclaring(t *testing.T) {
 		t.Fatalf("failures %+v", fs)
 	}
 	fixed := newTestSource(t, Options{Events: []string{"order.paid", "order.refunded"}}, origin)
-	evs, rfs := fixed.Replay(roundTrip(t, nil, fs), fs[0].EventID)
+	evs, rfs := fixed.Replay(roundTrip(t, fs[0]), fs[0].EventID)
 	if len(rfs) != 0 || len(evs) != 1 {
 		t.Fatalf("replay: %+v, %+v", evs, rfs)
 	}
@@ -230,5 +234,21 @@ func TestSkippedRows(t *testing.T) {
 	src.Unrouted(&event.Event{Type: "x.y", Table: "public.outbox"})
 	if len(reasons) != 2 || reasons[0] != SkipNoSubscriber {
 		t.Errorf("skips counted: %v", reasons)
+	}
+}
+
+// TestPolledFailuresOfAReusedRowID: after TRUNCATE ... RESTART IDENTITY a
+// new row 1 fails under another position than the old row 1, so the state
+// store keeps both failures.
+func TestPolledFailuresOfAReusedRowID(t *testing.T) {
+	origin := outbox.Origin{System: 1, Database: 2, Table: 3}
+	src := newTestSource(t, Options{}, origin)
+	created := time.Date(2024, 5, 6, 7, 8, 9, 0, time.UTC)
+	before := outbox.Row{ID: 1, Payload: json.RawMessage(`{}`), CreatedAt: created, Origin: origin}
+	after := before
+	after.CreatedAt = created.Add(time.Hour)
+	_, fs := src.Events([]outbox.Row{before, after}, nil)
+	if len(fs) != 2 || fs[0].CommitLSN == fs[1].CommitLSN || fs[0].EventID == fs[1].EventID {
+		t.Errorf("failures of two rows 1 share a position or id: %+v", fs)
 	}
 }

@@ -1,0 +1,170 @@
+package relay_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/walhook/walhook/internal/metrics"
+	"github.com/walhook/walhook/internal/receiver"
+	"github.com/walhook/walhook/internal/signing"
+	"github.com/walhook/walhook/internal/store"
+	"github.com/walhook/walhook/internal/testkit"
+	"github.com/walhook/walhook/testenv"
+)
+
+// handMadeOutbox is an outbox table as an application might make it by
+// hand: every column but the id nullable, the payload text.
+const handMadeOutbox = `CREATE TABLE webhook_outbox (
+	id         bigserial PRIMARY KEY,
+	event_type text,
+	key        text,
+	tenant     text,
+	payload    text,
+	created_at timestamptz NOT NULL DEFAULT now()
+)`
+
+// badRows are the bad rows the tests insert, by row id, with the reason
+// their failed evaluation must give. Rows 1, 8 and 9 are good; row 7 is
+// of a type no endpoint wants.
+var badRows = map[int]string{
+	2: "outbox row 2: event_type is NULL",
+	3: "outbox row 3: event_type is empty",
+	4: "outbox row 4: payload is not a JSON object or array: invalid character 'n'",
+	5: "outbox row 5: payload is not a JSON object or array: it is a JSON string",
+	6: "outbox row 6: payload is NULL",
+}
+
+// TestOutboxBadRows: in polling and through the slot, bad rows among good
+// ones become failed evaluations with their row id and reason, a row no
+// endpoint wants is counted as skipped, the good rows around them arrive
+// with well-formed bodies, and every row is consumed. A replay of a bad
+// row evaluates it again (and fails again).
+func TestOutboxBadRows(t *testing.T) {
+	t.Parallel()
+	for _, mode := range []string{"polling", "slot"} {
+		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
+			db := testenv.NewDB(t)
+			db.Exec(t, handMadeOutbox)
+			secret := signing.GenerateSecret()
+			rec := receiver.New(receiver.Options{Secrets: []string{secret}})
+			source := fmt.Sprintf(`
+  mode = "outbox"
+  outbox {
+    table         = %q
+    poll_interval = "100ms"
+  }`, outboxTable)
+			if mode == "slot" {
+				slot := testenv.Name(t, "slot")
+				source = fmt.Sprintf(`
+  slot        = %q
+  publication = %q
+  outbox {
+    table           = %q
+    delete_consumed = true
+  }`, slot, slot, outboxTable)
+			}
+			reg := prometheus.NewRegistry()
+			opts := testOptions
+			opts.Metrics = metrics.New(reg)
+			h := runConfig(t, db, fmt.Sprintf(`
+source "postgres" {
+  url = %q
+  %s
+}
+endpoint "app" {
+  url    = %q
+  events = ["thing.*"]
+  secret = %q
+}
+delivery {
+  shutdown_timeout = "10s"
+}
+`, db.URL, source, serve(t, rec).URL, secret), opts)
+			if mode == "slot" {
+				h.waitStreaming(t)
+			}
+			db.Exec(t, `INSERT INTO webhook_outbox (event_type, key, tenant, payload) VALUES
+				('thing.created', 'a', 'org_1', '{"n": 1}'),
+				(NULL, 'a', NULL, '{"n": 2}'),
+				('', NULL, NULL, '{"n": 3}'),
+				('thing.created', 'a', NULL, '{not json}'),
+				('thing.created', NULL, NULL, '"scalar"'),
+				('thing.created', NULL, NULL, NULL),
+				('other.thing', NULL, NULL, '{"n": 7}'),
+				('thing.created', 'a', NULL, '[8]')`)
+			db.Exec(t, `INSERT INTO webhook_outbox (event_type, payload) VALUES ('thing.created', '{"n": 9}')`)
+
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			if err := rec.WaitFor(ctx, 3); err != nil {
+				t.Fatal(err)
+			}
+			var datas []string
+			for _, r := range rec.Received() {
+				var body struct {
+					Type string          `json:"type"`
+					Data json.RawMessage `json:"data"`
+				}
+				if !r.Verified || json.Unmarshal(r.Body, &body) != nil || body.Type != "thing.created" {
+					t.Errorf("delivery %s (verified %t): %s", r.ID, r.Verified, r.Body)
+				}
+				datas = append(datas, string(body.Data))
+			}
+			sort.Strings(datas)
+			if want := []string{`[8]`, `{"n": 1}`, `{"n": 9}`}; strings.Join(datas, " ") != strings.Join(want, " ") {
+				t.Errorf("delivered data %v, want %v", datas, want)
+			}
+
+			st := h.stateStore(t)
+			var fs []store.FailedEvaluation
+			testkit.EventuallyWithin(t, 30*time.Second, "the bad rows' failed evaluations", func() bool {
+				var err error
+				fs, _, err = st.ListEvaluations(ctx, store.EvaluationFilter{Rule: "outbox"})
+				return err == nil && len(fs) == len(badRows)
+			})
+			for _, f := range fs {
+				var row struct {
+					ID int `json:"id"`
+				}
+				if err := json.Unmarshal(f.Row, &row); err != nil || !strings.HasPrefix(f.Error, badRows[row.ID]) {
+					t.Errorf("failed evaluation of row %d: %q, want %q (row %s)", row.ID, f.Error, badRows[row.ID], f.Row)
+				}
+				if f.Table != outboxTable || !f.Replayable || f.EventID == "" {
+					t.Errorf("failed evaluation %+v: not kept for a replay", f)
+				}
+			}
+			testkit.EventuallyWithin(t, 30*time.Second, "every row consumed and the skip counted", func() bool {
+				skipped, _ := seriesValue(t, reg, `walhook_outbox_rows_skipped_total{reason="no_subscriber"}`)
+				return outboxRows(t, db) == 0 && skipped == 1
+			})
+			if n := len(rec.Received()); n != 3 {
+				t.Errorf("%d deliveries, want 3", n)
+			}
+
+			// A replay evaluates the kept row again, with today's checks:
+			// still no event_type, so it fails again and says so.
+			var null store.FailedEvaluation
+			for _, f := range fs {
+				if strings.Contains(f.Error, "event_type is NULL") {
+					null = f
+				}
+			}
+			if q, err := st.RequestReplays(ctx, []int64{null.ID}); err != nil || len(q) != 1 {
+				t.Fatalf("RequestReplays: %v, %v", q, err)
+			}
+			h.relay.WakeReplays()
+			testkit.EventuallyWithin(t, 30*time.Second, "the replay to fail again", func() bool {
+				f, err := st.GetEvaluation(ctx, null.ID)
+				return err == nil && f.Status == store.EvaluationFailed && f.Replays == 1 && strings.Contains(f.Error, "event_type is NULL")
+			})
+		})
+	}
+}
