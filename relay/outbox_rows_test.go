@@ -168,3 +168,84 @@ delivery {
 		})
 	}
 }
+
+// TestOutboxIDsAreUnique: row 1 of the outbox of two databases on one
+// cluster, and row 1 again after TRUNCATE ... RESTART IDENTITY, are three
+// events with three ids, each the id EventID gives the row.
+func TestOutboxIDsAreUnique(t *testing.T) {
+	t.Parallel()
+	c := newCounter()
+	url := serve(t, c).URL
+	dbs := []*testenv.DB{testenv.NewDB(t), testenv.NewDB(t)}
+	var want []string
+	for _, db := range dbs {
+		initOutbox(t, db)
+		runConfig(t, db, outboxConfig(db, url, "100ms", ""))
+		ids, events := insertOutboxEvents(t, db, 1, 1)
+		if ids[0] != 1 {
+			t.Fatalf("first row id %d", ids[0])
+		}
+		want = append(want, events[0])
+	}
+	c.waitDistinct(t, 2, 60*time.Second)
+	testkit.EventuallyWithin(t, 30*time.Second, "the first outbox to be emptied", func() bool { return outboxRows(t, dbs[0]) == 0 })
+	dbs[0].Exec(t, `TRUNCATE webhook_outbox RESTART IDENTITY`)
+	ids, events := insertOutboxEvents(t, dbs[0], 1, 1)
+	if ids[0] != 1 {
+		t.Fatalf("row id after the reset %d", ids[0])
+	}
+	want = append(want, events[0])
+	c.waitDistinct(t, 3, 60*time.Second)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i, id := range want {
+		if c.ids[id] != 1 {
+			t.Errorf("row 1 (%d): %d deliveries with id %s; got %v", i, c.ids[id], id, c.ids)
+		}
+	}
+}
+
+// TestOutboxSlotAndPollingGiveOneID: a row delivered through the slot,
+// then claimed again by polling (the slot path leaves it in the table), is
+// delivered under the same webhook-id both times.
+func TestOutboxSlotAndPollingGiveOneID(t *testing.T) {
+	t.Parallel()
+	db := testenv.NewDB(t)
+	initOutbox(t, db)
+	c := newCounter()
+	url := serve(t, c).URL
+	slot := testenv.Name(t, "slot")
+	h := runConfig(t, db, fmt.Sprintf(`
+source "postgres" {
+  url         = %q
+  slot        = %q
+  publication = %q
+  outbox {
+    table = %q
+  }
+}
+endpoint "app" {
+  url    = %q
+  events = ["*"]
+  secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+}
+`, db.URL, slot, slot, outboxTable, url))
+	h.waitStreaming(t)
+	_, events := insertOutboxEvents(t, db, 1, 3)
+	c.waitDistinct(t, 3, 60*time.Second)
+	if err := h.stop(); err != nil {
+		t.Fatal(err)
+	}
+	if n := outboxRows(t, db); n != 3 {
+		t.Fatalf("%d rows left by the slot path, want 3", n)
+	}
+	runConfig(t, db, outboxConfig(db, url, "100ms", ""))
+	testkit.EventuallyWithin(t, 60*time.Second, "polling to deliver the rows again", func() bool { return c.count() == 6 })
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, id := range events {
+		if c.ids[id] != 2 {
+			t.Errorf("event %s delivered %d times under its id; got %v", id, c.ids[id], c.ids)
+		}
+	}
+}
