@@ -4,13 +4,16 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/walhook/walhook/cdc/outbox"
 	"github.com/walhook/walhook/internal/metrics"
 	"github.com/walhook/walhook/internal/receiver"
 	"github.com/walhook/walhook/internal/signing"
@@ -248,4 +251,72 @@ endpoint "app" {
 			t.Errorf("event %s delivered %d times under its id; got %v", id, c.ids[id], c.ids)
 		}
 	}
+}
+
+// TestOutboxBacklog: the backlog is read exactly up to the cap and
+// estimated beyond it; a running poller whose endpoint holds its batch
+// shows the rows waiting and the age of the oldest in /metrics, and both
+// fall to 0 once the rows are delivered.
+func TestOutboxBacklog(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	t.Run("read", func(t *testing.T) {
+		t.Parallel()
+		db := testenv.NewDB(t)
+		initOutbox(t, db)
+		b, err := outbox.ReadBacklog(ctx, db.Pool, outboxTable)
+		if err != nil || b.Rows != 0 || b.Estimated || b.OldestAge != 0 {
+			t.Fatalf("empty table: %+v, %v", b, err)
+		}
+		db.Exec(t, `INSERT INTO webhook_outbox (event_type, payload, created_at)
+			SELECT 'thing.created', '{}', now() - interval '1 hour' + g * interval '1 second' FROM generate_series(1, 3) g`)
+		b, err = outbox.ReadBacklog(ctx, db.Pool, outboxTable)
+		if err != nil || b.Rows != 3 || b.Estimated || b.OldestAge < 3590*time.Second || b.OldestAge > 3700*time.Second {
+			t.Fatalf("three rows, the oldest an hour old: %+v, %v", b, err)
+		}
+		db.Exec(t, `INSERT INTO webhook_outbox (event_type, payload) SELECT 'thing.created', '{}' FROM generate_series(1, 20000)`)
+		db.Exec(t, `ANALYZE webhook_outbox`)
+		b, err = outbox.ReadBacklog(ctx, db.Pool, outboxTable)
+		if err != nil || !b.Estimated || b.Rows < 15000 || b.Rows > 25000 {
+			t.Fatalf("20003 rows: %+v, %v", b, err)
+		}
+	})
+	t.Run("metrics", func(t *testing.T) {
+		t.Parallel()
+		db := testenv.NewDB(t)
+		initOutbox(t, db)
+		release := make(chan struct{})
+		held := make(chan struct{}, 1)
+		c := newCounter()
+		srv := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			select {
+			case held <- struct{}{}:
+			default:
+			}
+			<-release
+			c.ServeHTTP(w, r)
+		}))
+		reg := prometheus.NewRegistry()
+		opts := testOptions
+		opts.Metrics = metrics.New(reg)
+		runConfig(t, db, outboxConfig(db, srv.URL, "100ms", ""), opts)
+		var once sync.Once
+		releaseAll := func() { once.Do(func() { close(release) }) }
+		t.Cleanup(releaseAll) // before the relay stops, should the test fail first
+		db.Exec(t, `INSERT INTO webhook_outbox (event_type, payload, created_at)
+			SELECT 'thing.created', '{}', now() - interval '90 seconds' FROM generate_series(1, 5)`)
+		<-held
+		testkit.EventuallyWithin(t, 30*time.Second, "the gauges to show the held rows", func() bool {
+			waiting, ok := seriesValue(t, reg, "walhook_outbox_rows_waiting")
+			age, _ := seriesValue(t, reg, "walhook_outbox_oldest_age_seconds")
+			return ok && waiting == 5 && age >= 90
+		})
+		releaseAll()
+		c.waitDistinct(t, 5, 30*time.Second)
+		testkit.EventuallyWithin(t, 30*time.Second, "the gauges to fall to 0", func() bool {
+			waiting, _ := seriesValue(t, reg, "walhook_outbox_rows_waiting")
+			age, ok := seriesValue(t, reg, "walhook_outbox_oldest_age_seconds")
+			return ok && waiting == 0 && age == 0
+		})
+	})
 }

@@ -3,6 +3,7 @@ package relay
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -216,6 +217,33 @@ type pollSource struct {
 	table   string
 	log     zerolog.Logger
 	scratch []event.Event
+
+	mu        sync.Mutex // guards the backlog's cache; never held while reading it
+	backlogAt time.Time
+	lastRead  outbox.Backlog
+}
+
+// backlogFor is how long a read of the outbox backlog is reused by the
+// metrics and the console.
+const backlogFor = 2 * time.Second
+
+// backlog is what waits in the outbox table, read at most every backlogFor.
+func (s *pollSource) backlog(ctx context.Context) (outbox.Backlog, error) {
+	s.mu.Lock()
+	if time.Since(s.backlogAt) < backlogFor {
+		b := s.lastRead
+		s.mu.Unlock()
+		return b, nil
+	}
+	s.mu.Unlock()
+	b, err := s.poller.Backlog(ctx)
+	if err != nil {
+		return b, err
+	}
+	s.mu.Lock()
+	s.lastRead, s.backlogAt = b, time.Now()
+	s.mu.Unlock()
+	return b, nil
 }
 
 // outboxOptions are the options of the outbox Source: skipped rows are

@@ -149,6 +149,12 @@ func New(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts Optio
 			return nil, err
 		}
 		r.source = ps
+		if r.metrics != nil {
+			r.metrics.WatchOutbox(func(ctx context.Context) (metrics.OutboxBacklog, error) {
+				b, err := ps.backlog(ctx)
+				return metrics.OutboxBacklog{Rows: b.Rows, OldestAge: b.OldestAge}, err
+			})
+		}
 	} else {
 		ss, err := newSlotSource(cfg, r.rules, SlotRecords(r.store), observer, r.metrics, opts, log)
 		if err != nil {
