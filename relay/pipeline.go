@@ -27,7 +27,7 @@ import (
 //
 // A source never calls back into the dispatcher other than through
 // Dispatch, and the dispatcher reaches the source only through a batch's
-// Settled callback, which never blocks.
+// Settled and Unrouted callbacks, which never block.
 
 // Source reads changes, evaluates them and hands the batches to send
 // (the dispatcher's Dispatch) in source order, until ctx ends.
