@@ -41,6 +41,17 @@ func (o *Origin) parse(s string) error {
 	return nil
 }
 
+// ReadDatabaseOrigin reads the system identifier and database oid of the
+// database q is connected to (Origin.Table is left zero).
+func ReadDatabaseOrigin(ctx context.Context, q querier) (Origin, error) {
+	var s string
+	if err := q.QueryRow(ctx, originSQL).Scan(&s); err != nil {
+		return Origin{}, fmt.Errorf("reading the system identifier and oid of the source database: %w", err)
+	}
+	var o Origin
+	return o, o.parse(s)
+}
+
 // ReadOrigin reads the origin of the outbox table ("schema.table") in the
 // database q is connected to.
 func ReadOrigin(ctx context.Context, q querier, table string) (Origin, error) {

@@ -105,9 +105,9 @@ func NewSource(table string, r *rules.Rules, opts Options) (*Source, error) {
 func (s *Source) Table() string { return s.table }
 
 // Resolve reads the system identifier and database oid of the database at
-// url, which the ids of rows read through the slot need. Call it before
-// the first Evaluate; the slot's own checks stop walhook if the URL later
-// reaches another cluster.
+// url, which the ids of rows read through the slot need (the table's oid
+// comes with each change). Call it before the first Evaluate; the slot's
+// own checks stop walhook if the URL later reaches another cluster.
 func (s *Source) Resolve(ctx context.Context, url string) error {
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
@@ -116,7 +116,7 @@ func (s *Source) Resolve(ctx context.Context, url string) error {
 		return fmt.Errorf("connecting to the source database: %w", err)
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
-	o, err := outbox.ReadOrigin(cctx, conn, s.table)
+	o, err := outbox.ReadDatabaseOrigin(cctx, conn)
 	if err != nil {
 		return err
 	}
