@@ -46,7 +46,7 @@ func (l *skipLog) skip(ev *event.Event) {
 	l.pending, l.last = 0, now
 	l.mu.Unlock()
 	l.log.Warn().Str("outbox", l.table).Int("rows", n).Str("last_type", ev.Type).Str("last_id", ev.ID).
-		Msgf("%d outbox rows skipped since the last such line: no endpoint subscribes to their event type (walhook_outbox_rows_skipped_total)", n)
+		Msgf("outbox rows consumed without a delivery: no endpoint subscribes to their event type (%d since the last such line, which comes at most once a minute; walhook_outbox_rows_skipped_total counts them all)", n)
 }
 
 // Unrouted is the dispatch.Batch callback for an event no endpoint wants:
