@@ -15,6 +15,7 @@ import (
 
 	"github.com/walhook/walhook/cdc/outbox"
 	"github.com/walhook/walhook/internal/metrics"
+	"github.com/walhook/walhook/internal/outboxevents"
 	"github.com/walhook/walhook/internal/receiver"
 	"github.com/walhook/walhook/internal/signing"
 	"github.com/walhook/walhook/internal/store"
@@ -332,4 +333,81 @@ func TestOutboxBacklog(t *testing.T) {
 			return ok && waiting == 0 && age == 0
 		})
 	})
+}
+
+// TestTriggerRuleFailureReplay: with the trigger fallback, a rule that
+// fails on a captured change is a failed evaluation; the same rule failing
+// again on a replay replaces it (it is kept under the row's position, not
+// a new one); after a restart with the rule fixed, the replay delivers the
+// event under the id the row's event would have had.
+func TestTriggerRuleFailureReplay(t *testing.T) {
+	t.Parallel()
+	db := testenv.NewDB(t)
+	initOutbox(t, db)
+	sql, err := outbox.TriggersSQL(outboxTable, []string{"public.contacts"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Exec(t, sql)
+	rec := receiver.New(receiver.Options{Secrets: []string{"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}}) // outboxConfig's
+	url := serve(t, rec).URL
+	config := func(when string) string {
+		return outboxConfig(db, url, "100ms", fmt.Sprintf(`
+event "contact.numbered" {
+  table = "contacts"
+  on    = ["insert"]
+  when  = %s
+}`, when))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	origin, err := outbox.ReadOrigin(ctx, db.Pool, outboxTable)
+	if err != nil {
+		t.Fatal(err)
+	}
+	broken := runConfig(t, db, config(`tonumber(new.first_name) > 0`))
+	db.Exec(t, `INSERT INTO contacts (organization_id, first_name) VALUES (1, '42'), (1, 'Ada')`)
+	var rowID int64
+	var created time.Time
+	if err := db.Pool.QueryRow(ctx, `SELECT id, created_at FROM webhook_outbox WHERE payload->>'new' LIKE '%Ada%'`).Scan(&rowID, &created); err != nil {
+		t.Fatal(err)
+	}
+	if err := rec.WaitFor(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	st := broken.stateStore(t)
+	var fs []store.FailedEvaluation
+	testkit.EventuallyWithin(t, 30*time.Second, "the rule's failed evaluation", func() bool {
+		fs, _, err = st.ListEvaluations(ctx, store.EvaluationFilter{Rule: "contact.numbered"})
+		return err == nil && len(fs) == 1
+	})
+	want := outboxevents.EventID(origin, rowID, created, "contact.numbered")
+	if f := fs[0]; f.EventID != want || !f.Replayable || f.Table != "public.contacts" {
+		t.Fatalf("failed evaluation %+v, want event %s", f, want)
+	}
+	if q, err := st.RequestReplays(ctx, []int64{fs[0].ID}); err != nil || len(q) != 1 {
+		t.Fatalf("RequestReplays: %v, %v", q, err)
+	}
+	broken.relay.WakeReplays()
+	testkit.EventuallyWithin(t, 30*time.Second, "the replay to fail again, in place", func() bool {
+		f, err := st.GetEvaluation(ctx, fs[0].ID)
+		all, _, lerr := st.ListEvaluations(ctx, store.EvaluationFilter{})
+		return err == nil && lerr == nil && f.Status == store.EvaluationFailed && f.Replays == 1 && len(all) == 1
+	})
+	testkit.EventuallyWithin(t, 30*time.Second, "the outbox to be emptied", func() bool { return outboxRows(t, db) == 0 })
+	if err := broken.stop(); err != nil {
+		t.Fatal(err)
+	}
+
+	fixed := runConfig(t, db, config(`try(tonumber(new.first_name) > 0, true)`))
+	if q, err := fixed.stateStore(t).RequestReplays(ctx, []int64{fs[0].ID}); err != nil || len(q) != 1 {
+		t.Fatalf("RequestReplays: %v, %v", q, err)
+	}
+	fixed.relay.WakeReplays()
+	if err := rec.WaitFor(ctx, 2); err != nil {
+		t.Fatal(err)
+	}
+	if got := rec.Received()[1]; got.ID != want || !got.Verified || !strings.Contains(string(got.Body), `"Ada"`) {
+		t.Errorf("replayed %s (verified %t): %s; want %s", got.ID, got.Verified, got.Body, want)
+	}
 }
