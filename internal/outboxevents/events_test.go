@@ -1,10 +1,13 @@
 package outboxevents
 
 import (
+	"bytes"
 	"encoding/json"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rs/zerolog"
 
 	"github.com/walhook/walhook/cdc"
 	"github.com/walhook/walhook/cdc/outbox"
@@ -224,16 +227,20 @@ func TestReplayAfterDeclaring(t *testing.T) {
 	}
 }
 
-// TestSkippedRows: an outbox event no endpoint wants is counted; a rule's
-// event is not.
+// TestSkippedRows: an outbox event no endpoint wants is counted, and
+// logged once per period; a rule's event is not a skipped row.
 func TestSkippedRows(t *testing.T) {
 	var reasons []string
-	src := newTestSource(t, Options{Skipped: func(r string) { reasons = append(reasons, r) }}, outbox.Origin{})
+	var logs bytes.Buffer
+	src := newTestSource(t, Options{Skipped: func(r string) { reasons = append(reasons, r) }, Logger: zerolog.New(&logs)}, outbox.Origin{})
 	src.Unrouted(&event.Event{Type: "order.paid", Table: "public.outbox"})
 	src.Unrouted(&event.Event{Type: "contact.created", Table: "public.contacts", Op: cdc.OpInsert})
 	src.Unrouted(&event.Event{Type: "x.y", Table: "public.outbox"})
 	if len(reasons) != 2 || reasons[0] != SkipNoSubscriber {
 		t.Errorf("skips counted: %v", reasons)
+	}
+	if n := strings.Count(logs.String(), "\n"); n != 1 || !strings.Contains(logs.String(), `"last_type":"order.paid"`) {
+		t.Errorf("%d log lines for 2 skips within a minute, want 1:\n%s", n, logs.String())
 	}
 }
 
