@@ -42,7 +42,10 @@ func (op Op) Valid() bool {
 type Change struct {
 	Schema string
 	Table  string
-	Op     Op
+	// Relation is the table's oid as pgoutput names it (its relation id);
+	// zero for changes not read from the slot.
+	Relation uint32
+	Op       Op
 
 	// New holds the row after an insert or update; nil on delete and truncate.
 	// Columns listed in Unchanged are left out unless OldFull: then they are

@@ -90,7 +90,7 @@ func (s *receiver) message(msg []byte) error {
 				return fmt.Errorf("truncate of relation %d before its Relation message", id)
 			}
 			s.cur.Changes = append(s.cur.Changes, Change{
-				Schema: rel.schema, Table: rel.table, Op: OpTruncate,
+				Schema: rel.schema, Table: rel.table, Relation: id, Op: OpTruncate,
 				Columns: rel.names, Key: rel.key, OldFull: rel.identity == 'f',
 				Position: s.piece.base + len(s.cur.Changes),
 			})

@@ -124,11 +124,12 @@ func rowChange(kind byte, msg []byte, rels map[uint32]*relation) (Change, error)
 		return Change{}, fmt.Errorf("change for relation %d before its Relation message", relID)
 	}
 	c := Change{
-		Schema:  rel.schema,
-		Table:   rel.table,
-		Columns: rel.names,
-		Key:     rel.key,
-		OldFull: rel.identity == 'f',
+		Schema:   rel.schema,
+		Table:    rel.table,
+		Relation: relID,
+		Columns:  rel.names,
+		Key:      rel.key,
+		OldFull:  rel.identity == 'f',
 	}
 	tag, err := t.byte()
 	if err != nil {

@@ -185,7 +185,7 @@ func tupleEnd(msg []byte, pos int) (int, bool) {
 // pglogrepl parsed it.
 func expectedChange(t *testing.T, rel *relation, m pglogrepl.Message) Change {
 	t.Helper()
-	c := Change{Schema: rel.schema, Table: rel.table, Columns: rel.names, Key: rel.key}
+	c := Change{Schema: rel.schema, Table: rel.table, Relation: fuzzRelID, Columns: rel.names, Key: rel.key}
 	switch m := m.(type) {
 	case *pglogrepl.InsertMessage:
 		c.Op = OpInsert

@@ -2,6 +2,7 @@ package relay
 
 import (
 	"bytes"
+	"context"
 	"net/http"
 	"strconv"
 	"time"
@@ -39,8 +40,15 @@ func (r *Relay) sourceStatus() console.SourceStatus {
 	switch src := r.source.(type) {
 	case *pollSource:
 		st := src.poller.Status()
-		return console.SourceStatus{Mode: "outbox", Name: r.cfg.Source.Outbox.Table, Connected: st.Connected,
+		out := console.SourceStatus{Mode: "outbox", Name: r.cfg.Source.Outbox.Table, Connected: st.Connected,
 			Streaming: st.Connected && st.Listening, LastError: st.LastError}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if b, err := src.backlog(ctx); err == nil {
+			age := b.OldestAge.Seconds()
+			out.RowsWaiting, out.RowsEstimated, out.OldestAgeSeconds = &b.Rows, b.Estimated, &age
+		}
+		return out
 	case *slotSource:
 		st := src.reader.Status()
 		lagSeconds := metrics.LagSeconds(src.reader.OldestUnconfirmed(), time.Now())

@@ -10,6 +10,7 @@ import (
 
 	"github.com/walhook/walhook/internal/dispatch"
 	"github.com/walhook/walhook/internal/event"
+	"github.com/walhook/walhook/internal/outboxevents"
 	"github.com/walhook/walhook/internal/rules"
 	"github.com/walhook/walhook/internal/store"
 )
@@ -37,8 +38,11 @@ const (
 
 // replayer is the relay's loop that replays failed evaluations.
 type replayer struct {
-	store    *store.Store
-	rules    *rules.Rules
+	store *store.Store
+	rules *rules.Rules
+	// outbox re-evaluates the outbox rows of failures of rule "outbox"
+	// (nil without an outbox table).
+	outbox   *outboxevents.Source
 	dispatch func(context.Context, dispatch.Batch) error
 	token    string // this instance's claims
 	wake     chan struct{}
@@ -110,7 +114,7 @@ func (p *replayer) replayOnce(ctx context.Context) (int, error) {
 			outs = append(outs, store.ReplayOutcome{ID: c.ID, Error: "replay: " + err.Error()})
 			continue
 		}
-		b := p.batch(r)
+		b := p.batch(c.Rule, r)
 		id := c.ID
 		b.Settled = func() { settled <- id }
 		if dispatchErr = p.dispatch(ctx, b); dispatchErr != nil {
@@ -156,7 +160,11 @@ collect:
 // batch is what a replay dispatches: the event whose body failed (to its
 // endpoint only), or what the failed rule makes of the change now, under
 // the ids of the original evaluation.
-func (p *replayer) batch(r event.Replay) dispatch.Batch {
+func (p *replayer) batch(rule string, r event.Replay) dispatch.Batch {
+	if c := r.Change; rule == "outbox" && c != nil && p.outbox != nil && c.Schema+"."+c.Table == p.outbox.Table() {
+		evs, fs := p.outbox.Replay(c, r.EventID)
+		return dispatch.Batch{Events: evs, Failures: fs, XID: c.XID, Unrouted: p.outbox.Unrouted}
+	}
 	if r.Event != nil {
 		ev := *r.Event
 		ev.Endpoint = r.Endpoint

@@ -62,26 +62,41 @@ func initOutbox(t testing.TB, db *testenv.DB) {
 // insertOutbox commits n outbox rows whose payload is {"n": first+i}.
 func insertOutbox(t testing.TB, db *testenv.DB, first, n int) []int64 {
 	t.Helper()
+	ids, _ := insertOutboxEvents(t, db, first, n)
+	return ids
+}
+
+// insertOutboxEvents is insertOutbox that also returns the event id each
+// row's event has.
+func insertOutboxEvents(t testing.TB, db *testenv.DB, first, n int) ([]int64, []string) {
+	t.Helper()
+	origin, err := outbox.ReadOrigin(context.Background(), db.Pool, outboxTable)
+	if err != nil {
+		t.Fatal(err)
+	}
 	rows, err := db.Pool.Query(context.Background(),
 		`INSERT INTO webhook_outbox (event_type, key, tenant, payload)
 		 SELECT 'thing.created', 'k' || g, 'org1', jsonb_build_object('n', g)
-		 FROM generate_series($1::int, $2::int) g RETURNING id`, first, first+n-1)
+		 FROM generate_series($1::int, $2::int) g RETURNING id, created_at`, first, first+n-1)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var ids []int64
+	var events []string
 	for rows.Next() {
 		var id int64
-		if err := rows.Scan(&id); err != nil {
+		var created time.Time
+		if err := rows.Scan(&id, &created); err != nil {
 			t.Fatal(err)
 		}
 		ids = append(ids, id)
+		events = append(events, outboxevents.EventID(origin, id, created, ""))
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
 		t.Fatal(err)
 	}
-	return ids
+	return ids, events
 }
 
 func outboxRows(t testing.TB, db *testenv.DB) int {
@@ -125,8 +140,10 @@ func TestOutboxPollingDeliversCommittedRowsOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	var ids []int64
+	var events []string
 	for i := 0; i < 10; i++ {
-		ids = append(ids, insertOutbox(t, db, i*20+1, 20)...)
+		is, es := insertOutboxEvents(t, db, i*20+1, 20)
+		ids, events = append(ids, is...), append(events, es...)
 	}
 	c.waitDistinct(t, len(ids), 60*time.Second)
 	testkit.EventuallyWithin(t, 30*time.Second, "the outbox to be emptied", func() bool { return outboxRows(t, db) == 0 })
@@ -139,7 +156,7 @@ func TestOutboxPollingDeliversCommittedRowsOnce(t *testing.T) {
 		t.Errorf("%d deliveries for %d rows", c.n, len(ids))
 	}
 	for i, id := range ids {
-		wid := outboxevents.EventID(outboxTable, id, "")
+		wid := events[i]
 		if c.ids[wid] != 1 {
 			t.Fatalf("row %d: %d deliveries with id %s", id, c.ids[wid], wid)
 		}
@@ -203,15 +220,17 @@ func TestOutboxTwoPollers(t *testing.T) {
 		runConfig(t, db, outboxConfig(db, url, "100ms", ""))
 	}
 	var ids []int64
+	var events []string
 	for i := 0; i < 40; i++ {
-		ids = append(ids, insertOutbox(t, db, i*25+1, 25)...)
+		is, es := insertOutboxEvents(t, db, i*25+1, 25)
+		ids, events = append(ids, is...), append(events, es...)
 	}
 	c.waitDistinct(t, len(ids), 60*time.Second)
 	testkit.EventuallyWithin(t, 30*time.Second, "the outbox to be emptied", func() bool { return outboxRows(t, db) == 0 })
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for _, id := range ids {
-		if n := c.ids[outboxevents.EventID(outboxTable, id, "")]; n != 1 {
+	for i, id := range ids {
+		if n := c.ids[events[i]]; n != 1 {
 			t.Errorf("row %d delivered %d times", id, n)
 		}
 	}
@@ -248,18 +267,19 @@ endpoint "app" {
 `, db.URL, slot, slot, outboxTable, serve(t, c).URL))
 	h.waitStreaming(t)
 
-	ids := insertOutbox(t, db, 1, 30)
+	ids, events := insertOutboxEvents(t, db, 1, 30)
 	db.Exec(t, `BEGIN; INSERT INTO contacts (organization_id, first_name) VALUES (1, 'a');
 		INSERT INTO webhook_outbox (event_type, payload) VALUES ('contact.welcomed', '{"n": 0}'); COMMIT`)
 	// One transaction the reader hands over in three pieces: its rows are
 	// deleted once all of it is settled.
-	ids = append(ids, insertOutbox(t, db, 100, 2500)...)
+	more, moreEvents := insertOutboxEvents(t, db, 100, 2500)
+	ids, events = append(ids, more...), append(events, moreEvents...)
 	c.waitDistinct(t, len(ids)+2, 60*time.Second)
 	testkit.EventuallyWithin(t, 30*time.Second, "consumed rows to be deleted", func() bool { return outboxRows(t, db) == 0 })
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for _, id := range ids {
-		if n := c.ids[outboxevents.EventID(outboxTable, id, "")]; n != 1 {
+	for i, id := range ids {
+		if n := c.ids[events[i]]; n != 1 {
 			t.Errorf("row %d delivered %d times under its outbox id", id, n)
 		}
 	}

@@ -3,6 +3,8 @@ package relay
 import (
 	"context"
 	"fmt"
+	"sync"
+	"time"
 
 	"github.com/rs/zerolog"
 
@@ -12,6 +14,7 @@ import (
 	"github.com/walhook/walhook/internal/config"
 	"github.com/walhook/walhook/internal/dispatch"
 	"github.com/walhook/walhook/internal/event"
+	"github.com/walhook/walhook/internal/metrics"
 	"github.com/walhook/walhook/internal/outboxevents"
 	"github.com/walhook/walhook/internal/rules"
 	"github.com/walhook/walhook/internal/settle"
@@ -24,7 +27,7 @@ import (
 //
 // A source never calls back into the dispatcher other than through
 // Dispatch, and the dispatcher reaches the source only through a batch's
-// Settled callback, which never blocks.
+// Settled and Unrouted callbacks, which never block.
 
 // Source reads changes, evaluates them and hands the batches to send
 // (the dispatcher's Dispatch) in source order, until ctx ends.
@@ -51,6 +54,7 @@ type slotSource struct {
 	stage    *backfill.Stage
 	evaluate evaluator
 	tracker  *settle.Tracker
+	outbox   *outboxevents.Source   // the outbox table the slot carries; nil without one
 	consumed *outboxevents.Consumed // delete_consumed; nil otherwise
 	observer dispatch.Observer
 	log      zerolog.Logger
@@ -60,7 +64,7 @@ type slotSource struct {
 	open *settle.Tx
 }
 
-func newSlotSource(cfg *config.Config, rs *rules.Rules, records cdc.SlotRecords, obs dispatch.Observer, opts Options, log zerolog.Logger) (*slotSource, error) {
+func newSlotSource(cfg *config.Config, rs *rules.Rules, records cdc.SlotRecords, obs dispatch.Observer, m *metrics.Metrics, opts Options, log zerolog.Logger) (*slotSource, error) {
 	s := &slotSource{cfg: cfg.Source, observer: obs, log: log, evaluate: rs.Evaluate, stage: backfill.NewStage()}
 	s.reader = cdc.NewReader(cdc.ReaderConfig{
 		URL:               cfg.Source.URL,
@@ -77,10 +81,11 @@ func newSlotSource(cfg *config.Config, rs *rules.Rules, records cdc.SlotRecords,
 	})
 	ack := s.reader.Ack
 	if o := cfg.Source.Outbox; o != nil {
-		ob, err := outboxevents.NewSource(o.Table, rs)
+		ob, err := outboxevents.NewSource(o.Table, rs, outboxOptions(m, log))
 		if err != nil {
 			return nil, fmt.Errorf("outbox table: %w", err)
 		}
+		s.outbox = ob
 		var record func(cdc.LSN, int64)
 		if o.DeleteConsumed {
 			s.consumed, err = outboxevents.NewConsumed(cfg.Source.URL, ob.Table(), s.reader.Ack, log.With().Str("component", "outbox").Logger())
@@ -109,6 +114,22 @@ func (s *slotSource) Run(ctx context.Context, send func(context.Context, dispatc
 		cctx, cancel := context.WithCancel(ctx)
 		defer func() { cancel(); <-done }()
 		go func() { defer close(done); s.consumed.Run(cctx) }()
+	}
+	if s.outbox != nil {
+		// The ids of outbox rows name the cluster and database: read them
+		// before the first row, waiting for the database like the reader.
+		for backoff := 250 * time.Millisecond; ; backoff = min(2*backoff, 30*time.Second) {
+			err := s.outbox.Resolve(ctx, s.cfg.URL)
+			if err == nil {
+				break
+			}
+			s.log.Warn().Err(err).Stringer("retry_in", backoff).Msg("reading the outbox table's origin")
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(backoff):
+			}
+		}
 	}
 	s.log.Info().Str("slot", s.cfg.Slot).Strs("tables", s.cfg.Tables).Msg("walhook running")
 	return s.reader.Run(ctx, cdc.SinkFunc(func(ctx context.Context, tx cdc.Transaction) error {
@@ -149,7 +170,11 @@ func (s *slotSource) batch(tx cdc.Transaction) dispatch.Batch {
 	}
 	stx := s.open
 	stx.Add(1)
-	return dispatch.Batch{Events: events, Failures: failures, XID: tx.XID, Settled: stx.Done}
+	b := dispatch.Batch{Events: events, Failures: failures, XID: tx.XID, Settled: stx.Done}
+	if s.outbox != nil {
+		b.Unrouted = s.outbox.Unrouted
+	}
+	return b
 }
 
 func (s *slotSource) Finish(ctx context.Context) {
@@ -192,11 +217,48 @@ type pollSource struct {
 	table   string
 	log     zerolog.Logger
 	scratch []event.Event
+
+	mu        sync.Mutex // guards the backlog's cache; never held while reading it
+	backlogAt time.Time
+	lastRead  outbox.Backlog
 }
 
-func newPollSource(cfg *config.Config, rs *rules.Rules, log zerolog.Logger) (*pollSource, error) {
+// backlogFor is how long a read of the outbox backlog is reused by the
+// metrics and the console.
+const backlogFor = 2 * time.Second
+
+// backlog is what waits in the outbox table, read at most every backlogFor.
+func (s *pollSource) backlog(ctx context.Context) (outbox.Backlog, error) {
+	s.mu.Lock()
+	if time.Since(s.backlogAt) < backlogFor {
+		b := s.lastRead
+		s.mu.Unlock()
+		return b, nil
+	}
+	s.mu.Unlock()
+	b, err := s.poller.Backlog(ctx)
+	if err != nil {
+		return b, err
+	}
+	s.mu.Lock()
+	s.lastRead, s.backlogAt = b, time.Now()
+	s.mu.Unlock()
+	return b, nil
+}
+
+// outboxOptions are the options of the outbox Source: skipped rows are
+// counted in m (when there are metrics) and logged.
+func outboxOptions(m *metrics.Metrics, log zerolog.Logger) outboxevents.Options {
+	opts := outboxevents.Options{Logger: log.With().Str("component", "outbox").Logger()}
+	if m != nil {
+		opts.Skipped = m.OutboxRowSkipped
+	}
+	return opts
+}
+
+func newPollSource(cfg *config.Config, rs *rules.Rules, m *metrics.Metrics, log zerolog.Logger) (*pollSource, error) {
 	o := cfg.Source.Outbox
-	ob, err := outboxevents.NewSource(o.Table, rs)
+	ob, err := outboxevents.NewSource(o.Table, rs, outboxOptions(m, log))
 	if err != nil {
 		return nil, fmt.Errorf("outbox table: %w", err)
 	}
@@ -218,7 +280,7 @@ func (s *pollSource) Run(ctx context.Context, send func(context.Context, dispatc
 	return s.poller.Run(ctx, outbox.SinkFunc(func(ctx context.Context, rows []outbox.Row, settled func()) error {
 		events, failures := s.outbox.Events(rows, s.scratch[:0])
 		s.scratch = events[:0]
-		return send(ctx, dispatch.Batch{Events: events, Failures: failures, Settled: settled})
+		return send(ctx, dispatch.Batch{Events: events, Failures: failures, Settled: settled, Unrouted: s.outbox.Unrouted})
 	}))
 }
 

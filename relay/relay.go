@@ -151,14 +151,20 @@ func New(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts Optio
 		observer = dispatch.Observers{observer, r.tail}
 	}
 	if cfg.Source.Mode == config.ModeOutbox {
-		ps, err := newPollSource(cfg, r.rules, log)
+		ps, err := newPollSource(cfg, r.rules, r.metrics, log)
 		if err != nil {
 			r.Close()
 			return nil, err
 		}
 		r.source = ps
+		if r.metrics != nil {
+			r.metrics.WatchOutbox(func(ctx context.Context) (metrics.OutboxBacklog, error) {
+				b, err := ps.backlog(ctx)
+				return metrics.OutboxBacklog{Rows: b.Rows, OldestAge: b.OldestAge}, err
+			})
+		}
 	} else {
-		ss, err := newSlotSource(cfg, r.rules, SlotRecords(r.store), observer, opts, log)
+		ss, err := newSlotSource(cfg, r.rules, SlotRecords(r.store), observer, r.metrics, opts, log)
 		if err != nil {
 			r.Close()
 			return nil, err
@@ -192,6 +198,12 @@ func New(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts Optio
 		return nil, err
 	}
 	r.replays = newReplayer(r.store, r.rules, r.dispatcher, log)
+	switch s := r.source.(type) {
+	case *pollSource:
+		r.replays.outbox = s.outbox
+	case *slotSource:
+		r.replays.outbox = s.outbox
+	}
 	if r.metrics != nil {
 		r.metrics.WatchQueue(r.store.Stats)
 		r.metrics.WatchHealth(r.store.AllHealth)

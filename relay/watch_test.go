@@ -98,7 +98,14 @@ delivery {
 // ("name" or `name{label="v"}`) and whether it is there.
 func (w *watched) gauge(t *testing.T, series string) (float64, bool) {
 	t.Helper()
-	families, err := w.reg.Gather()
+	return seriesValue(t, w.reg, series)
+}
+
+// seriesValue returns the value of a series of reg ("name" or
+// `name{label="v"}`) and whether it is there.
+func seriesValue(t *testing.T, reg *prometheus.Registry, series string) (float64, bool) {
+	t.Helper()
+	families, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}

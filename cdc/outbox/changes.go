@@ -50,28 +50,29 @@ func newChangeDecoder() *changeDecoder {
 	return &changeDecoder{text: cdc.NewTextDecoder(), tables: map[string]*tableInfo{}}
 }
 
-// decode returns the change a ChangeType row holds. Values are decoded as
+// decode returns the change a ChangeType row holds. Its errors do not
+// name the row: the failed evaluation made of them does. Values are decoded as
 // the Reader decodes pgoutput's; Old follows the table's replica identity
 // as pgoutput would (whole row with FULL, key columns on delete and on an
 // update that changed the key otherwise).
 func (d *changeDecoder) decode(ctx context.Context, q querier, row *Row) (*cdc.Change, error) {
 	var p captured
 	if err := json.Unmarshal(row.Payload, &p); err != nil {
-		return nil, fmt.Errorf("reading captured change of outbox row %d: %w", row.ID, err)
+		return nil, fmt.Errorf("reading the captured change: %w", err)
 	}
 	if !p.Op.Valid() || p.Schema == "" || p.Table == "" {
-		return nil, fmt.Errorf("outbox row %d is not a captured change (schema, table and op are required)", row.ID)
+		return nil, fmt.Errorf("it is not a captured change (schema, table and op are required)")
 	}
 	var newFields, oldFields [][]byte
 	var err error
 	if p.New != nil {
 		if newFields, err = parseRecord(*p.New); err != nil {
-			return nil, fmt.Errorf("outbox row %d: new row: %w", row.ID, err)
+			return nil, fmt.Errorf("captured new row: %w", err)
 		}
 	}
 	if p.Old != nil {
 		if oldFields, err = parseRecord(*p.Old); err != nil {
-			return nil, fmt.Errorf("outbox row %d: old row: %w", row.ID, err)
+			return nil, fmt.Errorf("captured old row: %w", err)
 		}
 	}
 	name := p.Schema + "." + p.Table
@@ -89,7 +90,7 @@ func (d *changeDecoder) decode(ctx context.Context, q querier, row *Row) (*cdc.C
 		}
 		d.tables[name] = info
 		if !fits(info) {
-			return nil, fmt.Errorf("outbox row %d: the captured row of %s does not match the table's %d columns", row.ID, name, len(info.columns))
+			return nil, fmt.Errorf("the captured row of %s does not match the table's %d columns", name, len(info.columns))
 		}
 	}
 	c := &cdc.Change{

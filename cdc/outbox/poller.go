@@ -16,18 +16,35 @@ import (
 	"github.com/walhook/walhook/cdc"
 )
 
-// Row is one claimed outbox row.
+// Row is one claimed outbox row, as the table holds it: a column may be
+// NULL or hold a value no event can be made of, which the reader of the
+// rows (internal/outboxevents) turns into a failed evaluation.
 type Row struct {
-	ID        int64
-	EventType string
+	ID int64
+	// EventType is nil when the column is NULL.
+	EventType *string
 	Key       string // empty when NULL
 	Tenant    string // empty when NULL
-	Payload   json.RawMessage
+	// Payload is the payload column's text (json, jsonb or text); nil when
+	// NULL. It is not necessarily JSON.
+	Payload json.RawMessage
+	// CreatedAt is zero when the column is NULL.
 	CreatedAt time.Time
+	// Origin names the row's table in its cluster and database, for the
+	// row's event ids.
+	Origin Origin
 	// Change is the captured row change of a ChangeType row; nil otherwise
 	// or when it could not be decoded (then Err says why).
 	Change *cdc.Change
 	Err    error
+}
+
+// Type is the row's event_type, empty when NULL.
+func (r *Row) Type() string {
+	if r.EventType == nil {
+		return ""
+	}
+	return *r.EventType
 }
 
 // Sink consumes claimed batches, one at a time and in claim order. It
@@ -128,8 +145,12 @@ func NewPoller(cfg Config) (*Poller, error) {
 	return &Poller{
 		cfg: cfg, log: cfg.Logger, table: t, pool: pool,
 		wake: make(chan struct{}, 1), abort: make(chan struct{}), changes: newChangeDecoder(),
-		claimSQL: `SELECT id, event_type, coalesce(key, ''), coalesce(tenant, ''), payload, created_at
-			FROM ` + t + ` ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED`,
+		// The cluster's system identifier and the database's oid are read
+		// with every claim (one row each, no round trip): a URL that
+		// reaches another server gives its rows ids of their own.
+		claimSQL: `SELECT o.id, o.event_type::text, o.key::text, o.tenant::text, o.payload::text, o.created_at,
+			o.tableoid, (` + originSQL + `)
+			FROM ` + t + ` o ORDER BY o.id LIMIT $1 FOR UPDATE OF o SKIP LOCKED`,
 		deleteSQL: `DELETE FROM ` + t + ` WHERE id = ANY($1)`,
 	}, nil
 }
@@ -291,8 +312,26 @@ func (p *Poller) claim(ctx context.Context) (*batch, error) {
 	if err == nil {
 		for rows.Next() {
 			var r Row
-			if err = rows.Scan(&r.ID, &r.EventType, &r.Key, &r.Tenant, &r.Payload, &r.CreatedAt); err != nil {
+			var key, tenant, payload *string
+			var created *time.Time
+			var origin string
+			if err = rows.Scan(&r.ID, &r.EventType, &key, &tenant, &payload, &created, &r.Origin.Table, &origin); err != nil {
 				break
+			}
+			if err = r.Origin.parse(origin); err != nil {
+				break
+			}
+			if key != nil {
+				r.Key = *key
+			}
+			if tenant != nil {
+				r.Tenant = *tenant
+			}
+			if payload != nil {
+				r.Payload = json.RawMessage(*payload)
+			}
+			if created != nil {
+				r.CreatedAt = *created
 			}
 			b.rows = append(b.rows, r)
 		}
@@ -307,7 +346,7 @@ func (p *Poller) claim(ctx context.Context) (*batch, error) {
 	}
 	for i := range b.rows {
 		r := &b.rows[i]
-		if r.EventType != ChangeType {
+		if r.Type() != ChangeType {
 			continue
 		}
 		if r.Change, r.Err = p.changes.decode(cctx, p.pool, r); r.Err != nil && cctx.Err() != nil {

@@ -11,10 +11,12 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/spf13/cobra"
 
 	"github.com/walhook/walhook/cdc"
+	"github.com/walhook/walhook/cdc/outbox"
 	"github.com/walhook/walhook/internal/config"
 	"github.com/walhook/walhook/internal/store"
 	"github.com/walhook/walhook/relay"
@@ -26,10 +28,11 @@ func newStatusCommand(a *app) *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "status",
-		Short: "Show the slot's lag, the retry queue and endpoint health",
-		Long: `Shows the replication slot (active, confirmed LSN, lag), the publication, the
-retry queue, failed evaluations, and each endpoint's health and queue. It reads
-the databases, so it works while walhook is down.`,
+		Short: "Show the slot's lag (or the outbox backlog), the retry queue and endpoint health",
+		Long: `Shows the replication slot (active, confirmed LSN, lag) and the publication, or
+in polling mode (mode = "outbox") the outbox table's backlog (rows waiting, age
+of the oldest), then the retry queue, failed evaluations, and each endpoint's
+health and queue. It reads the databases, so it works while walhook is down.`,
 		Example: `  walhook status -c walhook.hcl
   walhook status --config walhook.hcl --json`,
 		Args:        noArgs,
@@ -102,9 +105,12 @@ type endpointStatus struct {
 
 // statusReport is everything `walhook status` shows.
 type statusReport struct {
-	Slot  slotStatus `json:"slot"`
-	State string     `json:"state"` // "ok" or why it is unavailable
-	Queue *struct {
+	// Slot is the replication slot; nil in polling mode (mode "outbox").
+	Slot *slotStatus `json:"slot,omitempty"`
+	// Outbox is the polled outbox table's backlog; nil in logical mode.
+	Outbox *outboxStatus `json:"outbox,omitempty"`
+	State  string        `json:"state"` // "ok" or why it is unavailable
+	Queue  *struct {
 		Pending   int64      `json:"pending"`
 		Due       int64      `json:"due"`
 		Failed    int64      `json:"failed"`
@@ -150,20 +156,28 @@ func collectStatus(ctx context.Context, cfg *config.Config) (*statusReport, erro
 	default:
 		defer pool.Close()
 	}
-	var records cdc.SlotRecords
-	if st != nil {
-		records = relay.SlotRecords(st)
-	}
-	check, err := cdc.CheckSlot(ctx, cfg.Source.URL, cfg.Source.Slot, cfg.Source.Publication, records)
-	if err != nil {
-		return nil, err
-	}
-	rep.Slot = newSlotStatus(check)
-	if st == nil {
-		if check.Slot.Exists && !check.Elsewhere() {
-			rep.State = missingStateText(cfg, true, store.ErrNoSchema)
+	if cfg.Source.Mode == config.ModeOutbox {
+		rep.Outbox = readOutboxStatus(ctx, cfg)
+		if st == nil {
+			return rep, nil
 		}
-		return rep, nil
+	} else {
+		var records cdc.SlotRecords
+		if st != nil {
+			records = relay.SlotRecords(st)
+		}
+		check, err := cdc.CheckSlot(ctx, cfg.Source.URL, cfg.Source.Slot, cfg.Source.Publication, records)
+		if err != nil {
+			return nil, err
+		}
+		slot := newSlotStatus(check)
+		rep.Slot = &slot
+		if st == nil {
+			if check.Slot.Exists && !check.Elsewhere() {
+				rep.State = missingStateText(cfg, true, store.ErrNoSchema)
+			}
+			return rep, nil
+		}
 	}
 	q, err := st.Stats(ctx)
 	if err != nil {
@@ -288,35 +302,11 @@ func missingStateText(cfg *config.Config, slotExists bool, err error) string {
 }
 
 func printStatus(w io.Writer, rep *statusReport) {
-	s := rep.Slot
-	switch {
-	case s.OtherDatabase:
-		fmt.Fprintf(w, "slot %s: belongs to database %s, not this config's (walhook cannot use it; set source.slot to another name)\n", s.Name, s.Database)
-	case !s.Exists && s.RecordedLSN != "":
-		fmt.Fprintf(w, "slot %s: missing (walhook last confirmed %s)\n", s.Name, s.RecordedLSN)
-	case !s.Exists:
-		fmt.Fprintf(w, "slot %s: not created (walhook creates it at start)\n", s.Name)
-	default:
-		state := "inactive (no reader connected)"
-		if s.Active {
-			state = "active"
-			if s.ActivePID != nil {
-				state += fmt.Sprintf(" (pid %d)", *s.ActivePID)
-			}
-		}
-		fmt.Fprintf(w, "slot %s: %s, confirmed %s, lag %s", s.Name, state, s.ConfirmedLSN, bytesText(s.LagBytes))
-		if s.WALStatus != "" && s.WALStatus != "reserved" {
-			fmt.Fprintf(w, ", wal_status %s", s.WALStatus)
-		}
-		fmt.Fprintln(w)
+	if rep.Slot != nil {
+		printSlot(w, rep.Slot)
 	}
-	if s.PubExists {
-		fmt.Fprintf(w, "publication %s: %d tables\n", s.Publication, s.PubTables)
-	} else {
-		fmt.Fprintf(w, "publication %s: not created\n", s.Publication)
-	}
-	if s.Problem != "" {
-		fmt.Fprintf(w, "problem: %s\n", s.Problem)
+	if rep.Outbox != nil {
+		printOutbox(w, rep.Outbox)
 	}
 	if rep.Queue == nil {
 		fmt.Fprintf(w, "state: %s\n", rep.State)
@@ -346,6 +336,86 @@ func printStatus(w io.Writer, rep *statusReport) {
 		fmt.Fprintf(tw, "  %s\t%s\t%s\t%d\t%d\t%d\t%s\n", e.ID, e.Source, healthText(e), e.Pending, e.Due, e.Failed, limitText(e))
 	}
 	tw.Flush()
+}
+
+// printSlot prints the slot and publication lines.
+func printSlot(w io.Writer, s *slotStatus) {
+	switch {
+	case s.OtherDatabase:
+		fmt.Fprintf(w, "slot %s: belongs to database %s, not this config's (walhook cannot use it; set source.slot to another name)\n", s.Name, s.Database)
+	case !s.Exists && s.RecordedLSN != "":
+		fmt.Fprintf(w, "slot %s: missing (walhook last confirmed %s)\n", s.Name, s.RecordedLSN)
+	case !s.Exists:
+		fmt.Fprintf(w, "slot %s: not created (walhook creates it at start)\n", s.Name)
+	default:
+		state := "inactive (no reader connected)"
+		if s.Active {
+			state = "active"
+			if s.ActivePID != nil {
+				state += fmt.Sprintf(" (pid %d)", *s.ActivePID)
+			}
+		}
+		fmt.Fprintf(w, "slot %s: %s, confirmed %s, lag %s", s.Name, state, s.ConfirmedLSN, bytesText(s.LagBytes))
+		if s.WALStatus != "" && s.WALStatus != "reserved" {
+			fmt.Fprintf(w, ", wal_status %s", s.WALStatus)
+		}
+		fmt.Fprintln(w)
+	}
+	if s.PubExists {
+		fmt.Fprintf(w, "publication %s: %d tables\n", s.Publication, s.PubTables)
+	} else {
+		fmt.Fprintf(w, "publication %s: not created\n", s.Publication)
+	}
+	if s.Problem != "" {
+		fmt.Fprintf(w, "problem: %s\n", s.Problem)
+	}
+}
+
+// outboxStatus is the polled outbox table's backlog.
+type outboxStatus struct {
+	Table string `json:"table"`
+	// Rows is the rows waiting; an estimate when Estimated (beyond
+	// outbox.BacklogCountCap).
+	Rows             int64   `json:"rows_waiting"`
+	Estimated        bool    `json:"rows_estimated,omitempty"`
+	OldestAgeSeconds float64 `json:"oldest_age_seconds"`
+	// Problem says why the backlog could not be read (the rest is zero).
+	Problem string `json:"problem,omitempty"`
+}
+
+// readOutboxStatus reads the backlog of the config's outbox table.
+func readOutboxStatus(ctx context.Context, cfg *config.Config) *outboxStatus {
+	o := &outboxStatus{Table: cfg.Source.Outbox.Table}
+	conn, err := pgx.Connect(ctx, cfg.Source.URL)
+	if err != nil {
+		o.Problem = fmt.Sprintf("connecting to the source database: %v", err)
+		return o
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	b, err := outbox.ReadBacklog(ctx, conn, o.Table)
+	if err != nil {
+		o.Problem = err.Error()
+		return o
+	}
+	o.Rows, o.Estimated, o.OldestAgeSeconds = b.Rows, b.Estimated, b.OldestAge.Seconds()
+	return o
+}
+
+// printOutbox prints the outbox line.
+func printOutbox(w io.Writer, o *outboxStatus) {
+	if o.Problem != "" {
+		fmt.Fprintf(w, "outbox %s: %s\n", o.Table, o.Problem)
+		return
+	}
+	about := ""
+	if o.Estimated {
+		about = "about "
+	}
+	fmt.Fprintf(w, "outbox %s: %s%d rows waiting", o.Table, about, o.Rows)
+	if o.Rows > 0 {
+		fmt.Fprintf(w, ", oldest %s", (time.Duration(o.OldestAgeSeconds * float64(time.Second))).Round(time.Second))
+	}
+	fmt.Fprintln(w)
 }
 
 func healthText(e endpointStatus) string {

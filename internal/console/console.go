@@ -40,6 +40,11 @@ type SourceStatus struct {
 	LagSeconds   *float64 `json:"lag_seconds,omitempty"`
 	ConfirmedLSN string   `json:"confirmed_lsn,omitempty"`
 	LastError    string   `json:"last_error,omitempty"`
+	// RowsWaiting (an estimate when RowsEstimated) and OldestAgeSeconds
+	// are the polled outbox table's backlog; nil when not read.
+	RowsWaiting      *int64   `json:"rows_waiting,omitempty"`
+	RowsEstimated    bool     `json:"rows_estimated,omitempty"`
+	OldestAgeSeconds *float64 `json:"oldest_age_seconds,omitempty"`
 }
 
 // EndpointRuntime is what the running dispatcher knows of an endpoint.

@@ -45,6 +45,9 @@ type Batch struct {
 	Failures []event.Failure
 	XID      uint32 // the source transaction, for failed evaluations
 	Settled  func()
+	// Unrouted, when set, is told of each event no endpoint wants, during
+	// Dispatch (the outbox counts such rows as skipped).
+	Unrouted func(*event.Event)
 }
 
 // Dispatcher delivers batches of events to endpoints. See
@@ -252,10 +255,12 @@ func (d *Dispatcher) Dispatch(ctx context.Context, b Batch) error {
 		var own *event.Event // the batch's events may be scratch space: jobs keep a copy
 		var bodies *event.Bodies
 		first := len(jobs)
+		wanted := false
 		for _, ep := range tbl.list {
 			if !ep.Wants(ev) {
 				continue
 			}
+			wanted = true
 			if own == nil {
 				cp := *ev
 				own = &cp
@@ -286,6 +291,9 @@ func (d *Dispatcher) Dispatch(ctx context.Context, b Batch) error {
 				j.key = own.Key
 			}
 			jobs = append(jobs, j)
+		}
+		if !wanted && b.Unrouted != nil {
+			b.Unrouted(ev)
 		}
 		if len(jobs)-first > 1 {
 			// Fan-out: endpoints sharing a secret and a body sign once.

@@ -32,6 +32,7 @@ type Metrics struct {
 	disabled          prometheus.Counter
 	concurrencyLimit  *prometheus.GaugeVec
 	captureGaps       *prometheus.CounterVec
+	outboxSkipped     *prometheus.CounterVec
 
 	state *stateCollector
 }
@@ -82,13 +83,17 @@ func New(reg prometheus.Registerer) *Metrics {
 		captureGaps: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "walhook_capture_gaps_total", Help: "Times changes went uncaptured or stopped matching rules, by reason (table_recreated, table_unpublished, table_renamed, table_dropped, table_missing); the log says what was missed and what to run.",
 		}, []string{"reason"}),
+		outboxSkipped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "walhook_outbox_rows_skipped_total", Help: "Outbox rows consumed without a delivery, by reason (no_subscriber: no endpoint wants the row's event type).",
+		}, []string{"reason"}),
 		state: newStateCollector(),
 	}
+	m.outboxSkipped.WithLabelValues("no_subscriber")
 	for _, r := range gapReasons {
 		m.captureGaps.WithLabelValues(r) // from 0, so that increase() sees the first
 	}
 	reg.MustRegister(m.changesRead, m.eventsEmitted, m.evaluationsFailed, m.deliveries, m.attempts,
-		m.attemptDuration, m.overflow, m.disabled, m.concurrencyLimit, m.captureGaps, m.state)
+		m.attemptDuration, m.overflow, m.disabled, m.concurrencyLimit, m.captureGaps, m.outboxSkipped, m.state)
 	m.registerer = reg
 	if g, ok := reg.(prometheus.Gatherer); ok {
 		m.gatherer = g
@@ -159,3 +164,7 @@ func (m *Metrics) ConcurrencyLimit(endpointID string, limit int) {
 	}
 	m.concurrencyLimit.WithLabelValues(endpointID).Set(float64(limit))
 }
+
+// OutboxRowSkipped counts an outbox row consumed without a delivery, by
+// reason (walhook_outbox_rows_skipped_total).
+func (m *Metrics) OutboxRowSkipped(reason string) { m.outboxSkipped.WithLabelValues(reason).Inc() }

@@ -53,13 +53,19 @@ type stateCollector struct {
 	queueDepth, queueDue, oldestDue, failed, disabled *prometheus.Desc
 	connected, stream, readErrors                     *prometheus.Desc
 	replicationDescs
+	outboxDescs
 
 	mu          sync.Mutex // serialises scrapes and guards everything below
 	queue       func(ctx context.Context) (store.QueueStats, error)
 	health      func(ctx context.Context) ([]store.Health, error)
 	reader      func() cdc.Status
 	replication func() Replication
+	outbox      func(ctx context.Context) (OutboxBacklog, error)
 	now         func() time.Time
+
+	outboxAt time.Time
+	outboxOK bool
+	backlog  OutboxBacklog
 
 	queueAt, healthAt time.Time // when the cached values were read
 	queueOK, healthOK bool
@@ -80,6 +86,7 @@ func newStateCollector() *stateCollector {
 		stream:           d("walhook_source_streaming", "1 while the slot is held and changes are flowing."),
 		readErrors:       d("walhook_metrics_read_errors_total", "Failed reads of the state database while computing gauges."),
 		replicationDescs: newReplicationDescs(),
+		outboxDescs:      newOutboxDescs(),
 		now:              time.Now,
 	}
 }
@@ -91,6 +98,9 @@ func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 		ch <- d
 	}
 	for _, d := range c.replicationDescs.all() {
+		ch <- d
+	}
+	for _, d := range c.outboxDescs.all() {
 		ch <- d
 	}
 }
@@ -158,6 +168,7 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	if c.replication != nil {
 		c.replicationDescs.collect(ch, c.replication(), now)
 	}
+	c.collectOutbox(ch, now)
 	ch <- prometheus.MustNewConstMetric(c.readErrors, prometheus.CounterValue, c.errors)
 }
 

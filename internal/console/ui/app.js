@@ -335,6 +335,9 @@ function overviewCards(ov, hooks) {
   if (src) {
     const st = src.streaming ? pill('ok', 'streaming') : src.connected ? pill('info', 'connected') : pill('bad', 'not connected');
     out.push(card(src.mode === 'outbox' ? 'Outbox table' : 'Replication slot', el('span', {}, st), src.name + (src.last_error ? ' — ' + src.last_error : ''), 'card-source'));
+    if (src.mode === 'outbox' && src.rows_waiting !== undefined) {
+      out.push(card('Outbox backlog', (src.rows_estimated ? '~' : '') + String(src.rows_waiting), 'rows waiting · oldest ' + (src.oldest_age_seconds || 0).toFixed(1) + ' s', 'card-backlog'));
+    }
     if (src.mode !== 'outbox') {
       out.push(card('Lag', fmtBytes(src.lag_bytes), (src.lag_seconds || 0).toFixed(1) + ' s behind' + (src.confirmed_lsn ? ' · confirmed ' + src.confirmed_lsn : ''), 'card-lag'));
     }
