@@ -38,6 +38,8 @@ type outboxBlock struct {
 	BatchSize      *int      `hcl:"batch_size,optional"`
 	BatchSizeRange hcl.Range `hcl:"batch_size,attr_value_range"`
 	DeleteConsumed bool      `hcl:"delete_consumed,optional"`
+	Events         []string  `hcl:"events,optional"`
+	EventsRange    hcl.Range `hcl:"events,attr_value_range"`
 }
 
 type stateBlock struct {

@@ -61,14 +61,21 @@ type Source struct {
 	Tables []string
 }
 
-// Outbox names the outbox table (see the outbox issue).
+// Outbox names the outbox table and the events its rows may carry
+// (docs/outbox.md).
 type Outbox struct {
 	Table        string        // "schema.table"
+	TableRange   hcl.Range     // where table is written, for diagnostics
 	PollInterval time.Duration // default 1s
 	BatchSize    int           // default 500
 	// DeleteConsumed deletes outbox rows once their events are settled
 	// (logical mode; polling mode always deletes).
 	DeleteConsumed bool
+	// Events are the event names the application may write into the table
+	// (the events list): the catalogue API webhooks subscribe from. Empty
+	// when the config declares none.
+	Events      []string
+	EventsRange hcl.Range // where events is written, for diagnostics
 }
 
 // State says where retry state lives.
