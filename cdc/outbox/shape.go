@@ -63,7 +63,7 @@ type column struct {
 	name, sqlType string
 	// category is pg_type.typcategory of the (domain's base) type: S
 	// string, E enum, N numeric, D date/time, U user (json, jsonb).
-	category, typname string
+	category, typname   string
 	notNull, hasDefault bool
 }
 
