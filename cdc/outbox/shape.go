@@ -18,12 +18,21 @@ type Problem struct {
 	// caveat (a NULL event_type becomes a failed evaluation); false when it
 	// cannot, and `walhook run` refuses to start.
 	Warning bool
+	// Table is the table concerned, "schema.table": the outbox table, or a
+	// table whose changes the trigger fallback captures.
+	Table string
 	// Column is the column concerned; empty for the table as a whole.
 	Column string
 	// Detail says what is wrong and what it causes, as a sentence.
 	Detail string
 	// Fix is the SQL statement (or walhook command) that fixes it.
 	Fix string
+}
+
+// ForConfig is p with the config file named in walhook commands of its fix.
+func (p Problem) ForConfig(path string) Problem {
+	p.Fix = strings.ReplaceAll(p.Fix, "<config file>", path)
+	return p
 }
 
 // String is the problem and its fix on one line.
@@ -100,6 +109,14 @@ func fits(name string, c column) bool {
 // id, event_type, key, tenant, payload and created_at, their types and
 // nullability, and the primary key on id. No problem means it matches.
 func CheckTable(ctx context.Context, conn *pgx.Conn, table string) ([]Problem, error) {
+	problems, err := checkTable(ctx, conn, table)
+	for i := range problems {
+		problems[i].Table = table
+	}
+	return problems, err
+}
+
+func checkTable(ctx context.Context, conn *pgx.Conn, table string) ([]Problem, error) {
 	q, err := ident(table)
 	if err != nil {
 		return nil, err

@@ -38,12 +38,18 @@ func CheckTriggers(ctx context.Context, conn *pgx.Conn, c TriggerCheck) ([]Probl
 		if err != nil {
 			return nil, err
 		}
+		for i := range p {
+			p[i].Table = c.Outbox
+		}
 		problems = append(problems, p...)
 	}
 	for _, table := range c.Captured {
 		p, err := checkCapture(ctx, conn, table, capture, c.Polling)
 		if err != nil {
 			return nil, err
+		}
+		for i := range p {
+			p[i].Table = table
 		}
 		problems = append(problems, p...)
 	}
