@@ -34,7 +34,7 @@ func checkOutbox(ctx context.Context, cfg *config.Config) hcl.Diagnostics {
 		diags = append(diags, outboxDiagnostic(cfg, p, "Outbox table: ", rangeOrNil(o.TableRange)))
 	}
 	polling := cfg.Source.Mode == config.ModeOutbox
-	triggers, err := outbox.CheckTriggers(ctx, conn, outbox.TriggerCheck{Outbox: o.Table, Polling: polling, Captured: capturedTables(cfg)})
+	triggers, err := outbox.CheckTriggers(ctx, conn, outbox.TriggerCheck{Outbox: o.Table, Polling: polling, Captured: cfg.EventTables()})
 	if err != nil {
 		return append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Cannot check the outbox triggers", Detail: sentence(err.Error())})
 	}
@@ -46,20 +46,6 @@ func checkOutbox(ctx context.Context, cfg *config.Config) hcl.Diagnostics {
 		diags = append(diags, outboxDiagnostic(cfg, p, "Outbox triggers: ", subject))
 	}
 	return diags
-}
-
-// capturedTables are the tables whose changes the trigger fallback
-// captures: those the rules read.
-func capturedTables(cfg *config.Config) []string {
-	var out []string
-	seen := map[string]bool{}
-	for _, e := range cfg.Events {
-		if t := e.QualifiedTable(); !seen[t] {
-			seen[t] = true
-			out = append(out, t)
-		}
-	}
-	return out
 }
 
 func outboxDiagnostic(cfg *config.Config, p outbox.Problem, prefix string, subject *hcl.Range) *hcl.Diagnostic {

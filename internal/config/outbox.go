@@ -48,3 +48,17 @@ func (c *Config) EventNames() []string {
 	}
 	return names
 }
+
+// EventTables are the tables the event blocks read ("schema.table"), in
+// config order without repeats: those the trigger fallback captures.
+func (c *Config) EventTables() []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, e := range c.Events {
+		if t := e.QualifiedTable(); !seen[t] {
+			seen[t] = true
+			out = append(out, t)
+		}
+	}
+	return out
+}
