@@ -149,17 +149,23 @@ func checkTable(ctx context.Context, conn *pgx.Conn, table string) ([]Problem, e
 	for _, want := range []string{"id", "event_type", "key", "tenant", "payload", "created_at"} {
 		c, ok := byName[want]
 		if !ok {
-			problems = append(problems, missingColumn(q, want, cols, byName))
+			problems = append(problems, missingColumn(q, want, byName))
 			continue
 		}
 		problems = append(problems, checkColumn(q, c)...)
 	}
 	if c, ok := byName["id"]; ok && fits("id", c) {
-		unique, err := uniqueOnID(ctx, conn, relid)
+		key, err := idKey(ctx, conn, relid)
 		if err != nil {
 			return nil, fmt.Errorf("reading the indexes of outbox table %s: %w", table, err)
 		}
-		if !unique {
+		switch {
+		case len(key) == 1:
+		case len(key) > 1:
+			problems = append(problems, Problem{Warning: true, Column: "id",
+				Detail: fmt.Sprintf("%s's id is unique only together with %s (its key is (%s), as a partitioned table's must be): two rows with one id would share an event id, and a delivered row's delete would take the other.", table, strings.Join(key[1:], ", "), strings.Join(key, ", ")),
+				Fix:    "leave id to its sequence: never insert an id of your own."})
+		default:
 			problems = append(problems, Problem{Column: "id",
 				Detail: fmt.Sprintf("%s has no primary key on id: walhook orders rows by id and deletes delivered rows by id, so two rows with one id would share an event id and a later one could be deleted undelivered.", table),
 				Fix:    fmt.Sprintf("ALTER TABLE %s ADD PRIMARY KEY (id);", q)})
@@ -188,21 +194,32 @@ ORDER BY a.attnum`, relid)
 	})
 }
 
-// uniqueOnID reports whether relation relid has a primary key, or a valid
-// unique index without a condition, on exactly (id).
-func uniqueOnID(ctx context.Context, conn *pgx.Conn, relid uint32) (bool, error) {
-	var ok bool
-	err := conn.QueryRow(ctx, `
-SELECT EXISTS (
-  SELECT 1 FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
-  WHERE i.indrelid = $1 AND i.indnkeyatts = 1 AND a.attname = 'id'
-    AND (i.indisprimary OR (i.indisunique AND i.indisvalid AND i.indpred IS NULL AND a.attnotnull)))`, relid).Scan(&ok)
-	return ok, err
+// idKey returns the columns of the primary key, or of a valid unique
+// index without a condition, of relation relid that includes id, id
+// first: ["id"] when id alone is unique; nil when no such key exists.
+func idKey(ctx context.Context, conn *pgx.Conn, relid uint32) ([]string, error) {
+	rows, err := conn.Query(ctx, `
+SELECT array(SELECT a.attname::text FROM unnest(i.indkey[0:i.indnkeyatts - 1]) WITH ORDINALITY k(attnum, n)
+             JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+             ORDER BY a.attname <> 'id', k.n)
+FROM pg_index i
+WHERE i.indrelid = $1 AND (i.indisprimary OR (i.indisunique AND i.indisvalid AND i.indpred IS NULL))
+  AND EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = i.indrelid AND a.attname = 'id' AND a.attnum = ANY (i.indkey)
+              AND (i.indisprimary OR a.attnotnull))
+ORDER BY i.indnkeyatts, NOT i.indisprimary`, relid)
+	if err != nil {
+		return nil, err
+	}
+	keys, err := pgx.CollectRows(rows, pgx.RowTo[[]string])
+	if err != nil || len(keys) == 0 {
+		return nil, err
+	}
+	return keys[0], nil
 }
 
 // missingColumn is the problem of a missing column: a rename when a
 // column of a usual other name fits, else the column to add.
-func missingColumn(q, want string, cols []column, byName map[string]column) Problem {
+func missingColumn(q, want string, byName map[string]column) Problem {
 	p := Problem{Column: want, Detail: fmt.Sprintf("There is no column %s.", want)}
 	for _, alias := range aliases[want] {
 		if c, ok := byName[alias]; ok && fits(want, c) {

@@ -60,6 +60,13 @@ func TestCheckTable(t *testing.T) {
 				payload jsonb NOT NULL, created_at timestamptz NOT NULL DEFAULT now())`,
 		},
 		{
+			name: "partitioned, id unique with the partition key",
+			sql: `CREATE SCHEMA app; CREATE TABLE app.outbox (id bigserial, event_type text NOT NULL, key text, tenant text,
+				payload jsonb NOT NULL, created_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (created_at, id)) PARTITION BY RANGE (created_at);
+				CREATE TABLE app.outbox_all PARTITION OF app.outbox DEFAULT`,
+			warnings: []string{"app.outbox's id is unique only together with created_at (its key is (id, created_at)"},
+		},
+		{
 			name: "wrong types and missing columns",
 			sql: `CREATE SCHEMA app; CREATE TABLE app.outbox (id bigserial PRIMARY KEY, event_type text NOT NULL, key bigint,
 				payload bytea NOT NULL, created_at timestamp)`,
