@@ -67,7 +67,11 @@ func (a *app) listEvents() error {
 	}
 	if o := cfg.Source.Outbox; o != nil {
 		for _, name := range o.Events {
-			fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", name, o.Table, "(outbox)", "written by the application into the outbox table")
+			desc := o.Description(name)
+			if desc == "" {
+				desc = "written by the application into the outbox table"
+			}
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", name, o.Table, "(outbox)", desc)
 		}
 	}
 	if err := w.Flush(); err != nil {

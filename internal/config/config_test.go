@@ -112,6 +112,9 @@ func TestMalformed(t *testing.T) {
 		{"outbox events empty", "source \"postgres\" {\n  url = \"x\"\n  outbox {\n    table = \"o\"\n    events = [] # <-\n  }\n}\n", "No outbox events"},
 		{"outbox event and block", "source \"postgres\" {\n  url = \"x\"\n  outbox {\n    table = \"o\"\n    events = [\"item.created\"] # <-\n  }\n}\n" + base[strings.Index(base, "event"):], "an outbox event and an event block"},
 		{"outbox filter undeclared", "source \"postgres\" {\n  url = \"x\"\n  outbox {\n    table = \"o\"\n    events = [\"order.paid\"]\n  }\n}\nendpoint \"e\" {\n  url = \"https://example.com/hook\"\n  events = [\"ship.*\"] # <-\n  secret = \"" + okSecret + "\"\n}\n", "Events: order.paid"},
+		{"payload schema of an undeclared event", "source \"postgres\" {\n  url = \"x\"\n  outbox {\n    table = \"o\"\n    events = [\"a.b\"]\n    payload_schemas = {\n      \"a.c\" = { type = \"object\" } # <-\n    }\n  }\n}\n", "not in the outbox block's events list"},
+		{"payload schema not an object", "source \"postgres\" {\n  url = \"x\"\n  outbox {\n    table = \"o\"\n    events = [\"a.b\"]\n    payload_schemas = {\n      \"a.b\" = \"object\" # <-\n    }\n  }\n}\n", "is a JSON Schema object"},
+		{"payload schemas without events", "source \"postgres\" {\n  url = \"x\"\n  outbox {\n    table = \"o\"\n    payload_schemas = {} # <-\n  }\n}\n", "add events = [...]"},
 		{"two admin blocks", base + "admin {\n  token = \"0123456789abcdef0123\"\n}\nadmin { # <-\n  token = \"0123456789abcdef0123\"\n}\n", "Duplicate admin block"},
 	}
 	for _, tt := range tests {
@@ -332,6 +335,41 @@ endpoint "e" {
 	}
 	if r := cfg.Source.Outbox.EventsRange; r.Start.Line != 6 {
 		t.Errorf("events range = %v, want line 6", r)
+	}
+}
+
+// TestOutboxPayloadSchemas checks that payload_schemas, written in HCL,
+// becomes the JSON Schema of the named outbox events, its description the
+// event's.
+func TestOutboxPayloadSchemas(t *testing.T) {
+	t.Parallel()
+	cfg, diags := Parse([]byte(`source "postgres" {
+  url  = "postgres://x/y"
+  mode = "outbox"
+  outbox {
+    table  = "webhook_outbox"
+    events = ["order.paid", "order.refunded"]
+    payload_schemas = {
+      "order.paid" = {
+        description = "An order was paid."
+        type        = "object"
+        required    = ["order_id", "amount"]
+        properties  = { order_id = { type = "integer", minimum = 1 }, amount = { type = "string" } }
+      }
+    }
+  }
+}
+`), "outbox.hcl")
+	if len(diags) > 0 {
+		t.Fatalf("diagnostics: %s", diags.Error())
+	}
+	o := cfg.Source.Outbox
+	want := `{"description":"An order was paid.","properties":{"amount":{"type":"string"},"order_id":{"minimum":1,"type":"integer"}},"required":["order_id","amount"],"type":"object"}`
+	if got := string(o.PayloadSchemas["order.paid"]); got != want || len(o.PayloadSchemas) != 1 {
+		t.Errorf("payload schemas = %s\nwant order.paid = %s", o.PayloadSchemas, want)
+	}
+	if o.Description("order.paid") != "An order was paid." || o.Description("order.refunded") != "" {
+		t.Errorf("descriptions %q, %q", o.Description("order.paid"), o.Description("order.refunded"))
 	}
 }
 

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"encoding/json"
 	"net/netip"
 	"time"
 
@@ -76,6 +77,10 @@ type Outbox struct {
 	// when the config declares none.
 	Events      []string
 	EventsRange hcl.Range // where events is written, for diagnostics
+	// PayloadSchemas are the JSON Schemas (as JSON) the payload_schemas
+	// attribute declares for some of Events, by name; the others' payload
+	// is any JSON object or array.
+	PayloadSchemas map[string]json.RawMessage
 }
 
 // State says where retry state lives.

@@ -204,7 +204,7 @@ func (c *Catalog) Describe(ctx context.Context, name string) (*Event, error) {
 	}
 	if e == nil {
 		if o := c.cfg.Source.Outbox; o != nil && slices.Contains(o.Events, name) {
-			return DescribeOutbox(name, o.Table, c.cfg.Endpoints), nil
+			return DescribeOutbox(name, o, c.cfg.Endpoints), nil
 		}
 		return nil, fmt.Errorf("describing event %q: %w", name, ErrUnknownEvent)
 	}

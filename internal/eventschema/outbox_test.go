@@ -3,6 +3,7 @@ package eventschema
 import (
 	"context"
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
@@ -61,5 +62,55 @@ endpoint "reshaped" {
 	e := &event.Event{ID: "evt_x", Type: "order.paid", Timestamp: time.Now(), Data: json.RawMessage(`"text"`)}
 	if accepts(t, def, string(rules.DefaultBody(e))) == nil {
 		t.Errorf("a string payload validates; the schema says object or array")
+	}
+}
+
+// TestOutboxDeclaredPayloadSchema: an outbox event with a payload schema
+// in the config is described with that schema, every keyword kept, and
+// bodies are checked against it.
+func TestOutboxDeclaredPayloadSchema(t *testing.T) {
+	t.Parallel()
+	cfg, diags := config.Parse([]byte(`source "postgres" {
+  url  = "postgres://nowhere.invalid/db"
+  mode = "outbox"
+  outbox {
+    table  = "webhook_outbox"
+    events = ["order.paid"]
+    payload_schemas = {
+      "order.paid" = {
+        description          = "An order was paid."
+        type                 = "object"
+        required             = ["order_id"]
+        properties           = { order_id = { type = "integer", minimum = 1 } }
+        additionalProperties = { type = "string" }
+      }
+    }
+  }
+}`), "test.hcl")
+	if diags.HasErrors() {
+		t.Fatal(diags.Error())
+	}
+	ev, err := NewCatalog(cfg).Describe(context.Background(), "order.paid")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev.Description != "An order was paid." {
+		t.Errorf("description %q", ev.Description)
+	}
+	doc := marshal(t, ev.Schema)
+	if want := `"data":{"additionalProperties":{"type":"string"},"description":"An order was paid.","properties":{"order_id":{"minimum":1,"type":"integer"}}`; !strings.Contains(doc, want) {
+		t.Errorf("schema %s\nlacks %s", doc, want)
+	}
+	cs := compile(t, ev.Schema)
+	for data, ok := range map[string]bool{
+		`{"order_id":42,"note":"x"}`: true,
+		`{"order_id":0}`:             false,
+		`{"note":"x"}`:               false,
+		`{"order_id":1,"note":2}`:    false,
+	} {
+		e := &event.Event{ID: "evt_x", Type: "order.paid", Timestamp: time.Now(), Data: json.RawMessage(data)}
+		if err := accepts(t, cs, string(rules.DefaultBody(e))); (err == nil) != ok {
+			t.Errorf("payload %s: validation error %v, want valid %t", data, err, ok)
+		}
 	}
 }

@@ -135,7 +135,7 @@ func compileRules(cfg *config.Config, fast bool) (*Rules, error) {
 	}
 	if o := cfg.Source.Outbox; o != nil {
 		for _, name := range o.Events {
-			r.outbox = append(r.outbox, EventInfo{Name: name, Table: o.Table, Ops: []string{}, Source: SourceOutbox})
+			r.outbox = append(r.outbox, EventInfo{Name: name, Description: o.Description(name), Table: o.Table, Ops: []string{}, Source: SourceOutbox})
 		}
 	}
 	return r, nil
