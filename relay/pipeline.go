@@ -81,7 +81,7 @@ func newSlotSource(cfg *config.Config, rs *rules.Rules, records cdc.SlotRecords,
 	})
 	ack := s.reader.Ack
 	if o := cfg.Source.Outbox; o != nil {
-		ob, err := outboxevents.NewSource(o.Table, rs, outboxOptions(m, log))
+		ob, err := outboxevents.NewSource(o.Table, rs, outboxOptions(o, m, log))
 		if err != nil {
 			return nil, fmt.Errorf("outbox table: %w", err)
 		}
@@ -246,10 +246,11 @@ func (s *pollSource) backlog(ctx context.Context) (outbox.Backlog, error) {
 	return b, nil
 }
 
-// outboxOptions are the options of the outbox Source: skipped rows are
-// counted in m (when there are metrics) and logged.
-func outboxOptions(m *metrics.Metrics, log zerolog.Logger) outboxevents.Options {
-	opts := outboxevents.Options{Logger: log.With().Str("component", "outbox").Logger()}
+// outboxOptions are the options of the outbox Source: the event names
+// the outbox declares (a row of another type is a failed evaluation);
+// skipped rows are counted in m (when there are metrics) and logged.
+func outboxOptions(o *config.Outbox, m *metrics.Metrics, log zerolog.Logger) outboxevents.Options {
+	opts := outboxevents.Options{Events: o.Events, Logger: log.With().Str("component", "outbox").Logger()}
 	if m != nil {
 		opts.Skipped = m.OutboxRowSkipped
 	}
@@ -258,7 +259,7 @@ func outboxOptions(m *metrics.Metrics, log zerolog.Logger) outboxevents.Options 
 
 func newPollSource(cfg *config.Config, rs *rules.Rules, m *metrics.Metrics, log zerolog.Logger) (*pollSource, error) {
 	o := cfg.Source.Outbox
-	ob, err := outboxevents.NewSource(o.Table, rs, outboxOptions(m, log))
+	ob, err := outboxevents.NewSource(o.Table, rs, outboxOptions(o, m, log))
 	if err != nil {
 		return nil, fmt.Errorf("outbox table: %w", err)
 	}

@@ -118,6 +118,12 @@ func New(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts Optio
 		r.statePool.Close()
 		return nil, fmt.Errorf("compiling rules: %w", err)
 	}
+	if cfg.Source.Outbox != nil {
+		if err := checkOutbox(ctx, cfg, log); err != nil {
+			r.statePool.Close()
+			return nil, err
+		}
+	}
 
 	r.trusted = sender.New(sender.Options{})
 	guard := &netguard.Guard{}

@@ -3,8 +3,9 @@ package outbox
 import (
 	"testing"
 
-	"go.uber.org/goleak"
+	"github.com/walhook/walhook/testenv"
 )
 
-// TestMain fails the run when a test leaves a goroutine running.
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+// TestMain stops the shared test cluster and fails the run when a test
+// leaves a goroutine running.
+func TestMain(m *testing.M) { testenv.Main(m) }

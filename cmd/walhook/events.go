@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -23,10 +24,12 @@ func newEventsCommand(a *app) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "events",
 		Short: "List the config's events, or print one event's JSON Schema",
-		Long: `Lists the events the config's rules produce. With --schema NAME it connects to
-source.url, reads the rule's table from the catalog and prints the JSON Schema
-(2020-12) of what endpoints receive for that event: the default body, or with
---endpoint the body an HCL endpoint's body expression makes. --example prints an
+		Long: `Lists the events the config's rules produce, and those its outbox block
+declares (events = [...]). With --schema NAME it connects to source.url, reads
+the rule's table from the catalog and prints the JSON Schema (2020-12) of what
+endpoints receive for that event: the default body, or with --endpoint the body
+an HCL endpoint's body expression makes. An outbox event's data is the row's
+payload, described as any JSON object or array (no database is read). --example prints an
 example payload built from the schema instead. The admin API serves the same at
 GET /v1/events/{name}.`,
 		Example: `  walhook events -c walhook.hcl
@@ -62,11 +65,20 @@ func (a *app) listEvents() error {
 	for _, e := range cfg.Events {
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", e.Name, e.QualifiedTable(), strings.Join(e.Ops, ","), e.Description)
 	}
+	if o := cfg.Source.Outbox; o != nil {
+		for _, name := range o.Events {
+			desc := o.Description(name)
+			if desc == "" {
+				desc = "written by the application into the outbox table"
+			}
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", name, o.Table, "(outbox)", desc)
+		}
+	}
 	if err := w.Flush(); err != nil {
 		return fmt.Errorf("printing the events: %w", err)
 	}
-	if len(cfg.Events) > 0 {
-		fmt.Fprintf(a.stderr, "Print an event's JSON Schema with: walhook events -c %s --schema %s\n", a.configFile(), cfg.Events[0].Name)
+	if names := cfg.EventNames(); len(names) > 0 {
+		fmt.Fprintf(a.stderr, "Print an event's JSON Schema with: walhook events -c %s --schema %s\n", a.configFile(), names[0])
 	}
 	return nil
 }
@@ -78,13 +90,8 @@ func (a *app) printEventSchema(ctx context.Context, name, endpoint string, examp
 	if err != nil {
 		return err
 	}
-	known := make([]string, len(cfg.Events))
-	found := false
-	for i, e := range cfg.Events {
-		known[i] = e.Name
-		found = found || e.Name == name
-	}
-	if !found {
+	known := cfg.EventNames()
+	if !slices.Contains(known, name) {
 		return usageErrorf("no event %q in %s (events: %s)", name, a.configFile(), strings.Join(known, ", "))
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)

@@ -24,7 +24,9 @@ func newValidateCommand(a *app) *cobra.Command {
 		Short: "Check a config file (and with --db, the database) without starting",
 		Long: `Checks a config file and prints every problem with its file, line and column.
 With --db it also connects to source.url and checks the tables, columns,
-REPLICA IDENTITY (also for large TOASTable columns read on update), tables
+REPLICA IDENTITY (also for large TOASTable columns read on update), the outbox
+table's columns, types, nullability and primary key and its NOTIFY and capture
+triggers (saying what to change; run refuses a table it cannot read), tables
 without a primary key that run could not publish without making Postgres
 refuse the application's UPDATE and DELETE (see docs/operations.md), that an
 existing replication slot of that name belongs to this database, that the slot
@@ -63,6 +65,7 @@ func (a *app) validate(ctx context.Context, db bool, timeout time.Duration) erro
 		ctx, cancel := context.WithTimeout(ctx, timeout)
 		diags = append(diags, config.CheckDatabase(ctx, cfg)...)
 		diags = append(diags, checkCapture(ctx, cfg)...)
+		diags = append(diags, checkOutbox(ctx, cfg)...)
 		diags = append(diags, slotDiagnostics(ctx, cfg)...)
 		cancel()
 	}

@@ -93,7 +93,7 @@ func (s *server) matchesCatalogue(filter string) bool {
 
 func (s *server) eventNames() string {
 	if len(s.opts.Events) == 0 {
-		return "none (the config defines no event)"
+		return "none (the config has no event block and declares no outbox events)"
 	}
 	names := make([]string, len(s.opts.Events))
 	for i, ev := range s.opts.Events {

@@ -38,6 +38,12 @@ type outboxBlock struct {
 	BatchSize      *int      `hcl:"batch_size,optional"`
 	BatchSizeRange hcl.Range `hcl:"batch_size,attr_value_range"`
 	DeleteConsumed bool      `hcl:"delete_consumed,optional"`
+	Events         []string  `hcl:"events,optional"`
+	EventsRange    hcl.Range `hcl:"events,attr_value_range"`
+	// PayloadSchemas is kept as an expression: an object of JSON Schemas
+	// by event name, checked in outbox.go.
+	PayloadSchemas      hcl.Expression `hcl:"payload_schemas,optional"`
+	PayloadSchemasRange hcl.Range      `hcl:"payload_schemas,attr_range"`
 }
 
 type stateBlock struct {

@@ -107,6 +107,14 @@ func TestMalformed(t *testing.T) {
 		{"delivery log_attempts", base + "delivery {\n  log_attempts = \"some\" # <-\n}\n", "log_attempts is \"failures\" or \"all\""},
 		{"delivery max_in_flight", base + "delivery {\n  max_in_flight = 0 # <-\n}\n", "max_in_flight must be at least 1"},
 		{"state schema", base + "state {\n  schema = \"Walhook State\" # <-\n}\n", "Invalid schema name"},
+		{"outbox event name", "source \"postgres\" {\n  url = \"x\"\n  outbox {\n    table = \"o\"\n    events = [\"order paid\"] # <-\n  }\n}\n", "Invalid event name"},
+		{"outbox event twice", "source \"postgres\" {\n  url = \"x\"\n  outbox {\n    table = \"o\"\n    events = [\"a.b\", \"a.b\"] # <-\n  }\n}\n", "listed twice"},
+		{"outbox events empty", "source \"postgres\" {\n  url = \"x\"\n  outbox {\n    table = \"o\"\n    events = [] # <-\n  }\n}\n", "No outbox events"},
+		{"outbox event and block", "source \"postgres\" {\n  url = \"x\"\n  outbox {\n    table = \"o\"\n    events = [\"item.created\"] # <-\n  }\n}\n" + base[strings.Index(base, "event"):], "an outbox event and an event block"},
+		{"outbox filter undeclared", "source \"postgres\" {\n  url = \"x\"\n  outbox {\n    table = \"o\"\n    events = [\"order.paid\"]\n  }\n}\nendpoint \"e\" {\n  url = \"https://example.com/hook\"\n  events = [\"ship.*\"] # <-\n  secret = \"" + okSecret + "\"\n}\n", "Events: order.paid"},
+		{"payload schema of an undeclared event", "source \"postgres\" {\n  url = \"x\"\n  outbox {\n    table = \"o\"\n    events = [\"a.b\"]\n    payload_schemas = {\n      \"a.c\" = { type = \"object\" } # <-\n    }\n  }\n}\n", "not in the outbox block's events list"},
+		{"payload schema not an object", "source \"postgres\" {\n  url = \"x\"\n  outbox {\n    table = \"o\"\n    events = [\"a.b\"]\n    payload_schemas = {\n      \"a.b\" = \"object\" # <-\n    }\n  }\n}\n", "is a JSON Schema object"},
+		{"payload schemas without events", "source \"postgres\" {\n  url = \"x\"\n  outbox {\n    table = \"o\"\n    payload_schemas = {} # <-\n  }\n}\n", "add events = [...]"},
 		{"two admin blocks", base + "admin {\n  token = \"0123456789abcdef0123\"\n}\nadmin { # <-\n  token = \"0123456789abcdef0123\"\n}\n", "Duplicate admin block"},
 	}
 	for _, tt := range tests {
@@ -290,6 +298,111 @@ endpoint "e" {
 	}
 	if len(cfg.Endpoints[0].Secrets) != 2 {
 		t.Errorf("secrets = %v", cfg.Endpoints[0].Secrets)
+	}
+}
+
+// TestOutboxEvents checks the outbox block's events list: declared names
+// join the catalogue and satisfy endpoint filters without a warning.
+func TestOutboxEvents(t *testing.T) {
+	t.Parallel()
+	src := `source "postgres" {
+  url  = "postgres://x/y"
+  mode = "outbox"
+  outbox {
+    table  = "webhook_outbox"
+    events = ["order.paid", "order.refunded"]
+  }
+}
+event "item.created" {
+  table = "items"
+  on    = ["insert"]
+}
+endpoint "e" {
+  url    = "https://example.com"
+  events = ["order.*", "item.created"]
+  secret = "` + okSecret + `"
+}
+`
+	cfg, diags := Parse([]byte(src), "outbox.hcl")
+	if len(diags) > 0 {
+		t.Fatalf("diagnostics: %s", diags.Error())
+	}
+	if got := strings.Join(cfg.Source.Outbox.Events, ","); got != "order.paid,order.refunded" {
+		t.Errorf("outbox events = %s", got)
+	}
+	if got := strings.Join(cfg.EventNames(), ","); got != "item.created,order.paid,order.refunded" {
+		t.Errorf("event names = %s", got)
+	}
+	if r := cfg.Source.Outbox.EventsRange; r.Start.Line != 6 {
+		t.Errorf("events range = %v, want line 6", r)
+	}
+}
+
+// TestOutboxPayloadSchemas checks that payload_schemas, written in HCL,
+// becomes the JSON Schema of the named outbox events, its description the
+// event's.
+func TestOutboxPayloadSchemas(t *testing.T) {
+	t.Parallel()
+	cfg, diags := Parse([]byte(`source "postgres" {
+  url  = "postgres://x/y"
+  mode = "outbox"
+  outbox {
+    table  = "webhook_outbox"
+    events = ["order.paid", "order.refunded"]
+    payload_schemas = {
+      "order.paid" = {
+        description = "An order was paid."
+        type        = "object"
+        required    = ["order_id", "amount"]
+        properties  = { order_id = { type = "integer", minimum = 1 }, amount = { type = "string" } }
+      }
+    }
+  }
+}
+`), "outbox.hcl")
+	if len(diags) > 0 {
+		t.Fatalf("diagnostics: %s", diags.Error())
+	}
+	o := cfg.Source.Outbox
+	want := `{"description":"An order was paid.","properties":{"amount":{"type":"string"},"order_id":{"minimum":1,"type":"integer"}},"required":["order_id","amount"],"type":"object"}`
+	if got := string(o.PayloadSchemas["order.paid"]); got != want || len(o.PayloadSchemas) != 1 {
+		t.Errorf("payload schemas = %s\nwant order.paid = %s", o.PayloadSchemas, want)
+	}
+	if o.Description("order.paid") != "An order was paid." || o.Description("order.refunded") != "" {
+		t.Errorf("descriptions %q, %q", o.Description("order.paid"), o.Description("order.refunded"))
+	}
+}
+
+// TestUnmatchedFilterWarnsOnce checks that a filter matching nothing in
+// an outbox config without declared events is one warning, printed once.
+func TestUnmatchedFilterWarnsOnce(t *testing.T) {
+	t.Parallel()
+	src := `source "postgres" {
+  url  = "postgres://x/y"
+  mode = "outbox"
+  outbox { table = "webhook_outbox" }
+}
+endpoint "e" {
+  url    = "https://example.com"
+  events = ["order.*"]
+  secret = "` + okSecret + `"
+}
+`
+	_, diags := Parse([]byte(src), "outbox.hcl")
+	if len(diags) != 1 || diags[0].Severity != hcl.DiagWarning {
+		t.Fatalf("want one warning, got %v", diags)
+	}
+	var buf bytes.Buffer
+	if err := WriteDiagnostics(&buf, map[string][]byte{"outbox.hcl": []byte(src)}, diags); err != nil {
+		t.Fatal(err)
+	}
+	out := buf.String()
+	if strings.Count(out, "Filter matches no event") != 1 || strings.Count(out, `"order.*" matches no event block`) != 1 {
+		t.Errorf("the warning is not printed exactly once:\n%s", out)
+	}
+	want := "outbox.hcl:8:12: warning: Filter matches no event\n  8:   events = [\"order.*\"]\n  \"order.*\" matches no event block"
+	if !strings.HasPrefix(out, want) {
+		t.Errorf("output:\n%s\nwant it to start with:\n%s", out, want)
 	}
 }
 

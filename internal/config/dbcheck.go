@@ -16,8 +16,9 @@ import (
 // read non-key old columns or changed have REPLICA IDENTITY FULL, rules that
 // read large (TOASTable) columns on update are warned that those may be
 // missing without FULL, the replication slot (if it exists) is a pgoutput
-// slot of this database, and wal_level is logical. cfg must have loaded
-// without errors.
+// slot of this database, and wal_level is logical (logical mode). The outbox
+// table is cdc/outbox's CheckTable's to check. cfg must have loaded without
+// errors.
 func CheckDatabase(ctx context.Context, cfg *Config) hcl.Diagnostics {
 	var diags hcl.Diagnostics
 	conn, err := pgx.Connect(ctx, cfg.Source.URL)
@@ -31,7 +32,7 @@ func CheckDatabase(ctx context.Context, cfg *Config) hcl.Diagnostics {
 	if err != nil {
 		return append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Cannot read wal_level", Detail: err.Error()})
 	}
-	if settings.WALLevel != "logical" {
+	if settings.WALLevel != "logical" && cfg.Source.Mode != ModeOutbox {
 		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagWarning, Summary: "wal_level is not logical",
 			Detail: fmt.Sprintf("The source database has wal_level = %s; logical replication needs logical. Run ALTER SYSTEM SET wal_level = logical; and restart Postgres (or use mode = \"outbox\").", settings.WALLevel)})
 	}
@@ -60,11 +61,6 @@ func CheckDatabase(ctx context.Context, cfg *Config) hcl.Diagnostics {
 				Detail: fmt.Sprintf("There is no table %s in the source database.", qualified), Subject: rangePtr(r)})
 		}
 		return t, nil
-	}
-	if o := cfg.Source.Outbox; o != nil {
-		if _, err := lookup(o.Table, hcl.Range{}); err != nil {
-			return append(diags, dbError(err))
-		}
 	}
 	for _, e := range cfg.Events {
 		t, err := lookup(e.QualifiedTable(), e.TableRange)

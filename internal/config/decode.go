@@ -49,7 +49,7 @@ func (d *decoder) source(cfg *Config, b *sourceBlock) {
 		d.errorf(b.ModeRange, "Missing outbox block", "Mode \"outbox\" needs an outbox block naming the outbox table: outbox { table = \"public.outbox\" }.")
 	}
 	if ob := b.Outbox; ob != nil {
-		o := &Outbox{PollInterval: time.Second, BatchSize: 500, DeleteConsumed: ob.DeleteConsumed}
+		o := &Outbox{PollInterval: time.Second, BatchSize: 500, DeleteConsumed: ob.DeleteConsumed, TableRange: ob.TableRange}
 		if present(ob.TableRange) && !d.failed(ob.TableRange) {
 			schema, table, err := splitTable(ob.Table)
 			if err != nil {

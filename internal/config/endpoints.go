@@ -105,32 +105,32 @@ func (d *decoder) endpointEvents(cfg *Config, b *endpointBlock) {
 			d.errorf(b.EventsRange, "Invalid event filter", "events %s.", err)
 			continue
 		}
-		matched := false
-		for _, e := range cfg.Events {
-			if MatchAny([]string{f}, e.Name) {
-				matched = true
-				break
-			}
-		}
-		if matched {
+		if matchesAny(f, cfg.EventNames()) {
 			continue
 		}
-		if cfg.Source.Outbox != nil {
+		if o := cfg.Source.Outbox; o != nil && len(o.Events) == 0 {
 			// Outbox rows name their own events, so this may still match.
-			d.warnf(b.EventsRange, "Filter matches no event", "%q matches no event block; it can only match events written to the outbox table.", f)
+			d.warnf(b.EventsRange, "Filter matches no event", "%q matches no event block; it can only match events written to the outbox table. Declare those with events = [...] in the outbox block, so that filters are checked and API webhooks can subscribe (docs/outbox.md).", f)
 		} else {
 			d.errorf(b.EventsRange, "Filter matches no event", "%q matches no event defined in this file. Events: %s.", f, eventNames(cfg))
 		}
 	}
 }
 
-func eventNames(cfg *Config) string {
-	if len(cfg.Events) == 0 {
-		return "(none)"
+// matchesAny reports whether filter matches any of names.
+func matchesAny(filter string, names []string) bool {
+	for _, n := range names {
+		if MatchAny([]string{filter}, n) {
+			return true
+		}
 	}
-	names := make([]string, len(cfg.Events))
-	for i, e := range cfg.Events {
-		names[i] = e.Name
+	return false
+}
+
+func eventNames(cfg *Config) string {
+	names := cfg.EventNames()
+	if len(names) == 0 {
+		return "(none)"
 	}
 	return strings.Join(names, ", ")
 }

@@ -36,6 +36,15 @@ var bodyCheckVars = map[string]cty.Value{"event": cty.UnknownVal(EventType)}
 
 var validOps = map[string]bool{"insert": true, "update": true, "delete": true, "truncate": true, "read": true}
 
+// invalidEventName is the detail of an "Invalid event name" diagnostic.
+const invalidEventName = "An event name is non-empty and has no spaces or glob characters (* ? [ ] \\), like \"deal.stage.changed\"; got %q."
+
+// validEventName reports whether name may name an event: an event block's
+// label or a name in an outbox block's events list.
+func validEventName(name string) bool {
+	return name != "" && !strings.ContainsAny(name, " \t\n*?[]\\")
+}
+
 func (d *decoder) events(cfg *Config, blocks []*eventBlock) {
 	byName := map[string]*eventBlock{}
 	for _, b := range blocks {
@@ -44,8 +53,8 @@ func (d *decoder) events(cfg *Config, blocks []*eventBlock) {
 			continue
 		}
 		byName[b.Name] = b
-		if b.Name == "" || strings.ContainsAny(b.Name, " \t*?[]\\") {
-			d.errorf(b.NameRange, "Invalid event name", "An event name is non-empty and has no spaces or glob characters (* ? [ ] \\), like \"deal.stage.changed\"; got %q.", b.Name)
+		if !validEventName(b.Name) {
+			d.errorf(b.NameRange, "Invalid event name", invalidEventName, b.Name)
 		}
 		e := &Event{Name: b.Name, Description: b.Description, DeclRange: b.DefRange, TableRange: b.TableRange}
 		if present(b.TableRange) && !d.failed(b.TableRange) {

@@ -45,6 +45,7 @@ func Parse(src []byte, filename string) (*Config, hcl.Diagnostics) {
 	d.admin(cfg, fb.Admin)
 	d.delivery(cfg, fb.Delivery)
 	d.events(cfg, fb.Events)
+	d.outboxEvents(cfg, fb.Source.Outbox)
 	for _, e := range cfg.Events {
 		if e.When != nil {
 			e.WhenText = string(e.When.Range().SliceBytes(src))

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"encoding/json"
 	"net/netip"
 	"time"
 
@@ -61,14 +62,25 @@ type Source struct {
 	Tables []string
 }
 
-// Outbox names the outbox table (see the outbox issue).
+// Outbox names the outbox table and the events its rows may carry
+// (docs/outbox.md).
 type Outbox struct {
 	Table        string        // "schema.table"
+	TableRange   hcl.Range     // where table is written, for diagnostics
 	PollInterval time.Duration // default 1s
 	BatchSize    int           // default 500
 	// DeleteConsumed deletes outbox rows once their events are settled
 	// (logical mode; polling mode always deletes).
 	DeleteConsumed bool
+	// Events are the event names the application may write into the table
+	// (the events list): the catalogue API webhooks subscribe from. Empty
+	// when the config declares none.
+	Events      []string
+	EventsRange hcl.Range // where events is written, for diagnostics
+	// PayloadSchemas are the JSON Schemas (as JSON) the payload_schemas
+	// attribute declares for some of Events, by name; the others' payload
+	// is any JSON object or array.
+	PayloadSchemas map[string]json.RawMessage
 }
 
 // State says where retry state lives.

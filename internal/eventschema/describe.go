@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -23,6 +24,9 @@ type Event struct {
 	Description string   `json:"description,omitempty"`
 	Table       string   `json:"table"`
 	Ops         []string `json:"ops"`
+	// Source is "outbox" for an event the outbox block declares (Table is
+	// the outbox table, Ops empty); empty for a rule's event.
+	Source string `json:"source,omitempty"`
 	// Schema is the JSON Schema (2020-12) of the default request body,
 	// {"id", "type", "timestamp", "op", "table", "data"}.
 	Schema  *Schema         `json:"schema"`
@@ -188,8 +192,9 @@ func NewCatalog(cfg *config.Config) *Catalog {
 	return &Catalog{cfg: cfg, now: time.Now, tables: map[string]cachedTable{}}
 }
 
-// Describe describes the event named name. It returns ErrUnknownEvent for
-// a name no rule defines.
+// Describe describes the event named name: a rule's, read from its table,
+// or one the outbox block declares. It returns ErrUnknownEvent for a name
+// the config does not define.
 func (c *Catalog) Describe(ctx context.Context, name string) (*Event, error) {
 	var e *config.Event
 	for _, x := range c.cfg.Events {
@@ -198,6 +203,9 @@ func (c *Catalog) Describe(ctx context.Context, name string) (*Event, error) {
 		}
 	}
 	if e == nil {
+		if o := c.cfg.Source.Outbox; o != nil && slices.Contains(o.Events, name) {
+			return DescribeOutbox(name, o, c.cfg.Endpoints), nil
+		}
 		return nil, fmt.Errorf("describing event %q: %w", name, ErrUnknownEvent)
 	}
 	t, err := c.table(ctx, e.Schema, e.Table)

@@ -35,6 +35,21 @@ type Schema struct {
 	// PostgresType is the column's type as Postgres writes it, for a value
 	// that comes straight from a column (an annotation validators ignore).
 	PostgresType string `json:"x-postgres-type,omitempty"`
+	// Raw, when set, is the schema as written by the config (an outbox
+	// event's declared payload schema): it is written instead of the
+	// fields, which hold what this package reads of it.
+	Raw json.RawMessage `json:"-"`
+}
+
+// schemaFields is Schema without its MarshalJSON.
+type schemaFields Schema
+
+// MarshalJSON writes Raw when set, else the keywords of the fields.
+func (s Schema) MarshalJSON() ([]byte, error) {
+	if s.Raw != nil {
+		return s.Raw, nil
+	}
+	return json.Marshal(schemaFields(s))
 }
 
 // Types is a JSON Schema "type": written as a string when there is one.

@@ -7,6 +7,7 @@ import (
 
 	"github.com/rs/zerolog"
 	"github.com/walhook/walhook/cdc"
+	"github.com/walhook/walhook/internal/config"
 	"github.com/walhook/walhook/internal/event"
 )
 
@@ -371,6 +372,41 @@ func TestCatalogue(t *testing.T) {
 	}
 	if cat[0].Description != "A contact was added" || cat[0].Table != "public.contacts" || strings.Join(cat[0].Ops, ",") != "insert" {
 		t.Errorf("contact.created = %+v", cat[0])
+	}
+}
+
+// TestCatalogueOutboxEvents checks that the outbox block's declared events
+// follow the rules' in the catalogue, marked as outbox events.
+func TestCatalogueOutboxEvents(t *testing.T) {
+	t.Parallel()
+	cfg, diags := config.Parse([]byte(`source "postgres" {
+  url = "postgres://x/y"
+  outbox {
+    table  = "app.outbox"
+    events = ["order.paid", "order.refunded"]
+  }
+}
+event "item.created" {
+  table = "items"
+  on    = ["insert"]
+}
+`), "test.hcl")
+	if diags.HasErrors() {
+		t.Fatal(diags.Error())
+	}
+	r, err := Compile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cat := r.Catalogue()
+	if len(cat) != 3 || cat[0].Name != "item.created" || cat[0].Source != "" {
+		t.Fatalf("catalogue = %+v", cat)
+	}
+	for i, name := range []string{"order.paid", "order.refunded"} {
+		e := cat[i+1]
+		if e.Name != name || e.Source != SourceOutbox || e.Table != "app.outbox" || e.Ops == nil || len(e.Ops) != 0 {
+			t.Errorf("catalogue[%d] = %+v", i+1, e)
+		}
 	}
 }
 

@@ -11,6 +11,8 @@ import (
 // Rules are the compiled event blocks of a config, indexed by table and op.
 type Rules struct {
 	rules []*rule
+	// outbox are the events declared by the outbox block, for the catalogue.
+	outbox []EventInfo
 	// tables maps schema, then table, to that table's rules by op.
 	tables map[string]map[string]*tableRules
 	base   *hcl.EvalContext
@@ -24,7 +26,14 @@ type EventInfo struct {
 	Ops         []string `json:"ops"`
 	// When is the rule's condition as written; empty: every change.
 	When string `json:"when,omitempty"`
+	// Source is "outbox" for an event the application writes into the
+	// outbox table (Table; Ops empty), declared by the outbox block's
+	// events list; empty for a rule's event.
+	Source string `json:"source,omitempty"`
 }
+
+// SourceOutbox is EventInfo.Source of an event declared by the outbox block.
+const SourceOutbox = "outbox"
 
 // tableRules are one table's rules, by op index (see opIndex).
 type tableRules struct {
@@ -124,6 +133,11 @@ func compileRules(cfg *config.Config, fast bool) (*Rules, error) {
 		}
 		r.rules = append(r.rules, ru)
 	}
+	if o := cfg.Source.Outbox; o != nil {
+		for _, name := range o.Events {
+			r.outbox = append(r.outbox, EventInfo{Name: name, Description: o.Description(name), Table: o.Table, Ops: []string{}, Source: SourceOutbox})
+		}
+	}
 	return r, nil
 }
 
@@ -214,12 +228,17 @@ func opIndex(op cdc.Op) int {
 	return -1
 }
 
-// Catalogue lists the event types the rules produce, in config order.
+// Catalogue lists the event types the config produces: the rules' in
+// config order, then those the outbox block declares.
 func (r *Rules) Catalogue() []EventInfo {
-	out := make([]EventInfo, len(r.rules))
+	out := make([]EventInfo, len(r.rules), len(r.rules)+len(r.outbox))
 	for i, ru := range r.rules {
 		out[i] = ru.info
 		out[i].Ops = append([]string(nil), ru.info.Ops...)
+	}
+	for _, e := range r.outbox {
+		e.Ops = []string{}
+		out = append(out, e)
 	}
 	return out
 }

@@ -660,6 +660,8 @@ async function pageEvents() {
       const x = details[i] || {};
       return el('div', { class: 'panel event', 'data-event': e.name },
         el('h3', {}, e.name), e.description ? el('p', { class: 'small' }, e.description) : null,
+        e.source === 'outbox' ? el('dl', { class: 'grid2' }, el('dt', {}, 'Outbox table'), el('dd', { class: 'mono' }, e.table),
+          el('dt', {}, 'Written by'), el('dd', {}, 'the application (an outbox row with this event_type)')) :
         e.table ? el('dl', { class: 'grid2' }, el('dt', {}, 'Table'), el('dd', { class: 'mono' }, e.table),
           el('dt', {}, 'Operations'), el('dd', {}, (e.ops || []).map((o) => pill('info', o)), ' '),
           el('dt', {}, 'When'), el('dd', { class: 'mono' }, e.when || x.when || 'every change')) : null,
