@@ -2,12 +2,13 @@
 // walhook binary, starts a throwaway Postgres (internal/pgcluster), runs `walhook run`
 // with a default config (no concurrency set) against a receiver in its own
 // process that verifies every signature with the official Standard
-// Webhooks library, and reports events/s, CPU seconds per 1,000 events of
+// Webhooks library, and reports events/s, microseconds of CPU per event of
 // walhook, the receiver and all Postgres processes, and peak RSS.
 //
 //	go run ./testenv/bench                       # every scenario
 //	go run ./testenv/bench -scenario drain       # one (drain, fanout, slow, ratelimited, latency, dead, backfill)
 //	go run ./testenv/bench -scenario dead -dead-rows 1000000
+//	go run ./testenv/bench -scenario drain -table wide  # 13-column rows
 //
 // Results go to stdout as Markdown table rows with the load average beside
 // each: the machine may be shared, so compare runs made under similar load.
@@ -30,6 +31,7 @@ import (
 
 type options struct {
 	scenario string
+	table    string
 	rows     int
 	slowRows int
 	rateRows int
@@ -55,6 +57,7 @@ func main() {
 	}
 	var o options
 	flag.StringVar(&o.scenario, "scenario", "all", "drain, fanout, slow, ratelimited, latency, dead, backfill or all (comma-separated list allowed)")
+	flag.StringVar(&o.table, "table", "contacts", "table the rows go to: contacts (the sample schema's) or wide (13 columns, 4 of them set)")
 	flag.IntVar(&o.rows, "rows", 50_000, "drain: backlog rows (100 inserts per transaction)")
 	flag.IntVar(&o.slowRows, "slow-rows", 20_000, "slow: backlog rows for the 50 ms endpoint")
 	flag.IntVar(&o.rateRows, "rate-rows", 3_000, "ratelimited: backlog rows for the endpoint taking 200 requests/s")
@@ -76,6 +79,10 @@ func main() {
 
 func run(o options) error {
 	ctx := context.Background()
+	tbl, err := tableNamed(o.table)
+	if err != nil {
+		return err
+	}
 	work, err := os.MkdirTemp("", "walhook-bench-")
 	if err != nil {
 		return err
@@ -105,7 +112,7 @@ func run(o options) error {
 	if err != nil {
 		return err
 	}
-	b := &bench{o: o, work: work, self: self, cluster: cluster, postmaster: postmaster}
+	b := &bench{o: o, work: work, self: self, cluster: cluster, postmaster: postmaster, table: tbl}
 
 	scenarios := map[string]func(context.Context) (result, error){
 		"drain":       b.drain,
@@ -132,6 +139,9 @@ func run(o options) error {
 			return fmt.Errorf("scenario %s: %w", name, err)
 		}
 		res.name = name
+		if o.table != "contacts" {
+			res.name += " (" + o.table + ")"
+		}
 		fmt.Println(res.row())
 	}
 	return nil
@@ -160,21 +170,25 @@ type result struct {
 	postgres time.Duration
 	rssMB    float64 // walhook peak
 	recvMB   float64
-	extra    string
-	load     string // /proc/loadavg at the start and the end
+	// hasReceiver is false when no receiver ran (dead).
+	hasReceiver bool
+	extra       string
+	load        string // /proc/loadavg at the start and the end
 }
 
-const resultHeader = `| scenario | events | seconds | events/s | CPU s/1k walhook | receiver | postgres | walhook peak RSS MB | receiver RSS MB | notes | loadavg start → end |
+// resultHeader heads the rows: CPU is in microseconds per event (user +
+// system, from /proc), so runs on different machines compare by it.
+const resultHeader = `| scenario | events | seconds | events/s | walhook CPU µs/event | receiver µs/event | postgres µs/event | walhook peak RSS MB | receiver RSS MB | notes | loadavg start → end |
 | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |`
 
 func (r result) row() string {
-	per1k := func(d time.Duration) string {
-		if r.events == 0 {
+	perEvent := func(d time.Duration, measured bool) string {
+		if r.events == 0 || !measured {
 			return "–"
 		}
-		return fmt.Sprintf("%.3f", d.Seconds()*1000/float64(r.events))
+		return fmt.Sprintf("%.1f", float64(d.Microseconds())/float64(r.events))
 	}
 	return fmt.Sprintf("| %s | %d | %.2f | %.0f | %s | %s | %s | %.0f | %.0f | %s | %s |",
 		r.name, r.events, r.took.Seconds(), float64(r.events)/r.took.Seconds(),
-		per1k(r.walhook), per1k(r.receiver), per1k(r.postgres), r.rssMB, r.recvMB, r.extra, r.load)
+		perEvent(r.walhook, true), perEvent(r.receiver, r.hasReceiver), perEvent(r.postgres, true), r.rssMB, r.recvMB, r.extra, r.load)
 }

@@ -192,7 +192,7 @@ func (b *bench) latency(ctx context.Context) (result, error) {
 	return res, err
 }
 
-// writeLive inserts contacts at rate rows a second, one row per
+// writeLive inserts rows of the -table at rate rows a second, one row per
 // transaction committed synchronously by 4 writers, until it wrote total
 // rows (when total > 0) or stop is closed; it returns how many it wrote.
 func (e *runEnv) writeLive(ctx context.Context, rate, total int, stop <-chan struct{}) (int, error) {
@@ -214,7 +214,7 @@ func (e *runEnv) writeLive(ctx context.Context, rate, total int, stop <-chan str
 		go func() {
 			defer wg.Done()
 			for j := range work {
-				if _, err := writers.Exec(ctx, `INSERT INTO contacts (organization_id, first_name) VALUES ($1, 'x')`, j%10); err != nil {
+				if _, err := writers.Exec(ctx, e.b.table.live, j); err != nil {
 					select {
 					case errs <- err:
 					default:

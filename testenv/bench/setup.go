@@ -33,6 +33,7 @@ type bench struct {
 	cluster    *pgcluster.Cluster
 	postmaster int
 	seq        int
+	table      table
 }
 
 // run is one scenario's database, receiver and walhook.
@@ -74,7 +75,12 @@ func (b *bench) setup(ctx context.Context, secrets map[string]string, receiverAr
 	if _, err := pool.Exec(ctx, pgcluster.Schema); err != nil {
 		return nil, fmt.Errorf("loading the schema: %w", err)
 	}
-	if err := cdc.Prepare(ctx, env.db, cdc.ReaderConfig{URL: env.db, Slot: env.slot, Publication: env.slot, Tables: []string{"public.contacts"}}); err != nil {
+	if t := b.table; t.create != "" {
+		if _, err := pool.Exec(ctx, t.create); err != nil {
+			return nil, fmt.Errorf("creating table %s: %w", t.name, err)
+		}
+	}
+	if err := cdc.Prepare(ctx, env.db, cdc.ReaderConfig{URL: env.db, Slot: env.slot, Publication: env.slot, Tables: []string{"public." + b.table.name}}); err != nil {
 		return nil, err
 	}
 	if secrets != nil {
@@ -120,8 +126,8 @@ func (e *runEnv) config(url, extra string) error {
   slot        = %q
   publication = %q
 }
-event "contact.created" {
-  table = "contacts"
+event %q {
+  table = %q
   on    = ["insert"]
 }
 endpoint "bench" {
@@ -130,7 +136,7 @@ endpoint "bench" {
   secret = %q
   %s
 }
-%s`, e.db, e.slot, e.slot, url, e.secrets["bench"], e.b.o.endpoint, extra)
+%s`, e.db, e.slot, e.slot, e.b.table.event, e.b.table.name, url, e.secrets["bench"], e.b.o.endpoint, extra)
 	e.cfgPath = filepath.Join(e.b.work, e.name+".hcl")
 	return os.WriteFile(e.cfgPath, []byte(src), 0o600)
 }
@@ -194,12 +200,11 @@ func logTail(path string) string {
 	return strings.TrimSpace(strings.Join(lines, "\n"))
 }
 
-// backlog inserts n contacts, perTx per transaction.
+// backlog inserts n rows of the -table, perTx per transaction.
 func (e *runEnv) backlog(ctx context.Context, n, perTx int) error {
 	for done := 0; done < n; done += perTx {
 		k := min(perTx, n-done)
-		if _, err := e.pool.Exec(ctx, `INSERT INTO contacts (organization_id, first_name, email)
-			SELECT g % 10, 'name' || g, 'p' || g || '@example.com' FROM generate_series($1::int, $2::int) g`, done, done+k-1); err != nil {
+		if _, err := e.pool.Exec(ctx, e.b.table.backlog, done, done+k-1); err != nil {
 			return fmt.Errorf("inserting the backlog: %w", err)
 		}
 	}
@@ -270,6 +275,7 @@ func (m *meter) finish(events int) result {
 		r.rssMB = m.walhookRSS.Stop()
 	}
 	if m.e.recv != nil {
+		r.hasReceiver = true
 		c, _, _ := cpuTimes(m.e.recv.Process.Pid)
 		r.receiver = c - m.receiver0
 		r.recvMB = float64(statusKB(m.e.recv.Process.Pid, "VmHWM")) / 1024
