@@ -8,7 +8,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -16,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -59,6 +59,10 @@ type Client struct {
 	guard    *netguard.Guard
 	maxBytes int64
 	closers  []*http.Transport
+	// targets caches parsed and checked URLs (see target); nTargets
+	// counts its entries.
+	targets  sync.Map // string -> *target
+	nTargets atomic.Int64
 }
 
 // Request is one attempt: a POST of Body to URL.
@@ -142,22 +146,20 @@ func (c *Client) Send(ctx context.Context, req Request) Result {
 }
 
 func (c *Client) send(ctx context.Context, req Request) Result {
-	if err := c.guard.CheckURL(req.URL); err != nil {
-		return Result{Err: err}
+	t := c.target(req.URL)
+	if t.refused != nil {
+		return Result{Err: t.refused}
+	}
+	if t.err != nil {
+		return Result{Err: t.err}
 	}
 	if req.Timeout > 0 {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeoutCause(ctx, req.Timeout, &TimeoutError{After: req.Timeout})
+		ctx, cancel = context.WithTimeoutCause(ctx, req.Timeout, timeoutCause(req.Timeout))
 		defer cancel()
 	}
 
-	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, req.URL, bytes.NewReader(req.Body))
-	if err != nil {
-		return Result{Err: fmt.Errorf("building request: %w", unwrapURLError(err))}
-	}
-	if req.Header != nil {
-		hr.Header = req.Header
-	}
+	hr := newRequest(ctx, t.url, req.Header, req.Body)
 	if hr.Header.Get("Content-Type") == "" {
 		hr.Header["Content-Type"] = jsonContentType
 	}
@@ -213,8 +215,7 @@ func (c *Client) readBody(body io.Reader, contentLength int64) ([]byte, bool) {
 		}
 	}()
 	buf.Reset()
-	_, err := buf.ReadFrom(io.LimitReader(body, c.maxBytes+1))
-	truncated := err != nil
+	truncated := readAtMost(buf, body, c.maxBytes+1) != nil
 	b := buf.Bytes()
 	if int64(len(b)) > c.maxBytes {
 		b, truncated = b[:c.maxBytes], true
@@ -224,6 +225,27 @@ func (c *Client) readBody(body io.Reader, contentLength int64) ([]byte, bool) {
 		return nil, truncated
 	}
 	return bytes.Clone(b), truncated
+}
+
+// readAtMost appends to buf what r holds, up to n bytes, as
+// buf.ReadFrom(io.LimitReader(r, n)) would without allocating the limit
+// reader; it returns the read error other than io.EOF.
+func readAtMost(buf *bytes.Buffer, r io.Reader, n int64) error {
+	for n > 0 {
+		buf.Grow(int(min(n, bytes.MinRead)))
+		free := buf.AvailableBuffer()
+		free = free[:min(int64(cap(free)), n)]
+		k, err := r.Read(free)
+		buf.Write(free[:k])
+		n -= int64(k)
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // unwrapURLError drops the *url.Error wrapper, whose text repeats the
