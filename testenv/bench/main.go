@@ -41,6 +41,7 @@ type options struct {
 	backfillRows int
 	binary       string
 	pprofAddr    string
+	walhookEnv   string
 	logLevel     string
 	logDir       string
 	endpoint     string
@@ -70,6 +71,7 @@ func main() {
 	flag.StringVar(&o.logLevel, "log-level", "warn", "walhook's --log-level")
 	flag.StringVar(&o.logDir, "log-dir", "", "keep walhook's logs in this directory (default: a temporary one, removed at the end)")
 	flag.StringVar(&o.pprofAddr, "pprof", "", "serve walhook's pprof on this address (WALHOOK_PPROF_ADDR), e.g. 127.0.0.1:6060")
+	flag.StringVar(&o.walhookEnv, "walhook-env", "", `extra environment of walhook alone, space separated, for experiments (e.g. "GOGC=400")`)
 	flag.Parse()
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)

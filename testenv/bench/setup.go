@@ -150,6 +150,7 @@ func (e *runEnv) startWalhook() error {
 	}
 	e.walhook.Stderr = logf
 	e.walhook.Env = os.Environ()
+	e.walhook.Env = append(e.walhook.Env, strings.Fields(e.b.o.walhookEnv)...)
 	if e.b.o.pprofAddr != "" {
 		e.walhook.Env = append(e.walhook.Env, "WALHOOK_PPROF_ADDR="+e.b.o.pprofAddr)
 	}
