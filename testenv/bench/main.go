@@ -9,6 +9,7 @@
 //	go run ./testenv/bench -scenario drain       # one (drain, fanout, slow, ratelimited, latency, dead, backfill)
 //	go run ./testenv/bench -scenario dead -dead-rows 1000000
 //	go run ./testenv/bench -scenario drain -table wide  # 13-column rows
+//	go run ./testenv/bench -scenario drain -receiver http,https-h1,https-h2
 //
 // Results go to stdout as Markdown table rows with the load average beside
 // each: the machine may be shared, so compare runs made under similar load.
@@ -32,11 +33,14 @@ import (
 type options struct {
 	scenario string
 	table    string
-	rows     int
-	slowRows int
-	rateRows int
-	deadRows int
-	latencyS int
+	// receivers lists the receivers each scenario runs against: http,
+	// https-h1, https-h2.
+	receivers string
+	rows      int
+	slowRows  int
+	rateRows  int
+	deadRows  int
+	latencyS  int
 	// backfillRows is the table size of the backfill scenario.
 	backfillRows int
 	binary       string
@@ -58,6 +62,7 @@ func main() {
 	}
 	var o options
 	flag.StringVar(&o.scenario, "scenario", "all", "drain, fanout, slow, ratelimited, latency, dead, backfill or all (comma-separated list allowed)")
+	flag.StringVar(&o.receivers, "receiver", "http", "receivers to run each scenario against, comma-separated: http, https-h1 (self-signed TLS, HTTP/1.1), https-h2 (self-signed TLS, HTTP/2 offered); walhook trusts the certificate through delivery.ca_file")
 	flag.StringVar(&o.table, "table", "contacts", "table the rows go to: contacts (the sample schema's) or wide (13 columns, 4 of them set)")
 	flag.IntVar(&o.rows, "rows", 50_000, "drain: backlog rows (100 inserts per transaction)")
 	flag.IntVar(&o.slowRows, "slow-rows", 20_000, "slow: backlog rows for the 50 ms endpoint")
@@ -129,22 +134,34 @@ func run(o options) error {
 	if o.scenario != "all" {
 		order = strings.Split(o.scenario, ",")
 	}
+	receivers := strings.Split(o.receivers, ",")
+	for _, rk := range receivers {
+		if rk != "http" && rk != "https-h1" && rk != "https-h2" {
+			return fmt.Errorf("unknown receiver %q (want http, https-h1 or https-h2)", rk)
+		}
+	}
 	fmt.Println(resultHeader)
 	for _, name := range order {
 		fn, ok := scenarios[name]
 		if !ok {
 			return fmt.Errorf("unknown scenario %q", name)
 		}
-		fmt.Fprintf(os.Stderr, "scenario %s…\n", name)
-		res, err := fn(ctx)
-		if err != nil {
-			return fmt.Errorf("scenario %s: %w", name, err)
+		for _, rk := range receivers {
+			b.receiver = rk
+			fmt.Fprintf(os.Stderr, "scenario %s, receiver %s…\n", name, rk)
+			res, err := fn(ctx)
+			if err != nil {
+				return fmt.Errorf("scenario %s (%s): %w", name, rk, err)
+			}
+			res.name = name
+			if o.table != "contacts" {
+				res.name += " " + o.table
+			}
+			if rk != "http" {
+				res.name += " " + rk
+			}
+			fmt.Println(res.row())
 		}
-		res.name = name
-		if o.table != "contacts" {
-			res.name += " (" + o.table + ")"
-		}
-		fmt.Println(res.row())
 	}
 	return nil
 }

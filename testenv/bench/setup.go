@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -34,6 +36,9 @@ type bench struct {
 	postmaster int
 	seq        int
 	table      table
+	// receiver is the kind of receiver of the scenario running: http,
+	// https-h1 or https-h2.
+	receiver string
 }
 
 // run is one scenario's database, receiver and walhook.
@@ -48,6 +53,8 @@ type runEnv struct {
 	walhook  *exec.Cmd
 	cfgPath  string
 	secrets  map[string]string
+	// caFile is the HTTPS receiver's certificate, trusted by walhook.
+	caFile string
 }
 
 func newSecret() string {
@@ -97,6 +104,10 @@ func (e *runEnv) startReceiver(args ...string) error {
 	if err := os.WriteFile(path, raw, 0o600); err != nil {
 		return err
 	}
+	if e.tls() {
+		e.caFile = filepath.Join(e.b.work, e.name+"-ca.pem")
+		args = append(args, "-tls", strings.TrimPrefix(e.b.receiver, "https-"), "-ca-out", e.caFile)
+	}
 	e.recv = exec.Command(e.b.self, append([]string{"receive", "-secrets", path}, args...)...)
 	e.recv.Stderr = os.Stderr
 	out, err := e.recv.StdoutPipe()
@@ -115,8 +126,16 @@ func (e *runEnv) startReceiver(args ...string) error {
 	return nil
 }
 
+// tls reports whether the receiver serves HTTPS.
+func (e *runEnv) tls() bool { return e.b.receiver != "" && e.b.receiver != "http" }
+
 // hookURL is the receiver's URL for the endpoint named name.
-func (e *runEnv) hookURL(name string) string { return "http://" + e.recvAddr + "/hook/" + name }
+func (e *runEnv) hookURL(name string) string {
+	if e.tls() {
+		return "https://" + e.recvAddr + "/hook/" + name
+	}
+	return "http://" + e.recvAddr + "/hook/" + name
+}
 
 // config writes the walhook config: one event, one endpoint "bench" at
 // url with default settings, and extra HCL.
@@ -137,6 +156,9 @@ endpoint "bench" {
   %s
 }
 %s`, e.db, e.slot, e.slot, e.b.table.event, e.b.table.name, url, e.secrets["bench"], e.b.o.endpoint, extra)
+	if e.caFile != "" {
+		src += fmt.Sprintf("delivery {\n  ca_file = %q\n}\n", e.caFile)
+	}
 	e.cfgPath = filepath.Join(e.b.work, e.name+".hcl")
 	return os.WriteFile(e.cfgPath, []byte(src), 0o600)
 }
@@ -221,9 +243,13 @@ func (e *runEnv) waitReceived(ctx context.Context, n int, timeout time.Duration)
 // event type typ (of any type when it is empty).
 func (e *runEnv) waitReceivedOf(ctx context.Context, typ string, n int, timeout time.Duration) (receiverStats, error) {
 	var s receiverStats
-	u := fmt.Sprintf("http://%s/wait?n=%d&timeout=%s&type=%s", e.recvAddr, n, timeout, url.QueryEscape(typ))
+	base, client, err := e.receiverControl()
+	if err != nil {
+		return s, err
+	}
+	u := fmt.Sprintf("%s/wait?n=%d&timeout=%s&type=%s", base, n, timeout, url.QueryEscape(typ))
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		return s, err
 	}
@@ -238,6 +264,22 @@ func (e *runEnv) waitReceivedOf(ctx context.Context, typ string, n int, timeout 
 		return s, fmt.Errorf("%d deliveries failed verification", s.Bad)
 	}
 	return s, nil
+}
+
+// receiverControl returns the receiver's base URL and a client for it
+// (trusting its certificate when it serves HTTPS).
+func (e *runEnv) receiverControl() (string, *http.Client, error) {
+	if !e.tls() {
+		return "http://" + e.recvAddr, http.DefaultClient, nil
+	}
+	pem, err := os.ReadFile(e.caFile)
+	if err != nil {
+		return "", nil, err
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(pem)
+	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}
+	return "https://" + e.recvAddr, &http.Client{Transport: tr}, nil
 }
 
 // errIncomplete is a scenario whose deliveries did not all arrive in time.
