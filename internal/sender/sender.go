@@ -46,7 +46,8 @@ type Options struct {
 	// Guard, when set, refuses URLs and connections to networks that
 	// API-registered endpoints may not reach (and disables proxies, whose
 	// address the guard would judge instead of the endpoint's). Nil means
-	// unrestricted: HCL endpoints are operator-trusted.
+	// unrestricted: HCL endpoints are operator-trusted. It must not change
+	// after New: its verdict on each URL is cached.
 	Guard *netguard.Guard
 	// MaxIdleConnsPerHost caps idle keep-alive connections kept per host;
 	// default 256.
