@@ -36,6 +36,7 @@ admin {                                   # optional: API, /metrics, /healthz, /
 #   log_attempts     = "failures"         # or "all": also log successful first attempts
 #   retry_workers    = 16
 #   shutdown_timeout = "30s"
+#   ca_file          = "/etc/walhook/ca.pem" # trust this CA for HTTPS endpoints too
 # }
 
 # An event block is a rule: which row changes become the named event.

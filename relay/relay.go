@@ -6,6 +6,7 @@ package relay
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -125,12 +126,19 @@ func New(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts Optio
 		}
 	}
 
-	r.trusted = sender.New(sender.Options{})
+	var roots *x509.CertPool
+	if cfg.Delivery.CAFile != "" {
+		if roots, err = sender.LoadRootCAs(cfg.Delivery.CAFile); err != nil {
+			r.statePool.Close()
+			return nil, fmt.Errorf("loading delivery.ca_file: %w", err)
+		}
+	}
+	r.trusted = sender.New(sender.Options{RootCAs: roots})
 	guard := &netguard.Guard{}
 	if cfg.Admin != nil {
 		guard.Allow, guard.AllowHTTP = cfg.Admin.AllowNetworks, cfg.Admin.AllowHTTP
 	}
-	r.guarded = sender.New(sender.Options{Guard: guard})
+	r.guarded = sender.New(sender.Options{Guard: guard, RootCAs: roots})
 	r.keyring = signing.NewKeyring()
 	for _, ep := range cfg.Endpoints {
 		de, err := configEndpoint(ep, r.trusted, r.keyring)

@@ -87,6 +87,8 @@ type deliveryBlock struct {
 	RetryWorkersRange    hcl.Range `hcl:"retry_workers,attr_value_range"`
 	ShutdownTimeout      string    `hcl:"shutdown_timeout,optional"`
 	ShutdownTimeoutRange hcl.Range `hcl:"shutdown_timeout,attr_value_range"`
+	CAFile               string    `hcl:"ca_file,optional"`
+	CAFileRange          hcl.Range `hcl:"ca_file,attr_value_range"`
 }
 
 type eventBlock struct {

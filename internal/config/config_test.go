@@ -106,6 +106,8 @@ func TestMalformed(t *testing.T) {
 		{"admin bad listen", base + "admin {\n  token = \"0123456789abcdef0123\"\n  listen = \"8080\" # <-\n}\n", "Invalid listen address"},
 		{"delivery log_attempts", base + "delivery {\n  log_attempts = \"some\" # <-\n}\n", "log_attempts is \"failures\" or \"all\""},
 		{"delivery max_in_flight", base + "delivery {\n  max_in_flight = 0 # <-\n}\n", "max_in_flight must be at least 1"},
+		{"delivery ca_file missing", base + "delivery {\n  ca_file = \"/nonexistent/ca.pem\" # <-\n}\n", "The CA file cannot be read"},
+		{"delivery ca_file not PEM", base + "delivery {\n  ca_file = \"config_test.go\" # <-\n}\n", "holds no PEM certificate"},
 		{"state schema", base + "state {\n  schema = \"Walhook State\" # <-\n}\n", "Invalid schema name"},
 		{"outbox event name", "source \"postgres\" {\n  url = \"x\"\n  outbox {\n    table = \"o\"\n    events = [\"order paid\"] # <-\n  }\n}\n", "Invalid event name"},
 		{"outbox event twice", "source \"postgres\" {\n  url = \"x\"\n  outbox {\n    table = \"o\"\n    events = [\"a.b\", \"a.b\"] # <-\n  }\n}\n", "listed twice"},

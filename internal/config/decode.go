@@ -2,11 +2,13 @@ package config
 
 import (
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
 	"net/netip"
 	"net/url"
+	"os"
 	"regexp"
 	"sort"
 	"strings"
@@ -229,6 +231,14 @@ func (d *decoder) delivery(cfg *Config, b *deliveryBlock) {
 	}
 	if v, ok := d.duration(b.ShutdownTimeout, b.ShutdownTimeoutRange); ok {
 		dl.ShutdownTimeout = v
+	}
+	if b.CAFile != "" {
+		if pem, err := os.ReadFile(b.CAFile); err != nil {
+			d.errorf(b.CAFileRange, "Invalid ca_file", "The CA file cannot be read: %v.", err)
+		} else if !x509.NewCertPool().AppendCertsFromPEM(pem) {
+			d.errorf(b.CAFileRange, "Invalid ca_file", "%q holds no PEM certificate: give the certificate authorities that sign your HTTPS endpoints' certificates, PEM-encoded.", b.CAFile)
+		}
+		dl.CAFile = b.CAFile
 	}
 }
 

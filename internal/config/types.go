@@ -132,6 +132,10 @@ type Delivery struct {
 	RetryWorkers int
 	// ShutdownTimeout bounds the drain on SIGTERM; default 30s.
 	ShutdownTimeout time.Duration
+	// CAFile is a PEM file of certificate authorities trusted for HTTPS
+	// endpoints besides the system's (a private or self-signed CA); empty:
+	// the system's only.
+	CAFile string
 }
 
 // Event is a rule: which changes become the named event, and its payload.

@@ -51,11 +51,11 @@ func (d *Dispatcher) attempt(ctx context.Context, g *limit.Gate, ep *Endpoint, m
 		}
 	}
 	started := time.Now()
-	h := make(http.Header, len(ep.Header)+4)
+	h := make(http.Header, len(ep.Header)+6) // the signature's 3 or 4, Webhook-Attempt, the sender's 2
 	for k, v := range ep.Header {
 		h[k] = v
 	}
-	h.Set("Webhook-Attempt", strconv.Itoa(m.number))
+	h["Webhook-Attempt"] = attemptNumber(m.number)
 	if ep.Signer != nil {
 		ep.Signer.Sign(h, signing.Message{ID: m.id, Type: m.typ, Timestamp: started, Body: m.body, Memo: m.memo})
 	}
@@ -90,6 +90,25 @@ func (d *Dispatcher) attempt(ctx context.Context, g *limit.Gate, ep *Endpoint, m
 	}
 	d.obs.Attempted(a, m.tenant)
 	return a, res, nil
+}
+
+// attemptNumbers are the Webhook-Attempt values of the first attempts,
+// shared read-only by every request (net/http does not modify a request's
+// header).
+var attemptNumbers = func() [][]string {
+	v := make([][]string, 16)
+	for i := range v {
+		v[i] = []string{strconv.Itoa(i)}
+	}
+	return v
+}()
+
+// attemptNumber is the Webhook-Attempt header value of attempt n.
+func attemptNumber(n int) []string {
+	if n >= 0 && n < len(attemptNumbers) {
+		return attemptNumbers[n][:1:1]
+	}
+	return []string{strconv.Itoa(n)}
 }
 
 // What the attempts log shows instead of a header value that may be a

@@ -7,8 +7,9 @@ package sender
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -16,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -44,11 +46,16 @@ type Options struct {
 	// Guard, when set, refuses URLs and connections to networks that
 	// API-registered endpoints may not reach (and disables proxies, whose
 	// address the guard would judge instead of the endpoint's). Nil means
-	// unrestricted: HCL endpoints are operator-trusted.
+	// unrestricted: HCL endpoints are operator-trusted. It must not change
+	// after New: its verdict on each URL is cached.
 	Guard *netguard.Guard
 	// MaxIdleConnsPerHost caps idle keep-alive connections kept per host;
 	// default 256.
 	MaxIdleConnsPerHost int
+	// RootCAs, when set, are the certificate authorities HTTPS endpoints
+	// are verified against (LoadRootCAs: the system's and the operator's
+	// own); nil: the system's.
+	RootCAs *x509.CertPool
 }
 
 // Client sends webhook attempts. It is safe for concurrent use.
@@ -59,6 +66,10 @@ type Client struct {
 	guard    *netguard.Guard
 	maxBytes int64
 	closers  []*http.Transport
+	// targets caches parsed and checked URLs (see target); nTargets
+	// counts its entries.
+	targets  sync.Map // string -> *target
+	nTargets atomic.Int64
 }
 
 // Request is one attempt: a POST of Body to URL.
@@ -103,7 +114,12 @@ func New(opts Options) *Client {
 
 func newTransport(opts Options, control func(network, address string, c syscall.RawConn) error) *http.Transport {
 	d := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second, Control: control}
+	// HTTP/2 is negotiated (ALPN) with HTTPS endpoints that offer it, over
+	// this same guarded dialer: ForceAttemptHTTP2 keeps it on despite the
+	// custom DialContext and TLS config. One connection then carries many
+	// requests at once.
 	return &http.Transport{
+		TLSClientConfig:        &tls.Config{RootCAs: opts.RootCAs, MinVersion: tls.VersionTLS12},
 		DialContext:            d.DialContext,
 		ForceAttemptHTTP2:      true,
 		MaxIdleConnsPerHost:    opts.MaxIdleConnsPerHost,
@@ -142,22 +158,20 @@ func (c *Client) Send(ctx context.Context, req Request) Result {
 }
 
 func (c *Client) send(ctx context.Context, req Request) Result {
-	if err := c.guard.CheckURL(req.URL); err != nil {
-		return Result{Err: err}
+	t := c.target(req.URL)
+	if t.refused != nil {
+		return Result{Err: t.refused}
+	}
+	if t.err != nil {
+		return Result{Err: t.err}
 	}
 	if req.Timeout > 0 {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeoutCause(ctx, req.Timeout, &TimeoutError{After: req.Timeout})
+		ctx, cancel = context.WithTimeoutCause(ctx, req.Timeout, timeoutCause(req.Timeout))
 		defer cancel()
 	}
 
-	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, req.URL, bytes.NewReader(req.Body))
-	if err != nil {
-		return Result{Err: fmt.Errorf("building request: %w", unwrapURLError(err))}
-	}
-	if req.Header != nil {
-		hr.Header = req.Header
-	}
+	hr := newRequest(ctx, t.url, req.Header, req.Body)
 	if hr.Header.Get("Content-Type") == "" {
 		hr.Header["Content-Type"] = jsonContentType
 	}
@@ -213,8 +227,7 @@ func (c *Client) readBody(body io.Reader, contentLength int64) ([]byte, bool) {
 		}
 	}()
 	buf.Reset()
-	_, err := buf.ReadFrom(io.LimitReader(body, c.maxBytes+1))
-	truncated := err != nil
+	truncated := readAtMost(buf, body, c.maxBytes+1) != nil
 	b := buf.Bytes()
 	if int64(len(b)) > c.maxBytes {
 		b, truncated = b[:c.maxBytes], true
@@ -224,6 +237,27 @@ func (c *Client) readBody(body io.Reader, contentLength int64) ([]byte, bool) {
 		return nil, truncated
 	}
 	return bytes.Clone(b), truncated
+}
+
+// readAtMost appends to buf what r holds, up to n bytes, as
+// buf.ReadFrom(io.LimitReader(r, n)) would without allocating the limit
+// reader; it returns the read error other than io.EOF.
+func readAtMost(buf *bytes.Buffer, r io.Reader, n int64) error {
+	for n > 0 {
+		buf.Grow(int(min(n, bytes.MinRead)))
+		free := buf.AvailableBuffer()
+		free = free[:min(int64(cap(free)), n)]
+		k, err := r.Read(free)
+		buf.Write(free[:k])
+		n -= int64(k)
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // unwrapURLError drops the *url.Error wrapper, whose text repeats the

@@ -9,6 +9,8 @@ import (
 	"hash"
 	"net/http"
 	"strconv"
+	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -93,7 +95,7 @@ func New(scheme string, secrets []string, opts Options) (Signer, error) {
 	for i, k := range keys {
 		macs[i] = newMACKey(k)
 	}
-	return &signer{scheme: scheme, header: header, keys: macs}, nil
+	return &signer{scheme: scheme, header: http.CanonicalHeaderKey(header), keys: macs}, nil
 }
 
 // signatureHeader returns the header carrying scheme's signature.
@@ -140,67 +142,120 @@ func parseSecrets(scheme string, secrets []string) ([][]byte, error) {
 	return keys, nil
 }
 
-// Sign sets the headers of the signer's scheme for m.
+// Header names as http.Header.Set stores them (canonical form): Sign
+// sets them directly rather than canonicalizing (and allocating) the same
+// names on every attempt.
+var (
+	keyWebhookID        = http.CanonicalHeaderKey(HeaderWebhookID)
+	keyWebhookTimestamp = http.CanonicalHeaderKey(HeaderWebhookTimestamp)
+	keyWebhookSignature = http.CanonicalHeaderKey(HeaderWebhookSignature)
+	keyID               = http.CanonicalHeaderKey(HeaderID)
+	keyEvent            = http.CanonicalHeaderKey(HeaderEvent)
+	keyTimestamp        = http.CanonicalHeaderKey(HeaderTimestamp)
+)
+
+// Sign sets the headers of the signer's scheme for m, replacing any
+// earlier values, as http.Header.Set would.
 func (s *signer) Sign(h http.Header, m Message) {
-	ts := strconv.FormatInt(m.Timestamp.Unix(), 10)
+	ts := unixText(m.Timestamp)
 	switch s.scheme {
 	case StandardWebhooks:
-		h.Set(HeaderWebhookID, m.ID)
-		h.Set(HeaderWebhookTimestamp, ts)
-		h.Set(HeaderWebhookSignature, s.standardSignatures(m.Memo, m.ID, ts, m.Body))
+		set(h, keyWebhookID, m.ID, keyWebhookTimestamp, ts, keyWebhookSignature, s.standardSignatures(m.Memo, m.ID, ts, m.Body))
 	case HMACSHA256:
-		h.Set(HeaderID, m.ID)
-		h.Set(HeaderEvent, m.Type)
-		h.Set(HeaderTimestamp, ts)
+		set(h, keyID, m.ID, keyEvent, m.Type, keyTimestamp, ts)
 		s.setEach(h, m.Memo, "", m.Body)
 	case Stripe:
-		h.Set(HeaderID, m.ID)
-		h.Set(HeaderEvent, m.Type)
-		h.Set(s.header, s.stripeSignature(m.Memo, ts, m.Body))
+		set(h, keyID, m.ID, keyEvent, m.Type, s.header, s.stripeSignature(m.Memo, ts, m.Body))
 	case GitHub:
-		h.Set(HeaderID, m.ID)
-		h.Set(HeaderEvent, m.Type)
+		set(h, keyID, m.ID, keyEvent, m.Type)
 		s.setEach(h, m.Memo, "sha256=", m.Body)
+	}
+}
+
+// set sets each canonical key of kv (key, value, key, value…) to its one
+// value; the values share one allocation. Each is a slice of capacity 1,
+// so that a later Add to one key copies it instead of overwriting the next.
+func set(h http.Header, kv ...string) {
+	vals := make([]string, len(kv)/2)
+	for i := range vals {
+		vals[i] = kv[2*i+1]
+		h[kv[2*i]] = vals[i : i+1 : i+1]
 	}
 }
 
 // standardSignatures returns "v1,<sig> v1,<sig>…", one per key.
 func (s *signer) standardSignatures(memo *Memo, id, ts string, body []byte) string {
-	b := make([]byte, 0, len(s.keys)*48)
+	const sigLen = 3 + 44 // "v1," and the base64 of a SHA-256 MAC
+	var b strings.Builder
+	b.Grow(len(s.keys)*(sigLen+1) - 1)
 	var mac [sha256.Size]byte
+	var enc [44]byte
 	for i, k := range s.keys {
 		if i > 0 {
-			b = append(b, ' ')
+			b.WriteByte(' ')
 		}
-		b = append(b, "v1,"...)
-		b = base64.StdEncoding.AppendEncode(b, memo.sum(mac[:0], k, body, id, ts))
+		b.WriteString("v1,")
+		base64.StdEncoding.Encode(enc[:], memo.sum(mac[:0], k, body, id, ts))
+		b.Write(enc[:])
 	}
-	return string(b)
+	return b.String()
 }
 
 // stripeSignature returns "t=<ts>,v1=<hex>,v1=<hex>…", one v1 per key.
 func (s *signer) stripeSignature(memo *Memo, ts string, body []byte) string {
-	b := make([]byte, 0, len(ts)+2+len(s.keys)*68)
-	b = append(b, "t="...)
-	b = append(b, ts...)
+	var b strings.Builder
+	b.Grow(len(ts) + 2 + len(s.keys)*(4+2*sha256.Size))
+	b.WriteString("t=")
+	b.WriteString(ts)
 	var mac [sha256.Size]byte
+	var enc [2 * sha256.Size]byte
 	for _, k := range s.keys {
-		b = append(b, ",v1="...)
-		b = hex.AppendEncode(b, memo.sum(mac[:0], k, body, ts))
+		b.WriteString(",v1=")
+		hex.Encode(enc[:], memo.sum(mac[:0], k, body, ts))
+		b.Write(enc[:])
 	}
-	return string(b)
+	return b.String()
 }
 
-// setEach adds one header line per key: prefix + hex HMAC of the body.
+// setEach sets one header line per key, newest first: prefix + hex HMAC of
+// the body. The lines are cut from one string.
 func (s *signer) setEach(h http.Header, memo *Memo, prefix string, body []byte) {
-	h.Del(s.header)
+	w := len(prefix) + 2*sha256.Size
+	var b strings.Builder
+	b.Grow(len(s.keys) * w)
 	var mac [sha256.Size]byte
+	var enc [2 * sha256.Size]byte
 	for _, k := range s.keys {
-		b := make([]byte, 0, len(prefix)+64)
-		b = append(b, prefix...)
-		b = hex.AppendEncode(b, memo.sum(mac[:0], k, body))
-		h.Add(s.header, string(b))
+		b.WriteString(prefix)
+		hex.Encode(enc[:], memo.sum(mac[:0], k, body))
+		b.Write(enc[:])
 	}
+	all := b.String()
+	lines := make([]string, len(s.keys))
+	for i := range lines {
+		lines[i] = all[i*w : (i+1)*w]
+	}
+	h[s.header] = lines[:len(lines):len(lines)]
+}
+
+// lastSecond holds the text of the unix second signed last: attempts made
+// within one second share it.
+var lastSecond atomic.Pointer[secondText]
+
+type secondText struct {
+	unix int64
+	text string
+}
+
+// unixText is t's unix seconds in decimal.
+func unixText(t time.Time) string {
+	sec := t.Unix()
+	if p := lastSecond.Load(); p != nil && p.unix == sec {
+		return p.text
+	}
+	p := &secondText{unix: sec, text: strconv.FormatInt(sec, 10)}
+	lastSecond.Store(p)
+	return p.text
 }
 
 // standardMAC is HMAC(key, id "." ts "." body).

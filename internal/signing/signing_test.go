@@ -290,3 +290,51 @@ func BenchmarkSign(b *testing.B) {
 		})
 	}
 }
+
+// TestSignSetsLikeHeaderSet checks that Sign stores its headers as
+// http.Header.Set would (canonical names, earlier values replaced, a custom
+// header name written in any case), and that adding to one afterwards
+// leaves the others as they were.
+func TestSignSetsLikeHeaderSet(t *testing.T) {
+	t.Parallel()
+	m := Message{ID: "evt_set", Type: "deal.won", Timestamp: time.Unix(1614265330, 0), Body: []byte(`{"a":1}`)}
+	for _, scheme := range Schemes {
+		opts := Options{}
+		if scheme != StandardWebhooks {
+			opts.SignatureHeader = "x-my-signature"
+		}
+		s, err := New(scheme, []string{GenerateSecret()}, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := http.Header{}
+		if scheme == StandardWebhooks {
+			h.Set(HeaderWebhookID, "stale")
+		} else {
+			h.Set(HeaderID, "stale")
+			h.Set("X-My-Signature", "stale")
+		}
+		s.Sign(h, m)
+		want := http.Header{}
+		for k, vs := range h {
+			for _, v := range vs {
+				want.Add(k, v) // Add canonicalizes: a key Sign wrote otherwise would split in two
+			}
+		}
+		if len(want) != len(h) {
+			t.Errorf("%s: header names not canonical: %v", scheme, h)
+		}
+		for k, vs := range h {
+			if len(vs) != 1 || vs[0] == "stale" {
+				t.Errorf("%s: %s = %q, want one fresh value", scheme, k, vs)
+			}
+		}
+		id := h.Get(HeaderID) + h.Get(HeaderWebhookID)
+		for k := range h {
+			h.Add(k, "extra")
+		}
+		if got := h.Get(HeaderID) + h.Get(HeaderWebhookID); got != id || id != m.ID {
+			t.Errorf("%s: id header %q after adding to every header, want %q", scheme, got, m.ID)
+		}
+	}
+}

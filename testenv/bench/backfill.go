@@ -18,7 +18,7 @@ import (
 func (b *bench) backfill(ctx context.Context) (result, error) {
 	const liveRate = 500
 	rows := b.o.backfillRows
-	e, err := b.setup(ctx, map[string]string{"bench": newSecret()}, "-latency-type", "contact.created")
+	e, err := b.setup(ctx, map[string]string{"bench": newSecret()}, "-latency-type", b.table.event)
 	if err != nil {
 		return result{}, err
 	}
@@ -71,7 +71,7 @@ func (b *bench) backfill(ctx context.Context) (result, error) {
 		return res, lerr
 	}
 	res.extra = fmt.Sprintf("rows/s with a live stream of %d rows/s; live commit-to-delivery p50 %.1f ms, p99 %.1f ms, max %.1f ms (%d live events)",
-		liveRate, s.P50ms, s.P99ms, s.MaxMs, s.ByType["contact.created"])
+		liveRate, s.P50ms, s.P99ms, s.MaxMs, s.ByType[b.table.event])
 	if errors.Is(err, errIncomplete) {
 		res.extra = fmt.Sprintf("INCOMPLETE: %d of %d within %s; ", s.ByType["item.synced"], rows, b.o.timeout) + res.extra
 		return res, nil

@@ -2,12 +2,14 @@
 // walhook binary, starts a throwaway Postgres (internal/pgcluster), runs `walhook run`
 // with a default config (no concurrency set) against a receiver in its own
 // process that verifies every signature with the official Standard
-// Webhooks library, and reports events/s, CPU seconds per 1,000 events of
+// Webhooks library, and reports events/s, microseconds of CPU per event of
 // walhook, the receiver and all Postgres processes, and peak RSS.
 //
 //	go run ./testenv/bench                       # every scenario
 //	go run ./testenv/bench -scenario drain       # one (drain, fanout, slow, ratelimited, latency, dead, backfill)
 //	go run ./testenv/bench -scenario dead -dead-rows 1000000
+//	go run ./testenv/bench -scenario drain -table wide  # 13-column rows
+//	go run ./testenv/bench -scenario drain -receiver http,https-h1,https-h2
 //
 // Results go to stdout as Markdown table rows with the load average beside
 // each: the machine may be shared, so compare runs made under similar load.
@@ -30,15 +32,20 @@ import (
 
 type options struct {
 	scenario string
-	rows     int
-	slowRows int
-	rateRows int
-	deadRows int
-	latencyS int
+	table    string
+	// receivers lists the receivers each scenario runs against: http,
+	// https-h1, https-h2.
+	receivers string
+	rows      int
+	slowRows  int
+	rateRows  int
+	deadRows  int
+	latencyS  int
 	// backfillRows is the table size of the backfill scenario.
 	backfillRows int
 	binary       string
 	pprofAddr    string
+	walhookEnv   string
 	logLevel     string
 	logDir       string
 	endpoint     string
@@ -55,6 +62,8 @@ func main() {
 	}
 	var o options
 	flag.StringVar(&o.scenario, "scenario", "all", "drain, fanout, slow, ratelimited, latency, dead, backfill or all (comma-separated list allowed)")
+	flag.StringVar(&o.receivers, "receiver", "http", "receivers to run each scenario against, comma-separated: http, https-h1 (self-signed TLS, HTTP/1.1), https-h2 (self-signed TLS, HTTP/2 offered); walhook trusts the certificate through delivery.ca_file")
+	flag.StringVar(&o.table, "table", "contacts", "table the rows go to: contacts (the sample schema's) or wide (13 columns, 4 of them set)")
 	flag.IntVar(&o.rows, "rows", 50_000, "drain: backlog rows (100 inserts per transaction)")
 	flag.IntVar(&o.slowRows, "slow-rows", 20_000, "slow: backlog rows for the 50 ms endpoint")
 	flag.IntVar(&o.rateRows, "rate-rows", 3_000, "ratelimited: backlog rows for the endpoint taking 200 requests/s")
@@ -67,6 +76,7 @@ func main() {
 	flag.StringVar(&o.logLevel, "log-level", "warn", "walhook's --log-level")
 	flag.StringVar(&o.logDir, "log-dir", "", "keep walhook's logs in this directory (default: a temporary one, removed at the end)")
 	flag.StringVar(&o.pprofAddr, "pprof", "", "serve walhook's pprof on this address (WALHOOK_PPROF_ADDR), e.g. 127.0.0.1:6060")
+	flag.StringVar(&o.walhookEnv, "walhook-env", "", `extra environment of walhook alone, space separated, for experiments (e.g. "GOGC=400")`)
 	flag.Parse()
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -76,6 +86,10 @@ func main() {
 
 func run(o options) error {
 	ctx := context.Background()
+	tbl, err := tableNamed(o.table)
+	if err != nil {
+		return err
+	}
 	work, err := os.MkdirTemp("", "walhook-bench-")
 	if err != nil {
 		return err
@@ -105,7 +119,7 @@ func run(o options) error {
 	if err != nil {
 		return err
 	}
-	b := &bench{o: o, work: work, self: self, cluster: cluster, postmaster: postmaster}
+	b := &bench{o: o, work: work, self: self, cluster: cluster, postmaster: postmaster, table: tbl}
 
 	scenarios := map[string]func(context.Context) (result, error){
 		"drain":       b.drain,
@@ -120,19 +134,34 @@ func run(o options) error {
 	if o.scenario != "all" {
 		order = strings.Split(o.scenario, ",")
 	}
+	receivers := strings.Split(o.receivers, ",")
+	for _, rk := range receivers {
+		if rk != "http" && rk != "https-h1" && rk != "https-h2" {
+			return fmt.Errorf("unknown receiver %q (want http, https-h1 or https-h2)", rk)
+		}
+	}
 	fmt.Println(resultHeader)
 	for _, name := range order {
 		fn, ok := scenarios[name]
 		if !ok {
 			return fmt.Errorf("unknown scenario %q", name)
 		}
-		fmt.Fprintf(os.Stderr, "scenario %s…\n", name)
-		res, err := fn(ctx)
-		if err != nil {
-			return fmt.Errorf("scenario %s: %w", name, err)
+		for _, rk := range receivers {
+			b.receiver = rk
+			fmt.Fprintf(os.Stderr, "scenario %s, receiver %s…\n", name, rk)
+			res, err := fn(ctx)
+			if err != nil {
+				return fmt.Errorf("scenario %s (%s): %w", name, rk, err)
+			}
+			res.name = name
+			if o.table != "contacts" {
+				res.name += " " + o.table
+			}
+			if rk != "http" {
+				res.name += " " + rk
+			}
+			fmt.Println(res.row())
 		}
-		res.name = name
-		fmt.Println(res.row())
 	}
 	return nil
 }
@@ -160,21 +189,25 @@ type result struct {
 	postgres time.Duration
 	rssMB    float64 // walhook peak
 	recvMB   float64
-	extra    string
-	load     string // /proc/loadavg at the start and the end
+	// hasReceiver is false when no receiver ran (dead).
+	hasReceiver bool
+	extra       string
+	load        string // /proc/loadavg at the start and the end
 }
 
-const resultHeader = `| scenario | events | seconds | events/s | CPU s/1k walhook | receiver | postgres | walhook peak RSS MB | receiver RSS MB | notes | loadavg start → end |
+// resultHeader heads the rows: CPU is in microseconds per event (user +
+// system, from /proc), so runs on different machines compare by it.
+const resultHeader = `| scenario | events | seconds | events/s | walhook CPU µs/event | receiver µs/event | postgres µs/event | walhook peak RSS MB | receiver RSS MB | notes | loadavg start → end |
 | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |`
 
 func (r result) row() string {
-	per1k := func(d time.Duration) string {
-		if r.events == 0 {
+	perEvent := func(d time.Duration, measured bool) string {
+		if r.events == 0 || !measured {
 			return "–"
 		}
-		return fmt.Sprintf("%.3f", d.Seconds()*1000/float64(r.events))
+		return fmt.Sprintf("%.1f", float64(d.Microseconds())/float64(r.events))
 	}
 	return fmt.Sprintf("| %s | %d | %.2f | %.0f | %s | %s | %s | %.0f | %.0f | %s | %s |",
 		r.name, r.events, r.took.Seconds(), float64(r.events)/r.took.Seconds(),
-		per1k(r.walhook), per1k(r.receiver), per1k(r.postgres), r.rssMB, r.recvMB, r.extra, r.load)
+		perEvent(r.walhook, true), perEvent(r.receiver, r.hasReceiver), perEvent(r.postgres, true), r.rssMB, r.recvMB, r.extra, r.load)
 }

@@ -42,6 +42,8 @@ type receiverStats struct {
 	MaxMs          float64 `json:"max_ms"`
 	// ByType counts the distinct deliveries verified per event type.
 	ByType map[string]int `json:"by_type"`
+	// Protos counts the webhook requests per protocol ("HTTP/1.1", "HTTP/2.0").
+	Protos map[string]int `json:"protos"`
 }
 
 type receiver struct {
@@ -75,6 +77,8 @@ func runReceiver(args []string) error {
 	delay := fs.Duration("delay", 0, "answer every request after this long")
 	perSecond := fs.Int("rate", 0, "answer 429 (Retry-After: 1) beyond this many requests per second")
 	latencyType := fs.String("latency-type", "", "record commit-to-delivery latencies of this event type only")
+	tlsMode := fs.String("tls", "", "serve HTTPS with a self-signed certificate: h1 (HTTP/1.1 only) or h2 (HTTP/2 offered)")
+	caOut := fs.String("ca-out", "", "with -tls: write the certificate (PEM) here, for walhook's delivery.ca_file")
 	_ = fs.Parse(args)
 	raw, err := os.ReadFile(*secrets)
 	if err != nil {
@@ -85,7 +89,7 @@ func runReceiver(args []string) error {
 		return fmt.Errorf("parsing secrets: %w", err)
 	}
 	r := &receiver{hooks: map[string]*standardwebhooks.Webhook{}, delay: *delay, perSecond: *perSecond, latencyType: *latencyType,
-		seen: map[string]struct{}{}, stats: receiverStats{ByType: map[string]int{}}}
+		seen: map[string]struct{}{}, stats: receiverStats{ByType: map[string]int{}, Protos: map[string]int{}}}
 	for name, s := range byName {
 		wh, err := standardwebhooks.NewWebhook(s)
 		if err != nil {
@@ -97,7 +101,6 @@ func runReceiver(args []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Println(ln.Addr().String())
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /hook/{name}", r.hook)
 	mux.HandleFunc("GET /stats", func(w http.ResponseWriter, _ *http.Request) { _ = json.NewEncoder(w).Encode(r.snapshot()) })
@@ -109,7 +112,18 @@ func runReceiver(args []string) error {
 		<-ctx.Done()
 		_ = srv.Close()
 	}()
-	if err := srv.Serve(ln); err != http.ErrServerClosed {
+	if *tlsMode != "" {
+		if err := serveTLS(srv, *tlsMode, *caOut); err != nil {
+			return err
+		}
+	}
+	fmt.Println(ln.Addr().String()) // the bench reads it, then the certificate
+	if *tlsMode == "" {
+		err = srv.Serve(ln)
+	} else {
+		err = srv.ServeTLS(ln, "", "")
+	}
+	if err != http.ErrServerClosed {
 		return err
 	}
 	return nil
@@ -165,6 +179,7 @@ func (r *receiver) hook(w http.ResponseWriter, req *http.Request) {
 	}
 	key := name + "/" + req.Header.Get("webhook-id")
 	r.mu.Lock()
+	r.stats.Protos[req.Proto]++
 	if late {
 		r.stats.OKAfter5s++
 	}
@@ -238,6 +253,7 @@ func (r *receiver) snapshot() receiverStats {
 	r.mu.Lock()
 	s := r.stats
 	s.ByType = maps.Clone(r.stats.ByType)
+	s.Protos = maps.Clone(r.stats.Protos)
 	lat := slices.Clone(r.lat)
 	r.mu.Unlock()
 	if len(lat) > 0 {

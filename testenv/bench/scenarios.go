@@ -51,7 +51,7 @@ func (b *bench) backlogScenario(ctx context.Context, rows int, extraHCL string, 
 	m := e.startMeter()
 	s, err := e.waitReceived(ctx, rows, b.o.timeout)
 	res := m.finish(s.Received)
-	res.extra = fmt.Sprintf("%d requests, %d refused (429)", s.Requests, s.Refused)
+	res.extra = fmt.Sprintf("%d requests, %d refused (429)%s", s.Requests, s.Refused, protoNote(s))
 	if errors.Is(err, errIncomplete) {
 		res.extra = fmt.Sprintf("INCOMPLETE: %d of %d within %s; ", s.Received, rows, b.o.timeout) + res.extra
 	} else if err != nil {
@@ -97,8 +97,23 @@ func (b *bench) fanout(ctx context.Context) (result, error) {
 	want := rows * (hooks + 1)
 	s, err := e.waitReceived(ctx, want, b.o.timeout)
 	res := m.finish(want)
-	res.extra = fmt.Sprintf("%d requests", s.Requests)
+	res.extra = fmt.Sprintf("%d requests%s", s.Requests, protoNote(s))
 	return res, err
+}
+
+// protoNote says over which protocols the requests came, when not all
+// over HTTP/1.1.
+func protoNote(s receiverStats) string {
+	if len(s.Protos) == 0 || (len(s.Protos) == 1 && s.Protos["HTTP/1.1"] > 0) {
+		return ""
+	}
+	note := ""
+	for _, p := range []string{"HTTP/1.1", "HTTP/2.0"} {
+		if n := s.Protos[p]; n > 0 {
+			note += fmt.Sprintf("; %d over %s", n, p)
+		}
+	}
+	return note
 }
 
 // adminAPI is a running walhook's admin listener.
@@ -192,7 +207,7 @@ func (b *bench) latency(ctx context.Context) (result, error) {
 	return res, err
 }
 
-// writeLive inserts contacts at rate rows a second, one row per
+// writeLive inserts rows of the -table at rate rows a second, one row per
 // transaction committed synchronously by 4 writers, until it wrote total
 // rows (when total > 0) or stop is closed; it returns how many it wrote.
 func (e *runEnv) writeLive(ctx context.Context, rate, total int, stop <-chan struct{}) (int, error) {
@@ -214,7 +229,7 @@ func (e *runEnv) writeLive(ctx context.Context, rate, total int, stop <-chan str
 		go func() {
 			defer wg.Done()
 			for j := range work {
-				if _, err := writers.Exec(ctx, `INSERT INTO contacts (organization_id, first_name) VALUES ($1, 'x')`, j%10); err != nil {
+				if _, err := writers.Exec(ctx, e.b.table.live, j); err != nil {
 					select {
 					case errs <- err:
 					default:

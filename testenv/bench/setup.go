@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -33,6 +35,10 @@ type bench struct {
 	cluster    *pgcluster.Cluster
 	postmaster int
 	seq        int
+	table      table
+	// receiver is the kind of receiver of the scenario running: http,
+	// https-h1 or https-h2.
+	receiver string
 }
 
 // run is one scenario's database, receiver and walhook.
@@ -47,6 +53,8 @@ type runEnv struct {
 	walhook  *exec.Cmd
 	cfgPath  string
 	secrets  map[string]string
+	// caFile is the HTTPS receiver's certificate, trusted by walhook.
+	caFile string
 }
 
 func newSecret() string {
@@ -74,7 +82,12 @@ func (b *bench) setup(ctx context.Context, secrets map[string]string, receiverAr
 	if _, err := pool.Exec(ctx, pgcluster.Schema); err != nil {
 		return nil, fmt.Errorf("loading the schema: %w", err)
 	}
-	if err := cdc.Prepare(ctx, env.db, cdc.ReaderConfig{URL: env.db, Slot: env.slot, Publication: env.slot, Tables: []string{"public.contacts"}}); err != nil {
+	if t := b.table; t.create != "" {
+		if _, err := pool.Exec(ctx, t.create); err != nil {
+			return nil, fmt.Errorf("creating table %s: %w", t.name, err)
+		}
+	}
+	if err := cdc.Prepare(ctx, env.db, cdc.ReaderConfig{URL: env.db, Slot: env.slot, Publication: env.slot, Tables: []string{"public." + b.table.name}}); err != nil {
 		return nil, err
 	}
 	if secrets != nil {
@@ -90,6 +103,10 @@ func (e *runEnv) startReceiver(args ...string) error {
 	raw, _ := json.Marshal(e.secrets)
 	if err := os.WriteFile(path, raw, 0o600); err != nil {
 		return err
+	}
+	if e.tls() {
+		e.caFile = filepath.Join(e.b.work, e.name+"-ca.pem")
+		args = append(args, "-tls", strings.TrimPrefix(e.b.receiver, "https-"), "-ca-out", e.caFile)
 	}
 	e.recv = exec.Command(e.b.self, append([]string{"receive", "-secrets", path}, args...)...)
 	e.recv.Stderr = os.Stderr
@@ -109,8 +126,16 @@ func (e *runEnv) startReceiver(args ...string) error {
 	return nil
 }
 
+// tls reports whether the receiver serves HTTPS.
+func (e *runEnv) tls() bool { return e.b.receiver != "" && e.b.receiver != "http" }
+
 // hookURL is the receiver's URL for the endpoint named name.
-func (e *runEnv) hookURL(name string) string { return "http://" + e.recvAddr + "/hook/" + name }
+func (e *runEnv) hookURL(name string) string {
+	if e.tls() {
+		return "https://" + e.recvAddr + "/hook/" + name
+	}
+	return "http://" + e.recvAddr + "/hook/" + name
+}
 
 // config writes the walhook config: one event, one endpoint "bench" at
 // url with default settings, and extra HCL.
@@ -120,8 +145,8 @@ func (e *runEnv) config(url, extra string) error {
   slot        = %q
   publication = %q
 }
-event "contact.created" {
-  table = "contacts"
+event %q {
+  table = %q
   on    = ["insert"]
 }
 endpoint "bench" {
@@ -130,7 +155,10 @@ endpoint "bench" {
   secret = %q
   %s
 }
-%s`, e.db, e.slot, e.slot, url, e.secrets["bench"], e.b.o.endpoint, extra)
+%s`, e.db, e.slot, e.slot, e.b.table.event, e.b.table.name, url, e.secrets["bench"], e.b.o.endpoint, extra)
+	if e.caFile != "" {
+		src += fmt.Sprintf("delivery {\n  ca_file = %q\n}\n", e.caFile)
+	}
 	e.cfgPath = filepath.Join(e.b.work, e.name+".hcl")
 	return os.WriteFile(e.cfgPath, []byte(src), 0o600)
 }
@@ -144,6 +172,7 @@ func (e *runEnv) startWalhook() error {
 	}
 	e.walhook.Stderr = logf
 	e.walhook.Env = os.Environ()
+	e.walhook.Env = append(e.walhook.Env, strings.Fields(e.b.o.walhookEnv)...)
 	if e.b.o.pprofAddr != "" {
 		e.walhook.Env = append(e.walhook.Env, "WALHOOK_PPROF_ADDR="+e.b.o.pprofAddr)
 	}
@@ -194,12 +223,11 @@ func logTail(path string) string {
 	return strings.TrimSpace(strings.Join(lines, "\n"))
 }
 
-// backlog inserts n contacts, perTx per transaction.
+// backlog inserts n rows of the -table, perTx per transaction.
 func (e *runEnv) backlog(ctx context.Context, n, perTx int) error {
 	for done := 0; done < n; done += perTx {
 		k := min(perTx, n-done)
-		if _, err := e.pool.Exec(ctx, `INSERT INTO contacts (organization_id, first_name, email)
-			SELECT g % 10, 'name' || g, 'p' || g || '@example.com' FROM generate_series($1::int, $2::int) g`, done, done+k-1); err != nil {
+		if _, err := e.pool.Exec(ctx, e.b.table.backlog, done, done+k-1); err != nil {
 			return fmt.Errorf("inserting the backlog: %w", err)
 		}
 	}
@@ -215,9 +243,13 @@ func (e *runEnv) waitReceived(ctx context.Context, n int, timeout time.Duration)
 // event type typ (of any type when it is empty).
 func (e *runEnv) waitReceivedOf(ctx context.Context, typ string, n int, timeout time.Duration) (receiverStats, error) {
 	var s receiverStats
-	u := fmt.Sprintf("http://%s/wait?n=%d&timeout=%s&type=%s", e.recvAddr, n, timeout, url.QueryEscape(typ))
+	base, client, err := e.receiverControl()
+	if err != nil {
+		return s, err
+	}
+	u := fmt.Sprintf("%s/wait?n=%d&timeout=%s&type=%s", base, n, timeout, url.QueryEscape(typ))
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		return s, err
 	}
@@ -232,6 +264,22 @@ func (e *runEnv) waitReceivedOf(ctx context.Context, typ string, n int, timeout 
 		return s, fmt.Errorf("%d deliveries failed verification", s.Bad)
 	}
 	return s, nil
+}
+
+// receiverControl returns the receiver's base URL and a client for it
+// (trusting its certificate when it serves HTTPS).
+func (e *runEnv) receiverControl() (string, *http.Client, error) {
+	if !e.tls() {
+		return "http://" + e.recvAddr, http.DefaultClient, nil
+	}
+	pem, err := os.ReadFile(e.caFile)
+	if err != nil {
+		return "", nil, err
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(pem)
+	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}
+	return "https://" + e.recvAddr, &http.Client{Transport: tr}, nil
 }
 
 // errIncomplete is a scenario whose deliveries did not all arrive in time.
@@ -270,6 +318,7 @@ func (m *meter) finish(events int) result {
 		r.rssMB = m.walhookRSS.Stop()
 	}
 	if m.e.recv != nil {
+		r.hasReceiver = true
 		c, _, _ := cpuTimes(m.e.recv.Process.Pid)
 		r.receiver = c - m.receiver0
 		r.recvMB = float64(statusKB(m.e.recv.Process.Pid, "VmHWM")) / 1024
