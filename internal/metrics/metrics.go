@@ -33,7 +33,8 @@ type Metrics struct {
 	concurrencyLimit  *prometheus.GaugeVec
 	captureGaps       *prometheus.CounterVec
 
-	state *stateCollector
+	state     *stateCollector
+	instances *instanceCollector
 }
 
 var _ dispatch.Observer = (*Metrics)(nil)
@@ -82,13 +83,14 @@ func New(reg prometheus.Registerer) *Metrics {
 		captureGaps: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "walhook_capture_gaps_total", Help: "Times changes went uncaptured or stopped matching rules, by reason (table_recreated, table_unpublished, table_renamed, table_dropped, table_missing); the log says what was missed and what to run.",
 		}, []string{"reason"}),
-		state: newStateCollector(),
+		state:     newStateCollector(),
+		instances: newInstanceCollector(),
 	}
 	for _, r := range gapReasons {
 		m.captureGaps.WithLabelValues(r) // from 0, so that increase() sees the first
 	}
 	reg.MustRegister(m.changesRead, m.eventsEmitted, m.evaluationsFailed, m.deliveries, m.attempts,
-		m.attemptDuration, m.overflow, m.disabled, m.concurrencyLimit, m.captureGaps, m.state)
+		m.attemptDuration, m.overflow, m.disabled, m.concurrencyLimit, m.captureGaps, m.state, m.instances)
 	m.registerer = reg
 	if g, ok := reg.(prometheus.Gatherer); ok {
 		m.gatherer = g
