@@ -116,6 +116,8 @@ type statusReport struct {
 	FailedEvaluationsMore bool `json:"failed_evaluations_more,omitempty"`
 	// Backfills are the unfinished ones and those finished within a day.
 	Backfills []backfillStatus `json:"backfills"`
+	// Instances are the walhook processes registered in the state schema.
+	Instances []instanceStatus `json:"instances"`
 }
 
 // status prints the status report.
@@ -140,7 +142,7 @@ func (a *app) status(ctx context.Context, asJSON bool) error {
 }
 
 func collectStatus(ctx context.Context, cfg *config.Config) (*statusReport, error) {
-	rep := &statusReport{State: "ok", Endpoints: []endpointStatus{}, Backfills: []backfillStatus{}}
+	rep := &statusReport{State: "ok", Endpoints: []endpointStatus{}, Backfills: []backfillStatus{}, Instances: []instanceStatus{}}
 	st, pool, err := openState(ctx, cfg)
 	switch {
 	case errors.Is(err, store.ErrNoSchema):
@@ -241,6 +243,9 @@ func collectStatus(ctx context.Context, cfg *config.Config) (*statusReport, erro
 	if rep.Backfills, err = recentBackfills(ctx, st); err != nil {
 		return nil, err
 	}
+	if rep.Instances, err = listInstances(ctx, st); err != nil {
+		return nil, err
+	}
 	return rep, nil
 }
 
@@ -334,6 +339,7 @@ func printStatus(w io.Writer, rep *statusReport) {
 	}
 	fmt.Fprintf(w, "failed evaluations: %d%s\n", rep.FailedEvaluations, more)
 	printBackfills(w, rep.Backfills)
+	printInstances(w, rep.Instances)
 	if len(rep.Endpoints) == 0 {
 		fmt.Fprintln(w, "endpoints: none")
 		return

@@ -7,8 +7,9 @@ import (
 	"github.com/walhook/walhook/internal/store"
 )
 
-// instanceView is an instance as GET /v1/instances shows it.
-type instanceView struct {
+// InstanceView is an instance as GET /v1/instances and `walhook status`
+// show it.
+type InstanceView struct {
 	ID      string `json:"id"`
 	Host    string `json:"host"`
 	PID     int    `json:"pid"`
@@ -27,13 +28,13 @@ type instanceView struct {
 	FailuresPerSecond   float64   `json:"failures_per_second"`
 }
 
-// viewInstance shows in.
-func viewInstance(in store.Instance) instanceView {
+// ViewInstance shows in.
+func ViewInstance(in store.Instance) InstanceView {
 	state := "dead"
 	if in.Alive {
 		state = "alive"
 	}
-	return instanceView{
+	return InstanceView{
 		ID: in.ID, Host: in.Host, PID: in.PID, Version: in.Version, Listen: in.Listen, Role: in.Role, State: state,
 		StartedAt: in.StartedAt, HeartbeatAt: in.HeartbeatAt, HeartbeatAgeSeconds: in.Silent.Seconds(),
 		HeartbeatEvery: in.HeartbeatEvery.Seconds(), InFlight: in.Load.InFlight, RetriesInFlight: in.Load.RetriesInFlight,
@@ -48,9 +49,9 @@ func (s *server) listInstances(w http.ResponseWriter, r *http.Request) *apiError
 	if err != nil {
 		return s.internal(r, "listing instances", err)
 	}
-	out := make([]instanceView, len(ins))
+	out := make([]InstanceView, len(ins))
 	for i, in := range ins {
-		out[i] = viewInstance(in)
+		out[i] = ViewInstance(in)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"data": out})
 	return nil
