@@ -53,3 +53,6 @@ func (r *Relay) load() store.InstanceLoad {
 	}
 	return l
 }
+
+// InstanceID is this instance's id in the instances list.
+func (r *Relay) InstanceID() string { return r.member.ID() }
