@@ -132,6 +132,9 @@ func (m *Member) beat(ctx context.Context) {
 		m.failing = true
 		return
 	}
+	if m.failing {
+		m.cfg.Logger.Info().Msg("heartbeat recorded again")
+	}
 	m.failing = false
 	pruned, err := m.cfg.Store.PruneInstances(ctx, m.cfg.PruneAfter)
 	if err != nil {
