@@ -8,13 +8,19 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
+
+	"github.com/walhook/walhook/internal/config"
 	"github.com/walhook/walhook/internal/store"
 	"github.com/walhook/walhook/internal/testkit"
+	"github.com/walhook/walhook/relay"
 	"github.com/walhook/walhook/testenv"
 )
 
@@ -25,7 +31,7 @@ const instancesToken = "instances-test-token-0123456789"
 // from the slot as leader; `walhook status`, GET /v1/instances and
 // /metrics show them. A SIGKILLed instance turns dead once its heartbeat is
 // older than the threshold and stays listed; one stopped with SIGTERM
-// removes its row.
+// removes its row; a live instance prunes the dead one's row later.
 func TestInstancesOfTheBinary(t *testing.T) {
 	db, s, url := processTest(t, 0)
 	slot := testenv.Name(t, "slot")
@@ -74,7 +80,7 @@ func TestInstancesOfTheBinary(t *testing.T) {
 	})
 
 	// SIGTERM of the leader: it drains, then removes its row; the dead
-	// one stays listed until it is pruned (an hour later).
+	// one stays listed until it is pruned (an hour later by default).
 	a.stop(t)
 	rep = statusJSON(t, cfgA)
 	if instanceOf(rep.Instances, pidA) != nil {
@@ -83,6 +89,47 @@ func TestInstancesOfTheBinary(t *testing.T) {
 	if ib := instanceOf(rep.Instances, pidB); ib == nil || ib.State != "dead" {
 		t.Errorf("the killed instance after the other stopped: %+v, want listed dead", rep.Instances)
 	}
+
+	// A live instance prunes the killed one's row once it has been dead
+	// for PruneAfter: one in this process, with a second instead of an hour.
+	stopRelay := runRelay(t, writeConfig(t, db, slot, url, s.secret, ""), relay.Options{MemberEvery: 200 * time.Millisecond, MemberPruneAfter: time.Second})
+	testkit.Eventually(t, "the killed instance's row pruned", func() bool {
+		return instanceOf(statusJSON(t, cfgA).Instances, pidB) == nil
+	})
+	stopRelay()
+}
+
+// runRelay runs a relay from the config at path in this process; stop
+// ends it and waits for it.
+func runRelay(t *testing.T, path string, opts relay.Options) (stop func()) {
+	t.Helper()
+	src, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, diags := config.Parse(src, path)
+	if diags.HasErrors() {
+		t.Fatalf("config: %v", diags)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r, err := relay.New(ctx, cfg, zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel), opts)
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("in-process relay: %v", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return stop
 }
 
 func adminBlock(addr string) string {
