@@ -26,10 +26,12 @@ func newStatusCommand(a *app) *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "status",
-		Short: "Show the slot's lag, the retry queue and endpoint health",
+		Short: "Show the slot's lag, the retry queue, endpoint health and the instances",
 		Long: `Shows the replication slot (active, confirmed LSN, lag), the publication, the
-retry queue, failed evaluations, and each endpoint's health and queue. It reads
-the databases, so it works while walhook is down.`,
+retry queue, failed evaluations, each endpoint's health and queue, and the
+walhook instances registered in the state schema (leader or standby, alive or
+dead, what each has in flight). It reads the databases, so it works while
+walhook is down.`,
 		Example: `  walhook status -c walhook.hcl
   walhook status --config walhook.hcl --json`,
 		Args:        noArgs,

@@ -62,3 +62,27 @@ func TestInstances(t *testing.T) {
 		t.Fatalf("after a left: %+v, %v", got, err)
 	}
 }
+
+// BenchmarkHeartbeat is one instance's heartbeat as the Member makes it:
+// the upsert, the prune and the list, with ten instances registered.
+func BenchmarkHeartbeat(b *testing.B) {
+	s, _ := setup(b)
+	self := Instance{ID: NewInstanceID(), Host: "h", PID: 1, Version: "v", Role: RoleLeader, HeartbeatEvery: 5 * time.Second}
+	for range 9 {
+		if err := s.Heartbeat(ctx(b), Instance{ID: NewInstanceID(), Host: "p", Version: "v", Role: RoleStandby, HeartbeatEvery: 5 * time.Second}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		if err := s.Heartbeat(ctx(b), self); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := s.PruneInstances(ctx(b), time.Hour); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := s.Instances(ctx(b)); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
