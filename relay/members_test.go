@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -17,7 +18,8 @@ import (
 // TestInstancesMembership: two relays on one config register; the one
 // holding the slot is the leader; each reports what it has in flight,
 // retries included; a long-dead instance's row is pruned by a live one;
-// a relay that stops removes its row.
+// a relay that stops removes its row. An admin listener on port 0 is
+// listed with the port it got.
 func TestInstancesMembership(t *testing.T) {
 	t.Parallel()
 	db := testenv.NewDB(t)
@@ -47,6 +49,10 @@ source "postgres" {
 delivery {
   shutdown_timeout = "5s"
 }
+admin {
+  listen = "127.0.0.1:0"
+  token  = "members-test-token-0123456789"
+}
 %s
 %s`, db.URL, slot, slot, events, endpoint("app", srv.URL, signing.GenerateSecret(), ""))
 	opts := testOptions
@@ -71,6 +77,9 @@ delivery {
 		ia, ib := l[a.relay.InstanceID()], l[b.relay.InstanceID()]
 		return len(l) == 2 && ia.Alive && ia.Role == store.RoleLeader && ib.Alive && ib.Role == store.RoleStandby
 	})
+	if in := list()[a.relay.InstanceID()]; !strings.HasPrefix(in.Listen, "127.0.0.1:") || in.Listen == "127.0.0.1:0" {
+		t.Errorf("a's listen address = %q, want the port its listener got", in.Listen)
+	}
 
 	// A row left by an instance dead for long (a crash an hour ago).
 	gone := store.Instance{ID: store.NewInstanceID(), Host: "gone", PID: 1, Version: "old", Role: store.RoleLeader, HeartbeatEvery: time.Second}

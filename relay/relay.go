@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -287,6 +288,9 @@ func (r *Relay) Run(ctx context.Context) error {
 			return fmt.Errorf("admin listener: %w", err)
 		}
 		adminListener = l
+		if strings.HasSuffix(r.cfg.Admin.Listen, ":0") {
+			r.member.SetListen(l.Addr().String()) // the port the system chose
+		}
 	}
 	if err := r.dispatcher.Start(ctx); err != nil {
 		return fmt.Errorf("starting the dispatcher: %w", err)

@@ -81,6 +81,10 @@ func New(cfg Config) *Member {
 	return &Member{cfg: cfg, dead: map[string]bool{}}
 }
 
+// SetListen sets the admin listen address the instance reports; call it
+// before Run.
+func (m *Member) SetListen(addr string) { m.cfg.Self.Listen = addr }
+
 // ID is the instance's id.
 func (m *Member) ID() string { return m.cfg.Self.ID }
 
