@@ -15,6 +15,7 @@ import (
 	"github.com/walhook/walhook/cdc/outbox"
 	"github.com/walhook/walhook/internal/config"
 	"github.com/walhook/walhook/internal/outboxevents"
+	"github.com/walhook/walhook/internal/store"
 	"github.com/walhook/walhook/internal/testkit"
 	"github.com/walhook/walhook/testenv"
 )
@@ -216,9 +217,17 @@ func TestOutboxTwoPollers(t *testing.T) {
 	initOutbox(t, db)
 	c := newCounter()
 	url := serve(t, c).URL
+	var h *running
 	for range 2 {
-		runConfig(t, db, outboxConfig(db, url, "100ms", ""))
+		h = runConfig(t, db, outboxConfig(db, url, "100ms", ""))
 	}
+	testkit.Eventually(t, "both pollers registered", func() bool {
+		ins, err := h.stateStore(t).Instances(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(ins) == 2 && ins[0].Alive && ins[0].Role == store.RolePoller && ins[1].Alive && ins[1].Role == store.RolePoller
+	})
 	var ids []int64
 	var events []string
 	for i := 0; i < 40; i++ {

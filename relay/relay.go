@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -21,6 +22,7 @@ import (
 	"github.com/walhook/walhook/internal/console"
 	"github.com/walhook/walhook/internal/dispatch"
 	"github.com/walhook/walhook/internal/lifecycle"
+	"github.com/walhook/walhook/internal/membership"
 	"github.com/walhook/walhook/internal/metrics"
 	"github.com/walhook/walhook/internal/netguard"
 	"github.com/walhook/walhook/internal/rules"
@@ -44,9 +46,10 @@ type Relay struct {
 	tail    *console.Tail    // the console's live tail; nil without an admin block
 	ui      *console.Console // the web console; nil without an admin block
 
-	backfills *backfills // mode logical: see backfill.go
-	replays   *replayer  // replays of failed evaluations: see evaluations.go
-	watch     *watcher   // mode logical: see watch.go
+	backfills *backfills         // mode logical: see backfill.go
+	replays   *replayer          // replays of failed evaluations: see evaluations.go
+	member    *membership.Member // this instance in the instances list: see members.go
+	watch     *watcher           // mode logical: see watch.go
 
 	trusted *sender.Client // HCL endpoints: operator-trusted, unrestricted
 	guarded *sender.Client // API endpoints: SSRF guard
@@ -79,6 +82,10 @@ type Options struct {
 	// WatchInterval overrides how often the slot and the watched tables
 	// are read from Postgres's catalog (default 5s; see watch.go).
 	WatchInterval time.Duration
+	// MemberEvery overrides the membership heartbeat interval (default
+	// 5s) and MemberPruneAfter how long a dead instance stays listed
+	// (default 1h); see members.go.
+	MemberEvery, MemberPruneAfter time.Duration
 }
 
 // New connects to the state database, migrates it and builds the relay.
@@ -149,9 +156,10 @@ func New(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts Optio
 		r.fixed = append(r.fixed, de)
 	}
 
-	var observer dispatch.Observer = dispatch.Observers{}
+	r.member = r.newMember(opts)
+	var observer dispatch.Observer = r.member
 	if opts.Observer != nil {
-		observer = opts.Observer
+		observer = dispatch.Observers{opts.Observer, r.member}
 	}
 	r.metrics = opts.Metrics
 	if r.metrics == nil && cfg.Admin != nil {
@@ -221,6 +229,7 @@ func New(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts Optio
 	if r.metrics != nil {
 		r.metrics.WatchQueue(r.store.Stats)
 		r.metrics.WatchHealth(r.store.AllHealth)
+		r.metrics.WatchInstances(r.store.Instances)
 	}
 	if r.metrics != nil && cfg.Admin != nil { // Options.Metrics alone serves no console
 		r.ui = r.newConsole()
@@ -313,10 +322,17 @@ func (r *Relay) Run(ctx context.Context) error {
 			return fmt.Errorf("admin listener: %w", err)
 		}
 		adminListener = l
+		if strings.HasSuffix(r.cfg.Admin.Listen, ":0") {
+			r.member.SetListen(l.Addr().String()) // the port the system chose
+		}
 	}
 	if err := r.dispatcher.Start(ctx); err != nil {
 		return fmt.Errorf("starting the dispatcher: %w", err)
 	}
+	// The heartbeat goes on through the drain below: the instance is
+	// delivering until the dispatcher has shut down, and leaves after.
+	members := lifecycle.New(context.WithoutCancel(ctx))
+	members.Go(r.member.Run)
 
 	loops := lifecycle.New(ctx)
 	loops.Go(r.watchWebhooks)
@@ -349,6 +365,8 @@ func (r *Relay) Run(ctx context.Context) error {
 	shutErr := r.dispatcher.Shutdown(dctx)
 	dcancel()
 	r.source.Finish(sctx)
+	members.StopAndWait()
+	r.member.Leave(sctx)
 	if runErr != nil && !errors.Is(runErr, context.Canceled) {
 		return runErr
 	}

@@ -28,11 +28,13 @@ func newStatusCommand(a *app) *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "status",
-		Short: "Show the slot's lag (or the outbox backlog), the retry queue and endpoint health",
+		Short: "Show the slot's lag (or the outbox backlog), the retry queue, endpoint health and the instances",
 		Long: `Shows the replication slot (active, confirmed LSN, lag) and the publication, or
 in polling mode (mode = "outbox") the outbox table's backlog (rows waiting, age
-of the oldest), then the retry queue, failed evaluations, and each endpoint's
-health and queue. It reads the databases, so it works while walhook is down.`,
+of the oldest), then the retry queue, failed evaluations, each endpoint's health
+and queue, and the walhook instances registered in the state schema (leader,
+standby or poller, alive or dead, what each has in flight). It reads the
+databases, so it works while walhook is down.`,
 		Example: `  walhook status -c walhook.hcl
   walhook status --config walhook.hcl --json`,
 		Args:        noArgs,
@@ -122,6 +124,8 @@ type statusReport struct {
 	FailedEvaluationsMore bool `json:"failed_evaluations_more,omitempty"`
 	// Backfills are the unfinished ones and those finished within a day.
 	Backfills []backfillStatus `json:"backfills"`
+	// Instances are the walhook processes registered in the state schema.
+	Instances []instanceStatus `json:"instances"`
 }
 
 // status prints the status report.
@@ -146,7 +150,7 @@ func (a *app) status(ctx context.Context, asJSON bool) error {
 }
 
 func collectStatus(ctx context.Context, cfg *config.Config) (*statusReport, error) {
-	rep := &statusReport{State: "ok", Endpoints: []endpointStatus{}, Backfills: []backfillStatus{}}
+	rep := &statusReport{State: "ok", Endpoints: []endpointStatus{}, Backfills: []backfillStatus{}, Instances: []instanceStatus{}}
 	st, pool, err := openState(ctx, cfg)
 	switch {
 	case errors.Is(err, store.ErrNoSchema):
@@ -255,6 +259,9 @@ func collectStatus(ctx context.Context, cfg *config.Config) (*statusReport, erro
 	if rep.Backfills, err = recentBackfills(ctx, st); err != nil {
 		return nil, err
 	}
+	if rep.Instances, err = listInstances(ctx, st); err != nil {
+		return nil, err
+	}
 	return rep, nil
 }
 
@@ -324,6 +331,7 @@ func printStatus(w io.Writer, rep *statusReport) {
 	}
 	fmt.Fprintf(w, "failed evaluations: %d%s\n", rep.FailedEvaluations, more)
 	printBackfills(w, rep.Backfills)
+	printInstances(w, rep.Instances)
 	if len(rep.Endpoints) == 0 {
 		fmt.Fprintln(w, "endpoints: none")
 		return

@@ -159,6 +159,8 @@ func New(opts Options) http.Handler {
 	route(v1, "/v1/evaluations/replay", methods{http.MethodPost: adminOnly(s.replayEvaluations)})
 	route(v1, "/v1/evaluations/{id}", methods{http.MethodGet: adminOnly(s.getEvaluation)})
 	route(v1, "/v1/evaluations/{id}/replay", methods{http.MethodPost: adminOnly(s.replayEvaluation)})
+	// Instances name hosts, pids and listen addresses: admin tokens only.
+	route(v1, "/v1/instances", methods{http.MethodGet: adminOnly(s.listInstances)})
 	v1.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, errorf(http.StatusNotFound, CodeNotFound, "no route %s %s", r.Method, r.URL.Path))
 	})

@@ -68,6 +68,7 @@ func TestDocsCurlExamples(t *testing.T) {
 		"POST /v1/backfills", "GET /v1/backfills", "GET /v1/backfills/{id}", "DELETE /v1/backfills/{id}",
 		"POST /v1/backfills/{id}/pause", "POST /v1/backfills/{id}/resume",
 		"GET /v1/evaluations", "GET /v1/evaluations/{id}", "POST /v1/evaluations/{id}/replay", "POST /v1/evaluations/replay",
+		"GET /v1/instances",
 	} {
 		if !seen[route] {
 			t.Errorf("docs/api.md has no curl example for %s", route)

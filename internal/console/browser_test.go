@@ -302,6 +302,8 @@ func TestConsoleInBrowser(t *testing.T) {
 		b.waitText("#overview-endpoints", "Globex billing")
 		b.waitText("#backfills-table", "public.contacts")
 		b.waitText("#backfills-table", "paused")
+		b.waitText("#instances-table", "leader")
+		b.waitText("#instances-table", "alive")
 		b.screenshot("overview")
 		if code := e.call(t, adminToken, "DELETE", "/v1/backfills/"+bf.ID, "", nil); code != http.StatusOK {
 			t.Fatalf("cancelling the backfill = %d", code)

@@ -203,6 +203,7 @@ func (d *Dispatcher) SetInFlightLimit(endpointID string, n int) bool {
 type EndpointLoad struct {
 	Limit    int        // current adaptive concurrency limit
 	InFlight int        // attempts holding a slot
+	Retrying int        // retries claimed from the store and not finished
 	Rate     limit.Rate // the configured rate limit; zero: none
 	// Throughput is first attempts per second, smoothed over a second.
 	Throughput float64
@@ -216,7 +217,7 @@ func (d *Dispatcher) Load(endpointID string) (EndpointLoad, bool) {
 	if r == nil {
 		return EndpointLoad{}, false
 	}
-	return EndpointLoad{Limit: r.gate.Limit(), InFlight: r.gate.InFlight(), Rate: r.gate.Rate(),
+	return EndpointLoad{Limit: r.gate.Limit(), InFlight: r.gate.InFlight(), Retrying: int(r.retrying.Load()), Rate: r.gate.Rate(),
 		Throughput: math.Float64frombits(r.throughput.Load())}, true
 }
 

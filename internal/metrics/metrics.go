@@ -34,7 +34,8 @@ type Metrics struct {
 	captureGaps       *prometheus.CounterVec
 	outboxSkipped     *prometheus.CounterVec
 
-	state *stateCollector
+	state     *stateCollector
+	instances *instanceCollector
 }
 
 var _ dispatch.Observer = (*Metrics)(nil)
@@ -86,14 +87,15 @@ func New(reg prometheus.Registerer) *Metrics {
 		outboxSkipped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "walhook_outbox_rows_skipped_total", Help: "Outbox rows consumed without a delivery, by reason (no_subscriber: no endpoint wants the row's event type).",
 		}, []string{"reason"}),
-		state: newStateCollector(),
+		state:     newStateCollector(),
+		instances: newInstanceCollector(),
 	}
 	m.outboxSkipped.WithLabelValues("no_subscriber")
 	for _, r := range gapReasons {
 		m.captureGaps.WithLabelValues(r) // from 0, so that increase() sees the first
 	}
 	reg.MustRegister(m.changesRead, m.eventsEmitted, m.evaluationsFailed, m.deliveries, m.attempts,
-		m.attemptDuration, m.overflow, m.disabled, m.concurrencyLimit, m.captureGaps, m.outboxSkipped, m.state)
+		m.attemptDuration, m.overflow, m.disabled, m.concurrencyLimit, m.captureGaps, m.outboxSkipped, m.state, m.instances)
 	m.registerer = reg
 	if g, ok := reg.(prometheus.Gatherer); ok {
 		m.gatherer = g

@@ -287,16 +287,45 @@ async function pageOverview() {
   const chart = el('div', { class: 'panel', id: 'overview-chart' });
   const table = el('div', { id: 'overview-endpoints' });
   const backfills = el('div', { id: 'overview-backfills' });
+  const instances = el('div', { id: 'overview-instances' });
   shell('overview', el('h1', {}, 'Overview'), el('p', { class: 'sub' }, 'The change source, the retry queue and how the endpoints are doing.'),
-    cards, el('h2', {}, 'Throughput, last 10 minutes'), chart, el('h2', {}, 'Backfills in progress'), backfills, el('h2', {}, 'Endpoints by health'), table);
-  const draw = (ov, hooks, bf) => {
+    cards, el('h2', {}, 'Throughput, last 10 minutes'), chart, el('h2', {}, 'Instances'), instances,
+    el('h2', {}, 'Backfills in progress'), backfills, el('h2', {}, 'Endpoints by health'), table);
+  const draw = (ov, hooks, bf, ins) => {
     cards.replaceChildren(...overviewCards(ov, hooks));
     chart.replaceChildren(rateChart(ov.rates || []));
+    instances.replaceChildren(instanceTable(ins));
     backfills.replaceChildren(backfillTable(bf));
     table.replaceChildren(endpointTable(hooks.slice().sort((a, b) => health(a).rank - health(b).rank), rt.data || {}));
   };
-  draw(ov, hooks, await loadBackfills());
-  every(5000, async () => draw(await api('GET', '/ui/api/overview'), await loadHooks(), await loadBackfills()));
+  draw(ov, hooks, await loadBackfills(), await loadInstances());
+  every(5000, async () => draw(await api('GET', '/ui/api/overview'), await loadHooks(), await loadBackfills(), await loadInstances()));
+}
+
+// loadInstances lists the walhook instances sharing the state schema
+// (GET /v1/instances, admins only); null when the list cannot be read.
+async function loadInstances() {
+  try { return (await api('GET', '/v1/instances')).data; } catch (e) { return null; }
+}
+
+// instanceTable shows each instance: its role, whether its heartbeat is
+// recent, and what it is delivering (docs/architecture.md, "Membership").
+function instanceTable(all) {
+  if (!all) return el('div', { class: 'panel empty' }, 'Instances cannot be listed right now.');
+  if (!all.length) return el('div', { class: 'panel empty' }, 'No instance is registered.');
+  const role = { leader: 'ok', standby: 'info', poller: 'info' };
+  return el('table', { id: 'instances-table' },
+    el('thead', {}, el('tr', {}, ['State', 'Role', 'Instance', 'Version', 'Heartbeat', 'In flight', 'Retries', 'Attempts/s', 'Started'].map((t) => el('th', {}, t)))),
+    el('tbody', {}, all.map((i) => el('tr', { 'data-id': i.id },
+      el('td', {}, i.state === 'alive' ? pill('ok', 'alive') : pill('bad', 'dead')),
+      el('td', {}, pill(role[i.role] || 'muted', i.role)),
+      el('td', {}, el('div', {}, el('strong', {}, i.host), ' · pid ', String(i.pid)), el('div', { class: 'small mono' }, i.id + (i.listen ? ' · ' + i.listen : ''))),
+      el('td', { class: 'mono' }, i.version),
+      el('td', {}, Math.round(i.heartbeat_age_seconds) + 's ago'),
+      el('td', {}, String(i.in_flight)),
+      el('td', {}, String(i.retries_in_flight)),
+      el('td', {}, i.attempts_per_second.toFixed(1) + (i.failures_per_second > 0 ? ' (' + i.failures_per_second.toFixed(1) + ' failing)' : '')),
+      el('td', {}, fmtTime(i.started_at))))));
 }
 
 // loadBackfills lists the newest backfills (GET /v1/backfills, admins

@@ -1,0 +1,191 @@
+// Package membership registers a running walhook in the state schema and
+// renews its heartbeat, so that every instance sharing a config, and the
+// tools reading the state (walhook status, the admin API, /metrics, the
+// console), see which instances run, which one holds the slot, what each
+// is delivering, and which stopped without leaving. docs/architecture.md,
+// "Membership", states the rules.
+package membership
+
+import (
+	"context"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/walhook/walhook/internal/dispatch"
+	"github.com/walhook/walhook/internal/store"
+)
+
+// DefaultEvery is how often an instance renews its heartbeat.
+const DefaultEvery = 5 * time.Second
+
+// DefaultPruneAfter is how long a dead instance stays listed before its
+// row is deleted.
+const DefaultPruneAfter = time.Hour
+
+// beatTimeout bounds one heartbeat's writes and reads.
+const beatTimeout = 10 * time.Second
+
+// Store is the part of the state store membership uses.
+type Store interface {
+	Heartbeat(ctx context.Context, in store.Instance) error
+	LeaveInstance(ctx context.Context, id string) error
+	Instances(ctx context.Context) ([]store.Instance, error)
+	PruneInstances(ctx context.Context, deadFor time.Duration) ([]string, error)
+}
+
+// Config describes the instance and how it reports itself.
+type Config struct {
+	Store Store
+	// Self is the instance: ID, Host, PID, Version and Listen are used.
+	Self store.Instance
+	// Every is the heartbeat interval; default DefaultEvery.
+	Every time.Duration
+	// PruneAfter is how long a dead instance's row is kept; default
+	// DefaultPruneAfter.
+	PruneAfter time.Duration
+	// Role reports the instance's role now (store.RoleLeader, …).
+	Role func() string
+	// Load reports the attempts and retries in flight now; the attempt
+	// rates are counted by the Member itself (it is a dispatch.Observer).
+	Load   func() store.InstanceLoad
+	Logger zerolog.Logger
+}
+
+// Member is this instance's registration. It counts attempts as a
+// dispatch.Observer; Run renews the heartbeat and Leave removes the row.
+type Member struct {
+	cfg      Config
+	attempts atomic.Int64
+	failures atomic.Int64
+
+	// Owned by Run's goroutine.
+	lastBeat                   time.Time
+	lastAttempts, lastFailures int64
+	failing                    bool
+	dead                       map[string]bool // peers seen dead, so each is logged once
+}
+
+var _ dispatch.Observer = (*Member)(nil)
+
+// New returns the instance's Member; it registers at Run's first beat.
+func New(cfg Config) *Member {
+	if cfg.Every <= 0 {
+		cfg.Every = DefaultEvery
+	}
+	if cfg.PruneAfter <= 0 {
+		cfg.PruneAfter = DefaultPruneAfter
+	}
+	cfg.Self.HeartbeatEvery = cfg.Every
+	return &Member{cfg: cfg, dead: map[string]bool{}}
+}
+
+// SetListen sets the admin listen address the instance reports; call it
+// before Run.
+func (m *Member) SetListen(addr string) { m.cfg.Self.Listen = addr }
+
+// ID is the instance's id.
+func (m *Member) ID() string { return m.cfg.Self.ID }
+
+// Run registers the instance and renews its heartbeat every interval until
+// ctx ends. It does not remove the row: the owner calls Leave once the
+// instance has stopped delivering.
+func (m *Member) Run(ctx context.Context) {
+	m.lastBeat = time.Now()
+	t := time.NewTicker(m.cfg.Every)
+	defer t.Stop()
+	for {
+		m.beat(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Leave removes the instance's row (a clean stop). With the state
+// database out of reach the row stays, and shows the instance dead after
+// the threshold like a crash would.
+func (m *Member) Leave(ctx context.Context) {
+	if err := m.cfg.Store.LeaveInstance(ctx, m.cfg.Self.ID); err != nil {
+		m.cfg.Logger.Warn().Err(err).Msg("leaving the instances list; this instance will be shown dead, then pruned")
+	}
+}
+
+// beat writes one heartbeat, prunes long-dead peers and logs peers newly
+// found dead.
+func (m *Member) beat(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, beatTimeout)
+	defer cancel()
+	in := m.cfg.Self
+	in.Role = m.cfg.Role()
+	in.Load = m.cfg.Load()
+	now := time.Now()
+	attempts, failures := m.attempts.Load(), m.failures.Load()
+	if secs := now.Sub(m.lastBeat).Seconds(); secs > 0 {
+		in.Load.AttemptsPerSecond = float64(attempts-m.lastAttempts) / secs
+		in.Load.FailuresPerSecond = float64(failures-m.lastFailures) / secs
+	}
+	m.lastBeat, m.lastAttempts, m.lastFailures = now, attempts, failures
+	if err := m.cfg.Store.Heartbeat(ctx, in); err != nil {
+		if ctx.Err() == nil && !m.failing {
+			m.cfg.Logger.Warn().Err(err).Msg("heartbeat not recorded; peers will show this instance dead if it stays so")
+		}
+		m.failing = true
+		return
+	}
+	if m.failing {
+		m.cfg.Logger.Info().Msg("heartbeat recorded again")
+	}
+	m.failing = false
+	pruned, err := m.cfg.Store.PruneInstances(ctx, m.cfg.PruneAfter)
+	if err != nil {
+		m.cfg.Logger.Warn().Err(err).Msg("pruning dead instances")
+	}
+	for _, id := range pruned {
+		m.cfg.Logger.Info().Str("instance", id).Stringer("dead_for", m.cfg.PruneAfter).Msg("removed a dead instance from the instances list")
+		delete(m.dead, id)
+	}
+	m.noteDead(ctx)
+}
+
+// noteDead logs each peer found dead once. Its claimed retries are due
+// again when their leases end (docs/architecture.md, "Membership").
+func (m *Member) noteDead(ctx context.Context) {
+	all, err := m.cfg.Store.Instances(ctx)
+	if err != nil {
+		m.cfg.Logger.Warn().Err(err).Msg("listing instances")
+		return
+	}
+	for _, in := range all {
+		switch {
+		case in.Alive:
+			delete(m.dead, in.ID)
+		case !m.dead[in.ID]:
+			m.dead[in.ID] = true
+			m.cfg.Logger.Warn().Str("instance", in.ID).Str("host", in.Host).Int("pid", in.PID).Str("role", in.Role).
+				Stringer("silent_for", in.Silent.Round(time.Second)).
+				Msg("an instance stopped heartbeating: it is shown dead; retries it had claimed are due again when their leases end")
+		}
+	}
+}
+
+// Attempted counts an attempt for the rates the heartbeat reports.
+func (m *Member) Attempted(a store.Attempt, _ string) {
+	m.attempts.Add(1)
+	if !a.OK() {
+		m.failures.Add(1)
+	}
+}
+
+// The other observations are not membership's business.
+
+func (m *Member) ChangesRead(int)              {}
+func (m *Member) EventEmitted(string)          {}
+func (m *Member) EvaluationsFailed(int)        {}
+func (m *Member) Overflowed(string)            {}
+func (m *Member) Outcome(string, string)       {}
+func (m *Member) Disabled(string)              {}
+func (m *Member) ConcurrencyLimit(string, int) {}
