@@ -100,16 +100,28 @@ admin {
 			t.Errorf("%s not verified: %v", r.Type, r.VerifyErr)
 		}
 	}
-	res, err := http.Get(base + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, _ := io.ReadAll(res.Body)
-	res.Body.Close()
+	// The slot gauges come from the watcher's read of pg_replication_slots,
+	// which starts when streaming does and may still be under way.
 	attempted := fmt.Sprintf(`walhook_attempts_total{endpoint=%q,result="2xx"}`, created.ID)
-	for _, series := range []string{"walhook_changes_read_total", "walhook_events_emitted_total", "walhook_replication_lag_bytes", attempted} {
-		if !bytes.Contains(m, []byte(series)) {
-			t.Errorf("/metrics lacks %s", series)
+	series := []string{"walhook_changes_read_total", "walhook_events_emitted_total", "walhook_replication_lag_bytes", attempted}
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		res, err := http.Get(base + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		var lacks []string
+		for _, s := range series {
+			if !bytes.Contains(m, []byte(s)) {
+				lacks = append(lacks, s)
+			}
+		}
+		if len(lacks) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/metrics lacks %s", strings.Join(lacks, ", "))
 		}
 	}
 }
