@@ -99,10 +99,15 @@ type Poller struct {
 	table string // quoted
 	pool  *pgxpool.Pool
 
-	wake    chan struct{}
-	abort   chan struct{} // closed by Drain when its deadline passes
-	batches sync.WaitGroup
-	changes *changeDecoder
+	wake  chan struct{}
+	abort chan struct{} // closed by Drain when its deadline passes
+	// letGo is closed, and replaced, when the database shuts down (see
+	// shutdown.go); probeEvery is how often that is checked.
+	letGoMu    sync.Mutex
+	letGo      chan struct{}
+	probeEvery time.Duration
+	batches    sync.WaitGroup
+	changes    *changeDecoder
 
 	mu      sync.Mutex
 	status  Status
@@ -145,6 +150,7 @@ func NewPoller(cfg Config) (*Poller, error) {
 	return &Poller{
 		cfg: cfg, log: cfg.Logger, table: t, pool: pool,
 		wake: make(chan struct{}, 1), abort: make(chan struct{}), changes: newChangeDecoder(),
+		letGo: make(chan struct{}), probeEvery: probeInterval,
 		// The cluster's system identifier and the database's oid are read
 		// with every claim (one row each, no round trip): a URL that
 		// reaches another server gives its rows ids of their own.
@@ -183,8 +189,9 @@ func (p *Poller) Wake() {
 func (p *Poller) Run(ctx context.Context, sink Sink) error {
 	lctx, stopListening := context.WithCancel(ctx)
 	var listener sync.WaitGroup
-	listener.Add(1)
+	listener.Add(2)
 	go func() { defer listener.Done(); p.listen(lctx) }()
+	go func() { defer listener.Done(); p.watchShutdown(lctx) }()
 	defer func() { stopListening(); listener.Wait() }()
 
 	slots := make(chan struct{}, p.cfg.Batches)
@@ -243,9 +250,10 @@ func (p *Poller) Run(ctx context.Context, sink Sink) error {
 		}
 		p.claimed.Add(int64(len(b.rows)))
 		p.batches.Add(1)
+		letGo := p.letGoSignal()
 		go func() {
 			defer func() { <-slots }()
-			p.finish(b)
+			p.finish(b, letGo)
 		}()
 		if err := sink.Apply(ctx, b.rows, b.settle); err != nil {
 			close(b.failed)
@@ -358,8 +366,9 @@ func (p *Poller) claim(ctx context.Context) (*batch, error) {
 }
 
 // finish waits for the batch to settle, then deletes its rows and commits;
-// or rolls it back if the Sink failed on it or Drain gave up.
-func (p *Poller) finish(b *batch) {
+// or rolls it back if the Sink failed on it, Drain gave up, or the
+// database shuts down (letGo).
+func (p *Poller) finish(b *batch, letGo <-chan struct{}) {
 	defer p.batches.Done()
 	select {
 	case <-b.settled:
@@ -368,6 +377,11 @@ func (p *Poller) finish(b *batch) {
 		return
 	case <-p.abort:
 		b.rollback()
+		return
+	case <-letGo:
+		b.rollback()
+		p.log.Warn().Int("rows", len(b.rows)).Int64("first_id", b.rows[0].ID).
+			Msg("outbox batch rolled back unsettled so that the database can shut down; its rows will be delivered again, with the same ids")
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -431,11 +445,28 @@ func (p *Poller) listenOnce(ctx context.Context) error {
 	}()
 	p.setStatus(func(s *Status) { s.Listening = true })
 	p.Wake() // rows may have arrived while nobody listened
+	// The session ends when the database shuts down (shutdown.go).
+	wctx, cancelWait := context.WithCancel(ctx)
+	letGo := p.letGoSignal()
+	var watcher sync.WaitGroup
+	watcher.Add(1)
+	go func() {
+		defer watcher.Done()
+		select {
+		case <-letGo:
+			cancelWait()
+		case <-wctx.Done():
+		}
+	}()
+	defer func() { cancelWait(); watcher.Wait() }()
 	for {
-		n, err := conn.WaitForNotification(ctx)
+		n, err := conn.WaitForNotification(wctx)
 		if err != nil {
-			if errors.Is(err, context.Canceled) || ctx.Err() != nil {
+			if ctx.Err() != nil {
 				return ctx.Err()
+			}
+			if wctx.Err() != nil {
+				return errors.New("the outbox database is shutting down")
 			}
 			return fmt.Errorf("waiting for notifications: %w", err)
 		}

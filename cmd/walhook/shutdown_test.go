@@ -73,6 +73,53 @@ func TestSmartShutdownOfASeparateStateDatabaseIsNotHeldUp(t *testing.T) {
 	testShutdownIsNotHeldUp(t, "smart", 2000, true)
 }
 
+// TestSmartShutdownOfAnOutboxDatabaseIsNotHeldUp: polling mode
+// (mode = "outbox", state in the same database), `pg_ctl stop -m smart`
+// while a backlog of outbox rows goes to an endpoint taking 100 ms and
+// failing every first attempt. The poller's LISTEN, pooled and claiming
+// sessions are let go of within its probe interval (5 s), a claimed
+// batch rolling back unsettled; once the database is back every row is
+// delivered, a repeated one under the same webhook-id.
+func TestSmartShutdownOfAnOutboxDatabaseIsNotHeldUp(t *testing.T) {
+	if testing.Short() {
+		t.Skip("process test")
+	}
+	t.Parallel()
+	pg := ownCluster(t)
+	secret := signing.GenerateSecret()
+	s := newSink(secret, 100*time.Millisecond)
+	srv := httptest.NewServer(failFirst{next: s, delay: 100 * time.Millisecond})
+	defer srv.Close()
+	cfg := writeOutboxConfig(t, pg.db, srv.URL, secret)
+	if out, err := exec.Command(binary(t), "outbox", "init", "-c", cfg).CombinedOutput(); err != nil {
+		t.Fatalf("walhook outbox init: %v\n%s", err, out)
+	}
+	d := startDaemon(t, cfg)
+
+	const rows = 6000
+	pg.db.Exec(t, `INSERT INTO webhook_outbox (event_type, key, payload)
+		SELECT 'thing.created', g::text, jsonb_build_object('id', g) FROM generate_series(1, $1) g`, rows)
+	ids := make([]int64, rows)
+	for i := range ids {
+		ids[i] = int64(i + 1)
+	}
+	testkit.AwaitCond(t, testkit.Timeout, "a first delivery", s.arrived, func() bool { return len(s.missing(ids)) < len(ids) })
+	pg.db.Pool.Close() // the test's own sessions must not be what the shutdown waits for
+
+	began := time.Now()
+	if out, err := pg.ctl(t, "stop", "-w", "-t", "60", "-m", "smart").CombinedOutput(); err != nil {
+		t.Fatalf("pg_ctl stop -m smart: %v\n%s\npostgres log:\n%s\nwalhook log:\n%s", err, out, pg.log(t), d.log.String())
+	}
+	t.Logf("pg_ctl stop -m smart with walhook polling took %s (%d of %d rows delivered by then)",
+		time.Since(began).Round(10*time.Millisecond), len(ids)-len(s.missing(ids)), len(ids))
+	if out, err := pg.ctl(t, "start", "-w", "-t", "60", "-l", filepath.Join(pg.cluster.Dir(), "postgres.log")).CombinedOutput(); err != nil {
+		t.Fatalf("pg_ctl start: %v\n%s", err, out)
+	}
+	waitProgress(t, s, d, ids)
+	d.stop(t)
+	t.Logf("%d duplicate deliveries (same webhook-id)", s.checkOnce(t))
+}
+
 // testShutdownIsNotHeldUp shuts the source database (or, with
 // separateState, a state database of its own) down with pg_ctl in mode
 // while walhook works through a backlog of rows.
