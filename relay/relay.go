@@ -194,7 +194,7 @@ func New(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts Optio
 		r.source = ss
 		r.watch = newWatcher(slotWatchConfig{
 			url: cfg.Source.URL, slot: cfg.Source.Slot, publication: cfg.Source.Publication, tables: cfg.Source.Tables,
-			uses: cfg.TableUses(), interval: opts.WatchInterval, reader: ss.reader, metrics: r.metrics, log: log,
+			uses: cfg.TableUses(), interval: opts.WatchInterval, reader: ss.reader, metrics: r.metrics, records: r.store, log: log,
 		})
 		if r.metrics != nil {
 			r.metrics.WatchReader(ss.reader.Status)

@@ -37,6 +37,7 @@ type watcher struct {
 	interval               time.Duration
 	reader                 *cdc.Reader
 	metrics                *metrics.Metrics // nil: nothing counted
+	records                capturedRecords  // nil: nothing remembered across restarts
 	log                    zerolog.Logger
 
 	mu       sync.Mutex // a leaf: guards what Ready and the gauges read
@@ -47,9 +48,13 @@ type watcher struct {
 	// The rest belongs to run's goroutine.
 	conn     *pgx.Conn
 	known    map[string]uint32 // configured table → the oid whose rows were captured
+	loaded   bool              // known holds what records had at start
+	recorded map[string]uint32 // configured table → the oid records hold
+	fromLast map[string]bool   // configured table → known came from an earlier run
 	reported map[string]string // configured table → the finding already logged
 	sighted  map[string]string // configured table → a state seen once, reported if seen again
 	readErr  string            // the read error last logged
+	recErr   string            // the error reading records last logged
 }
 
 func newWatcher(cfg slotWatchConfig) *watcher {
@@ -58,10 +63,20 @@ func newWatcher(cfg slotWatchConfig) *watcher {
 	}
 	return &watcher{
 		url: cfg.url, slot: cfg.slot, publication: cfg.publication, tables: cfg.tables, uses: cfg.uses,
-		interval: cfg.interval, reader: cfg.reader, metrics: cfg.metrics,
+		interval: cfg.interval, reader: cfg.reader, metrics: cfg.metrics, records: cfg.records,
 		log:      cfg.log.With().Str("component", "watch").Str("slot", cfg.slot).Logger(),
 		problems: map[string]string{}, known: map[string]uint32{}, reported: map[string]string{}, sighted: map[string]string{},
+		recorded: map[string]uint32{}, fromLast: map[string]bool{},
 	}
+}
+
+// capturedRecords keeps, in the state store, the oid each configured
+// table stood for when it was last captured, so that a table dropped,
+// re-created or renamed while no walhook ran is reported at the next
+// start like one changed under a running walhook.
+type capturedRecords interface {
+	CapturedTables(ctx context.Context, slot string) (map[string]uint32, error)
+	SaveCapturedTable(ctx context.Context, slot, table string, oid uint32) error
 }
 
 // slotWatchConfig is what a watcher watches.
@@ -72,6 +87,7 @@ type slotWatchConfig struct {
 	interval               time.Duration
 	reader                 *cdc.Reader
 	metrics                *metrics.Metrics
+	records                capturedRecords
 	log                    zerolog.Logger
 }
 
@@ -193,12 +209,17 @@ func (w *watcher) read(ctx context.Context, streaming bool) error {
 	if !tv.PublicationExists {
 		return nil // the reader creates it at its next session; nothing to compare with
 	}
+	if !w.loadRecords(ctx) {
+		return nil // the tables are compared once walhook knows what it captured before
+	}
+	defer w.saveRecords(ctx)
 	// Another instance holding the slot looks after the publication.
 	act := streaming || !view.Active
 	var republish []finding
 	for _, t := range w.tables {
 		known, seen := w.known[t]
 		f := classify(t, known, seen, tv, streaming, act)
+		f.earlier = w.fromLast[t]
 		if f.kind != tableRenamed && f.kind != tableDropped && f.kind != tableMissing {
 			delete(w.sighted, t)
 		}
@@ -270,6 +291,9 @@ type finding struct {
 	// oldName is what the table captured before (oldOID) is called now;
 	// "" when it is gone.
 	oldName string
+	// earlier: oldOID is what an earlier run captured, so what changed
+	// happened while no walhook ran (or before this one took over).
+	earlier bool
 }
 
 // classify compares a configured table with the catalog: known is the oid
@@ -320,6 +344,7 @@ func (w *watcher) settle(ctx context.Context, conn *pgx.Conn, f finding) {
 		return
 	case tableOK:
 		w.known[t] = f.newOID
+		delete(w.fromLast, t)
 		if _, was := w.reported[t]; was {
 			delete(w.reported, t)
 			w.setProblem(t, "")
@@ -330,8 +355,8 @@ func (w *watcher) settle(ctx context.Context, conn *pgx.Conn, f finding) {
 		w.known[t] = f.newOID
 		w.setProblem(t, "")
 		delete(w.reported, t)
-		w.gap(metrics.GapTableRecreated, f, fmt.Sprintf("table %s was dropped and re-created (oid %d, now %d), which took it out of publication %s; it is back in it now (put back when a replication session started, or by another walhook). Rows written to the new table before that were not captured.%s",
-			t, f.oldOID, f.newOID, w.publication, backfillHint(t)), 0, "")
+		w.gap(metrics.GapTableRecreated, f, fmt.Sprintf("table %s was dropped and re-created (oid %d, now %d)%s, which took it out of publication %s; it is back in it now (put back when a replication session started, or by another walhook). Rows written to the new table before that were not captured.%s",
+			t, f.oldOID, f.newOID, f.when(), w.publication, backfillHint(t)), 0, "")
 		return
 	}
 	if w.reported[t] == f.key() {
@@ -350,11 +375,11 @@ func (w *watcher) settle(ctx context.Context, conn *pgx.Conn, f finding) {
 	switch f.kind {
 	case tableRenamed:
 		reason = metrics.GapTableRenamed
-		msg = fmt.Sprintf("table %s (oid %d) was renamed to %s: its changes still reach walhook under the new name, but no event block reads %s, so they produce no events. Change table = %q to %q in the config's event blocks and restart walhook (or rename the table back), then send the rows changed meanwhile with: walhook backfill -c <config> --table %s",
+		msg = fmt.Sprintf("table %s (oid %d) was renamed to %s"+f.when()+": its changes still reach walhook under the new name, but no event block reads %s, so they produce no events. Change table = %q to %q in the config's event blocks and restart walhook (or rename the table back), then send the rows changed meanwhile with: walhook backfill -c <config> --table %s",
 			t, f.oldOID, f.oldName, f.oldName, t, f.oldName, f.oldName)
 	case tableDropped:
 		reason = metrics.GapTableDropped
-		msg = fmt.Sprintf("table %s (oid %d) was dropped: nothing is captured for it. If it is created again, walhook puts it back in publication %s and says what it missed; if it is gone for good, remove its event blocks from the config and restart walhook",
+		msg = fmt.Sprintf("table %s (oid %d) was dropped"+f.when()+": nothing is captured for it. If it is created again, walhook puts it back in publication %s and says what it missed; if it is gone for good, remove its event blocks from the config and restart walhook",
 			t, f.oldOID, w.publication)
 	case tableMissing:
 		reason = metrics.GapTableMissing
@@ -446,7 +471,16 @@ func whatHappened(f finding, publication string) string {
 	if f.oldName != "" {
 		how = "renamed to " + f.oldName + " and a new table created under its name"
 	}
-	return fmt.Sprintf("table %s was %s (oid %d, now %d), which left the new table out of publication %s", f.table, how, f.oldOID, f.newOID, publication)
+	return fmt.Sprintf("table %s was %s (oid %d, now %d)%s, which left the new table out of publication %s", f.table, how, f.oldOID, f.newOID, f.when(), publication)
+}
+
+// when says, for a change found against an earlier run's record, that it
+// happened while no walhook ran.
+func (f finding) when() string {
+	if f.earlier {
+		return " while walhook was not running (found when it started)"
+	}
+	return ""
 }
 
 func reason(f finding) string {
@@ -494,5 +528,51 @@ func (w *watcher) setProblem(table, msg string) {
 		delete(w.problems, table)
 	} else {
 		w.problems[table] = msg
+	}
+}
+
+// loadRecords fills known, once, with the oids recorded by earlier runs;
+// it reports whether the tables may be compared (false while the state
+// store cannot be read: comparing without the record would adopt a table
+// re-created meanwhile as if it were the one captured).
+func (w *watcher) loadRecords(ctx context.Context) bool {
+	if w.loaded || w.records == nil {
+		return true
+	}
+	recorded, err := w.records.CapturedTables(ctx, w.slot)
+	if err != nil {
+		if msg := err.Error(); msg != w.recErr {
+			w.log.Warn().Err(err).Str("retry_in", w.interval.String()).Msg("reading which tables walhook captured before; the tables are checked once it can")
+			w.recErr = msg
+		}
+		return false
+	}
+	w.recErr = ""
+	for _, t := range w.tables {
+		if oid, ok := recorded[t]; ok {
+			w.known[t], w.recorded[t], w.fromLast[t] = oid, oid, true
+		}
+	}
+	w.loaded = true
+	return true
+}
+
+// saveRecords records the oids known now that the store does not hold
+// yet; a failure is tried again at the next poll.
+func (w *watcher) saveRecords(ctx context.Context) {
+	if w.records == nil {
+		return
+	}
+	for _, t := range w.tables {
+		oid, ok := w.known[t]
+		if !ok || w.recorded[t] == oid {
+			continue
+		}
+		if err := w.records.SaveCapturedTable(ctx, w.slot, t, oid); err != nil {
+			w.log.Warn().Err(err).Str("table", t).Msg("recording the captured table; tried again at the next read")
+			return
+		}
+		w.recorded[t] = oid
+		delete(w.fromLast, t)
 	}
 }

@@ -317,6 +317,55 @@ func TestTableRecreatedIsCapturedAgain(t *testing.T) {
 	}
 }
 
+// TestTableRecreatedWhileStoppedIsReported: a watched table dropped and
+// created again while walhook is stopped is compared at the next start
+// with the oid the state schema recorded: the gap (rows written to the new
+// table before walhook put it back in the publication) is logged once at
+// error level, saying it happened while walhook was not running, and
+// counted; rows written after that arrive.
+func TestTableRecreatedWhileStoppedIsReported(t *testing.T) {
+	t.Parallel()
+	w := startWatched(t, nil)
+	w.db.Exec(t, `INSERT INTO items (n) VALUES (1)`)
+	w.waitReceived(t, []int64{1}, "the first row")
+	var oid uint32
+	w.db.Pool.QueryRow(context.Background(), `SELECT 'items'::regclass::oid`).Scan(&oid)
+	testkit.EventuallyWithin(t, 30*time.Second, "the captured table to be recorded", func() bool {
+		var recorded uint32
+		err := w.db.Pool.QueryRow(context.Background(),
+			fmt.Sprintf(`SELECT table_oid FROM %s.captured_tables WHERE slot_name = $1 AND table_name = 'public.items'`, w.schema), w.slot).Scan(&recorded)
+		return err == nil && recorded == oid
+	})
+	if err := w.stop(); err != nil {
+		t.Fatal(err)
+	}
+
+	w.db.Exec(t, `DROP TABLE items`)
+	w.db.Exec(t, `CREATE TABLE items (id bigserial PRIMARY KEY, n bigint NOT NULL)`)
+	w.db.Exec(t, `INSERT INTO items (n) VALUES (2)`) // not in the publication: lost, and said so
+
+	logs := &testkit.Buffer{}
+	reg := prometheus.NewRegistry()
+	again := runConfigLogged(t, w.db, w.src, logs, watchOptions(reg))
+	again.waitStreaming(t)
+	testkit.EventuallyWithin(t, 60*time.Second, "the gap to be counted", func() bool {
+		v, _ := seriesValue(t, reg, `walhook_capture_gaps_total{reason="table_recreated"}`)
+		return v == 1
+	})
+	w.db.Exec(t, `INSERT INTO items (n) VALUES (3)`)
+	w.waitReceived(t, []int64{3}, "a row written after the restart")
+	log := logs.String()
+	for _, want := range []string{`"level":"error"`, `"reason":"table_recreated"`, "table public.items was dropped and re-created",
+		"while walhook was not running", "walhook backfill -c <config> --table public.items"} {
+		if !strings.Contains(log, want) {
+			t.Errorf("log lacks %q:\n%s", want, log)
+		}
+	}
+	if n := strings.Count(log, "was dropped and re-created"); n != 1 {
+		t.Errorf("the gap is logged %d times, want once", n)
+	}
+}
+
 // TestTableRenamedIsReported: a watched table renamed keeps streaming under
 // its new name, which no rule reads: walhook says so once, /readyz fails
 // with the old and new names, and the gauges show it until it is renamed

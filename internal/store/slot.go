@@ -68,12 +68,15 @@ func (s *Store) AdvanceSlotRecord(ctx context.Context, slot string, lsn pglogrep
 	return nil
 }
 
-// DeleteSlotRecord removes the record of slot in database; it reports
-// whether there was one.
+// DeleteSlotRecord removes the record of slot in database, and of the
+// tables captured through it; it reports whether there was one.
 func (s *Store) DeleteSlotRecord(ctx context.Context, slot, database string) (bool, error) {
-	tag, err := s.pool.Exec(ctx, s.sql(`DELETE FROM {s}.slots WHERE slot_name = $1 AND database_name = $2`), slot, database)
+	var n int
+	err := s.pool.QueryRow(ctx, s.sql(`WITH gone AS (DELETE FROM {s}.slots WHERE slot_name = $1 AND database_name = $2 RETURNING slot_name),
+		tables AS (DELETE FROM {s}.captured_tables WHERE slot_name IN (SELECT slot_name FROM gone))
+		SELECT count(*) FROM gone`), slot, database).Scan(&n)
 	if err != nil {
 		return false, fmt.Errorf("deleting the record of replication slot %s: %w", slot, err)
 	}
-	return tag.RowsAffected() > 0, nil
+	return n > 0, nil
 }
