@@ -28,7 +28,8 @@ func TestOrderingByKeyUnderFailures(t *testing.T) {
 }
 
 // TestOrderingByKeyInOneBigTransaction: the same with every step in one
-// transaction of 3,000 changes, which reaches the dispatcher in pieces.
+// transaction of 3,000 changes, which reaches the dispatcher in pieces
+// whose deliveries mostly go through the store (dispatch.Batch.Bulk).
 func TestOrderingByKeyInOneBigTransaction(t *testing.T) {
 	t.Parallel()
 	orderingByKey(t, 20, 150, func(db *testenv.DB, steps int) {

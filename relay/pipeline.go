@@ -170,7 +170,9 @@ func (s *slotSource) batch(tx cdc.Transaction) dispatch.Batch {
 	}
 	stx := s.open
 	stx.Add(1)
-	b := dispatch.Batch{Events: events, Failures: failures, XID: tx.XID, Settled: stx.Done}
+	// A piece of a large transaction is bulk: what its endpoints cannot
+	// take at once goes to the store, so the source is not held up.
+	b := dispatch.Batch{Events: events, Failures: failures, XID: tx.XID, Settled: stx.Done, Bulk: tx.More || tx.Part > 0}
 	if s.outbox != nil {
 		b.Unrouted = s.outbox.Unrouted
 	}

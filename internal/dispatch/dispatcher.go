@@ -48,6 +48,12 @@ type Batch struct {
 	// Unrouted, when set, is told of each event no endpoint wants, during
 	// Dispatch (the outbox counts such rows as skipped).
 	Unrouted func(*event.Event)
+	// Bulk marks a piece of a large transaction (cdc.Transaction.Part):
+	// its deliveries take at most half of an endpoint's lane and never
+	// wait for room in it; the rest goes to the store at once. So the
+	// source is not paced by the endpoint through a whole large
+	// transaction, and what comes after it finds room in memory.
+	Bulk bool
 }
 
 // Dispatcher delivers batches of events to endpoints. See
@@ -319,7 +325,7 @@ func (d *Dispatcher) Dispatch(ctx context.Context, b Batch) error {
 	}
 	for _, j := range jobs {
 		j.tx = stx
-		if err := d.route(ctx, j); err != nil {
+		if err := d.route(ctx, j, b.Bulk); err != nil {
 			return err
 		}
 	}
@@ -330,8 +336,9 @@ func (d *Dispatcher) Dispatch(ctx context.Context, b Batch) error {
 // endpoint is disabled, its key is blocked, or its lane holds more than the
 // endpoint can deliver soon (see pace.go). When memory as a whole is full
 // it waits: only fast endpoints can fill it, since pacing keeps slow ones
-// short. It holds no lock while it waits or sends.
-func (d *Dispatcher) route(ctx context.Context, j *job) error {
+// short. A bulk job (Batch.Bulk) goes to the store once its lane is half
+// full, without waiting. It holds no lock while it waits or sends.
+func (d *Dispatcher) route(ctx context.Context, j *job, bulk bool) error {
 	r := d.runnerFor(j.ep)
 	if d.health.disabled(j.ep.ID) {
 		return d.persist.add(ctx, item{d: newDelivery(j, store.StatusFailed, "endpoint disabled"), tx: j.tx})
@@ -347,7 +354,13 @@ func (d *Dispatcher) route(ctx context.Context, j *job) error {
 	}
 	lane := r.queueIndex(j.key)
 	q := r.queues[lane]
-	if allowed := r.allowed.Load(); allowed < r.maxQueue && int64(len(q)) >= allowed {
+	allowed := r.allowed.Load()
+	if bulk && int64(len(q)) >= max(allowed/2, 1) {
+		<-d.inflight
+		d.obs.Overflowed(j.ep.ID)
+		return d.storeJob(ctx, r, j, true)
+	}
+	if allowed < r.maxQueue && int64(len(q)) >= allowed {
 		// The endpoint is slower than its queue: store rather than wait.
 		<-d.inflight
 		d.obs.Overflowed(j.ep.ID)
@@ -358,6 +371,11 @@ func (d *Dispatcher) route(ctx context.Context, j *job) error {
 		d.spawn(r, lane)
 		return nil
 	default:
+	}
+	if bulk {
+		<-d.inflight
+		d.obs.Overflowed(j.ep.ID)
+		return d.storeJob(ctx, r, j, true)
 	}
 	// The lane is full but the endpoint keeps up with it: wait a little.
 	t := time.NewTimer(laneWait)

@@ -332,3 +332,86 @@ func TestRetriesClaimWhatTheEndpointTakes(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestBulkBatchLeavesRoomForLiveTraffic: a piece of a large transaction
+// (Batch.Bulk) to an endpoint that does not answer yet fills at most half
+// of its lane and goes to the store without waiting for room, so the batch
+// after it is routed at once and to memory; everything settles once the
+// endpoint answers.
+func TestBulkBatchLeavesRoomForLiveTraffic(t *testing.T) {
+	release := make(chan struct{})
+	var mu sync.Mutex
+	got := map[string]bool{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+			return
+		}
+		var b modelBody
+		_ = json.NewDecoder(r.Body).Decode(&b)
+		mu.Lock()
+		got[b.ID] = true
+		mu.Unlock()
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer srv.Close()
+	client := sender.New(sender.Options{})
+	defer client.Close()
+	ep := modelEndpoint("app", srv.URL, false, 1, client)
+	ep.Timeout = time.Minute
+	ms := newMemStore(5)
+	d := startDispatcher(t, ms, 100, 4, ep) // a lane of 50
+	defer shutdown(t, d)
+
+	batch := func(prefix string, n int, bulk bool, settled *atomic.Bool) Batch {
+		var evs []event.Event
+		for i := range n {
+			id := fmt.Sprintf("%s_%d", prefix, i)
+			body, _ := json.Marshal(modelBody{ID: id, Key: id, N: 1})
+			evs = append(evs, event.Event{ID: id, Type: "x", Data: body, Position: i})
+		}
+		return Batch{Events: evs, Bulk: bulk, Settled: func() { settled.Store(true) }}
+	}
+	var bulkSettled, liveSettled atomic.Bool
+	began := time.Now()
+	if err := d.Dispatch(t.Context(), batch("bulk", 500, true, &bulkSettled)); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Dispatch(t.Context(), batch("live", 1, false, &liveSettled)); err != nil {
+		t.Fatal(err)
+	}
+	// Without Bulk each job beyond the lane would wait laneWait: 45 s.
+	if took := time.Since(began); took > 10*time.Second {
+		t.Errorf("dispatching a bulk batch to a full lane took %s", took)
+	}
+	// All but half a lane (25) and the one in flight go to the store.
+	for deadline := time.Now().Add(progressWithin); ms.counts()[store.StatusPending] < 474; {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of the bulk batch's 500 deliveries in the store, want all but half a lane", ms.counts()[store.StatusPending])
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if ms.has(store.DeliveryID("live_0", ep.ID)) {
+		t.Error("the batch after the bulk batch went to the store, not to the lane")
+	}
+	close(release)
+	for deadline := time.Now().Add(30 * time.Second); !bulkSettled.Load() || !liveSettled.Load(); {
+		if time.Now().After(deadline) {
+			t.Fatalf("batches not settled: bulk %t, live %t", bulkSettled.Load(), liveSettled.Load())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for deadline := time.Now().Add(progressWithin); ; {
+		mu.Lock()
+		n := len(got)
+		mu.Unlock()
+		if n == 501 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of 501 deliveries made once the endpoint answered", n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
