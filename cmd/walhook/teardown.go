@@ -90,7 +90,7 @@ func (a *app) teardown(ctx context.Context, opts teardownOptions) error {
 	}
 	left := a.leftBehind(in, opts.triggers)
 	if len(drops) == 0 {
-		fmt.Fprintln(a.stdout, "nothing to drop")
+		fmt.Fprintln(a.stdout, "nothing to drop: --triggers removes walhook's triggers, --state the state schema")
 		a.printLeft(left)
 		return nil
 	}
