@@ -48,7 +48,7 @@ that notifies walhook of new rows, in one transaction on source.url.`,
 func newTriggersCommand(a *app) *cobra.Command {
 	sub := func(install bool) *cobra.Command {
 		var printOnly bool
-		use, short := "uninstall", "Remove the capture triggers from the rules' tables"
+		use, short := "uninstall", "Remove the capture triggers from the rules' tables and others writing into the outbox"
 		if install {
 			use, short = "install", "Capture the rules' tables into the outbox with triggers"
 		}

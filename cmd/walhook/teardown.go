@@ -90,7 +90,7 @@ func (a *app) teardown(ctx context.Context, opts teardownOptions) error {
 	}
 	left := a.leftBehind(in, opts.triggers)
 	if len(drops) == 0 {
-		fmt.Fprintln(a.stdout, "nothing to drop: --triggers removes walhook's triggers, --state the state schema")
+		fmt.Fprintln(a.stdout, nothingToDrop(opts))
 		a.printLeft(left)
 		return nil
 	}
@@ -130,6 +130,22 @@ func (a *app) teardown(ctx context.Context, opts teardownOptions) error {
 		fmt.Fprintf(a.stdout, "dropped state schema %s\n", cfg.State.Schema)
 	}
 	return nil
+}
+
+// nothingToDrop says that teardown has nothing to drop, and what the flags
+// not given would drop.
+func nothingToDrop(opts teardownOptions) string {
+	var more []string
+	if !opts.triggers {
+		more = append(more, "--triggers removes walhook's triggers")
+	}
+	if !opts.state {
+		more = append(more, "--state drops the state schema")
+	}
+	if len(more) == 0 {
+		return "nothing to drop"
+	}
+	return "nothing to drop (" + strings.Join(more, ", ") + ")"
 }
 
 // dropSlot drops the slot and the publication of cfg's database, leaving a
