@@ -32,3 +32,8 @@ func StreamGap(r *Reader, err error) error { return r.streamGap(err) }
 // SetPieceChanges sets after how many changes a piece of a large
 // transaction ends.
 func SetPieceChanges(cfg *ReaderConfig, n int) { cfg.pieceChanges = n }
+
+// DropSlot is dropSlot, for tests of what it leaves.
+func DropSlot(ctx context.Context, conn *pgx.Conn, slot string) error {
+	return dropSlot(ctx, conn, slot)
+}

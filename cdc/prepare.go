@@ -208,12 +208,14 @@ var ErrSlotElsewhere = errors.New("replication slot of another database")
 const releaseWait = 5 * time.Second
 
 // dropSlot drops slot unless a reader holds it (for longer than
-// releaseWait); a slot that does not exist is no error.
+// releaseWait); a slot that does not exist is no error. It only ever drops
+// a slot of conn's database: slot names are cluster-wide, and a slot of that
+// name in another database is someone else's.
 func dropSlot(ctx context.Context, conn *pgx.Conn, slot string) error {
 	deadline := time.Now().Add(releaseWait)
 	for {
 		var pid *int32
-		err := conn.QueryRow(ctx, `SELECT active_pid FROM pg_replication_slots WHERE slot_name = $1`, slot).Scan(&pid)
+		err := conn.QueryRow(ctx, `SELECT active_pid FROM pg_replication_slots WHERE slot_name = $1 AND database = current_database()`, slot).Scan(&pid)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return nil
 		}
@@ -221,7 +223,7 @@ func dropSlot(ctx context.Context, conn *pgx.Conn, slot string) error {
 			return fmt.Errorf("looking up replication slot %s: %w", slot, err)
 		}
 		if pid == nil {
-			_, err = conn.Exec(ctx, `SELECT pg_drop_replication_slot($1)`, slot)
+			_, err = conn.Exec(ctx, `SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1 AND database = current_database()`, slot)
 			var pgErr *pgconn.PgError
 			if !errors.As(err, &pgErr) || pgErr.Code != "55006" { // object_in_use: taken again meanwhile
 				if err != nil {

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/walhook/walhook/cdc"
 	"github.com/walhook/walhook/internal/testkit"
@@ -125,6 +126,16 @@ func dropSlot(t *testing.T, db *testenv.DB, slot string) {
 		_, err := db.Pool.Exec(context.Background(), `SELECT pg_drop_replication_slot($1)`, slot)
 		return err == nil
 	})
+}
+
+// publicationExists says whether db has publication pub.
+func publicationExists(t *testing.T, db *testenv.DB, pub string) bool {
+	t.Helper()
+	var n int
+	if err := db.Pool.QueryRow(context.Background(), `SELECT count(*) FROM pg_publication WHERE pubname = $1`, pub).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n > 0
 }
 
 func slotExists(t *testing.T, db *testenv.DB, slot string) bool {
@@ -322,7 +333,10 @@ func TestConfirmWaitsForTheRecord(t *testing.T) {
 }
 
 // TestTeardownLeavesAnotherDatabasesSlot: a teardown with another
-// database's config (same slot name) leaves the slot and says whose it is.
+// database's config (same slot and publication names) leaves the slot and
+// says whose it is, and drops only its own database's publication
+// (publications are per database; slots are cluster-wide, and dropSlot
+// itself never drops another database's).
 func TestTeardownLeavesAnotherDatabasesSlot(t *testing.T) {
 	t.Parallel()
 	db, other := testenv.NewDB(t), testenv.NewDB(t)
@@ -332,6 +346,7 @@ func TestTeardownLeavesAnotherDatabasesSlot(t *testing.T) {
 	if err := cdc.Prepare(ctx, "", cfg); err != nil {
 		t.Fatal(err)
 	}
+	other.Exec(t, "CREATE PUBLICATION "+cfg.Publication) // the other database's own
 	err := cdc.Teardown(ctx, other.URL, cfg.Slot, cfg.Publication)
 	want := "replication slot " + cfg.Slot + ` belongs to database "` + db.Name + `", not "` + other.Name + `", so it was left as it is`
 	if !errors.Is(err, cdc.ErrSlotElsewhere) || !strings.Contains(err.Error(), want) {
@@ -339,6 +354,18 @@ func TestTeardownLeavesAnotherDatabasesSlot(t *testing.T) {
 	}
 	if !slotExists(t, db, cfg.Slot) {
 		t.Fatal("the other database's teardown dropped the slot")
+	}
+	if !publicationExists(t, db, cfg.Publication) || publicationExists(t, other, cfg.Publication) {
+		t.Fatalf("after the other database's teardown: publication in %s %v (want kept), in %s %v (want dropped)",
+			db.Name, publicationExists(t, db, cfg.Publication), other.Name, publicationExists(t, other, cfg.Publication))
+	}
+	conn, err := pgx.Connect(ctx, other.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if err := cdc.DropSlot(ctx, conn, cfg.Slot); err != nil || !slotExists(t, db, cfg.Slot) {
+		t.Fatalf("dropSlot from the other database: %v (slot left: %v)", err, slotExists(t, db, cfg.Slot))
 	}
 	check, err := cdc.CheckSlot(ctx, other.URL, cfg.Slot, cfg.Publication, nil)
 	if err != nil || !check.Elsewhere() || !errors.Is(check.Problem, cdc.ErrPrerequisite) || check.Database != other.Name {

@@ -31,21 +31,34 @@ func ReadBacklog(ctx context.Context, q querier, table string) (Backlog, error) 
 		return Backlog{}, err
 	}
 	var b Backlog
-	var age float64
-	var estimate int64
-	err = q.QueryRow(ctx, `SELECT
-		(SELECT count(*) FROM (SELECT 1 FROM `+t+` LIMIT $1) s),
-		coalesce((SELECT extract(epoch FROM clock_timestamp() - created_at) FROM `+t+` ORDER BY id LIMIT 1), 0)::float8,
-		(SELECT greatest(reltuples, 0)::bigint FROM pg_class WHERE oid = $2::regclass)`,
-		BacklogCountCap, t).Scan(&b.Rows, &age, &estimate)
+	b.Rows, b.Estimated, err = countRows(ctx, q, t)
 	if err != nil {
 		return Backlog{}, fmt.Errorf("reading the backlog of outbox table %s: %w", table, err)
 	}
-	if b.Rows >= BacklogCountCap {
-		b.Rows, b.Estimated = max(b.Rows, estimate), true
+	var age float64
+	err = q.QueryRow(ctx, `SELECT coalesce((SELECT extract(epoch FROM clock_timestamp() - created_at) FROM `+t+` ORDER BY id LIMIT 1), 0)::float8`).Scan(&age)
+	if err != nil {
+		return Backlog{}, fmt.Errorf("reading the backlog of outbox table %s: %w", table, err)
 	}
 	b.OldestAge = time.Duration(max(age, 0) * float64(time.Second))
 	return b, nil
+}
+
+// countRows counts the rows of table t (quoted) up to BacklogCountCap, and
+// gives the planner's estimate beyond (estimated true).
+func countRows(ctx context.Context, q querier, t string) (rows int64, estimated bool, err error) {
+	var estimate int64
+	err = q.QueryRow(ctx, `SELECT
+		(SELECT count(*) FROM (SELECT 1 FROM `+t+` LIMIT $1) s),
+		(SELECT greatest(reltuples, 0)::bigint FROM pg_class WHERE oid = $2::regclass)`,
+		BacklogCountCap, t).Scan(&rows, &estimate)
+	if err != nil {
+		return 0, false, err
+	}
+	if rows >= BacklogCountCap {
+		return max(rows, estimate), true, nil
+	}
+	return rows, false, nil
 }
 
 // Backlog reads the backlog of the poller's table.

@@ -138,22 +138,24 @@ CREATE TRIGGER walhook_capture_truncate AFTER TRUNCATE ON %[1]s
 }
 
 // DropTriggersSQL removes what TriggersSQL installed on tables, and the
-// capture function.
+// capture function: the SQL `walhook triggers uninstall --print` shows,
+// without looking at the database (FindInstalled's DropSQL does).
 func DropTriggersSQL(outbox string, tables []string) (string, error) {
 	capture, err := functionName(outbox, "_capture")
 	if err != nil {
 		return "", err
 	}
-	var b strings.Builder
+	in := Installed{Outbox: outbox, captureFuncs: []string{capture}}
 	for _, t := range tables {
-		q, err := ident(t)
+		schema, table, err := SplitTable(t)
 		if err != nil {
 			return "", err
 		}
-		fmt.Fprintf(&b, "DROP TRIGGER IF EXISTS walhook_capture ON %[1]s;\nDROP TRIGGER IF EXISTS walhook_capture_truncate ON %[1]s;\n", q)
+		for _, name := range []string{"walhook_capture", "walhook_capture_truncate"} {
+			in.Capture = append(in.Capture, Trigger{Table: schema + "." + table, Name: name, Function: capture})
+		}
 	}
-	fmt.Fprintf(&b, "DROP FUNCTION IF EXISTS %s();\n", capture)
-	return b.String(), nil
+	return in.DropSQL(false), nil
 }
 
 // Apply runs SQL made by TableSQL, TriggersSQL or DropTriggersSQL on the

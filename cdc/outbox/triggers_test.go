@@ -10,6 +10,23 @@ import (
 	"github.com/walhook/walhook/testenv"
 )
 
+// outboxDB is an empty database with the outbox table app.outbox (made by
+// TableSQL) and tables (id int PRIMARY KEY) in public, and a connection to
+// it.
+func outboxDB(t *testing.T, tables ...string) (*testenv.DB, *pgx.Conn) {
+	t.Helper()
+	db := testenv.NewEmptyDB(t)
+	tableSQL, err := TableSQL("app.outbox")
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Exec(t, tableSQL)
+	for _, table := range tables {
+		db.Exec(t, "CREATE TABLE "+table+" (id int PRIMARY KEY)")
+	}
+	return db, db.Conn(t)
+}
+
 // TestCheckTriggers follows the trigger fallback's installation in a real
 // database: capture triggers missing, installed, disabled and re-enabled
 // with the fix given; the NOTIFY trigger dropped; capture triggers left
@@ -17,18 +34,7 @@ import (
 func TestCheckTriggers(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	db := testenv.NewEmptyDB(t)
-	tableSQL, err := TableSQL("app.outbox")
-	if err != nil {
-		t.Fatal(err)
-	}
-	db.Exec(t, tableSQL)
-	db.Exec(t, `CREATE TABLE contacts (id int PRIMARY KEY); CREATE TABLE deals (id int PRIMARY KEY)`)
-	conn, err := pgx.Connect(ctx, db.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
+	db, conn := outboxDB(t, "contacts", "deals")
 	tables := []string{"public.contacts", "public.deals", "public.gone"}
 	check := func(polling bool, want ...string) []Problem {
 		t.Helper()

@@ -6,6 +6,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/spf13/cobra"
 
 	"github.com/walhook/walhook/cdc/outbox"
@@ -47,7 +48,7 @@ that notifies walhook of new rows, in one transaction on source.url.`,
 func newTriggersCommand(a *app) *cobra.Command {
 	sub := func(install bool) *cobra.Command {
 		var printOnly bool
-		use, short := "uninstall", "Remove the capture triggers from the rules' tables"
+		use, short := "uninstall", "Remove the capture triggers from the rules' tables and others writing into the outbox"
 		if install {
 			use, short = "install", "Capture the rules' tables into the outbox with triggers"
 		}
@@ -88,8 +89,11 @@ func (a *app) triggers(ctx context.Context, install, printOnly bool) error {
 		return err
 	}
 	tables := ruleTables(cfg)
-	if len(tables) == 0 {
+	if len(tables) == 0 && install {
 		return fmt.Errorf("%s has no event blocks, so there is no table to capture", a.configFile())
+	}
+	if !install && !printOnly {
+		return a.uninstallTriggers(ctx, cfg)
 	}
 	var sql, done string
 	if install {
@@ -97,7 +101,6 @@ func (a *app) triggers(ctx context.Context, install, printOnly bool) error {
 		done = fmt.Sprintf("capture triggers installed on %d tables, writing into %s", len(tables), cfg.Source.Outbox.Table)
 	} else {
 		sql, err = outbox.DropTriggersSQL(cfg.Source.Outbox.Table, tables)
-		done = fmt.Sprintf("capture triggers removed from %d tables", len(tables))
 	}
 	if err != nil {
 		return err
@@ -106,6 +109,55 @@ func (a *app) triggers(ctx context.Context, install, printOnly bool) error {
 		fmt.Fprintln(a.stderr, "walhook: warning: the source mode is not \"outbox\": captured changes are only read when polling")
 	}
 	return a.runSQL(ctx, cfg, sql, printOnly, done)
+}
+
+// uninstallTriggers removes the capture triggers that FindInstalled finds
+// for cfg, and the capture functions nothing else runs.
+func (a *app) uninstallTriggers(ctx context.Context, cfg *config.Config) error {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	in, err := findInstalled(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	if len(in.Capture) == 0 && len(in.CaptureFunctions()) == 0 {
+		fmt.Fprintln(a.stdout, "walhook: no capture triggers to remove")
+		return nil
+	}
+	if err := removeTriggers(ctx, cfg, in, false); err != nil {
+		return err
+	}
+	fmt.Fprintf(a.stdout, "walhook: capture triggers removed from %d tables\n", len(in.CaptureTables()))
+	return nil
+}
+
+// findInstalled looks up what walhook installed around cfg's outbox table
+// (if it has one) and on its rules' tables.
+func findInstalled(ctx context.Context, cfg *config.Config) (outbox.Installed, error) {
+	conn, err := pgx.Connect(ctx, cfg.Source.URL)
+	if err != nil {
+		return outbox.Installed{}, fmt.Errorf("connecting to the source database: %w", err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	var table string
+	if cfg.Source.Outbox != nil {
+		table = cfg.Source.Outbox.Table
+	}
+	return outbox.FindInstalled(ctx, conn, table, ruleTables(cfg))
+}
+
+// removeTriggers drops the capture triggers of in and their functions, and
+// with notify the outbox table's NOTIFY trigger and its function, in one
+// transaction.
+func removeTriggers(ctx context.Context, cfg *config.Config, in outbox.Installed, notify bool) error {
+	sql := in.DropSQL(notify)
+	if sql == "" {
+		return nil
+	}
+	if err := outbox.Apply(ctx, cfg.Source.URL, sql); err != nil {
+		return fmt.Errorf("removing walhook's triggers: %w", err)
+	}
+	return nil
 }
 
 // ruleTables lists the tables the event blocks read, sorted.

@@ -15,7 +15,8 @@ import (
 
 // TestTriggersInstallUninstall: `walhook triggers install` makes changes
 // of the rules' tables land in the outbox as captured changes, and
-// `uninstall` stops it.
+// `uninstall` stops it, also on a table no rule reads any more, and drops
+// the capture function.
 func TestTriggersInstallUninstall(t *testing.T) {
 	t.Parallel()
 	db := testenv.NewDB(t)
@@ -73,11 +74,29 @@ endpoint "app" {
 	if n := captured(); n != 2 {
 		t.Fatalf("%d captured changes after inserting 2 contacts", n)
 	}
+	// A table no rule reads any more, still capturing into this outbox.
+	invoices, err := outbox.TriggersSQL("app.outbox", []string{"public.invoices"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Exec(t, invoices)
+	out.Reset()
 	if code := execute(ctx, []string{"triggers", "uninstall", "-c", path}, testApp(&out, &errOut)); code != 0 {
 		t.Fatalf("triggers uninstall: exit %d: %s", code, errOut.String())
 	}
+	if !strings.Contains(out.String(), "capture triggers removed from 3 tables") {
+		t.Errorf("triggers uninstall said %q", out.String())
+	}
 	db.Exec(t, `INSERT INTO contacts (organization_id, first_name) VALUES (1, 'c')`)
+	db.Exec(t, `INSERT INTO invoices (amount) VALUES (1)`)
 	if n := captured(); n != 2 {
 		t.Errorf("%d captured changes after uninstalling; want still 2", n)
+	}
+	if n := walhookTriggers(t, db); n != 1 { // the outbox table's walhook_notify
+		t.Errorf("%d walhook triggers after uninstalling; want only walhook_notify", n)
+	}
+	var capture bool
+	if err := db.Pool.QueryRow(ctx, `SELECT to_regproc('app.outbox_capture') IS NOT NULL`).Scan(&capture); err != nil || capture {
+		t.Errorf("capture function left after uninstalling: %v (%v)", capture, err)
 	}
 }

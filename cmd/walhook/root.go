@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/mattn/go-isatty"
 	"github.com/spf13/cobra"
 
 	"github.com/walhook/walhook/internal/version"
@@ -35,10 +36,10 @@ func stdio() *app {
 	return &app{stdin: os.Stdin, stdinTerminal: isTerminal(os.Stdin), stdout: os.Stdout, stderr: os.Stderr}
 }
 
-// isTerminal reports whether f is a character device (a terminal).
+// isTerminal reports whether f is a terminal; /dev/null, which a script or
+// a cron job gives as stdin, is a character device but no terminal.
 func isTerminal(f *os.File) bool {
-	fi, err := f.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+	return isatty.IsTerminal(f.Fd()) || isatty.IsCygwinTerminal(f.Fd())
 }
 
 // commandBuilders are the subcommands; each command's file adds its own
