@@ -45,6 +45,9 @@ func configEndpoint(ep *config.Endpoint, client *sender.Client, keys *signing.Ke
 		BodyShape:    defaultBodyShape,
 		Client:       client,
 	}
+	if b := ep.Batch; b != nil {
+		out.Batching = &dispatch.Batching{MaxEvents: b.MaxEvents, MaxBytes: b.MaxBytes, MaxWait: b.MaxWait}
+	}
 	if ep.Body != nil {
 		out.Body = func(ev *event.Event) ([]byte, error) { return rules.RenderBody(ep, ev) }
 		out.BodyShape = out.ID // its own body expression

@@ -20,6 +20,17 @@ const (
 	DefaultDisableAfter = 5 * 24 * time.Hour
 )
 
+// Batch defaults and bounds (an endpoint's batch block).
+const (
+	DefaultBatchMaxEvents = 100
+	DefaultBatchMaxBytes  = 1 << 20
+	DefaultBatchMaxWait   = 50 * time.Millisecond
+	MaxBatchEvents        = 1000
+	MinBatchBytes         = 1 << 10
+	MaxBatchBytes         = 64 << 20
+	MaxBatchWait          = 10 * time.Second
+)
+
 // DefaultDelivery is the delivery block's defaults.
 func DefaultDelivery() Delivery {
 	return Delivery{MaxInFlight: 10000, LogAttempts: LogFailures, RetryWorkers: 64, ShutdownTimeout: 30 * time.Second}

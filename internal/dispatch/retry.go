@@ -244,6 +244,9 @@ func (d *Dispatcher) retry(ctx context.Context, comp *completer, r *runner, dl s
 	}
 	n := dl.Attempts + 1
 	m := message{deliveryID: dl.ID, id: dl.EventID, typ: dl.EventType, body: dl.Body, tenant: dl.Tenant, number: n}
+	if ep.Batching != nil {
+		m.asBatchOfOne(now) // a batch endpoint gets batch bodies on retries too (batch.go)
+	}
 	a, res, err := d.attempt(ctx, r.gate, ep, m)
 	attempted()
 	if err != nil {
