@@ -32,9 +32,9 @@ type message struct {
 	// wireID and wireType, when set, are what the request is signed as
 	// (a batch: its id and "batch"); empty: id and typ.
 	wireID, wireType string
-	// batch, when set, are the jobs a batch request carries: the attempt
-	// is reported to the observer once per delivery.
-	batch []*job
+	// batch, when set, are the deliveries a batch request carries: the
+	// attempt is reported to the observer once per delivery.
+	batch []batchPart
 }
 
 // errCanceled is an attempt cut short by our own shutdown: not the
@@ -101,8 +101,8 @@ func (d *Dispatcher) attempt(ctx context.Context, g *limit.Gate, ep *Endpoint, m
 	if m.batch == nil {
 		d.obs.Attempted(a, m.tenant)
 	} else {
-		for _, j := range m.batch {
-			d.obs.Attempted(attemptOf(a, j), j.ev.Tenant)
+		for _, p := range m.batch {
+			d.obs.Attempted(p.attempt(a), p.tenant)
 		}
 	}
 	return a, res, nil

@@ -99,25 +99,35 @@ func (d *Dispatcher) firstBatch(r *runner, jobs []*job) {
 		return
 	}
 
+	parts := make([]batchPart, len(send))
 	ids := make([]string, len(send))
 	bodies := make([][]byte, len(send))
 	for i, j := range send {
-		ids[i], bodies[i] = store.DeliveryID(j.ev.ID, j.ep.ID), j.body
+		parts[i] = batchPart{deliveryID: store.DeliveryID(j.ev.ID, j.ep.ID), eventID: j.ev.ID, eventType: j.ev.Type, tenant: j.ev.Tenant}
+		ids[i], bodies[i] = parts[i].deliveryID, j.body
 	}
 	id := store.BatchID(ids)
-	first := send[0]
-	m := message{deliveryID: ids[0], id: first.ev.ID, typ: first.ev.Type, tenant: first.ev.Tenant, number: 1,
-		wireID: id, wireType: batchType, body: batchBody(id, time.Now(), bodies), batch: send}
+	// On an unordered endpoint a stored batch keeps its id, so that its
+	// retries go out together under it; an ordered endpoint's are retried
+	// one at a time behind their keys.
+	storedBatch := ""
+	if r.keys == nil {
+		storedBatch = id
+	}
+	m := message{deliveryID: ids[0], id: parts[0].eventID, typ: parts[0].eventType, tenant: parts[0].tenant, number: 1,
+		wireID: id, wireType: batchType, body: batchBody(id, time.Now(), bodies), batch: parts}
 	a, res, err := d.attempt(ctx, r.gate, ep, m)
 	if err != nil {
 		// Cut short by our own shutdown: not the endpoint's failure.
 		for _, j := range send {
-			d.storeFromMemory(r, j, item{d: newDelivery(j, store.StatusPending, ""), tx: j.tx, fresh: true})
+			dl := newDelivery(j, store.StatusPending, "")
+			dl.BatchID = storedBatch
+			d.storeFromMemory(r, j, item{d: dl, tx: j.tx, fresh: true})
 		}
 		return
 	}
 	if res.OK() {
-		for _, j := range send {
+		for i, j := range send {
 			if r.keys != nil {
 				r.keys.finished(j.key)
 			}
@@ -125,26 +135,30 @@ func (d *Dispatcher) firstBatch(r *runner, jobs []*job) {
 			if d.opts.LogAttempts {
 				dl := newDelivery(j, store.StatusDelivered, "")
 				dl.Attempts, dl.LastStatus = 1, res.StatusCode
-				d.persist.logSuccess(d.storeCtx, dl, attemptOf(a, j))
+				d.persist.logSuccess(d.storeCtx, dl, parts[i].attempt(a))
 			}
 		}
 		d.health.succeeded(d.storeCtx, ep.ID)
 		return
 	}
 
-	disable := ""
+	// One outcome for the whole batch: its deliveries come due together.
+	status, next, disable := store.StatusPending, time.Time{}, ""
+	if res.StatusCode == http.StatusGone {
+		status, disable = store.StatusFailed, "endpoint answered 410 Gone"
+	} else if delay, ok := nextDelay(ep.Retry, 1, res.RetryAfter); ok {
+		next = a.AttemptedAt.Add(delay)
+	} else {
+		status = store.StatusFailed
+	}
 	for i, j := range send {
-		dl := newDelivery(j, store.StatusPending, "")
+		dl := newDelivery(j, status, "")
 		dl.Attempts, dl.LastStatus, dl.LastError = 1, res.StatusCode, res.ErrorText()
-		if res.StatusCode == http.StatusGone {
-			dl.Status = store.StatusFailed
-			disable = "endpoint answered 410 Gone"
-		} else if delay, ok := nextDelay(ep.Retry, 1, res.RetryAfter); ok {
-			dl.NextAttemptAt = a.AttemptedAt.Add(delay)
-		} else {
-			dl.Status = store.StatusFailed
+		if !next.IsZero() {
+			dl.NextAttemptAt = next
 		}
-		ja := attemptOf(a, j)
+		dl.BatchID = storedBatch
+		ja := parts[i].attempt(a)
 		it := item{d: dl, attempt: &ja, tx: j.tx}
 		if i == 0 {
 			it.failedEndpoint = ep // one request failed: one failure of the endpoint
@@ -158,9 +172,14 @@ func (d *Dispatcher) firstBatch(r *runner, jobs []*job) {
 	}
 }
 
-// attemptOf is a batch request's attempt as the attempt of j's delivery.
-func attemptOf(a store.Attempt, j *job) store.Attempt {
-	a.DeliveryID, a.EventID, a.EventType = store.DeliveryID(j.ev.ID, j.ep.ID), j.ev.ID, j.ev.Type
+// batchPart is one delivery of a batch request, as its attempt is logged.
+type batchPart struct {
+	deliveryID, eventID, eventType, tenant string
+}
+
+// attempt is a batch request's attempt as the attempt of p's delivery.
+func (p batchPart) attempt(a store.Attempt) store.Attempt {
+	a.DeliveryID, a.EventID, a.EventType = p.deliveryID, p.eventID, p.eventType
 	return a
 }
 

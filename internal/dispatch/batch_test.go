@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -263,5 +265,60 @@ func TestBatchLoneEvent(t *testing.T) {
 	defer rc.mu.Unlock()
 	if len(rc.reqs) != 1 || len(rc.reqs[0].ids) != 1 {
 		t.Errorf("requests %+v, want one batch of one event", rc.reqs)
+	}
+}
+
+// TestBatchRetriedWhole: a receiver that fails the first request of every
+// batch gets each batch again, whole, under the same webhook-id, as
+// attempt 2; every event is accepted once, and each delivery's attempts
+// are in the log with the batch's status codes.
+func TestBatchRetriedWhole(t *testing.T) {
+	t.Parallel()
+	rc := newBatchReceiver(t, func(r batchRequest, seen map[string]int) bool { return seen[r.webhookID] == 0 })
+	d, st, ep := batchSetup(t, rc, &Batching{MaxEvents: 20, MaxBytes: 1 << 20, MaxWait: 200 * time.Millisecond})
+	const n = 100
+	settled := make(chan struct{})
+	if err := d.Dispatch(t.Context(), Batch{Events: batchEvents(0, n), Settled: func() { close(settled) }}); err != nil {
+		t.Fatal(err)
+	}
+	<-settled // the failed batches are stored
+	waitAccepted(t, rc, n)
+	shutdown(t, d)
+
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	if len(rc.bad) > 0 {
+		t.Fatalf("bad requests: %v", rc.bad)
+	}
+	sent := map[string][]string{} // webhook-id -> events of its first request
+	for _, r := range rc.reqs {
+		first, ok := sent[r.webhookID]
+		switch {
+		case !ok && (!r.failed || r.attempt != "1"):
+			t.Errorf("first request of %s: failed %t, attempt %s", r.webhookID, r.failed, r.attempt)
+		case !ok:
+			sent[r.webhookID] = r.ids
+		case r.failed || r.attempt != "2" || !slices.Equal(first, r.ids):
+			t.Errorf("retry of %s: failed %t, attempt %s, events %v, first sent with %v", r.webhookID, r.failed, r.attempt, r.ids, first)
+		}
+	}
+	if len(rc.reqs) != 2*len(sent) {
+		t.Errorf("%d requests for %d batches, want each batch twice", len(rc.reqs), len(sent))
+	}
+	for id, k := range rc.got {
+		if k != 1 {
+			t.Errorf("%s accepted %d times", id, k)
+		}
+	}
+	ids := deliveryIDs(slices.Collect(maps.Keys(rc.got)), ep.ID)
+	log, err := st.ListAttempts(context.Background(), ids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range ids {
+		as := log[id]
+		if len(as) != 2 || as[0].StatusCode+as[1].StatusCode != 500+204 {
+			t.Errorf("attempts of %s: %+v, want a 500 and a 204", id, as)
+		}
 	}
 }

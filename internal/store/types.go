@@ -45,6 +45,10 @@ type Delivery struct {
 	LastError     string
 	CreatedAt     time.Time
 	UpdatedAt     time.Time
+	// BatchID is the id of the batch request the delivery failed in, its
+	// retries go out with (batches.go); empty: none. Written with the
+	// delivery; read back only by ClaimBatchMates.
+	BatchID string
 }
 
 // Attempt is one HTTP attempt of a delivery, for the attempts log.
