@@ -47,6 +47,9 @@ type batchReceiver struct {
 	seen map[string]int // webhook-id -> requests with it
 	got  map[string]int // event id -> times accepted
 	bad  []string
+	// last is, per key, the highest n accepted: an event of a key sent
+	// before its predecessor was accepted is an order violation.
+	last map[string]int
 }
 
 func newBatchReceiver(t *testing.T, fail func(batchRequest, map[string]int) bool) *batchReceiver {
@@ -54,7 +57,7 @@ func newBatchReceiver(t *testing.T, fail func(batchRequest, map[string]int) bool
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &batchReceiver{t: t, wh: wh, fail: fail, seen: map[string]int{}, got: map[string]int{}}
+	return &batchReceiver{t: t, wh: wh, fail: fail, seen: map[string]int{}, got: map[string]int{}, last: map[string]int{}}
 }
 
 func (rc *batchReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -76,6 +79,7 @@ func (rc *batchReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	req := batchRequest{webhookID: body.ID, attempt: r.Header.Get("webhook-attempt")}
+	last := maps.Clone(rc.last)
 	for _, d := range body.Data {
 		var ev modelBody
 		if err := json.Unmarshal(d, &ev); err != nil {
@@ -83,9 +87,16 @@ func (rc *batchReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		req.ids = append(req.ids, ev.ID)
 		req.bytes += len(d)
+		if ev.N > last[ev.Key]+1 {
+			rc.bad = append(rc.bad, fmt.Sprintf("key %s: n=%d sent while n=%d is the last accepted", ev.Key, ev.N, last[ev.Key]))
+		}
+		last[ev.Key] = max(last[ev.Key], ev.N)
 	}
 	if rc.fail != nil && rc.fail(req, rc.seen) {
 		req.failed = true
+	}
+	if !req.failed {
+		rc.last = last
 	}
 	rc.seen[req.webhookID]++
 	rc.reqs = append(rc.reqs, req)
@@ -108,7 +119,7 @@ func (rc *batchReceiver) accepted() int {
 
 // batchSetup starts a receiver and a dispatcher on a real state Postgres,
 // routing to one standard-webhooks endpoint with batching b.
-func batchSetup(t *testing.T, rc *batchReceiver, b *Batching) (*Dispatcher, *store.Store, *Endpoint) {
+func batchSetup(t *testing.T, rc *batchReceiver, b *Batching, opts ...func(*Endpoint)) (*Dispatcher, *store.Store, *Endpoint) {
 	t.Helper()
 	srv := httptest.NewServer(rc)
 	t.Cleanup(srv.Close)
@@ -124,6 +135,9 @@ func batchSetup(t *testing.T, rc *batchReceiver, b *Batching) (*Dispatcher, *sto
 	ep.Batching = b
 	if ep.Signer, err = signing.New("standard-webhooks", []string{batchSecret}, signing.Options{}); err != nil {
 		t.Fatal(err)
+	}
+	for _, o := range opts {
+		o(ep)
 	}
 	d, err := New(Options{Store: st, MaxInFlight: 10000, RetryWorkers: 16, RetryPoll: 20 * time.Millisecond, Logger: zerolog.Nop()})
 	if err != nil {
@@ -283,6 +297,26 @@ func TestBatchRetriedWhole(t *testing.T) {
 	}
 	<-settled // the failed batches are stored
 	waitAccepted(t, rc, n)
+	// The receiver has answered; the retries' outcomes are being written.
+	rc.mu.Lock()
+	ids := deliveryIDs(slices.Collect(maps.Keys(rc.got)), ep.ID)
+	rc.mu.Unlock()
+	var log map[string][]store.Attempt
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		var err error
+		if log, err = st.ListAttempts(context.Background(), ids); err != nil {
+			t.Fatal(err)
+		}
+		done := 0
+		for _, as := range log {
+			if len(as) >= 2 {
+				done++
+			}
+		}
+		if done == n || time.Now().After(deadline) {
+			break
+		}
+	}
 	shutdown(t, d)
 
 	rc.mu.Lock()
@@ -310,15 +344,49 @@ func TestBatchRetriedWhole(t *testing.T) {
 			t.Errorf("%s accepted %d times", id, k)
 		}
 	}
-	ids := deliveryIDs(slices.Collect(maps.Keys(rc.got)), ep.ID)
-	log, err := st.ListAttempts(context.Background(), ids)
-	if err != nil {
-		t.Fatal(err)
-	}
 	for _, id := range ids {
 		as := log[id]
 		if len(as) != 2 || as[0].StatusCode+as[1].StatusCode != 500+204 {
 			t.Errorf("attempts of %s: %+v, want a 500 and a 204", id, as)
 		}
 	}
+}
+
+// TestBatchOrderedKeys: on an ordering = "key" endpoint with batches, a
+// key's events arrive in commit order within and across batches while the
+// receiver fails some requests, and every event arrives.
+func TestBatchOrderedKeys(t *testing.T) {
+	t.Parallel()
+	requests := 0
+	rc := newBatchReceiver(t, func(batchRequest, map[string]int) bool {
+		requests++
+		return requests < 60 && requests%3 == 0
+	})
+	d, _, _ := batchSetup(t, rc, &Batching{MaxEvents: 8, MaxBytes: 1 << 20, MaxWait: 20 * time.Millisecond},
+		func(ep *Endpoint) { ep.Ordered, ep.Concurrency = true, 4 })
+	const keys, perKey = 10, 30
+	for n := 1; n <= perKey; n++ {
+		evs := make([]event.Event, keys)
+		for k := range evs {
+			id := fmt.Sprintf("evt_%d_%d", k, n)
+			key := fmt.Sprintf("key%d", k)
+			data, _ := json.Marshal(modelBody{ID: id, Key: key, N: n})
+			evs[k] = event.Event{ID: id, Type: "row.updated", Key: key, Data: data, Timestamp: time.Now()}
+		}
+		if err := d.Dispatch(t.Context(), Batch{Events: evs, Settled: func() {}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitAccepted(t, rc, keys*perKey)
+	shutdown(t, d)
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	if len(rc.bad) > 0 {
+		t.Fatalf("%d violations, first: %v", len(rc.bad), rc.bad[0])
+	}
+	largest := 0
+	for _, r := range rc.reqs {
+		largest = max(largest, len(r.ids))
+	}
+	t.Logf("%d requests, the largest with %d events", len(rc.reqs), largest)
 }
