@@ -16,6 +16,7 @@ import (
 	"github.com/rs/zerolog"
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
+	"github.com/walhook/walhook/cdc"
 	"github.com/walhook/walhook/internal/event"
 	"github.com/walhook/walhook/internal/sender"
 	"github.com/walhook/walhook/internal/signing"
@@ -371,7 +372,9 @@ func TestBatchOrderedKeys(t *testing.T) {
 			id := fmt.Sprintf("evt_%d_%d", k, n)
 			key := fmt.Sprintf("key%d", k)
 			data, _ := json.Marshal(modelBody{ID: id, Key: key, N: n})
-			evs[k] = event.Event{ID: id, Type: "row.updated", Key: key, Data: data, Timestamp: time.Now()}
+			// The store orders a key's deliveries by commit LSN and position.
+			evs[k] = event.Event{ID: id, Type: "row.updated", Key: key, Data: data, Timestamp: time.Now(),
+				CommitLSN: cdc.LSN(1000 * n), EndLSN: cdc.LSN(1000*n + 1), Position: k}
 		}
 		if err := d.Dispatch(t.Context(), Batch{Events: evs, Settled: func() {}}); err != nil {
 			t.Fatal(err)
