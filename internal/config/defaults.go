@@ -20,16 +20,18 @@ const (
 	DefaultDisableAfter = 5 * 24 * time.Hour
 )
 
-// Batch defaults and bounds (an endpoint's batch block).
+// Batch defaults (an endpoint's batch block, an API webhook's batch);
+// the bounds are internal/endpointspec's.
 const (
 	DefaultBatchMaxEvents = 100
 	DefaultBatchMaxBytes  = 1 << 20
 	DefaultBatchMaxWait   = 50 * time.Millisecond
-	MaxBatchEvents        = 1000
-	MinBatchBytes         = 1 << 10
-	MaxBatchBytes         = 64 << 20
-	MaxBatchWait          = 10 * time.Second
 )
+
+// DefaultBatch is a batch block with every field left out.
+func DefaultBatch() *Batch {
+	return &Batch{MaxEvents: DefaultBatchMaxEvents, MaxBytes: DefaultBatchMaxBytes, MaxWait: DefaultBatchMaxWait}
+}
 
 // DefaultDelivery is the delivery block's defaults.
 func DefaultDelivery() Delivery {

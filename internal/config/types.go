@@ -188,7 +188,7 @@ type Endpoint struct {
 // Batch is an endpoint's batch block: how many events one request may
 // carry, and how long a first attempt waits for more.
 type Batch struct {
-	MaxEvents int           // 1..MaxBatchEvents; default DefaultBatchMaxEvents
+	MaxEvents int           // 1..endpointspec.MaxBatchEvents; default DefaultBatchMaxEvents
 	MaxBytes  int           // bytes of event bodies; default DefaultBatchMaxBytes
 	MaxWait   time.Duration // default DefaultBatchMaxWait; 0: send what is queued
 }
