@@ -76,6 +76,10 @@ func apiEndpoint(w store.Webhook, client *sender.Client, keys *signing.Keyring, 
 	for k, v := range w.Headers {
 		h.Set(k, v)
 	}
+	var batching *dispatch.Batching
+	if b := w.Batch; b != nil {
+		batching = &dispatch.Batching{MaxEvents: b.MaxEvents, MaxBytes: b.MaxBytes, MaxWait: b.MaxWait}
+	}
 	return &dispatch.Endpoint{
 		ID:     w.ID,
 		Name:   w.ID,
@@ -95,6 +99,7 @@ func apiEndpoint(w store.Webhook, client *sender.Client, keys *signing.Keyring, 
 		Body:         defaultBody,
 		BodyShape:    defaultBodyShape,
 		Client:       client,
+		Batching:     batching,
 	}, nil
 }
 

@@ -32,6 +32,8 @@ type sink struct {
 	mu      sync.Mutex
 	ids     map[int64]map[string]int
 	bad     int
+	// batches counts batch requests, largest the most events one held.
+	batches, largest int
 }
 
 // newSink returns a sink verifying signatures with secret and answering
@@ -84,6 +86,10 @@ func (s *sink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		time.Sleep(s.slow)
 	}
 	s.mu.Lock()
+	if ev.Type == "batch" {
+		s.batches++
+		s.largest = max(s.largest, len(events))
+	}
 	for i, e := range events {
 		if s.ids[e.Data.ID] == nil {
 			s.ids[e.Data.ID] = map[string]int{}

@@ -1,6 +1,0 @@
--- A delivery that failed as part of a batch request remembers the batch's
--- id (its webhook-id), so that its retries go out together with the rest
--- of the batch under the same id (docs/architecture.md, "Batches").
-ALTER TABLE {{.schema}}.deliveries ADD COLUMN batch_id text;
-
-CREATE INDEX deliveries_batch ON {{.schema}}.deliveries (batch_id) WHERE batch_id IS NOT NULL AND status = 'pending';
