@@ -103,6 +103,11 @@ endpoint "crm" {
   }
   disable_after = "5d"                             # failing continuously this long: disabled
   # concurrency = 256                              # most requests in flight; walhook adapts below it
+  # batch {                                        # many events per request: {"type": "batch", "data": [...]}
+  #   max_events = 100
+  #   max_bytes  = "1MB"
+  #   max_wait   = "50ms"                          # how long a request waits for more events
+  # }
 }
 
 endpoint "legacy" {

@@ -45,6 +45,9 @@ func configEndpoint(ep *config.Endpoint, client *sender.Client, keys *signing.Ke
 		BodyShape:    defaultBodyShape,
 		Client:       client,
 	}
+	if b := ep.Batch; b != nil {
+		out.Batching = &dispatch.Batching{MaxEvents: b.MaxEvents, MaxBytes: b.MaxBytes, MaxWait: b.MaxWait}
+	}
 	if ep.Body != nil {
 		out.Body = func(ev *event.Event) ([]byte, error) { return rules.RenderBody(ep, ev) }
 		out.BodyShape = out.ID // its own body expression
@@ -73,6 +76,10 @@ func apiEndpoint(w store.Webhook, client *sender.Client, keys *signing.Keyring, 
 	for k, v := range w.Headers {
 		h.Set(k, v)
 	}
+	var batching *dispatch.Batching
+	if b := w.Batch; b != nil {
+		batching = &dispatch.Batching{MaxEvents: b.MaxEvents, MaxBytes: b.MaxBytes, MaxWait: b.MaxWait}
+	}
 	return &dispatch.Endpoint{
 		ID:     w.ID,
 		Name:   w.ID,
@@ -92,6 +99,7 @@ func apiEndpoint(w store.Webhook, client *sender.Client, keys *signing.Keyring, 
 		Body:         defaultBody,
 		BodyShape:    defaultBodyShape,
 		Client:       client,
+		Batching:     batching,
 	}, nil
 }
 

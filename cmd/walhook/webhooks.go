@@ -65,13 +65,16 @@ func newWebhooksListCommand(a *app, af *apiFlags) *cobra.Command {
 func newWebhooksCreateCommand(a *app, af *apiFlags) *cobra.Command {
 	var hookURL, events, description, tenant, signingScheme, secret string
 	var inactive, asJSON bool
+	var batchEvents int
+	var batchBytes, batchWait string
 	headers := headerFlags{}
 	cmd := &cobra.Command{
 		Use:   "create --url URL --events a,b",
 		Short: "Register a webhook",
 		Long:  "Registers a webhook and prints its id and signing secret (shown only now).\n\n" + webhooksNote,
 		Example: `  walhook webhooks create --url https://crm.example.com/hooks --events 'deal.*,contact.created'
-  walhook webhooks create --url https://x.example.com/in --events '*' --tenant acme --header X-Team=crm --signing github`,
+  walhook webhooks create --url https://x.example.com/in --events '*' --tenant acme --header X-Team=crm --signing github
+  walhook webhooks create --url https://bulk.example.com/in --events '*' --batch-max-events 100`,
 		Args:        noArgs,
 		Annotations: readsConfig(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -82,6 +85,9 @@ func newWebhooksCreateCommand(a *app, af *apiFlags) *cobra.Command {
 			}
 			if len(headers) > 0 {
 				body["headers"] = map[string]string(headers)
+			}
+			if batch := batchFlags(cmd, batchEvents, batchBytes, batchWait); batch != nil {
+				body["batch"] = batch
 			}
 			return a.callAPI(cmd.Context(), af, func(ctx context.Context, c *apiClient) error {
 				var out json.RawMessage
@@ -111,7 +117,29 @@ func newWebhooksCreateCommand(a *app, af *apiFlags) *cobra.Command {
 	f.Var(headers, "header", "extra request header Name=value (repeatable)")
 	f.BoolVar(&inactive, "inactive", false, "create the webhook inactive")
 	f.BoolVar(&asJSON, "json", false, "print the API's JSON")
+	f.IntVar(&batchEvents, "batch-max-events", 0, "send events in batches of up to this many (1 to 1000; any --batch-* flag turns batches on, the others default)")
+	f.StringVar(&batchBytes, "batch-max-bytes", "", `with batches: the most bytes of event bodies per request (default "1MB")`)
+	f.StringVar(&batchWait, "batch-max-wait", "", `with batches: how long a request waits for more events (default "50ms")`)
 	return cmd
+}
+
+// batchFlags is the "batch" object of the --batch-* flags that were set;
+// nil when none was.
+func batchFlags(cmd *cobra.Command, events int, bytes, wait string) map[string]any {
+	batch := map[string]any{}
+	if cmd.Flags().Changed("batch-max-events") {
+		batch["max_events"] = events
+	}
+	if bytes != "" {
+		batch["max_bytes"] = bytes
+	}
+	if wait != "" {
+		batch["max_wait"] = wait
+	}
+	if len(batch) == 0 {
+		return nil
+	}
+	return batch
 }
 
 func newWebhooksDeleteCommand(a *app, af *apiFlags) *cobra.Command {

@@ -83,6 +83,7 @@ type ConfigEndpoint struct {
 	Signing     string
 	Ordering    string
 	HeaderNames []string
+	Batch       *batchView // nil: one event per request
 }
 
 // ConfigEndpoints describes the HCL endpoints for Options.ConfigEndpoints.
@@ -101,9 +102,13 @@ func ConfigEndpoints(eps []*config.Endpoint) []ConfigEndpoint {
 		if ordering == "" {
 			ordering = config.OrderingNone
 		}
+		var batch *batchView
+		if b := ep.Batch; b != nil {
+			batch = &batchView{MaxEvents: b.MaxEvents, MaxBytes: b.MaxBytes, MaxWait: b.MaxWait.String()}
+		}
 		out = append(out, ConfigEndpoint{
 			ID: "cfg:" + ep.Name, Name: ep.Name, URL: ep.URL, Events: ep.Events,
-			Signing: signing, Ordering: string(ordering), HeaderNames: names,
+			Signing: signing, Ordering: string(ordering), HeaderNames: names, Batch: batch,
 		})
 	}
 	return out

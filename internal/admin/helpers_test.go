@@ -209,6 +209,7 @@ type webhook struct {
 	HeaderNames []string          `json:"header_names"`
 	Signing     string            `json:"signing"`
 	RateLimit   string            `json:"rate_limit"`
+	Batch       *batchJSON        `json:"batch"`
 	Secret      string            `json:"secret"`
 	Secrets     []struct {
 		Hint      string     `json:"hint"`
@@ -219,6 +220,13 @@ type webhook struct {
 		DisabledReason      string `json:"disabled_reason"`
 		ConsecutiveFailures int    `json:"consecutive_failures"`
 	} `json:"health"`
+}
+
+// batchJSON is a webhook's batch as the API shows it.
+type batchJSON struct {
+	MaxEvents int    `json:"max_events"`
+	MaxBytes  int    `json:"max_bytes"`
+	MaxWait   string `json:"max_wait"`
 }
 
 // create registers a webhook and returns it.

@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"encoding/json"
 	"errors"
 	"net/http"
 	"strings"
@@ -27,6 +28,7 @@ type webhookInput struct {
 	Headers     map[string]string `json:"headers"`
 	Signing     string            `json:"signing"`
 	RateLimit   string            `json:"rate_limit"`
+	Batch       *batchInput       `json:"batch"`
 }
 
 // webhookPatch is the body of PATCH /v1/webhooks/{id}: absent (or null)
@@ -40,6 +42,7 @@ type webhookPatch struct {
 	Headers     *map[string]string `json:"headers"`
 	Signing     *string            `json:"signing"`
 	RateLimit   *string            `json:"rate_limit"` // "" removes the limit
+	Batch       json.RawMessage    `json:"batch"`      // an object sets it, false removes it
 	// Secret is refused with a pointer to rotate-secret.
 	Secret *string `json:"secret"`
 }

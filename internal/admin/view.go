@@ -26,6 +26,7 @@ type webhookView struct {
 	Signing     string            `json:"signing"`
 	Ordering    string            `json:"ordering,omitempty"`
 	RateLimit   string            `json:"rate_limit,omitempty"`
+	Batch       *batchView        `json:"batch,omitempty"`
 	// Secret is the newest secret: in full on create and rotation, else a
 	// hint such as "whsec_…abcd".
 	Secret    string       `json:"secret,omitempty"`
@@ -67,7 +68,7 @@ func viewWebhook(w store.Webhook, h store.Health, reveal bool, now time.Time) we
 	v := webhookView{
 		ID: w.ID, Source: "api", URL: w.URL, Description: w.Description, Events: w.Events,
 		Tenant: w.Tenant, Active: w.Active, Headers: w.Headers, Signing: w.Signing, RateLimit: w.RateLimit,
-		Health: viewHealth(h), CreatedAt: &w.CreatedAt, UpdatedAt: &w.UpdatedAt,
+		Batch: viewBatch(w.Batch), Health: viewHealth(h), CreatedAt: &w.CreatedAt, UpdatedAt: &w.UpdatedAt,
 	}
 	if v.Signing == "" {
 		v.Signing = signing.StandardWebhooks
@@ -90,7 +91,7 @@ func viewWebhook(w store.Webhook, h store.Health, reveal bool, now time.Time) we
 func viewConfigEndpoint(ep ConfigEndpoint, h store.Health) webhookView {
 	return webhookView{
 		ID: ep.ID, Source: "config", Name: ep.Name, URL: ep.URL, Events: ep.Events, Active: true,
-		HeaderNames: ep.HeaderNames, Signing: ep.Signing, Ordering: ep.Ordering, Health: viewHealth(h),
+		HeaderNames: ep.HeaderNames, Signing: ep.Signing, Ordering: ep.Ordering, Batch: ep.Batch, Health: viewHealth(h),
 	}
 }
 

@@ -156,6 +156,10 @@ func (s *server) createWebhook(w http.ResponseWriter, r *http.Request) *apiError
 	if e != nil {
 		return e
 	}
+	batch, e := checkBatch(in.Batch)
+	if e != nil {
+		return e
+	}
 	if e := checkText("description", in.Description, maxDescriptionBytes); e != nil {
 		return e
 	}
@@ -176,7 +180,7 @@ func (s *server) createWebhook(w http.ResponseWriter, r *http.Request) *apiError
 	hook, err := s.opts.Store.CreateWebhook(r.Context(), store.Webhook{
 		URL: in.URL, Description: in.Description, Events: in.Events, Tenant: in.Tenant, Active: active,
 		Headers: in.Headers, Signing: scheme, Secrets: []store.Secret{{Value: secret, CreatedAt: now}},
-		RateLimit: rate,
+		RateLimit: rate, Batch: batch,
 	})
 	if err != nil {
 		return s.internal(r, "creating the webhook", err)
@@ -261,6 +265,11 @@ func (s *server) patchWebhook(w http.ResponseWriter, r *http.Request) *apiError 
 			return e
 		}
 		hook.RateLimit = rate
+	}
+	if b, set, e := patchBatch(p.Batch); e != nil {
+		return e
+	} else if set {
+		hook.Batch = b
 	}
 	if p.Description != nil {
 		if e := checkText("description", *p.Description, maxDescriptionBytes); e != nil {

@@ -430,3 +430,42 @@ func TestWeakSecretsRefused(t *testing.T) {
 		e.expect(e.do("POST", "/v1/webhooks/"+hook.ID+"/rotate-secret", nil), http.StatusOK)
 	}
 }
+
+// TestWebhookBatch: "batch" on create takes the config's defaults for the
+// fields left out and the config's bounds; PATCH changes it, null keeps
+// it, false removes it.
+func TestWebhookBatch(t *testing.T) {
+	t.Parallel()
+	e := setup(t, nil)
+	var created webhook
+	e.expect(e.do("POST", "/v1/webhooks", map[string]any{"url": "https://example.com/b", "events": []string{"*"},
+		"batch": map[string]any{"max_events": 20}}), http.StatusCreated).json(t, &created)
+	if created.Batch == nil || *created.Batch != (batchJSON{MaxEvents: 20, MaxBytes: 1 << 20, MaxWait: "50ms"}) {
+		t.Fatalf("created batch = %+v", created.Batch)
+	}
+	for _, bad := range []map[string]any{{"max_events": 0}, {"max_bytes": "2GB"}, {"max_wait": "1m"}, {"max_count": 5}} {
+		r := e.expect(e.do("POST", "/v1/webhooks", map[string]any{"url": "https://example.com/b", "events": []string{"*"}, "batch": bad}), http.StatusBadRequest)
+		if f := r.apiError(t).Error.Field; f != "batch" && f != "max_count" {
+			t.Errorf("batch %v refused on field %q: %s", bad, f, r.body)
+		}
+	}
+	var patched webhook
+	e.expect(e.do("PATCH", "/v1/webhooks/"+created.ID, map[string]any{"batch": map[string]any{"max_bytes": "64KB", "max_wait": "0s"}}), http.StatusOK).json(t, &patched)
+	if patched.Batch == nil || *patched.Batch != (batchJSON{MaxEvents: 100, MaxBytes: 64 << 10, MaxWait: "0s"}) {
+		t.Errorf("patched batch = %+v", patched.Batch)
+	}
+	r := e.expect(e.do("PATCH", "/v1/webhooks/"+created.ID, map[string]any{"batch": map[string]any{"max_events": 5000}}), http.StatusBadRequest)
+	if r.apiError(t).Error.Field != "batch" {
+		t.Errorf("bad batch on PATCH: %s", r.body)
+	}
+	var kept webhook
+	e.expect(e.do("PATCH", "/v1/webhooks/"+created.ID, map[string]any{"description": "x", "batch": nil}), http.StatusOK).json(t, &kept)
+	if kept.Batch == nil || kept.Batch.MaxBytes != 64<<10 {
+		t.Errorf("after a PATCH without batch: %+v", kept.Batch)
+	}
+	var cleared webhook
+	e.expect(e.do("PATCH", "/v1/webhooks/"+created.ID, map[string]any{"batch": false}), http.StatusOK).json(t, &cleared)
+	if cleared.Batch != nil {
+		t.Errorf("after batch false: %+v", cleared.Batch)
+	}
+}

@@ -135,6 +135,7 @@ type endpointBlock struct {
 	RateLimit            string            `hcl:"rate_limit,optional"`
 	RateLimitRange       hcl.Range         `hcl:"rate_limit,attr_value_range"`
 	Retry                *retryBlock       `hcl:"retry,block"`
+	Batch                *batchBlock       `hcl:"batch,block"`
 	DisableAfter         string            `hcl:"disable_after,optional"`
 	DisableAfterRange    hcl.Range         `hcl:"disable_after,attr_value_range"`
 	Body                 hcl.Expression    `hcl:"body,optional"`
@@ -145,6 +146,16 @@ type endpointBlock struct {
 type retryBlock struct {
 	Schedule      []string  `hcl:"schedule"`
 	ScheduleRange hcl.Range `hcl:"schedule,attr_value_range"`
+}
+
+type batchBlock struct {
+	MaxEvents      *int      `hcl:"max_events,optional"`
+	MaxEventsRange hcl.Range `hcl:"max_events,attr_value_range"`
+	MaxBytes       string    `hcl:"max_bytes,optional"`
+	MaxBytesRange  hcl.Range `hcl:"max_bytes,attr_value_range"`
+	MaxWait        string    `hcl:"max_wait,optional"`
+	MaxWaitRange   hcl.Range `hcl:"max_wait,attr_value_range"`
+	DefRange       hcl.Range `hcl:",def_range"`
 }
 
 // present reports whether an attribute was written (its range was recorded).

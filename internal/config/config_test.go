@@ -98,6 +98,13 @@ func TestMalformed(t *testing.T) {
 		{"rate_limit empty", base + endpoint("  secret = \""+okSecret+"\"\n  rate_limit = \"\" # <-"), "empty rate_limit sets no limit"},
 		{"empty retry schedule", base + endpoint("  secret = \""+okSecret+"\"\n  retry {\n    schedule = [] # <-\n  }"), "Empty retry schedule"},
 		{"negative retry", base + endpoint("  secret = \""+okSecret+"\"\n  retry {\n    schedule = [\"5s\", \"-1m\"] # <-\n  }"), "must not be negative"},
+		{"batch max_events zero", base + endpoint("  secret = \""+okSecret+"\"\n  batch {\n    max_events = 0 # <-\n  }"), "max_events is between 1 and 1000"},
+		{"batch max_events too many", base + endpoint("  secret = \""+okSecret+"\"\n  batch {\n    max_events = 5000 # <-\n  }"), "max_events is between 1 and 1000"},
+		{"batch max_bytes unit", base + endpoint("  secret = \""+okSecret+"\"\n  batch {\n    max_bytes = \"1GB\" # <-\n  }"), "use a whole number and a unit"},
+		{"batch max_bytes small", base + endpoint("  secret = \""+okSecret+"\"\n  batch {\n    max_bytes = \"100B\" # <-\n  }"), "max_bytes is between 1KB and 64MB"},
+		{"batch max_wait", base + endpoint("  secret = \""+okSecret+"\"\n  batch {\n    max_wait = \"1 minute\" # <-\n  }"), "is not a duration"},
+		{"batch max_wait long", base + endpoint("  secret = \""+okSecret+"\"\n  batch {\n    max_wait = \"1m\" # <-\n  }"), "max_wait is between"},
+		{"batch unknown", base + endpoint("  secret = \""+okSecret+"\"\n  batch {\n    max_count = 5 # <-\n  }"), "Unsupported argument"},
 		{"bad header", base + strings.Replace(endpoint("  secret = \""+okSecret+"\"\n  headers = { \"X Bad\" = \"1\" }"), "{", "{ # <-", 1), "not a valid HTTP header name"},
 		{"duplicate endpoint", base + endpoint("  secret = \""+okSecret+"\"") + strings.Replace(endpoint("  secret = \""+okSecret+"\""), "{", "{ # <-", 1), "Duplicate endpoint name"},
 		{"body unknown attribute", base + endpoint("  secret = \""+okSecret+"\"\n  body = { t = event.typo } # <-"), "does not have an attribute named \"typo\""},
@@ -423,5 +430,27 @@ func TestAdminBehindProxy(t *testing.T) {
 	a := cfg.Admin
 	if a.PublicURL != "https://hooks.example.com" || len(a.TrustedProxies) != 2 || a.TrustedProxies[1].String() != "192.0.2.7/32" {
 		t.Errorf("admin = %+v", a)
+	}
+}
+
+func TestBatchBlock(t *testing.T) {
+	t.Parallel()
+	parse := func(t *testing.T, block string) *Endpoint {
+		t.Helper()
+		cfg, diags := Parse([]byte(base+endpoint("  secret = \""+okSecret+"\"\n"+block)), "batch.hcl")
+		if diags.HasErrors() {
+			t.Fatalf("diagnostics: %s", diags.Error())
+		}
+		return cfg.Endpoints[0]
+	}
+	if ep := parse(t, ""); ep.Batch != nil {
+		t.Errorf("no batch block: batch = %+v, want nil", ep.Batch)
+	}
+	if b := parse(t, "  batch {}").Batch; b == nil || *b != (Batch{MaxEvents: 100, MaxBytes: 1 << 20, MaxWait: 50 * time.Millisecond}) {
+		t.Errorf("empty batch block = %+v, want the defaults", b)
+	}
+	b := parse(t, "  batch {\n    max_events = 1000\n    max_bytes = \"256KB\"\n    max_wait = \"0s\"\n  }").Batch
+	if b == nil || *b != (Batch{MaxEvents: 1000, MaxBytes: 256 << 10, MaxWait: 0}) {
+		t.Errorf("batch = %+v", b)
 	}
 }

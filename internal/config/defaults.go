@@ -20,6 +20,19 @@ const (
 	DefaultDisableAfter = 5 * 24 * time.Hour
 )
 
+// Batch defaults (an endpoint's batch block, an API webhook's batch);
+// the bounds are internal/endpointspec's.
+const (
+	DefaultBatchMaxEvents = 100
+	DefaultBatchMaxBytes  = 1 << 20
+	DefaultBatchMaxWait   = 50 * time.Millisecond
+)
+
+// DefaultBatch is a batch block with every field left out.
+func DefaultBatch() *Batch {
+	return &Batch{MaxEvents: DefaultBatchMaxEvents, MaxBytes: DefaultBatchMaxBytes, MaxWait: DefaultBatchMaxWait}
+}
+
 // DefaultDelivery is the delivery block's defaults.
 func DefaultDelivery() Delivery {
 	return Delivery{MaxInFlight: 10000, LogAttempts: LogFailures, RetryWorkers: 64, ShutdownTimeout: 30 * time.Second}

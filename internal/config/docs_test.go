@@ -17,6 +17,7 @@ import (
 var documentedBlocks = map[string]any{
 	"source": &sourceBlock{}, "outbox": &outboxBlock{}, "state": &stateBlock{}, "admin": &adminBlock{},
 	"delivery": &deliveryBlock{}, "event": &eventBlock{}, "endpoint": &endpointBlock{}, "retry": &retryBlock{},
+	"batch": &batchBlock{},
 }
 
 var (

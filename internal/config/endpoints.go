@@ -59,6 +59,9 @@ func (d *decoder) endpoints(cfg *Config, blocks []*endpointBlock) {
 		if b.Retry != nil && present(b.Retry.ScheduleRange) && !d.failed(b.Retry.ScheduleRange) {
 			ep.Retry = d.retrySchedule(b.Retry)
 		}
+		if b.Batch != nil {
+			ep.Batch = d.batch(b.Batch)
+		}
 		if present(b.BodyRange) {
 			d.checkExpr(b.Body, "body", BodyVariables, bodyCheckVars,
 				"An endpoint's body can use event (id, type, timestamp, data, key, tenant).")

@@ -179,7 +179,18 @@ type Endpoint struct {
 	Retry        []time.Duration // delays after each failed attempt; default Standard Webhooks schedule
 	DisableAfter time.Duration   // default 5 days
 	Body         hcl.Expression  // nil: {"id","type","timestamp","data"}
-	DeclRange    hcl.Range
+	// Batch, when set, sends many events in one request (docs/webhooks.md,
+	// "Batches"); nil: one event per request.
+	Batch     *Batch
+	DeclRange hcl.Range
+}
+
+// Batch is an endpoint's batch block: how many events one request may
+// carry, and how long a first attempt waits for more.
+type Batch struct {
+	MaxEvents int           // 1..endpointspec.MaxBatchEvents; default DefaultBatchMaxEvents
+	MaxBytes  int           // bytes of event bodies; default DefaultBatchMaxBytes
+	MaxWait   time.Duration // default DefaultBatchMaxWait; 0: send what is queued
 }
 
 // Matches reports whether the endpoint subscribes to eventType.

@@ -29,6 +29,12 @@ type message struct {
 	// logged is set when the attempt is logged whatever its outcome (test
 	// events), so its request headers are kept.
 	logged bool
+	// wireID and wireType, when set, are what the request is signed as
+	// (a batch: its id and "batch"); empty: id and typ.
+	wireID, wireType string
+	// batch, when set, are the deliveries a batch request carries: the
+	// attempt is reported to the observer once per delivery.
+	batch []batchPart
 }
 
 // errCanceled is an attempt cut short by our own shutdown: not the
@@ -57,7 +63,11 @@ func (d *Dispatcher) attempt(ctx context.Context, g *limit.Gate, ep *Endpoint, m
 	}
 	h["Webhook-Attempt"] = attemptNumber(m.number)
 	if ep.Signer != nil {
-		ep.Signer.Sign(h, signing.Message{ID: m.id, Type: m.typ, Timestamp: started, Body: m.body, Memo: m.memo})
+		id, typ := m.id, m.typ
+		if m.wireID != "" {
+			id, typ = m.wireID, m.wireType
+		}
+		ep.Signer.Sign(h, signing.Message{ID: id, Type: typ, Timestamp: started, Body: m.body, Memo: m.memo})
 	}
 	res := ep.Client.Send(ctx, sender.Request{URL: ep.URL, Header: h, Body: m.body, Timeout: ep.Timeout})
 	if res.Err != nil && ctx.Err() != nil {
@@ -88,7 +98,13 @@ func (d *Dispatcher) attempt(ctx context.Context, g *limit.Gate, ep *Endpoint, m
 		// successful first attempt is not logged by default.
 		a.RequestHeaders = loggedHeaders(ep, h)
 	}
-	d.obs.Attempted(a, m.tenant)
+	if m.batch == nil {
+		d.obs.Attempted(a, m.tenant)
+	} else {
+		for _, p := range m.batch {
+			d.obs.Attempted(p.attempt(a), p.tenant)
+		}
+	}
 	return a, res, nil
 }
 
@@ -155,6 +171,9 @@ func (d *Dispatcher) SendTest(ctx context.Context, ep *Endpoint, ev *event.Event
 	}
 	d.mu.Unlock()
 	m := message{deliveryID: store.DeliveryID(ev.ID, ep.ID), id: ev.ID, typ: ev.Type, body: body, tenant: ev.Tenant, number: 1, logged: true}
+	if ep.Batching != nil {
+		m.asBatchOfOne(time.Now())
+	}
 	a, _, err := d.attempt(ctx, g, ep, m)
 	if err != nil {
 		return store.Attempt{}, fmt.Errorf("sending a test event to %s: %w", ep.Name, ctx.Err())

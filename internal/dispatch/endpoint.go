@@ -45,6 +45,17 @@ type Endpoint struct {
 	// called for this endpoint alone.
 	BodyShape string
 	Client    *sender.Client
+	// Batching, when set, sends many events in one request (batch.go);
+	// nil: one event per request.
+	Batching *Batching
+}
+
+// Batching is how an endpoint batches its first attempts (docs/config.md,
+// "batch").
+type Batching struct {
+	MaxEvents int           // events in one request, at least 1
+	MaxBytes  int           // bytes of event bodies in one request; one larger event goes alone
+	MaxWait   time.Duration // how long a lane waits for more events; 0: none
 }
 
 // Wants reports whether the endpoint subscribes to ev.
@@ -87,6 +98,9 @@ func (e *Endpoint) check() error {
 	}
 	if e.Header == nil {
 		errs = append(errs, errors.New("nil header"))
+	}
+	if b := e.Batching; b != nil && (b.MaxEvents < 1 || b.MaxBytes < 1 || b.MaxWait < 0) {
+		errs = append(errs, fmt.Errorf("batch of %d events, %d bytes, %s wait", b.MaxEvents, b.MaxBytes, b.MaxWait))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("endpoint %s is not resolved: %w", e.Name, err)

@@ -182,24 +182,29 @@ func (d *Dispatcher) work(r *runner, i int) {
 			idle.Stop()
 		}
 	}()
+	var carry *job // taken by a batch it did not fit in: sent next
 	for {
 		var j *job
 		ok := true
-		select {
-		case j, ok = <-q:
-		default:
-			if idle == nil {
-				idle = time.NewTimer(workerIdle)
-			} else {
-				idle.Reset(workerIdle)
-			}
+		if carry != nil {
+			j, carry = carry, nil
+		} else {
 			select {
 			case j, ok = <-q:
-			case <-idle.C:
-				if r.leave(i, true) {
-					return
+			default:
+				if idle == nil {
+					idle = time.NewTimer(workerIdle)
+				} else {
+					idle.Reset(workerIdle)
 				}
-				continue
+				select {
+				case j, ok = <-q:
+				case <-idle.C:
+					if r.leave(i, true) {
+						return
+					}
+					continue
+				}
 			}
 		}
 		if !ok {
@@ -208,10 +213,20 @@ func (d *Dispatcher) work(r *runner, i int) {
 			r.mu.Unlock()
 			return
 		}
-		d.first(r, j)
-		r.finished.Add(1)
-		<-d.inflight
-		if r.leave(i, false) {
+		n := 1
+		if b := j.ep.Batching; b != nil {
+			var jobs []*job
+			jobs, carry = gather(q, j, b)
+			d.firstBatch(r, jobs)
+			n = len(jobs)
+		} else {
+			d.first(r, j)
+		}
+		r.finished.Add(int64(n))
+		for range n {
+			<-d.inflight
+		}
+		if carry == nil && r.leave(i, false) {
 			return
 		}
 		d.spawn(r, i)

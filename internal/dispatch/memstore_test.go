@@ -369,3 +369,28 @@ func (m *memStore) counts() map[store.Status]int {
 	}
 	return out
 }
+
+func (m *memStore) ClaimBatchMates(ctx context.Context, ids []string, _ time.Duration) (map[string]string, []store.Delivery, error) {
+	if err := m.fault(ctx); err != nil {
+		return nil, nil, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	batchOf := map[string]string{}
+	batches := map[string]bool{}
+	for _, id := range ids {
+		if d := m.rows[id]; d != nil && d.BatchID != "" {
+			batchOf[id], batches[d.BatchID] = d.BatchID, true
+		}
+	}
+	now := time.Now()
+	var mates []store.Delivery
+	for _, d := range m.rows {
+		if batches[d.BatchID] && d.Status == store.StatusPending && !d.NextAttemptAt.After(now) && !slices.Contains(ids, d.ID) {
+			d.NextAttemptAt = now.Add(m.lease)
+			mates = append(mates, *d)
+		}
+	}
+	slices.SortFunc(mates, func(a, b store.Delivery) int { return cmp.Compare(a.Seq, b.Seq) })
+	return batchOf, mates, nil
+}

@@ -53,16 +53,22 @@ type modelBody struct {
 
 func (rc *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	raw, _ := io.ReadAll(r.Body)
-	var b modelBody
-	if err := json.Unmarshal(raw, &b); err != nil {
+	bodies, ok := modelBodies(raw)
+	if !ok {
 		w.WriteHeader(http.StatusBadRequest)
 		return
 	}
 	rc.mu.Lock()
 	rc.attempts++
-	if rc.ordered && b.N > 1 && rc.accepted[b.Key] < b.N-1 {
-		rc.bad = append(rc.bad, fmt.Sprintf("%s: attempt of n=%d (its attempt %s) while n=%d is the last accepted",
-			b.Key, b.N, r.Header.Get("Webhook-Attempt"), rc.accepted[b.Key]))
+	if rc.ordered {
+		inRequest := map[string]int{} // a batch may carry a key's next events
+		for _, b := range bodies {
+			if last := max(rc.accepted[b.Key], inRequest[b.Key]); b.N > 1 && last < b.N-1 {
+				rc.bad = append(rc.bad, fmt.Sprintf("%s: attempt of n=%d (its attempt %s) while n=%d is the last accepted",
+					b.Key, b.N, r.Header.Get("Webhook-Attempt"), last))
+			}
+			inRequest[b.Key] = max(inRequest[b.Key], b.N)
+		}
 	}
 	rc.mu.Unlock()
 	if rc.faults.Load() {
@@ -87,12 +93,30 @@ func (rc *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		time.Sleep(delay)
 	}
 	rc.mu.Lock()
-	if b.N > rc.accepted[b.Key] {
-		rc.accepted[b.Key] = b.N
+	for _, b := range bodies {
+		if b.N > rc.accepted[b.Key] {
+			rc.accepted[b.Key] = b.N
+		}
+		rc.seen[b.ID] = true
 	}
-	rc.seen[b.ID] = true
 	rc.mu.Unlock()
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// modelBodies reads a request body: one event's, or a batch of them.
+func modelBodies(raw []byte) ([]modelBody, bool) {
+	var batch struct {
+		Type string      `json:"type"`
+		Data []modelBody `json:"data"`
+	}
+	if err := json.Unmarshal(raw, &batch); err == nil && batch.Type == "batch" {
+		return batch.Data, len(batch.Data) > 0
+	}
+	var b modelBody
+	if err := json.Unmarshal(raw, &b); err != nil {
+		return nil, false
+	}
+	return []modelBody{b}, true
 }
 
 func (rc *receiver) accepts(id string) bool {
@@ -156,15 +180,19 @@ func runModel(t *testing.T, seed uint64, budget time.Duration) {
 
 	var eps []*Endpoint
 	var rcvs []*receiver
-	for i := range 4 {
-		ordered := i < 3 // three ordered endpoints, one unordered
+	for i := range 5 {
+		ordered := i < 3 // three ordered endpoints, two unordered
 		rc := &receiver{t: t, ordered: ordered, rng: rand.New(rand.NewPCG(seed, uint64(i))), timeout: 300 * time.Millisecond,
 			accepted: map[string]int{}, seen: map[string]bool{}}
 		rc.faults.Store(true)
 		srv := httptest.NewServer(rc)
 		defer srv.Close()
 		rcvs = append(rcvs, rc)
-		eps = append(eps, modelEndpoint(fmt.Sprintf("ep%d", i), srv.URL, ordered, 1+rng.IntN(4), client))
+		ep := modelEndpoint(fmt.Sprintf("ep%d", i), srv.URL, ordered, 1+rng.IntN(4), client)
+		if i == 2 || i == 4 { // one ordered and one unordered endpoint take batches
+			ep.Batching = &Batching{MaxEvents: 2 + rng.IntN(8), MaxBytes: 1 << 20, MaxWait: time.Duration(rng.IntN(10)) * time.Millisecond}
+		}
+		eps = append(eps, ep)
 	}
 
 	ms.setFaults(0, 0) // faults start once the dispatcher runs

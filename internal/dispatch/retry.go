@@ -2,7 +2,6 @@ package dispatch
 
 import (
 	"context"
-	"net/http"
 	"sync"
 	"time"
 
@@ -64,7 +63,8 @@ func (d *Dispatcher) retryLoop(ctx context.Context) {
 				}
 				break
 			}
-			for _, dl := range ds {
+			for _, g := range d.groupBatches(ctx, ds) { // a failed batch goes together (retrybatch.go)
+				dl := g[0]
 				var r *runner
 				if ep := d.Endpoint(dl.EndpointID); ep != nil {
 					r = d.runnerFor(ep)
@@ -72,7 +72,9 @@ func (d *Dispatcher) retryLoop(ctx context.Context) {
 						// The claim raced past the endpoint's retry cap (it
 						// was not saturated when asked): hand the delivery
 						// back rather than park a worker behind the cap.
-						d.release(ctx, dl)
+						for _, dl := range g {
+							d.release(ctx, dl)
+						}
 						continue
 					}
 				}
@@ -94,6 +96,10 @@ func (d *Dispatcher) retryLoop(ctx context.Context) {
 					defer d.signal() // a slot is free: claim more at once
 					defer func() { <-sem }()
 					defer attempted()
+					if dl.BatchID != "" {
+						d.retryBatch(ctx, comp, r, g, attempted)
+						return
+					}
 					d.retry(ctx, comp, r, dl, since[dl.EndpointID], attempted)
 				}()
 			}
@@ -244,24 +250,15 @@ func (d *Dispatcher) retry(ctx context.Context, comp *completer, r *runner, dl s
 	}
 	n := dl.Attempts + 1
 	m := message{deliveryID: dl.ID, id: dl.EventID, typ: dl.EventType, body: dl.Body, tenant: dl.Tenant, number: n}
+	if ep.Batching != nil {
+		m.asBatchOfOne(now) // a batch endpoint gets batch bodies on retries too (batch.go)
+	}
 	a, res, err := d.attempt(ctx, r.gate, ep, m)
 	attempted()
 	if err != nil {
 		return // our shutdown: the lease expires and the delivery is due again
 	}
-	out := store.Outcome{Status: store.StatusDelivered}
-	disable := ""
-	switch {
-	case res.OK():
-	case res.StatusCode == http.StatusGone:
-		out.Status, disable = store.StatusFailed, "endpoint answered 410 Gone"
-	default:
-		if delay, ok := nextDelay(ep.Retry, n, res.RetryAfter); ok {
-			out = store.Outcome{Status: store.StatusPending, NextAttemptAt: a.AttemptedAt.Add(delay)}
-		} else {
-			out.Status = store.StatusFailed
-		}
-	}
+	out, disable := retryOutcome(ep, n, res, a)
 	d.complete(bg, comp, ep, dl, a, out, func(h store.Health) {
 		if disable == "" && !res.OK() && failingTooLong(ep, h, time.Now()) {
 			disable = "failing continuously for " + ep.DisableAfter.String()

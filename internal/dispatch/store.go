@@ -16,6 +16,9 @@ type Store interface {
 	// LogAttempts logs successful first attempts (log_attempts = "all").
 	LogAttempts(ctx context.Context, ds []store.Delivery, as []store.Attempt) error
 	ClaimDue(ctx context.Context, limit int, lease time.Duration, exclude []string) ([]store.Delivery, error)
+	// ClaimBatchMates returns the batch ids of the claimed deliveries ids
+	// and claims the other due deliveries of their batches (batch.go).
+	ClaimBatchMates(ctx context.Context, ids []string, lease time.Duration) (map[string]string, []store.Delivery, error)
 	// CompleteAll records attempts of claimed deliveries and their
 	// outcomes in one write, and returns the endpoints' health after it.
 	CompleteAll(ctx context.Context, cs []store.Completion) (map[string]store.Health, error)

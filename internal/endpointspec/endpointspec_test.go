@@ -144,3 +144,29 @@ func TestCheckSecretStrength(t *testing.T) {
 		}
 	}
 }
+
+func TestBatchChecks(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]int{"1MB": 1 << 20, "512KB": 512 << 10, "2MiB": 2 << 20, "4096": 4096, "10 KB": 10 << 10, "7B": 7} {
+		if got, err := ParseSize(in); err != nil || got != want {
+			t.Errorf("ParseSize(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "MB", "1.5MB", "-1KB", "1GB", "lots"} {
+		if _, err := ParseSize(in); err == nil {
+			t.Errorf("ParseSize(%q): no error", in)
+		}
+	}
+	if CheckBatchEvents(0) == nil || CheckBatchEvents(1001) == nil || CheckBatchEvents(1000) != nil {
+		t.Errorf("max_events bounds")
+	}
+	if _, err := CheckBatchBytes("100B"); err == nil {
+		t.Errorf("max_bytes 100B accepted")
+	}
+	if v, err := CheckBatchWait("0s"); err != nil || v != 0 {
+		t.Errorf("max_wait 0s: %v, %v", v, err)
+	}
+	if _, err := CheckBatchWait("1m"); err == nil {
+		t.Errorf("max_wait 1m accepted")
+	}
+}

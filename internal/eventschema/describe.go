@@ -31,17 +31,22 @@ type Event struct {
 	// {"id", "type", "timestamp", "op", "table", "data"}.
 	Schema  *Schema         `json:"schema"`
 	Example json.RawMessage `json:"example"`
-	// Bodies lists the endpoints with a body expression that receive this
-	// event; empty when every subscriber gets the default body.
+	// Bodies lists the endpoints with a body expression or a batch block
+	// that receive this event; empty when every subscriber gets the
+	// default body.
 	Bodies []Body `json:"bodies"`
 }
 
 // Body is what one endpoint with a body expression receives for an event.
 type Body struct {
-	EndpointID string          `json:"endpoint_id"` // "cfg:<name>", as the admin API names HCL endpoints
-	Endpoint   string          `json:"endpoint"`
-	Schema     *Schema         `json:"schema"`
-	Example    json.RawMessage `json:"example"`
+	EndpointID string `json:"endpoint_id"` // "cfg:<name>", as the admin API names HCL endpoints
+	Endpoint   string `json:"endpoint"`
+	// Batch is set when the endpoint receives batches: Schema is then the
+	// batch body, its data a list of this event's bodies (and those of the
+	// other events the endpoint subscribes to).
+	Batch   bool            `json:"batch,omitempty"`
+	Schema  *Schema         `json:"schema"`
+	Example json.RawMessage `json:"example"`
 }
 
 // ErrUnknownEvent is returned for an event name no rule defines.
@@ -57,11 +62,15 @@ func Describe(e *config.Event, t *cdc.Table, endpoints []*config.Endpoint) *Even
 	}
 	ev.Example = Example(ev.Schema)
 	for _, ep := range endpoints {
-		if ep.Body == nil || !ep.Matches(e.Name) {
+		if (ep.Body == nil && ep.Batch == nil) || !ep.Matches(e.Name) {
 			continue
 		}
-		s := document(e, exprSchema(ep.Body, scope{"event": eventVar(e, data)}))
-		ev.Bodies = append(ev.Bodies, Body{EndpointID: "cfg:" + ep.Name, Endpoint: ep.Name, Schema: s, Example: Example(s)})
+		body := envelope(e, data)
+		if ep.Body != nil {
+			body = exprSchema(ep.Body, scope{"event": eventVar(e, data)})
+		}
+		s := document(e, batchOf(ep, body))
+		ev.Bodies = append(ev.Bodies, Body{EndpointID: "cfg:" + ep.Name, Endpoint: ep.Name, Batch: ep.Batch != nil, Schema: s, Example: Example(s)})
 	}
 	return ev
 }
@@ -127,6 +136,27 @@ func envelope(e *config.Event, data *Schema) *Schema {
 			{"data", data},
 		},
 		Required: []string{"id", "type", "timestamp", "op", "table", "data"},
+	}
+}
+
+// batchOf is the request body of endpoint ep around one event's body:
+// body itself, or the batch body listing such bodies when ep batches
+// (README.md, "Batches").
+func batchOf(ep *config.Endpoint, body *Schema) *Schema {
+	if ep.Batch == nil {
+		return body
+	}
+	one, most := 1, ep.Batch.MaxEvents
+	return &Schema{
+		Type: Types{"object"}, AdditionalProperties: boolPtr(false),
+		Properties: Properties{
+			{"type", constOf("batch")},
+			{"id", &Schema{Type: Types{"string"}, Description: "The batch's webhook-id.", Examples: []any{"bat_3w5m2fz7xq4c6d0b8e1k9h2j7a"}}},
+			{"timestamp", &Schema{Type: Types{"string"}, Format: "date-time"}},
+			{"data", &Schema{Type: Types{"array"}, Items: body, MinItems: &one, MaxItems: &most,
+				Description: "The bodies of the batch's events, in order; it may also hold the other events the endpoint subscribes to."}},
+		},
+		Required: []string{"type", "id", "timestamp", "data"},
 	}
 }
 

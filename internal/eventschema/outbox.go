@@ -42,11 +42,15 @@ func DescribeOutbox(name string, o *config.Outbox, endpoints []*config.Endpoint)
 	}
 	ev.Example = Example(ev.Schema)
 	for _, ep := range endpoints {
-		if ep.Body == nil || !ep.Matches(name) {
+		if (ep.Body == nil && ep.Batch == nil) || !ep.Matches(name) {
 			continue
 		}
-		s := outboxDocument(name, table, ev.Description, exprSchema(ep.Body, scope{"event": outboxEnvelope(name, data, true)}))
-		ev.Bodies = append(ev.Bodies, Body{EndpointID: "cfg:" + ep.Name, Endpoint: ep.Name, Schema: s, Example: Example(s)})
+		body := outboxEnvelope(name, data, false)
+		if ep.Body != nil {
+			body = exprSchema(ep.Body, scope{"event": outboxEnvelope(name, data, true)})
+		}
+		s := outboxDocument(name, table, ev.Description, batchOf(ep, body))
+		ev.Bodies = append(ev.Bodies, Body{EndpointID: "cfg:" + ep.Name, Endpoint: ep.Name, Batch: ep.Batch != nil, Schema: s, Example: Example(s)})
 	}
 	return ev
 }

@@ -217,3 +217,50 @@ func TestSpecialDatesValidate(t *testing.T) {
 		}
 	}
 }
+
+// TestBatchBody: an endpoint with a batch block is listed with the batch
+// body, whose data lists the event's bodies (its own body expression's
+// when it has one); the example validates, and so does a real batch body.
+func TestBatchBody(t *testing.T) {
+	t.Parallel()
+	e, endpoints := parseEvent(t, `event "doc.updated" {
+  table = "docs"
+  on    = ["update"]
+}
+endpoint "batched" {
+  url    = "https://example.com/hook"
+  events = ["doc.*"]
+  secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+  batch {
+    max_events = 10
+  }
+}
+endpoint "shaped" {
+  url    = "https://example.com/shaped"
+  events = ["*"]
+  secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+  body   = { event = event.type }
+  batch {}
+}`)
+	ev := Describe(e, docsTable('f'), endpoints)
+	if len(ev.Bodies) != 2 || !ev.Bodies[0].Batch || !ev.Bodies[1].Batch {
+		t.Fatalf("bodies = %+v", ev.Bodies)
+	}
+	plain, shaped := ev.Bodies[0].Schema, ev.Bodies[1].Schema
+	data := plain.Properties.Get("data")
+	if data == nil || marshal(t, data.Items) != marshal(t, envelope(e, DataSchema(e, docsTable('f')))) || *data.MaxItems != 10 {
+		t.Errorf("batch data = %s", marshal(t, data))
+	}
+	if got := marshal(t, shaped.Properties.Get("data").Items); got != `{"type":"object","properties":{"event":{"const":"doc.updated"}},"required":["event"],"additionalProperties":false}` {
+		t.Errorf("shaped batch items = %s", got)
+	}
+	for _, s := range []*Schema{plain, shaped} {
+		if err := accepts(t, compile(t, s), string(Example(s))); err != nil {
+			t.Errorf("example %s does not validate: %v", Example(s), err)
+		}
+	}
+	body := `{"type":"batch","id":"bat_x","timestamp":"2026-11-23T14:57:19.958113Z","data":[{"event":"doc.updated"},{"event":"doc.updated"}]}`
+	if err := accepts(t, compile(t, shaped), body); err != nil {
+		t.Errorf("a batch body does not validate: %v", err)
+	}
+}

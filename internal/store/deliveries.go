@@ -130,7 +130,7 @@ func (s *Store) persist(ctx context.Context, db execer, ds []Delivery) error {
 	if _, err := db.Exec(ctx, s.sql(insertDeliveries), a.args()...); err != nil {
 		return fmt.Errorf("persisting %d deliveries: %w", len(ds), err)
 	}
-	return nil
+	return s.recordBatches(ctx, db, ds)
 }
 
 // Outcome is what an attempt leaves a delivery as.

@@ -45,6 +45,10 @@ type Delivery struct {
 	LastError     string
 	CreatedAt     time.Time
 	UpdatedAt     time.Time
+	// BatchID is the id of the batch request the delivery failed in, its
+	// retries go out with (batches.go); empty: none. Written with the
+	// delivery; read back only by ClaimBatchMates.
+	BatchID string
 }
 
 // Attempt is one HTTP attempt of a delivery, for the attempts log.
@@ -95,8 +99,18 @@ type Webhook struct {
 	// RateLimit caps requests to the webhook ("500/s", "3000/m", "10/h",
 	// as limit.ParseRate reads it); empty means none.
 	RateLimit string
+	// Batch, when set, sends the webhook many events per request; nil:
+	// one event per request.
+	Batch     *WebhookBatch
 	CreatedAt time.Time
 	UpdatedAt time.Time
+}
+
+// WebhookBatch is an API webhook's batch, resolved (docs/api.md).
+type WebhookBatch struct {
+	MaxEvents int           `json:"max_events"`
+	MaxBytes  int           `json:"max_bytes"`
+	MaxWait   time.Duration `json:"max_wait_ns"`
 }
 
 // Secret is a signing secret; a rotated-out one signs until ExpiresAt.

@@ -9,12 +9,12 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-const webhookColumns = `id, url, description, events, tenant, active, headers, signing, secrets, rate_limit, created_at, updated_at`
+const webhookColumns = `id, url, description, events, tenant, active, headers, signing, secrets, rate_limit, batch, created_at, updated_at`
 
 func scanWebhook(row pgx.Row) (Webhook, error) {
 	var w Webhook
 	err := row.Scan(&w.ID, &w.URL, &w.Description, &w.Events, &w.Tenant, &w.Active, &w.Headers, &w.Signing,
-		&w.Secrets, &w.RateLimit, &w.CreatedAt, &w.UpdatedAt)
+		&w.Secrets, &w.RateLimit, &w.Batch, &w.CreatedAt, &w.UpdatedAt)
 	return w, err
 }
 
@@ -34,7 +34,7 @@ func webhookArgs(w Webhook) []any {
 	if secrets == nil {
 		secrets = []Secret{}
 	}
-	return []any{w.URL, w.Description, events, w.Tenant, w.Active, headers, w.Signing, secrets, w.RateLimit}
+	return []any{w.URL, w.Description, events, w.Tenant, w.Active, headers, w.Signing, secrets, w.RateLimit, w.Batch}
 }
 
 // CreateWebhook stores a new webhook, with a generated id when w.ID is
@@ -45,8 +45,8 @@ func (s *Store) CreateWebhook(ctx context.Context, w Webhook) (Webhook, error) {
 	}
 	args := append([]any{w.ID}, webhookArgs(w)...)
 	out, err := scanWebhook(s.pool.QueryRow(ctx, s.sql(`INSERT INTO {s}.webhooks
-		(id, url, description, events, tenant, active, headers, signing, secrets, rate_limit)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING `+webhookColumns), args...))
+		(id, url, description, events, tenant, active, headers, signing, secrets, rate_limit, batch)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING `+webhookColumns), args...))
 	if err != nil {
 		return Webhook{}, fmt.Errorf("creating webhook %s: %w", w.ID, err)
 	}
@@ -103,7 +103,7 @@ func (s *Store) UpdateWebhook(ctx context.Context, w Webhook) (Webhook, error) {
 	args = append(args, timestamptz(w.UpdatedAt))
 	out, err := scanWebhook(s.pool.QueryRow(ctx, s.sql(`UPDATE {s}.webhooks SET url = $2, description = $3,
 		events = $4, tenant = $5, active = $6, headers = $7, signing = $8, secrets = $9, rate_limit = $10,
-		updated_at = now() WHERE id = $1 AND ($11::timestamptz IS NULL OR updated_at = $11) RETURNING `+webhookColumns), args...))
+		batch = $11, updated_at = now() WHERE id = $1 AND ($12::timestamptz IS NULL OR updated_at = $12) RETURNING `+webhookColumns), args...))
 	if errors.Is(err, pgx.ErrNoRows) && !w.UpdatedAt.IsZero() {
 		if _, gerr := s.GetWebhook(ctx, w.ID); gerr == nil {
 			return Webhook{}, fmt.Errorf("updating webhook %s: %w", w.ID, ErrConflict)

@@ -187,3 +187,32 @@ func TestWatchWebhooks(t *testing.T) {
 		t.Fatal("WatchWebhooks did not return after cancel")
 	}
 }
+
+// TestWebhookBatch: a webhook's batch is stored, read back, changed and
+// removed; without one it reads back nil.
+func TestWebhookBatch(t *testing.T) {
+	t.Parallel()
+	s, _ := setup(t)
+	b := &WebhookBatch{MaxEvents: 100, MaxBytes: 1 << 20, MaxWait: 50 * time.Millisecond}
+	w, err := s.CreateWebhook(ctx(t), Webhook{URL: "https://example.com/hooks", Events: []string{"*"}, Active: true, Batch: b})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.GetWebhook(ctx(t), w.ID); err != nil || got.Batch == nil || *got.Batch != *b {
+		t.Fatalf("read back batch %+v (%v), want %+v", got.Batch, err, b)
+	}
+	w.Batch = &WebhookBatch{MaxEvents: 10, MaxBytes: 2048, MaxWait: 0}
+	up, err := s.UpdateWebhook(ctx(t), w)
+	if err != nil || up.Batch == nil || *up.Batch != *w.Batch {
+		t.Fatalf("updated batch %+v (%v)", up.Batch, err)
+	}
+	w = up
+	w.Batch = nil
+	if up, err := s.UpdateWebhook(ctx(t), w); err != nil || up.Batch != nil {
+		t.Fatalf("removed batch reads %+v (%v)", up.Batch, err)
+	}
+	plain, err := s.CreateWebhook(ctx(t), Webhook{URL: "https://example.com/plain", Events: []string{"*"}, Active: true})
+	if err != nil || plain.Batch != nil {
+		t.Fatalf("webhook without batch: %+v (%v)", plain.Batch, err)
+	}
+}

@@ -10,6 +10,7 @@
 //	go run ./testenv/bench -scenario dead -dead-rows 1000000
 //	go run ./testenv/bench -scenario drain -table wide  # 13-column rows
 //	go run ./testenv/bench -scenario drain -receiver http,https-h1,https-h2
+//	go run ./testenv/bench -scenario drain -table wide -batch 100  # 100 events per request
 //
 // Results go to stdout as Markdown table rows with the load average beside
 // each: the machine may be shared, so compare runs made under similar load.
@@ -49,7 +50,9 @@ type options struct {
 	logLevel     string
 	logDir       string
 	endpoint     string
-	timeout      time.Duration
+	// batch, when > 0, gives the bench endpoint batch { max_events = batch }.
+	batch   int
+	timeout time.Duration
 }
 
 func main() {
@@ -72,6 +75,7 @@ func main() {
 	flag.IntVar(&o.backfillRows, "backfill-rows", 1_000_000, "backfill: rows in the table backfilled")
 	flag.StringVar(&o.binary, "binary", "", "walhook binary to run (default: go build ./cmd/walhook)")
 	flag.StringVar(&o.endpoint, "endpoint-attrs", "", `extra attributes of the "bench" endpoint, for experiments (e.g. "concurrency = 64"); results with it are not the default config`)
+	flag.IntVar(&o.batch, "batch", 0, `send the "bench" endpoint's events in batches of up to this many (batch { max_events = N }, other fields default); 0: one event per request`)
 	flag.DurationVar(&o.timeout, "timeout", 10*time.Minute, "longest wait for a scenario's deliveries; an unfinished scenario reports what arrived")
 	flag.StringVar(&o.logLevel, "log-level", "warn", "walhook's --log-level")
 	flag.StringVar(&o.logDir, "log-dir", "", "keep walhook's logs in this directory (default: a temporary one, removed at the end)")
@@ -159,6 +163,9 @@ func run(o options) error {
 			}
 			if rk != "http" {
 				res.name += " " + rk
+			}
+			if o.batch > 0 {
+				res.name += fmt.Sprintf(" batch %d", o.batch)
 			}
 			fmt.Println(res.row())
 		}

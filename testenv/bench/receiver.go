@@ -29,7 +29,7 @@ import (
 
 // receiverStats is what GET /stats answers.
 type receiverStats struct {
-	Received   int `json:"received"` // distinct (endpoint, webhook-id) verified
+	Received   int `json:"received"` // distinct (endpoint, webhook-id, or event id in a batch) verified
 	Requests   int `json:"requests"`
 	Duplicates int `json:"duplicates"`
 	Bad        int `json:"bad"` // failed verification
@@ -130,7 +130,7 @@ func runReceiver(args []string) error {
 }
 
 func (r *receiver) hook(w http.ResponseWriter, req *http.Request) {
-	body, err := io.ReadAll(io.LimitReader(req.Body, 1<<20))
+	body, err := io.ReadAll(io.LimitReader(req.Body, 80<<20)) // a batch may hold 64 MB
 	now := time.Now()
 	if err != nil {
 		w.WriteHeader(http.StatusBadRequest)
@@ -169,31 +169,48 @@ func (r *receiver) hook(w http.ResponseWriter, req *http.Request) {
 		w.WriteHeader(http.StatusUnauthorized)
 		return
 	}
-	var ev struct {
+	// A batch ({"type":"batch","data":[…]}) counts each event inside by
+	// its id; a single event counts by its webhook-id.
+	type eventBody struct {
+		ID        string    `json:"id"`
 		Type      string    `json:"type"`
 		Timestamp time.Time `json:"timestamp"`
 	}
+	var ev struct {
+		eventBody
+		Data json.RawMessage `json:"data"`
+	}
 	_ = json.Unmarshal(body, &ev)
+	events := []eventBody{ev.eventBody}
+	keys := []string{name + "/" + req.Header.Get("webhook-id")}
+	if ev.Type == "batch" {
+		events, keys = nil, nil
+		_ = json.Unmarshal(ev.Data, &events)
+		for _, e := range events {
+			keys = append(keys, name+"/"+e.ID)
+		}
+	}
 	if r.delay > 0 {
 		time.Sleep(r.delay)
 	}
-	key := name + "/" + req.Header.Get("webhook-id")
 	r.mu.Lock()
 	r.stats.Protos[req.Proto]++
 	if late {
 		r.stats.OKAfter5s++
 	}
-	if _, dup := r.seen[key]; dup {
-		r.stats.Duplicates++
-	} else {
+	for i, key := range keys {
+		if _, dup := r.seen[key]; dup {
+			r.stats.Duplicates++
+			continue
+		}
 		r.seen[key] = struct{}{}
 		r.stats.Received++
-		r.stats.ByType[ev.Type]++
-		if r.latencyType == "" || ev.Type == r.latencyType {
-			r.lat = append(r.lat, now.Sub(ev.Timestamp))
+		r.stats.ByType[events[i].Type]++
+		if r.latencyType == "" || events[i].Type == r.latencyType {
+			r.lat = append(r.lat, now.Sub(events[i].Timestamp))
 		}
-		r.wakeLocked()
 	}
+	r.wakeLocked()
 	r.mu.Unlock()
 	w.WriteHeader(http.StatusNoContent)
 }

@@ -155,12 +155,20 @@ endpoint "bench" {
   secret = %q
   %s
 }
-%s`, e.db, e.slot, e.slot, e.b.table.event, e.b.table.name, url, e.secrets["bench"], e.b.o.endpoint, extra)
+%s`, e.db, e.slot, e.slot, e.b.table.event, e.b.table.name, url, e.secrets["bench"], e.b.o.endpoint+e.batchBlock(), extra)
 	if e.caFile != "" {
 		src += fmt.Sprintf("delivery {\n  ca_file = %q\n}\n", e.caFile)
 	}
 	e.cfgPath = filepath.Join(e.b.work, e.name+".hcl")
 	return os.WriteFile(e.cfgPath, []byte(src), 0o600)
+}
+
+// batchBlock is the bench endpoint's batch block for -batch; empty without.
+func (e *runEnv) batchBlock() string {
+	if e.b.o.batch <= 0 {
+		return ""
+	}
+	return fmt.Sprintf("\n  batch {\n    max_events = %d\n  }", e.b.o.batch)
 }
 
 // startWalhook runs `walhook run` on the config.
