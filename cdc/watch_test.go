@@ -3,8 +3,10 @@ package cdc_test
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/walhook/walhook/cdc"
+	"github.com/walhook/walhook/internal/testkit"
 	"github.com/walhook/walhook/testenv"
 )
 
@@ -25,10 +27,17 @@ func TestReadSlotView(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = cdc.Teardown(context.Background(), db.URL, cfg.Slot, cfg.Publication) })
 	db.Exec(t, `INSERT INTO contacts (organization_id, first_name) SELECT 1, 'x' FROM generate_series(1, 200)`)
-	v, err = cdc.ReadSlotView(ctx, conn, cfg.Slot)
-	if err != nil {
-		t.Fatal(err)
-	}
+	// The test cluster runs with synchronous_commit = off: the WAL write
+	// position (what the view reads) passes the insert once the WAL
+	// writer has written it.
+	inserted := currentLSN(t, db)
+	testkit.EventuallyWithin(t, 30*time.Second, "the WAL write position to pass the insert", func() bool {
+		v, err = cdc.ReadSlotView(ctx, conn, cfg.Slot)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v.Current >= inserted
+	})
 	var restart, confirmed cdc.LSN
 	var walStatus string
 	var active bool
