@@ -19,6 +19,7 @@ const claimRounds = 64
 // position in the transaction, then seq) is claimable, whatever order the
 // deliveries were stored in. Deliveries of the endpoints in exclude are left
 // alone (the caller has no room for them now).
+// The lease names this process's instance (SetInstance) as its holder.
 // Rows come back ordered by seq. It may return fewer than limit while
 // more are due (it stops after a bounded amount of work); call it again.
 func (s *Store) ClaimDue(ctx context.Context, limit int, lease time.Duration, exclude []string) ([]Delivery, error) {
@@ -73,7 +74,8 @@ SET next_attempt_at = CASE WHEN pick.parked
 		THEN least(greatest(pick.head_next, now() + $2::bigint * interval '1 microsecond'),
 			now() + $4::bigint * interval '1 microsecond')
 		ELSE now() + $2::bigint * interval '1 microsecond' END,
-	updated_at = CASE WHEN pick.parked THEN d.updated_at ELSE now() END
+	updated_at = CASE WHEN pick.parked THEN d.updated_at ELSE now() END,
+	claimed_by = CASE WHEN pick.parked THEN NULL ELSE nullif($6, '') END
 FROM pick WHERE d.id = pick.id
 RETURNING pick.parked, d.id, d.event_id, d.event_type, d.endpoint_id, d.key, d.tenant,
 	CASE WHEN pick.parked THEN ''::bytea ELSE d.body END, d.event_time, d.commit_lsn, d.position, d.seq, d.status,
@@ -81,7 +83,7 @@ RETURNING pick.parked, d.id, d.event_id, d.event_type, d.endpoint_id, d.key, d.t
 	// Scan more than limit so that rows held back by their keys are parked
 	// in bulk rather than a few per call.
 	scan := 4*limit + 100
-	rows, err := s.pool.Query(ctx, q, limit, lease.Microseconds(), scan, s.parkMax.Microseconds(), exclude)
+	rows, err := s.pool.Query(ctx, q, limit, lease.Microseconds(), scan, s.parkMax.Microseconds(), exclude, s.instanceID())
 	if err != nil {
 		return nil, 0, err
 	}

@@ -164,7 +164,7 @@ func (s *Store) completeOnce(ctx context.Context, tx pgx.Tx, cs []Completion, h 
 	FROM u ORDER BY ord
 	ON CONFLICT (id) DO UPDATE SET status = excluded.status, attempts = d.attempts + 1,
 		next_attempt_at = excluded.next_attempt_at, last_status = excluded.last_status,
-		last_error = excluded.last_error, updated_at = now()
+		last_error = excluded.last_error, updated_at = now(), claimed_by = NULL
 	WHERE (d.status <> 'delivered' OR excluded.status = 'delivered')
 	  -- Completing the same attempt again (a retry after an unknown commit
 	  -- outcome) changes nothing.
