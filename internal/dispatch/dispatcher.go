@@ -31,8 +31,12 @@ type Options struct {
 	RetryWorkers int
 	// RetryPoll is how often the store is asked for due retries when idle.
 	RetryPoll time.Duration
-	Observer  Observer // nil: none
-	Logger    zerolog.Logger
+	// ShareAll sends every delivery through the store (delivery.share =
+	// "all"): written in batches, settled once written, then claimed and
+	// attempted by the retry loop of any instance (docs/scaling.md).
+	ShareAll bool
+	Observer Observer // nil: none
+	Logger   zerolog.Logger
 }
 
 // Batch is the unit the pipeline hands to Dispatch: the events and failed
@@ -327,14 +331,20 @@ func (d *Dispatcher) Dispatch(ctx context.Context, b Batch) error {
 }
 
 // route hands a job to its endpoint's lane, or to the store when the
-// endpoint is disabled, its key is blocked, or its lane holds more than the
-// endpoint can deliver soon (see pace.go). When memory as a whole is full
+// endpoint is disabled, its key is blocked, its lane holds more than the
+// endpoint can deliver soon (see pace.go), or every delivery is shared. When memory as a whole is full
 // it waits: only fast endpoints can fill it, since pacing keeps slow ones
 // short. It holds no lock while it waits or sends.
 func (d *Dispatcher) route(ctx context.Context, j *job) error {
 	r := d.runnerFor(j.ep)
 	if d.health.disabled(j.ep.ID) {
 		return d.persist.add(ctx, item{d: newDelivery(j, store.StatusFailed, "endpoint disabled"), tx: j.tx})
+	}
+	if d.opts.ShareAll {
+		// Nothing of the endpoint is ever in memory, so its ledger has
+		// nothing to track: the store's head-of-key rule alone orders a
+		// key, and the persister writes in routing order (source order).
+		return d.persist.add(ctx, item{d: newDelivery(j, store.StatusPending, ""), tx: j.tx, fresh: true, shared: true})
 	}
 	select {
 	case d.inflight <- struct{}{}:

@@ -288,8 +288,12 @@ func (d *Dispatcher) complete(ctx context.Context, comp *completer, ep *Endpoint
 			return
 		}
 		d.health.set(h)
-		outcome := map[store.Status]string{store.StatusDelivered: "delivered", store.StatusPending: "retrying", store.StatusFailed: "failed"}[out.Status]
-		d.obs.Outcome(dl.EndpointID, outcome)
+		// A first attempt (a spilled or shared delivery) that succeeded was
+		// counted delivered by Observer.Attempted already.
+		if out.Status != store.StatusDelivered || a.Number != 1 {
+			outcome := map[store.Status]string{store.StatusDelivered: "delivered", store.StatusPending: "retrying", store.StatusFailed: "failed"}[out.Status]
+			d.obs.Outcome(dl.EndpointID, outcome)
+		}
 		if ep != nil && out.Status == store.StatusFailed {
 			d.log.Warn().Str("endpoint", ep.Name).Str("delivery_id", dl.ID).Str("event_id", dl.EventID).
 				Int("attempts", a.Number).Str("error", a.Error).Msg("delivery failed for good; replay it with retry or recover")
