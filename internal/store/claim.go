@@ -27,8 +27,9 @@ func (s *Store) ClaimDue(ctx context.Context, limit int, lease time.Duration, ex
 		exclude = []string{}
 	}
 	var out []Delivery
+	wide := false
 	for round := 0; round < claimRounds && len(out) < limit; round++ {
-		claimed, parked, err := s.claimRound(ctx, limit-len(out), lease, exclude)
+		claimed, parked, err := s.claimRound(ctx, limit-len(out), lease, exclude, wide)
 		if err != nil {
 			return nil, fmt.Errorf("claiming due deliveries: %w", err)
 		}
@@ -36,6 +37,8 @@ func (s *Store) ClaimDue(ctx context.Context, limit int, lease time.Duration, ex
 		if parked == 0 {
 			break
 		}
+		// Rows held back by their keys are about: scan wide from now on.
+		wide = true
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Seq < out[j].Seq })
 	return out, nil
@@ -48,8 +51,11 @@ func (s *Store) ClaimDue(ctx context.Context, limit int, lease time.Duration, ex
 // again while the head backs off. Parking is only an optimisation: the
 // head check alone keeps the order. Complete wakes the next row of a key
 // when its head leaves pending; a wake can be lost to a claimer whose
-// snapshot predates it, which parkMax bounds.
-func (s *Store) claimRound(ctx context.Context, limit int, lease time.Duration, exclude []string) ([]Delivery, int, error) {
+// snapshot predates it, which parkMax bounds. A narrow round scans (and
+// locks) limit rows: every scanned row is locked until the statement
+// ends, a write each, so a round over rows no key holds back scans no more
+// than it claims; a wide round scans four times more, to park in bulk.
+func (s *Store) claimRound(ctx context.Context, limit int, lease time.Duration, exclude []string, wide bool) ([]Delivery, int, error) {
 	q := s.sql(`WITH scan AS (
 	SELECT d.id, d.next_attempt_at, h.next_attempt_at AS head_next
 	FROM {s}.deliveries d
@@ -82,7 +88,10 @@ RETURNING pick.parked, d.id, d.event_id, d.event_type, d.endpoint_id, d.key, d.t
 	d.attempts, d.next_attempt_at, d.last_status, d.last_error, d.created_at, d.updated_at`)
 	// Scan more than limit so that rows held back by their keys are parked
 	// in bulk rather than a few per call.
-	scan := 4*limit + 100
+	scan := limit
+	if wide {
+		scan = 4*limit + 100
+	}
 	rows, err := s.pool.Query(ctx, q, limit, lease.Microseconds(), scan, s.parkMax.Microseconds(), exclude, s.instanceID())
 	if err != nil {
 		return nil, 0, err

@@ -1,0 +1,246 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"regexp"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/walhook/walhook/internal/signing"
+	"github.com/walhook/walhook/internal/testkit"
+	"github.com/walhook/walhook/testenv"
+)
+
+// sharedLatency is how long the receiver of the share tests takes to answer.
+const sharedLatency = 200 * time.Millisecond
+
+// TestSharedDeliveryAcrossThreeInstances: three `walhook run` processes on
+// one config with share = "all" deliver a backlog to a 200 ms endpoint
+// (concurrency 64) completely, every row under one webhook-id, each
+// instance sending at least a fifth of the deliveries (its own
+// walhook_attempts_total); and an ordered endpoint's keys arrive in commit
+// order across the three.
+func TestSharedDeliveryAcrossThreeInstances(t *testing.T) {
+	t.Run("unordered", func(t *testing.T) {
+		run := shareRun(t, 3, false, 3000)
+		t.Logf("3 instances delivered %d rows in %s (%.0f rows/s)", run.rows, run.took.Round(10*time.Millisecond), float64(run.rows)/run.took.Seconds())
+	})
+	t.Run("ordered", func(t *testing.T) {
+		run := shareRun(t, 3, true, 2000)
+		t.Logf("3 instances delivered %d rows of 100 keys in order in %s", run.rows, run.took.Round(10*time.Millisecond))
+	})
+}
+
+var shareSpeedUp = flag.Bool("share.speedup", false, "TestSharedDeliverySpeedUp: measure one against three instances with share = \"all\"")
+
+// TestSharedDeliverySpeedUp logs how much faster three instances with
+// share = "all" deliver the same backlog (3,000 rows to a 200 ms endpoint
+// of concurrency 64) than one. It asserts nothing about time (the figure
+// belongs in docs/scaling.md); run it on purpose:
+//
+//	go test -run TestSharedDeliverySpeedUp -v ./cmd/walhook/ -args -share.speedup
+func TestSharedDeliverySpeedUp(t *testing.T) {
+	if !*shareSpeedUp {
+		t.Skip("a measurement: run with -args -share.speedup")
+	}
+	var took [2]time.Duration
+	for i, n := range []int{1, 3} {
+		t.Run(fmt.Sprintf("instances=%d", n), func(t *testing.T) {
+			run := shareRun(t, n, false, 3000)
+			took[i] = run.took
+			t.Logf("%d instance(s): %d rows in %s, %.0f rows/s", n, run.rows, run.took.Round(10*time.Millisecond), float64(run.rows)/run.took.Seconds())
+		})
+	}
+	if took[0] > 0 && took[1] > 0 {
+		t.Logf("speed-up of 3 instances over 1: %.2f×", took[0].Seconds()/took[1].Seconds())
+	}
+}
+
+// sharedResult is one shareRun: rows delivered, from the first insert to
+// the last row received.
+type sharedResult struct {
+	rows int
+	took time.Duration
+}
+
+// shareRun starts n instances on one config with share = "all", commits
+// rows (100 per transaction; with ordered, over 100 keys, on an ordered
+// endpoint) and waits until every row arrived. It checks that each row
+// came under one webhook-id, every signature held, and keys kept commit
+// order (ordered); unordered with n > 1, that each instance made at least
+// a fifth of the accepted attempts.
+func shareRun(t *testing.T, n int, ordered bool, rows int) sharedResult {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("process test")
+	}
+	s := newSink(signing.GenerateSecret(), sharedLatency)
+	order := &keyOrder{next: s, last: map[int64]int64{}}
+	var h http.Handler = s
+	if ordered {
+		h = order
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	db := testenv.NewDB(t)
+	slot := testenv.Name(t, "slot")
+	var cfgs []string
+	var addrs []string
+	for range n {
+		addr := freeAddr(t)
+		cfg := writeConfig(t, db, slot, srv.URL, s.secret, adminBlock(addr))
+		editConfig(t, cfg, `  shutdown_timeout = "10s"`, "  shutdown_timeout = \"10s\"\n  share = \"all\"")
+		attrs := "  concurrency = 64"
+		if ordered {
+			attrs += "\n  ordering = \"key\""
+			editConfig(t, cfg, `  on    = ["insert"]`, "  on    = [\"insert\"]\n  key   = new.organization_id")
+		}
+		editConfig(t, cfg, `  events = ["*"]`, "  events = [\"*\"]\n"+attrs)
+		cfgs, addrs = append(cfgs, cfg), append(addrs, addr)
+	}
+	daemons := []*daemon{startDaemon(t, cfgs[0])}
+	waitSlot(t, db, slot)
+	for _, cfg := range cfgs[1:] {
+		daemons = append(daemons, startDaemon(t, cfg))
+	}
+	testkit.Eventually(t, fmt.Sprintf("%d instances alive", n), func() bool {
+		alive := 0
+		for _, in := range statusJSON(t, cfgs[0]).Instances {
+			if in.State == "alive" {
+				alive++
+			}
+		}
+		return alive == n
+	})
+
+	began := time.Now()
+	var want []int64
+	for len(want) < rows {
+		want = append(want, insertKeyed(t, db, 100)...)
+	}
+	waitDelivered(t, s, want)
+	took := time.Since(began)
+
+	if repeats := s.checkOnce(t); repeats > 0 {
+		t.Logf("%d deliveries repeated (same webhook-id)", repeats)
+	}
+	if bad := order.violations(); len(bad) > 0 {
+		t.Errorf("%d keys out of commit order, e.g. %v", len(bad), bad[:min(5, len(bad))])
+	}
+	if n > 1 {
+		total := 0.0
+		sent := make([]float64, n)
+		for i, addr := range addrs {
+			sent[i] = attempts2xx(t, addr)
+			total += sent[i]
+		}
+		for i := range sent {
+			// A key's next delivery is claimed first by the instance that
+			// completed its head (its completer wakes its own retry loop;
+			// the others see it at their next poll), so an ordered
+			// endpoint's work need not spread evenly.
+			if !ordered && sent[i] < 0.2*total {
+				t.Errorf("instance %d sent %.0f of %.0f deliveries, less than a fifth", i, sent[i], total)
+			}
+		}
+		t.Logf("deliveries sent per instance: %v", sent)
+	}
+	for _, d := range daemons {
+		d.stop(t)
+	}
+	return sharedResult{rows: len(want), took: took}
+}
+
+// insertKeyed commits perTx contacts in one transaction, spread over
+// organizations 1 to 100 (the keys of the ordered endpoint, each key's
+// rows in commit order by id), and returns their ids.
+func insertKeyed(t *testing.T, db *testenv.DB, perTx int) []int64 {
+	t.Helper()
+	rs, err := db.Pool.Query(context.Background(), `INSERT INTO contacts (organization_id, first_name)
+		SELECT 1 + i % 100, 'c' FROM generate_series(1, $1) i RETURNING id`, perTx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rs.Close()
+	var ids []int64
+	for rs.Next() {
+		var id int64
+		if err := rs.Scan(&id); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	if err := rs.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return ids
+}
+
+// attempts2xx reads an instance's accepted attempts from its /metrics.
+func attempts2xx(t *testing.T, addr string) float64 {
+	t.Helper()
+	var sum float64
+	for _, m := range attemptsLine.FindAllStringSubmatch(metricsText(t, addr), -1) {
+		v, err := strconv.ParseFloat(m[1], 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sum += v
+	}
+	return sum
+}
+
+var attemptsLine = regexp.MustCompile(`(?m)^walhook_attempts_total\{[^}]*result="2xx"[^}]*\} (\S+)$`)
+
+// keyOrder checks, before handing a request on, that the first receipt of
+// each row comes after every earlier row (lower id) of its organization
+// received so far: the per-key order of an ordered endpoint keyed by
+// organization. Repeats of a row already received are not checked.
+type keyOrder struct {
+	next http.Handler
+	mu   sync.Mutex
+	last map[int64]int64 // organization -> highest contact id received
+	seen map[int64]bool
+	bad  []string
+}
+
+func (k *keyOrder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	var ev struct {
+		Data struct {
+			ID  int64 `json:"id"`
+			Org int64 `json:"organization_id"`
+		} `json:"data"`
+	}
+	if json.Unmarshal(body, &ev) == nil {
+		k.mu.Lock()
+		if k.seen == nil {
+			k.seen = map[int64]bool{}
+		}
+		if !k.seen[ev.Data.ID] {
+			k.seen[ev.Data.ID] = true
+			if ev.Data.ID < k.last[ev.Data.Org] {
+				k.bad = append(k.bad, fmt.Sprintf("organization %d: row %d after row %d", ev.Data.Org, ev.Data.ID, k.last[ev.Data.Org]))
+			}
+			k.last[ev.Data.Org] = max(k.last[ev.Data.Org], ev.Data.ID)
+		}
+		k.mu.Unlock()
+	}
+	k.next.ServeHTTP(w, r)
+}
+
+func (k *keyOrder) violations() []string {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return append([]string(nil), k.bad...)
+}
