@@ -40,11 +40,14 @@ func TestSharedDeliveryAcrossThreeInstances(t *testing.T) {
 	})
 }
 
-var shareSpeedUp = flag.Bool("share.speedup", false, "TestSharedDeliverySpeedUp: measure one against three instances with share = \"all\"")
+var (
+	shareSpeedUp = flag.Bool("share.speedup", false, "TestSharedDeliverySpeedUp: measure one against three instances with share = \"all\"")
+	shareRows    = flag.Int("share.rows", 3000, "TestSharedDeliverySpeedUp: backlog rows")
+)
 
 // TestSharedDeliverySpeedUp logs how much faster three instances with
-// share = "all" deliver the same backlog (3,000 rows to a 200 ms endpoint
-// of concurrency 64) than one. It asserts nothing about time (the figure
+// share = "all" deliver the same backlog (-share.rows, 3,000 by default,
+// to a 200 ms endpoint of concurrency 64) than one. It asserts nothing about time (the figure
 // belongs in docs/scaling.md); run it on purpose:
 //
 //	go test -run TestSharedDeliverySpeedUp -v ./cmd/walhook/ -args -share.speedup
@@ -55,7 +58,7 @@ func TestSharedDeliverySpeedUp(t *testing.T) {
 	var took [2]time.Duration
 	for i, n := range []int{1, 3} {
 		t.Run(fmt.Sprintf("instances=%d", n), func(t *testing.T) {
-			run := shareRun(t, n, false, 3000)
+			run := shareRun(t, n, false, *shareRows)
 			took[i] = run.took
 			t.Logf("%d instance(s): %d rows in %s, %.0f rows/s", n, run.rows, run.took.Round(10*time.Millisecond), float64(run.rows)/run.took.Seconds())
 		})
