@@ -26,7 +26,7 @@ func (r *Relay) newMember(opts Options) *membership.Member {
 	r.store.SetInstance(self.ID)
 	return membership.New(membership.Config{
 		Store: r.store, Self: self, Every: opts.MemberEvery, PruneAfter: opts.MemberPruneAfter,
-		Role: r.role, Load: r.load, TakeOverAfter: r.longestTimeout, TookOver: r.tookOver,
+		Role: r.role, Load: r.load, TakeOverAfter: r.longestTimeout, TookOver: r.tookOver, Alive: r.alive,
 		Logger: r.log.With().Str("component", "membership").Logger(),
 	})
 }
@@ -80,3 +80,11 @@ func (r *Relay) load() store.InstanceLoad {
 
 // InstanceID is this instance's id in the instances list.
 func (r *Relay) InstanceID() string { return r.member.ID() }
+
+// alive shares the endpoints' limits among the instances alive: with
+// delivery.share = "all" every one of them sends (docs/scaling.md).
+func (r *Relay) alive(n int) {
+	if r.dispatcher != nil {
+		r.dispatcher.SetSenders(n)
+	}
+}

@@ -27,15 +27,16 @@ const sharedLatency = 200 * time.Millisecond
 // one config with share = "all" deliver a backlog to a 200 ms endpoint
 // (concurrency 64) completely, every row under one webhook-id, each
 // instance sending at least a fifth of the deliveries (its own
-// walhook_attempts_total); and an ordered endpoint's keys arrive in commit
-// order across the three.
+// walhook_attempts_total), never more than 64 requests in flight at once
+// across the three; and an ordered endpoint's keys arrive in commit order
+// across the three.
 func TestSharedDeliveryAcrossThreeInstances(t *testing.T) {
 	t.Run("unordered", func(t *testing.T) {
-		run := shareRun(t, 3, false, 3000)
+		run := shareRun(t, 3, false, 3000, 64)
 		t.Logf("3 instances delivered %d rows in %s (%.0f rows/s)", run.rows, run.took.Round(10*time.Millisecond), float64(run.rows)/run.took.Seconds())
 	})
 	t.Run("ordered", func(t *testing.T) {
-		run := shareRun(t, 3, true, 2000)
+		run := shareRun(t, 3, true, 2000, 64)
 		t.Logf("3 instances delivered %d rows of 100 keys in order in %s", run.rows, run.took.Round(10*time.Millisecond))
 	})
 }
@@ -46,8 +47,10 @@ var (
 )
 
 // TestSharedDeliverySpeedUp logs how much faster three instances with
-// share = "all" deliver the same backlog (-share.rows, 3,000 by default,
-// to a 200 ms endpoint of concurrency 64) than one. It asserts nothing about time (the figure
+// share = "all" deliver the same backlog (-share.rows, 3,000 by default)
+// to a 200 ms endpoint than one. The endpoint's concurrency (192) is shared
+// by the instances, so one instance is held by its own retry_workers (64)
+// and three by the endpoint. It asserts nothing about time (the figure
 // belongs in docs/scaling.md); run it on purpose:
 //
 //	go test -run TestSharedDeliverySpeedUp -v ./cmd/walhook/ -args -share.speedup
@@ -58,7 +61,7 @@ func TestSharedDeliverySpeedUp(t *testing.T) {
 	var took [2]time.Duration
 	for i, n := range []int{1, 3} {
 		t.Run(fmt.Sprintf("instances=%d", n), func(t *testing.T) {
-			run := shareRun(t, n, false, *shareRows)
+			run := shareRun(t, n, false, *shareRows, 192)
 			took[i] = run.took
 			t.Logf("%d instance(s): %d rows in %s, %.0f rows/s", n, run.rows, run.took.Round(10*time.Millisecond), float64(run.rows)/run.took.Seconds())
 		})
@@ -81,7 +84,7 @@ type sharedResult struct {
 // came under one webhook-id, every signature held, and keys kept commit
 // order (ordered); unordered with n > 1, that each instance made at least
 // a fifth of the accepted attempts.
-func shareRun(t *testing.T, n int, ordered bool, rows int) sharedResult {
+func shareRun(t *testing.T, n int, ordered bool, rows, concurrency int) sharedResult {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("process test")
@@ -92,7 +95,8 @@ func shareRun(t *testing.T, n int, ordered bool, rows int) sharedResult {
 	if ordered {
 		h = order
 	}
-	srv := httptest.NewServer(h)
+	peak := &inFlight{next: h}
+	srv := httptest.NewServer(peak)
 	t.Cleanup(srv.Close)
 	db := testenv.NewDB(t)
 	slot := testenv.Name(t, "slot")
@@ -102,7 +106,7 @@ func shareRun(t *testing.T, n int, ordered bool, rows int) sharedResult {
 		addr := freeAddr(t)
 		cfg := writeConfig(t, db, slot, srv.URL, s.secret, adminBlock(addr))
 		editConfig(t, cfg, `  shutdown_timeout = "10s"`, "  shutdown_timeout = \"10s\"\n  share = \"all\"")
-		attrs := "  concurrency = 64"
+		attrs := fmt.Sprintf("  concurrency = %d", concurrency)
 		if ordered {
 			attrs += "\n  ordering = \"key\""
 			editConfig(t, cfg, `  on    = ["insert"]`, "  on    = [\"insert\"]\n  key   = new.organization_id")
@@ -115,14 +119,23 @@ func shareRun(t *testing.T, n int, ordered bool, rows int) sharedResult {
 	for _, cfg := range cfgs[1:] {
 		daemons = append(daemons, startDaemon(t, cfg))
 	}
-	testkit.Eventually(t, fmt.Sprintf("%d instances alive", n), func() bool {
-		alive := 0
-		for _, in := range statusJSON(t, cfgs[0]).Instances {
-			if in.State == "alive" {
-				alive++
+	// Each instance takes its share of the endpoint's limits from the
+	// instances it finds alive at a heartbeat: wait until every one has
+	// beaten since the last one registered.
+	testkit.Eventually(t, fmt.Sprintf("%d instances alive, each heartbeating since the last started", n), func() bool {
+		ins := statusJSON(t, cfgs[0]).Instances
+		var last time.Time
+		for _, in := range ins {
+			if in.StartedAt.After(last) {
+				last = in.StartedAt
 			}
 		}
-		return alive == n
+		for _, in := range ins {
+			if in.State != "alive" || in.HeartbeatAt.Before(last) {
+				return false
+			}
+		}
+		return len(ins) == n
 	})
 
 	began := time.Now()
@@ -135,6 +148,13 @@ func shareRun(t *testing.T, n int, ordered bool, rows int) sharedResult {
 
 	if repeats := s.checkOnce(t); repeats > 0 {
 		t.Logf("%d deliveries repeated (same webhook-id)", repeats)
+	}
+	// The endpoint's concurrency holds across the instances, each keeping
+	// to its share (a request is counted from arrival to answer).
+	if p := peak.peak(); p > concurrency {
+		t.Errorf("%d requests in flight at once from %d instances, more than the endpoint's concurrency %d", p, n, concurrency)
+	} else {
+		t.Logf("at most %d requests in flight at once (concurrency %d)", p, concurrency)
 	}
 	if bad := order.violations(); len(bad) > 0 {
 		t.Errorf("%d keys out of commit order, e.g. %v", len(bad), bad[:min(5, len(bad))])
@@ -246,4 +266,30 @@ func (k *keyOrder) violations() []string {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	return append([]string(nil), k.bad...)
+}
+
+// inFlight counts the requests being served at once and keeps the peak.
+type inFlight struct {
+	next    http.Handler
+	mu      sync.Mutex
+	now, hi int
+}
+
+func (f *inFlight) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	f.mu.Lock()
+	f.now++
+	f.hi = max(f.hi, f.now)
+	f.mu.Unlock()
+	defer func() {
+		f.mu.Lock()
+		f.now--
+		f.mu.Unlock()
+	}()
+	f.next.ServeHTTP(w, r)
+}
+
+func (f *inFlight) peak() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.hi
 }

@@ -86,6 +86,9 @@ type Dispatcher struct {
 	storeCtx    context.Context
 	cancelStore context.CancelFunc
 	closing     atomic.Bool
+	// senders is how many instances share the endpoints' limits (see
+	// senders.go); 0 or 1: this one alone.
+	senders atomic.Int64
 }
 
 // New returns a Dispatcher; call Start before Dispatch.
@@ -157,8 +160,8 @@ func (d *Dispatcher) SetEndpoints(ctx context.Context, eps []*Endpoint) error {
 		d.mu.Unlock()
 		if r != nil {
 			// A changed endpoint keeps its gate and what it learned.
-			r.gate.SetCeiling(ep.Concurrency)
-			r.gate.SetRate(ep.RateLimit)
+			r.gate.SetCeiling(d.ceiling(ep))
+			r.gate.SetRate(d.rate(ep))
 			if _, known := old.byID[ep.ID]; !known {
 				d.obs.ConcurrencyLimit(ep.ID, r.gate.Limit())
 			}

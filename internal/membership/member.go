@@ -58,7 +58,10 @@ type Config struct {
 	TakeOverAfter func() time.Duration
 	// TookOver, when set, counts the leases released (a metric).
 	TookOver func(n int)
-	Logger   zerolog.Logger
+	// Alive, when set, is told at each heartbeat how many instances are
+	// alive, this one included (they share endpoint limits).
+	Alive  func(n int)
+	Logger zerolog.Logger
 }
 
 // Member is this instance's registration. It counts attempts as a
@@ -182,17 +185,20 @@ func (m *Member) takeOver(ctx context.Context) {
 	}
 }
 
-// noteDead logs each peer found dead once. Its claimed retries are taken
-// over by takeOver (docs/architecture.md, "Membership").
+// noteDead logs each peer found dead once (its claimed retries are taken
+// over by takeOver, docs/architecture.md, "Membership") and reports how
+// many instances are alive.
 func (m *Member) noteDead(ctx context.Context) {
 	all, err := m.cfg.Store.Instances(ctx)
 	if err != nil {
 		m.cfg.Logger.Warn().Err(err).Msg("listing instances")
 		return
 	}
+	alive := 0
 	for _, in := range all {
 		switch {
 		case in.Alive:
+			alive++
 			delete(m.dead, in.ID)
 		case !m.dead[in.ID]:
 			m.dead[in.ID] = true
@@ -200,6 +206,9 @@ func (m *Member) noteDead(ctx context.Context) {
 				Stringer("silent_for", in.Silent.Round(time.Second)).
 				Msg("an instance stopped heartbeating: it is shown dead; deliveries it had claimed are taken over once its longest attempt is over")
 		}
+	}
+	if m.cfg.Alive != nil {
+		m.cfg.Alive(max(alive, 1))
 	}
 }
 

@@ -96,8 +96,9 @@ func TestMemberBeats(t *testing.T) {
 	var logs bytes.Buffer
 	var logMu sync.Mutex
 	role := store.RoleStandby
-	tookOver := 0
+	tookOver, alive := 0, 0
 	m := New(Config{
+		Alive:         func(n int) { alive = n },
 		TakeOverAfter: func() time.Duration { return 30 * time.Second },
 		TookOver:      func(n int) { tookOver += n },
 		Store:         f, Self: store.Instance{ID: "ins_self", Host: "h", PID: 1, Version: "v"}, Every: time.Hour,
@@ -143,6 +144,9 @@ func TestMemberBeats(t *testing.T) {
 		if got := strings.Count(text, what); got != want {
 			t.Errorf("log has %q %d times, want %d:\n%s", what, got, want, text)
 		}
+	}
+	if alive != 1 {
+		t.Errorf("told %d instances alive, want 1 (itself; the other is dead)", alive)
 	}
 	if tookOver != 3 || f.after != 30*time.Second {
 		t.Errorf("took over %d leases after %s, want 3 after 30s", tookOver, f.after)
