@@ -20,8 +20,15 @@ import (
 	"github.com/walhook/walhook/testenv"
 )
 
-// sharedLatency is how long the receiver of the share tests takes to answer.
-const sharedLatency = 200 * time.Millisecond
+// shareCase is one run of shareRun.
+type shareCase struct {
+	instances   int
+	ordered     bool          // ordering = "key", the rows over 100 keys
+	rows        int           // committed 100 per transaction
+	concurrency int           // the endpoint's
+	rate        string        // the endpoint's rate_limit; "" none
+	latency     time.Duration // how long the receiver takes to answer
+}
 
 // TestSharedDeliveryAcrossThreeInstances: three `walhook run` processes on
 // one config with share = "all" deliver a backlog to a 200 ms endpoint
@@ -32,11 +39,20 @@ const sharedLatency = 200 * time.Millisecond
 // across the three.
 func TestSharedDeliveryAcrossThreeInstances(t *testing.T) {
 	t.Run("unordered", func(t *testing.T) {
-		run := shareRun(t, 3, false, 3000, 64)
+		run := shareRun(t, shareCase{instances: 3, rows: 3000, concurrency: 64, latency: 200 * time.Millisecond})
 		t.Logf("3 instances delivered %d rows in %s (%.0f rows/s)", run.rows, run.took.Round(10*time.Millisecond), float64(run.rows)/run.took.Seconds())
 	})
+	t.Run("rate_limit", func(t *testing.T) {
+		// 150/s over three is 50/s each: together no faster than 150/s.
+		run := shareRun(t, shareCase{instances: 3, rows: 1500, concurrency: 64, rate: "150/s"})
+		rate := run.steadyRate()
+		if rate > 1.1*150 {
+			t.Errorf("three instances sent %.1f requests/s to an endpoint of rate_limit 150/s", rate)
+		}
+		t.Logf("three instances sent %.1f requests/s to an endpoint of rate_limit 150/s (between the 10th and 90th percentile of arrivals)", rate)
+	})
 	t.Run("ordered", func(t *testing.T) {
-		run := shareRun(t, 3, true, 2000, 64)
+		run := shareRun(t, shareCase{instances: 3, ordered: true, rows: 2000, concurrency: 64, latency: 200 * time.Millisecond})
 		t.Logf("3 instances delivered %d rows of 100 keys in order in %s", run.rows, run.took.Round(10*time.Millisecond))
 	})
 }
@@ -61,7 +77,7 @@ func TestSharedDeliverySpeedUp(t *testing.T) {
 	var took [2]time.Duration
 	for i, n := range []int{1, 3} {
 		t.Run(fmt.Sprintf("instances=%d", n), func(t *testing.T) {
-			run := shareRun(t, n, false, *shareRows, 192)
+			run := shareRun(t, shareCase{instances: n, rows: *shareRows, concurrency: 192, latency: 200 * time.Millisecond})
 			took[i] = run.took
 			t.Logf("%d instance(s): %d rows in %s, %.0f rows/s", n, run.rows, run.took.Round(10*time.Millisecond), float64(run.rows)/run.took.Seconds())
 		})
@@ -76,6 +92,19 @@ func TestSharedDeliverySpeedUp(t *testing.T) {
 type sharedResult struct {
 	rows int
 	took time.Duration
+	// arrivals are the receiver's request times, in order.
+	arrivals []time.Time
+}
+
+// steadyRate is requests per second between the 10th and the 90th
+// percentile of arrivals (leaving out the start and the tail).
+func (r sharedResult) steadyRate() float64 {
+	n := len(r.arrivals)
+	lo, hi := n/10, n*9/10
+	if hi <= lo {
+		return 0
+	}
+	return float64(hi-lo) / r.arrivals[hi].Sub(r.arrivals[lo]).Seconds()
 }
 
 // shareRun starts n instances on one config with share = "all", commits
@@ -84,12 +113,13 @@ type sharedResult struct {
 // came under one webhook-id, every signature held, and keys kept commit
 // order (ordered); unordered with n > 1, that each instance made at least
 // a fifth of the accepted attempts.
-func shareRun(t *testing.T, n int, ordered bool, rows, concurrency int) sharedResult {
+func shareRun(t *testing.T, c shareCase) sharedResult {
 	t.Helper()
+	n, ordered, rows, concurrency := c.instances, c.ordered, c.rows, c.concurrency
 	if testing.Short() {
 		t.Skip("process test")
 	}
-	s := newSink(signing.GenerateSecret(), sharedLatency)
+	s := newSink(signing.GenerateSecret(), c.latency)
 	order := &keyOrder{next: s, last: map[int64]int64{}}
 	var h http.Handler = s
 	if ordered {
@@ -107,6 +137,9 @@ func shareRun(t *testing.T, n int, ordered bool, rows, concurrency int) sharedRe
 		cfg := writeConfig(t, db, slot, srv.URL, s.secret, adminBlock(addr))
 		editConfig(t, cfg, `  shutdown_timeout = "10s"`, "  shutdown_timeout = \"10s\"\n  share = \"all\"")
 		attrs := fmt.Sprintf("  concurrency = %d", concurrency)
+		if c.rate != "" {
+			attrs += fmt.Sprintf("\n  rate_limit = %q", c.rate)
+		}
 		if ordered {
 			attrs += "\n  ordering = \"key\""
 			editConfig(t, cfg, `  on    = ["insert"]`, "  on    = [\"insert\"]\n  key   = new.organization_id")
@@ -180,7 +213,7 @@ func shareRun(t *testing.T, n int, ordered bool, rows, concurrency int) sharedRe
 	for _, d := range daemons {
 		d.stop(t)
 	}
-	return sharedResult{rows: len(want), took: took}
+	return sharedResult{rows: len(want), took: took, arrivals: peak.times()}
 }
 
 // insertKeyed commits perTx contacts in one transaction, spread over
@@ -268,15 +301,18 @@ func (k *keyOrder) violations() []string {
 	return append([]string(nil), k.bad...)
 }
 
-// inFlight counts the requests being served at once and keeps the peak.
+// inFlight counts the requests being served at once and keeps the peak,
+// and the time each request arrived.
 type inFlight struct {
 	next    http.Handler
 	mu      sync.Mutex
 	now, hi int
+	arrived []time.Time
 }
 
 func (f *inFlight) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
+	f.arrived = append(f.arrived, time.Now())
 	f.now++
 	f.hi = max(f.hi, f.now)
 	f.mu.Unlock()
@@ -292,4 +328,10 @@ func (f *inFlight) peak() int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.hi
+}
+
+func (f *inFlight) times() []time.Time {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]time.Time(nil), f.arrived...)
 }
