@@ -11,7 +11,9 @@ import (
 	"net/http/httptest"
 	"regexp"
 	"strconv"
+	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -28,6 +30,9 @@ type shareCase struct {
 	concurrency int           // the endpoint's
 	rate        string        // the endpoint's rate_limit; "" none
 	latency     time.Duration // how long the receiver takes to answer
+	// killAfter, when set, is how many rows must have arrived before
+	// instance kill is sent SIGKILL.
+	killAfter, kill int
 }
 
 // TestSharedDeliveryAcrossThreeInstances: three `walhook run` processes on
@@ -50,6 +55,14 @@ func TestSharedDeliveryAcrossThreeInstances(t *testing.T) {
 			t.Errorf("three instances sent %.1f requests/s to an endpoint of rate_limit 150/s", rate)
 		}
 		t.Logf("three instances sent %.1f requests/s to an endpoint of rate_limit 150/s (between the 10th and 90th percentile of arrivals)", rate)
+	})
+	t.Run("kill -9 of a non-leader", func(t *testing.T) {
+		// Mid-backlog: nothing lost, a row sent again keeps its id, the
+		// dead instance's leases taken over by a live one.
+		shareRun(t, shareCase{instances: 3, rows: 3000, concurrency: 64, latency: 200 * time.Millisecond, killAfter: 500, kill: 2})
+	})
+	t.Run("kill -9 of the leader", func(t *testing.T) {
+		shareRun(t, shareCase{instances: 3, rows: 3000, concurrency: 64, latency: 200 * time.Millisecond, killAfter: 500, kill: 0})
 	})
 	t.Run("ordered", func(t *testing.T) {
 		run := shareRun(t, shareCase{instances: 3, ordered: true, rows: 2000, concurrency: 64, latency: 200 * time.Millisecond})
@@ -140,6 +153,11 @@ func shareRun(t *testing.T, c shareCase) sharedResult {
 		if c.rate != "" {
 			attrs += fmt.Sprintf("\n  rate_limit = %q", c.rate)
 		}
+		if c.killAfter > 0 {
+			// A dead instance's leases are taken over once it is silent
+			// for the dead threshold (20 s) and the longest timeout.
+			attrs += "\n  timeout = \"2s\""
+		}
 		if ordered {
 			attrs += "\n  ordering = \"key\""
 			editConfig(t, cfg, `  on    = ["insert"]`, "  on    = [\"insert\"]\n  key   = new.organization_id")
@@ -176,6 +194,39 @@ func shareRun(t *testing.T, c shareCase) sharedResult {
 	for len(want) < rows {
 		want = append(want, insertKeyed(t, db, 100)...)
 	}
+	if c.killAfter > 0 {
+		testkit.Eventually(t, fmt.Sprintf("%d rows received", c.killAfter), func() bool {
+			return rows-len(s.missing(want)) >= c.killAfter
+		})
+		victim := daemons[c.kill]
+		if err := victim.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		_ = victim.cmd.Wait()
+		killed := time.Now()
+		waitDelivered(t, s, want)
+		t.Logf("every row received %s after SIGKILL of instance %d", time.Since(killed).Round(100*time.Millisecond), c.kill)
+		// What it had in flight reached the receiver, but it never heard
+		// back: those rows stay pending under its lease (34 s: twice the
+		// timeout and 30 s) until a live instance takes them over.
+		testkit.Eventually(t, "no delivery pending in the store", func() bool {
+			var pending int
+			if err := db.Pool.QueryRow(context.Background(), `SELECT count(*) FROM walhook.deliveries WHERE status = 'pending'`).Scan(&pending); err != nil {
+				t.Fatal(err)
+			}
+			return pending == 0
+		})
+		t.Logf("nothing pending %s after SIGKILL (the leases would have ended after 34 s)", time.Since(killed).Round(100*time.Millisecond))
+		tookOver := false
+		for i, d := range daemons {
+			tookOver = tookOver || (i != c.kill && strings.Contains(d.log.String(), "took over the deliveries a dead instance had claimed"))
+		}
+		if !tookOver {
+			t.Errorf("no live instance logged taking over the killed one's deliveries")
+		}
+		daemons = append(daemons[:c.kill:c.kill], daemons[c.kill+1:]...)
+		addrs = append(addrs[:c.kill:c.kill], addrs[c.kill+1:]...)
+	}
 	waitDelivered(t, s, want)
 	took := time.Since(began)
 
@@ -192,7 +243,7 @@ func shareRun(t *testing.T, c shareCase) sharedResult {
 	if bad := order.violations(); len(bad) > 0 {
 		t.Errorf("%d keys out of commit order, e.g. %v", len(bad), bad[:min(5, len(bad))])
 	}
-	if n > 1 {
+	if n > 1 && c.killAfter == 0 {
 		total := 0.0
 		sent := make([]float64, n)
 		for i, addr := range addrs {
