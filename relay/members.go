@@ -2,6 +2,7 @@ package relay
 
 import (
 	"os"
+	"time"
 
 	"github.com/walhook/walhook/internal/config"
 	"github.com/walhook/walhook/internal/membership"
@@ -21,11 +22,34 @@ func (r *Relay) newMember(opts Options) *membership.Member {
 	if r.cfg.Admin != nil {
 		self.Listen = r.cfg.Admin.Listen
 	}
+	// Claims name this instance, so that peers can take them over.
+	r.store.SetInstance(self.ID)
 	return membership.New(membership.Config{
 		Store: r.store, Self: self, Every: opts.MemberEvery, PruneAfter: opts.MemberPruneAfter,
-		Role: r.role, Load: r.load,
+		Role: r.role, Load: r.load, TakeOverAfter: r.longestTimeout, TookOver: r.tookOver, Alive: r.alive,
 		Logger: r.log.With().Str("component", "membership").Logger(),
 	})
+}
+
+// longestTimeout is the longest endpoint timeout of the routing table: an
+// instance silent that long (past the dead threshold) makes no attempt any
+// more, so its leases are taken over.
+func (r *Relay) longestTimeout() time.Duration {
+	var longest time.Duration
+	if r.dispatcher == nil {
+		return time.Minute
+	}
+	for _, ep := range r.dispatcher.Endpoints() {
+		longest = max(longest, ep.Timeout)
+	}
+	return longest
+}
+
+// tookOver counts leases of dead peers released by this instance.
+func (r *Relay) tookOver(n int) {
+	if r.metrics != nil {
+		r.metrics.LeasesTakenOver(n)
+	}
 }
 
 // role is this instance's role now: the leader holds the replication slot.
@@ -56,3 +80,11 @@ func (r *Relay) load() store.InstanceLoad {
 
 // InstanceID is this instance's id in the instances list.
 func (r *Relay) InstanceID() string { return r.member.ID() }
+
+// alive shares the endpoints' limits among the instances alive: with
+// delivery.share = "all" every one of them sends (docs/scaling.md).
+func (r *Relay) alive(n int) {
+	if r.dispatcher != nil {
+		r.dispatcher.SetSenders(n)
+	}
+}

@@ -37,10 +37,29 @@ func TestOrderingByKeyInOneBigTransaction(t *testing.T) {
 	})
 }
 
+// TestOrderingByKeySharedThroughTheStore: the same with share = "all",
+// where every delivery goes through the store and the store's head-of-key
+// rule alone keeps the order; each reaches the endpoint once settled.
+func TestOrderingByKeySharedThroughTheStore(t *testing.T) {
+	t.Parallel()
+	r := orderingByKey(t, 20, 15, func(db *testenv.DB, steps int) {
+		for step := 1; step <= steps; step++ {
+			db.Exec(t, `UPDATE deals SET stage = $1`, fmt.Sprintf("s%d", step))
+		}
+	}, "delivery {\n  share = \"all\"\n  shutdown_timeout = \"10s\"\n}\n")
+	var stored int
+	if err := r.db.Pool.QueryRow(t.Context(), `SELECT count(*) FROM walhook.deliveries WHERE status = 'delivered'`).Scan(&stored); err != nil {
+		t.Fatal(err)
+	}
+	if stored != 20*15 {
+		t.Errorf("%d deliveries delivered through the store, want every one of %d", stored, 20*15)
+	}
+}
+
 // orderingByKey moves deals through steps stages with write and checks
 // that an ordered endpoint failing a third of the attempts receives every
-// deal's stages in commit order.
-func orderingByKey(t *testing.T, deals, steps int, write func(db *testenv.DB, steps int)) {
+// deal's stages in commit order. extra are more config blocks.
+func orderingByKey(t *testing.T, deals, steps int, write func(db *testenv.DB, steps int), extra ...string) *running {
 	db := testenv.NewDB(t)
 
 	var mu sync.Mutex
@@ -80,7 +99,7 @@ func orderingByKey(t *testing.T, deals, steps int, write func(db *testenv.DB, st
 		}
 		w.WriteHeader(http.StatusOK)
 	}))
-	start(t, db, fmt.Sprintf(`
+	h := start(t, db, fmt.Sprintf(`
 endpoint "ordered" {
   url         = %q
   events      = ["deal.stage.changed"]
@@ -90,7 +109,7 @@ endpoint "ordered" {
   retry {
     schedule = ["10ms", "10ms", "10ms", "10ms", "10ms", "10ms", "10ms", "10ms", "10ms", "10ms", "10ms", "10ms", "10ms", "10ms", "10ms", "10ms", "10ms", "10ms", "10ms", "10ms"]
   }
-}`, srv.URL, signing.GenerateSecret()))
+}`, srv.URL, signing.GenerateSecret()), extra...)
 
 	db.Exec(t, `INSERT INTO deals (organization_id, title) SELECT 1, 'd' || i FROM generate_series(1, $1) i`, deals)
 	write(db, steps)
@@ -118,4 +137,5 @@ endpoint "ordered" {
 			}
 		}
 	}
+	return h
 }

@@ -211,6 +211,7 @@ func New(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts Optio
 		MaxInFlight:  cfg.Delivery.MaxInFlight,
 		LogAttempts:  cfg.Delivery.LogAttempts == config.LogAll,
 		RetryWorkers: cfg.Delivery.RetryWorkers,
+		ShareAll:     cfg.Delivery.Share == config.ShareAll,
 		RetryPoll:    retryPoll,
 		Observer:     observer,
 		Logger:       log,

@@ -89,6 +89,8 @@ type deliveryBlock struct {
 	ShutdownTimeoutRange hcl.Range `hcl:"shutdown_timeout,attr_value_range"`
 	CAFile               string    `hcl:"ca_file,optional"`
 	CAFileRange          hcl.Range `hcl:"ca_file,attr_value_range"`
+	Share                string    `hcl:"share,optional"`
+	ShareRange           hcl.Range `hcl:"share,attr_value_range"`
 }
 
 type eventBlock struct {

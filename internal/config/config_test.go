@@ -112,6 +112,7 @@ func TestMalformed(t *testing.T) {
 		{"admin bad network", base + "admin {\n  token = \"0123456789abcdef0123\"\n  allow_networks = [\"10.0.0.0/33\"] # <-\n}\n", "is not a CIDR network"},
 		{"admin bad listen", base + "admin {\n  token = \"0123456789abcdef0123\"\n  listen = \"8080\" # <-\n}\n", "Invalid listen address"},
 		{"delivery log_attempts", base + "delivery {\n  log_attempts = \"some\" # <-\n}\n", "log_attempts is \"failures\" or \"all\""},
+		{"delivery share", base + "delivery {\n  share = \"none\" # <-\n}\n", "share is \"overflow\""},
 		{"delivery max_in_flight", base + "delivery {\n  max_in_flight = 0 # <-\n}\n", "max_in_flight must be at least 1"},
 		{"delivery ca_file missing", base + "delivery {\n  ca_file = \"/nonexistent/ca.pem\" # <-\n}\n", "The CA file cannot be read"},
 		{"delivery ca_file not PEM", base + "delivery {\n  ca_file = \"config_test.go\" # <-\n}\n", "holds no PEM certificate"},
@@ -190,7 +191,7 @@ func TestExampleConfig(t *testing.T) {
 	if cfg.Admin == nil || cfg.Admin.Listen != "127.0.0.1:8080" || len(cfg.Admin.Tokens) != 1 || cfg.Admin.SecretOverlap != 24*time.Hour {
 		t.Errorf("admin = %+v", cfg.Admin)
 	}
-	if cfg.Delivery.MaxInFlight != 10000 || cfg.Delivery.LogAttempts != "failures" || cfg.Delivery.RetryWorkers != 64 || cfg.Delivery.ShutdownTimeout != 30*time.Second {
+	if cfg.Delivery.MaxInFlight != 10000 || cfg.Delivery.LogAttempts != "failures" || cfg.Delivery.RetryWorkers != 64 || cfg.Delivery.Share != ShareOverflow || cfg.Delivery.ShutdownTimeout != 30*time.Second {
 		t.Errorf("delivery = %+v", cfg.Delivery)
 	}
 	if len(cfg.Events) != 5 || cfg.Events[2].Name != "deal.stage.changed" || cfg.Events[2].When == nil || cfg.Events[0].When != nil {

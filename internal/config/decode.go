@@ -223,6 +223,13 @@ func (d *decoder) delivery(cfg *Config, b *deliveryBlock) {
 	default:
 		d.errorf(b.LogAttemptsRange, "Invalid log_attempts", "log_attempts is \"failures\" or \"all\", not %q.", b.LogAttempts)
 	}
+	switch Share(b.Share) {
+	case "":
+	case ShareOverflow, ShareAll:
+		dl.Share = Share(b.Share)
+	default:
+		d.errorf(b.ShareRange, "Invalid share", "share is \"overflow\" (what memory cannot hold goes through the store) or \"all\" (every delivery goes through the store and every instance sends), not %q.", b.Share)
+	}
 	if b.RetryWorkers != nil {
 		if *b.RetryWorkers < 1 {
 			d.errorf(b.RetryWorkersRange, "Invalid retry_workers", "retry_workers must be at least 1, not %d.", *b.RetryWorkers)

@@ -35,7 +35,7 @@ func DefaultBatch() *Batch {
 
 // DefaultDelivery is the delivery block's defaults.
 func DefaultDelivery() Delivery {
-	return Delivery{MaxInFlight: 10000, LogAttempts: LogFailures, RetryWorkers: 64, ShutdownTimeout: 30 * time.Second}
+	return Delivery{MaxInFlight: 10000, LogAttempts: LogFailures, RetryWorkers: 64, Share: ShareOverflow, ShutdownTimeout: 30 * time.Second}
 }
 
 // StateURL is the state database's URL: state.url, or the source's when

@@ -49,6 +49,20 @@ const (
 	LogAll      LogAttempts = "all"      // successful first attempts too
 )
 
+// Share says which first deliveries go through the retry store, where
+// every instance claims them (docs/scaling.md).
+type Share string
+
+// Sharing modes.
+const (
+	// ShareOverflow: the slot holder sends what it can from memory; what
+	// memory cannot hold or its endpoint cannot take soon is stored.
+	ShareOverflow Share = "overflow"
+	// ShareAll: every delivery is stored, then claimed and sent by any
+	// instance, the slot holder included.
+	ShareAll Share = "all"
+)
+
 // Source says where changes come from.
 type Source struct {
 	URL         string // libpq URL or key=value DSN
@@ -130,6 +144,8 @@ type Delivery struct {
 	LogAttempts LogAttempts
 	// RetryWorkers is how many retry deliveries run at once; default 64.
 	RetryWorkers int
+	// Share is ShareOverflow (default) or ShareAll.
+	Share Share
 	// ShutdownTimeout bounds the drain on SIGTERM; default 30s.
 	ShutdownTimeout time.Duration
 	// CAFile is a PEM file of certificate authorities trusted for HTTPS

@@ -92,7 +92,14 @@ func (c *completer) write(batch []*pendingCompletion) {
 		hs, err = c.d.store.CompleteAll(ctx, cs)
 		return err
 	}, nil)
+	woke := false
 	for _, p := range batch {
 		p.after(hs[p.c.Delivery.EndpointID], err)
+		// A keyed delivery that left pending made the next of its key due
+		// (CompleteAll's wake): claim it now rather than at the next poll.
+		woke = woke || (err == nil && p.c.Delivery.Key != "" && p.c.Outcome.Status != store.StatusPending)
+	}
+	if woke {
+		c.d.signal()
 	}
 }

@@ -31,8 +31,12 @@ type Options struct {
 	RetryWorkers int
 	// RetryPoll is how often the store is asked for due retries when idle.
 	RetryPoll time.Duration
-	Observer  Observer // nil: none
-	Logger    zerolog.Logger
+	// ShareAll sends every delivery through the store (delivery.share =
+	// "all"): written in batches, settled once written, then claimed and
+	// attempted by the retry loop of any instance (docs/scaling.md).
+	ShareAll bool
+	Observer Observer // nil: none
+	Logger   zerolog.Logger
 }
 
 // Batch is the unit the pipeline hands to Dispatch: the events and failed
@@ -88,6 +92,9 @@ type Dispatcher struct {
 	storeCtx    context.Context
 	cancelStore context.CancelFunc
 	closing     atomic.Bool
+	// senders is how many instances share the endpoints' limits (see
+	// senders.go); 0 or 1: this one alone.
+	senders atomic.Int64
 }
 
 // New returns a Dispatcher; call Start before Dispatch.
@@ -159,8 +166,8 @@ func (d *Dispatcher) SetEndpoints(ctx context.Context, eps []*Endpoint) error {
 		d.mu.Unlock()
 		if r != nil {
 			// A changed endpoint keeps its gate and what it learned.
-			r.gate.SetCeiling(ep.Concurrency)
-			r.gate.SetRate(ep.RateLimit)
+			r.gate.SetCeiling(d.ceiling(ep))
+			r.gate.SetRate(d.rate(ep))
 			if _, known := old.byID[ep.ID]; !known {
 				d.obs.ConcurrencyLimit(ep.ID, r.gate.Limit())
 			}
@@ -333,8 +340,8 @@ func (d *Dispatcher) Dispatch(ctx context.Context, b Batch) error {
 }
 
 // route hands a job to its endpoint's lane, or to the store when the
-// endpoint is disabled, its key is blocked, or its lane holds more than the
-// endpoint can deliver soon (see pace.go). When memory as a whole is full
+// endpoint is disabled, its key is blocked, its lane holds more than the
+// endpoint can deliver soon (see pace.go), or every delivery is shared. When memory as a whole is full
 // it waits: only fast endpoints can fill it, since pacing keeps slow ones
 // short. A bulk job (Batch.Bulk) goes to the store once its lane is half
 // full, without waiting. It holds no lock while it waits or sends.
@@ -342,6 +349,12 @@ func (d *Dispatcher) route(ctx context.Context, j *job, bulk bool) error {
 	r := d.runnerFor(j.ep)
 	if d.health.disabled(j.ep.ID) {
 		return d.persist.add(ctx, item{d: newDelivery(j, store.StatusFailed, "endpoint disabled"), tx: j.tx})
+	}
+	if d.opts.ShareAll {
+		// Nothing of the endpoint is ever in memory, so its ledger has
+		// nothing to track: the store's head-of-key rule alone orders a
+		// key, and the persister writes in routing order (source order).
+		return d.persist.add(ctx, item{d: newDelivery(j, store.StatusPending, ""), tx: j.tx, fresh: true, shared: true})
 	}
 	select {
 	case d.inflight <- struct{}{}:

@@ -25,7 +25,15 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // it with Shutdown.
 func startDispatcher(t *testing.T, ms *memStore, maxInFlight, retryWorkers int, eps ...*Endpoint) *Dispatcher {
 	t.Helper()
-	d, err := New(Options{Store: ms, MaxInFlight: maxInFlight, RetryWorkers: retryWorkers, RetryPoll: 20 * time.Millisecond, Logger: zerolog.Nop()})
+	return startDispatcherWith(t, Options{Store: ms, MaxInFlight: maxInFlight, RetryWorkers: retryWorkers}, eps...)
+}
+
+// startDispatcherWith is startDispatcher with more options; the retry
+// poll and the logger are set here.
+func startDispatcherWith(t *testing.T, opts Options, eps ...*Endpoint) *Dispatcher {
+	t.Helper()
+	opts.RetryPoll, opts.Logger = 20*time.Millisecond, zerolog.Nop()
+	d, err := New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}

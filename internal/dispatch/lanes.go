@@ -77,7 +77,7 @@ func (d *Dispatcher) runnerFor(ep *Endpoint) *runner {
 func (d *Dispatcher) newRunner(ep *Endpoint) *runner {
 	id, obs := ep.ID, d.obs
 	r := &runner{id: id, seed: maphash.MakeSeed()}
-	r.gate = limit.NewGate(limit.GateOptions{Ceiling: ep.Concurrency, Rate: ep.RateLimit,
+	r.gate = limit.NewGate(limit.GateOptions{Ceiling: d.ceiling(ep), Rate: d.rate(ep),
 		OnLimit: func(l int) { obs.ConcurrencyLimit(id, l) }})
 	lanes := 1
 	if ep.Ordered {

@@ -21,6 +21,9 @@ type item struct {
 	tx      *settle.Tx
 	// fresh deliveries are due now: the retry loop is woken for them.
 	fresh bool
+	// shared deliveries are first deliveries stored for any instance to
+	// send (Options.ShareAll): not retries, so no outcome is reported.
+	shared bool
 	// failedEndpoint is set when a first attempt failed: its health is
 	// updated with the batch.
 	failedEndpoint *Endpoint
@@ -176,7 +179,7 @@ func (p *persister) write(batch []item) {
 		if it.keys != nil {
 			it.keys.stored(it.d.Key)
 		}
-		if it.failures == nil {
+		if it.failures == nil && !it.shared {
 			outcome := "retrying"
 			if it.d.Status == store.StatusFailed {
 				outcome = "failed"

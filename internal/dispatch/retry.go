@@ -279,14 +279,21 @@ func (d *Dispatcher) complete(ctx context.Context, comp *completer, ep *Endpoint
 	if a.Number == 0 {
 		a.Number = dl.Attempts + 1
 	}
-	comp.complete(ctx, store.Completion{Delivery: dl, Attempt: a, Outcome: out}, func(h store.Health, err error) {
+	// A first attempt that succeeded (a spilled or shared delivery) is
+	// logged only with log_attempts = "all", as one from memory would be.
+	unlogged := out.Status == store.StatusDelivered && a.Number == 1 && !d.opts.LogAttempts
+	comp.complete(ctx, store.Completion{Delivery: dl, Attempt: a, Outcome: out, Unlogged: unlogged}, func(h store.Health, err error) {
 		if err != nil {
 			d.log.Error().Err(err).Str("delivery_id", dl.ID).Msg("recording a retry's outcome; it will be attempted again")
 			return
 		}
 		d.health.set(h)
-		outcome := map[store.Status]string{store.StatusDelivered: "delivered", store.StatusPending: "retrying", store.StatusFailed: "failed"}[out.Status]
-		d.obs.Outcome(dl.EndpointID, outcome)
+		// A first attempt (a spilled or shared delivery) that succeeded was
+		// counted delivered by Observer.Attempted already.
+		if out.Status != store.StatusDelivered || a.Number != 1 {
+			outcome := map[store.Status]string{store.StatusDelivered: "delivered", store.StatusPending: "retrying", store.StatusFailed: "failed"}[out.Status]
+			d.obs.Outcome(dl.EndpointID, outcome)
+		}
 		if ep != nil && out.Status == store.StatusFailed {
 			d.log.Warn().Str("endpoint", ep.Name).Str("delivery_id", dl.ID).Str("event_id", dl.EventID).
 				Int("attempts", a.Number).Str("error", a.Error).Msg("delivery failed for good; replay it with retry or recover")

@@ -33,6 +33,27 @@ func (r Rate) String() string {
 	return strconv.Itoa(r.N) + "/" + unit
 }
 
+// Share is one of n equal shares of r: the same unit when it divides,
+// else a longer one (200/s over 3 is 4000/m), else per hour rounded down
+// (at least 1). n < 2 and the zero Rate give r.
+func (r Rate) Share(n int) Rate {
+	if n < 2 || r.IsZero() {
+		return r
+	}
+	var hourly int
+	for _, unit := range []time.Duration{time.Second, time.Minute, time.Hour} {
+		if unit < r.Per || unit%r.Per != 0 {
+			continue
+		}
+		total := r.N * int(unit/r.Per)
+		if total%n == 0 {
+			return Rate{N: total / n, Per: unit}
+		}
+		hourly = total
+	}
+	return Rate{N: max(hourly/n, 1), Per: time.Hour}
+}
+
 // PerSecond is the rate in requests per second.
 func (r Rate) PerSecond() float64 {
 	if r.IsZero() {

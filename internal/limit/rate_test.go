@@ -84,3 +84,29 @@ func TestBucketWaitSleepsOnTheClock(t *testing.T) {
 		t.Fatalf("Wait with a canceled context = %v", err)
 	}
 }
+
+// TestRateShare: a share of a rate keeps its unit when it divides, moves
+// to a longer unit when that divides, and rounds down per hour otherwise.
+func TestRateShare(t *testing.T) {
+	for _, tt := range []struct {
+		rate string
+		n    int
+		want string
+	}{
+		{"300/s", 3, "100/s"},
+		{"200/s", 3, "4000/m"},
+		{"200/m", 3, "4000/h"},
+		{"10/h", 3, "3/h"},
+		{"1/h", 3, "1/h"},
+		{"500/s", 1, "500/s"},
+		{"", 3, ""},
+	} {
+		r, err := limit.ParseRate(tt.rate)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := r.Share(tt.n).String(); got != tt.want {
+			t.Errorf("%q shared by %d = %q, want %q", tt.rate, tt.n, got, tt.want)
+		}
+	}
+}

@@ -33,6 +33,7 @@ type Store interface {
 	LeaveInstance(ctx context.Context, id string) error
 	Instances(ctx context.Context) ([]store.Instance, error)
 	PruneInstances(ctx context.Context, deadFor time.Duration) ([]string, error)
+	ReleaseDeadClaims(ctx context.Context, after time.Duration) (map[string]int, error)
 }
 
 // Config describes the instance and how it reports itself.
@@ -49,7 +50,17 @@ type Config struct {
 	Role func() string
 	// Load reports the attempts and retries in flight now; the attempt
 	// rates are counted by the Member itself (it is a dispatch.Observer).
-	Load   func() store.InstanceLoad
+	Load func() store.InstanceLoad
+	// TakeOverAfter reports the longest an attempt may take now (the
+	// longest endpoint timeout): a dead peer's leases are released once it
+	// has been silent that long, past the dead threshold. Nil: never; its
+	// leases end with their time.
+	TakeOverAfter func() time.Duration
+	// TookOver, when set, counts the leases released (a metric).
+	TookOver func(n int)
+	// Alive, when set, is told at each heartbeat how many instances are
+	// alive, this one included (they share endpoint limits).
+	Alive  func(n int)
 	Logger zerolog.Logger
 }
 
@@ -149,26 +160,55 @@ func (m *Member) beat(ctx context.Context) {
 		delete(m.dead, id)
 	}
 	m.noteDead(ctx)
+	m.takeOver(ctx)
 }
 
-// noteDead logs each peer found dead once. Its claimed retries are due
-// again when their leases end (docs/architecture.md, "Membership").
+// takeOver releases the leases of dead peers, so that their claimed
+// deliveries are sent by the alive instances now rather than when the
+// leases end (docs/architecture.md, "Membership"). Every alive instance
+// tries; a lease is released once, by whichever gets it first.
+func (m *Member) takeOver(ctx context.Context) {
+	if m.cfg.TakeOverAfter == nil {
+		return
+	}
+	released, err := m.cfg.Store.ReleaseDeadClaims(ctx, m.cfg.TakeOverAfter())
+	if err != nil {
+		m.cfg.Logger.Warn().Err(err).Msg("releasing the leases of dead instances; they are due again when their leases end")
+		return
+	}
+	for id, n := range released {
+		m.cfg.Logger.Warn().Str("instance", id).Int("deliveries", n).
+			Msg("took over the deliveries a dead instance had claimed: they are due now")
+		if m.cfg.TookOver != nil {
+			m.cfg.TookOver(n)
+		}
+	}
+}
+
+// noteDead logs each peer found dead once (its claimed retries are taken
+// over by takeOver, docs/architecture.md, "Membership") and reports how
+// many instances are alive.
 func (m *Member) noteDead(ctx context.Context) {
 	all, err := m.cfg.Store.Instances(ctx)
 	if err != nil {
 		m.cfg.Logger.Warn().Err(err).Msg("listing instances")
 		return
 	}
+	alive := 0
 	for _, in := range all {
 		switch {
 		case in.Alive:
+			alive++
 			delete(m.dead, in.ID)
 		case !m.dead[in.ID]:
 			m.dead[in.ID] = true
 			m.cfg.Logger.Warn().Str("instance", in.ID).Str("host", in.Host).Int("pid", in.PID).Str("role", in.Role).
 				Stringer("silent_for", in.Silent.Round(time.Second)).
-				Msg("an instance stopped heartbeating: it is shown dead; retries it had claimed are due again when their leases end")
+				Msg("an instance stopped heartbeating: it is shown dead; deliveries it had claimed are taken over once its longest attempt is over")
 		}
+	}
+	if m.cfg.Alive != nil {
+		m.cfg.Alive(max(alive, 1))
 	}
 }
 

@@ -27,6 +27,19 @@ type fakeStore struct {
 	prune  []string
 	left   []string
 	beaten chan struct{}
+	// release is what the next ReleaseDeadClaims returns; after what it
+	// was last asked with.
+	release map[string]int
+	after   time.Duration
+}
+
+func (f *fakeStore) ReleaseDeadClaims(_ context.Context, after time.Duration) (map[string]int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.after = after
+	r := f.release
+	f.release = nil
+	return r, nil
 }
 
 func (f *fakeStore) Heartbeat(_ context.Context, in store.Instance) error {
@@ -76,20 +89,25 @@ func (f *fakeStore) PruneInstances(context.Context, time.Duration) ([]string, er
 
 // TestMemberBeats: each beat writes the role and load read then and the
 // attempt rates since the last beat; a failing heartbeat is logged once
-// per streak; a dead peer is logged once; pruned peers are logged; Leave
-// removes the row.
+// per streak; a dead peer is logged once; its released leases are logged
+// and counted; pruned peers are logged; Leave removes the row.
 func TestMemberBeats(t *testing.T) {
 	f := &fakeStore{beaten: make(chan struct{}, 1)}
 	var logs bytes.Buffer
 	var logMu sync.Mutex
 	role := store.RoleStandby
+	tookOver, alive := 0, 0
 	m := New(Config{
-		Store: f, Self: store.Instance{ID: "ins_self", Host: "h", PID: 1, Version: "v"}, Every: time.Hour,
+		Alive:         func(n int) { alive = n },
+		TakeOverAfter: func() time.Duration { return 30 * time.Second },
+		TookOver:      func(n int) { tookOver += n },
+		Store:         f, Self: store.Instance{ID: "ins_self", Host: "h", PID: 1, Version: "v"}, Every: time.Hour,
 		Role:   func() string { return role },
 		Load:   func() store.InstanceLoad { return store.InstanceLoad{InFlight: 4, RetriesInFlight: 1} },
 		Logger: zerolog.New(lockedWriter{&logs, &logMu}),
 	})
 	f.peers = []store.Instance{{ID: "ins_self", Alive: true}, {ID: "ins_dead", Host: "x", Silent: time.Minute}}
+	f.release = map[string]int{"ins_dead": 3}
 	m.Attempted(store.Attempt{StatusCode: 200}, "")
 	m.Attempted(store.Attempt{StatusCode: 500}, "")
 	m.lastBeat = time.Now().Add(-time.Second)
@@ -122,10 +140,16 @@ func TestMemberBeats(t *testing.T) {
 	text := logs.String()
 	logMu.Unlock()
 	for what, want := range map[string]int{"an instance stopped heartbeating": 1, "heartbeat not recorded": 1,
-		"heartbeat recorded again": 1, "removed a dead instance": 1} {
+		"heartbeat recorded again": 1, "removed a dead instance": 1, `"deliveries":3,"message":"took over the deliveries`: 1} {
 		if got := strings.Count(text, what); got != want {
 			t.Errorf("log has %q %d times, want %d:\n%s", what, got, want, text)
 		}
+	}
+	if alive != 1 {
+		t.Errorf("told %d instances alive, want 1 (itself; the other is dead)", alive)
+	}
+	if tookOver != 3 || f.after != 30*time.Second {
+		t.Errorf("took over %d leases after %s, want 3 after 30s", tookOver, f.after)
 	}
 	m.Leave(context.Background())
 	if len(f.left) != 1 || f.left[0] != "ins_self" {

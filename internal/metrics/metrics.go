@@ -33,6 +33,7 @@ type Metrics struct {
 	concurrencyLimit  *prometheus.GaugeVec
 	captureGaps       *prometheus.CounterVec
 	outboxSkipped     *prometheus.CounterVec
+	leasesTakenOver   prometheus.Counter
 
 	state     *stateCollector
 	instances *instanceCollector
@@ -87,6 +88,9 @@ func New(reg prometheus.Registerer) *Metrics {
 		outboxSkipped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "walhook_outbox_rows_skipped_total", Help: "Outbox rows consumed without a delivery, by reason (no_subscriber: no endpoint wants the row's event type).",
 		}, []string{"reason"}),
+		leasesTakenOver: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "walhook_leases_taken_over_total", Help: "Claimed deliveries of dead instances this instance made due again before their leases ended.",
+		}),
 		state:     newStateCollector(),
 		instances: newInstanceCollector(),
 	}
@@ -95,7 +99,7 @@ func New(reg prometheus.Registerer) *Metrics {
 		m.captureGaps.WithLabelValues(r) // from 0, so that increase() sees the first
 	}
 	reg.MustRegister(m.changesRead, m.eventsEmitted, m.evaluationsFailed, m.deliveries, m.attempts,
-		m.attemptDuration, m.overflow, m.disabled, m.concurrencyLimit, m.captureGaps, m.outboxSkipped, m.state, m.instances)
+		m.attemptDuration, m.overflow, m.disabled, m.concurrencyLimit, m.captureGaps, m.outboxSkipped, m.leasesTakenOver, m.state, m.instances)
 	m.registerer = reg
 	if g, ok := reg.(prometheus.Gatherer); ok {
 		m.gatherer = g
@@ -170,3 +174,7 @@ func (m *Metrics) ConcurrencyLimit(endpointID string, limit int) {
 // OutboxRowSkipped counts an outbox row consumed without a delivery, by
 // reason (walhook_outbox_rows_skipped_total).
 func (m *Metrics) OutboxRowSkipped(reason string) { m.outboxSkipped.WithLabelValues(reason).Inc() }
+
+// LeasesTakenOver counts n claimed deliveries of dead instances released
+// (walhook_leases_taken_over_total).
+func (m *Metrics) LeasesTakenOver(n int) { m.leasesTakenOver.Add(float64(n)) }

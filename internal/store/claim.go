@@ -19,6 +19,7 @@ const claimRounds = 64
 // position in the transaction, then seq) is claimable, whatever order the
 // deliveries were stored in. Deliveries of the endpoints in exclude are left
 // alone (the caller has no room for them now).
+// The lease names this process's instance (SetInstance) as its holder.
 // Rows come back ordered by seq. It may return fewer than limit while
 // more are due (it stops after a bounded amount of work); call it again.
 func (s *Store) ClaimDue(ctx context.Context, limit int, lease time.Duration, exclude []string) ([]Delivery, error) {
@@ -26,8 +27,9 @@ func (s *Store) ClaimDue(ctx context.Context, limit int, lease time.Duration, ex
 		exclude = []string{}
 	}
 	var out []Delivery
+	wide := false
 	for round := 0; round < claimRounds && len(out) < limit; round++ {
-		claimed, parked, err := s.claimRound(ctx, limit-len(out), lease, exclude)
+		claimed, parked, err := s.claimRound(ctx, limit-len(out), lease, exclude, wide)
 		if err != nil {
 			return nil, fmt.Errorf("claiming due deliveries: %w", err)
 		}
@@ -35,6 +37,8 @@ func (s *Store) ClaimDue(ctx context.Context, limit int, lease time.Duration, ex
 		if parked == 0 {
 			break
 		}
+		// Rows held back by their keys are about: scan wide from now on.
+		wide = true
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Seq < out[j].Seq })
 	return out, nil
@@ -47,8 +51,11 @@ func (s *Store) ClaimDue(ctx context.Context, limit int, lease time.Duration, ex
 // again while the head backs off. Parking is only an optimisation: the
 // head check alone keeps the order. Complete wakes the next row of a key
 // when its head leaves pending; a wake can be lost to a claimer whose
-// snapshot predates it, which parkMax bounds.
-func (s *Store) claimRound(ctx context.Context, limit int, lease time.Duration, exclude []string) ([]Delivery, int, error) {
+// snapshot predates it, which parkMax bounds. A narrow round scans (and
+// locks) limit rows: every scanned row is locked until the statement
+// ends, a write each, so a round over rows no key holds back scans no more
+// than it claims; a wide round scans four times more, to park in bulk.
+func (s *Store) claimRound(ctx context.Context, limit int, lease time.Duration, exclude []string, wide bool) ([]Delivery, int, error) {
 	q := s.sql(`WITH scan AS (
 	SELECT d.id, d.next_attempt_at, h.next_attempt_at AS head_next
 	FROM {s}.deliveries d
@@ -73,15 +80,19 @@ SET next_attempt_at = CASE WHEN pick.parked
 		THEN least(greatest(pick.head_next, now() + $2::bigint * interval '1 microsecond'),
 			now() + $4::bigint * interval '1 microsecond')
 		ELSE now() + $2::bigint * interval '1 microsecond' END,
-	updated_at = CASE WHEN pick.parked THEN d.updated_at ELSE now() END
+	updated_at = CASE WHEN pick.parked THEN d.updated_at ELSE now() END,
+	claimed_by = CASE WHEN pick.parked THEN NULL ELSE nullif($6, '') END
 FROM pick WHERE d.id = pick.id
 RETURNING pick.parked, d.id, d.event_id, d.event_type, d.endpoint_id, d.key, d.tenant,
 	CASE WHEN pick.parked THEN ''::bytea ELSE d.body END, d.event_time, d.commit_lsn, d.position, d.seq, d.status,
 	d.attempts, d.next_attempt_at, d.last_status, d.last_error, d.created_at, d.updated_at`)
 	// Scan more than limit so that rows held back by their keys are parked
 	// in bulk rather than a few per call.
-	scan := 4*limit + 100
-	rows, err := s.pool.Query(ctx, q, limit, lease.Microseconds(), scan, s.parkMax.Microseconds(), exclude)
+	scan := limit
+	if wide {
+		scan = 4*limit + 100
+	}
+	rows, err := s.pool.Query(ctx, q, limit, lease.Microseconds(), scan, s.parkMax.Microseconds(), exclude, s.instanceID())
 	if err != nil {
 		return nil, 0, err
 	}

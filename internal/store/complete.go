@@ -16,6 +16,10 @@ type Completion struct {
 	Delivery Delivery
 	Attempt  Attempt
 	Outcome  Outcome
+	// Unlogged leaves a successful attempt out of the attempts log (a
+	// first attempt that succeeded, with log_attempts = "failures"). A
+	// delivered delivery then ignores later completions of it.
+	Unlogged bool
 }
 
 // Complete records an attempt of d and its outcome (CompleteAll of one) and
@@ -129,6 +133,7 @@ func (s *Store) completeOnce(ctx context.Context, tx pgx.Tx, cs []Completion, h 
 		at                    = make([]time.Time, n)
 		dur                   = make([]int64, n)
 		resp, headers         = make([]string, n), make([]string, n)
+		unlogged              = make([]bool, n)
 	)
 	for i, c := range cs {
 		d := c.Delivery
@@ -146,16 +151,17 @@ func (s *Store) completeOnce(ctx context.Context, tx pgx.Tx, cs []Completion, h 
 		dur[i] = c.Attempt.Duration.Microseconds()
 		resp[i] = c.Attempt.Response
 		headers[i] = headersJSON(c.Attempt.RequestHeaders)
+		unlogged[i] = c.Unlogged && c.Outcome.Status == StatusDelivered
 	}
 	da := newDeliveryArrays(ds, StatusPending, 0)
 	da.attempts = firstAttempts
 	q := s.sql(`WITH u AS (
 	SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bytea[],
 		$8::timestamptz[], $9::bigint[], $10::text[], $11::int[], $12::timestamptz[], $13::int[], $14::text[], $15::int[],
-		$16::int[], $17::timestamptz[], $18::bigint[], $19::text[], $20::text[])
+		$16::int[], $17::timestamptz[], $18::bigint[], $19::text[], $20::text[], $26::bool[])
 	WITH ORDINALITY AS u(id, event_id, event_type, endpoint_id, key, tenant, body,
 		event_time, commit_lsn, status, attempts, next_attempt_at, last_status, last_error, position,
-		number, attempted_at, duration_us, response, headers, ord)
+		number, attempted_at, duration_us, response, headers, unlogged, ord)
 ), d AS (
 	INSERT INTO {s}.deliveries AS d (id, event_id, event_type, endpoint_id, key, tenant, body, event_time,
 		commit_lsn, status, attempts, next_attempt_at, last_status, last_error, position)
@@ -164,13 +170,15 @@ func (s *Store) completeOnce(ctx context.Context, tx pgx.Tx, cs []Completion, h 
 	FROM u ORDER BY ord
 	ON CONFLICT (id) DO UPDATE SET status = excluded.status, attempts = d.attempts + 1,
 		next_attempt_at = excluded.next_attempt_at, last_status = excluded.last_status,
-		last_error = excluded.last_error, updated_at = now()
+		last_error = excluded.last_error, updated_at = now(), claimed_by = NULL
 	WHERE (d.status <> 'delivered' OR excluded.status = 'delivered')
 	  -- Completing the same attempt again (a retry after an unknown commit
 	  -- outcome) changes nothing.
 	  AND NOT EXISTS (SELECT 1 FROM u JOIN {s}.attempts x
 		ON x.delivery_id = u.id AND x.number = nullif(u.number, 0) AND x.attempted_at = u.attempted_at
 		WHERE u.id = excluded.id)
+	  -- An unlogged success leaves no attempt row to recognise a repeat by.
+	  AND NOT (d.status = 'delivered' AND EXISTS (SELECT 1 FROM u WHERE u.id = excluded.id AND u.unlogged))
 	RETURNING d.id, d.endpoint_id, d.key, d.attempts, d.commit_lsn, d.position, d.seq, d.status
 ), wake AS (
 	-- A keyed delivery leaves pending: the next of its key, parked by
@@ -190,6 +198,7 @@ func (s *Store) completeOnce(ctx context.Context, tx pgx.Tx, cs []Completion, h 
 		u.attempted_at, u.duration_us * interval '1 microsecond', u.last_status, u.last_error, u.response,
 		nullif(u.headers, '')::jsonb
 	FROM u LEFT JOIN d ON d.id = u.id
+	WHERE NOT u.unlogged
 	ORDER BY u.ord
 	` + attemptOnce + `
 	RETURNING 1
@@ -211,7 +220,7 @@ ON CONFLICT (endpoint_id) DO UPDATE SET
 	last_failure_at = coalesce(excluded.last_failure_at, h.last_failure_at)
 RETURNING ` + healthColumns)
 	args := append(da.args(), number, at, dur, resp, headers,
-		h.endpointID, h.failures, h.failingSince, h.lastSuccess, h.lastFailure)
+		h.endpointID, h.failures, h.failingSince, h.lastSuccess, h.lastFailure, unlogged)
 	rows, err := tx.Query(ctx, q, args...)
 	if err != nil {
 		return nil, err

@@ -38,15 +38,15 @@ func TestCompleteAllMatchesOneByOne(t *testing.T) {
 		cs := []Completion{
 			// cfg:a, in attempt order: success (0, the keyed head, below),
 			// success (1), fail (3), fail (5): two failures since 3.
-			{ds[1], at(ds[1], 3, 500, "HTTP 500"), fail(1)},
-			{ds[3], at(ds[3], 1, 200, ""), ok},
-			{ds[5], at(ds[5], 5, 503, "HTTP 503"), fail(2)},
+			{Delivery: ds[1], Attempt: at(ds[1], 3, 500, "HTTP 500"), Outcome: fail(1)},
+			{Delivery: ds[3], Attempt: at(ds[3], 1, 200, ""), Outcome: ok},
+			{Delivery: ds[5], Attempt: at(ds[5], 5, 503, "HTTP 503"), Outcome: fail(2)},
 			// cfg:b: only failures, one of them a 410 (failed for good).
-			{ds[0], at(ds[0], 2, 500, "HTTP 500"), fail(3)},
-			{ds[2], at(ds[2], 4, 410, "HTTP 410"), Outcome{Status: StatusFailed}},
-			{fresh, at(fresh, 6, 500, "HTTP 500"), fail(4)},
+			{Delivery: ds[0], Attempt: at(ds[0], 2, 500, "HTTP 500"), Outcome: fail(3)},
+			{Delivery: ds[2], Attempt: at(ds[2], 4, 410, "HTTP 410"), Outcome: Outcome{Status: StatusFailed}},
+			{Delivery: fresh, Attempt: at(fresh, 6, 500, "HTTP 500"), Outcome: fail(4)},
 			// The keyed head is delivered: its successor is woken.
-			{head, at(head, 0, 204, ""), ok},
+			{Delivery: head, Attempt: at(head, 0, 204, ""), Outcome: ok},
 		}
 		cs = append(cs, cs[0]) // a repeat changes nothing
 		return ds, cs
@@ -140,4 +140,39 @@ func healthString(h Health) string {
 
 func brief(d Delivery) string {
 	return fmt.Sprintf("{%s attempts=%d last=%d %q next=%s}", d.Status, d.Attempts, d.LastStatus, d.LastError, d.NextAttemptAt.Format(time.StampMicro))
+}
+
+// TestCompleteUnlogged: a successful first attempt completed unlogged
+// delivers the row without an attempts row, and a repeat of it changes
+// nothing; a failed one is logged whatever the flag says.
+func TestCompleteUnlogged(t *testing.T) {
+	t.Parallel()
+	s, _ := setup(t)
+	ok, failed := delivery(1, "cfg:a", ""), delivery(2, "cfg:a", "")
+	mustPersist(t, s, ok, failed)
+	ok, failed = mustGet(t, s, ok.ID), mustGet(t, s, failed.ID)
+	now := time.Now()
+	cs := []Completion{
+		{Delivery: ok, Attempt: Attempt{Number: 1, StatusCode: 204, AttemptedAt: now}, Outcome: Outcome{Status: StatusDelivered}, Unlogged: true},
+		{Delivery: failed, Attempt: Attempt{Number: 1, StatusCode: 500, Error: "HTTP 500", AttemptedAt: now},
+			Outcome: Outcome{Status: StatusPending, NextAttemptAt: now.Add(time.Hour)}, Unlogged: true},
+	}
+	for range 2 { // the second time a repeat
+		if _, err := s.CompleteAll(ctx(t), cs[:1]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.CompleteAll(ctx(t), cs[1:]); err != nil {
+		t.Fatal(err)
+	}
+	if got := mustGet(t, s, ok.ID); got.Status != StatusDelivered || got.Attempts != 1 || got.LastStatus != 204 {
+		t.Errorf("unlogged success left %+v, want delivered after 1 attempt", got)
+	}
+	logged, err := s.ListAttempts(ctx(t), []string{ok.ID, failed.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(logged[ok.ID]) != 0 || len(logged[failed.ID]) != 1 {
+		t.Errorf("attempts logged: %d of the success, %d of the failure; want 0 and 1", len(logged[ok.ID]), len(logged[failed.ID]))
+	}
 }

@@ -96,12 +96,50 @@ func (s *Store) Heartbeat(ctx context.Context, in Instance) error {
 	return nil
 }
 
-// LeaveInstance removes an instance's row: it stopped cleanly.
+// LeaveInstance removes an instance's row: it stopped cleanly. Leases it
+// still holds (attempts cut short by its shutdown) are due again at once.
 func (s *Store) LeaveInstance(ctx context.Context, id string) error {
-	if _, err := s.pool.Exec(ctx, s.sql(`DELETE FROM {s}.instances WHERE id = $1`), id); err != nil {
+	_, err := s.pool.Exec(ctx, s.sql(`WITH released AS (
+	UPDATE {s}.deliveries d SET next_attempt_at = now(), updated_at = now(), claimed_by = NULL
+	WHERE d.id IN (SELECT id FROM {s}.deliveries WHERE claimed_by = $1 AND status = 'pending' ORDER BY seq FOR UPDATE)
+)
+DELETE FROM {s}.instances WHERE id = $1`), id)
+	if err != nil {
 		return fmt.Errorf("removing instance %s: %w", id, err)
 	}
 	return nil
+}
+
+// ReleaseDeadClaims makes the pending deliveries leased by dead instances
+// due now, in one statement: instances silent past the dead threshold and
+// for longer than after (the longest attempt one could still be making).
+// It returns how many deliveries it released, by instance id; a lease it
+// releases is cleared, so concurrent callers never release it twice.
+func (s *Store) ReleaseDeadClaims(ctx context.Context, after time.Duration) (map[string]int, error) {
+	rows, err := s.pool.Query(ctx, s.sql(`WITH dead AS (
+	SELECT id FROM {s}.instances
+	WHERE NOT (`+instanceAlive+`) AND heartbeat_at < now() - $1::bigint * interval '1 microsecond'
+), held AS (
+	-- Locked in the store's lock order (ascending seq), as CompleteAll does.
+	SELECT d.id, d.claimed_by FROM {s}.deliveries d
+	WHERE d.claimed_by IN (SELECT id FROM dead) AND d.status = 'pending'
+	ORDER BY d.seq FOR UPDATE OF d
+)
+UPDATE {s}.deliveries d SET next_attempt_at = now(), updated_at = now(), claimed_by = NULL
+FROM held WHERE d.id = held.id AND d.claimed_by = held.claimed_by
+RETURNING held.claimed_by`), after.Microseconds())
+	if err != nil {
+		return nil, fmt.Errorf("releasing the leases of dead instances: %w", err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("releasing the leases of dead instances: %w", err)
+	}
+	out := map[string]int{}
+	for _, id := range ids {
+		out[id]++
+	}
+	return out, nil
 }
 
 // Instances lists the registered instances, alive and dead: the leader

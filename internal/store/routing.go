@@ -64,7 +64,7 @@ func (s *Store) PendingKeys(ctx context.Context, endpointID string, keys []strin
 // Postpone moves a pending delivery's next attempt to until without
 // counting an attempt (used to release a claim that cannot be served yet).
 func (s *Store) Postpone(ctx context.Context, id string, until time.Time) error {
-	_, err := s.pool.Exec(ctx, s.sql(`UPDATE {s}.deliveries SET next_attempt_at = $2, updated_at = now()
+	_, err := s.pool.Exec(ctx, s.sql(`UPDATE {s}.deliveries SET next_attempt_at = $2, updated_at = now(), claimed_by = NULL
 		WHERE id = $1 AND status = 'pending'`), id, until)
 	if err != nil {
 		return fmt.Errorf("postponing delivery %s: %w", id, err)

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io/fs"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -32,6 +33,8 @@ type Store struct {
 	quoted  string // pgx.Identifier{schema}.Sanitize()
 	channel string
 	parkMax time.Duration // the longest ClaimDue parks a held-back delivery
+	// instance is the id ClaimDue records as a lease's holder (SetInstance).
+	instance atomic.Pointer[string]
 }
 
 // defaultParkMax bounds how long a lost wake-up can delay a key.
@@ -57,6 +60,20 @@ func Open(ctx context.Context, pool *pgxpool.Pool, schema string) (*Store, error
 		return nil, fmt.Errorf("migrating state schema %q: %w", schema, err)
 	}
 	return s, nil
+}
+
+// SetInstance names the instance this process registers as: ClaimDue
+// records it as the holder of the leases it takes, so that they can be
+// taken over when the instance dies (ReleaseDeadClaims). Without it,
+// leases name no holder and only end with their time.
+func (s *Store) SetInstance(id string) { s.instance.Store(&id) }
+
+// instanceID is the id set by SetInstance; empty when none.
+func (s *Store) instanceID() string {
+	if id := s.instance.Load(); id != nil {
+		return *id
+	}
+	return ""
 }
 
 // Schema is the name of the state schema.

@@ -11,6 +11,7 @@
 //	go run ./testenv/bench -scenario drain -table wide  # 13-column rows
 //	go run ./testenv/bench -scenario drain -receiver http,https-h1,https-h2
 //	go run ./testenv/bench -scenario drain -table wide -batch 100  # 100 events per request
+//	go run ./testenv/bench -scenario drain -share overflow,all  # docs/scaling.md
 //
 // Results go to stdout as Markdown table rows with the load average beside
 // each: the machine may be shared, so compare runs made under similar load.
@@ -37,11 +38,14 @@ type options struct {
 	// receivers lists the receivers each scenario runs against: http,
 	// https-h1, https-h2.
 	receivers string
-	rows      int
-	slowRows  int
-	rateRows  int
-	deadRows  int
-	latencyS  int
+	// shares lists the delivery.share values each scenario runs with;
+	// empty: the default only.
+	shares   string
+	rows     int
+	slowRows int
+	rateRows int
+	deadRows int
+	latencyS int
 	// backfillRows is the table size of the backfill scenario.
 	backfillRows int
 	binary       string
@@ -66,6 +70,7 @@ func main() {
 	var o options
 	flag.StringVar(&o.scenario, "scenario", "all", "drain, fanout, slow, ratelimited, latency, dead, backfill or all (comma-separated list allowed)")
 	flag.StringVar(&o.receivers, "receiver", "http", "receivers to run each scenario against, comma-separated: http, https-h1 (self-signed TLS, HTTP/1.1), https-h2 (self-signed TLS, HTTP/2 offered); walhook trusts the certificate through delivery.ca_file")
+	flag.StringVar(&o.shares, "share", "", `delivery.share values to run each scenario with, comma-separated: overflow, all (default: the config's default, not written)`)
 	flag.StringVar(&o.table, "table", "contacts", "table the rows go to: contacts (the sample schema's) or wide (13 columns, 4 of them set)")
 	flag.IntVar(&o.rows, "rows", 50_000, "drain: backlog rows (100 inserts per transaction)")
 	flag.IntVar(&o.slowRows, "slow-rows", 20_000, "slow: backlog rows for the 50 ms endpoint")
@@ -144,6 +149,15 @@ func run(o options) error {
 			return fmt.Errorf("unknown receiver %q (want http, https-h1 or https-h2)", rk)
 		}
 	}
+	shares := []string{""}
+	if o.shares != "" {
+		shares = strings.Split(o.shares, ",")
+		for _, sh := range shares {
+			if sh != "overflow" && sh != "all" {
+				return fmt.Errorf("unknown share %q (want overflow or all)", sh)
+			}
+		}
+	}
 	fmt.Println(resultHeader)
 	for _, name := range order {
 		fn, ok := scenarios[name]
@@ -151,23 +165,28 @@ func run(o options) error {
 			return fmt.Errorf("unknown scenario %q", name)
 		}
 		for _, rk := range receivers {
-			b.receiver = rk
-			fmt.Fprintf(os.Stderr, "scenario %s, receiver %s…\n", name, rk)
-			res, err := fn(ctx)
-			if err != nil {
-				return fmt.Errorf("scenario %s (%s): %w", name, rk, err)
+			for _, share := range shares {
+				b.receiver, b.share = rk, share
+				fmt.Fprintf(os.Stderr, "scenario %s, receiver %s, share %q…\n", name, rk, share)
+				res, err := fn(ctx)
+				if err != nil {
+					return fmt.Errorf("scenario %s (%s): %w", name, rk, err)
+				}
+				res.name = name
+				if o.table != "contacts" {
+					res.name += " " + o.table
+				}
+				if rk != "http" {
+					res.name += " " + rk
+				}
+				if o.batch > 0 {
+					res.name += fmt.Sprintf(" batch %d", o.batch)
+				}
+				if share != "" {
+					res.name += " share=" + share
+				}
+				fmt.Println(res.row())
 			}
-			res.name = name
-			if o.table != "contacts" {
-				res.name += " " + o.table
-			}
-			if rk != "http" {
-				res.name += " " + rk
-			}
-			if o.batch > 0 {
-				res.name += fmt.Sprintf(" batch %d", o.batch)
-			}
-			fmt.Println(res.row())
 		}
 	}
 	return nil

@@ -39,6 +39,9 @@ type bench struct {
 	// receiver is the kind of receiver of the scenario running: http,
 	// https-h1 or https-h2.
 	receiver string
+	// share is the delivery.share of the scenario running; empty: the
+	// default (not written to the config).
+	share string
 }
 
 // run is one scenario's database, receiver and walhook.
@@ -156,8 +159,15 @@ endpoint "bench" {
   %s
 }
 %s`, e.db, e.slot, e.slot, e.b.table.event, e.b.table.name, url, e.secrets["bench"], e.b.o.endpoint+e.batchBlock(), extra)
+	var delivery string
 	if e.caFile != "" {
-		src += fmt.Sprintf("delivery {\n  ca_file = %q\n}\n", e.caFile)
+		delivery += fmt.Sprintf("  ca_file = %q\n", e.caFile)
+	}
+	if e.b.share != "" {
+		delivery += fmt.Sprintf("  share = %q\n", e.b.share)
+	}
+	if delivery != "" {
+		src += "delivery {\n" + delivery + "}\n"
 	}
 	e.cfgPath = filepath.Join(e.b.work, e.name+".hcl")
 	return os.WriteFile(e.cfgPath, []byte(src), 0o600)
