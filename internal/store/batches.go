@@ -77,11 +77,12 @@ func (s *Store) ClaimBatchMates(ctx context.Context, ids []string, lease time.Du
 	WHERE batch_id = ANY($1::text[]) AND status = 'pending' AND next_attempt_at <= now() AND id <> ALL($2::text[])
 	FOR UPDATE SKIP LOCKED
 )
-UPDATE {s}.deliveries d SET next_attempt_at = now() + $3::bigint * interval '1 microsecond', updated_at = now()
+UPDATE {s}.deliveries d SET next_attempt_at = now() + $3::bigint * interval '1 microsecond', updated_at = now(),
+	claimed_by = nullif($4, '')
 FROM mates WHERE d.id = mates.id
 RETURNING d.batch_id, d.id, d.event_id, d.event_type, d.endpoint_id, d.key, d.tenant, d.body, d.event_time,
 	d.commit_lsn, d.position, d.seq, d.status, d.attempts, d.next_attempt_at, d.last_status, d.last_error,
-	d.created_at, d.updated_at`), batches, ids, lease.Microseconds())
+	d.created_at, d.updated_at`), batches, ids, lease.Microseconds(), s.instanceID())
 	if err != nil {
 		return nil, nil, fmt.Errorf("claiming the rest of %d batches: %w", len(batches), err)
 	}
