@@ -122,6 +122,12 @@ func (rc *batchReceiver) accepted() int {
 // routing to one standard-webhooks endpoint with batching b.
 func batchSetup(t *testing.T, rc *batchReceiver, b *Batching, opts ...func(*Endpoint)) (*Dispatcher, *store.Store, *Endpoint) {
 	t.Helper()
+	return batchSetupShared(t, rc, b, false, opts...)
+}
+
+// batchSetupShared is batchSetup with delivery.share = "all" when shared.
+func batchSetupShared(t *testing.T, rc *batchReceiver, b *Batching, shared bool, opts ...func(*Endpoint)) (*Dispatcher, *store.Store, *Endpoint) {
+	t.Helper()
 	srv := httptest.NewServer(rc)
 	t.Cleanup(srv.Close)
 	client := sender.New(sender.Options{})
@@ -140,7 +146,7 @@ func batchSetup(t *testing.T, rc *batchReceiver, b *Batching, opts ...func(*Endp
 	for _, o := range opts {
 		o(ep)
 	}
-	d, err := New(Options{Store: st, MaxInFlight: 10000, RetryWorkers: 16, RetryPoll: 20 * time.Millisecond, Logger: zerolog.Nop()})
+	d, err := New(Options{Store: st, MaxInFlight: 10000, RetryWorkers: 16, RetryPoll: 20 * time.Millisecond, ShareAll: shared, Logger: zerolog.Nop()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -222,6 +228,66 @@ func TestBatchFirstAttempts(t *testing.T) {
 	if ds, _, err := st.ListDeliveries(context.Background(), store.DeliveryFilter{Limit: 10}); err != nil || len(ds) != 0 {
 		t.Errorf("store holds %d deliveries (error %v); the happy path writes nothing", len(ds), err)
 	}
+}
+
+// TestBatchShared: with share = "all" nothing is gathered in memory; a
+// dispatched batch's deliveries are stored in batches of at most
+// max_events, and the retry loop sends each as one signed request under
+// its id. Every event arrives once.
+func TestBatchShared(t *testing.T) {
+	t.Parallel()
+	rc := newBatchReceiver(t, nil)
+	d, st, _ := batchSetupShared(t, rc, &Batching{MaxEvents: 10, MaxBytes: 1 << 20, MaxWait: time.Second}, true)
+	const n = 250
+	var settled sync.WaitGroup
+	settled.Add(5)
+	for k := range 5 {
+		if err := d.Dispatch(t.Context(), Batch{Events: batchEvents(k*50, 50), Settled: settled.Done}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	settled.Wait() // shared: settled once stored
+	waitAccepted(t, rc, n)
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		q, err := st.Stats(context.Background())
+		if err == nil && q.Pending == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d deliveries still pending after every event was accepted (error %v)", q.Pending, err)
+		}
+	}
+	shutdown(t, d)
+
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	if len(rc.bad) > 0 {
+		t.Fatalf("bad requests: %v", rc.bad)
+	}
+	// A batch claimed in two parts (one claim took some of it while
+	// another held the rest) goes out as two requests under the batch's
+	// one id: together they never carry more than max_events.
+	perBatch := map[string]int{}
+	for _, r := range rc.reqs {
+		if len(r.ids) > 10 || len(r.ids) == 0 {
+			t.Errorf("a request carried %d events; max_events is 10", len(r.ids))
+		}
+		perBatch[r.webhookID] += len(r.ids)
+	}
+	for id, k := range perBatch {
+		if k > 10 {
+			t.Errorf("batch %s carried %d events; max_events is 10", id, k)
+		}
+	}
+	for id, k := range rc.got {
+		if k != 1 {
+			t.Errorf("%s accepted %d times", id, k)
+		}
+	}
+	if len(rc.reqs) > n/5 {
+		t.Errorf("%d requests for %d events: the shared deliveries were not sent in batches", len(rc.reqs), n)
+	}
+	t.Logf("%d events in %d requests", n, len(rc.reqs))
 }
 
 // deliveryIDs are the delivery ids of events to endpointID.

@@ -247,6 +247,9 @@ type job struct {
 	key  string // ordering key; empty unless the endpoint orders
 	tx   *settle.Tx
 	memo *signing.Memo // shared by the jobs of one event; nil when it has one
+	// batchID, with share = "all", is the batch the delivery is stored in
+	// (sharedBatches); empty otherwise.
+	batchID string
 }
 
 // Dispatch is the dispatcher's entry point: it turns a batch into
@@ -330,6 +333,9 @@ func (d *Dispatcher) Dispatch(ctx context.Context, b Batch) error {
 			return err
 		}
 	}
+	if d.opts.ShareAll {
+		sharedBatches(jobs)
+	}
 	for _, j := range jobs {
 		j.tx = stx
 		if err := d.route(ctx, j, b.Bulk); err != nil {
@@ -354,7 +360,9 @@ func (d *Dispatcher) route(ctx context.Context, j *job, bulk bool) error {
 		// Nothing of the endpoint is ever in memory, so its ledger has
 		// nothing to track: the store's head-of-key rule alone orders a
 		// key, and the persister writes in routing order (source order).
-		return d.persist.add(ctx, item{d: newDelivery(j, store.StatusPending, ""), tx: j.tx, fresh: true, shared: true})
+		dl := newDelivery(j, store.StatusPending, "")
+		dl.BatchID = j.batchID
+		return d.persist.add(ctx, item{d: dl, tx: j.tx, fresh: true, shared: true})
 	}
 	select {
 	case d.inflight <- struct{}{}:

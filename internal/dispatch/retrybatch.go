@@ -148,3 +148,52 @@ func retryOutcome(ep *Endpoint, n int, res sender.Result, a store.Attempt) (stor
 	}
 	return store.Outcome{Status: store.StatusFailed}, ""
 }
+
+// sharedBatches gives the jobs of each unordered batching endpoint batch
+// ids, in order, each batch at most the endpoint's MaxEvents and MaxBytes.
+// With share = "all" nothing waits in a lane to be gathered, so a batch is
+// what one dispatched batch (a source transaction, or a piece of a large
+// one) holds for the endpoint; the deliveries are stored with its id, and
+// whichever instance claims one sends the batch as one request (see
+// groupBatches). An ordered endpoint's deliveries are sent one at a time
+// behind their keys, as its retries are.
+func sharedBatches(jobs []*job) {
+	type open struct {
+		jobs  []*job
+		bytes int
+	}
+	seal := func(o *open) {
+		if len(o.jobs) < 2 {
+			return // alone: a batch of one needs no id in the store
+		}
+		ids := make([]string, len(o.jobs))
+		for i, j := range o.jobs {
+			ids[i] = store.DeliveryID(j.ev.ID, j.ep.ID)
+		}
+		id := store.BatchID(ids)
+		for _, j := range o.jobs {
+			j.batchID = id
+		}
+	}
+	cur := map[*Endpoint]*open{}
+	for _, j := range jobs {
+		b := j.ep.Batching
+		if b == nil || j.ep.Ordered {
+			continue
+		}
+		o := cur[j.ep]
+		if o != nil && (len(o.jobs) >= b.MaxEvents || o.bytes+len(j.body) > b.MaxBytes) {
+			seal(o)
+			o = nil
+		}
+		if o == nil {
+			o = &open{}
+			cur[j.ep] = o
+		}
+		o.jobs = append(o.jobs, j)
+		o.bytes += len(j.body)
+	}
+	for _, o := range cur {
+		seal(o)
+	}
+}
