@@ -34,7 +34,7 @@ admin {                                   # optional: API, /metrics, /healthz, /
 # delivery {                              # optional: process-wide delivery settings
 #   max_in_flight    = 10000              # deliveries held in memory; beyond: retry store
 #   log_attempts     = "failures"         # or "all": also log successful first attempts
-#   retry_workers    = 16
+#   retry_workers    = 64                 # retries in flight at once
 #   share            = "overflow"         # or "all": every instance sends (docs/scaling.md)
 #   shutdown_timeout = "30s"
 #   ca_file          = "/etc/walhook/ca.pem" # trust this CA for HTTPS endpoints too

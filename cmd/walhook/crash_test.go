@@ -280,7 +280,16 @@ func TestSIGTERMDrainsAndExitsZero(t *testing.T) {
 	d := startDaemon(t, writeConfig(t, db, slot, url, s.secret, ""))
 	waitSlot(t, db, slot)
 
-	rows, err := db.Pool.Query(context.Background(), `INSERT INTO contacts (organization_id, first_name) SELECT 1, 'c' FROM generate_series(1, 50) RETURNING id`)
+	// end is a WAL position inside the transaction, before its commit
+	// record: the slot confirmed past the transaction is past it. (The
+	// WAL's end after the commit would also count other databases' WAL,
+	// which walhook has no reason to confirm before it stops.)
+	ctx := context.Background()
+	tx, err := db.Pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, err := tx.Query(ctx, `INSERT INTO contacts (organization_id, first_name) SELECT 1, 'c' FROM generate_series(1, 50) RETURNING id`)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -289,7 +298,10 @@ func TestSIGTERMDrainsAndExitsZero(t *testing.T) {
 		t.Fatal(err)
 	}
 	var end string
-	if err := db.Pool.QueryRow(context.Background(), `SELECT pg_current_wal_lsn()::text`).Scan(&end); err != nil {
+	if err := tx.QueryRow(ctx, `SELECT pg_current_wal_insert_lsn()::text`).Scan(&end); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(ctx); err != nil {
 		t.Fatal(err)
 	}
 	// Once deliveries are under way, ask it to stop.
