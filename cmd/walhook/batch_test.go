@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http/httptest"
 	"strings"
@@ -56,14 +57,32 @@ func TestAPIWebhookBatches(t *testing.T) {
 	}
 	// The relay loads the new webhook on a notification: until then, rows
 	// have no subscriber. Probe until one arrives.
-	testkit.Eventually(t, "a probe row to reach the new webhook", func() bool {
-		probe := insert(1)
+	var created struct {
+		ID string `json:"id"`
+	}
+	_ = json.Unmarshal([]byte(out), &created)
+	// A probe waits up to max_wait (200 ms) in its batch: any probe
+	// arriving shows the webhook loaded, not only the newest one.
+	var probes []int64
+	for deadline := time.Now().Add(testkit.Timeout); ; {
+		probes = append(probes, insert(1)...)
 		select {
 		case <-s.arrived:
 		case <-time.After(200 * time.Millisecond):
 		}
-		return len(s.missing(probe)) == 0
-	})
+		if len(s.missing(probes)) < len(probes) {
+			break
+		}
+		if time.Now().After(deadline) {
+			// What walhook knows of the webhook and its deliveries, to
+			// tell a webhook never loaded from deliveries never sent.
+			_, hooks, _ := walhook(ctx, "webhooks", "list", "-c", cfg)
+			_, dls, _ := walhook(ctx, "deliveries", "list", "-c", cfg, "--endpoint", created.ID, "--limit", "5")
+			_, status, _ := walhook(ctx, "status", "-c", cfg)
+			t.Fatalf("timed out after %s waiting for a probe row to reach the new webhook %s\nwebhooks:\n%s\nits deliveries:\n%s\nstatus:\n%s",
+				testkit.Timeout, created.ID, hooks, dls, status)
+		}
+	}
 	want := insert(95)
 	waitDelivered(t, s, want)
 	d.stop(t)

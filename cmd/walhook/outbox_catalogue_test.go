@@ -117,12 +117,13 @@ delivery {
 		db.Exec(t, `INSERT INTO webhook_outbox (event_type, key, tenant, payload) VALUES ('order.paid', $1::bigint::text, $2, jsonb_build_object('id', $1::bigint))`,
 			id, tenant)
 	}
-	probe := 1000
+	var probes []int64
 	testkit.Eventually(t, "a probe row to reach the new webhook", func() bool {
-		if len(s.missing([]int64{int64(probe)})) == 0 {
-			return true
+		if len(s.missing(probes)) < len(probes) {
+			return true // any probe: a later one may still be on its way
 		}
-		probe++
+		probe := 1001 + len(probes)
+		probes = append(probes, int64(probe))
 		insert(probe, "org_7")
 		select {
 		case <-s.arrived:
