@@ -1,9 +1,11 @@
 package cdc
 
 import (
+	"context"
 	"errors"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
@@ -94,4 +96,35 @@ func (w *shutdownWatch) keepalive(now time.Time, replyRequested bool, walEnd, ac
 func RefusedAsShuttingDown(err error) bool {
 	var pgErr *pgconn.PgError
 	return errors.As(err, &pgErr) && pgErr.Code == "57P03"
+}
+
+// WatchShutdown opens (and closes) a new connection with cfg every
+// interval until ctx ends, and calls letGo each time the server refuses it
+// as shutting down; first is true for the first refusal of a shutdown. A
+// smart shutdown refuses new sessions and waits for the open ones, which
+// nothing on them announces: this is how the holders of ordinary sessions
+// (the state pool, the outbox poller) learn that they must close them.
+func WatchShutdown(ctx context.Context, interval time.Duration, cfg *pgx.ConnConfig, letGo func(err error, first bool)) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	stopping := false
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		conn, err := pgx.ConnectConfig(pctx, cfg.Copy())
+		if err == nil {
+			_ = conn.Close(pctx)
+		}
+		cancel()
+		if !RefusedAsShuttingDown(err) {
+			stopping = false
+			continue
+		}
+		letGo(err, !stopping)
+		stopping = true
+	}
 }

@@ -13,7 +13,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/rs/zerolog"
 
@@ -447,33 +446,14 @@ const stateProbeInterval = 5 * time.Second
 // database is back. See docs/architecture.md, "Letting go of a database
 // that shuts down".
 func (r *Relay) watchState(ctx context.Context) {
-	t := time.NewTicker(stateProbeInterval)
-	defer t.Stop()
-	stopping := false
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		probeCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		conn, err := pgx.Connect(probeCtx, r.cfg.StateURL())
-		if err == nil {
-			_ = conn.Close(probeCtx)
-		}
-		cancel()
-		if !cdc.RefusedAsShuttingDown(err) {
-			stopping = false
-			continue
-		}
-		if !stopping {
+	cdc.WatchShutdown(ctx, stateProbeInterval, r.statePool.Config().ConnConfig, func(err error, first bool) {
+		if first {
 			r.log.Warn().Err(err).Msg("the state database is shutting down: closing walhook's connections to it so that it can")
 		}
-		stopping = true
 		r.statePool.Reset()
 		select {
 		case r.released <- struct{}{}:
 		default:
 		}
-	}
+	})
 }

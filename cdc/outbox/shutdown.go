@@ -4,8 +4,6 @@ import (
 	"context"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/walhook/walhook/cdc"
 )
 
@@ -47,34 +45,15 @@ func (p *Poller) release() {
 	p.pool.Reset()
 }
 
-// watchShutdown probes the database every probeInterval until ctx ends,
+// watchShutdown probes the database every probeEvery until ctx ends,
 // and lets go of its sessions while the server refuses new ones as
 // shutting down.
 func (p *Poller) watchShutdown(ctx context.Context) {
-	t := time.NewTicker(p.probeEvery)
-	defer t.Stop()
-	stopping := false
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		conn, err := pgx.ConnectConfig(pctx, p.pool.Config().ConnConfig.Copy())
-		if err == nil {
-			_ = conn.Close(pctx)
-		}
-		cancel()
-		if !cdc.RefusedAsShuttingDown(err) {
-			stopping = false
-			continue
-		}
-		if !stopping {
+	cdc.WatchShutdown(ctx, p.probeEvery, p.pool.Config().ConnConfig, func(err error, first bool) {
+		if first {
 			p.log.Warn().Err(err).Str("outbox", p.cfg.Table).
 				Msg("the outbox database is shutting down: closing walhook's connections to it so that it can (rows not yet deleted are claimed again once it is back, with the same ids)")
 		}
-		stopping = true
 		p.release()
-	}
+	})
 }
