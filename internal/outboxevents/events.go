@@ -18,7 +18,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -396,8 +395,8 @@ func (s *Source) rowOf(c *cdc.Change) (outbox.Row, error) {
 	default:
 		return r, fmt.Errorf("event_type is not text")
 	}
-	r.Key = textOf(m["key"])
-	r.Tenant = textOf(m["tenant"])
+	r.Key = rules.ValueText(m["key"])
+	r.Tenant = rules.ValueText(m["tenant"])
 	switch p := m["payload"].(type) {
 	case json.RawMessage:
 		r.Payload = p
@@ -422,21 +421,4 @@ func (s *Source) rowOf(c *cdc.Change) (outbox.Row, error) {
 		r.Err = fmt.Errorf("it holds a captured change (%s), which only polling (mode = \"outbox\") decodes", outbox.ChangeType)
 	}
 	return r, nil
-}
-
-// textOf is a text column's value, or the text of another scalar; empty
-// when NULL.
-func textOf(v any) string {
-	switch x := v.(type) {
-	case nil:
-		return ""
-	case string:
-		return x
-	case int64:
-		return strconv.FormatInt(x, 10)
-	case json.Number:
-		return string(x)
-	default:
-		return fmt.Sprint(x)
-	}
 }

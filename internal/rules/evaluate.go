@@ -345,11 +345,11 @@ func (s *scope) defaultKey() string {
 	switch {
 	case row == nil || len(s.c.Key) == 0:
 	case len(s.c.Key) == 1:
-		k = valueText(row[s.c.Key[0]])
+		k = ValueText(row[s.c.Key[0]])
 	default:
 		parts := make([]string, len(s.c.Key))
 		for i, col := range s.c.Key {
-			parts[i] = valueText(row[col])
+			parts[i] = ValueText(row[col])
 		}
 		k = strings.Join(parts, ":")
 	}

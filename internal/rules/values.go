@@ -124,8 +124,8 @@ func objectVal(row map[string]any, attrs []string) (cty.Value, error) {
 	return cty.ObjectVal(vals), nil
 }
 
-// valueText is a column value as key text: "42", "abc", "true"; "" for null.
-func valueText(v any) string {
+// ValueText is a column value as key text: "42", "abc", "true"; "" for null.
+func ValueText(v any) string {
 	switch x := v.(type) {
 	case nil:
 		return ""
