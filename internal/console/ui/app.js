@@ -537,7 +537,7 @@ async function pageEndpoint(id) {
 function batchPanel(h, base, reload) {
   const bodies = el('a', { href: '#/events?endpoint=' + encodeURIComponent(h.id), id: 'endpoint-bodies' }, h.batch ? 'The batch body of each event →' : 'The body of each event →');
   const about = el('p', { class: 'small' }, h.batch
-    ? 'One signed request carries many events as {"type": "batch", "id", "timestamp", "data": [...]}; a failed batch is retried whole under the same webhook-id, so receivers deduplicate by the event ids inside.'
+    ? 'One signed request carries many events as {"type": "batch", "id", "timestamp", "data": [...]}; receivers deduplicate by the event ids inside (data[].id).'
     : 'Each request carries one event.', ' ', bodies);
   if (h.source !== 'api') {
     return el('div', { class: 'panel', id: 'batch-panel' }, el('p', {}, el('strong', {}, batchText(h.batch))), about,
