@@ -33,7 +33,8 @@ endpoint "warehouse" {
 // endpoint's batch (HCL and API), an API webhook's batch is changed from
 // its page with the API's validation error shown as given, and the events
 // page, for a batching endpoint, shows the batch body's sample and the
-// same JSON Schema the API answers for that endpoint.
+// same JSON Schema the API answers for that endpoint, to the admin and
+// to the webhook's tenant.
 func TestConsoleBatches(t *testing.T) {
 	b := newBrowser(t)
 	e := startConsoleEnvBlocks(t, "", warehouseBlock)
@@ -77,6 +78,7 @@ func TestConsoleBatches(t *testing.T) {
 		}
 		b.run("saving 5000 events", chromedp.SetValue(chromedp.CSS("#batch-max-events"), "5000"), chromedp.Click(chromedp.CSS("#btn-batch-save")))
 		b.waitText("#batch-message", refused.Error.Message)
+		b.screenshot("endpoint-batch-refused")
 		b.run("saving a bad wait", chromedp.SetValue(chromedp.CSS("#batch-max-events"), "20"), chromedp.SetValue(chromedp.CSS("#batch-max-wait"), "soon"),
 			chromedp.Click(chromedp.CSS("#btn-batch-save")))
 		b.waitText("#batch-message", `max_wait "soon" is not a duration`)
@@ -159,6 +161,27 @@ func TestConsoleBatches(t *testing.T) {
 			t.Errorf("the console's batch schema is not the API's:\n got %v\nwant %v", got, want)
 		}
 		b.waitText(`[data-event="contact.created"]`, "does not subscribe to this event")
+		b.run("an endpoint that does not exist", chromedp.Navigate(e.base+"/ui/#/events?endpoint=ep_nosuch"), chromedp.WaitVisible(chromedp.CSS(".flash.bad")))
+		b.waitText("main", "There is no endpoint ep_nosuch to show bodies for.")
+	})
+
+	t.Run("tenant", func(t *testing.T) {
+		_, token := e.tenantToken(t, "acme")
+		b.run("logging in as acme", chromedp.Click(chromedp.CSS("#logout")), chromedp.WaitVisible(chromedp.CSS("#token")),
+			chromedp.Navigate(e.base+"/ui/t/acme/#/events?endpoint="+bulk.ID), chromedp.WaitVisible(chromedp.CSS("#token")),
+			chromedp.SetValue(chromedp.CSS("#token"), token), chromedp.Click(chromedp.CSS("#login-form button")),
+			chromedp.WaitVisible(chromedp.CSS(`[data-event="contact.created"] pre.batch-sample`)))
+		var want any
+		if code := e.call(t, token, "GET", "/v1/events/contact.created/schema?endpoint="+bulk.ID, "", &want); code != http.StatusOK {
+			t.Fatalf("acme reading its webhook's schema = %d", code)
+		}
+		if got := batchSchema("contact.created"); !reflect.DeepEqual(got, want) {
+			t.Errorf("acme's batch schema is not the API's:\n got %v\nwant %v", got, want)
+		}
+		picker := b.text("#events-endpoint")
+		if !strings.Contains(picker, "Acme bulk sync (batches)") || strings.Contains(picker, "warehouse") || strings.Contains(picker, "crm") {
+			t.Errorf("acme can pick: %q", picker)
+		}
 	})
 }
 

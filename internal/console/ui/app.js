@@ -520,7 +520,6 @@ async function pageEndpoint(id) {
       ['Tenant', h.tenant || '—'],
       ['Signing', h.signing],
       h.ordering && ['Ordering', h.ordering],
-      ['Requests', el('span', { id: 'endpoint-batch' }, batchText(h.batch))],
       ['Secret', h.secret ? el('span', { class: 'mono', id: 'secret-hint' }, h.secret) : '—'],
       h.headers && ['Headers', Object.keys(h.headers).join(', ')],
       h.header_names && ['Headers', h.header_names.join(', ')],
@@ -540,7 +539,7 @@ function batchPanel(h, base, reload) {
     ? 'One signed request carries many events as {"type": "batch", "id", "timestamp", "data": [...]}; receivers deduplicate by the event ids inside (data[].id).'
     : 'Each request carries one event.', ' ', bodies);
   if (h.source !== 'api') {
-    return el('div', { class: 'panel', id: 'batch-panel' }, el('p', {}, el('strong', {}, batchText(h.batch))), about,
+    return el('div', { class: 'panel', id: 'batch-panel' }, el('p', {}, el('strong', { id: 'endpoint-batch' }, batchText(h.batch))), about,
       el('p', { class: 'small' }, "Set by the endpoint's batch block in the config file."));
   }
   const b = h.batch || {};
@@ -571,7 +570,7 @@ function batchPanel(h, base, reload) {
   el('label', {}, 'Max events', events), el('label', {}, 'Max bytes', bytes), el('label', {}, 'Max wait', wait),
   el('button', { class: 'primary', type: 'submit', id: 'btn-batch-save' }, h.batch ? 'Save batching' : 'Send in batches'),
   h.batch ? el('button', { type: 'button', id: 'btn-batch-off', onclick: () => patch(false, 'Batching off: one event per request.') }, 'One event per request') : null);
-  return el('div', { class: 'panel', id: 'batch-panel' }, el('p', {}, el('strong', {}, batchText(h.batch))), about, msg, form,
+  return el('div', { class: 'panel', id: 'batch-panel' }, el('p', {}, el('strong', { id: 'endpoint-batch' }, batchText(h.batch))), about, msg, form,
     el('p', { class: 'small' }, 'An empty field takes the default of a batch block. Max bytes is written like 512KB or 1MB, max wait like 50ms or 1s.'));
 }
 
@@ -757,10 +756,10 @@ async function pageEvaluations(parts, query) {
 async function pageEvents(parts, query) {
   const endpoint = (query && query.get('endpoint')) || '';
   const [res, hooks] = await Promise.all([api('GET', '/v1/events'), loadHooks()]);
-  const suffix = endpoint ? '?endpoint=' + encodeURIComponent(endpoint) : '';
+  const hook = endpoint ? hooks.find((h) => h.id === endpoint) : null;
+  const suffix = hook ? '?endpoint=' + encodeURIComponent(hook.id) : '';
   const details = await Promise.all(res.data.map((e) => api('GET', '/v1/events/' + encodeURIComponent(e.name) + suffix).catch(() => null)));
   const tenant = state.tenant || state.viewTenant;
-  const hook = endpoint ? hooks.find((h) => h.id === endpoint) : null;
   const picker = el('form', { class: 'filters', id: 'events-endpoint-form' },
     el('label', {}, 'Bodies as received by', el('select', { id: 'events-endpoint', onchange: (e) => {
       location.hash = '#/events' + (e.target.value ? '?endpoint=' + encodeURIComponent(e.target.value) : '');
@@ -770,10 +769,11 @@ async function pageEvents(parts, query) {
     el('strong', {}, hookName(hook.id)), ' — ', batchText(hook.batch), '. ',
     hook.batch ? 'Each request body is a batch whose data lists the events below, in order, possibly mixed with the other events it subscribes to.' : '') : null;
   shell('events', el('h1', {}, 'Events'), el('p', { class: 'sub' }, tenant ? 'The events your webhooks can subscribe to, with the body each one receives.' : 'The event catalogue: which changes become which events.'),
-    picker, about,
+    picker, endpoint && !hook ? flash('bad', `There is no endpoint ${endpoint} to show bodies for.`) : about,
     el('div', { id: 'events-list' }, res.data.length ? res.data.map((e, i) => {
       const x = details[i] || {};
-      const mine = endpoint ? (x.bodies || []) : null;
+      // The body the picked endpoint receives; when it cannot be read, the default.
+      const mine = hook && details[i] ? (x.bodies || []) : null;
       return el('div', { class: 'panel event' + (mine && !mine.length ? ' off' : ''), 'data-event': e.name },
         el('h3', {}, e.name), e.description ? el('p', { class: 'small' }, e.description) : null,
         e.source === 'outbox' ? el('dl', { class: 'grid2' }, el('dt', {}, 'Outbox table'), el('dd', { class: 'mono' }, e.table),
