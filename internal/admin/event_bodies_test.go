@@ -3,6 +3,7 @@ package admin_test
 import (
 	"encoding/json"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/walhook/walhook/internal/admin"
@@ -76,7 +77,17 @@ func TestEventBodyOfEndpoint(t *testing.T) {
 	if got := e.expect(admin("/v1/events/contact.created?endpoint=nosuch"), http.StatusBadRequest).apiError(t); got.Error.Field != "endpoint" {
 		t.Errorf("unknown endpoint: %+v", got)
 	}
-	if got := e.expect(tenant("/v1/events/contact.created?endpoint=crm"), http.StatusBadRequest).apiError(t); got.Error.Field != "endpoint" {
-		t.Errorf("a tenant naming a config endpoint: %+v", got)
+	// A tenant naming a config endpoint or another tenant's webhook gets
+	// the answer of a name that does not exist.
+	other := e.create(map[string]any{"url": "https://globex.example.com/b", "events": []string{"*"}, "tenant": "globex",
+		"batch": map[string]any{"max_events": 5}})
+	for _, p := range []struct{ probe, missing string }{{"crm", "nosuch"}, {"cfg:crm", "cfg:nosuch"}, {other.ID, "ep_nosuch"}} {
+		for _, path := range []string{"/v1/events/contact.created?endpoint=", "/v1/events/contact.created/schema?endpoint="} {
+			got, want := tenant(path+p.probe), tenant(path+p.missing)
+			if got.status != http.StatusBadRequest || got.status != want.status ||
+				strings.ReplaceAll(string(got.body), p.probe, "NAME") != strings.ReplaceAll(string(want.body), p.missing, "NAME") {
+				t.Errorf("%s: probing %q answers %d %s; a missing name answers %d %s", path, p.probe, got.status, got.body, want.status, want.body)
+			}
+		}
 	}
 }

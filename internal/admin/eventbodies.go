@@ -20,10 +20,10 @@ type endpointBody struct {
 	Receives bool
 }
 
-// endpointBody resolves ?endpoint= for event ev: an API webhook's id (a
+// bodyFor resolves ?endpoint= for event ev: an API webhook's id (a
 // tenant's own only), or an HCL endpoint's id or name (admins only).
 // defaultDoc is the default body's schema as the caller may see it.
-func (s *server) endpointBody(r *http.Request, ev *eventschema.Event, defaultDoc *eventschema.Schema, ep string) (endpointBody, *apiError) {
+func (s *server) bodyFor(r *http.Request, ev *eventschema.Event, defaultDoc *eventschema.Schema, ep string) (endpointBody, *apiError) {
 	p, _ := PrincipalFrom(r.Context())
 	if strings.HasPrefix(ep, "ep_") && s.opts.Store != nil {
 		hook, err := s.opts.Store.GetWebhook(r.Context(), ep)

@@ -102,7 +102,7 @@ func (s *server) getEvent(w http.ResponseWriter, r *http.Request) *apiError {
 	if scoped(r) {
 		out := tenantEvent{Name: ev.Name, Description: ev.Description, Schema: tenantSchema(ev), Example: ev.Example}
 		if ep != "" {
-			b, aerr := s.endpointBody(r, ev, out.Schema, ep)
+			b, aerr := s.bodyFor(r, ev, out.Schema, ep)
 			if aerr != nil {
 				return aerr
 			}
@@ -112,7 +112,7 @@ func (s *server) getEvent(w http.ResponseWriter, r *http.Request) *apiError {
 		return nil
 	}
 	if ep != "" {
-		b, aerr := s.endpointBody(r, ev, ev.Schema, ep)
+		b, aerr := s.bodyFor(r, ev, ev.Schema, ep)
 		if aerr != nil {
 			return aerr
 		}
@@ -137,7 +137,7 @@ func (s *server) getEventSchema(w http.ResponseWriter, r *http.Request) *apiErro
 		doc = tenantSchema(ev)
 	}
 	if ep := r.URL.Query().Get("endpoint"); ep != "" {
-		b, aerr := s.endpointBody(r, ev, doc, ep)
+		b, aerr := s.bodyFor(r, ev, doc, ep)
 		if aerr != nil {
 			return aerr
 		}
