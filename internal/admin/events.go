@@ -6,11 +6,9 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
-	"strings"
 
 	"github.com/walhook/walhook/internal/eventschema"
 	"github.com/walhook/walhook/internal/rules"
-	"github.com/walhook/walhook/internal/store"
 )
 
 // EventSchemas describes events with their JSON Schema and an example
@@ -36,6 +34,9 @@ type tenantEvent struct {
 	SchemaURL   string              `json:"schema_url,omitempty"`
 	Schema      *eventschema.Schema `json:"schema,omitempty"`
 	Example     json.RawMessage     `json:"example,omitempty"`
+	// Bodies is set with ?endpoint= (one of the tenant's webhooks): its
+	// body when it receives the event, else empty.
+	Bodies []eventschema.Body `json:"bodies,omitzero"`
 }
 
 // scoped reports whether the request acts as a tenant.
@@ -90,72 +91,60 @@ func (s *server) describeEvent(r *http.Request) (*eventschema.Event, *apiError) 
 	return ev, nil
 }
 
+// getEvent answers an event's description; with ?endpoint= its bodies
+// list holds only the body that endpoint receives (docs/api.md).
 func (s *server) getEvent(w http.ResponseWriter, r *http.Request) *apiError {
 	ev, aerr := s.describeEvent(r)
 	if aerr != nil {
 		return aerr
 	}
+	ep := r.URL.Query().Get("endpoint")
 	if scoped(r) {
-		writeJSON(w, http.StatusOK, tenantEvent{Name: ev.Name, Description: ev.Description, Schema: tenantSchema(ev), Example: ev.Example})
+		out := tenantEvent{Name: ev.Name, Description: ev.Description, Schema: tenantSchema(ev), Example: ev.Example}
+		if ep != "" {
+			b, aerr := s.bodyFor(r, ev, out.Schema, ep)
+			if aerr != nil {
+				return aerr
+			}
+			out.Bodies = b.bodies()
+		}
+		writeJSON(w, http.StatusOK, out)
 		return nil
+	}
+	if ep != "" {
+		b, aerr := s.bodyFor(r, ev, ev.Schema, ep)
+		if aerr != nil {
+			return aerr
+		}
+		one := *ev
+		one.Bodies = b.bodies()
+		ev = &one
 	}
 	writeJSON(w, http.StatusOK, ev)
 	return nil
 }
 
 // getEventSchema answers the schema document alone: of the default body,
-// or with ?endpoint= (an id "cfg:name" or a name) of that endpoint's body.
+// or with ?endpoint= (an API webhook's id, an HCL endpoint's id "cfg:name"
+// or name) of the body that endpoint receives, a batch included.
 func (s *server) getEventSchema(w http.ResponseWriter, r *http.Request) *apiError {
 	ev, aerr := s.describeEvent(r)
 	if aerr != nil {
 		return aerr
 	}
-	ep := r.URL.Query().Get("endpoint")
-	p, _ := PrincipalFrom(r.Context())
-	switch {
-	case p.Scoped() && ep == "":
-		writeJSON(w, http.StatusOK, tenantSchema(ev))
-		return nil
-	case p.Scoped():
-		return s.tenantBodySchema(w, r, p.Tenant, ev, ep)
-	case ep == "":
-		writeJSON(w, http.StatusOK, ev.Schema)
-		return nil
+	doc := ev.Schema
+	if scoped(r) {
+		doc = tenantSchema(ev)
 	}
-	for _, b := range ev.Bodies {
-		if b.EndpointID == ep || b.Endpoint == ep {
-			writeJSON(w, http.StatusOK, b.Schema)
-			return nil
+	if ep := r.URL.Query().Get("endpoint"); ep != "" {
+		b, aerr := s.bodyFor(r, ev, doc, ep)
+		if aerr != nil {
+			return aerr
 		}
+		doc = b.Body.Schema
 	}
-	_, byName := s.config["cfg:"+ep]
-	if _, byID := s.config[ep]; byID || byName {
-		// An endpoint without a body expression receives the default body.
-		writeJSON(w, http.StatusOK, ev.Schema)
-		return nil
-	}
-	e := errorf(http.StatusBadRequest, CodeInvalidRequest, "endpoint %q is not an HCL endpoint; API-registered webhooks receive the default body", ep)
-	e.Field = "endpoint"
-	return e
-}
-
-// tenantBodySchema answers ?endpoint= for a tenant: its own webhooks
-// receive the default body; any other name, a config endpoint's included,
-// gets the answer of a name that does not exist.
-func (s *server) tenantBodySchema(w http.ResponseWriter, r *http.Request, tenant string, ev *eventschema.Event, ep string) *apiError {
-	if strings.HasPrefix(ep, "ep_") && s.opts.Store != nil {
-		hook, err := s.opts.Store.GetWebhook(r.Context(), ep)
-		if err != nil && !errors.Is(err, store.ErrNotFound) {
-			return s.internal(r, "reading the webhook", err)
-		}
-		if err == nil && hook.Tenant == tenant {
-			writeJSON(w, http.StatusOK, tenantSchema(ev))
-			return nil
-		}
-	}
-	e := errorf(http.StatusBadRequest, CodeInvalidRequest, "endpoint %q is not one of your webhooks", ep)
-	e.Field = "endpoint"
-	return e
+	writeJSON(w, http.StatusOK, doc)
+	return nil
 }
 
 // tenantSchema is the default body's schema as a tenant sees it: its

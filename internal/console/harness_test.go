@@ -47,6 +47,13 @@ func startConsoleEnv(t *testing.T) *consoleEnv {
 // (adminExtra, HCL lines).
 func startConsoleEnvWith(t *testing.T, adminExtra string) *consoleEnv {
 	t.Helper()
+	return startConsoleEnvBlocks(t, adminExtra, "")
+}
+
+// startConsoleEnvBlocks is startConsoleEnvWith with more top-level HCL
+// blocks (endpoints whose url may be "RECEIVER": the crm receiver's).
+func startConsoleEnvBlocks(t *testing.T, adminExtra, blocks string) *consoleEnv {
+	t.Helper()
 	e := &consoleEnv{db: testenv.NewDB(t)}
 	e.crm = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
@@ -117,6 +124,7 @@ endpoint "crm" {
     schedule = ["200ms"]
   }
 }
+%s
 admin {
   listen         = %q
   token          = %q
@@ -128,7 +136,7 @@ delivery {
   shutdown_timeout = "5s"
   log_attempts     = "all"
 }
-`, e.db.URL, slot, slot, e.crm.URL, addr, adminToken, adminExtra)
+`, e.db.URL, slot, slot, e.crm.URL, strings.ReplaceAll(blocks, "RECEIVER", e.crm.URL), addr, adminToken, adminExtra)
 	cfg, diags := config.Parse([]byte(src), "console_test.hcl")
 	if diags.HasErrors() {
 		t.Fatalf("config: %v", diags)

@@ -146,7 +146,14 @@ func batchOf(ep *config.Endpoint, body *Schema) *Schema {
 	if ep.Batch == nil {
 		return body
 	}
-	one, most := 1, ep.Batch.MaxEvents
+	return Batch(body, ep.Batch.MaxEvents)
+}
+
+// Batch is the batch body {"type": "batch", "id", "timestamp", "data"}
+// whose data lists 1 to maxEvents bodies like body, one event's request
+// body (README.md, "Batches").
+func Batch(body *Schema, maxEvents int) *Schema {
+	one, most := 1, maxEvents
 	return &Schema{
 		Type: Types{"object"}, AdditionalProperties: boolPtr(false),
 		Properties: Properties{
@@ -158,6 +165,18 @@ func batchOf(ep *config.Endpoint, body *Schema) *Schema {
 		},
 		Required: []string{"type", "id", "timestamp", "data"},
 	}
+}
+
+// BatchDocument is the batch body, as a schema document, of an endpoint
+// that receives the body doc describes (a document from this package, the
+// default body's for an API webhook) in batches of at most maxEvents:
+// doc's dialect, title and description move to the batch's root.
+func BatchDocument(doc *Schema, maxEvents int) *Schema {
+	item := *doc
+	item.Draft, item.Title, item.Description = "", "", ""
+	out := Batch(&item, maxEvents)
+	out.Draft, out.Title, out.Description = doc.Draft, doc.Title, doc.Description
+	return out
 }
 
 // eventVar is the event variable of an endpoint's body expression.

@@ -264,3 +264,37 @@ endpoint "shaped" {
 		t.Errorf("a batch body does not validate: %v", err)
 	}
 }
+
+// TestBatchDocument: an API webhook's batch body around the default body
+// is the batch body an HCL endpoint with the same max_events gets, with
+// the default body's title and description at its root; its example
+// validates.
+func TestBatchDocument(t *testing.T) {
+	t.Parallel()
+	e, endpoints := parseEvent(t, `event "doc.updated" {
+  table = "docs"
+  on    = ["update"]
+}
+endpoint "batched" {
+  url    = "https://example.com/hook"
+  events = ["doc.*"]
+  secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+  batch {
+    max_events = 25
+  }
+}`)
+	ev := Describe(e, docsTable('f'), endpoints)
+	got := BatchDocument(ev.Schema, 25)
+	if want := marshal(t, ev.Bodies[0].Schema); marshal(t, got) != want {
+		t.Errorf("batch document\n got %s\nwant %s", marshal(t, got), want)
+	}
+	if got.Title != "doc.updated" || got.Draft != Draft || got.Properties.Get("data").Items.Title != "" {
+		t.Errorf("root title %q, draft %q, item title %q", got.Title, got.Draft, got.Properties.Get("data").Items.Title)
+	}
+	if ev.Schema.Title != "doc.updated" {
+		t.Errorf("BatchDocument changed the default body's document: title %q", ev.Schema.Title)
+	}
+	if err := accepts(t, compile(t, got), string(Example(got))); err != nil {
+		t.Errorf("example %s does not validate: %v", Example(got), err)
+	}
+}

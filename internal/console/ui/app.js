@@ -64,6 +64,29 @@ function fmtBytes(n) {
   return (i ? n.toFixed(1) : String(Math.round(n))) + ' ' + units[i];
 }
 
+// sizeText writes a byte count the way a batch's max_bytes is written in
+// the config and the API ("1MB", "512KB", "1500B"; KB and MB are 1024
+// and 1024²), so the text can be sent back as it is.
+function sizeText(n) {
+  if (n > 0 && n % 1048576 === 0) return (n / 1048576) + 'MB';
+  if (n > 0 && n % 1024 === 0) return (n / 1024) + 'KB';
+  return n + 'B';
+}
+
+// batchText describes an endpoint's batch (the API's "batch": max_events,
+// max_bytes, max_wait), or its absence, in one line.
+function batchText(b) {
+  if (!b) return 'One event per request';
+  const events = b.max_events === 1 ? '1 event' : `${b.max_events} events`;
+  return `Batches of up to ${events} or ${sizeText(b.max_bytes)}, sent within ${b.max_wait}`;
+}
+
+// batchCell is batchText for a table cell: short, with a pill.
+function batchCell(b) {
+  if (!b) return el('span', { class: 'small' }, 'one event per request');
+  return el('span', {}, pill('info', 'batch'), ' ', el('span', { class: 'small' }, `≤ ${b.max_events} events · ${sizeText(b.max_bytes)} · ${b.max_wait}`));
+}
+
 function pretty(v) {
   if (typeof v === 'string') {
     try { return JSON.stringify(JSON.parse(v), null, 2); } catch (e) { return v; }
@@ -417,13 +440,14 @@ function runtimeText(rt) {
 function endpointTable(hooks, runtime) {
   if (!hooks.length) return el('div', { class: 'panel empty' }, 'No endpoints yet.');
   return el('table', { id: 'endpoints-table' },
-    el('thead', {}, el('tr', {}, ['Health', 'Endpoint', 'Events', 'Tenant', 'Concurrency', 'Failing since'].map((t) => el('th', {}, t)))),
+    el('thead', {}, el('tr', {}, ['Health', 'Endpoint', 'Events', 'Tenant', 'Concurrency', 'Requests', 'Failing since'].map((t) => el('th', {}, t)))),
     el('tbody', {}, hooks.map((h) => el('tr', { class: 'click', 'data-id': h.id, onclick: () => { location.hash = '#/endpoints/' + encodeURIComponent(h.id); } },
       el('td', {}, health(h).pill),
       el('td', {}, el('div', {}, el('strong', {}, hookName(h.id)), ' ', el('span', { class: 'small' }, h.source === 'config' ? 'config' : h.id)), el('div', { class: 'small mono' }, h.url)),
       el('td', { class: 'small' }, (h.events || []).join(', ')),
       el('td', {}, h.tenant || '—'),
       el('td', { title: 'in flight / configured concurrency' }, runtimeText(runtime[h.id])),
+      el('td', { class: 'batch', title: h.batch ? batchText(h.batch) : 'one event per request' }, batchCell(h.batch)),
       el('td', {}, h.health.failing_since ? `${fmtTime(h.health.failing_since)} (${h.health.consecutive_failures} failures)` : '—')))));
 }
 
@@ -501,7 +525,53 @@ async function pageEndpoint(id) {
       h.header_names && ['Headers', h.header_names.join(', ')],
       h.created_at && ['Created', fmtTime(h.created_at)],
     ])),
+    el('h2', {}, 'Batching'), batchPanel(h, base, reload),
     el('p', {}, el('a', { href: '#/deliveries?endpoint_id=' + encodeURIComponent(h.id), id: 'endpoint-deliveries' }, 'Deliveries to this endpoint →')));
+}
+
+// batchPanel shows how an endpoint's requests carry events and, for an
+// API webhook, changes it (PATCH "batch"; fields left empty take the
+// defaults, "One event per request" sends false). The API's validation
+// errors are shown as it gives them.
+function batchPanel(h, base, reload) {
+  const bodies = el('a', { href: '#/events?endpoint=' + encodeURIComponent(h.id), id: 'endpoint-bodies' }, h.batch ? 'The batch body of each event →' : 'The body of each event →');
+  const about = el('p', { class: 'small' }, h.batch
+    ? 'One signed request carries many events as {"type": "batch", "id", "timestamp", "data": [...]}; receivers deduplicate by the event ids inside (data[].id).'
+    : 'Each request carries one event.', ' ', bodies);
+  if (h.source !== 'api') {
+    return el('div', { class: 'panel', id: 'batch-panel' }, el('p', {}, el('strong', { id: 'endpoint-batch' }, batchText(h.batch))), about,
+      el('p', { class: 'small' }, "Set by the endpoint's batch block in the config file."));
+  }
+  const b = h.batch || {};
+  const msg = el('div', { id: 'batch-message' });
+  const input = (id, value, placeholder, size) => el('input', { id, value: value === undefined ? '' : String(value), placeholder, size });
+  const events = input('batch-max-events', b.max_events, 'default', 8);
+  const bytes = input('batch-max-bytes', b.max_bytes === undefined ? '' : sizeText(b.max_bytes), 'default', 8);
+  const wait = input('batch-max-wait', b.max_wait, 'default', 8);
+  const patch = async (batch, done) => {
+    try {
+      await api('PATCH', scoped(base), { batch });
+      await reload(flash('ok', done));
+    } catch (err) {
+      if (err.status === 401) return;
+      msg.replaceChildren(flash('bad', err.message));
+    }
+  };
+  const form = el('form', { class: 'filters', id: 'batch-form', onsubmit: async (e) => {
+    e.preventDefault();
+    const batch = {};
+    const n = events.value.trim();
+    // A whole number goes as a number; anything else as typed, for the API to refuse.
+    if (n) batch.max_events = /^-?[0-9]+$/.test(n) ? Number(n) : n;
+    if (bytes.value.trim()) batch.max_bytes = bytes.value.trim();
+    if (wait.value.trim()) batch.max_wait = wait.value.trim();
+    await patch(batch, 'Batching saved.');
+  } },
+  el('label', {}, 'Max events', events), el('label', {}, 'Max bytes', bytes), el('label', {}, 'Max wait', wait),
+  el('button', { class: 'primary', type: 'submit', id: 'btn-batch-save' }, h.batch ? 'Save batching' : 'Send in batches'),
+  h.batch ? el('button', { type: 'button', id: 'btn-batch-off', onclick: () => patch(false, 'Batching off: one event per request.') }, 'One event per request') : null);
+  return el('div', { class: 'panel', id: 'batch-panel' }, el('p', {}, el('strong', { id: 'endpoint-batch' }, batchText(h.batch))), about, msg, form,
+    el('p', { class: 'small' }, 'An empty field takes the default of a batch block. Max bytes is written like 512KB or 1MB, max wait like 50ms or 1s.'));
 }
 
 function localInput(d) {
@@ -680,23 +750,60 @@ async function pageEvaluations(parts, query) {
 
 // ---- events ---------------------------------------------------------------
 
-async function pageEvents() {
-  const res = await api('GET', '/v1/events');
-  const details = await Promise.all(res.data.map((e) => api('GET', '/v1/events/' + encodeURIComponent(e.name)).catch(() => null)));
+// pageEvents shows the event catalogue; with ?endpoint= (picked in the
+// page) each event's body as that endpoint receives it, a batch body
+// included (GET /v1/events/{name}?endpoint=).
+async function pageEvents(parts, query) {
+  const endpoint = (query && query.get('endpoint')) || '';
+  const [res, hooks] = await Promise.all([api('GET', '/v1/events'), loadHooks()]);
+  const hook = endpoint ? hooks.find((h) => h.id === endpoint) : null;
+  const suffix = hook ? '?endpoint=' + encodeURIComponent(hook.id) : '';
+  const details = await Promise.all(res.data.map((e) => api('GET', '/v1/events/' + encodeURIComponent(e.name) + suffix).catch(() => null)));
   const tenant = state.tenant || state.viewTenant;
+  const picker = el('form', { class: 'filters', id: 'events-endpoint-form' },
+    el('label', {}, 'Bodies as received by', el('select', { id: 'events-endpoint', onchange: (e) => {
+      location.hash = '#/events' + (e.target.value ? '?endpoint=' + encodeURIComponent(e.target.value) : '');
+    } }, el('option', { value: '' }, 'any webhook (the default body)'),
+    hooks.map((h) => el('option', { value: h.id, selected: h.id === endpoint }, hookName(h.id) + (h.batch ? ' (batches)' : ''))))));
+  const about = hook ? el('div', { class: 'panel', id: 'events-endpoint-about' },
+    el('strong', {}, hookName(hook.id)), ' — ', batchText(hook.batch), '. ',
+    hook.batch ? 'Each request body is a batch whose data lists the events below, in order, possibly mixed with the other events it subscribes to.' : '') : null;
   shell('events', el('h1', {}, 'Events'), el('p', { class: 'sub' }, tenant ? 'The events your webhooks can subscribe to, with the body each one receives.' : 'The event catalogue: which changes become which events.'),
+    picker, endpoint && !hook ? flash('bad', `There is no endpoint ${endpoint} to show bodies for.`) : about,
     el('div', { id: 'events-list' }, res.data.length ? res.data.map((e, i) => {
       const x = details[i] || {};
-      return el('div', { class: 'panel event', 'data-event': e.name },
+      // The body the picked endpoint receives; when it cannot be read, the default.
+      const mine = hook && details[i] ? (x.bodies || []) : null;
+      return el('div', { class: 'panel event' + (mine && !mine.length ? ' off' : ''), 'data-event': e.name },
         el('h3', {}, e.name), e.description ? el('p', { class: 'small' }, e.description) : null,
         e.source === 'outbox' ? el('dl', { class: 'grid2' }, el('dt', {}, 'Outbox table'), el('dd', { class: 'mono' }, e.table),
           el('dt', {}, 'Written by'), el('dd', {}, 'the application (an outbox row with this event_type)')) :
         e.table ? el('dl', { class: 'grid2' }, el('dt', {}, 'Table'), el('dd', { class: 'mono' }, e.table),
           el('dt', {}, 'Operations'), el('dd', {}, (e.ops || []).map((o) => pill('info', o)), ' '),
           el('dt', {}, 'When'), el('dd', { class: 'mono' }, e.when || x.when || 'every change')) : null,
-        x.schema ? el('details', {}, el('summary', {}, 'JSON Schema'), el('pre', {}, pretty(x.schema))) : null,
-        x.example ? el('details', {}, el('summary', {}, 'Example'), el('pre', {}, pretty(x.example))) : null);
+        mine ? (mine.length ? eventBody(mine[0], hookName(endpoint)) : el('p', { class: 'small' }, hookName(endpoint) + ' does not subscribe to this event.')) : [
+          x.schema ? el('details', {}, el('summary', {}, 'JSON Schema'), el('pre', {}, pretty(x.schema))) : null,
+          x.example ? el('details', {}, el('summary', {}, 'Example'), el('pre', {}, pretty(x.example))) : null,
+          ...(x.bodies || []).map((b) => el('details', { class: 'body' }, el('summary', {}, (b.batch ? 'Batch body of ' : 'Body of ') + b.endpoint), eventBody(b, b.endpoint)))]);
     }) : el('div', { class: 'panel empty' }, 'No events are defined.')));
+}
+
+// eventBody shows one endpoint's body of an event: for a batch, what it
+// holds, a sample and the batch's JSON Schema (the one
+// `walhook events --schema --endpoint` prints).
+function eventBody(b, name) {
+  if (!b.batch) {
+    return el('div', { class: 'endpoint-body' },
+      el('details', {}, el('summary', {}, 'JSON Schema of the body ' + name + ' receives'), el('pre', {}, pretty(b.schema))),
+      el('details', {}, el('summary', {}, 'Example'), el('pre', {}, pretty(b.example))));
+  }
+  const data = b.schema && b.schema.properties && b.schema.properties.data;
+  const most = data && data.maxItems;
+  return el('div', { class: 'endpoint-body batch' },
+    el('p', {}, pill('info', 'batch'), ' ', name + ' receives this event in batches' + (most ? ' of up to ' + most + ' events' : '') +
+      ': {"type": "batch", "id", "timestamp", "data": [...]}, one event body per item of data.'),
+    el('h4', {}, 'Sample batch body'), el('pre', { class: 'batch-sample' }, pretty(b.example)),
+    el('details', {}, el('summary', {}, 'JSON Schema of the batch body'), el('pre', { class: 'batch-schema' }, pretty(b.schema))));
 }
 
 // ---- live tail ------------------------------------------------------------
