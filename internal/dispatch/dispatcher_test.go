@@ -259,7 +259,7 @@ func TestHangingEndpointLeavesRetryWorkersToOthers(t *testing.T) {
 			stored = append(stored, d)
 		}
 	}
-	if err := ms.WriteBatch(t.Context(), store.Batch{Deliveries: stored}); err != nil {
+	if _, err := ms.WriteBatch(t.Context(), store.Batch{Deliveries: stored}); err != nil {
 		t.Fatal(err)
 	}
 	d := startDispatcher(t, ms, 100, 4, hang, ok)
@@ -311,7 +311,7 @@ func TestRetriesClaimWhatTheEndpointTakes(t *testing.T) {
 		stored = append(stored, store.Delivery{ID: store.DeliveryID(id, ep.ID), EventID: id, EventType: "x", EndpointID: ep.ID,
 			Body: body, Status: store.StatusPending, NextAttemptAt: old})
 	}
-	if err := ms.WriteBatch(t.Context(), store.Batch{Deliveries: stored}); err != nil {
+	if _, err := ms.WriteBatch(t.Context(), store.Batch{Deliveries: stored}); err != nil {
 		t.Fatal(err)
 	}
 	d := startDispatcher(t, ms, 100, 32, ep)

@@ -30,6 +30,13 @@ type runner struct {
 	gate *limit.Gate
 	// retrying counts this endpoint's retries claimed and not finished.
 	retrying atomic.Int64
+	// held is what this instance claimed as it stored it (preclaim.go);
+	// retried counts retry attempts made, retryRate is their smoothed rate
+	// per second (float64 bits), lastRetried is for the pace loop only.
+	held        held
+	retried     atomic.Int64
+	retryRate   atomic.Uint64
+	lastRetried int64
 
 	// mu guards workers and closed; a leaf lock (Dispatcher.mu → runner.mu
 	// when lanes close).

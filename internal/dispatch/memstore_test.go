@@ -85,7 +85,7 @@ func (m *memStore) fault(ctx context.Context) error {
 	return ctx.Err()
 }
 
-func (m *memStore) WriteBatch(ctx context.Context, b store.Batch) error {
+func (m *memStore) WriteBatch(ctx context.Context, b store.Batch) ([]store.Delivery, error) {
 	m.faults.Lock()
 	block := m.blockWrites
 	m.faults.Unlock()
@@ -93,25 +93,28 @@ func (m *memStore) WriteBatch(ctx context.Context, b store.Batch) error {
 		select {
 		case <-block:
 		case <-ctx.Done():
-			return ctx.Err()
+			return nil, ctx.Err()
 		}
 	}
 	if err := m.fault(ctx); err != nil {
-		return err
+		return nil, err
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.insertLocked(b.Deliveries)
+	claimed := m.insertLocked(b.Deliveries)
 	for _, a := range b.Attempts {
 		m.attempts[attemptID{a.DeliveryID, a.Number, a.AttemptedAt.UnixMicro()}] = a
 	}
 	for _, f := range b.Failures {
 		m.failures[f.Rule+"/"+string(rune(f.Position))+"/"+f.Error] = f
 	}
-	return nil
+	return claimed, nil
 }
 
-func (m *memStore) insertLocked(ds []store.Delivery) {
+// insertLocked stores the deliveries not stored yet and returns those of
+// them written with Claim (leased until their NextAttemptAt).
+func (m *memStore) insertLocked(ds []store.Delivery) []store.Delivery {
+	var claimed []store.Delivery
 	for _, d := range ds {
 		if _, ok := m.rows[d.ID]; ok {
 			continue
@@ -125,8 +128,13 @@ func (m *memStore) insertLocked(ds []store.Delivery) {
 		if cp.NextAttemptAt.IsZero() {
 			cp.NextAttemptAt = time.Now()
 		}
+		cp.Claim = false
 		m.rows[d.ID] = &cp
+		if d.Claim {
+			claimed = append(claimed, cp)
+		}
 	}
+	return claimed
 }
 
 func (m *memStore) LogAttempts(ctx context.Context, ds []store.Delivery, as []store.Attempt) error {

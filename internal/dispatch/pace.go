@@ -37,6 +37,7 @@ func (d *Dispatcher) paceAll(context.Context) {
 
 // pace updates r's allowed queue length and moves the excess to the store.
 func (d *Dispatcher) pace(r *runner) {
+	r.measureRetries(paceInterval)
 	done := r.finished.Load()
 	delta := done - r.lastDone
 	r.lastDone = done

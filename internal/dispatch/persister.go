@@ -152,6 +152,7 @@ func (p *persister) abandon(items []item) {
 // pass it. At the shutdown deadline the batch is abandoned.
 func (p *persister) write(batch []item) {
 	d := p.d
+	runners := d.preclaim(batch) // marks what this instance sends itself
 	var b store.Batch
 	failed := map[*Endpoint]int{}
 	fresh := false
@@ -171,10 +172,17 @@ func (p *persister) write(batch []item) {
 		}
 		fresh = fresh || it.fresh
 	}
-	if !p.retry(func(ctx context.Context) error { return d.store.WriteBatch(ctx, b) }, len(b.Deliveries)) {
+	var claimed []store.Delivery
+	write := func(ctx context.Context) (err error) {
+		claimed, err = d.store.WriteBatch(ctx, b)
+		return err
+	}
+	if !p.retry(write, len(b.Deliveries)) {
+		d.unreserve(batch, runners)
 		p.abandon(batch)
 		return
 	}
+	d.hold(batch, runners, claimed)
 	for _, it := range batch {
 		if it.keys != nil {
 			it.keys.stored(it.d.Key)

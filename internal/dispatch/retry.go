@@ -17,6 +17,36 @@ func (d *Dispatcher) retryLoop(ctx context.Context) {
 	sem := make(chan struct{}, d.opts.RetryWorkers)
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	// start runs the attempt of g (one delivery, or a batch and its mates)
+	// on a worker; r's retry slot (when r is set) and a worker slot are
+	// taken.
+	start := func(g []store.Delivery, r *runner, since uint64) {
+		sem <- struct{}{} // never blocks: at most free were taken
+		wg.Add(1)
+		// The endpoint's retry slot is free again once its attempt
+		// ended (writing the outcome is the store's load, not the
+		// endpoint's); the worker's once the outcome is handed to
+		// the completer.
+		attempted := func() {}
+		if r != nil {
+			attempted = sync.OnceFunc(func() {
+				r.retrying.Add(-1)
+				r.retried.Add(1)
+				d.signal()
+			})
+		}
+		go func() {
+			defer wg.Done()
+			defer d.signal() // a slot is free: claim more at once
+			defer func() { <-sem }()
+			defer attempted()
+			if g[0].BatchID != "" {
+				d.retryBatch(ctx, comp, r, g, attempted)
+				return
+			}
+			d.retry(ctx, comp, r, g[0], since, attempted)
+		}()
+	}
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	var lastClaim time.Time
@@ -34,6 +64,16 @@ func (d *Dispatcher) retryLoop(ctx context.Context) {
 			if free == 0 {
 				break
 			}
+			// Deliveries claimed with their write first: they are this
+			// instance's already (preclaim.go).
+			for _, h := range d.takeHeld(free) {
+				start([]store.Delivery{h.d}, h.r, 0)
+				free--
+			}
+			if free == 0 {
+				break
+			}
+			busy = len(sem)
 			exclude, room := d.claimRoom()
 			if room >= 0 {
 				// Claim no more than the endpoints can take: a claimed
@@ -78,30 +118,7 @@ func (d *Dispatcher) retryLoop(ctx context.Context) {
 						continue
 					}
 				}
-				sem <- struct{}{} // never blocks: at most free were claimed
-				wg.Add(1)
-				// The endpoint's retry slot is free again once its attempt
-				// ended (writing the outcome is the store's load, not the
-				// endpoint's); the worker's once the outcome is handed to
-				// the completer.
-				attempted := func() {}
-				if r != nil {
-					attempted = sync.OnceFunc(func() {
-						r.retrying.Add(-1)
-						d.signal()
-					})
-				}
-				go func() {
-					defer wg.Done()
-					defer d.signal() // a slot is free: claim more at once
-					defer func() { <-sem }()
-					defer attempted()
-					if dl.BatchID != "" {
-						d.retryBatch(ctx, comp, r, g, attempted)
-						return
-					}
-					d.retry(ctx, comp, r, dl, since[dl.EndpointID], attempted)
-				}()
+				start(g, r, since[dl.EndpointID])
 			}
 			if len(ds) < free {
 				break
@@ -187,7 +204,8 @@ func (d *Dispatcher) claimRoom() (exclude []string, room int) {
 	d.mu.Unlock()
 	now := time.Now()
 	for _, r := range runners { // the gate's lock is not taken under d.mu
-		free := int64(r.gate.Limit()) - r.retrying.Load()
+		// What r holds claimed with writes goes first (takeHeld).
+		free := int64(r.gate.Limit()) - r.retrying.Load() - int64(r.heldCount())
 		if free <= 0 || r.gate.PausedUntil().After(now) {
 			exclude = append(exclude, r.id)
 		} else if room >= 0 {

@@ -11,8 +11,9 @@ import (
 // (*store.Store implements it; tests use an in-memory one).
 type Store interface {
 	// WriteBatch writes deliveries, attempts and failed evaluations in one
-	// transaction; writing a batch again is harmless.
-	WriteBatch(ctx context.Context, b store.Batch) error
+	// transaction; writing a batch again is harmless. It returns the
+	// deliveries written with Claim that it inserted (preclaim.go).
+	WriteBatch(ctx context.Context, b store.Batch) ([]store.Delivery, error)
 	// LogAttempts logs successful first attempts (log_attempts = "all").
 	LogAttempts(ctx context.Context, ds []store.Delivery, as []store.Attempt) error
 	ClaimDue(ctx context.Context, limit int, lease time.Duration, exclude []string) ([]store.Delivery, error)

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -24,13 +25,17 @@ func (b Batch) Empty() bool {
 // none of it. Writing a batch again is harmless (deliveries and failed
 // evaluations already stored are kept, attempts are logged once), so a
 // caller that does not know whether a commit went through retries it.
-func (s *Store) WriteBatch(ctx context.Context, b Batch) error {
+// It returns the deliveries written with Claim that it inserted, with
+// their seq: the caller holds their lease. A claimed delivery already
+// stored (a repeat) is not returned; if the caller wrote it, its lease
+// ends and it is claimed again.
+func (s *Store) WriteBatch(ctx context.Context, b Batch) ([]Delivery, error) {
 	if b.Empty() {
-		return nil
+		return nil, nil
 	}
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
-		return fmt.Errorf("writing a batch of %d deliveries: beginning: %w", len(b.Deliveries), err)
+		return nil, fmt.Errorf("writing a batch of %d deliveries: beginning: %w", len(b.Deliveries), err)
 	}
 	defer func() {
 		// Bounded: an unreachable server must not hold the caller here.
@@ -38,17 +43,23 @@ func (s *Store) WriteBatch(ctx context.Context, b Batch) error {
 		defer cancel()
 		_ = tx.Rollback(rctx)
 	}()
-	if err := s.persist(ctx, tx, b.Deliveries); err != nil {
-		return err
+	var claimed []Delivery
+	if slices.ContainsFunc(b.Deliveries, func(d Delivery) bool { return d.Claim }) {
+		claimed, err = s.persistClaiming(ctx, tx, b.Deliveries)
+	} else {
+		err = s.persist(ctx, tx, b.Deliveries)
+	}
+	if err != nil {
+		return nil, err
 	}
 	if err := s.logAttempts(ctx, tx, nil, b.Attempts); err != nil {
-		return err
+		return nil, err
 	}
 	if err := s.recordFailures(ctx, tx, b.Failures); err != nil {
-		return err
+		return nil, err
 	}
 	if err := tx.Commit(ctx); err != nil {
-		return fmt.Errorf("writing a batch of %d deliveries: committing: %w", len(b.Deliveries), err)
+		return nil, fmt.Errorf("writing a batch of %d deliveries: committing: %w", len(b.Deliveries), err)
 	}
-	return nil
+	return claimed, nil
 }

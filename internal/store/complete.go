@@ -18,7 +18,10 @@ type Completion struct {
 	Outcome  Outcome
 	// Unlogged leaves a successful attempt out of the attempts log (a
 	// first attempt that succeeded, with log_attempts = "failures"). A
-	// delivered delivery then ignores later completions of it.
+	// delivered delivery then ignores later completions of it. A stored,
+	// keyless delivery is removed, as one sent from memory leaves no row;
+	// a keyed one stays as delivered, since the next of its key is woken
+	// from it.
 	Unlogged bool
 }
 
@@ -60,11 +63,16 @@ func (s *Store) CompleteAll(ctx context.Context, cs []Completion) (map[string]He
 	out := make(map[string]Health)
 	now := time.Now()
 	health := newHealthDeltas(cs, now)
+	fast, slow := unloggedSuccesses(cs)
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if err := s.forgetDelivered(ctx, tx, fast); err != nil {
+			return err
+		}
 		// A statement may change a delivery once: a delivery completed twice
 		// in one call (a repeat) goes in a later statement. Health, summed
-		// over the whole call, goes with the first.
-		for rest := cs; len(rest) > 0; {
+		// over the whole call, goes with the first (which runs even when
+		// every completion was an unlogged success).
+		for rest, first := slow, true; first || len(rest) > 0; first = false {
 			part, later := distinctDeliveries(rest)
 			hs, err := s.completeOnce(ctx, tx, part, health, now)
 			if err != nil {
@@ -119,6 +127,47 @@ func cmpInt64(a, b int64) int {
 		return 1
 	}
 	return 0
+}
+
+// unloggedSuccesses splits cs into the completions forgetDelivered writes
+// (a stored, keyless delivery's unlogged success, completed once in cs)
+// and the rest.
+func unloggedSuccesses(cs []Completion) (fast, rest []Completion) {
+	n := make(map[string]int, len(cs))
+	for i := range cs {
+		n[completionID(&cs[i])]++
+	}
+	for _, c := range cs {
+		if c.Unlogged && c.Outcome.Status == StatusDelivered && c.Delivery.Seq > 0 && c.Delivery.Key == "" && n[completionID(&c)] == 1 {
+			fast = append(fast, c)
+			continue
+		}
+		rest = append(rest, c)
+	}
+	return fast, rest
+}
+
+// forgetDelivered removes stored, keyless deliveries whose first attempt
+// succeeded unlogged: like a first attempt that succeeded from memory,
+// they leave no row. A delivery kept as delivered (logged) is left alone,
+// and removing one twice changes nothing. An update to delivered rewrote
+// the row and every index over it; removing it costs a fifth of that, and
+// nothing to prune later (docs/architecture.md, "The retry store").
+func (s *Store) forgetDelivered(ctx context.Context, tx pgx.Tx, cs []Completion) error {
+	if len(cs) == 0 {
+		return nil
+	}
+	slices.SortFunc(cs, func(a, b Completion) int { return cmpInt64(a.Delivery.Seq, b.Delivery.Seq) })
+	ids := make([]string, len(cs))
+	for i := range cs {
+		ids[i] = completionID(&cs[i])
+	}
+	_, err := tx.Exec(ctx, s.sql(`DELETE FROM {s}.deliveries d USING unnest($1::text[]) AS u(id)
+WHERE d.id = u.id AND d.status <> 'delivered'`), ids)
+	if err != nil {
+		return fmt.Errorf("removing %d delivered deliveries: %w", len(cs), err)
+	}
+	return nil
 }
 
 // completeOnce is one statement of CompleteAll; cs name distinct

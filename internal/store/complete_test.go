@@ -1,6 +1,7 @@
 package store
 
 import (
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -143,36 +144,96 @@ func brief(d Delivery) string {
 }
 
 // TestCompleteUnlogged: a successful first attempt completed unlogged
-// delivers the row without an attempts row, and a repeat of it changes
-// nothing; a failed one is logged whatever the flag says.
+// leaves no attempts row; a stored keyless delivery is removed (as one sent
+// from memory leaves none), a keyed one stays delivered, and a repeat
+// changes nothing. A failed one is logged whatever the flag says.
 func TestCompleteUnlogged(t *testing.T) {
 	t.Parallel()
 	s, _ := setup(t)
-	ok, failed := delivery(1, "cfg:a", ""), delivery(2, "cfg:a", "")
-	mustPersist(t, s, ok, failed)
-	ok, failed = mustGet(t, s, ok.ID), mustGet(t, s, failed.ID)
+	ok, keyed, failed := delivery(1, "cfg:a", ""), delivery(3, "cfg:a", "k1"), delivery(2, "cfg:a", "")
+	mustPersist(t, s, ok, keyed, failed)
+	ok, keyed, failed = mustGet(t, s, ok.ID), mustGet(t, s, keyed.ID), mustGet(t, s, failed.ID)
 	now := time.Now()
+	success := func(d Delivery) Completion {
+		return Completion{Delivery: d, Attempt: Attempt{Number: 1, StatusCode: 204, AttemptedAt: now}, Outcome: Outcome{Status: StatusDelivered}, Unlogged: true}
+	}
 	cs := []Completion{
-		{Delivery: ok, Attempt: Attempt{Number: 1, StatusCode: 204, AttemptedAt: now}, Outcome: Outcome{Status: StatusDelivered}, Unlogged: true},
+		success(ok), success(keyed),
 		{Delivery: failed, Attempt: Attempt{Number: 1, StatusCode: 500, Error: "HTTP 500", AttemptedAt: now},
 			Outcome: Outcome{Status: StatusPending, NextAttemptAt: now.Add(time.Hour)}, Unlogged: true},
 	}
 	for range 2 { // the second time a repeat
-		if _, err := s.CompleteAll(ctx(t), cs[:1]); err != nil {
+		if _, err := s.CompleteAll(ctx(t), cs[:2]); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, err := s.CompleteAll(ctx(t), cs[1:]); err != nil {
+	if _, err := s.CompleteAll(ctx(t), cs[2:]); err != nil {
 		t.Fatal(err)
 	}
-	if got := mustGet(t, s, ok.ID); got.Status != StatusDelivered || got.Attempts != 1 || got.LastStatus != 204 {
-		t.Errorf("unlogged success left %+v, want delivered after 1 attempt", got)
+	if got, err := s.GetDelivery(ctx(t), ok.ID); !errors.Is(err, ErrNotFound) {
+		t.Errorf("unlogged success of a keyless delivery left %+v (%v), want it removed", got, err)
 	}
-	logged, err := s.ListAttempts(ctx(t), []string{ok.ID, failed.ID})
+	if got := mustGet(t, s, keyed.ID); got.Status != StatusDelivered || got.Attempts != 1 || got.LastStatus != 204 {
+		t.Errorf("unlogged success of a keyed delivery left %+v, want delivered after 1 attempt", got)
+	}
+	if got := mustGet(t, s, failed.ID); got.Status != StatusPending || got.Attempts != 1 {
+		t.Errorf("failed attempt left %+v, want pending after 1 attempt", got)
+	}
+	logged, err := s.ListAttempts(ctx(t), []string{ok.ID, keyed.ID, failed.ID})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(logged[ok.ID]) != 0 || len(logged[failed.ID]) != 1 {
-		t.Errorf("attempts logged: %d of the success, %d of the failure; want 0 and 1", len(logged[ok.ID]), len(logged[failed.ID]))
+	if len(logged[ok.ID]) != 0 || len(logged[keyed.ID]) != 0 || len(logged[failed.ID]) != 1 {
+		t.Errorf("attempts logged: %d and %d of the successes, %d of the failure; want 0, 0 and 1",
+			len(logged[ok.ID]), len(logged[keyed.ID]), len(logged[failed.ID]))
+	}
+	// The health of the endpoint counts the successes, then the failure.
+	h, err := s.Health(ctx(t), "cfg:a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.ConsecutiveFailures != 1 || h.LastSuccessAt == nil {
+		t.Errorf("health %+v, want 1 failure after a success", h)
+	}
+}
+
+// TestWriteBatchClaims: deliveries written with Claim are stored leased to
+// the writer (no claim takes them before the lease ends) and returned with
+// their seq; written again, they are not returned (already stored).
+func TestWriteBatchClaims(t *testing.T) {
+	t.Parallel()
+	s, _ := setup(t)
+	s.SetInstance("inst_writer")
+	lease := time.Now().Add(time.Hour)
+	mine, free := delivery(1, "cfg:a", ""), delivery(2, "cfg:a", "")
+	mine.Claim, mine.NextAttemptAt = true, lease
+	b := Batch{Deliveries: []Delivery{mine, free}}
+	claimed, err := s.WriteBatch(ctx(t), b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(claimed) != 1 || claimed[0].ID != mine.ID || claimed[0].Seq == 0 {
+		t.Fatalf("claimed %+v, want %s with its seq", claimed, mine.ID)
+	}
+	due, err := s.ClaimDue(ctx(t), 10, time.Minute, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(due) != 1 || due[0].ID != free.ID {
+		t.Errorf("ClaimDue took %d deliveries (%+v), want only %s", len(due), due, free.ID)
+	}
+	again, err := s.WriteBatch(ctx(t), b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(again) != 0 {
+		t.Errorf("a repeated write returned %d claimed deliveries, want 0", len(again))
+	}
+	// A claim made with the write is the writer's: leaving hands it back.
+	if err := s.LeaveInstance(ctx(t), "inst_writer"); err != nil {
+		t.Fatal(err)
+	}
+	if got := mustGet(t, s, mine.ID); got.NextAttemptAt.After(time.Now()) {
+		t.Errorf("after the writer left, the delivery is due at %s, want now", got.NextAttemptAt)
 	}
 }

@@ -133,6 +133,51 @@ func (s *Store) persist(ctx context.Context, db execer, ds []Delivery) error {
 	return s.recordBatches(ctx, db, ds)
 }
 
+// persistClaiming is persist for a write with claimed deliveries (Claim):
+// they are inserted leased to this instance, and those inserted (not
+// already stored) come back with their seq.
+func (s *Store) persistClaiming(ctx context.Context, db pgx.Tx, ds []Delivery) ([]Delivery, error) {
+	a := newDeliveryArrays(ds, StatusPending, 0)
+	claim := make([]bool, len(ds))
+	for i, d := range ds {
+		claim[i] = d.Claim
+	}
+	rows, err := db.Query(ctx, s.sql(`INSERT INTO {s}.deliveries (id, event_id, event_type, endpoint_id, key, tenant, body,
+	event_time, commit_lsn, position, status, attempts, next_attempt_at, last_status, last_error, claimed_by)
+SELECT id, event_id, event_type, endpoint_id, key, tenant, body,
+	event_time, commit_lsn, position, status, attempts, coalesce(next_attempt_at, now()), last_status, last_error,
+	CASE WHEN claim THEN nullif($17, '') END
+FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bytea[],
+	$8::timestamptz[], $9::bigint[], $10::text[], $11::int[], $12::timestamptz[], $13::int[], $14::text[], $15::int[], $16::bool[])
+	WITH ORDINALITY AS u(id, event_id, event_type, endpoint_id, key, tenant, body,
+	event_time, commit_lsn, status, attempts, next_attempt_at, last_status, last_error, position, claim, ord)
+ORDER BY ord
+ON CONFLICT (id) DO NOTHING
+RETURNING id, seq`), append(a.args(), claim, s.instanceID())...)
+	if err != nil {
+		return nil, fmt.Errorf("persisting %d deliveries: %w", len(ds), err)
+	}
+	inserted := map[string]int64{}
+	var (
+		id  string
+		seq int64
+	)
+	if _, err := pgx.ForEachRow(rows, []any{&id, &seq}, func() error {
+		inserted[id] = seq
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("persisting %d deliveries: %w", len(ds), err)
+	}
+	var out []Delivery
+	for i, d := range ds {
+		if seq, ok := inserted[a.id[i]]; ok && d.Claim {
+			d.ID, d.Seq, d.Status = a.id[i], seq, StatusPending
+			out = append(out, d)
+		}
+	}
+	return out, s.recordBatches(ctx, db, ds)
+}
+
 // Outcome is what an attempt leaves a delivery as.
 type Outcome struct {
 	Status        Status    // delivered, pending (retry later) or failed

@@ -135,7 +135,7 @@ func TestCompleteTransitionsAndHealth(t *testing.T) {
 	// Through the batch path (first attempts logged by the persister) too.
 	logged := map[string]string{"Webhook-Attempt": "1", "Content-Type": "application/json"}
 	other := delivery(2, "cfg:a", "")
-	if err := s.WriteBatch(ctx(t), Batch{Deliveries: []Delivery{other}, Attempts: []Attempt{{DeliveryID: other.ID, EventID: other.EventID,
+	if _, err := s.WriteBatch(ctx(t), Batch{Deliveries: []Delivery{other}, Attempts: []Attempt{{DeliveryID: other.ID, EventID: other.EventID,
 		EventType: other.EventType, EndpointID: "cfg:a", Number: 1, AttemptedAt: t0, StatusCode: 503, Error: "503", RequestHeaders: logged}}}); err != nil {
 		t.Fatal(err)
 	}
@@ -307,7 +307,7 @@ func TestWriteBatchIsAllOrNothingAndRepeatable(t *testing.T) {
 	f := FailedEvaluation{Rule: "r", Table: "public.t", Op: "insert", CommitLSN: 10, Position: 1, Error: "boom"}
 	b := Batch{Deliveries: []Delivery{d}, Attempts: []Attempt{a}, Failures: []FailedEvaluation{f}}
 	for range 2 {
-		if err := s.WriteBatch(ctx(t), b); err != nil {
+		if _, err := s.WriteBatch(ctx(t), b); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -332,7 +332,7 @@ func TestWriteBatchIsAllOrNothingAndRepeatable(t *testing.T) {
 			Body: []byte(`{}`), EventTime: now, CommitLSN: 11}},
 		Failures: []FailedEvaluation{{Rule: "r", Table: "public.t", Op: "insert", CommitLSN: 11, Error: "nul \x00 byte"}},
 	}
-	if err := s.WriteBatch(ctx(t), bad); err == nil {
+	if _, err := s.WriteBatch(ctx(t), bad); err == nil {
 		t.Fatal("a batch with an invalid failed evaluation was written")
 	}
 	if _, err := s.GetDelivery(ctx(t), "dlv_wb2"); err == nil {

@@ -45,6 +45,12 @@ type Delivery struct {
 	LastError     string
 	CreatedAt     time.Time
 	UpdatedAt     time.Time
+	// Claim, on a delivery handed to WriteBatch, stores it already claimed
+	// by this instance (SetInstance) until NextAttemptAt, as ClaimDue would:
+	// the writer sends it from memory and completes it like a claimed one,
+	// and nobody else claims it before the lease ends. WriteBatch returns
+	// the claimed deliveries it inserted. Not read back.
+	Claim bool
 	// BatchID is the id of the batch request the delivery failed in, its
 	// retries go out with (batches.go); empty: none. Written with the
 	// delivery; read back only by ClaimBatchMates.
