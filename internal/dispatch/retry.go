@@ -299,7 +299,10 @@ func (d *Dispatcher) complete(ctx context.Context, comp *completer, ep *Endpoint
 	}
 	// A first attempt that succeeded (a spilled or shared delivery) is
 	// logged only with log_attempts = "all", as one from memory would be.
-	unlogged := out.Status == store.StatusDelivered && a.Number == 1 && !d.opts.LogAttempts
+	// A recovered delivery starts its numbering again but was attempted
+	// before (its last answer is kept): its success is logged.
+	fresh := dl.LastStatus == 0 && dl.LastError == ""
+	unlogged := out.Status == store.StatusDelivered && a.Number == 1 && fresh && !d.opts.LogAttempts
 	comp.complete(ctx, store.Completion{Delivery: dl, Attempt: a, Outcome: out, Unlogged: unlogged}, func(h store.Health, err error) {
 		if err != nil {
 			d.log.Error().Err(err).Str("delivery_id", dl.ID).Msg("recording a retry's outcome; it will be attempted again")
