@@ -146,10 +146,12 @@ func (r *Reader) record(ctx context.Context) {
 // ConfirmSettled records lsn, then confirms it to the slot with
 // pg_replication_slot_advance (for when the Reader has stopped, at
 // shutdown). It does nothing after the Reader stopped on a gap: the slot
-// is not the one walhook read from.
+// is not the one walhook read from. When another reader streams from the
+// slot by then, it returns an error wrapping ErrSlotInUse: that reader
+// confirms the slot from where it started.
 func (r *Reader) ConfirmSettled(ctx context.Context, lsn LSN) error {
 	r.mu.Lock()
-	claimed, gap := r.claimed, r.gap
+	claimed, gap, walsender := r.claimed, r.gap, r.walsender
 	r.mu.Unlock()
 	if gap {
 		return fmt.Errorf("not confirming %s: replication slot %s cannot go on (see the error it stopped with)", lsn, r.cfg.Slot)
@@ -161,5 +163,5 @@ func (r *Reader) ConfirmSettled(ctx context.Context, lsn LSN) error {
 		return fmt.Errorf("recording %s before confirming it: %w", lsn, err)
 	}
 	r.setRecorded(lsn)
-	return Confirm(ctx, r.cfg.URL, r.cfg.Slot, lsn)
+	return confirm(ctx, r.cfg.URL, r.cfg.Slot, lsn, walsender)
 }
