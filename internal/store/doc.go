@@ -53,4 +53,11 @@
 // (WebhooksVersion) and notifies the channel "<schema>_webhooks"
 // (WebhooksChannel) with the new version, so instances can poll the
 // version cheaply or get the change at once with WatchWebhooks.
+//
+// # Slot handover
+//
+// An instance that closed its replication connection says so on the
+// channel "<schema>_slots" (SlotsChannel, NotifySlotReleased; the payload
+// is the slot's name), so that standbys listening (Listen) try the slot at
+// once.
 package store
