@@ -13,15 +13,17 @@ import (
 	"github.com/walhook/walhook/testenv"
 )
 
-// TestSlotHandover: a reader that stops calls Released once its session
-// has ended, and a standby told to Retry takes the slot at once although
-// its own retry of a slot in use is an hour away; the reader that let go
+// TestSlotHandover: a reader that stops records and confirms what it
+// settled and calls Released once its session has ended, and a standby
+// told to Retry takes the slot at once although its own retry of a slot in
+// use is an hour away, and reads nothing again; the reader that let go
 // then gets ErrSlotInUse from ConfirmSettled at once instead of waiting
 // for the slot.
 func TestSlotHandover(t *testing.T) {
 	t.Parallel()
 	db := testenv.NewDB(t)
-	cfg := testConfig(t, db, "public.contacts")
+	cfg := recordedConfig(t, db, newRecords())
+	cfg.RecordInterval = time.Hour // only the stop records the position
 	var second atomic.Pointer[running]
 	released := make(chan struct{}, 1)
 	firstCfg := cfg
@@ -47,7 +49,7 @@ func TestSlotHandover(t *testing.T) {
 	testkit.Await(t, "the standby to stream", second.Load().signals.Streaming)
 	insertContact(t, db, 2)
 	if ids := contactIDs(second.Load().sink.waitTransactions(t, 1)); !equalIDs(ids, 2) {
-		t.Fatalf("standby got contacts %v, want [2]", ids)
+		t.Fatalf("standby got contacts %v, want [2]: what the first settled was not confirmed when it let go", ids)
 	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)

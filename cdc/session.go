@@ -116,7 +116,11 @@ func (r *Reader) session(ctx context.Context, out chan<- Transaction) (streamed 
 	if cause := context.Cause(sessCtx); err == nil && ctx.Err() == nil && errors.Is(cause, ErrServerShutdown) {
 		err = cause
 	}
-	// Final status: whatever the consumer settled meanwhile.
+	// Final status: whatever the consumer settled meanwhile, recorded
+	// first when the Reader stops, so that it is all confirmed.
+	if ctx.Err() != nil {
+		r.recordAcked(ctx)
+	}
 	if serr := s.sendStatus(); serr != nil && err == nil && ctx.Err() == nil {
 		err = serr
 	}

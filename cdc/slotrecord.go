@@ -143,6 +143,30 @@ func (r *Reader) record(ctx context.Context) {
 	}
 }
 
+// stopRecordTimeout bounds recordAcked.
+const stopRecordTimeout = 2 * time.Second
+
+// recordAcked records the acknowledged position now rather than at the
+// recorder's next tick, for the last status of a session ended because the
+// Reader stops: it then confirms all that is settled, and the next holder
+// of the slot reads again only what was not (docs/scaling.md, "Rolling
+// restarts"). A failed write only leaves the slot where it was.
+func (r *Reader) recordAcked(ctx context.Context) {
+	r.mu.Lock()
+	acked, recorded, claimed := r.acked, r.recorded, r.claimed
+	r.mu.Unlock()
+	if !r.durable || !claimed || acked <= recorded {
+		return
+	}
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stopRecordTimeout)
+	defer cancel()
+	if err := r.records.AdvanceSlot(wctx, r.cfg.Slot, acked); err != nil {
+		r.log.Warn().Err(err).Stringer("lsn", acked).Msg("recording the slot's position before letting go of it; the next reader reads again from the last one recorded")
+		return
+	}
+	r.setRecorded(acked)
+}
+
 // ConfirmSettled records lsn, then confirms it to the slot with
 // pg_replication_slot_advance (for when the Reader has stopped, at
 // shutdown). It does nothing after the Reader stopped on a gap: the slot
