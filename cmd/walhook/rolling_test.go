@@ -23,6 +23,7 @@ import (
 
 var (
 	rollingRate   = flag.Int("rolling.rate", 1000, "TestRollingRestartUnderSteadyLoad: rows committed per second")
+	rollingKill   = flag.Bool("rolling.kill", false, "TestRollingRestartUnderSteadyLoad: SIGKILL each instance in place of SIGTERM, to measure the takeover after a crash")
 	rollingWarmup = flag.Duration("rolling.warmup", 10*time.Second, "TestRollingRestartUnderSteadyLoad: steady load (rows received) before the first restart: standbys that waited that long for the slot, as in a deployment that has run a while")
 )
 
@@ -37,6 +38,10 @@ var (
 // commit time is its created_at, set to clock_timestamp() by the insert
 // (at most the insert's own duration before its commit), and its receipt
 // is its first arrival at the receiver.
+//
+// With -rolling.kill each instance is sent SIGKILL instead: the standbys
+// then find the slot free at their next try (about a second apart), and the
+// rows after the slot's last confirmation are sent again.
 //
 // It is not parallel: a timing goal measured while the package's other
 // process tests share the two cores would measure them.
@@ -85,19 +90,26 @@ func TestRollingRestartUnderSteadyLoad(t *testing.T) {
 		}
 		restarted[i] = true
 		began := time.Now()
-		daemons[i].stop(t)
+		if *rollingKill {
+			if err := daemons[i].cmd.Process.Kill(); err != nil {
+				t.Fatal(err)
+			}
+			_ = daemons[i].cmd.Wait()
+		} else {
+			daemons[i].stop(t)
+		}
 		stopped := time.Since(began)
 		handover := ""
 		if i == leader {
 			// The slot goes to a standby before the stopped instance is
 			// back, as when a replacement takes seconds to start.
 			next := waitLeader(t, addrs, i)
-			handover = fmt.Sprintf("; instance %d streams %s after SIGTERM", next, time.Since(began).Round(time.Millisecond))
+			handover = fmt.Sprintf("; instance %d streams %s after the signal", next, time.Since(began).Round(time.Millisecond))
 		}
 		daemons[i] = startDaemon(t, cfgs[i])
 		waitRegistered(t, addrs[(i+1)%3], daemons[i])
 		steady()
-		t.Logf("restarted instance %d (leader: %v): exited %s after SIGTERM%s; longest pause in arrivals %s",
+		t.Logf("restarted instance %d (leader: %v): exited %s after the signal%s; longest pause in arrivals %s",
 			i, i == leader, stopped.Round(time.Millisecond), handover, lat.longestPause(began).Round(time.Millisecond))
 	}
 	want, took := stopWriting()
