@@ -74,6 +74,7 @@ func newSlotSource(cfg *config.Config, rs *rules.Rules, records cdc.SlotRecords,
 		Tables:            cfg.Source.Tables,
 		Uses:              cfg.TableUses(),
 		HeartbeatInterval: opts.HeartbeatInterval,
+		SlotInUseRetry:    opts.SlotInUseRetry,
 		// The backfill watermarks; transactions that carry one come
 		// through even when they change no row.
 		MessagePrefixes: []string{backfill.MessagePrefix},

@@ -78,6 +78,9 @@ type Options struct {
 	RetryPoll time.Duration
 	// HeartbeatInterval overrides the reader's heartbeat interval.
 	HeartbeatInterval time.Duration
+	// SlotInUseRetry overrides how often a standby tries the slot while
+	// another instance holds it (default 1s; cdc.ReaderConfig).
+	SlotInUseRetry time.Duration
 	// WatchInterval overrides how often the slot and the watched tables
 	// are read from Postgres's catalog (default 5s; see watch.go).
 	WatchInterval time.Duration
