@@ -136,8 +136,8 @@ func TestRollingRestartUnderSteadyLoad(t *testing.T) {
 // writeAtRate commits rows into db's contacts at perSecond on average, in
 // transactions of the rows due every 5 ms (5 at 1,000/s), each with
 // created_at = clock_timestamp(), until the returned stop is called; stop
-// returns the ids committed and for how long it wrote. A failed insert
-// fails the test.
+// returns the ids committed and for how long it wrote (it is called at
+// the test's end too). A failed insert fails the test.
 func writeAtRate(t *testing.T, db *testenv.DB, perSecond int) (stop func() ([]int64, time.Duration)) {
 	t.Helper()
 	var committed []int64
@@ -173,11 +173,18 @@ func writeAtRate(t *testing.T, db *testenv.DB, perSecond int) (stop func() ([]in
 			}
 		}
 	}()
-	return func() ([]int64, time.Duration) {
-		close(quit)
-		<-done
-		return committed, time.Since(began)
+	var once sync.Once
+	var took time.Duration
+	stop = func() ([]int64, time.Duration) {
+		once.Do(func() {
+			close(quit)
+			<-done
+			took = time.Since(began)
+		})
+		return committed, took
 	}
+	t.Cleanup(func() { stop() }) // a test that fails before stopping it
+	return stop
 }
 
 // receipts records, before handing a request on, when each row first
