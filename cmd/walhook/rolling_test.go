@@ -28,9 +28,9 @@ var (
 )
 
 // TestRollingRestartUnderSteadyLoad restarts each of three `walhook run`
-// processes on one config in turn (SIGTERM, exit 0, start again, registered
-// in the instances list), the current leader first while it has not been
-// restarted, under a writer committing -rolling.rate rows a second (1,000
+// processes on one config in turn (SIGTERM, exit 0, for the leader another
+// instance streaming, start again, listed alive by the admin API), the
+// current leader first while it has not been restarted, under a writer committing -rolling.rate rows a second (1,000
 // by default) in small transactions. Every row arrives, a row delivered
 // twice under the same webhook-id, and the 99th percentile of
 // commit-to-receipt over the whole run is under 2 s: the acceptance
@@ -71,8 +71,8 @@ func TestRollingRestartUnderSteadyLoad(t *testing.T) {
 	}
 
 	stopWriting := writeAtRate(t, db, *rollingRate)
-	// Steady load before the first restart, after each and at the end:
-	// a second's worth of rows received.
+	// Steady load: -rolling.warmup's worth of rows received before the
+	// first restart, a second's worth after each.
 	steady := func() { lat.waitMore(t, *rollingRate) }
 	lat.waitMore(t, int(float64(*rollingRate)*rollingWarmup.Seconds()))
 	restarted := map[int]bool{}
