@@ -52,7 +52,7 @@
 // A statement trigger on the webhooks table bumps meta.webhooks_version
 // (WebhooksVersion) and notifies the channel "<schema>_webhooks"
 // (WebhooksChannel) with the new version, so instances can poll the
-// version cheaply or get the change at once with WatchWebhooks.
+// version cheaply or get the change at once with Listen.
 //
 // # Slot handover
 //

@@ -6,10 +6,11 @@ import (
 	"time"
 )
 
-// TestListenSlotReleased: an instance's NotifySlotReleased reaches Listen
-// in another (its slot's name), and a webhook change still arrives as its
-// version on the same connection.
-func TestListenSlotReleased(t *testing.T) {
+// TestListen: on one connection, Listen gets an instance's
+// NotifySlotReleased (its slot's name) and a webhook change made by
+// another process's store (the new WebhooksVersion), and returns nil once
+// its ctx ends.
+func TestListen(t *testing.T) {
 	t.Parallel()
 	s, db := setup(t)
 	other, err := Open(ctx(t), db.Pool, oddSchema)
@@ -50,8 +51,15 @@ func TestListenSlotReleased(t *testing.T) {
 	if _, err := other.CreateWebhook(ctx(t), Webhook{URL: "https://example.com"}); err != nil {
 		t.Fatal(err)
 	}
+	want, err := s.WebhooksVersion(ctx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
 	select {
-	case <-versions:
+	case v := <-versions:
+		if v != want {
+			t.Errorf("notified version %d, want %d", v, want)
+		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("no notification of the webhook change")
 	}

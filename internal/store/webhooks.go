@@ -162,10 +162,3 @@ func (s *Store) WebhooksVersion(ctx context.Context) (int64, error) {
 	}
 	return v, nil
 }
-
-// WatchWebhooks calls changed with the new WebhooksVersion each time a
-// webhook change commits, from any process, until ctx ends (then it
-// returns nil) or the connection fails: Listen with Webhooks only.
-func (s *Store) WatchWebhooks(ctx context.Context, ready func(), changed func(version int64)) error {
-	return s.Listen(ctx, ready, Notifications{Webhooks: changed})
-}
