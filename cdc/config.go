@@ -47,6 +47,18 @@ type ReaderConfig struct {
 	MessagePrefixes []string
 	// MaxBackoff caps the wait between reconnection attempts; default 30s.
 	MaxBackoff time.Duration
+	// SlotInUseRetry is about how long (±25 %) a Reader whose slot another
+	// process streams from (a standby) waits before trying it again, in
+	// place of MaxBackoff's growing wait; default 1s. A try costs the
+	// source one session and a query (handover.go). Reader.Retry cuts the
+	// wait short.
+	SlotInUseRetry time.Duration
+	// Released, when set, is called (from the Reader's goroutine, with a
+	// context that outlives Run's) each time a session that streamed from
+	// the slot has ended and closed its replication connection: the place
+	// to tell standbys (their Reader.Retry) that the slot is free. It
+	// should return within a second or two.
+	Released func(ctx context.Context)
 	// Records keeps the record of the slot walhook owns (SlotRecords);
 	// nil keeps it in memory, for this Reader's life only.
 	Records SlotRecords
@@ -97,6 +109,9 @@ func (c ReaderConfig) withDefaults() ReaderConfig {
 	}
 	if c.MaxBackoff <= 0 {
 		c.MaxBackoff = DefaultMaxBackoff
+	}
+	if c.SlotInUseRetry <= 0 {
+		c.SlotInUseRetry = DefaultSlotInUseRetry
 	}
 	if c.MaxBackoff < minBackoff {
 		c.MaxBackoff = minBackoff

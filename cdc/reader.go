@@ -10,7 +10,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/rs/zerolog"
 
 	"github.com/walhook/walhook/internal/testsignal"
@@ -39,12 +38,18 @@ type Reader struct {
 	// settled is the highest position acknowledged through Ack (acked
 	// also moves past idle WAL).
 	settled LSN
+	// walsender is the server process of the last session that streamed
+	// (pgconn's PID): at shutdown, a slot active under another pid has
+	// been taken over (advance.go).
+	walsender uint32
 	// unconfirmed: transactions handed over and not yet acked (lag.go).
 	unconfirmed unconfirmedCommits
 
 	// applied is what was handed to the Sink without error; only the
 	// goroutine calling Run touches it.
 	applied handedOver
+	// wake carries a Retry to the wait for a slot in use (handover.go).
+	wake chan struct{}
 
 	testSignals readerTestSignals
 }
@@ -61,7 +66,7 @@ type readerTestSignals struct {
 // NewReader returns a Reader for cfg; Run starts it.
 func NewReader(cfg ReaderConfig) *Reader {
 	cfg = cfg.withDefaults()
-	r := &Reader{cfg: cfg, log: cfg.Logger.With().Str("component", "cdc").Str("slot", cfg.Slot).Logger(), records: cfg.Records, durable: cfg.Records != nil}
+	r := &Reader{cfg: cfg, log: cfg.Logger.With().Str("component", "cdc").Str("slot", cfg.Slot).Logger(), records: cfg.Records, durable: cfg.Records != nil, wake: make(chan struct{}, 1)}
 	if r.records == nil {
 		r.records = &memoryRecords{}
 	}
@@ -171,9 +176,14 @@ func (r *Reader) stream(ctx context.Context, out chan<- Transaction) error {
 		defer func() { stop(); <-recorded }()
 	}
 	backoff := minBackoff
+	var wokeAt time.Time // the last Retry that cut a wait short
+	holder := ""         // the pid last logged as holding the slot
 	for {
 		began := time.Now()
 		streamed, err := r.session(ctx, out)
+		if streamed && r.cfg.Released != nil {
+			r.cfg.Released(context.WithoutCancel(ctx))
+		}
 		r.updateStatus(func(s *Status) {
 			s.Connected, s.Streaming = false, false
 			if err != nil {
@@ -202,26 +212,38 @@ func (r *Reader) stream(ctx context.Context, out chan<- Transaction) error {
 			backoff = minBackoff // a failure that keeps recurring at once still backs off
 		}
 		wait := backoff/2 + rand.N(backoff/2+1)
-		var pgErr *pgconn.PgError
-		if errors.As(err, &pgErr) && pgErr.Code == "55006" {
-			pid := "unknown"
-			if m := activePID.FindStringSubmatch(pgErr.Message); m != nil {
-				pid = m[1]
+		// A Retry ends only the wait for a slot in use; other errors back off.
+		var woken <-chan struct{}
+		pid, inUse := slotHolder(err)
+		if inUse {
+			wait, woken = r.inUseWait(wokeAt), r.wake
+			// Logged when the holder changes, not at every try (about
+			// one a second).
+			ev := r.log.Debug()
+			if pid != holder {
+				ev, holder = r.log.Info(), pid
 			}
-			r.log.Info().Str("pid", pid).Stringer("retry_in", wait).
+			ev.Str("pid", pid).Stringer("retry_in", wait).
 				Msgf("replication slot %s is in use by pid %s; retrying", r.cfg.Slot, pid)
 			r.updateStatus(func(s *Status) {
 				s.LastError = fmt.Sprintf("replication slot %s is in use by pid %s; retrying", r.cfg.Slot, pid)
 			})
-		} else if err != nil {
-			r.log.Warn().Err(err).Stringer("retry_in", wait).Msg("replication interrupted; reconnecting")
+		} else {
+			holder = ""
+			if err != nil {
+				r.log.Warn().Err(err).Stringer("retry_in", wait).Msg("replication interrupted; reconnecting")
+			}
 		}
 		r.testSignals.interrupted.Emit(r.Status().LastError)
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-time.After(wait):
+		case <-woken:
+			wokeAt = time.Now()
 		}
-		backoff = min(backoff*2, r.cfg.MaxBackoff)
+		if !inUse {
+			backoff = min(backoff*2, r.cfg.MaxBackoff)
+		}
 	}
 }

@@ -46,6 +46,9 @@ func (r *Reader) session(ctx context.Context, out chan<- Transaction) (streamed 
 	if err := CheckPrerequisites(setupCtx, sql); err != nil {
 		return false, err
 	}
+	if err := checkFree(setupCtx, sql, r.cfg.Slot); err != nil {
+		return false, err
+	}
 	conn, err := connectReplication(setupCtx, r.cfg.URL)
 	if err != nil {
 		return false, err
@@ -84,6 +87,7 @@ func (r *Reader) session(ctx context.Context, out chan<- Transaction) (streamed 
 	if confirmed > r.acked {
 		r.acked = confirmed
 	}
+	r.walsender = conn.PID()
 	r.mu.Unlock()
 	cancel()
 	r.log.Info().Str("start_lsn", start.String()).Msg("streaming")
@@ -112,7 +116,11 @@ func (r *Reader) session(ctx context.Context, out chan<- Transaction) (streamed 
 	if cause := context.Cause(sessCtx); err == nil && ctx.Err() == nil && errors.Is(cause, ErrServerShutdown) {
 		err = cause
 	}
-	// Final status: whatever the consumer settled meanwhile.
+	// Final status: whatever the consumer settled meanwhile, recorded
+	// first when the Reader stops, so that it is all confirmed.
+	if ctx.Err() != nil {
+		r.recordAcked(ctx)
+	}
 	if serr := s.sendStatus(); serr != nil && err == nil && ctx.Err() == nil {
 		err = serr
 	}

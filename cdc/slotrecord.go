@@ -143,13 +143,39 @@ func (r *Reader) record(ctx context.Context) {
 	}
 }
 
+// stopRecordTimeout bounds recordAcked.
+const stopRecordTimeout = 2 * time.Second
+
+// recordAcked records the acknowledged position now rather than at the
+// recorder's next tick, for the last status of a session ended because the
+// Reader stops: it then confirms all that is settled, and the next holder
+// of the slot reads again only what was not (docs/scaling.md, "Rolling
+// restarts"). A failed write only leaves the slot where it was.
+func (r *Reader) recordAcked(ctx context.Context) {
+	r.mu.Lock()
+	acked, recorded, claimed := r.acked, r.recorded, r.claimed
+	r.mu.Unlock()
+	if !r.durable || !claimed || acked <= recorded {
+		return
+	}
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stopRecordTimeout)
+	defer cancel()
+	if err := r.records.AdvanceSlot(wctx, r.cfg.Slot, acked); err != nil {
+		r.log.Warn().Err(err).Stringer("lsn", acked).Msg("recording the slot's position before letting go of it; the next reader reads again from the last one recorded")
+		return
+	}
+	r.setRecorded(acked)
+}
+
 // ConfirmSettled records lsn, then confirms it to the slot with
 // pg_replication_slot_advance (for when the Reader has stopped, at
 // shutdown). It does nothing after the Reader stopped on a gap: the slot
-// is not the one walhook read from.
+// is not the one walhook read from. When another reader streams from the
+// slot by then, it returns an error wrapping ErrSlotInUse: that reader
+// confirms the slot from where it started.
 func (r *Reader) ConfirmSettled(ctx context.Context, lsn LSN) error {
 	r.mu.Lock()
-	claimed, gap := r.claimed, r.gap
+	claimed, gap, walsender := r.claimed, r.gap, r.walsender
 	r.mu.Unlock()
 	if gap {
 		return fmt.Errorf("not confirming %s: replication slot %s cannot go on (see the error it stopped with)", lsn, r.cfg.Slot)
@@ -161,5 +187,5 @@ func (r *Reader) ConfirmSettled(ctx context.Context, lsn LSN) error {
 		return fmt.Errorf("recording %s before confirming it: %w", lsn, err)
 	}
 	r.setRecorded(lsn)
-	return Confirm(ctx, r.cfg.URL, r.cfg.Slot, lsn)
+	return confirm(ctx, r.cfg.URL, r.cfg.Slot, lsn, walsender)
 }

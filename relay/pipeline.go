@@ -2,6 +2,7 @@ package relay
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -64,7 +65,7 @@ type slotSource struct {
 	open *settle.Tx
 }
 
-func newSlotSource(cfg *config.Config, rs *rules.Rules, records cdc.SlotRecords, obs dispatch.Observer, m *metrics.Metrics, opts Options, log zerolog.Logger) (*slotSource, error) {
+func newSlotSource(cfg *config.Config, rs *rules.Rules, records cdc.SlotRecords, released func(context.Context), obs dispatch.Observer, m *metrics.Metrics, opts Options, log zerolog.Logger) (*slotSource, error) {
 	s := &slotSource{cfg: cfg.Source, observer: obs, log: log, evaluate: rs.Evaluate, stage: backfill.NewStage()}
 	s.reader = cdc.NewReader(cdc.ReaderConfig{
 		URL:               cfg.Source.URL,
@@ -73,10 +74,12 @@ func newSlotSource(cfg *config.Config, rs *rules.Rules, records cdc.SlotRecords,
 		Tables:            cfg.Source.Tables,
 		Uses:              cfg.TableUses(),
 		HeartbeatInterval: opts.HeartbeatInterval,
+		SlotInUseRetry:    opts.SlotInUseRetry,
 		// The backfill watermarks; transactions that carry one come
 		// through even when they change no row.
 		MessagePrefixes: []string{backfill.MessagePrefix},
 		Records:         records, // the slot walhook owns, in the state store
+		Released:        released,
 		Logger:          log,
 	})
 	ack := s.reader.Ack
@@ -194,7 +197,14 @@ func (s *slotSource) Finish(ctx context.Context) {
 	if settled == 0 {
 		return
 	}
-	if err := s.reader.ConfirmSettled(ctx, settled); err != nil {
+	err := s.reader.ConfirmSettled(ctx, settled)
+	if errors.Is(err, cdc.ErrSlotInUse) {
+		// Taken over during the drain: the new holder reads the changes
+		// after the slot's confirmed position again, under the same ids.
+		s.log.Info().Err(err).Stringer("lsn", settled).Msg("another instance streams from the slot now; it confirms the slot from here")
+		return
+	}
+	if err != nil {
 		s.log.Warn().Err(err).Stringer("lsn", settled).Msg("confirming the settled position at shutdown; changes after the last confirmation will be delivered again")
 		return
 	}

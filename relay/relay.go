@@ -78,6 +78,9 @@ type Options struct {
 	RetryPoll time.Duration
 	// HeartbeatInterval overrides the reader's heartbeat interval.
 	HeartbeatInterval time.Duration
+	// SlotInUseRetry overrides how often a standby tries the slot while
+	// another instance holds it (default 1s; cdc.ReaderConfig).
+	SlotInUseRetry time.Duration
 	// WatchInterval overrides how often the slot and the watched tables
 	// are read from Postgres's catalog (default 5s; see watch.go).
 	WatchInterval time.Duration
@@ -185,7 +188,7 @@ func New(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts Optio
 			})
 		}
 	} else {
-		ss, err := newSlotSource(cfg, r.rules, SlotRecords(r.store), observer, r.metrics, opts, log)
+		ss, err := newSlotSource(cfg, r.rules, SlotRecords(r.store), r.announceRelease, observer, r.metrics, opts, log)
 		if err != nil {
 			r.Close()
 			return nil, err
@@ -416,13 +419,22 @@ func (r *Relay) watchWebhooks(ctx context.Context) {
 	}
 }
 
-// listen runs the store's webhook LISTEN until ctx ends, it fails, or
-// watchState releases the state database's connections.
+// listen runs the store's LISTEN (webhook changes, and in slot mode a slot
+// released by another instance) until ctx ends, it fails, or watchState
+// releases the state database's connections.
 func (r *Relay) listen(ctx context.Context, poke func()) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	done := make(chan error, 1)
-	go func() { done <- r.store.WatchWebhooks(ctx, poke, func(int64) { poke() }) }()
+	n := store.Notifications{Webhooks: func(int64) { poke() }}
+	if ss, ok := r.source.(*slotSource); ok {
+		n.SlotReleased = func(slot string) {
+			if slot == r.cfg.Source.Slot {
+				ss.reader.Retry() // another instance let go of our slot
+			}
+		}
+	}
+	go func() { done <- r.store.Listen(ctx, poke, n) }()
 	select {
 	case err := <-done:
 		return err
@@ -430,6 +442,22 @@ func (r *Relay) listen(ctx context.Context, poke func()) error {
 		cancel()
 		<-done
 		return errors.New("the state database is shutting down: released the LISTEN connection")
+	}
+}
+
+// announceTimeout bounds announceRelease.
+const announceTimeout = 2 * time.Second
+
+// announceRelease tells the other instances, through the state database,
+// that this one closed its replication connection, so that a standby
+// takes the slot at once rather than at its next try (docs/scaling.md,
+// "Rolling restarts"). The reader calls it after each session that
+// streamed, with a context that outlives the relay's.
+func (r *Relay) announceRelease(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, announceTimeout)
+	defer cancel()
+	if err := r.store.NotifySlotReleased(ctx, r.cfg.Source.Slot); err != nil {
+		r.log.Warn().Err(err).Msg("telling the standbys that the slot is free; they take it at their next try")
 	}
 }
 

@@ -13,7 +13,9 @@ import (
 
 // TestStandbyTakesOver: two instances share one config; one streams from
 // the slot, the other waits for it. When the first stops, the second takes
-// the slot and delivers what was committed meanwhile.
+// the slot and delivers what was committed meanwhile: at once, told by the
+// first through the state database, since its own next try of the slot is
+// an hour away.
 func TestStandbyTakesOver(t *testing.T) {
 	t.Parallel()
 	db := testenv.NewDB(t)
@@ -34,7 +36,9 @@ delivery {
 %s`, db.URL, slot, slot, events, endpoint("app", srv.URL, secret, ""))
 	a := runConfig(t, db, src)
 	testkit.EventuallyWithin(t, 30*time.Second, "the first instance to stream", func() bool { return a.ready() == nil })
-	b := runConfig(t, db, src)
+	standby := testOptions
+	standby.SlotInUseRetry = time.Hour
+	b := runConfig(t, db, src, standby)
 	testkit.EventuallyWithin(t, 30*time.Second, "the second instance to find the slot in use", func() bool {
 		err := b.ready()
 		return err != nil && strings.Contains(err.Error(), "in use")

@@ -52,5 +52,12 @@
 // A statement trigger on the webhooks table bumps meta.webhooks_version
 // (WebhooksVersion) and notifies the channel "<schema>_webhooks"
 // (WebhooksChannel) with the new version, so instances can poll the
-// version cheaply or get the change at once with WatchWebhooks.
+// version cheaply or get the change at once with Listen.
+//
+// # Slot handover
+//
+// An instance that closed its replication connection says so on the
+// channel "<schema>_slots" (SlotsChannel, NotifySlotReleased; the payload
+// is the slot's name), so that standbys listening (Listen) try the slot at
+// once.
 package store

@@ -32,6 +32,7 @@ type Store struct {
 	schema  string
 	quoted  string // pgx.Identifier{schema}.Sanitize()
 	channel string
+	slots   string        // SlotsChannel
 	parkMax time.Duration // the longest ClaimDue parks a held-back delivery
 	// instance is the id ClaimDue records as a lease's holder (SetInstance).
 	instance atomic.Pointer[string]
@@ -54,6 +55,7 @@ func Open(ctx context.Context, pool *pgxpool.Pool, schema string) (*Store, error
 		schema:  schema,
 		quoted:  pgx.Identifier{schema}.Sanitize(),
 		channel: channelName(schema),
+		slots:   cutChannel(schema + "_slots"),
 		parkMax: defaultParkMax,
 	}
 	if err := s.migrate(ctx); err != nil {
@@ -168,8 +170,10 @@ func encodeID(b []byte) string {
 
 // channelName is "<schema>_webhooks" cut at a rune boundary to 63 bytes,
 // the longest name LISTEN and pg_notify accept.
-func channelName(schema string) string {
-	c := schema + "_webhooks"
+func channelName(schema string) string { return cutChannel(schema + "_webhooks") }
+
+// cutChannel cuts c at a rune boundary to 63 bytes.
+func cutChannel(c string) string {
 	for len(c) > 63 {
 		_, size := utf8.DecodeLastRuneInString(c)
 		c = c[:len(c)-size]

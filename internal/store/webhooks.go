@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -162,40 +161,4 @@ func (s *Store) WebhooksVersion(ctx context.Context) (int64, error) {
 		return 0, fmt.Errorf("reading webhooks version: %w", err)
 	}
 	return v, nil
-}
-
-// WatchWebhooks calls changed with the new WebhooksVersion each time a
-// webhook change commits, from any process, until ctx ends (then it
-// returns nil) or the connection fails. It holds one connection of the
-// pool for its own use (LISTEN on WebhooksChannel) and closes it at the
-// end. ready, if not nil, is called once listening has started; changes
-// committed before that are not reported, so call WebhooksVersion after
-// ready to catch up.
-func (s *Store) WatchWebhooks(ctx context.Context, ready func(), changed func(version int64)) error {
-	pc, err := s.pool.Acquire(ctx)
-	if err != nil {
-		return fmt.Errorf("watching webhooks: acquiring a connection: %w", err)
-	}
-	conn := pc.Hijack()
-	defer conn.Close(context.WithoutCancel(ctx))
-	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{s.channel}.Sanitize()); err != nil {
-		return fmt.Errorf("watching webhooks: listening on %q: %w", s.channel, err)
-	}
-	if ready != nil {
-		ready()
-	}
-	for {
-		n, err := conn.WaitForNotification(ctx)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			return fmt.Errorf("watching webhooks: %w", err)
-		}
-		v, err := strconv.ParseInt(n.Payload, 10, 64)
-		if err != nil {
-			return fmt.Errorf("watching webhooks: bad notification payload %q: %w", n.Payload, err)
-		}
-		changed(v)
-	}
 }

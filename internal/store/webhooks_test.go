@@ -1,7 +1,6 @@
 package store
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"slices"
@@ -139,52 +138,6 @@ func TestListWebhooks(t *testing.T) {
 	}
 	if _, _, err := s.ListWebhooks(ctx(t), "", 5, "@@"); !errors.Is(err, ErrBadCursor) {
 		t.Fatalf("bad cursor: %v", err)
-	}
-}
-
-func TestWatchWebhooks(t *testing.T) {
-	t.Parallel()
-	s, db := setup(t)
-	// Another process's store on the same schema makes the change.
-	other, err := Open(ctx(t), db.Pool, oddSchema)
-	if err != nil {
-		t.Fatal(err)
-	}
-	wctx, cancel := context.WithCancel(ctx(t))
-	ready := make(chan struct{})
-	versions := make(chan int64, 10)
-	done := make(chan error, 1)
-	go func() { done <- s.WatchWebhooks(wctx, func() { close(ready) }, func(v int64) { versions <- v }) }()
-	select {
-	case <-ready:
-	case err := <-done:
-		t.Fatalf("WatchWebhooks: %v", err)
-	case <-time.After(30 * time.Second):
-		t.Fatal("watch not ready")
-	}
-	if _, err := other.CreateWebhook(ctx(t), Webhook{URL: "https://example.com"}); err != nil {
-		t.Fatal(err)
-	}
-	want, err := s.WebhooksVersion(ctx(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case v := <-versions:
-		if v != want {
-			t.Fatalf("notified version %d, want %d", v, want)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("no notification of the change")
-	}
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("WatchWebhooks after cancel: %v", err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("WatchWebhooks did not return after cancel")
 	}
 }
 
