@@ -24,8 +24,12 @@ const DefaultEvery = 5 * time.Second
 // row is deleted.
 const DefaultPruneAfter = time.Hour
 
-// beatTimeout bounds one heartbeat's writes and reads.
-const beatTimeout = 10 * time.Second
+// beatTimeout bounds one heartbeat's writes and reads; beatGrace is how
+// long one in flight at shutdown may go on.
+const (
+	beatTimeout = 10 * time.Second
+	beatGrace   = time.Second
+)
 
 // Store is the part of the state store membership uses.
 type Store interface {
@@ -128,8 +132,14 @@ func (m *Member) Leave(ctx context.Context) {
 // beat writes one heartbeat, prunes long-dead peers and logs peers newly
 // found dead.
 func (m *Member) beat(ctx context.Context) {
-	ctx, cancel := context.WithTimeout(ctx, beatTimeout)
+	// A beat in flight when ctx ends gets a moment to finish: cancelled at
+	// once, its upsert could still commit on the server after Leave has
+	// removed the row, and list a stopped instance as alive.
+	bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), beatTimeout)
 	defer cancel()
+	stop := context.AfterFunc(ctx, func() { time.AfterFunc(beatGrace, cancel) })
+	defer stop()
+	ctx = bctx
 	in := m.cfg.Self
 	in.Role = m.cfg.Role()
 	in.Load = m.cfg.Load()
