@@ -12,3 +12,5 @@ ALTER TABLE {{.schema}}.endpoint_health
     ADD COLUMN cluster_rate  double precision NOT NULL DEFAULT 0,
     ADD COLUMN limited_by    text NOT NULL DEFAULT '',
     ADD COLUMN limited_at    timestamptz;
+-- Claims read the paused endpoints once per statement.
+CREATE INDEX endpoint_health_paused ON {{.schema}}.endpoint_health (paused_until) WHERE paused_until IS NOT NULL;
