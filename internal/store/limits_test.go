@@ -4,8 +4,6 @@ import (
 	"slices"
 	"testing"
 	"time"
-
-	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // TestPublishLimitsPausesClaims: a pause one instance publishes keeps
@@ -16,15 +14,7 @@ import (
 func TestPublishLimitsPausesClaims(t *testing.T) {
 	t.Parallel()
 	s1, db := setup(t)
-	pool2, err := pgxpool.New(ctx(t), db.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool2.Close)
-	s2, err := Open(ctx(t), pool2, oddSchema)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s2 := secondStore(t, db)
 	s1.SetInstance("ins_a")
 	s2.SetInstance("ins_b")
 	mustPersist(t, s1, delivery(1, "cfg:a", ""), delivery(2, "cfg:a", ""), delivery(3, "cfg:b", ""), delivery(4, "cfg:c", ""))
