@@ -2,6 +2,7 @@ package dispatch
 
 import (
 	"encoding/json"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -186,37 +187,54 @@ func TestPeersHonourRetryAfter(t *testing.T) {
 }
 
 // TestPeersFollowAnOverloadCut: two instances share an endpoint (each at
-// most 32 of its 64); one's request is answered 503 without Retry-After,
-// which cuts its adaptive limit from 8 to 5 and publishes it (10 for the
+// most 32 of its 64); one's request is refused without Retry-After, which
+// cuts its adaptive limit from 8 to 5 and publishes it (10 for the
 // cluster); the other comes down to its share, 5, rather than discover the
-// overload itself.
+// overload itself. A 429 also teaches the refused instance a rate (1/s: it
+// had accepted nothing in the last second), published as 2/s for the two,
+// and the other paces at its share, 1/s.
 func TestPeersFollowAnOverloadCut(t *testing.T) {
 	t.Parallel()
-	rc := &peerReceiver{status: http.StatusServiceUnavailable}
-	ds, st := peerSetup(t, rc)
-	id := ConfigEndpointID("peers")
-	for _, d := range ds {
-		d.runnerFor(d.Endpoint(id)) // both gates exist before the cut
-	}
+	for _, tt := range []struct {
+		status int
+		rate   float64 // published
+	}{
+		{http.StatusServiceUnavailable, 0},
+		{http.StatusTooManyRequests, 2},
+	} {
+		t.Run(strconv.Itoa(tt.status), func(t *testing.T) {
+			t.Parallel()
+			rc := &peerReceiver{status: tt.status}
+			ds, st := peerSetup(t, rc)
+			id := ConfigEndpointID("peers")
+			for _, d := range ds {
+				d.runnerFor(d.Endpoint(id)) // both gates exist before the cut
+			}
 
-	dispatchStored(t, ds["a"], 0, 1)
-	waitFor(t, "the limit in the store", func() bool {
-		h, err := st.Health(t.Context(), id)
-		return err == nil && h.Limits.Concurrency > 0
-	})
-	h, err := st.Health(t.Context(), id)
-	if err != nil {
-		t.Fatal(err)
+			dispatchStored(t, ds["a"], 0, 1)
+			waitFor(t, "the limit in the store", func() bool {
+				h, err := st.Health(t.Context(), id)
+				return err == nil && h.Limits.Concurrency > 0
+			})
+			h, err := st.Health(t.Context(), id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if h.Limits.Concurrency != 10 || math.Abs(h.Limits.Rate-tt.rate) > 0.1 {
+				t.Fatalf("published limits %+v, want concurrency 10 (5 on each of 2), rate %v", h.Limits, tt.rate)
+			}
+			reqs, _, _ := rc.requests()
+			peer := map[string]string{"ins_a": "b", "ins_b": "a"}[h.Limits.LimitedBy]
+			if reqs[0].instance == peer {
+				t.Fatalf("published by %s, but the refused request came from %s", h.Limits.LimitedBy, peer)
+			}
+			g := ds[peer].runnerFor(ds[peer].Endpoint(id)).gate
+			waitFor(t, "the peer's limit to come down to 5", func() bool { return g.Limit() == 5 })
+			// The rate grows 5% a second from when it was learned.
+			if r := g.LearnedRate(); (tt.rate == 0) != (r == 0) || r > tt.rate/2*1.5 {
+				t.Errorf("the peer paces at %.2f/s, want %.0f/s (grown a little since)", r, tt.rate/2)
+			}
+			waitFor(t, "the refused event accepted", func() bool { _, _, n := rc.requests(); return n == 1 })
+		})
 	}
-	if h.Limits.Concurrency != 10 || h.Limits.Rate != 0 {
-		t.Fatalf("published limits %+v, want concurrency 10 (5 on each of 2), no rate", h.Limits)
-	}
-	reqs, _, _ := rc.requests()
-	peer := map[string]string{"ins_a": "b", "ins_b": "a"}[h.Limits.LimitedBy]
-	if reqs[0].instance == peer {
-		t.Fatalf("published by %s, but the refused request came from %s", h.Limits.LimitedBy, peer)
-	}
-	g := ds[peer].runnerFor(ds[peer].Endpoint(id)).gate
-	waitFor(t, "the peer's limit to come down to 5", func() bool { return g.Limit() == 5 })
-	waitFor(t, "the refused event accepted", func() bool { _, _, n := rc.requests(); return n == 1 })
 }
