@@ -35,6 +35,8 @@ type memStore struct {
 	blockWrites chan struct{}
 	// postponed counts Postpone calls (claimed deliveries handed back).
 	postponed atomic.Int64
+	// published counts PublishLimits calls by endpoint id (under mu).
+	published map[string]int
 }
 
 type attemptID struct {
@@ -403,6 +405,10 @@ func (m *memStore) PublishLimits(ctx context.Context, id string, u store.LimitsU
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.published == nil {
+		m.published = map[string]int{}
+	}
+	m.published[id]++
 	h := m.health[id]
 	h.EndpointID = id
 	now := time.Now()

@@ -26,6 +26,11 @@ import (
 // overload the limit is cut once per round trip.
 const limitsEvery = time.Second
 
+// pauseSlack is how much later than the pause last published a new one
+// must end to be published: the refusals of one burst, each moving the
+// end of the pause by the time between them, are written once.
+const pauseSlack = time.Second
+
 // limitsTimeout bounds one publication; a publication that fails is
 // logged and not retried (the next signal publishes again).
 const limitsTimeout = 5 * time.Second
@@ -67,11 +72,13 @@ func (d *Dispatcher) onSignal(id string, s limit.Signal) {
 	}
 }
 
-// publishLoop writes queued signals until ctx ends: pauses at once,
-// limits at most once per limitsEvery per endpoint.
+// publishLoop writes queued signals until ctx ends: pauses at once
+// (unless one published ends within pauseSlack of it), limits at most once
+// per limitsEvery per endpoint.
 func (d *Dispatcher) publishLoop(ctx context.Context) {
 	p := d.publish
-	last := map[string]time.Time{} // when each endpoint's limits were last written
+	last := map[string]time.Time{}     // when each endpoint's limits were last written
+	pausedTo := map[string]time.Time{} // the end of each endpoint's pause last written
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
@@ -82,6 +89,16 @@ func (d *Dispatcher) publishLoop(ctx context.Context) {
 		case <-timer.C:
 		}
 		now := time.Now()
+		for id, at := range last {
+			if now.Sub(at) >= limitsEvery {
+				delete(last, id)
+			}
+		}
+		for id, until := range pausedTo {
+			if until.Before(now) {
+				delete(pausedTo, id)
+			}
+		}
 		due := map[string]store.LimitsUpdate{}
 		var next time.Duration
 		p.mu.Lock()
@@ -97,6 +114,16 @@ func (d *Dispatcher) publishLoop(ctx context.Context) {
 		}
 		p.mu.Unlock()
 		for id, u := range due {
+			if u.Pause > 0 {
+				if until := now.Add(u.Pause); until.Before(pausedTo[id].Add(pauseSlack)) {
+					u.Pause = 0
+				} else {
+					pausedTo[id] = until
+				}
+			}
+			if u.Pause <= 0 && u.Concurrency == 0 && u.Rate == 0 {
+				continue
+			}
 			if u.Concurrency > 0 || u.Rate > 0 {
 				last[id] = now
 			}

@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/rs/zerolog"
 
+	"github.com/walhook/walhook/internal/limit"
 	"github.com/walhook/walhook/internal/sender"
 	"github.com/walhook/walhook/internal/store"
 	"github.com/walhook/walhook/testenv"
@@ -236,5 +237,54 @@ func TestPeersFollowAnOverloadCut(t *testing.T) {
 			}
 			waitFor(t, "the refused event accepted", func() bool { _, _, n := rc.requests(); return n == 1 })
 		})
+	}
+}
+
+// TestPublishOncePerPause: the refusals of one burst, each moving the end
+// of the endpoint's pause a little, are published once; a pause ending
+// more than pauseSlack later is published again. Without ShareAll no
+// limits are published, only pauses.
+func TestPublishOncePerPause(t *testing.T) {
+	ms := newMemStore(1)
+	d := startDispatcherWith(t, Options{Store: ms, MaxInFlight: 100, RetryWorkers: 8})
+	defer shutdown(t, d)
+	published := func(id string) int {
+		ms.mu.Lock()
+		defer ms.mu.Unlock()
+		return ms.published[id]
+	}
+	// barrier waits until every signal queued before it was written.
+	n := 0
+	barrier := func() {
+		for range 2 { // a later loop than the one that took what was queued
+			n++
+			id := "cfg:barrier" + strconv.Itoa(n)
+			d.onSignal(id, limit.Signal{Pause: time.Second})
+			waitFor(t, "a publication of "+id, func() bool { return published(id) == 1 })
+		}
+	}
+	for range 5 {
+		d.onSignal("cfg:a", limit.Signal{Pause: 30 * time.Second, Cut: true, Limit: 5})
+	}
+	barrier()
+	for range 5 {
+		d.onSignal("cfg:a", limit.Signal{Pause: 30 * time.Second, Cut: true, Limit: 4})
+	}
+	d.onSignal("cfg:a", limit.Signal{Cut: true, Limit: 3}) // alone: no limits to publish
+	barrier()
+	if got := published("cfg:a"); got != 1 {
+		t.Fatalf("a burst of pauses published %d times, want once", got)
+	}
+	d.onSignal("cfg:a", limit.Signal{Pause: 45 * time.Second})
+	barrier()
+	if got := published("cfg:a"); got != 2 {
+		t.Fatalf("a pause 15 s longer published: %d publications, want 2", got)
+	}
+	h, err := ms.Health(t.Context(), "cfg:a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.Limits.Published != nil || time.Until(h.Limits.PausedUntil) < 40*time.Second {
+		t.Fatalf("published %+v, want a pause of about 45 s and no limits", h.Limits)
 	}
 }
