@@ -40,29 +40,42 @@ type publisher struct {
 	wake chan struct{}
 
 	mu      sync.Mutex
-	pending map[string]store.LimitsUpdate
+	pending map[string]signal
+}
+
+// signal is what is to be published of one endpoint: a pause until
+// pausedUntil (zero: none) and the cluster's limits (zeros: none).
+type signal struct {
+	pausedUntil time.Time
+	concurrency int
+	rate        float64
 }
 
 func newPublisher() *publisher {
-	return &publisher{wake: make(chan struct{}, 1), pending: map[string]store.LimitsUpdate{}}
+	return &publisher{wake: make(chan struct{}, 1), pending: map[string]signal{}}
 }
 
 // onSignal is the OnSignal of endpoint id's gate: it queues what the peers
 // should follow for the publish loop.
 func (d *Dispatcher) onSignal(id string, s limit.Signal) {
-	u := store.LimitsUpdate{Pause: s.Pause}
-	if n := d.sharers(); n > 1 && (s.Cut || s.Learned) {
-		u.Concurrency, u.Rate = s.Limit*n, s.Rate*float64(n)
+	var u signal
+	if s.Pause > 0 {
+		u.pausedUntil = time.Now().Add(s.Pause)
 	}
-	if u.Pause <= 0 && u.Concurrency == 0 && u.Rate == 0 {
+	if n := d.sharers(); n > 1 && (s.Cut || s.Learned) {
+		u.concurrency, u.rate = s.Limit*n, s.Rate*float64(n)
+	}
+	if u.pausedUntil.IsZero() && !u.limits() {
 		return
 	}
 	p := d.publish
 	p.mu.Lock()
 	old := p.pending[id]
-	u.Pause = max(u.Pause, old.Pause)
-	if u.Concurrency == 0 && u.Rate == 0 {
-		u.Concurrency, u.Rate = old.Concurrency, old.Rate
+	if old.pausedUntil.After(u.pausedUntil) {
+		u.pausedUntil = old.pausedUntil
+	}
+	if !u.limits() {
+		u.concurrency, u.rate = old.concurrency, old.rate
 	}
 	p.pending[id] = u
 	p.mu.Unlock()
@@ -71,6 +84,9 @@ func (d *Dispatcher) onSignal(id string, s limit.Signal) {
 	default:
 	}
 }
+
+// limits reports whether s carries limits.
+func (s signal) limits() bool { return s.concurrency > 0 || s.rate > 0 }
 
 // publishLoop writes queued signals until ctx ends: pauses at once
 // (unless one published ends within pauseSlack of it), limits at most once
@@ -99,11 +115,11 @@ func (d *Dispatcher) publishLoop(ctx context.Context) {
 				delete(pausedTo, id)
 			}
 		}
-		due := map[string]store.LimitsUpdate{}
+		due := map[string]signal{}
 		var next time.Duration
 		p.mu.Lock()
 		for id, u := range p.pending {
-			if wait := last[id].Add(limitsEvery).Sub(now); u.Pause <= 0 && wait > 0 {
+			if wait := last[id].Add(limitsEvery).Sub(now); u.pausedUntil.IsZero() && wait > 0 {
 				if next == 0 || wait < next {
 					next = wait
 				}
@@ -114,21 +130,26 @@ func (d *Dispatcher) publishLoop(ctx context.Context) {
 		}
 		p.mu.Unlock()
 		for id, u := range due {
-			if u.Pause > 0 {
-				if until := now.Add(u.Pause); until.Before(pausedTo[id].Add(pauseSlack)) {
-					u.Pause = 0
-				} else {
-					pausedTo[id] = until
-				}
+			if !u.pausedUntil.After(now) || u.pausedUntil.Before(pausedTo[id].Add(pauseSlack)) {
+				u.pausedUntil = time.Time{} // over, or written already
 			}
-			if u.Pause <= 0 && u.Concurrency == 0 && u.Rate == 0 {
+			if u.pausedUntil.IsZero() && !u.limits() {
 				continue
 			}
-			if u.Concurrency > 0 || u.Rate > 0 {
+			if !u.pausedUntil.IsZero() {
+				pausedTo[id] = u.pausedUntil
+			}
+			if u.limits() {
 				last[id] = now
 			}
+			// A pause is written as what is left of it, from the
+			// database's now.
+			w := store.LimitsUpdate{Concurrency: u.concurrency, Rate: u.rate}
+			if !u.pausedUntil.IsZero() {
+				w.Pause = max(u.pausedUntil.Sub(time.Now()), time.Microsecond)
+			}
 			cctx, cancel := context.WithTimeout(ctx, limitsTimeout)
-			err := d.store.PublishLimits(cctx, id, u)
+			err := d.store.PublishLimits(cctx, id, w)
 			cancel()
 			if err != nil && ctx.Err() == nil {
 				d.log.Warn().Err(err).Str("endpoint_id", id).Msg("publishing an endpoint's pause and limits to the other instances")
