@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -33,6 +34,9 @@ type shareCase struct {
 	// killAfter, when set, is how many rows must have arrived before
 	// instance kill is sent SIGKILL.
 	killAfter, kill int
+	// retryAfter, when set, is the Retry-After (in seconds) of a 503 that
+	// answers the first request.
+	retryAfter int
 }
 
 // TestSharedDeliveryAcrossThreeInstances: three `walhook run` processes on
@@ -42,9 +46,10 @@ type shareCase struct {
 // walhook_attempts_total), never more than 64 requests in flight at once
 // across the three; a rate_limit holds for the three together; a SIGKILL
 // of a non-leader or of the leader mid-backlog loses nothing and its
-// leases are taken over; and an ordered endpoint's keys arrive in commit
-// order across the three. Each case runs its own three processes, one case
-// at a time (about 20-30 s each on 2 cores).
+// leases are taken over; an ordered endpoint's keys arrive in commit
+// order across the three; and a Retry-After one instance is answered
+// pauses the endpoint for all three. Each case runs its own three
+// processes, one case at a time (about 20-30 s each on 2 cores).
 func TestSharedDeliveryAcrossThreeInstances(t *testing.T) {
 	if testing.Short() {
 		t.Skip("process test")
@@ -74,6 +79,32 @@ func TestSharedDeliveryAcrossThreeInstances(t *testing.T) {
 	t.Run("ordered", func(t *testing.T) {
 		run := shareRun(t, shareCase{instances: 3, ordered: true, rows: 2000, concurrency: 64, latency: 200 * time.Millisecond})
 		t.Logf("3 instances delivered %d rows of 100 keys in order in %s", run.rows, run.took.Round(10*time.Millisecond))
+	})
+	t.Run("Retry-After", func(t *testing.T) {
+		// The first request is answered 503 with Retry-After: 6. Its
+		// instance pauses the endpoint for all three (docs/scaling.md,
+		// "Limits across the cluster"): once the others have heard of it
+		// (the outcome of their requests in flight, or their health
+		// refresh every 2 s), no request reaches the endpoint until the
+		// 6 s are over.
+		const after, heard = 6 * time.Second, 2500 * time.Millisecond
+		run := shareRun(t, shareCase{instances: 3, rows: 1000, concurrency: 64, latency: 200 * time.Millisecond, retryAfter: int(after / time.Second)})
+		var early, during int
+		var last time.Duration // of the early ones
+		for _, at := range run.arrivals {
+			switch since := at.Sub(run.refused); {
+			case since <= 0:
+			case since < heard:
+				early, last = early+1, since
+			case since < after-50*time.Millisecond: // 50 ms for the clocks
+				during++
+			}
+		}
+		if during > 0 {
+			t.Errorf("%d requests arrived between %s and %s after the 503 with Retry-After: %d", during, heard, after, int(after/time.Second))
+		}
+		t.Logf("%d requests arrived within %s of the 503 (sent before their instance heard of the pause), the last %s after it; %d rows in %s",
+			early, heard, last.Round(time.Millisecond), run.rows, run.took.Round(10*time.Millisecond))
 	})
 }
 
@@ -114,6 +145,8 @@ type sharedResult struct {
 	took time.Duration
 	// arrivals are the receiver's request times, in order.
 	arrivals []time.Time
+	// refused is when the 503 with Retry-After was sent (retryAfter).
+	refused time.Time
 }
 
 // steadyRate is requests per second between the 10th and the 90th
@@ -144,6 +177,10 @@ func shareRun(t *testing.T, c shareCase) sharedResult {
 	var h http.Handler = s
 	if ordered {
 		h = order
+	}
+	refuse := &refuseFirst{next: h, retryAfter: c.retryAfter}
+	if c.retryAfter > 0 {
+		h = refuse
 	}
 	peak := &inFlight{next: h}
 	srv := httptest.NewServer(peak)
@@ -271,7 +308,7 @@ func shareRun(t *testing.T, c shareCase) sharedResult {
 	for _, d := range daemons {
 		d.stop(t)
 	}
-	return sharedResult{rows: len(want), took: took, arrivals: peak.times()}
+	return sharedResult{rows: len(want), took: took, arrivals: peak.times(), refused: refuse.at()}
 }
 
 // insertKeyed commits perTx contacts in one transaction, spread over
@@ -392,4 +429,32 @@ func (f *inFlight) times() []time.Time {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return append([]time.Time(nil), f.arrived...)
+}
+
+// refuseFirst answers the first request 503 with a Retry-After of
+// retryAfter seconds, and hands every later one on.
+type refuseFirst struct {
+	next       http.Handler
+	retryAfter int
+	refused    atomic.Bool
+	when       atomic.Pointer[time.Time] // when the 503 was sent
+}
+
+func (f *refuseFirst) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if f.refused.CompareAndSwap(false, true) {
+		w.Header().Set("Retry-After", strconv.Itoa(f.retryAfter))
+		w.WriteHeader(http.StatusServiceUnavailable)
+		now := time.Now()
+		f.when.Store(&now)
+		return
+	}
+	f.next.ServeHTTP(w, r)
+}
+
+// at is when the 503 was sent; zero before.
+func (f *refuseFirst) at() time.Time {
+	if t := f.when.Load(); t != nil {
+		return *t
+	}
+	return time.Time{}
 }

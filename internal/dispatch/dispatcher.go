@@ -76,6 +76,7 @@ type Dispatcher struct {
 	runners map[string]*runner
 
 	health   *healthCache
+	publish  *publisher // pauses and limits for the other instances (peers.go)
 	persist  *persister
 	failures *failureLog // rate-limited warn lines of failed evaluations
 	wake     chan struct{}
@@ -117,6 +118,8 @@ func New(opts Options) (*Dispatcher, error) {
 	}
 	d.table.Store(&table{byID: map[string]*Endpoint{}})
 	d.health = newHealthCache(opts.Store, d.log)
+	d.health.onSet = d.follow
+	d.publish = newPublisher()
 	d.persist = newPersister(d)
 	d.failures = newFailureLog(d.log, failureLogFirst)
 	return d, nil
@@ -135,6 +138,7 @@ func (d *Dispatcher) Start(ctx context.Context) error {
 	d.persist.start(d.storeCtx)
 	d.loops.Every(paceInterval, paceInterval, d.paceAll)
 	d.loops.Go(d.retryLoop)
+	d.loops.Go(d.publishLoop)
 	d.loops.Every(healthRefresh, healthRefresh, d.health.refreshLogged)
 	d.loops.Every(sweepInterval, sweepInterval, d.sweepAll)
 	d.loops.Every(failureLogPeriod, failureLogPeriod, func(context.Context) { d.failures.flush() })

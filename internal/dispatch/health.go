@@ -19,6 +19,9 @@ type healthCache struct {
 	log   zerolog.Logger
 	mu    sync.RWMutex
 	m     map[string]store.Health
+	// onSet, when set, is told each health read from the store, outside
+	// the cache's lock (the dispatcher follows the peers' limits in it).
+	onSet func(store.Health)
 }
 
 const healthRefresh = 2 * time.Second
@@ -41,6 +44,11 @@ func (h *healthCache) refresh(ctx context.Context) error {
 	h.mu.Lock()
 	h.m = m
 	h.mu.Unlock()
+	if h.onSet != nil {
+		for _, x := range all {
+			h.onSet(x)
+		}
+	}
 	return nil
 }
 
@@ -62,6 +70,9 @@ func (h *healthCache) set(x store.Health) {
 	h.mu.Lock()
 	h.m[x.EndpointID] = x
 	h.mu.Unlock()
+	if h.onSet != nil {
+		h.onSet(x)
+	}
 }
 
 func (h *healthCache) disabled(id string) bool { return h.get(id).Disabled }

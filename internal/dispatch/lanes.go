@@ -37,6 +37,9 @@ type runner struct {
 	retried     atomic.Int64
 	retryRate   atomic.Uint64
 	lastRetried int64
+	// followed is when the peer limits the gate last followed were
+	// published (Unix µs, the database's clock; peers.go).
+	followed atomic.Int64
 
 	// mu guards workers and closed; a leaf lock (Dispatcher.mu → runner.mu
 	// when lanes close).
@@ -77,6 +80,7 @@ func (d *Dispatcher) runnerFor(ep *Endpoint) *runner {
 	d.mu.Unlock()
 	if !ok {
 		d.obs.ConcurrencyLimit(ep.ID, r.gate.Limit())
+		d.follow(d.health.get(ep.ID)) // a pause or limits the peers published
 	}
 	return r
 }
@@ -85,7 +89,7 @@ func (d *Dispatcher) newRunner(ep *Endpoint) *runner {
 	id, obs := ep.ID, d.obs
 	r := &runner{id: id, seed: maphash.MakeSeed()}
 	r.gate = limit.NewGate(limit.GateOptions{Ceiling: d.ceiling(ep), Rate: d.rate(ep),
-		OnLimit: func(l int) { obs.ConcurrencyLimit(id, l) }})
+		OnLimit: func(l int) { obs.ConcurrencyLimit(id, l) }, OnSignal: func(s limit.Signal) { d.onSignal(id, s) }})
 	lanes := 1
 	if ep.Ordered {
 		r.keys = newLedger()

@@ -35,6 +35,8 @@ type memStore struct {
 	blockWrites chan struct{}
 	// postponed counts Postpone calls (claimed deliveries handed back).
 	postponed atomic.Int64
+	// published counts PublishLimits calls by endpoint id (under mu).
+	published map[string]int
 }
 
 type attemptID struct {
@@ -401,4 +403,30 @@ func (m *memStore) ClaimBatchMates(ctx context.Context, ids []string, _ time.Dur
 	}
 	slices.SortFunc(mates, func(a, b store.Delivery) int { return cmp.Compare(a.Seq, b.Seq) })
 	return batchOf, mates, nil
+}
+
+// PublishLimits keeps a pause and limits on the endpoint's health, as the
+// Postgres store does (claims here do not skip a paused endpoint).
+func (m *memStore) PublishLimits(ctx context.Context, id string, u store.LimitsUpdate) error {
+	if err := m.fault(ctx); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.published == nil {
+		m.published = map[string]int{}
+	}
+	m.published[id]++
+	h := m.health[id]
+	h.EndpointID = id
+	now := time.Now()
+	if until := now.Add(u.Pause); u.Pause > 0 && until.After(h.Limits.PausedUntil) {
+		h.Limits.PausedUntil = until
+	}
+	if u.Concurrency > 0 || u.Rate > 0 {
+		h.Limits.Concurrency, h.Limits.Rate, h.Limits.LimitedAt, h.Limits.Published = u.Concurrency, u.Rate, now, &now
+		h.Limits.Own = true // one process: every publication is its own
+	}
+	m.health[id] = h
+	return nil
 }

@@ -6,8 +6,9 @@ import "github.com/walhook/walhook/internal/limit"
 // each keeps to its share of the endpoint's concurrency and rate limit:
 // the configured value divided by the number of instances sending
 // (SetSenders), so that together they stay within it rather than
-// multiply it (docs/scaling.md). The adaptive limit below that ceiling
-// and Retry-After pauses are each instance's own.
+// multiply it (docs/scaling.md). Below that ceiling, what one instance
+// learns (a Retry-After pause, an overload cut, a rate from 429s) the
+// others follow (peers.go).
 
 // SetSenders sets how many instances send this config's deliveries (this
 // one included; membership counts the alive ones at each heartbeat) and

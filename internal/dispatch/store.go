@@ -31,6 +31,9 @@ type Store interface {
 	RecordHealth(ctx context.Context, endpointID string, ok bool, failures int, at time.Time) (store.Health, error)
 	Disable(ctx context.Context, endpointID, reason string) error
 	FailPending(ctx context.Context, endpointID, reason string) (int64, error)
+	// PublishLimits records a pause and limits this instance learned of an
+	// endpoint for the other instances (peers.go).
+	PublishLimits(ctx context.Context, endpointID string, u store.LimitsUpdate) error
 }
 
 var _ Store = (*store.Store)(nil)

@@ -216,14 +216,15 @@ func (a *Adaptive) grantLocked() {
 }
 
 // Release gives back a slot held for a request that took rtt and ended
-// with outcome, and adjusts the limit.
-func (a *Adaptive) Release(rtt time.Duration, outcome Outcome) {
+// with outcome, and adjusts the limit. It reports whether an Overload
+// outcome cut the limit.
+func (a *Adaptive) Release(rtt time.Duration, outcome Outcome) (cut bool) {
 	a.mu.Lock()
 	a.inflight--
 	before := int(a.limit)
 	switch outcome {
 	case Overload:
-		a.overloadLocked(a.opts.Clock.Now().Add(-rtt))
+		cut = a.overloadLocked(a.opts.Clock.Now().Add(-rtt))
 	case Success:
 		a.sampleLocked(rtt)
 	}
@@ -233,18 +234,40 @@ func (a *Adaptive) Release(rtt time.Duration, outcome Outcome) {
 	if after != before && a.opts.OnChange != nil {
 		a.opts.OnChange(after)
 	}
+	return cut
+}
+
+// CutTo lowers the limit to l (not below the lowest) as an Overload would,
+// unless it is already at or below l: a peer instance saw the endpoint
+// overloaded (peers.go). Adaptation goes on from there.
+func (a *Adaptive) CutTo(l int) {
+	a.mu.Lock()
+	before := int(a.limit)
+	if float64(l) < a.limit {
+		a.lastCut = a.opts.Clock.Now()
+		a.slowStart = false
+		a.setLocked(float64(l))
+		a.resetWindowLocked()
+	}
+	after := int(a.limit)
+	a.mu.Unlock()
+	if after != before && a.opts.OnChange != nil {
+		a.opts.OnChange(after)
+	}
 }
 
 // overloadLocked cuts the limit for a request that started at started,
-// unless the limit was already cut after it started.
-func (a *Adaptive) overloadLocked(started time.Time) {
+// unless the limit was already cut after it started; it reports whether it
+// cut.
+func (a *Adaptive) overloadLocked(started time.Time) bool {
 	if !a.lastCut.IsZero() && started.Before(a.lastCut) {
-		return
+		return false
 	}
 	a.lastCut = a.opts.Clock.Now()
 	a.slowStart = false
 	a.setLocked(a.limit * 0.7)
 	a.resetWindowLocked()
+	return true
 }
 
 // sampleLocked adds a successful request to the window and, when the

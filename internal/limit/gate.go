@@ -29,6 +29,10 @@ type GateOptions struct {
 	// OnLimit, when set, is told each new concurrency limit (for the
 	// walhook_endpoint_concurrency_limit gauge).
 	OnLimit func(limit int)
+	// OnSignal, when set, is told what the gate learned from an attempt
+	// that the other instances sending to the endpoint should follow
+	// (peers.go); it is called outside the gate's locks.
+	OnSignal func(Signal)
 }
 
 // Gate admits the attempts of one endpoint: a slot under its adaptive
@@ -36,9 +40,10 @@ type GateOptions struct {
 // a token of its configured rate limit and of the rate it learned from
 // 429s (see learned.go). It is safe for concurrent use.
 type Gate struct {
-	conc   *Adaptive
-	bucket atomic.Pointer[Bucket] // nil: no rate limit; SetRate swaps it
-	clock  Clock
+	conc     *Adaptive
+	bucket   atomic.Pointer[Bucket] // nil: no rate limit; SetRate swaps it
+	clock    Clock
+	onSignal func(Signal)
 
 	mu          sync.Mutex
 	pausedUntil time.Time
@@ -50,7 +55,7 @@ func NewGate(opts GateOptions) *Gate {
 	if opts.Clock == nil {
 		opts.Clock = SystemClock{}
 	}
-	g := &Gate{clock: opts.Clock}
+	g := &Gate{clock: opts.Clock, onSignal: opts.OnSignal}
 	g.conc = NewAdaptive(AdaptiveOptions{Ceiling: opts.Ceiling, Clock: opts.Clock, OnChange: opts.OnLimit})
 	if !opts.Rate.IsZero() {
 		g.bucket.Store(NewBucket(opts.Rate, opts.Clock))
@@ -106,13 +111,18 @@ func (g *Gate) PausedUntil() time.Time {
 
 // Pause holds every attempt of the endpoint for d (at most MaxPause) from
 // now; a longer pause already in force stands.
-func (g *Gate) Pause(d time.Duration) {
+func (g *Gate) Pause(d time.Duration) { g.pause(d) }
+
+// pause is Pause, and reports whether it moved the end of the pause.
+func (g *Gate) pause(d time.Duration) bool {
 	until := g.clock.Now().Add(min(d, MaxPause))
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if until.After(g.pausedUntil) {
 		g.pausedUntil = until
+		return true
 	}
+	return false
 }
 
 // Permit is an admitted attempt; call Done (or Cancel) exactly once.
@@ -180,16 +190,17 @@ func (g *Gate) LearnedRate() float64 {
 // rate, and a rate learned from them would only ever fall.
 func (p *Permit) Done(res sender.Result) {
 	out := Classify(res)
+	var sig Signal
 	switch {
 	case refusal(res.StatusCode):
 		if res.StatusCode == http.StatusTooManyRequests {
 			now := p.g.clock.Now()
 			p.g.mu.Lock()
-			p.g.learned.refused(now)
+			sig.Learned = p.g.learned.refused(now)
 			p.g.mu.Unlock()
 		}
-		if res.RetryAfter > 0 {
-			p.g.Pause(res.RetryAfter)
+		if res.RetryAfter > 0 && p.g.pause(res.RetryAfter) {
+			sig.Pause = min(res.RetryAfter, MaxPause)
 		}
 	case res.OK():
 		now := p.g.clock.Now()
@@ -201,7 +212,11 @@ func (p *Permit) Done(res sender.Result) {
 	if rtt <= 0 {
 		rtt = p.g.clock.Now().Sub(p.started)
 	}
-	p.g.conc.Release(rtt, out)
+	sig.Cut = p.g.conc.Release(rtt, out)
+	if p.g.onSignal != nil && sig.any() {
+		sig.Limit, sig.Rate = p.g.Limit(), p.g.LearnedRate()
+		p.g.onSignal(sig)
+	}
 }
 
 // Cancel frees the slot of an attempt walhook itself cut short or never

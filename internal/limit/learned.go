@@ -54,17 +54,37 @@ func (l *learnedRate) acceptedLastSecond(now time.Time) int {
 	return n
 }
 
-// refused learns a rate from a refusal at now.
-func (l *learnedRate) refused(now time.Time) {
+// refused learns a rate from a refusal at now, and reports whether it did.
+func (l *learnedRate) refused(now time.Time) bool {
 	cur := l.current(now)
 	if cur > 0 && now.Sub(l.since) < time.Second {
-		return // the refusals of one burst teach once
+		return false // the refusals of one burst teach once
 	}
 	r := float64(l.acceptedLastSecond(now))
 	if cur > 0 {
 		r = math.Min(r, cur)
 	}
 	l.perSecond, l.since = math.Max(1, learnedShare*r), now
+	return true
+}
+
+// follow adopts a rate a peer learned (perSecond, since) when it is lower
+// now than the rate this one paces at (or it paces at none), and reports
+// whether it did. A peer's rate grows and is dropped like one learned here.
+func (l *learnedRate) follow(now time.Time, perSecond float64, since time.Time) bool {
+	if perSecond <= 0 {
+		return false
+	}
+	peer := learnedRate{perSecond: perSecond, since: since}
+	r := peer.current(now)
+	if r == 0 {
+		return false // grown past its span: dropped
+	}
+	if cur := l.current(now); cur > 0 && cur <= r {
+		return false
+	}
+	l.perSecond, l.since = perSecond, since
+	return true
 }
 
 // current is the learned rate at now; 0 when there is none.

@@ -17,8 +17,9 @@ const claimRounds = 64
 // claimers never get the same row (FOR UPDATE SKIP LOCKED). Of a non-empty
 // key, only the pending delivery first in commit order (commit LSN,
 // position in the transaction, then seq) is claimable, whatever order the
-// deliveries were stored in. Deliveries of the endpoints in exclude are left
-// alone (the caller has no room for them now).
+// deliveries were stored in. Deliveries of the endpoints in exclude (the
+// caller has no room for them now) and of endpoints paused by any instance
+// (PublishLimits) are left alone.
 // The lease names this process's instance (SetInstance) as its holder.
 // Rows come back ordered by seq. It may return fewer than limit while
 // more are due (it stops after a bounded amount of work); call it again.
@@ -65,7 +66,8 @@ func (s *Store) claimRound(ctx context.Context, limit int, lease time.Duration, 
 		  AND (e.commit_lsn, e.position, e.seq) < (d.commit_lsn, d.position, d.seq)
 		ORDER BY e.commit_lsn, e.position, e.seq LIMIT 1
 	) h ON true
-	WHERE d.status = 'pending' AND d.next_attempt_at <= now() AND d.endpoint_id <> ALL($5::text[])
+	WHERE d.status = 'pending' AND d.next_attempt_at <= now()
+	  AND d.endpoint_id <> ALL($5::text[] || ` + pausedEndpoints + `)
 	ORDER BY d.next_attempt_at
 	LIMIT $3
 	FOR UPDATE OF d SKIP LOCKED

@@ -6,23 +6,12 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 func TestClaimDueConcurrentExactlyOnce(t *testing.T) {
 	t.Parallel()
 	s1, db := setup(t)
-	// A second pool and store stand for a second process.
-	pool2, err := pgxpool.New(ctx(t), db.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool2.Close)
-	s2, err := Open(ctx(t), pool2, oddSchema)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s2 := secondStore(t, db)
 	const n = 2000
 	ds := make([]Delivery, n)
 	for i := range ds {

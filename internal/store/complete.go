@@ -274,7 +274,7 @@ RETURNING ` + healthColumns)
 	if err != nil {
 		return nil, err
 	}
-	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Health, error) { return scanHealth(r) })
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Health, error) { return s.scanHealth(r) })
 }
 
 // attemptedAt is when c's attempt was made; now when not recorded.

@@ -4,17 +4,29 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 )
 
 const healthColumns = `endpoint_id, consecutive_failures, failing_since, last_success_at, last_failure_at,
-	disabled, disabled_at, disabled_reason`
+	disabled, disabled_at, disabled_reason, ` + limitsColumns
 
-func scanHealth(row pgx.Row) (Health, error) {
+func (s *Store) scanHealth(row pgx.Row) (Health, error) {
 	var h Health
+	var pauseLeft, limitedAgo int64
+	l := &h.Limits
 	err := row.Scan(&h.EndpointID, &h.ConsecutiveFailures, &h.FailingSince, &h.LastSuccessAt, &h.LastFailureAt,
-		&h.Disabled, &h.DisabledAt, &h.DisabledReason)
+		&h.Disabled, &h.DisabledAt, &h.DisabledReason,
+		&pauseLeft, &l.PausedBy, &l.Concurrency, &l.Rate, &l.LimitedBy, &l.Published, &limitedAgo)
+	now := time.Now()
+	if pauseLeft > 0 {
+		l.PausedUntil = now.Add(time.Duration(pauseLeft) * time.Microsecond)
+	}
+	if l.Published != nil {
+		l.LimitedAt = now.Add(-time.Duration(limitedAgo) * time.Microsecond)
+	}
+	l.Own = l.LimitedBy == s.instanceID()
 	return h, err
 }
 
@@ -22,7 +34,7 @@ func scanHealth(row pgx.Row) (Health, error) {
 // zero Health (with its EndpointID set).
 func (s *Store) Health(ctx context.Context, endpointID string) (Health, error) {
 	row := s.pool.QueryRow(ctx, s.sql(`SELECT `+healthColumns+` FROM {s}.endpoint_health WHERE endpoint_id = $1`), endpointID)
-	h, err := scanHealth(row)
+	h, err := s.scanHealth(row)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Health{EndpointID: endpointID}, nil
 	}
@@ -38,7 +50,7 @@ func (s *Store) AllHealth(ctx context.Context) ([]Health, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading endpoint health: %w", err)
 	}
-	hs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Health, error) { return scanHealth(r) })
+	hs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Health, error) { return s.scanHealth(r) })
 	if err != nil {
 		return nil, fmt.Errorf("reading endpoint health: %w", err)
 	}

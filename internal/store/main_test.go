@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/walhook/walhook/testenv"
 )
 
@@ -27,6 +29,22 @@ func setup(t testing.TB, schema ...string) (*Store, *testenv.DB) {
 		t.Fatalf("Open: %v", err)
 	}
 	return s, db
+}
+
+// secondStore opens, on a pool of its own, a second store of setup's
+// database (in oddSchema): a second process.
+func secondStore(t testing.TB, db *testenv.DB) *Store {
+	t.Helper()
+	pool, err := pgxpool.New(ctx(t), db.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	s, err := Open(ctx(t), pool, oddSchema)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	return s
 }
 
 // ctx is a context with a deadline for one test step.

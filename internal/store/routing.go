@@ -26,7 +26,7 @@ ON CONFLICT (endpoint_id) DO UPDATE SET
 	last_success_at = CASE WHEN $2::bool THEN $4::timestamptz ELSE h.last_success_at END,
 	last_failure_at = CASE WHEN $2::bool THEN h.last_failure_at ELSE $4::timestamptz END
 RETURNING `+healthColumns), endpointID, ok, failures, at)
-	h, err := scanHealth(row)
+	h, err := s.scanHealth(row)
 	if err != nil {
 		return Health{}, fmt.Errorf("recording health of %s: %w", endpointID, err)
 	}

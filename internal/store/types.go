@@ -89,6 +89,9 @@ type Health struct {
 	Disabled            bool
 	DisabledAt          *time.Time
 	DisabledReason      string
+	// Limits is what the instances sending to the endpoint published of
+	// its limits (limits.go).
+	Limits ClusterLimits
 }
 
 // Webhook is an endpoint registered through the admin API.
