@@ -144,7 +144,7 @@ func (r *Reader) record(ctx context.Context) {
 }
 
 // stopRecordTimeout bounds recordAcked.
-const stopRecordTimeout = 2 * time.Second
+const stopRecordTimeout = time.Second
 
 // recordAcked records the acknowledged position now rather than at the
 // recorder's next tick, for the last status of a session ended because the

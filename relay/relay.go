@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -315,6 +316,11 @@ func (r *Relay) Routes(id string) bool { return r.dispatcher.Endpoint(id) != nil
 func (r *Relay) Run(ctx context.Context) error {
 	var closeBy time.Time // set once the shutdown's deadline is known
 	defer func() { r.closeBy(closeBy) }()
+	// The stop's time counts from the signal: what the source does on its
+	// way out (recording, announcing the slot free) is part of it.
+	var stoppedAt atomic.Int64
+	unwatch := context.AfterFunc(ctx, func() { stoppedAt.Store(time.Now().UnixNano()) })
+	defer unwatch()
 	if err := r.Reload(ctx); err != nil {
 		return fmt.Errorf("loading endpoints: %w", err)
 	}
@@ -359,12 +365,16 @@ func (r *Relay) Run(ctx context.Context) error {
 
 	timeout := r.cfg.Delivery.ShutdownTimeout
 	r.log.Info().Stringer("timeout", timeout).Msg("stopping: draining deliveries in memory")
-	closeBy = time.Now().Add(timeout)
+	stopping := time.Now()
+	if ns := stoppedAt.Load(); ns != 0 {
+		stopping = time.Unix(0, ns)
+	}
+	closeBy = stopping.Add(timeout)
 	sctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), closeBy)
 	defer cancel()
 	// The dispatcher gets the time up to a reserve for Finish.
 	reserve := min(timeout/5, 5*time.Second)
-	dctx, dcancel := context.WithTimeout(sctx, timeout-reserve)
+	dctx, dcancel := context.WithDeadline(sctx, closeBy.Add(-reserve))
 	shutErr := r.dispatcher.Shutdown(dctx)
 	dcancel()
 	r.source.Finish(sctx)
@@ -446,7 +456,7 @@ func (r *Relay) listen(ctx context.Context, poke func()) error {
 }
 
 // announceTimeout bounds announceRelease.
-const announceTimeout = 2 * time.Second
+const announceTimeout = time.Second
 
 // announceRelease tells the other instances, through the state database,
 // that this one closed its replication connection, so that a standby
