@@ -80,6 +80,9 @@ type Dispatcher struct {
 	persist  *persister
 	failures *failureLog // rate-limited warn lines of failed evaluations
 	wake     chan struct{}
+	// heldTaken is signalled when the retry loop takes a delivery claimed
+	// with its write (preclaim.go).
+	heldTaken chan struct{}
 
 	loops *lifecycle.Group // pace, retry, health, sweep, persister
 	lanes sync.WaitGroup   // lane workers; they stop when their queue closes
@@ -108,13 +111,14 @@ func New(opts Options) (*Dispatcher, error) {
 		opts.Observer = nopObserver{}
 	}
 	d := &Dispatcher{
-		opts:     opts,
-		log:      opts.Logger.With().Str("component", "dispatch").Logger(),
-		store:    opts.Store,
-		obs:      opts.Observer,
-		inflight: make(chan struct{}, opts.MaxInFlight),
-		runners:  map[string]*runner{},
-		wake:     make(chan struct{}, 1),
+		opts:      opts,
+		log:       opts.Logger.With().Str("component", "dispatch").Logger(),
+		store:     opts.Store,
+		obs:       opts.Observer,
+		inflight:  make(chan struct{}, opts.MaxInFlight),
+		runners:   map[string]*runner{},
+		wake:      make(chan struct{}, 1),
+		heldTaken: make(chan struct{}, 1),
 	}
 	d.table.Store(&table{byID: map[string]*Endpoint{}})
 	d.health = newHealthCache(opts.Store, d.log)
