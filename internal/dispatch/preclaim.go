@@ -113,7 +113,9 @@ func preclaimable(ep *Endpoint, r *runner, now time.Time) bool {
 // runners' held queues. It returns the runners with reservations; hold or
 // unreserve settles them.
 func (d *Dispatcher) preclaim(batch []item) map[string]*runner {
-	if !d.opts.ShareAll {
+	if !d.opts.ShareAll || d.closing.Load() {
+		// Closing, the retry loop is about to stop: what it would not send
+		// is better stored due for the peers than leased until handed back.
 		return nil
 	}
 	alone := d.sharers() == 1
