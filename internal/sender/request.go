@@ -18,6 +18,9 @@ type target struct {
 	url     *url.URL
 	refused error // the guard's verdict on the URL
 	err     error // the URL does not parse
+	// h1 is how the URL is sent over HTTP/1.1 (h1.go); nil: through
+	// net/http alone.
+	h1 *h1Target
 }
 
 // maxTargets bounds the parsed-URL cache: past it the cache starts afresh,
@@ -39,6 +42,9 @@ func (c *Client) target(raw string) *target {
 		} else {
 			u.Host = removeEmptyPort(u.Host)
 			t.url = u
+			if c.h1 != nil && c.direct(u) {
+				t.h1 = newH1Target(u, c.tlsBase)
+			}
 		}
 	}
 	if c.nTargets.Add(1) > maxTargets {
@@ -47,6 +53,16 @@ func (c *Client) target(raw string) *target {
 	}
 	c.targets.Store(raw, t)
 	return t
+}
+
+// direct reports whether requests to u go to its server, not through a
+// proxy.
+func (c *Client) direct(u *url.URL) bool {
+	if c.proxy == nil {
+		return true
+	}
+	p, err := c.proxy(&http.Request{URL: u})
+	return err == nil && p == nil
 }
 
 // removeEmptyPort strips a trailing ":" with no port, as

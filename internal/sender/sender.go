@@ -56,6 +56,10 @@ type Options struct {
 	// are verified against (LoadRootCAs: the system's and the operator's
 	// own); nil: the system's.
 	RootCAs *x509.CertPool
+	// NetHTTP sends every request through net/http, with the HTTP/1.1
+	// path (h1.go) off: for comparing the two, or should that path ever
+	// misbehave with a receiver (WALHOOK_HTTP_CLIENT=net/http).
+	NetHTTP bool
 }
 
 // Client sends webhook attempts. It is safe for concurrent use.
@@ -66,6 +70,13 @@ type Client struct {
 	guard    *netguard.Guard
 	maxBytes int64
 	closers  []*http.Transport
+	// h1 sends HTTP/1.1 requests synchronously (h1.go); nil with NetHTTP.
+	h1 *h1Pool
+	// tlsBase is the TLS configuration of both paths.
+	tlsBase *tls.Config
+	// proxy picks a proxy for a URL (nil: none); the HTTP/1.1 path does
+	// not take requests that go through one.
+	proxy func(*http.Request) (*url.URL, error)
 	// targets caches parsed and checked URLs (see target); nTargets
 	// counts its entries.
 	targets  sync.Map // string -> *target
@@ -95,11 +106,15 @@ func New(opts Options) *Client {
 	if opts.MaxIdleConnsPerHost <= 0 {
 		opts.MaxIdleConnsPerHost = DefaultMaxIdleConnsPerHost
 	}
-	c := &Client{guard: opts.Guard, maxBytes: opts.MaxResponseBytes}
+	c := &Client{guard: opts.Guard, maxBytes: opts.MaxResponseBytes, tlsBase: tlsConfig(opts)}
+	if !opts.NetHTTP {
+		c.h1 = newH1Pool(opts.Guard, opts.MaxIdleConnsPerHost)
+	}
 	var rt http.RoundTripper
 	if opts.Guard == nil {
 		t := newTransport(opts, nil)
 		t.Proxy = http.ProxyFromEnvironment
+		c.proxy = t.Proxy
 		rt, c.closers = t, []*http.Transport{t}
 	} else {
 		// Plain http connections obey a stricter rule than https ones, and
@@ -119,7 +134,7 @@ func newTransport(opts Options, control func(network, address string, c syscall.
 	// custom DialContext and TLS config. One connection then carries many
 	// requests at once.
 	return &http.Transport{
-		TLSClientConfig:        &tls.Config{RootCAs: opts.RootCAs, MinVersion: tls.VersionTLS12},
+		TLSClientConfig:        tlsConfig(opts),
 		DialContext:            d.DialContext,
 		ForceAttemptHTTP2:      true,
 		MaxIdleConnsPerHost:    opts.MaxIdleConnsPerHost,
@@ -128,6 +143,11 @@ func newTransport(opts Options, control func(network, address string, c syscall.
 		MaxResponseHeaderBytes: 64 << 10,
 		DisableCompression:     true,
 	}
+}
+
+// tlsConfig is the TLS configuration for HTTPS endpoints.
+func tlsConfig(opts Options) *tls.Config {
+	return &tls.Config{RootCAs: opts.RootCAs, MinVersion: tls.VersionTLS12}
 }
 
 // schemeRouter sends http:// requests through plain and the rest through
@@ -145,6 +165,9 @@ func (r schemeRouter) RoundTrip(req *http.Request) (*http.Response, error) {
 func (c *Client) Close() {
 	for _, t := range c.closers {
 		t.CloseIdleConnections()
+	}
+	if c.h1 != nil {
+		c.h1.close()
 	}
 }
 
@@ -164,6 +187,11 @@ func (c *Client) send(ctx context.Context, req Request) Result {
 	}
 	if t.err != nil {
 		return Result{Err: t.err}
+	}
+	if c.h1 != nil && t.h1.usable() {
+		if res, ok := c.h1.send(ctx, t.h1, req, c.maxBytes); ok {
+			return res
+		}
 	}
 	if req.Timeout > 0 {
 		var cancel context.CancelFunc
@@ -193,12 +221,15 @@ func (c *Client) send(ctx context.Context, req Request) Result {
 		return Result{Err: unwrapURLError(err)}
 	}
 	defer resp.Body.Close()
+	if t.h1 != nil && resp.ProtoMajor == 1 && resp.TLS != nil && !t.h1.ready.Load() {
+		t.h1.ready.Store(true) // no HTTP/2 here: the next requests take the HTTP/1.1 path
+	}
 
 	res := Result{StatusCode: resp.StatusCode, RetryAfter: parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())}
 	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
 		res.Err = &RedirectError{StatusCode: resp.StatusCode}
 	}
-	res.Response, res.Truncated = c.readBody(resp.Body, resp.ContentLength)
+	res.Response, res.Truncated = readBody(resp.Body, resp.ContentLength, c.maxBytes)
 	return res
 }
 
@@ -215,22 +246,22 @@ var bodyBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 // readBody reads up to the cap, then drains a little more so the
 // connection can be reused. A body that fails mid-read (timeout, reset)
 // keeps what was read and counts as truncated; the status stands.
-func (c *Client) readBody(body io.Reader, contentLength int64) ([]byte, bool) {
+func readBody(body io.Reader, contentLength, maxBytes int64) ([]byte, bool) {
 	if contentLength == 0 {
 		return nil, false
 	}
 	buf := bodyBuffers.Get().(*bytes.Buffer)
 	defer func() {
-		if buf.Cap() <= 2*int(c.maxBytes) {
+		if buf.Cap() <= 2*int(maxBytes) {
 			buf.Reset()
 			bodyBuffers.Put(buf)
 		}
 	}()
 	buf.Reset()
-	truncated := readAtMost(buf, body, c.maxBytes+1) != nil
+	truncated := readAtMost(buf, body, maxBytes+1) != nil
 	b := buf.Bytes()
-	if int64(len(b)) > c.maxBytes {
-		b, truncated = b[:c.maxBytes], true
+	if int64(len(b)) > maxBytes {
+		b, truncated = b[:maxBytes], true
 		io.CopyN(io.Discard, body, drainBytes)
 	}
 	if len(b) == 0 {

@@ -396,41 +396,58 @@ func (c countingConn) Write(b []byte) (int, error) {
 }
 
 // TestSendOneWritePerRequest checks that a request's headers and body
-// leave in one write system call on a kept-alive connection (net/http
-// flushes the headers apart, a second write, for a body it does not know
-// to be in memory), and that the parsed-URL cache serves repeated URLs.
+// leave in one write system call on a kept-alive connection, on both
+// paths (net/http flushes the headers apart, a second write, for a body it
+// does not know to be in memory), and that the parsed-URL cache serves
+// repeated URLs.
 func TestSendOneWritePerRequest(t *testing.T) {
 	t.Parallel()
-	srv, conns := server(t, func(w http.ResponseWriter, r *http.Request) {
-		io.Copy(io.Discard, r.Body)
-		w.WriteHeader(http.StatusNoContent)
-	})
-	c := newClient(t, Options{})
-	var writes atomic.Int64
-	tr := c.closers[0]
-	dial := tr.DialContext
-	tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
-		conn, err := dial(ctx, network, addr)
-		if err != nil {
-			return nil, err
-		}
-		return countingConn{Conn: conn, writes: &writes}, nil
-	}
-	const n = 20
-	body := bytes.Repeat([]byte("x"), 2000)
-	for i := range n {
-		h := http.Header{"Webhook-Id": {fmt.Sprint("evt_", i)}}
-		if res := c.Send(context.Background(), Request{URL: srv.URL + "/hook", Header: h, Body: body, Timeout: 5 * time.Second}); !res.OK() {
-			t.Fatalf("Send = %+v", res)
-		}
-	}
-	if got := writes.Load(); got != n {
-		t.Errorf("%d requests took %d writes, want one each", n, got)
-	}
-	if conns.Load() != 1 {
-		t.Errorf("%d connections, want 1 kept alive", conns.Load())
-	}
-	if got := c.nTargets.Load(); got != 1 {
-		t.Errorf("URL cache holds %d entries for one URL", got)
+	for _, netHTTP := range []bool{false, true} {
+		t.Run(fmt.Sprint("NetHTTP=", netHTTP), func(t *testing.T) {
+			t.Parallel()
+			srv, conns := server(t, func(w http.ResponseWriter, r *http.Request) {
+				io.Copy(io.Discard, r.Body)
+				w.WriteHeader(http.StatusNoContent)
+			})
+			c := newClient(t, Options{NetHTTP: netHTTP})
+			var writes atomic.Int64
+			if netHTTP {
+				tr := c.closers[0]
+				dial := tr.DialContext
+				tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+					conn, err := dial(ctx, network, addr)
+					if err != nil {
+						return nil, err
+					}
+					return countingConn{Conn: conn, writes: &writes}, nil
+				}
+			} else {
+				dial := c.h1.dial
+				c.h1.dial = func(ctx context.Context, d *net.Dialer, addr string) (net.Conn, error) {
+					conn, err := dial(ctx, d, addr)
+					if err != nil {
+						return nil, err
+					}
+					return countingConn{Conn: conn, writes: &writes}, nil
+				}
+			}
+			const n = 20
+			body := bytes.Repeat([]byte("x"), 2000)
+			for i := range n {
+				h := http.Header{"Webhook-Id": {fmt.Sprint("evt_", i)}}
+				if res := c.Send(context.Background(), Request{URL: srv.URL + "/hook", Header: h, Body: body, Timeout: 5 * time.Second}); !res.OK() {
+					t.Fatalf("Send = %+v", res)
+				}
+			}
+			if got := writes.Load(); got != n {
+				t.Errorf("%d requests took %d writes, want one each", n, got)
+			}
+			if conns.Load() != 1 {
+				t.Errorf("%d connections, want 1 kept alive", conns.Load())
+			}
+			if got := c.nTargets.Load(); got != 1 {
+				t.Errorf("URL cache holds %d entries for one URL", got)
+			}
+		})
 	}
 }
