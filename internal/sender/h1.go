@@ -61,7 +61,7 @@ type h1Target struct {
 	tls   *tls.Config
 	plain bool        // http://, whose connections the guard judges more strictly
 	head  []byte      // "POST <uri> HTTP/1.1\r\nHost: <host>\r\n"
-	auth  string      // "Basic …" from the URL's user info, or ""
+	auth  []string    // "Basic …" from the URL's user info, or nil
 	ready atomic.Bool // https: net/http found that the server speaks HTTP/1.1, not HTTP/2
 }
 
@@ -101,7 +101,7 @@ func newH1Target(u *url.URL, base *tls.Config) *h1Target {
 	t.head = fmt.Appendf(nil, "POST %s HTTP/1.1\r\nHost: %s\r\n", u.RequestURI(), host)
 	if u.User != nil {
 		pass, _ := u.User.Password()
-		t.auth = "Basic " + base64.StdEncoding.EncodeToString([]byte(u.User.Username()+":"+pass))
+		t.auth = []string{"Basic " + base64.StdEncoding.EncodeToString([]byte(u.User.Username()+":"+pass))}
 	}
 	return t
 }
@@ -271,23 +271,31 @@ func appendRequest(b []byte, t *h1Target, req Request) ([]byte, bool) {
 			b = append(b, "\r\n"...)
 		}
 	}
+	// The defaults go into the caller's header too, as on the net/http
+	// path: the attempt's log shows what was sent.
 	if !hasType {
-		b = append(b, "Content-Type: application/json\r\n"...)
+		b = appendDefault(b, req.Header, "Content-Type", jsonContentType)
 	}
 	if !hasAgent {
-		b = append(b, "User-Agent: "...)
-		b = append(b, userAgent[0]...)
-		b = append(b, "\r\n"...)
+		b = appendDefault(b, req.Header, "User-Agent", userAgent)
 	}
-	if t.auth != "" && !hasAuth {
-		b = append(b, "Authorization: "...)
-		b = append(b, t.auth...)
-		b = append(b, "\r\n"...)
+	if t.auth != nil && !hasAuth {
+		b = appendDefault(b, req.Header, "Authorization", t.auth)
 	}
 	b = append(b, "Content-Length: "...)
 	b = strconv.AppendInt(b, int64(len(req.Body)), 10)
 	b = append(b, "\r\n\r\n"...)
 	return append(b, req.Body...), true
+}
+
+func appendDefault(b []byte, h http.Header, k string, v []string) []byte {
+	if h != nil {
+		h[k] = v
+	}
+	b = append(b, k...)
+	b = append(b, ": "...)
+	b = append(b, v[0]...)
+	return append(b, "\r\n"...)
 }
 
 // validName reports whether k is a header name net/http sends as it is:

@@ -352,6 +352,9 @@ func TestH1Headers(t *testing.T) {
 	if res := c.Send(context.Background(), Request{URL: srv.URL + "/p/a%20th?q=1&r=%2F", Header: h, Body: []byte(`{"x":1}`), Timeout: 5 * time.Second}); !res.OK() {
 		t.Fatalf("Send: %+v %q", res, res.ErrorText())
 	}
+	if h.Get("User-Agent") != userAgent[0] {
+		t.Errorf("the caller's header lacks the User-Agent sent (the attempt log shows it): %v", h)
+	}
 	r := <-got
 	body, _ := io.ReadAll(r.Body)
 	if r.Method != "POST" || r.URL.RequestURI() != "/p/a%20th?q=1&r=%2F" || r.Proto != "HTTP/1.1" || string(body) != `{"x":1}` || r.ContentLength != 7 {
