@@ -91,6 +91,7 @@ type deliveryBlock struct {
 	CAFileRange          hcl.Range `hcl:"ca_file,attr_value_range"`
 	Share                string    `hcl:"share,optional"`
 	ShareRange           hcl.Range `hcl:"share,attr_value_range"`
+	HTTP2                *bool     `hcl:"http2,optional"`
 }
 
 type eventBlock struct {

@@ -239,6 +239,9 @@ func (d *decoder) delivery(cfg *Config, b *deliveryBlock) {
 	if v, ok := d.duration(b.ShutdownTimeout, b.ShutdownTimeoutRange); ok {
 		dl.ShutdownTimeout = v
 	}
+	if b.HTTP2 != nil {
+		dl.NoHTTP2 = !*b.HTTP2
+	}
 	if b.CAFile != "" {
 		if pem, err := os.ReadFile(b.CAFile); err != nil {
 			d.errorf(b.CAFileRange, "Invalid ca_file", "The CA file cannot be read: %v.", err)

@@ -152,6 +152,9 @@ type Delivery struct {
 	// endpoints besides the system's (a private or self-signed CA); empty:
 	// the system's only.
 	CAFile string
+	// NoHTTP2 is http2 = false: HTTPS endpoints are offered HTTP/1.1 only,
+	// which costs less CPU per request than HTTP/2 (docs/operations.md).
+	NoHTTP2 bool
 }
 
 // Event is a rule: which changes become the named event, and its payload.

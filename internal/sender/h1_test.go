@@ -495,3 +495,31 @@ func TestParseStatus(t *testing.T) {
 		}
 	}
 }
+
+// TestSendHTTP1Only: with HTTP1Only an endpoint that offers HTTP/2 gets
+// HTTP/1.1, on either path; on the HTTP/1.1 path from the first request.
+func TestSendHTTP1Only(t *testing.T) {
+	t.Parallel()
+	for _, netHTTP := range []bool{false, true} {
+		t.Run(fmt.Sprint("NetHTTP=", netHTTP), func(t *testing.T) {
+			t.Parallel()
+			srv, caFile, protos, conns := tlsServer(t, true)
+			pool, err := LoadRootCAs(caFile)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := newClient(t, Options{RootCAs: pool, HTTP1Only: true, NetHTTP: netHTTP})
+			for i := range 5 {
+				if res := sendTo(t, c, srv.URL); !res.OK() {
+					t.Fatalf("request %d: %+v %q", i, res, res.ErrorText())
+				}
+				if p := <-protos; p != "HTTP/1.1" {
+					t.Errorf("request %d over %s, want HTTP/1.1", i, p)
+				}
+			}
+			if n := conns.Load(); n != 1 {
+				t.Errorf("%d connections, want 1 kept", n)
+			}
+		})
+	}
+}

@@ -43,7 +43,9 @@ func (c *Client) target(raw string) *target {
 			u.Host = removeEmptyPort(u.Host)
 			t.url = u
 			if c.h1 != nil && c.direct(u) {
-				t.h1 = newH1Target(u, c.tlsBase)
+				if t.h1 = newH1Target(u, c.tlsBase); t.h1 != nil && c.http1Only {
+					t.h1.ready.Store(true) // no HTTP/2 to find out about
+				}
 			}
 		}
 	}

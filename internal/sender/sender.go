@@ -60,6 +60,9 @@ type Options struct {
 	// path (h1.go) off: for comparing the two, or should that path ever
 	// misbehave with a receiver (WALHOOK_HTTP_CLIENT=net/http).
 	NetHTTP bool
+	// HTTP1Only offers HTTPS endpoints HTTP/1.1 alone (delivery.http2 =
+	// false): no HTTP/2, even where the server prefers it.
+	HTTP1Only bool
 }
 
 // Client sends webhook attempts. It is safe for concurrent use.
@@ -74,6 +77,8 @@ type Client struct {
 	h1 *h1Pool
 	// tlsBase is the TLS configuration of both paths.
 	tlsBase *tls.Config
+	// http1Only: HTTPS endpoints are not offered HTTP/2.
+	http1Only bool
 	// proxy picks a proxy for a URL (nil: none); the HTTP/1.1 path does
 	// not take requests that go through one.
 	proxy func(*http.Request) (*url.URL, error)
@@ -106,7 +111,7 @@ func New(opts Options) *Client {
 	if opts.MaxIdleConnsPerHost <= 0 {
 		opts.MaxIdleConnsPerHost = DefaultMaxIdleConnsPerHost
 	}
-	c := &Client{guard: opts.Guard, maxBytes: opts.MaxResponseBytes, tlsBase: tlsConfig(opts)}
+	c := &Client{guard: opts.Guard, maxBytes: opts.MaxResponseBytes, tlsBase: tlsConfig(opts), http1Only: opts.HTTP1Only}
 	if !opts.NetHTTP {
 		c.h1 = newH1Pool(opts.Guard, opts.MaxIdleConnsPerHost)
 	}
@@ -132,11 +137,16 @@ func newTransport(opts Options, control func(network, address string, c syscall.
 	// HTTP/2 is negotiated (ALPN) with HTTPS endpoints that offer it, over
 	// this same guarded dialer: ForceAttemptHTTP2 keeps it on despite the
 	// custom DialContext and TLS config. One connection then carries many
-	// requests at once.
+	// requests at once. With HTTP1Only an empty TLSNextProto turns it off.
+	var next map[string]func(string, *tls.Conn) http.RoundTripper
+	if opts.HTTP1Only {
+		next = map[string]func(string, *tls.Conn) http.RoundTripper{}
+	}
 	return &http.Transport{
+		TLSNextProto:           next,
 		TLSClientConfig:        tlsConfig(opts),
 		DialContext:            d.DialContext,
-		ForceAttemptHTTP2:      true,
+		ForceAttemptHTTP2:      !opts.HTTP1Only,
 		MaxIdleConnsPerHost:    opts.MaxIdleConnsPerHost,
 		IdleConnTimeout:        90 * time.Second,
 		TLSHandshakeTimeout:    10 * time.Second,
