@@ -2,6 +2,11 @@
 // POST with keep-alive connection reuse, a per-request timeout covering the
 // response headers and body, redirects never followed, and the response
 // body read up to a cap.
+//
+// Requests over HTTP/1.1 take the package's own path (h1.go), made in the
+// caller's goroutine; HTTP/2, proxied requests and headers it leaves alone
+// go through net/http. Both dial through the same guard with the same TLS
+// settings and report the same Result.
 package sender
 
 import (
