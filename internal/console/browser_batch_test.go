@@ -130,8 +130,12 @@ func TestConsoleBatches(t *testing.T) {
 	}
 
 	t.Run("batch body of an API webhook", func(t *testing.T) {
-		b.run("opening the bodies from the webhook's page", chromedp.Navigate(e.base+"/ui/#/endpoints/"+bulk.ID), chromedp.WaitVisible(chromedp.CSS("#endpoint-bodies")),
-			chromedp.Click(chromedp.CSS("#endpoint-bodies")), chromedp.WaitVisible(chromedp.CSS(`[data-event="contact.created"] pre.batch-sample`)))
+		// The previous page (another webhook's) has the same link: wait
+		// for this webhook's page before following it.
+		b.run("opening the batched webhook", chromedp.Navigate(e.base+"/ui/#/endpoints/"+bulk.ID), chromedp.WaitVisible(chromedp.CSS("#endpoint-bodies")))
+		b.waitText("#endpoint-batch", "Batches of up to 20 events or 1MB, sent within 1s")
+		b.run("opening the bodies from the webhook's page", chromedp.Click(chromedp.CSS("#endpoint-bodies")),
+			chromedp.WaitVisible(chromedp.CSS(`[data-event="contact.created"] pre.batch-sample`)))
 		b.waitText("#events-endpoint-about", "Acme bulk sync — Batches of up to 20 events or 1MB, sent within 1s")
 		sample := b.text(`[data-event="contact.created"] pre.batch-sample`)
 		for _, want := range []string{`"type": "batch"`, `"id": "bat_`, `"data": [`, `"type": "contact.created"`} {
