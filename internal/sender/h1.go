@@ -117,6 +117,10 @@ type h1Pool struct {
 	// dial opens a TCP connection; a test may wrap it.
 	dial func(ctx context.Context, d *net.Dialer, addr string) (net.Conn, error)
 
+	// watches holds a *ctxWatch per context Done channel in use.
+	watches  sync.Map
+	nWatches atomic.Int64
+
 	mu     sync.Mutex
 	idle   map[string][]*h1Conn
 	sweep  *time.Timer // runs while connections are idle
@@ -161,6 +165,9 @@ func (p *h1Pool) send(ctx context.Context, t *h1Target, req Request, maxBytes in
 	if !ok {
 		return Result{}, false
 	}
+	if ctx.Err() != nil {
+		return Result{Err: context.Cause(ctx)}, true
+	}
 	var deadline time.Time
 	if req.Timeout > 0 {
 		deadline = time.Now().Add(req.Timeout)
@@ -203,13 +210,14 @@ func (p *h1Pool) exchange(ctx context.Context, c *h1Conn, b []byte, deadline tim
 		c.close()
 		return Result{Err: err}, true
 	}
-	var stop func() bool
-	if ctx.Done() != nil {
-		stop = context.AfterFunc(ctx, func() { c.nc.SetDeadline(aLongTimeAgo) })
+	w := p.watcher(ctx)
+	if w != nil && !w.add(c) {
+		c.close()
+		return Result{Err: context.Cause(ctx)}, false
 	}
 	keep := false
 	defer func() {
-		if stop != nil && !stop() {
+		if w != nil && w.remove(c) {
 			keep = false // ctx ended: the connection's deadline is cut
 		}
 		if keep {
@@ -236,6 +244,91 @@ func (p *h1Pool) exchange(ctx context.Context, c *h1Conn, b []byte, deadline tim
 	res.Response, res.Truncated = readBody(&c.body, c.body.n, maxBytes)
 	keep = werr == nil && resp.keepAlive && c.body.done && c.br.Buffered() == 0
 	return res, false
+}
+
+// maxWatchers bounds the contexts watched at once; past it each request
+// watches its own (a context that never ends would otherwise stay).
+const maxWatchers = 64
+
+// ctxWatch holds the connections in use under one context, whose I/O is
+// cut when the context ends: one context.AfterFunc for all the requests
+// made under a context (the dispatcher makes all its attempts under one)
+// rather than one per request.
+type ctxWatch struct {
+	mu    sync.Mutex
+	conns map[*h1Conn]struct{}
+	ended bool
+	stop  func() bool // stops the AfterFunc
+	own   bool        // one request's alone: stopped when it ends
+}
+
+// watcher returns the watch of ctx's connections, or nil when ctx never
+// ends.
+func (p *h1Pool) watcher(ctx context.Context) *ctxWatch {
+	done := ctx.Done()
+	if done == nil {
+		return nil
+	}
+	if w, ok := p.watches.Load(done); ok {
+		return w.(*ctxWatch)
+	}
+	w := &ctxWatch{conns: make(map[*h1Conn]struct{}, 1)}
+	forget := func() {
+		if p.watches.CompareAndDelete(done, w) {
+			p.nWatches.Add(-1)
+		}
+	}
+	w.stop = context.AfterFunc(ctx, func() {
+		w.end()
+		forget()
+	})
+	if p.nWatches.Add(1) > maxWatchers {
+		p.nWatches.Add(-1)
+		w.own = true
+		return w
+	}
+	if v, loaded := p.watches.LoadOrStore(done, w); loaded {
+		p.nWatches.Add(-1)
+		w.stop()
+		return v.(*ctxWatch)
+	}
+	if ctx.Err() != nil {
+		forget() // ended before it was stored: its AfterFunc found nothing to forget
+	}
+	return w
+}
+
+// add records c as in use; false when the context has ended.
+func (w *ctxWatch) add(c *h1Conn) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.ended {
+		return false
+	}
+	w.conns[c] = struct{}{}
+	return true
+}
+
+// remove records c as no longer in use, reporting whether the context
+// ended meanwhile (its deadline may be cut).
+func (w *ctxWatch) remove(c *h1Conn) (ended bool) {
+	if w.own && w.stop() {
+		return false
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	delete(w.conns, c)
+	return w.ended
+}
+
+// end cuts the I/O of the connections in use: SetDeadline does not block.
+func (w *ctxWatch) end() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.ended = true
+	for c := range w.conns {
+		c.nc.SetDeadline(aLongTimeAgo)
+	}
 }
 
 func isTimeout(err error) bool {
@@ -497,6 +590,13 @@ func (p *h1Pool) close() {
 	idle := p.idle
 	p.idle = map[string][]*h1Conn{}
 	p.mu.Unlock()
+	p.watches.Range(func(done, w any) bool {
+		if w.(*ctxWatch).stop() {
+			p.watches.Delete(done)
+			p.nWatches.Add(-1)
+		}
+		return true
+	})
 	for _, list := range idle {
 		for _, c := range list {
 			c.close()

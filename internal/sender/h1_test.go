@@ -523,3 +523,48 @@ func TestSendHTTP1Only(t *testing.T) {
 		})
 	}
 }
+
+// TestH1Watches: contexts are watched once each while in use and
+// forgotten when they end; past maxWatchers a request watches its own.
+func TestH1Watches(t *testing.T) {
+	t.Parallel()
+	srv := scriptServer(t, func(_ int64, c net.Conn) bool {
+		io.WriteString(c, "HTTP/1.1 204 No Content\r\n\r\n")
+		return true
+	})
+	c := newClient(t, Options{})
+	var cancels []context.CancelFunc
+	for i := range maxWatchers + 20 {
+		ctx, cancel := context.WithCancel(context.Background())
+		cancels = append(cancels, cancel)
+		for range 2 {
+			if res := c.Send(ctx, Request{URL: srv.url, Body: []byte(`{}`)}); !res.OK() {
+				t.Fatalf("request under context %d: %+v %q", i, res, res.ErrorText())
+			}
+		}
+	}
+	if n := c.h1.nWatches.Load(); n != maxWatchers {
+		t.Errorf("%d contexts watched, want the cap %d", n, maxWatchers)
+	}
+	for _, cancel := range cancels {
+		cancel()
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for c.h1.nWatches.Load() != 0 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond) // AfterFunc runs in its own goroutine
+	}
+	if n := c.h1.nWatches.Load(); n != 0 {
+		t.Errorf("%d contexts still watched after they ended", n)
+	}
+	n := 0
+	c.h1.watches.Range(func(any, any) bool { n++; return true })
+	if n != 0 {
+		t.Errorf("%d watches left in the map", n)
+	}
+	// An ended context sends nothing.
+	ctx, cancel := context.WithCancelCause(context.Background())
+	cancel(errors.New("gone"))
+	if res := c.Send(ctx, Request{URL: srv.url, Body: []byte(`{}`)}); res.Err == nil || res.Err.Error() != "gone" {
+		t.Errorf("Send under an ended context: %+v", res)
+	}
+}
