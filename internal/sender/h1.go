@@ -30,7 +30,7 @@ import (
 // docs/operations.md, "The one-event path"). h1 makes the same exchange
 // synchronously in the caller's goroutine: the request's head and body in
 // one write from a reused buffer, the response's head parsed in place for
-// the four fields an attempt needs, the body read through the same capped
+// the fields an attempt needs, the body read through the same capped
 // reader as net/http's. The dialer and its SSRF guard, the TLS settings,
 // the timeout and the outcome are the same as net/http's; requests h1
 // does not handle (a proxy, HTTP/2, unusual headers) go through net/http.
