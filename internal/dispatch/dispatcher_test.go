@@ -30,7 +30,7 @@ func startDispatcher(t *testing.T, ms *memStore, maxInFlight, retryWorkers int, 
 
 // startDispatcherWith is startDispatcher with more options; the retry
 // poll and the logger are set here.
-func startDispatcherWith(t *testing.T, opts Options, eps ...*Endpoint) *Dispatcher {
+func startDispatcherWith(t testing.TB, opts Options, eps ...*Endpoint) *Dispatcher {
 	t.Helper()
 	opts.RetryPoll, opts.Logger = 20*time.Millisecond, zerolog.Nop()
 	d, err := New(opts)
@@ -47,7 +47,7 @@ func startDispatcherWith(t *testing.T, opts Options, eps ...*Endpoint) *Dispatch
 }
 
 // shutdown stops d within 10s, failing the test if it reports an error.
-func shutdown(t *testing.T, d *Dispatcher) {
+func shutdown(t testing.TB, d *Dispatcher) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
