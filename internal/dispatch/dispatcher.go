@@ -274,11 +274,12 @@ func (d *Dispatcher) Dispatch(ctx context.Context, b Batch) error {
 	tbl := d.table.Load()
 	failures := b.Failures
 	var jobs []*job
+	var bodies event.Bodies // of one event at a time, reset for each
 	for i := range b.Events {
 		ev := &b.Events[i]
 		d.obs.EventEmitted(ev.Type)
 		var own *event.Event // the batch's events may be scratch space: jobs keep a copy
-		var bodies *event.Bodies
+		rendered := false    // bodies holds own's bodies
 		first := len(jobs)
 		wanted := false
 		for _, ep := range tbl.list {
@@ -295,8 +296,9 @@ func (d *Dispatcher) Dispatch(ctx context.Context, b Batch) error {
 			if ep.BodyShape == "" {
 				body, err = ep.Body(own)
 			} else {
-				if bodies == nil {
-					bodies = event.NewBodies(own)
+				if !rendered {
+					bodies.Reset(own)
+					rendered = true
 				}
 				body, err = bodies.Render(ep.BodyShape, ep.Body)
 			}
