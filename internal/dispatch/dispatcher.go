@@ -260,6 +260,26 @@ type job struct {
 	batchID string
 }
 
+// owned is Dispatch's copy of an event, made with the first job that
+// carries it in one allocation; the event's further jobs (fan-out) are
+// made apart.
+type owned struct {
+	ev    event.Event
+	first job
+	taken bool // first is in use
+}
+
+// newJob returns a new job carrying o's event to ep.
+func (o *owned) newJob(ep *Endpoint, body []byte) *job {
+	j := &o.first
+	if o.taken {
+		j = &job{}
+	}
+	o.taken = true
+	*j = job{ep: ep, ev: &o.ev, body: body}
+	return j
+}
+
 // Dispatch is the dispatcher's entry point: it turns a batch into
 // deliveries and routes them. It never waits on an endpoint: what memory
 // cannot hold goes to the store. It waits only for room in memory or in
@@ -278,8 +298,10 @@ func (d *Dispatcher) Dispatch(ctx context.Context, b Batch) error {
 	for i := range b.Events {
 		ev := &b.Events[i]
 		d.obs.EventEmitted(ev.Type)
-		var own *event.Event // the batch's events may be scratch space: jobs keep a copy
-		rendered := false    // bodies holds own's bodies
+		// The batch's events may be scratch space: jobs keep a copy, own.
+		var held *owned
+		var own *event.Event
+		rendered := false // bodies holds own's bodies
 		first := len(jobs)
 		wanted := false
 		for _, ep := range tbl.list {
@@ -287,9 +309,9 @@ func (d *Dispatcher) Dispatch(ctx context.Context, b Batch) error {
 				continue
 			}
 			wanted = true
-			if own == nil {
-				cp := *ev
-				own = &cp
+			if held == nil {
+				held = &owned{ev: *ev}
+				own = &held.ev
 			}
 			var body []byte
 			var err error
@@ -313,7 +335,7 @@ func (d *Dispatcher) Dispatch(ctx context.Context, b Batch) error {
 				})
 				continue
 			}
-			j := &job{ep: ep, ev: own, body: body}
+			j := held.newJob(ep, body)
 			if ep.Ordered {
 				j.key = own.Key
 			}
