@@ -423,3 +423,74 @@ func TestBulkBatchLeavesRoomForLiveTraffic(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestLaneTimerWaitsInFullEachTime: the timer one Dispatch call reuses for
+// its waits for room in a full lane gives each wait its full laneWait,
+// whether the previous wait timed out or was stopped early.
+func TestLaneTimerWaitsInFullEachTime(t *testing.T) {
+	t.Parallel()
+	var w laneTimer
+	began := time.Now()
+	<-w.start() // times out
+	w.start()
+	w.stop() // ended by room in the lane
+	<-w.start()
+	if took := time.Since(began); took < 2*laneWait {
+		t.Fatalf("two full waits took %s, want at least %s", took, 2*laneWait)
+	}
+	w.stop()
+}
+
+// TestFullLaneWaitsThenStores: jobs of one batch beyond a full lane each
+// wait laneWait for room, then go to the store; everything settles once
+// the endpoint answers.
+func TestFullLaneWaitsThenStores(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer srv.Close()
+	client := sender.New(sender.Options{})
+	defer client.Close()
+	ep := modelEndpoint("full", srv.URL, false, 1, client)
+	ep.Timeout = time.Minute
+	ms := newMemStore(5)
+	d := startDispatcher(t, ms, 100, 4, ep) // a lane of 50, one request in flight
+	defer shutdown(t, d)
+
+	const n = 55
+	var evs []event.Event
+	for i := range n {
+		id := fmt.Sprintf("full_%d", i)
+		body, _ := json.Marshal(modelBody{ID: id, Key: id, N: 1})
+		evs = append(evs, event.Event{ID: id, Type: "x", Data: body, Position: i})
+	}
+	var settled atomic.Bool
+	began := time.Now()
+	if err := d.Dispatch(t.Context(), Batch{Events: evs, Settled: func() { settled.Store(true) }}); err != nil {
+		t.Fatal(err)
+	}
+	// 55 jobs: one in flight, 50 in the lane, at least 3 waiting in turn.
+	if took := time.Since(began); took < 3*laneWait {
+		t.Errorf("dispatching %d jobs to a lane of 50 took %s, want at least 3 waits of %s", n, took, laneWait)
+	}
+	for deadline := time.Now().Add(progressWithin); ms.counts()[store.StatusPending] < 3; {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d deliveries in the store, want the at least 3 that found no room", ms.counts()[store.StatusPending])
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	close(release)
+	for deadline := time.Now().Add(progressWithin); !settled.Load(); {
+		if time.Now().After(deadline) {
+			t.Fatal("batch not settled once the endpoint answered")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
