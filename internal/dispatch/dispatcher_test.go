@@ -348,38 +348,13 @@ func TestRetriesClaimWhatTheEndpointTakes(t *testing.T) {
 // endpoint answers.
 func TestBulkBatchLeavesRoomForLiveTraffic(t *testing.T) {
 	release := make(chan struct{})
-	var mu sync.Mutex
-	got := map[string]bool{}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case <-release:
-		case <-r.Context().Done():
-			return
-		}
-		var b modelBody
-		_ = json.NewDecoder(r.Body).Decode(&b)
-		mu.Lock()
-		got[b.ID] = true
-		mu.Unlock()
-		w.WriteHeader(http.StatusNoContent)
-	}))
-	defer srv.Close()
-	client := sender.New(sender.Options{})
-	defer client.Close()
-	ep := modelEndpoint("app", srv.URL, false, 1, client)
-	ep.Timeout = time.Minute
+	ep, accepted := heldEndpoint(t, "app", release)
 	ms := newMemStore(5)
 	d := startDispatcher(t, ms, 100, 4, ep) // a lane of 50
 	defer shutdown(t, d)
 
 	batch := func(prefix string, n int, bulk bool, settled *atomic.Bool) Batch {
-		var evs []event.Event
-		for i := range n {
-			id := fmt.Sprintf("%s_%d", prefix, i)
-			body, _ := json.Marshal(modelBody{ID: id, Key: id, N: 1})
-			evs = append(evs, event.Event{ID: id, Type: "x", Data: body, Position: i})
-		}
-		return Batch{Events: evs, Bulk: bulk, Settled: func() { settled.Store(true) }}
+		return Batch{Events: modelEvents(prefix, n), Bulk: bulk, Settled: func() { settled.Store(true) }}
 	}
 	var bulkSettled, liveSettled atomic.Bool
 	began := time.Now()
@@ -410,18 +385,55 @@ func TestBulkBatchLeavesRoomForLiveTraffic(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	for deadline := time.Now().Add(progressWithin); ; {
-		mu.Lock()
-		n := len(got)
-		mu.Unlock()
-		if n == 501 {
-			break
-		}
+	for deadline := time.Now().Add(progressWithin); accepted() < 501; {
 		if time.Now().After(deadline) {
-			t.Fatalf("%d of 501 deliveries made once the endpoint answered", n)
+			t.Fatalf("%d of 501 deliveries made once the endpoint answered", accepted())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// heldEndpoint is an endpoint (concurrency 1, a minute's timeout) whose
+// receiver holds each request until release is closed, then accepts it;
+// accepted counts the distinct events it accepted.
+func heldEndpoint(t *testing.T, name string, release <-chan struct{}) (ep *Endpoint, accepted func() int) {
+	var mu sync.Mutex
+	got := map[string]bool{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+			return
+		}
+		var b modelBody
+		_ = json.NewDecoder(r.Body).Decode(&b)
+		mu.Lock()
+		got[b.ID] = true
+		mu.Unlock()
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	t.Cleanup(srv.Close)
+	client := sender.New(sender.Options{})
+	t.Cleanup(client.Close)
+	ep = modelEndpoint(name, srv.URL, false, 1, client)
+	ep.Timeout = time.Minute
+	return ep, func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(got)
+	}
+}
+
+// modelEvents is n events "<prefix>_<i>", each its own key, with model
+// bodies.
+func modelEvents(prefix string, n int) []event.Event {
+	var evs []event.Event
+	for i := range n {
+		id := fmt.Sprintf("%s_%d", prefix, i)
+		body, _ := json.Marshal(modelBody{ID: id, Key: id, N: 1})
+		evs = append(evs, event.Event{ID: id, Type: "x", Data: body, Position: i})
+	}
+	return evs
 }
 
 // TestLaneTimerWaitsInFullEachTime: the timer one Dispatch call reuses for
@@ -447,30 +459,13 @@ func TestLaneTimerWaitsInFullEachTime(t *testing.T) {
 func TestFullLaneWaitsThenStores(t *testing.T) {
 	t.Parallel()
 	release := make(chan struct{})
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case <-release:
-		case <-r.Context().Done():
-			return
-		}
-		w.WriteHeader(http.StatusNoContent)
-	}))
-	defer srv.Close()
-	client := sender.New(sender.Options{})
-	defer client.Close()
-	ep := modelEndpoint("full", srv.URL, false, 1, client)
-	ep.Timeout = time.Minute
+	ep, _ := heldEndpoint(t, "full", release)
 	ms := newMemStore(5)
 	d := startDispatcher(t, ms, 100, 4, ep) // a lane of 50, one request in flight
 	defer shutdown(t, d)
 
 	const n = 55
-	var evs []event.Event
-	for i := range n {
-		id := fmt.Sprintf("full_%d", i)
-		body, _ := json.Marshal(modelBody{ID: id, Key: id, N: 1})
-		evs = append(evs, event.Event{ID: id, Type: "x", Data: body, Position: i})
-	}
+	evs := modelEvents("full", n)
 	var settled atomic.Bool
 	began := time.Now()
 	if err := d.Dispatch(t.Context(), Batch{Events: evs, Settled: func() { settled.Store(true) }}); err != nil {
