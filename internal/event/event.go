@@ -86,7 +86,7 @@ func NewID(commitLSN cdc.LSN, position int, rule string) string {
 	in := binary.BigEndian.AppendUint64(buf[:0], uint64(commitLSN))
 	in = binary.BigEndian.AppendUint64(in, uint64(position))
 	in = append(in, rule...)
-	return idText(sha256.Sum256(in))
+	return IDOf(sha256.Sum256(in))
 }
 
 // NewReadID returns the deterministic id of the event rule makes from a row
@@ -101,12 +101,12 @@ func NewReadID(seed string, key []byte, rule string) string {
 	in = append(append(in, seed...), 0)
 	in = append(append(in, key...), 0)
 	in = append(append(in, rule...), 0)
-	return idText(sha256.Sum256(in))
+	return IDOf(sha256.Sum256(in))
 }
 
-// idText is "evt_" and the encoding of sum's first 16 bytes, in one
-// allocation.
-func idText(sum [sha256.Size]byte) string {
+// IDOf is the event id of a SHA-256 sum: "evt_" and 26 characters of
+// Crockford base32 of its first 16 bytes, in one allocation.
+func IDOf(sum [sha256.Size]byte) string {
 	var b [4 + 26]byte
 	copy(b[:], "evt_")
 	idEncoding.Encode(b[4:], sum[:16])
