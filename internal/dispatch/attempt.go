@@ -49,7 +49,7 @@ var errCanceled = errors.New("attempt canceled by shutdown")
 // 429/503, timeouts move the limit), and reports the attempt to the
 // observer.
 func (d *Dispatcher) attempt(ctx context.Context, g *limit.Gate, ep *Endpoint, m message) (store.Attempt, sender.Result, error) {
-	var permit *limit.Permit
+	var permit limit.Permit // zero without a gate: Done and Cancel do nothing
 	if g != nil {
 		var err error
 		if permit, err = g.Acquire(ctx); err != nil {
@@ -71,14 +71,10 @@ func (d *Dispatcher) attempt(ctx context.Context, g *limit.Gate, ep *Endpoint, m
 	}
 	res := ep.Client.Send(ctx, sender.Request{URL: ep.URL, Header: h, Body: m.body, Timeout: ep.Timeout})
 	if res.Err != nil && ctx.Err() != nil {
-		if permit != nil {
-			permit.Cancel() // says nothing about the endpoint
-		}
+		permit.Cancel() // says nothing about the endpoint
 		return store.Attempt{}, res, errCanceled
 	}
-	if permit != nil {
-		permit.Done(res)
-	}
+	permit.Done(res)
 	a := store.Attempt{
 		DeliveryID:  m.deliveryID,
 		EventID:     m.id,

@@ -260,6 +260,26 @@ type job struct {
 	batchID string
 }
 
+// owned is Dispatch's copy of an event, made with the first job that
+// carries it in one allocation; the event's further jobs (fan-out) are
+// made apart.
+type owned struct {
+	ev    event.Event
+	first job
+	taken bool // first is in use
+}
+
+// newJob returns a new job carrying o's event to ep.
+func (o *owned) newJob(ep *Endpoint, body []byte) *job {
+	j := &o.first
+	if o.taken {
+		j = &job{}
+	}
+	o.taken = true
+	*j = job{ep: ep, ev: &o.ev, body: body}
+	return j
+}
+
 // Dispatch is the dispatcher's entry point: it turns a batch into
 // deliveries and routes them. It never waits on an endpoint: what memory
 // cannot hold goes to the store. It waits only for room in memory or in
@@ -274,11 +294,14 @@ func (d *Dispatcher) Dispatch(ctx context.Context, b Batch) error {
 	tbl := d.table.Load()
 	failures := b.Failures
 	var jobs []*job
+	var bodies event.Bodies // of one event at a time, reset for each
 	for i := range b.Events {
 		ev := &b.Events[i]
 		d.obs.EventEmitted(ev.Type)
-		var own *event.Event // the batch's events may be scratch space: jobs keep a copy
-		var bodies *event.Bodies
+		// The batch's events may be scratch space: jobs keep a copy, own.
+		var held *owned
+		var own *event.Event
+		rendered := false // bodies holds own's bodies
 		first := len(jobs)
 		wanted := false
 		for _, ep := range tbl.list {
@@ -286,17 +309,18 @@ func (d *Dispatcher) Dispatch(ctx context.Context, b Batch) error {
 				continue
 			}
 			wanted = true
-			if own == nil {
-				cp := *ev
-				own = &cp
+			if held == nil {
+				held = &owned{ev: *ev}
+				own = &held.ev
 			}
 			var body []byte
 			var err error
 			if ep.BodyShape == "" {
 				body, err = ep.Body(own)
 			} else {
-				if bodies == nil {
-					bodies = event.NewBodies(own)
+				if !rendered {
+					bodies.Reset(own)
+					rendered = true
 				}
 				body, err = bodies.Render(ep.BodyShape, ep.Body)
 			}
@@ -311,7 +335,7 @@ func (d *Dispatcher) Dispatch(ctx context.Context, b Batch) error {
 				})
 				continue
 			}
-			j := &job{ep: ep, ev: own, body: body}
+			j := held.newJob(ep, body)
 			if ep.Ordered {
 				j.key = own.Key
 			}
@@ -344,9 +368,10 @@ func (d *Dispatcher) Dispatch(ctx context.Context, b Batch) error {
 	if d.opts.ShareAll {
 		sharedBatches(jobs)
 	}
+	var wait laneTimer
 	for _, j := range jobs {
 		j.tx = stx
-		if err := d.route(ctx, j, b.Bulk); err != nil {
+		if err := d.route(ctx, j, b.Bulk, &wait); err != nil {
 			return err
 		}
 	}
@@ -358,8 +383,9 @@ func (d *Dispatcher) Dispatch(ctx context.Context, b Batch) error {
 // endpoint can deliver soon (see pace.go), or every delivery is shared. When memory as a whole is full
 // it waits: only fast endpoints can fill it, since pacing keeps slow ones
 // short. A bulk job (Batch.Bulk) goes to the store once its lane is half
-// full, without waiting. It holds no lock while it waits or sends.
-func (d *Dispatcher) route(ctx context.Context, j *job, bulk bool) error {
+// full, without waiting. It holds no lock while it waits or sends; it
+// waits on wait's timer.
+func (d *Dispatcher) route(ctx context.Context, j *job, bulk bool, wait *laneTimer) error {
 	r := d.runnerFor(j.ep)
 	if d.health.disabled(j.ep.ID) {
 		return d.persist.add(ctx, item{d: newDelivery(j, store.StatusFailed, "endpoint disabled"), tx: j.tx})
@@ -407,15 +433,15 @@ func (d *Dispatcher) route(ctx context.Context, j *job, bulk bool) error {
 		return d.storeJob(ctx, r, j, true)
 	}
 	// The lane is full but the endpoint keeps up with it: wait a little.
-	t := time.NewTimer(laneWait)
-	defer t.Stop()
 	var err error
 	select {
 	case q <- j:
+		wait.stop()
 		d.spawn(r, lane)
 		return nil
-	case <-t.C:
+	case <-wait.start():
 	case <-ctx.Done():
+		wait.stop()
 		err = ctx.Err()
 	}
 	<-d.inflight
@@ -431,6 +457,28 @@ func (d *Dispatcher) route(ctx context.Context, j *job, bulk bool) error {
 
 // laneWait bounds how long routing waits for room in a full lane.
 const laneWait = 100 * time.Millisecond
+
+// laneTimer times route's waits for room in a full lane: one timer for
+// the jobs of a Dispatch call, made when the first of them has to wait.
+// Reset and Stop leave no stale tick in its channel (Go 1.23 timers).
+type laneTimer struct{ t *time.Timer }
+
+// start starts a wait of laneWait and returns the channel that ends it.
+func (w *laneTimer) start() <-chan time.Time {
+	if w.t == nil {
+		w.t = time.NewTimer(laneWait)
+	} else {
+		w.t.Reset(laneWait)
+	}
+	return w.t.C
+}
+
+// stop ends a wait that ended otherwise.
+func (w *laneTimer) stop() {
+	if w.t != nil {
+		w.t.Stop()
+	}
+}
 
 // storeJob hands a job not yet attempted to the persister, due now. When
 // inMemory, the job was counted in memory by the ledger and now leaves it.

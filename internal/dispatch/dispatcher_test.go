@@ -30,7 +30,7 @@ func startDispatcher(t *testing.T, ms *memStore, maxInFlight, retryWorkers int, 
 
 // startDispatcherWith is startDispatcher with more options; the retry
 // poll and the logger are set here.
-func startDispatcherWith(t *testing.T, opts Options, eps ...*Endpoint) *Dispatcher {
+func startDispatcherWith(t testing.TB, opts Options, eps ...*Endpoint) *Dispatcher {
 	t.Helper()
 	opts.RetryPoll, opts.Logger = 20*time.Millisecond, zerolog.Nop()
 	d, err := New(opts)
@@ -47,7 +47,7 @@ func startDispatcherWith(t *testing.T, opts Options, eps ...*Endpoint) *Dispatch
 }
 
 // shutdown stops d within 10s, failing the test if it reports an error.
-func shutdown(t *testing.T, d *Dispatcher) {
+func shutdown(t testing.TB, d *Dispatcher) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -348,38 +348,13 @@ func TestRetriesClaimWhatTheEndpointTakes(t *testing.T) {
 // endpoint answers.
 func TestBulkBatchLeavesRoomForLiveTraffic(t *testing.T) {
 	release := make(chan struct{})
-	var mu sync.Mutex
-	got := map[string]bool{}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case <-release:
-		case <-r.Context().Done():
-			return
-		}
-		var b modelBody
-		_ = json.NewDecoder(r.Body).Decode(&b)
-		mu.Lock()
-		got[b.ID] = true
-		mu.Unlock()
-		w.WriteHeader(http.StatusNoContent)
-	}))
-	defer srv.Close()
-	client := sender.New(sender.Options{})
-	defer client.Close()
-	ep := modelEndpoint("app", srv.URL, false, 1, client)
-	ep.Timeout = time.Minute
+	ep, accepted := heldEndpoint(t, "app", release)
 	ms := newMemStore(5)
 	d := startDispatcher(t, ms, 100, 4, ep) // a lane of 50
 	defer shutdown(t, d)
 
 	batch := func(prefix string, n int, bulk bool, settled *atomic.Bool) Batch {
-		var evs []event.Event
-		for i := range n {
-			id := fmt.Sprintf("%s_%d", prefix, i)
-			body, _ := json.Marshal(modelBody{ID: id, Key: id, N: 1})
-			evs = append(evs, event.Event{ID: id, Type: "x", Data: body, Position: i})
-		}
-		return Batch{Events: evs, Bulk: bulk, Settled: func() { settled.Store(true) }}
+		return Batch{Events: modelEvents(prefix, n), Bulk: bulk, Settled: func() { settled.Store(true) }}
 	}
 	var bulkSettled, liveSettled atomic.Bool
 	began := time.Now()
@@ -410,15 +385,106 @@ func TestBulkBatchLeavesRoomForLiveTraffic(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	for deadline := time.Now().Add(progressWithin); ; {
-		mu.Lock()
-		n := len(got)
-		mu.Unlock()
-		if n == 501 {
-			break
-		}
+	for deadline := time.Now().Add(progressWithin); accepted() < 501; {
 		if time.Now().After(deadline) {
-			t.Fatalf("%d of 501 deliveries made once the endpoint answered", n)
+			t.Fatalf("%d of 501 deliveries made once the endpoint answered", accepted())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// heldEndpoint is an endpoint (concurrency 1, a minute's timeout) whose
+// receiver holds each request until release is closed, then accepts it;
+// accepted counts the distinct events it accepted.
+func heldEndpoint(t *testing.T, name string, release <-chan struct{}) (ep *Endpoint, accepted func() int) {
+	var mu sync.Mutex
+	got := map[string]bool{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+			return
+		}
+		var b modelBody
+		_ = json.NewDecoder(r.Body).Decode(&b)
+		mu.Lock()
+		got[b.ID] = true
+		mu.Unlock()
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	t.Cleanup(srv.Close)
+	client := sender.New(sender.Options{})
+	t.Cleanup(client.Close)
+	ep = modelEndpoint(name, srv.URL, false, 1, client)
+	ep.Timeout = time.Minute
+	return ep, func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(got)
+	}
+}
+
+// modelEvents is n events "<prefix>_<i>", each its own key, with model
+// bodies.
+func modelEvents(prefix string, n int) []event.Event {
+	var evs []event.Event
+	for i := range n {
+		id := fmt.Sprintf("%s_%d", prefix, i)
+		body, _ := json.Marshal(modelBody{ID: id, Key: id, N: 1})
+		evs = append(evs, event.Event{ID: id, Type: "x", Data: body, Position: i})
+	}
+	return evs
+}
+
+// TestLaneTimerWaitsInFullEachTime: the timer one Dispatch call reuses for
+// its waits for room in a full lane gives each wait its full laneWait,
+// whether the previous wait timed out or was stopped early.
+func TestLaneTimerWaitsInFullEachTime(t *testing.T) {
+	t.Parallel()
+	var w laneTimer
+	began := time.Now()
+	<-w.start() // times out
+	w.start()
+	w.stop() // ended by room in the lane
+	<-w.start()
+	if took := time.Since(began); took < 2*laneWait {
+		t.Fatalf("two full waits took %s, want at least %s", took, 2*laneWait)
+	}
+	w.stop()
+}
+
+// TestFullLaneWaitsThenStores: jobs of one batch beyond a full lane each
+// wait laneWait for room, then go to the store; everything settles once
+// the endpoint answers.
+func TestFullLaneWaitsThenStores(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	ep, _ := heldEndpoint(t, "full", release)
+	ms := newMemStore(5)
+	d := startDispatcher(t, ms, 100, 4, ep) // a lane of 50, one request in flight
+	defer shutdown(t, d)
+
+	const n = 55
+	evs := modelEvents("full", n)
+	var settled atomic.Bool
+	began := time.Now()
+	if err := d.Dispatch(t.Context(), Batch{Events: evs, Settled: func() { settled.Store(true) }}); err != nil {
+		t.Fatal(err)
+	}
+	// 55 jobs: one in flight, 50 in the lane, at least 3 waiting in turn.
+	if took := time.Since(began); took < 3*laneWait {
+		t.Errorf("dispatching %d jobs to a lane of 50 took %s, want at least 3 waits of %s", n, took, laneWait)
+	}
+	for deadline := time.Now().Add(progressWithin); ms.counts()[store.StatusPending] < 3; {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d deliveries in the store, want the at least 3 that found no room", ms.counts()[store.StatusPending])
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	close(release)
+	for deadline := time.Now().Add(progressWithin); !settled.Load(); {
+		if time.Now().After(deadline) {
+			t.Fatal("batch not settled once the endpoint answered")
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

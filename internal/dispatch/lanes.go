@@ -296,7 +296,8 @@ func (d *Dispatcher) first(r *runner, j *job) {
 	}
 	d.log.Debug().Str("endpoint", j.ep.Name).Str("event_id", j.ev.ID).Int("status", res.StatusCode).
 		Str("error", res.ErrorText()).Msg("first attempt failed; stored for retry")
-	d.storeFromMemory(r, j, item{d: dl, attempt: &a, tx: j.tx, failedEndpoint: j.ep})
+	failed := a // the item keeps its own copy: a stays on the stack on success
+	d.storeFromMemory(r, j, item{d: dl, attempt: &failed, tx: j.tx, failedEndpoint: j.ep})
 	if disable != "" {
 		d.disable(d.storeCtx, j.ep, disable)
 	}

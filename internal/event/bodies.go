@@ -19,6 +19,13 @@ type shapeBody struct {
 // NewBodies returns the body cache of ev.
 func NewBodies(ev *Event) *Bodies { return &Bodies{ev: ev} }
 
+// Reset makes b the body cache of ev, empty, keeping its room: a
+// dispatcher renders the events of a batch with one Bodies.
+func (b *Bodies) Reset(ev *Event) {
+	clear(b.shapes)
+	b.ev, b.shapes = ev, b.shapes[:0]
+}
+
 // Render returns the body of the given shape ("" for the default body,
 // else a key naming the body expression, such as the endpoint id of an
 // HCL endpoint with a body), calling render the first time a shape is

@@ -38,3 +38,17 @@ func TestBodiesRenderEachShapeOnce(t *testing.T) {
 		t.Fatalf("render calls %v, want one per shape", calls)
 	}
 }
+
+// TestBodiesResetStartsOver: after Reset to another event, every shape is
+// rendered afresh for it, and the bodies of the first event are kept.
+func TestBodiesResetStartsOver(t *testing.T) {
+	render := func(e *event.Event) ([]byte, error) { return []byte("default:" + e.ID), nil }
+	var b event.Bodies
+	b.Reset(&event.Event{ID: "evt_1"})
+	first, _ := b.Render("", render)
+	b.Reset(&event.Event{ID: "evt_2"})
+	second, _ := b.Render("", render)
+	if string(first) != "default:evt_1" || string(second) != "default:evt_2" {
+		t.Fatalf("bodies %q %q after Reset", first, second)
+	}
+}

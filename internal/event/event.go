@@ -82,14 +82,11 @@ var idEncoding = base32.NewEncoding("0123456789abcdefghjkmnpqrstvwxyz").WithPadd
 // at position within the transaction committed at commitLSN:
 // "evt_" and 26 characters of Crockford base32 of a SHA-256 over the three.
 func NewID(commitLSN cdc.LSN, position int, rule string) string {
-	h := sha256.New()
-	var b [16]byte
-	binary.BigEndian.PutUint64(b[:8], uint64(commitLSN))
-	binary.BigEndian.PutUint64(b[8:], uint64(position))
-	h.Write(b[:])
-	h.Write([]byte(rule))
-	sum := h.Sum(nil)
-	return "evt_" + idEncoding.EncodeToString(sum[:16])
+	var buf [128]byte // hashed without an allocation unless rule is long
+	in := binary.BigEndian.AppendUint64(buf[:0], uint64(commitLSN))
+	in = binary.BigEndian.AppendUint64(in, uint64(position))
+	in = append(in, rule...)
+	return IDOf(sha256.Sum256(in))
 }
 
 // NewReadID returns the deterministic id of the event rule makes from a row
@@ -99,13 +96,21 @@ func NewID(commitLSN cdc.LSN, position int, rule string) string {
 // followed by a NUL byte. Reading the same row again in the same backfill
 // (or in one with the same seed) gives the same id.
 func NewReadID(seed string, key []byte, rule string) string {
-	h := sha256.New()
-	for _, part := range [][]byte{[]byte("read"), []byte(seed), key, []byte(rule)} {
-		h.Write(part)
-		h.Write([]byte{0})
-	}
-	sum := h.Sum(nil)
-	return "evt_" + idEncoding.EncodeToString(sum[:16])
+	var buf [256]byte // hashed without an allocation unless the key is long
+	in := append(buf[:0], "read\x00"...)
+	in = append(append(in, seed...), 0)
+	in = append(append(in, key...), 0)
+	in = append(append(in, rule...), 0)
+	return IDOf(sha256.Sum256(in))
+}
+
+// IDOf is the event id of a SHA-256 sum: "evt_" and 26 characters of
+// Crockford base32 of its first 16 bytes, in one allocation.
+func IDOf(sum [sha256.Size]byte) string {
+	var b [4 + 26]byte
+	copy(b[:], "evt_")
+	idEncoding.Encode(b[4:], sum[:16])
+	return string(b[:])
 }
 
 // NewTestID returns a random id for a test event ("evt_test_" + 26 chars).

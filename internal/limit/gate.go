@@ -125,22 +125,24 @@ func (g *Gate) pause(d time.Duration) bool {
 	return false
 }
 
-// Permit is an admitted attempt; call Done (or Cancel) exactly once.
+// Permit is an admitted attempt; call Done (or Cancel) exactly once. It is
+// a value, so admitting an attempt allocates nothing; the zero Permit is
+// held by no gate, and its Done and Cancel do nothing.
 type Permit struct {
 	g       *Gate
 	started time.Time
 }
 
 // Acquire waits until an attempt may start, or ctx ends.
-func (g *Gate) Acquire(ctx context.Context) (*Permit, error) {
+func (g *Gate) Acquire(ctx context.Context) (Permit, error) {
 	if err := g.conc.Acquire(ctx); err != nil {
-		return nil, err
+		return Permit{}, err
 	}
 	if err := g.waitTurn(ctx); err != nil {
 		g.conc.Release(0, Ignore)
-		return nil, err
+		return Permit{}, err
 	}
-	return &Permit{g: g, started: g.clock.Now()}, nil
+	return Permit{g: g, started: g.clock.Now()}, nil
 }
 
 // waitTurn waits out any pause, then for a token of the configured and
@@ -188,7 +190,10 @@ func (g *Gate) LearnedRate() float64 {
 // Retry-After pauses the endpoint. A 503 without Retry-After only cuts the
 // concurrency limit: an endpoint failing at random answers 503s at any
 // rate, and a rate learned from them would only ever fall.
-func (p *Permit) Done(res sender.Result) {
+func (p Permit) Done(res sender.Result) {
+	if p.g == nil {
+		return
+	}
 	out := Classify(res)
 	var sig Signal
 	switch {
@@ -221,7 +226,11 @@ func (p *Permit) Done(res sender.Result) {
 
 // Cancel frees the slot of an attempt walhook itself cut short or never
 // made; it says nothing about the endpoint.
-func (p *Permit) Cancel() { p.g.conc.Release(0, Ignore) }
+func (p Permit) Cancel() {
+	if p.g != nil {
+		p.g.conc.Release(0, Ignore)
+	}
+}
 
 // Classify reads what an attempt's result says about the endpoint's load:
 // 429, 503, timeouts and refused or reset connections are Overload; any

@@ -30,7 +30,7 @@ func TestGateRetryAfterPausesTheEndpoint(t *testing.T) {
 		t.Fatalf("a shorter pause moved PausedUntil to %v", g.PausedUntil())
 	}
 
-	done := make(chan *limit.Permit)
+	done := make(chan limit.Permit)
 	go func() {
 		p, err := g.Acquire(ctx)
 		if err != nil {
@@ -147,7 +147,7 @@ func TestGateLearnsTheRateAnEndpointAccepts(t *testing.T) {
 	}
 	// The 201st in the same second is refused: pace at 90% of 200/s.
 	c.Advance(10 * time.Millisecond)
-	var burst []*limit.Permit
+	var burst []limit.Permit
 	for i := 0; i < 5; i++ {
 		p, _ := g.Acquire(ctx)
 		burst = append(burst, p)
@@ -240,5 +240,25 @@ func TestGateSetLimitLetsAWaiterIn(t *testing.T) {
 	g.SetLimit(0)
 	if g.Ceiling() != limit.DefaultCeiling {
 		t.Fatalf("SetLimit(0): ceiling %d, want the default", g.Ceiling())
+	}
+}
+
+// TestZeroPermitHoldsNothing: an attempt made without a gate holds the
+// zero Permit, whose Done and Cancel leave every gate as it was.
+func TestZeroPermitHoldsNothing(t *testing.T) {
+	g := limit.NewGate(limit.GateOptions{})
+	p, err := g.Acquire(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var zero limit.Permit
+	zero.Done(sender.Result{StatusCode: 204})
+	zero.Cancel()
+	if n := g.InFlight(); n != 1 {
+		t.Fatalf("InFlight = %d after a zero Permit's Done and Cancel, want 1", n)
+	}
+	p.Done(sender.Result{StatusCode: 204, Duration: time.Millisecond})
+	if n := g.InFlight(); n != 0 {
+		t.Fatalf("InFlight = %d after Done, want 0", n)
 	}
 }

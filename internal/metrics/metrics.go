@@ -7,6 +7,7 @@ package metrics
 import (
 	"net/http"
 	"strconv"
+	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -34,6 +35,12 @@ type Metrics struct {
 	captureGaps       *prometheus.CounterVec
 	outboxSkipped     *prometheus.CounterVec
 	leasesTakenOver   prometheus.Counter
+
+	// The series every delivery moves, looked up once (see series).
+	emittedBy   series[prometheus.Counter]  // eventsEmitted by type
+	succeededAt series[prometheus.Counter]  // attempts{result="2xx"} by endpoint
+	durationAt  series[prometheus.Observer] // attemptDuration by endpoint
+	deliveredAt series[prometheus.Counter]  // deliveries{outcome="delivered"} by endpoint
 
 	state     *stateCollector
 	instances *instanceCollector
@@ -94,6 +101,10 @@ func New(reg prometheus.Registerer) *Metrics {
 		state:     newStateCollector(),
 		instances: newInstanceCollector(),
 	}
+	m.emittedBy.with = func(typ string) prometheus.Counter { return m.eventsEmitted.WithLabelValues(typ) }
+	m.succeededAt.with = func(ep string) prometheus.Counter { return m.attempts.WithLabelValues(ep, "2xx") }
+	m.durationAt.with = func(ep string) prometheus.Observer { return m.attemptDuration.WithLabelValues(ep) }
+	m.deliveredAt.with = func(ep string) prometheus.Counter { return m.deliveries.WithLabelValues(ep, "delivered") }
 	m.outboxSkipped.WithLabelValues("no_subscriber")
 	for _, r := range gapReasons {
 		m.captureGaps.WithLabelValues(r) // from 0, so that increase() sees the first
@@ -122,7 +133,7 @@ func (m *Metrics) Handler() http.Handler {
 func (m *Metrics) ChangesRead(n int) { m.changesRead.Add(float64(n)) }
 
 // EventEmitted counts one event of eventType.
-func (m *Metrics) EventEmitted(eventType string) { m.eventsEmitted.WithLabelValues(eventType).Inc() }
+func (m *Metrics) EventEmitted(eventType string) { m.emittedBy.get(eventType).Inc() }
 
 // EvaluationsFailed counts n failed rule evaluations.
 func (m *Metrics) EvaluationsFailed(n int) { m.evaluationsFailed.Add(float64(n)) }
@@ -131,11 +142,34 @@ func (m *Metrics) EvaluationsFailed(n int) { m.evaluationsFailed.Add(float64(n))
 // that succeeded is also a delivery (the dispatcher reports no Outcome
 // for it: nothing is stored).
 func (m *Metrics) Attempted(a store.Attempt, _ string) {
-	m.attempts.WithLabelValues(a.EndpointID, result(a.OK(), a.StatusCode)).Inc()
-	m.attemptDuration.WithLabelValues(a.EndpointID).Observe(a.Duration.Seconds())
-	if a.OK() && a.Number == 1 {
-		m.deliveries.WithLabelValues(a.EndpointID, "delivered").Inc()
+	if a.OK() {
+		m.succeededAt.get(a.EndpointID).Inc()
+	} else {
+		m.attempts.WithLabelValues(a.EndpointID, result(false, a.StatusCode)).Inc()
 	}
+	m.durationAt.get(a.EndpointID).Observe(a.Duration.Seconds())
+	if a.OK() && a.Number == 1 {
+		m.deliveredAt.get(a.EndpointID).Inc()
+	}
+}
+
+// series holds the children of a metric vector by one label value, made
+// on first use as WithLabelValues makes them. WithLabelValues hashes the
+// values and takes the vector's lock on every call; a lookup here takes
+// no lock. Only for vectors whose series are never deleted.
+type series[T any] struct {
+	with func(value string) T
+	m    sync.Map // value -> T
+}
+
+// get is the child of value.
+func (s *series[T]) get(value string) T {
+	if c, ok := s.m.Load(value); ok {
+		return c.(T)
+	}
+	c := s.with(value)
+	s.m.Store(value, c) // one racing it stores the same child
+	return c
 }
 
 // result is an attempt's result label.

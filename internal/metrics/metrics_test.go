@@ -190,3 +190,30 @@ func TestConcurrencyLimitGauge(t *testing.T) {
 		t.Fatal("a forgotten endpoint keeps its gauge")
 	}
 }
+
+// TestObserverSeriesAppearWhenMoved: the series the observer caches are
+// made when first moved, as before the cache: a failed attempt exports no
+// 2xx or delivered series of its endpoint.
+func TestObserverSeriesAppearWhenMoved(t *testing.T) {
+	t.Parallel()
+	m := New(prometheus.NewRegistry())
+	m.Attempted(store.Attempt{EndpointID: "cfg:down", StatusCode: 503, Error: "503", Duration: time.Second, Number: 1}, "")
+	got := scrape(t, m.Handler())
+	for _, series := range []string{
+		`walhook_attempts_total{endpoint="cfg:down",result="2xx"}`,
+		`walhook_deliveries_total{endpoint="cfg:down",outcome="delivered"}`,
+	} {
+		if _, ok := got[series]; ok {
+			t.Errorf("%s is exported before any success", series)
+		}
+	}
+	if got[`walhook_attempts_total{endpoint="cfg:down",result="5xx"}`] != 1 || got[`walhook_attempt_duration_seconds_count{endpoint="cfg:down"}`] != 1 {
+		t.Errorf("the failed attempt is not counted: %v", got)
+	}
+	m.Attempted(store.Attempt{EndpointID: "cfg:down", StatusCode: 204, Duration: time.Millisecond, Number: 2}, "")
+	m.Attempted(store.Attempt{EndpointID: "cfg:down", StatusCode: 204, Duration: time.Millisecond, Number: 1}, "")
+	got = scrape(t, m.Handler())
+	if got[`walhook_attempts_total{endpoint="cfg:down",result="2xx"}`] != 2 || got[`walhook_deliveries_total{endpoint="cfg:down",outcome="delivered"}`] != 1 {
+		t.Errorf("successes not counted once each: %v", got)
+	}
+}

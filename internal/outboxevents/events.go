@@ -13,7 +13,6 @@ package outboxevents
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/base32"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -29,9 +28,6 @@ import (
 	"github.com/walhook/walhook/internal/rules"
 )
 
-// idEncoding is event.NewID's alphabet (Crockford base32, lowercase).
-var idEncoding = base32.NewEncoding("0123456789abcdefghjkmnpqrstvwxyz").WithPadding(base32.NoPadding)
-
 // EventID is the id of the event made from the outbox row rowID, created
 // at created, of the table at origin: rule is empty for a ready-made event
 // and the rule's name for a captured change. It is "evt_" and 26 characters
@@ -43,18 +39,15 @@ var idEncoding = base32.NewEncoding("0123456789abcdefghjkmnpqrstvwxyz").WithPadd
 // a re-created table or a table whose identity was reset
 // (TRUNCATE ... RESTART IDENTITY) gives its rows other ids.
 func EventID(origin outbox.Origin, rowID int64, created time.Time, rule string) string {
-	h := sha256.New()
-	h.Write([]byte("walhook outbox v2\x00"))
-	var b [32]byte
-	binary.BigEndian.PutUint64(b[0:], origin.System)
-	binary.BigEndian.PutUint32(b[8:], origin.Database)
-	binary.BigEndian.PutUint32(b[12:], origin.Table)
-	binary.BigEndian.PutUint64(b[16:], uint64(rowID))
-	binary.BigEndian.PutUint64(b[24:], uint64(created.UnixMicro()))
-	h.Write(b[:])
-	h.Write([]byte(rule))
-	sum := h.Sum(nil)
-	return "evt_" + idEncoding.EncodeToString(sum[:16])
+	var buf [128]byte // hashed without an allocation unless rule is long
+	in := append(buf[:0], "walhook outbox v2\x00"...)
+	in = binary.BigEndian.AppendUint64(in, origin.System)
+	in = binary.BigEndian.AppendUint32(in, origin.Database)
+	in = binary.BigEndian.AppendUint32(in, origin.Table)
+	in = binary.BigEndian.AppendUint64(in, uint64(rowID))
+	in = binary.BigEndian.AppendUint64(in, uint64(created.UnixMicro()))
+	in = append(in, rule...)
+	return event.IDOf(sha256.Sum256(in))
 }
 
 // Options tune a Source.

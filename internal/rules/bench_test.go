@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"encoding/json"
 	"fmt"
 	"testing"
 
@@ -64,4 +65,37 @@ func BenchmarkEvaluateHCL(b *testing.B) {
 		out, _ = r.Evaluate(changes[i%len(changes)], out[:0])
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "changes/s")
+}
+
+// BenchmarkEvaluateDefaults measures a rule with the default key and data
+// on a wide row (13 columns: text, numeric, jsonb and timestamptz set, the
+// rest null), inserted one at a time: the one-event path of a table
+// published as it is:
+//
+//	go test -run '^$' -bench EvaluateDefaults ./internal/rules/
+func BenchmarkEvaluateDefaults(b *testing.B) {
+	r, _ := compileSrc(b, `
+event "wide.created" {
+  table = "wide"
+  on    = ["insert"]
+}`)
+	columns := []string{"id", "name", "amount", "doc", "happened_at", "day", "tags", "blob", "ref", "flag", "note", "extra", "other"}
+	row := map[string]any{
+		"id": int64(123456), "name": "a somewhat longer text value of a wide row", "amount": json.Number("12345.67"),
+		"doc":         json.RawMessage(`{"plan": "pro", "seats": 12, "tags": ["a", "b"]}`),
+		"happened_at": "2026-11-23T13:00:00.123456Z",
+		"day":         nil, "tags": nil, "blob": nil, "ref": nil, "flag": nil, "note": nil, "extra": nil, "other": nil,
+	}
+	c := &cdc.Change{Schema: "public", Table: "wide", Op: cdc.OpInsert, New: row, Columns: columns, Key: []string{"id"},
+		XID: 4242, CommitTime: commitTime, CommitLSN: 0x16B3748, EndLSN: 0x16B3780, Position: 2}
+	out := make([]event.Event, 0, 8)
+	b.ReportAllocs()
+	for b.Loop() {
+		var fails []event.Failure
+		out, fails = r.Evaluate(c, out[:0])
+		if len(fails) > 0 || len(out) != 1 {
+			b.Fatalf("%d events, failures %v", len(out), fails)
+		}
+		_ = DefaultBody(&out[0])
+	}
 }

@@ -47,7 +47,7 @@ func (r *Rules) evaluate(c *cdc.Change, only string, out []event.Event) ([]event
 	if tr == nil || i < 0 || len(tr.byOp[i]) == 0 {
 		return out, nil
 	}
-	s := scope{r: r, c: c, needs: &tr.needs[i]}
+	s := scope{r: r, c: c, tr: tr, needs: &tr.needs[i]}
 	var failures []event.Failure
 	for _, ru := range tr.byOp[i] {
 		if only != "" && ru.name != only {
@@ -70,11 +70,13 @@ func (r *Rules) evaluate(c *cdc.Change, only string, out []event.Event) ([]event
 type scope struct {
 	r     *Rules
 	c     *cdc.Change
+	tr    *tableRules
 	needs *needs // what the rules of this table and op read
 	ctx   *hcl.EvalContext
 
 	table   string
-	key     *string
+	key     string // default key, once keyDone
+	keyDone bool
 	row     []byte // default data
 	changed cty.Value
 
@@ -334,8 +336,8 @@ func (s *scope) changedNames() (names []string, known bool) {
 
 // defaultKey is the replica identity columns' values joined with ":".
 func (s *scope) defaultKey() string {
-	if s.key != nil {
-		return *s.key
+	if s.keyDone {
+		return s.key
 	}
 	row := s.c.New
 	if s.c.Op == cdc.OpDelete || row == nil {
@@ -353,7 +355,7 @@ func (s *scope) defaultKey() string {
 		}
 		k = strings.Join(parts, ":")
 	}
-	s.key = &k
+	s.key, s.keyDone = k, true
 	return k
 }
 
@@ -371,7 +373,12 @@ func (s *scope) defaultData() []byte {
 		case row == nil:
 			s.row = []byte("null")
 		default:
-			s.row = appendRow(make([]byte, 0, 256), row, s.c.Columns)
+			// Rows of a table are alike: room for the last one and an
+			// eighth is one allocation, where growing from 256 bytes
+			// took two on a wide row.
+			last := int(s.tr.rowBytes.Load())
+			s.row = appendRow(make([]byte, 0, max(256, last+last/8)), row, s.c.Columns)
+			s.tr.rowBytes.Store(int64(len(s.row)))
 		}
 	}
 	return s.row

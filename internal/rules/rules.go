@@ -2,6 +2,7 @@ package rules
 
 import (
 	"fmt"
+	"sync/atomic"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/walhook/walhook/cdc"
@@ -41,6 +42,9 @@ type tableRules struct {
 	// needs is, per op, what the op's rules read together: each change
 	// builds those variables once, for all its rules.
 	needs [5]needs
+	// rowBytes is the length of the table's last default data, to size
+	// the next.
+	rowBytes atomic.Int64
 }
 
 // rule is one compiled event block.

@@ -79,7 +79,7 @@ func scanBackfill(row pgx.Row) (Backfill, error) {
 func NewBackfillID() string {
 	var b [16]byte
 	_, _ = rand.Read(b[:])
-	return "bf_" + encodeID(b[:])
+	return idText("bf_", b[:])
 }
 
 // CreateBackfill stores a new pending backfill, with a generated id when

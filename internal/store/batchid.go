@@ -11,5 +11,5 @@ func BatchID(deliveryIDs []string) string {
 		h.Write([]byte(id))
 		h.Write([]byte{'\n'})
 	}
-	return "bat_" + encodeID(h.Sum(nil)[:16])
+	return idText("bat_", h.Sum(nil)[:16])
 }

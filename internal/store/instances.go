@@ -56,7 +56,7 @@ type InstanceLoad struct {
 func NewInstanceID() string {
 	var b [16]byte
 	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
-	return "ins_" + encodeID(b[:])
+	return idText("ins_", b[:])
 }
 
 // silentLimit is the SQL expression of how long an instance row may go

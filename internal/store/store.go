@@ -151,21 +151,32 @@ func (s *Store) sql(q string) string {
 // DeliveryID is the deterministic id of the delivery of an event to an
 // endpoint: "dlv_" and 26 base32 characters of a SHA-256 of both ids.
 func DeliveryID(eventID, endpointID string) string {
-	sum := sha256.Sum256([]byte(eventID + "|" + endpointID))
-	return "dlv_" + encodeID(sum[:16])
+	var buf [128]byte // ids are short: hashed without an allocation
+	in := append(buf[:0], eventID...)
+	in = append(in, '|')
+	in = append(in, endpointID...)
+	sum := sha256.Sum256(in)
+	return idText("dlv_", sum[:16])
 }
 
 // NewWebhookID returns a random webhook id: "ep_" and 26 base32 characters.
 func NewWebhookID() string {
 	var b [16]byte
 	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
-	return "ep_" + encodeID(b[:])
+	return idText("ep_", b[:])
 }
 
-var idEncoding = base32.StdEncoding.WithPadding(base32.NoPadding)
+// idEncoding is base32 (RFC 4648) in lowercase, unpadded: the ids read as
+// strings.ToLower of the standard encoding.
+var idEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
 
-func encodeID(b []byte) string {
-	return strings.ToLower(idEncoding.EncodeToString(b))
+// idText is prefix (at most 8 bytes) followed by the base32 of b (at most
+// 16 bytes), in one allocation.
+func idText(prefix string, b []byte) string {
+	var buf [8 + 26]byte
+	n := copy(buf[:], prefix)
+	idEncoding.Encode(buf[n:], b)
+	return string(buf[:n+idEncoding.EncodedLen(len(b))])
 }
 
 // channelName is "<schema>_webhooks" cut at a rune boundary to 63 bytes,

@@ -47,7 +47,7 @@ func (s *Store) CreateAPIToken(ctx context.Context, tenant, name string) (APITok
 	token := TenantTokenPrefix + base64.RawURLEncoding.EncodeToString(b[:])
 	var idb [16]byte
 	_, _ = rand.Read(idb[:])
-	id := "tok_" + encodeID(idb[:])
+	id := idText("tok_", idb[:])
 	hint := TenantTokenPrefix + "…" + token[len(token)-4:]
 	t, err := scanAPIToken(s.pool.QueryRow(ctx, s.sql(`INSERT INTO {s}.api_tokens (id, tenant, name, token_hash, hint)
 		VALUES ($1, $2, $3, $4, $5) RETURNING `+apiTokenColumns), id, tenant, name, HashToken(token), hint))
