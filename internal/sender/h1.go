@@ -144,6 +144,8 @@ type h1Conn struct {
 	nc     net.Conn // *tls.Conn for https
 	br     *bufio.Reader
 	body   h1Body
+	// idleAt is when the request that last used it started: a little
+	// before it went idle, which only makes the idle checks come sooner.
 	idleAt time.Time
 }
 
@@ -153,7 +155,7 @@ var writeBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 4096); retur
 // send makes the attempt over HTTP/1.1; ok is false, and nothing was
 // sent, when its headers need net/http (a name or value it would refuse,
 // or one it writes itself).
-func (p *h1Pool) send(ctx context.Context, t *h1Target, req Request, maxBytes int64) (res Result, ok bool) {
+func (p *h1Pool) send(ctx context.Context, t *h1Target, req Request, maxBytes int64, start time.Time) (res Result, ok bool) {
 	bp := writeBuffers.Get().(*[]byte)
 	b, ok := appendRequest((*bp)[:0], t, req)
 	defer func() {
@@ -170,13 +172,14 @@ func (p *h1Pool) send(ctx context.Context, t *h1Target, req Request, maxBytes in
 	}
 	var deadline time.Time
 	if req.Timeout > 0 {
-		deadline = time.Now().Add(req.Timeout)
+		deadline = start.Add(req.Timeout)
 	}
 	for try := 0; ; try++ {
-		c, reused, err := p.get(ctx, t, deadline, try > 0)
+		c, reused, err := p.get(ctx, t, start, deadline, try > 0)
 		if err != nil {
 			return Result{Err: p.cause(ctx, err, req.Timeout)}, true
 		}
+		c.idleAt = start
 		res, retry := p.exchange(ctx, c, b, deadline, req.Timeout, maxBytes)
 		// A kept connection the server closed just before the request
 		// reached it: it was not answered, and is sent once more on a
@@ -237,7 +240,10 @@ func (p *h1Pool) exchange(ctx context.Context, c *h1Conn, b []byte, deadline tim
 		}
 		return Result{Err: p.cause(ctx, err, timeout)}, !resp.any && !isTimeout(err)
 	}
-	res = Result{StatusCode: resp.status, RetryAfter: parseRetryAfter(resp.retryAfter, time.Now())}
+	res = Result{StatusCode: resp.status}
+	if resp.retryAfter != "" {
+		res.RetryAfter = parseRetryAfter(resp.retryAfter, time.Now())
+	}
 	if res.StatusCode >= 300 && res.StatusCode < 400 {
 		res.Err = &RedirectError{StatusCode: res.StatusCode}
 	}
@@ -444,7 +450,7 @@ func trimSpace(s string) string {
 
 // get returns an idle connection to t, or a new one (always when fresh);
 // reused says which.
-func (p *h1Pool) get(ctx context.Context, t *h1Target, deadline time.Time, fresh bool) (c *h1Conn, reused bool, err error) {
+func (p *h1Pool) get(ctx context.Context, t *h1Target, now, deadline time.Time, fresh bool) (c *h1Conn, reused bool, err error) {
 	for !fresh {
 		p.mu.Lock()
 		list := p.idle[t.key]
@@ -457,7 +463,7 @@ func (p *h1Pool) get(ctx context.Context, t *h1Target, deadline time.Time, fresh
 		if c == nil {
 			break
 		}
-		if time.Since(c.idleAt) < h1CheckIdle || alive(c.nc) {
+		if now.Sub(c.idleAt) < h1CheckIdle || alive(c.nc) {
 			return c, true, nil
 		}
 		c.close()
@@ -501,7 +507,6 @@ func (p *h1Pool) connect(ctx context.Context, t *h1Target, deadline time.Time) (
 
 // put keeps c idle for the next request to its address, or closes it.
 func (p *h1Pool) put(c *h1Conn) {
-	c.idleAt = time.Now()
 	p.mu.Lock()
 	if p.closed || len(p.idle[c.key]) >= p.maxIdle {
 		p.mu.Unlock()

@@ -190,12 +190,12 @@ func (c *Client) Close() {
 // on a bad status, only on the request's timeout or ctx.
 func (c *Client) Send(ctx context.Context, req Request) Result {
 	start := time.Now()
-	res := c.send(ctx, req)
+	res := c.send(ctx, req, start)
 	res.Duration = time.Since(start)
 	return res
 }
 
-func (c *Client) send(ctx context.Context, req Request) Result {
+func (c *Client) send(ctx context.Context, req Request, start time.Time) Result {
 	t := c.target(req.URL)
 	if t.refused != nil {
 		return Result{Err: t.refused}
@@ -204,7 +204,7 @@ func (c *Client) send(ctx context.Context, req Request) Result {
 		return Result{Err: t.err}
 	}
 	if c.h1 != nil && t.h1.usable() {
-		if res, ok := c.h1.send(ctx, t.h1, req, c.maxBytes); ok {
+		if res, ok := c.h1.send(ctx, t.h1, req, c.maxBytes, start); ok {
 			return res
 		}
 	}
@@ -240,7 +240,10 @@ func (c *Client) send(ctx context.Context, req Request) Result {
 		t.h1.ready.Store(true) // no HTTP/2 here: the next requests take the HTTP/1.1 path
 	}
 
-	res := Result{StatusCode: resp.StatusCode, RetryAfter: parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())}
+	res := Result{StatusCode: resp.StatusCode}
+	if v := resp.Header.Get("Retry-After"); v != "" {
+		res.RetryAfter = parseRetryAfter(v, time.Now())
+	}
 	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
 		res.Err = &RedirectError{StatusCode: resp.StatusCode}
 	}
