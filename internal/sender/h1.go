@@ -140,10 +140,10 @@ func newH1Pool(guard *netguard.Guard, maxIdle int) *h1Pool {
 
 // h1Conn is one HTTP/1.1 connection, used by one request at a time.
 type h1Conn struct {
-	key    string
-	nc     net.Conn // *tls.Conn for https
-	br     *bufio.Reader
-	body   h1Body
+	key  string
+	nc   net.Conn // *tls.Conn for https
+	br   *bufio.Reader
+	body h1Body
 	// idleAt is when the request that last used it started: a little
 	// before it went idle, which only makes the idle checks come sooner.
 	idleAt time.Time
