@@ -98,6 +98,17 @@ func (t *Tail) Close() {
 
 // Attempted hands the attempt to every subscriber without waiting.
 func (t *Tail) Attempted(a store.Attempt, tenant string) {
+	t.mu.Lock()
+	if a.OK() {
+		t.rates.add(0, 1, 0)
+	} else {
+		t.rates.add(0, 0, 1)
+	}
+	listening := len(t.subs) > 0
+	t.mu.Unlock()
+	if !listening {
+		return
+	}
 	ev := TailEvent{
 		DeliveryID: a.DeliveryID, EventID: a.EventID, EventType: a.EventType, EndpointID: a.EndpointID,
 		Tenant: tenant, Attempt: a.Number, AttemptedAt: a.AttemptedAt,
@@ -108,11 +119,6 @@ func (t *Tail) Attempted(a store.Attempt, tenant string) {
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if ev.OK {
-		t.rates.add(0, 1, 0)
-	} else {
-		t.rates.add(0, 0, 1)
-	}
 	for s := range t.subs {
 		select {
 		case s.c <- ev:

@@ -262,7 +262,9 @@ func (d *Dispatcher) first(r *runner, j *job) {
 		return
 	}
 
-	m := message{id: j.ev.ID, typ: j.ev.Type, body: j.body, tenant: j.ev.Tenant, deliveryID: store.DeliveryID(j.ev.ID, j.ep.ID), number: 1, memo: j.memo}
+	// No delivery id: it is a hash, and only a stored or logged attempt
+	// needs it (newDelivery makes it then).
+	m := message{id: j.ev.ID, typ: j.ev.Type, body: j.body, tenant: j.ev.Tenant, number: 1, memo: j.memo}
 	a, res, err := d.attempt(ctx, r.gate, j.ep, m)
 	if err != nil {
 		// Cut short by our own shutdown: not the endpoint's failure.
@@ -278,6 +280,7 @@ func (d *Dispatcher) first(r *runner, j *job) {
 		if d.opts.LogAttempts {
 			dl := newDelivery(j, store.StatusDelivered, "")
 			dl.Attempts, dl.LastStatus = 1, res.StatusCode
+			a.DeliveryID = dl.ID
 			d.persist.logSuccess(d.storeCtx, dl, a)
 		}
 		return
@@ -285,6 +288,7 @@ func (d *Dispatcher) first(r *runner, j *job) {
 
 	dl := newDelivery(j, store.StatusPending, "")
 	dl.Attempts, dl.LastStatus, dl.LastError = 1, res.StatusCode, res.ErrorText()
+	a.DeliveryID = dl.ID
 	disable := ""
 	if res.StatusCode == http.StatusGone {
 		dl.Status = store.StatusFailed

@@ -10,6 +10,9 @@ type Observer interface {
 	EvaluationsFailed(n int)
 	// Attempted reports one finished HTTP attempt (a.Number is 1 for the
 	// first); tenant is the event's tenant, empty when it has none.
+	// a.DeliveryID is empty for a first attempt from memory (nothing
+	// needs it unless it is stored or logged): store.DeliveryID of the
+	// event and endpoint ids gives it.
 	Attempted(a store.Attempt, tenant string)
 	// Overflowed reports a delivery sent to the store because memory was full.
 	Overflowed(endpointID string)
