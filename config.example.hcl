@@ -38,7 +38,7 @@ admin {                                   # optional: API, /metrics, /healthz, /
 #   share            = "overflow"         # or "all": every instance sends (docs/scaling.md)
 #   shutdown_timeout = "30s"
 #   ca_file          = "/etc/walhook/ca.pem" # trust this CA for HTTPS endpoints too
-#   http2            = true               # false: HTTPS endpoints get HTTP/1.1 (less CPU per request)
+#   http2            = false              # true: offer HTTPS endpoints HTTP/2 too (fewer connections, more CPU)
 # }
 
 # An event block is a rule: which row changes become the named event.

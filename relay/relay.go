@@ -147,12 +147,12 @@ func New(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts Optio
 	// WALHOOK_HTTP_CLIENT=net/http sends every attempt through net/http
 	// alone, with the HTTP/1.1 path off (docs/operations.md).
 	netHTTP := os.Getenv("WALHOOK_HTTP_CLIENT") == "net/http"
-	r.trusted = sender.New(sender.Options{RootCAs: roots, NetHTTP: netHTTP, HTTP1Only: cfg.Delivery.NoHTTP2})
+	r.trusted = sender.New(sender.Options{RootCAs: roots, NetHTTP: netHTTP, HTTP1Only: !cfg.Delivery.HTTP2})
 	guard := &netguard.Guard{}
 	if cfg.Admin != nil {
 		guard.Allow, guard.AllowHTTP = cfg.Admin.AllowNetworks, cfg.Admin.AllowHTTP
 	}
-	r.guarded = sender.New(sender.Options{Guard: guard, RootCAs: roots, NetHTTP: netHTTP, HTTP1Only: cfg.Delivery.NoHTTP2})
+	r.guarded = sender.New(sender.Options{Guard: guard, RootCAs: roots, NetHTTP: netHTTP, HTTP1Only: !cfg.Delivery.HTTP2})
 	r.keyring = signing.NewKeyring()
 	for _, ep := range cfg.Endpoints {
 		de, err := configEndpoint(ep, r.trusted, r.keyring)

@@ -460,15 +460,15 @@ func TestDeliveryHTTP2(t *testing.T) {
 	t.Parallel()
 	for src, want := range map[string]bool{
 		base:                                     false,
-		base + "delivery {\n  http2 = true\n}\n": false,
-		base + "delivery {\n  http2 = false\n}\n": true,
+		base + "delivery {\n  http2 = true\n}\n": true,
+		base + "delivery {\n  http2 = false\n}\n": false,
 	} {
 		cfg, diags := Parse([]byte(src), "t.hcl")
 		if diags.HasErrors() {
 			t.Fatalf("%s: %s", src, diags.Error())
 		}
-		if cfg.Delivery.NoHTTP2 != want {
-			t.Errorf("%s: NoHTTP2 = %v, want %v", src, cfg.Delivery.NoHTTP2, want)
+		if cfg.Delivery.HTTP2 != want {
+			t.Errorf("%s: HTTP2 = %v, want %v", src, cfg.Delivery.HTTP2, want)
 		}
 	}
 }

@@ -240,7 +240,7 @@ func (d *decoder) delivery(cfg *Config, b *deliveryBlock) {
 		dl.ShutdownTimeout = v
 	}
 	if b.HTTP2 != nil {
-		dl.NoHTTP2 = !*b.HTTP2
+		dl.HTTP2 = *b.HTTP2
 	}
 	if b.CAFile != "" {
 		if pem, err := os.ReadFile(b.CAFile); err != nil {

@@ -152,9 +152,10 @@ type Delivery struct {
 	// endpoints besides the system's (a private or self-signed CA); empty:
 	// the system's only.
 	CAFile string
-	// NoHTTP2 is http2 = false: HTTPS endpoints are offered HTTP/1.1 only,
-	// which costs less CPU per request than HTTP/2 (docs/operations.md).
-	NoHTTP2 bool
+	// HTTP2 offers HTTP/2 to HTTPS endpoints (http2 = true); by default
+	// they get HTTP/1.1, which costs less CPU per request on both sides
+	// (docs/operations.md, "The HTTP/1.1 path").
+	HTTP2 bool
 }
 
 // Event is a rule: which changes become the named event, and its payload.

@@ -55,7 +55,9 @@ type options struct {
 	logDir       string
 	endpoint     string
 	// batch, when > 0, gives the bench endpoint batch { max_events = batch }.
-	batch   int
+	batch int
+	// http2, when set, is written as delivery.http2 ("true" or "false").
+	http2   string
 	timeout time.Duration
 }
 
@@ -85,6 +87,7 @@ func main() {
 	flag.StringVar(&o.logLevel, "log-level", "warn", "walhook's --log-level")
 	flag.StringVar(&o.logDir, "log-dir", "", "keep walhook's logs in this directory (default: a temporary one, removed at the end)")
 	flag.StringVar(&o.pprofAddr, "pprof", "", "serve walhook's pprof on this address (WALHOOK_PPROF_ADDR), e.g. 127.0.0.1:6060")
+	flag.StringVar(&o.http2, "http2", "", `delivery.http2 to write: "true" or "false" (default: the config's default, not written)`)
 	flag.StringVar(&o.walhookEnv, "walhook-env", "", `extra environment of walhook alone, space separated, for experiments (e.g. "GOGC=400")`)
 	flag.Parse()
 	if err := run(o); err != nil {
@@ -94,6 +97,9 @@ func main() {
 }
 
 func run(o options) error {
+	if o.http2 != "" && o.http2 != "true" && o.http2 != "false" {
+		return fmt.Errorf("-http2 is true or false, not %q", o.http2)
+	}
 	ctx := context.Background()
 	tbl, err := tableNamed(o.table)
 	if err != nil {
@@ -184,6 +190,9 @@ func run(o options) error {
 				}
 				if share != "" {
 					res.name += " share=" + share
+				}
+				if o.http2 != "" {
+					res.name += " http2=" + o.http2
 				}
 				fmt.Println(res.row())
 			}

@@ -166,6 +166,9 @@ endpoint "bench" {
 	if e.b.share != "" {
 		delivery += fmt.Sprintf("  share = %q\n", e.b.share)
 	}
+	if h := e.b.o.http2; h != "" {
+		delivery += "  http2 = " + h + "\n"
+	}
 	if delivery != "" {
 		src += "delivery {\n" + delivery + "}\n"
 	}
