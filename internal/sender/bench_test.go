@@ -1,13 +1,10 @@
 package sender
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"net"
 	"net/http"
-	"strconv"
-	"sync"
 	"testing"
 	"time"
 )
@@ -16,58 +13,11 @@ import (
 // nothing, so a benchmark's allocations and time are the client's.
 func rawServer(b *testing.B) string {
 	b.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	conns := make(chan net.Conn, 64)
-	b.Cleanup(func() {
-		ln.Close()
-		close(conns)
-		for c := range conns {
-			c.Close()
-		}
-		wg.Wait()
-	})
-	wg.Go(func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			conns <- c
-			wg.Go(func() { serveRaw(c) })
-		}
-	})
-	return "http://" + ln.Addr().String() + "/hook"
-}
-
-func serveRaw(c net.Conn) {
-	defer c.Close()
-	r := bufio.NewReader(c)
 	resp := []byte("HTTP/1.1 204 No Content\r\n\r\n")
-	for {
-		n := int64(0)
-		for {
-			line, err := r.ReadSlice('\n')
-			if err != nil {
-				return
-			}
-			if len(line) <= 2 {
-				break
-			}
-			if v, ok := bytes.CutPrefix(line, []byte("Content-Length: ")); ok {
-				n, _ = strconv.ParseInt(string(bytes.TrimSpace(v)), 10, 64)
-			}
-		}
-		if _, err := r.Discard(int(n)); err != nil {
-			return
-		}
-		if _, err := c.Write(resp); err != nil {
-			return
-		}
-	}
+	return scriptServer(b, func(_ int64, c net.Conn) bool {
+		_, err := c.Write(resp)
+		return err == nil
+	}).url
 }
 
 // BenchmarkSendClient measures the client's side of one attempt (the
