@@ -78,6 +78,7 @@ type Member struct {
 	// Owned by Run's goroutine.
 	lastBeat                   time.Time
 	lastAttempts, lastFailures int64
+	lastRole                   string // the role the last beat wrote (or tried to)
 	failing                    bool
 	dead                       map[string]bool // peers seen dead, so each is logged once
 }
@@ -106,19 +107,38 @@ func (m *Member) ID() string { return m.cfg.Self.ID }
 // Run registers the instance and renews its heartbeat every interval until
 // ctx ends. It does not remove the row: the owner calls Leave once the
 // instance has stopped delivering.
+//
+// A change of role (this instance took the slot, or gave it up) is
+// written at once rather than at the next beat: the instances list shows
+// the new leader within roleCheck of its taking over.
 func (m *Member) Run(ctx context.Context) {
 	m.lastBeat = time.Now()
 	t := time.NewTicker(m.cfg.Every)
 	defer t.Stop()
+	check := time.NewTicker(roleCheck)
+	defer check.Stop()
 	for {
 		m.beat(ctx)
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
+	wait:
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				break wait
+			case <-check.C:
+				if m.cfg.Role() != m.lastRole {
+					t.Reset(m.cfg.Every)
+					break wait
+				}
+			}
 		}
 	}
 }
+
+// roleCheck is how often Run looks for a change of role (a read of the
+// reader's status, no I/O).
+const roleCheck = 250 * time.Millisecond
 
 // Leave removes the instance's row (a clean stop). With the state
 // database out of reach the row stays, and shows the instance dead after
@@ -142,6 +162,7 @@ func (m *Member) beat(ctx context.Context) {
 	ctx = bctx
 	in := m.cfg.Self
 	in.Role = m.cfg.Role()
+	m.lastRole = in.Role
 	in.Load = m.cfg.Load()
 	now := time.Now()
 	attempts, failures := m.attempts.Load(), m.failures.Load()

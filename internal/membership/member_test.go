@@ -6,6 +6,7 @@ import (
 	"errors"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -186,4 +187,41 @@ func (w lockedWriter) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.b.Write(p)
+}
+
+// TestRoleChangeBeatsAtOnce: with an hour between heartbeats, a change of
+// role is still written within a moment (the instances list shows a new
+// leader when it takes the slot, not at its next beat).
+func TestRoleChangeBeatsAtOnce(t *testing.T) {
+	f := &fakeStore{beaten: make(chan struct{}, 1)}
+	var role atomic.Value
+	role.Store(store.RoleStandby)
+	m := New(Config{
+		Store: f, Self: store.Instance{ID: "ins_self"}, Every: time.Hour,
+		Role:   func() string { return role.Load().(string) },
+		Load:   func() store.InstanceLoad { return store.InstanceLoad{} },
+		Logger: zerolog.Nop(),
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		m.Run(ctx)
+	}()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	<-f.beaten // the first beat, at start
+	role.Store(store.RoleLeader)
+	select {
+	case <-f.beaten:
+	case <-time.After(30 * time.Second): // an hour is the alternative
+		t.Fatal("the change of role was not written")
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if n := len(f.beats); n != 2 || f.beats[1].Role != store.RoleLeader {
+		t.Errorf("beats %+v, want a second one as leader", f.beats)
+	}
 }
