@@ -592,8 +592,6 @@ func (p *h1Pool) close() {
 		p.sweep.Stop()
 		p.sweep = nil
 	}
-	idle := p.idle
-	p.idle = map[string][]*h1Conn{}
 	p.mu.Unlock()
 	p.watches.Range(func(done, w any) bool {
 		if w.(*ctxWatch).stop() {
@@ -602,6 +600,15 @@ func (p *h1Pool) close() {
 		}
 		return true
 	})
+	p.closeIdle()
+}
+
+// closeIdle closes the idle connections.
+func (p *h1Pool) closeIdle() {
+	p.mu.Lock()
+	idle := p.idle
+	p.idle = map[string][]*h1Conn{}
+	p.mu.Unlock()
 	for _, list := range idle {
 		for _, c := range list {
 			c.close()

@@ -5,9 +5,11 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -566,5 +568,31 @@ func TestH1Watches(t *testing.T) {
 	cancel(errors.New("gone"))
 	if res := c.Send(ctx, Request{URL: srv.url, Body: []byte(`{}`)}); res.Err == nil || res.Err.Error() != "gone" {
 		t.Errorf("Send under an ended context: %+v", res)
+	}
+}
+
+// TestH1ResumesTLSSessions: a connection opened again to an HTTPS
+// endpoint resumes its TLS session rather than a full handshake.
+func TestH1ResumesTLSSessions(t *testing.T) {
+	t.Parallel()
+	resumed := make(chan bool, 10)
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		resumed <- r.TLS.DidResume
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	pool := x509.NewCertPool()
+	pool.AddCert(srv.Certificate())
+	c := newClient(t, Options{RootCAs: pool, HTTP1Only: true})
+	for i := range 3 {
+		if res := sendTo(t, c, srv.URL); !res.OK() {
+			t.Fatalf("request %d: %+v %q", i, res, res.ErrorText())
+		}
+		c.h1.closeIdle() // the next request opens a new connection
+	}
+	if first, second, third := <-resumed, <-resumed, <-resumed; first || !second || !third {
+		t.Errorf("sessions resumed: %v %v %v, want false true true", first, second, third)
 	}
 }

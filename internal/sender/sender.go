@@ -116,28 +116,31 @@ func New(opts Options) *Client {
 	if opts.MaxIdleConnsPerHost <= 0 {
 		opts.MaxIdleConnsPerHost = DefaultMaxIdleConnsPerHost
 	}
-	c := &Client{guard: opts.Guard, maxBytes: opts.MaxResponseBytes, tlsBase: tlsConfig(opts), http1Only: opts.HTTP1Only}
+	// One TLS session cache for both paths: a connection opened again to
+	// an endpoint resumes its session instead of a full handshake.
+	sessions := tls.NewLRUClientSessionCache(tlsSessions)
+	c := &Client{guard: opts.Guard, maxBytes: opts.MaxResponseBytes, tlsBase: tlsConfig(opts, sessions), http1Only: opts.HTTP1Only}
 	if !opts.NetHTTP {
 		c.h1 = newH1Pool(opts.Guard, opts.MaxIdleConnsPerHost)
 	}
 	var rt http.RoundTripper
 	if opts.Guard == nil {
-		t := newTransport(opts, nil)
+		t := newTransport(opts, nil, sessions)
 		t.Proxy = http.ProxyFromEnvironment
 		c.proxy = t.Proxy
 		rt, c.closers = t, []*http.Transport{t}
 	} else {
 		// Plain http connections obey a stricter rule than https ones, and
 		// a dialer cannot see the URL's scheme: one transport for each.
-		secure := newTransport(opts, opts.Guard.Control)
-		plain := newTransport(opts, opts.Guard.PlaintextControl)
+		secure := newTransport(opts, opts.Guard.Control, sessions)
+		plain := newTransport(opts, opts.Guard.PlaintextControl, sessions)
 		rt, c.closers = schemeRouter{secure: secure, plain: plain}, []*http.Transport{secure, plain}
 	}
 	c.rt = rt
 	return c
 }
 
-func newTransport(opts Options, control func(network, address string, c syscall.RawConn) error) *http.Transport {
+func newTransport(opts Options, control func(network, address string, c syscall.RawConn) error, sessions tls.ClientSessionCache) *http.Transport {
 	d := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second, Control: control}
 	// HTTP/2 is negotiated (ALPN) with HTTPS endpoints that offer it, over
 	// this same guarded dialer: ForceAttemptHTTP2 keeps it on despite the
@@ -149,7 +152,7 @@ func newTransport(opts Options, control func(network, address string, c syscall.
 	}
 	return &http.Transport{
 		TLSNextProto:           next,
-		TLSClientConfig:        tlsConfig(opts),
+		TLSClientConfig:        tlsConfig(opts, sessions),
 		DialContext:            d.DialContext,
 		ForceAttemptHTTP2:      !opts.HTTP1Only,
 		MaxIdleConnsPerHost:    opts.MaxIdleConnsPerHost,
@@ -160,9 +163,15 @@ func newTransport(opts Options, control func(network, address string, c syscall.
 	}
 }
 
-// tlsConfig is the TLS configuration for HTTPS endpoints.
-func tlsConfig(opts Options) *tls.Config {
-	return &tls.Config{RootCAs: opts.RootCAs, MinVersion: tls.VersionTLS12}
+// tlsSessions is how many endpoints' TLS sessions a client keeps for
+// resumption.
+const tlsSessions = 1024
+
+// tlsConfig is the TLS configuration for HTTPS endpoints: each path and
+// transport has its own (net/http adds its protocols to its own), sharing
+// the session cache.
+func tlsConfig(opts Options, sessions tls.ClientSessionCache) *tls.Config {
+	return &tls.Config{RootCAs: opts.RootCAs, MinVersion: tls.VersionTLS12, ClientSessionCache: sessions}
 }
 
 // schemeRouter sends http:// requests through plain and the rest through
