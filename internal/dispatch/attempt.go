@@ -85,6 +85,7 @@ func (d *Dispatcher) attempt(ctx context.Context, g *limit.Gate, ep *Endpoint, m
 		Duration:    res.Duration,
 		StatusCode:  res.StatusCode,
 		Response:    string(res.Response),
+		Connected:   res.NewConn,
 	}
 	if !res.OK() {
 		a.Error = res.ErrorText()

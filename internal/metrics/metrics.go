@@ -35,12 +35,14 @@ type Metrics struct {
 	captureGaps       *prometheus.CounterVec
 	outboxSkipped     *prometheus.CounterVec
 	leasesTakenOver   prometheus.Counter
+	connections       *prometheus.CounterVec
 
 	// The series every delivery moves, looked up once (see series).
 	emittedBy   series[prometheus.Counter]  // eventsEmitted by type
 	succeededAt series[prometheus.Counter]  // attempts{result="2xx"} by endpoint
 	durationAt  series[prometheus.Observer] // attemptDuration by endpoint
 	deliveredAt series[prometheus.Counter]  // deliveries{outcome="delivered"} by endpoint
+	connectedTo series[prometheus.Counter]  // connections by endpoint
 
 	state     *stateCollector
 	instances *instanceCollector
@@ -98,6 +100,9 @@ func New(reg prometheus.Registerer) *Metrics {
 		leasesTakenOver: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "walhook_leases_taken_over_total", Help: "Claimed deliveries of dead instances this instance made due again before their leases ended.",
 		}),
+		connections: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "walhook_connections_opened_total", Help: "Connections opened to an endpoint (with a TLS handshake for https) rather than reused: rising with the attempts, the receiver does not keep connections alive.",
+		}, []string{"endpoint"}),
 		state:     newStateCollector(),
 		instances: newInstanceCollector(),
 	}
@@ -105,12 +110,13 @@ func New(reg prometheus.Registerer) *Metrics {
 	m.succeededAt.with = func(ep string) prometheus.Counter { return m.attempts.WithLabelValues(ep, "2xx") }
 	m.durationAt.with = func(ep string) prometheus.Observer { return m.attemptDuration.WithLabelValues(ep) }
 	m.deliveredAt.with = func(ep string) prometheus.Counter { return m.deliveries.WithLabelValues(ep, "delivered") }
+	m.connectedTo.with = func(ep string) prometheus.Counter { return m.connections.WithLabelValues(ep) }
 	m.outboxSkipped.WithLabelValues("no_subscriber")
 	for _, r := range gapReasons {
 		m.captureGaps.WithLabelValues(r) // from 0, so that increase() sees the first
 	}
 	reg.MustRegister(m.changesRead, m.eventsEmitted, m.evaluationsFailed, m.deliveries, m.attempts,
-		m.attemptDuration, m.overflow, m.disabled, m.concurrencyLimit, m.captureGaps, m.outboxSkipped, m.leasesTakenOver, m.state, m.instances)
+		m.attemptDuration, m.overflow, m.disabled, m.concurrencyLimit, m.captureGaps, m.outboxSkipped, m.leasesTakenOver, m.connections, m.state, m.instances)
 	m.registerer = reg
 	if g, ok := reg.(prometheus.Gatherer); ok {
 		m.gatherer = g
@@ -150,6 +156,9 @@ func (m *Metrics) Attempted(a store.Attempt, _ string) {
 	m.durationAt.get(a.EndpointID).Observe(a.Duration.Seconds())
 	if a.OK() && a.Number == 1 {
 		m.deliveredAt.get(a.EndpointID).Inc()
+	}
+	if a.Connected {
+		m.connectedTo.get(a.EndpointID).Inc()
 	}
 }
 

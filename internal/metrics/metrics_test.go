@@ -217,3 +217,20 @@ func TestObserverSeriesAppearWhenMoved(t *testing.T) {
 		t.Errorf("successes not counted once each: %v", got)
 	}
 }
+
+// TestConnectionsOpened counts the attempts that opened a connection.
+func TestConnectionsOpened(t *testing.T) {
+	t.Parallel()
+	m := New(prometheus.NewRegistry())
+	for _, connected := range []bool{true, false, false, true} {
+		m.Attempted(store.Attempt{EndpointID: "ep_1", StatusCode: 204, Number: 1, Connected: connected}, "")
+	}
+	m.Attempted(store.Attempt{EndpointID: "ep_2", StatusCode: 204, Number: 1}, "")
+	got := scrape(t, m.Handler())
+	if n := got[`walhook_connections_opened_total{endpoint="ep_1"}`]; n != 2 {
+		t.Errorf("ep_1: %v connections opened, want 2", n)
+	}
+	if _, ok := got[`walhook_connections_opened_total{endpoint="ep_2"}`]; ok {
+		t.Error("ep_2 has a connections series before opening any")
+	}
+}

@@ -596,3 +596,34 @@ func TestH1ResumesTLSSessions(t *testing.T) {
 		t.Errorf("sessions resumed: %v %v %v, want false true true", first, second, third)
 	}
 }
+
+// TestResultNewConn: an attempt says whether it opened a connection, on
+// both paths: the first to a server, then none while the connection is
+// kept; each one to a server that closes after every answer.
+func TestResultNewConn(t *testing.T) {
+	t.Parallel()
+	kept := scriptServer(t, func(_ int64, c net.Conn) bool {
+		io.WriteString(c, "HTTP/1.1 204 No Content\r\n\r\n")
+		return true
+	})
+	closing := scriptServer(t, func(_ int64, c net.Conn) bool {
+		io.WriteString(c, "HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n")
+		return false
+	})
+	for _, netHTTP := range []bool{false, true} {
+		c := newClient(t, Options{NetHTTP: netHTTP})
+		for i, want := range []bool{true, false, false} {
+			if res := sendTo(t, c, kept.url); !res.OK() || res.NewConn != want {
+				t.Errorf("NetHTTP=%v, kept connection, request %d: %+v, want NewConn %v", netHTTP, i, res, want)
+			}
+		}
+		for i := range 3 {
+			if res := sendTo(t, c, closing.url); !res.OK() || !res.NewConn {
+				t.Errorf("NetHTTP=%v, closing server, request %d: %+v, want NewConn", netHTTP, i, res)
+			}
+		}
+		if res := sendTo(t, c, "http://127.0.0.1:1/"); res.OK() || res.NewConn {
+			t.Errorf("NetHTTP=%v, refused connection: %+v, want no NewConn", netHTTP, res)
+		}
+	}
+}

@@ -24,6 +24,9 @@ type Result struct {
 	// RetryAfter is the response's Retry-After (seconds or HTTP date) as a
 	// delay; 0 if absent. Bounding it is the caller's business.
 	RetryAfter time.Duration
+	// NewConn reports that the attempt opened a connection (and for https
+	// made a TLS handshake) rather than reusing a kept one.
+	NewConn bool
 	// Err is why no acceptable response arrived: transport error,
 	// *TimeoutError, *RedirectError, *netguard.RefusedError. A response
 	// with a non-2xx, non-3xx status has a nil Err.

@@ -18,6 +18,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
 	"strconv"
 	"strings"
@@ -223,6 +224,11 @@ func (c *Client) send(ctx context.Context, req Request, start time.Time) Result 
 		defer cancel()
 	}
 
+	// Whether the request got a new connection, for Result.NewConn.
+	var newConn bool
+	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+		GotConn: func(info httptrace.GotConnInfo) { newConn = !info.Reused },
+	})
 	hr := newRequest(ctx, t.url, req.Header, req.Body)
 	if hr.Header.Get("Content-Type") == "" {
 		hr.Header["Content-Type"] = jsonContentType
@@ -240,16 +246,16 @@ func (c *Client) send(ctx context.Context, req Request, start time.Time) Result 
 	resp, err := c.rt.RoundTrip(hr)
 	if err != nil {
 		if ctx.Err() != nil {
-			return Result{Err: context.Cause(ctx)}
+			return Result{Err: context.Cause(ctx), NewConn: newConn}
 		}
-		return Result{Err: unwrapURLError(err)}
+		return Result{Err: unwrapURLError(err), NewConn: newConn}
 	}
 	defer resp.Body.Close()
 	if t.h1 != nil && resp.ProtoMajor == 1 && resp.TLS != nil && !t.h1.ready.Load() {
 		t.h1.ready.Store(true) // no HTTP/2 here: the next requests take the HTTP/1.1 path
 	}
 
-	res := Result{StatusCode: resp.StatusCode}
+	res := Result{StatusCode: resp.StatusCode, NewConn: newConn}
 	if v := resp.Header.Get("Retry-After"); v != "" {
 		res.RetryAfter = parseRetryAfter(v, time.Now())
 	}

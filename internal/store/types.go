@@ -74,6 +74,9 @@ type Attempt struct {
 	// values joined by ", " (the values of a config endpoint's own headers
 	// masked by the dispatcher); nil when not recorded.
 	RequestHeaders map[string]string
+	// Connected reports that the attempt opened a connection to the
+	// endpoint rather than reusing one (for metrics; not stored).
+	Connected bool
 }
 
 // OK reports whether the attempt was accepted (a 2xx answer).
