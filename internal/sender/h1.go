@@ -181,7 +181,7 @@ func (p *h1Pool) send(ctx context.Context, t *h1Target, req Request, maxBytes in
 		}
 		c.idleAt = start
 		res, retry := p.exchange(ctx, c, b, deadline, req.Timeout, maxBytes)
-		res.NewConn = !reused || try > 0
+		res.NewConn = !reused
 		// A kept connection the server closed just before the request
 		// reached it: it was not answered, and is sent once more on a
 		// new connection, as net/http does.
