@@ -183,8 +183,11 @@ func (p *h1Pool) send(ctx context.Context, t *h1Target, req Request, maxBytes in
 		res, retry := p.exchange(ctx, c, b, deadline, req.Timeout, maxBytes)
 		res.NewConn = !reused
 		// A kept connection the server closed just before the request
-		// reached it: it was not answered, and is sent once more on a
-		// new connection, as net/http does.
+		// reached it: not a byte of an answer came, and the request is
+		// sent once more on a new connection. net/http retries a POST
+		// only when it knows nothing was written; here a server that
+		// read the request and closed without a word gets it twice,
+		// under the same webhook-id (at-least-once, as a retry would).
 		if retry && reused && try == 0 && ctx.Err() == nil {
 			continue
 		}
