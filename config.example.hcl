@@ -12,6 +12,7 @@ source "postgres" {
   slot        = "walhook"                # replication slot, created if missing
   publication = "walhook"                # kept equal to the tables the events use
   # mode = "logical"                     # or "outbox": poll an outbox table instead
+  # standby_retry = "1s"                 # how often a standby tries the slot another instance holds
 }
 
 state {                                   # optional: where retry state lives

@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -74,7 +75,7 @@ func newSlotSource(cfg *config.Config, rs *rules.Rules, records cdc.SlotRecords,
 		Tables:            cfg.Source.Tables,
 		Uses:              cfg.TableUses(),
 		HeartbeatInterval: opts.HeartbeatInterval,
-		SlotInUseRetry:    opts.SlotInUseRetry,
+		SlotInUseRetry:    cmp.Or(opts.SlotInUseRetry, cfg.Source.StandbyRetry),
 		// The backfill watermarks; transactions that carry one come
 		// through even when they change no row.
 		MessagePrefixes: []string{backfill.MessagePrefix},

@@ -16,18 +16,21 @@ type fileBlock struct {
 }
 
 type sourceBlock struct {
-	Kind        string       `hcl:"kind,label"`
-	KindRange   hcl.Range    `hcl:"kind,label_range"`
-	URL         string       `hcl:"url"`
-	URLRange    hcl.Range    `hcl:"url,attr_value_range"`
-	Slot        string       `hcl:"slot,optional"`
-	SlotRange   hcl.Range    `hcl:"slot,attr_value_range"`
-	Publication string       `hcl:"publication,optional"`
-	PubRange    hcl.Range    `hcl:"publication,attr_value_range"`
-	Mode        string       `hcl:"mode,optional"`
-	ModeRange   hcl.Range    `hcl:"mode,attr_value_range"`
-	Outbox      *outboxBlock `hcl:"outbox,block"`
-	DefRange    hcl.Range    `hcl:",def_range"`
+	Kind        string    `hcl:"kind,label"`
+	KindRange   hcl.Range `hcl:"kind,label_range"`
+	URL         string    `hcl:"url"`
+	URLRange    hcl.Range `hcl:"url,attr_value_range"`
+	Slot        string    `hcl:"slot,optional"`
+	SlotRange   hcl.Range `hcl:"slot,attr_value_range"`
+	Publication string    `hcl:"publication,optional"`
+	PubRange    hcl.Range `hcl:"publication,attr_value_range"`
+	Mode        string    `hcl:"mode,optional"`
+	ModeRange   hcl.Range `hcl:"mode,attr_value_range"`
+	// StandbyRetry is standby_retry: how often a standby tries the slot.
+	StandbyRetry      string       `hcl:"standby_retry,optional"`
+	StandbyRetryRange hcl.Range    `hcl:"standby_retry,attr_value_range"`
+	Outbox            *outboxBlock `hcl:"outbox,block"`
+	DefRange          hcl.Range    `hcl:",def_range"`
 }
 
 type outboxBlock struct {

@@ -113,6 +113,7 @@ func TestMalformed(t *testing.T) {
 		{"admin bad listen", base + "admin {\n  token = \"0123456789abcdef0123\"\n  listen = \"8080\" # <-\n}\n", "Invalid listen address"},
 		{"delivery log_attempts", base + "delivery {\n  log_attempts = \"some\" # <-\n}\n", "log_attempts is \"failures\" or \"all\""},
 		{"delivery share", base + "delivery {\n  share = \"none\" # <-\n}\n", "share is \"overflow\""},
+		{"standby_retry", "source \"postgres\" {\n  url = \"x\"\n  standby_retry = \"0s\" # <-\n}\n", "must be positive"},
 		{"delivery max_in_flight", base + "delivery {\n  max_in_flight = 0 # <-\n}\n", "max_in_flight must be at least 1"},
 		{"delivery ca_file missing", base + "delivery {\n  ca_file = \"/nonexistent/ca.pem\" # <-\n}\n", "The CA file cannot be read"},
 		{"delivery ca_file not PEM", base + "delivery {\n  ca_file = \"config_test.go\" # <-\n}\n", "holds no PEM certificate"},
@@ -469,6 +470,22 @@ func TestDeliveryHTTP2(t *testing.T) {
 		}
 		if cfg.Delivery.HTTP2 != want {
 			t.Errorf("%s: HTTP2 = %v, want %v", src, cfg.Delivery.HTTP2, want)
+		}
+	}
+}
+
+func TestStandbyRetry(t *testing.T) {
+	t.Parallel()
+	for src, want := range map[string]time.Duration{
+		base: 0,
+		strings.Replace(base, `{ url = "postgres://localhost/crm" }`, "{\n  url = \"postgres://localhost/crm\"\n  standby_retry = \"250ms\"\n}", 1): 250 * time.Millisecond,
+	} {
+		cfg, diags := Parse([]byte(src), "t.hcl")
+		if diags.HasErrors() {
+			t.Fatalf("%s: %s", src, diags.Error())
+		}
+		if cfg.Source.StandbyRetry != want {
+			t.Errorf("%s: StandbyRetry = %v, want %v", src, cfg.Source.StandbyRetry, want)
 		}
 	}
 }

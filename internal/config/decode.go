@@ -47,6 +47,9 @@ func (d *decoder) source(cfg *Config, b *sourceBlock) {
 	default:
 		d.errorf(b.ModeRange, "Invalid source mode", "The mode is \"logical\" or \"outbox\", not %q.", src.Mode)
 	}
+	if v, ok := d.duration(b.StandbyRetry, b.StandbyRetryRange); ok {
+		src.StandbyRetry = v
+	}
 	if src.Mode == ModeOutbox && b.Outbox == nil {
 		d.errorf(b.ModeRange, "Missing outbox block", "Mode \"outbox\" needs an outbox block naming the outbox table: outbox { table = \"public.outbox\" }.")
 	}

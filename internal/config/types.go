@@ -74,6 +74,10 @@ type Source struct {
 	// Tables is every "schema.table" the events read, sorted: what the
 	// publication must cover.
 	Tables []string
+	// StandbyRetry is how often an instance whose slot another instance
+	// holds tries it (a look at pg_replication_slots); 0: the reader's
+	// default (1s). A leader that stops hands over at once regardless.
+	StandbyRetry time.Duration
 }
 
 // Outbox names the outbox table and the events its rows may carry
