@@ -3,7 +3,6 @@ package sender
 import (
 	"bytes"
 	"context"
-	"net"
 	"net/http"
 	"testing"
 	"time"
@@ -13,11 +12,7 @@ import (
 // nothing, so a benchmark's allocations and time are the client's.
 func rawServer(b *testing.B) string {
 	b.Helper()
-	resp := []byte("HTTP/1.1 204 No Content\r\n\r\n")
-	return scriptServer(b, func(_ int64, c net.Conn) bool {
-		_, err := c.Write(resp)
-		return err == nil
-	}).url
+	return scriptServer(b, answer("HTTP/1.1 204 No Content\r\n\r\n", true)).url
 }
 
 // BenchmarkSendClient measures the client's side of one attempt (the

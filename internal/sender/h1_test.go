@@ -34,9 +34,9 @@ type scripted struct {
 }
 
 // scriptServer starts a scripted server: it reads each request (head and
-// Content-Length body) and calls answer with the request's number (from
-// 1) and its connection; the connection closes when answer returns false.
-func scriptServer(tb testing.TB, answer func(n int64, c net.Conn) bool) *scripted {
+// Content-Length body) and calls respond with the request's number (from
+// 1) and its connection; the connection closes when respond returns false.
+func scriptServer(tb testing.TB, respond func(n int64, c net.Conn) bool) *scripted {
 	tb.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -69,7 +69,7 @@ func scriptServer(tb testing.TB, answer func(n int64, c net.Conn) bool) *scripte
 				defer c.Close()
 				r := bufio.NewReader(c)
 				for readRequest(r) {
-					if !answer(s.reqs.Add(1), c) {
+					if !respond(s.reqs.Add(1), c) {
 						return
 					}
 				}
@@ -77,6 +77,15 @@ func scriptServer(tb testing.TB, answer func(n int64, c net.Conn) bool) *scripte
 		}
 	})
 	return s
+}
+
+// answer is a scripted server's answer: resp to every request, the
+// connection kept when keep.
+func answer(resp string, keep bool) func(int64, net.Conn) bool {
+	return func(_ int64, c net.Conn) bool {
+		_, err := io.WriteString(c, resp)
+		return err == nil && keep
+	}
 }
 
 // readRequest reads one request's head and Content-Length body.
@@ -164,10 +173,7 @@ func TestH1Framing(t *testing.T) {
 // opens a new connection for the next request.
 func TestH1BodyUntilClose(t *testing.T) {
 	t.Parallel()
-	srv := scriptServer(t, func(_ int64, c net.Conn) bool {
-		io.WriteString(c, "HTTP/1.1 500 Internal Server Error\r\n\r\noops")
-		return false
-	})
+	srv := scriptServer(t, answer("HTTP/1.1 500 Internal Server Error\r\n\r\noops", false))
 	c := newClient(t, Options{})
 	for i := range 2 {
 		if res := sendTo(t, c, srv.url); res.StatusCode != 500 || string(res.Response) != "oops" || res.ErrorText() != "status 500" {
@@ -186,10 +192,7 @@ func TestH1BodyUntilClose(t *testing.T) {
 // after it was written.
 func TestH1ServerClosedKeptConnection(t *testing.T) {
 	t.Parallel()
-	srv := scriptServer(t, func(_ int64, c net.Conn) bool {
-		io.WriteString(c, "HTTP/1.1 204 No Content\r\n\r\n")
-		return false // closes without saying so
-	})
+	srv := scriptServer(t, answer("HTTP/1.1 204 No Content\r\n\r\n", false)) // closes without saying so
 	c := newClient(t, Options{})
 	for i := range 5 {
 		if res := sendTo(t, c, srv.url); !res.OK() {
@@ -452,14 +455,8 @@ func TestH1Proxied(t *testing.T) {
 // the sweep; open ones stay.
 func TestH1Sweep(t *testing.T) {
 	t.Parallel()
-	closing := scriptServer(t, func(_ int64, c net.Conn) bool {
-		io.WriteString(c, "HTTP/1.1 204 No Content\r\n\r\n")
-		return false
-	})
-	staying := scriptServer(t, func(_ int64, c net.Conn) bool {
-		io.WriteString(c, "HTTP/1.1 204 No Content\r\n\r\n")
-		return true
-	})
+	closing := scriptServer(t, answer("HTTP/1.1 204 No Content\r\n\r\n", false))
+	staying := scriptServer(t, answer("HTTP/1.1 204 No Content\r\n\r\n", true))
 	c := newClient(t, Options{})
 	sendTo(t, c, closing.url)
 	sendTo(t, c, staying.url)
@@ -530,10 +527,7 @@ func TestSendHTTP1Only(t *testing.T) {
 // forgotten when they end; past maxWatchers a request watches its own.
 func TestH1Watches(t *testing.T) {
 	t.Parallel()
-	srv := scriptServer(t, func(_ int64, c net.Conn) bool {
-		io.WriteString(c, "HTTP/1.1 204 No Content\r\n\r\n")
-		return true
-	})
+	srv := scriptServer(t, answer("HTTP/1.1 204 No Content\r\n\r\n", true))
 	c := newClient(t, Options{})
 	var cancels []context.CancelFunc
 	for i := range maxWatchers + 20 {
@@ -602,14 +596,8 @@ func TestH1ResumesTLSSessions(t *testing.T) {
 // kept; each one to a server that closes after every answer.
 func TestResultNewConn(t *testing.T) {
 	t.Parallel()
-	kept := scriptServer(t, func(_ int64, c net.Conn) bool {
-		io.WriteString(c, "HTTP/1.1 204 No Content\r\n\r\n")
-		return true
-	})
-	closing := scriptServer(t, func(_ int64, c net.Conn) bool {
-		io.WriteString(c, "HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n")
-		return false
-	})
+	kept := scriptServer(t, answer("HTTP/1.1 204 No Content\r\n\r\n", true))
+	closing := scriptServer(t, answer("HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n", false))
 	for _, netHTTP := range []bool{false, true} {
 		c := newClient(t, Options{NetHTTP: netHTTP})
 		for i, want := range []bool{true, false, false} {
